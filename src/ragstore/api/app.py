@@ -1,0 +1,43 @@
+"""The application factory. The app owns one RagStore for its lifetime and its sync worker thread."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ragstore import __version__
+from ragstore.api.errors import install_error_handlers
+from ragstore.api.routers import collections, documents, health, search
+from ragstore.config import Settings
+from ragstore.service import RagStore
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, store: RagStore | None = None) -> FastAPI:
+    """An app over `store` (kept open by the caller) or over a store it opens from `settings`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="ragstore",
+        version=__version__,
+        description="The data layer of a RAG service: collections, documents, chunks, embeddings and search.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(collections.router)
+    app.include_router(documents.router)
+    app.include_router(search.router)
+    return app

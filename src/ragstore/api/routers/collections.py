@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragstore.api.deps import get_store
+from ragstore.schemas import CollectionInfo
+from ragstore.service import RagStore
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str = Field("", max_length=10_000)
+    embedding_model: str | None = Field(
+        None, description="Default: the server's embedder. Another name means you send vectors."
+    )
+    dimension: int | None = Field(None, ge=1, le=16_384)
+    metric: str = "cosine"
+
+
+@router.get("", response_model=list[CollectionInfo], summary="List collections with their counts")
+def list_collections(store: RagStore = Depends(get_store)) -> list[CollectionInfo]:
+    return store.list_collections()
+
+
+@router.post("", response_model=CollectionInfo, status_code=201, summary="Create a collection")
+def create_collection(body: CollectionCreate, store: RagStore = Depends(get_store)) -> CollectionInfo:
+    return store.create_collection(
+        body.name,
+        description=body.description,
+        embedding_model=body.embedding_model,
+        dimension=body.dimension,
+        metric=body.metric,
+    )
+
+
+@router.get("/{name}", response_model=CollectionInfo, summary="One collection with its counts")
+def get_collection(name: str, store: RagStore = Depends(get_store)) -> CollectionInfo:
+    return store.get_collection(name)
+
+
+@router.delete("/{name}", status_code=204, summary="Delete a collection, its documents and vectors")
+def delete_collection(name: str, store: RagStore = Depends(get_store)) -> Response:
+    store.delete_collection(name)
+    return Response(status_code=204)

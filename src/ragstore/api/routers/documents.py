@@ -1,0 +1,142 @@
+"""Documents: upload a file (multipart) or send JSON text on the same path; list, get, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from ragstore.api.deps import get_store
+from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
+from ragstore.service import RagStore
+
+router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+
+# Multipart framing around the file; the file itself is limited by RAGSTORE_MAX_DOCUMENT_BYTES.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class IngestResponse(BaseModel):
+    collection: str
+    documents: list[IngestOutcome]
+
+
+UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/json": {"schema": DocumentInput.model_json_schema()},
+        },
+        "required": True,
+    }
+}
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared):,} bytes is over the limit of {limit:,} bytes")
+    body = bytearray()
+    async for part in request.stream():
+        body.extend(part)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit:,} bytes")
+    return bytes(body)
+
+
+@router.post(
+    "",
+    response_model=IngestResponse,
+    status_code=201,
+    summary="Add a document: a file upload (multipart 'file', optional 'metadata' JSON) or JSON text",
+    openapi_extra=UPLOAD_DOC,
+)
+async def add_document(name: str, request: Request, store: RagStore = Depends(get_store)) -> IngestResponse:
+    from starlette.concurrency import run_in_threadpool
+
+    limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        raw = await _read_limited(request, limit)
+        try:
+            payload = json.loads(raw or b"null")
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from exc
+        items = payload if isinstance(payload, list) else [payload]
+        try:
+            docs = [DocumentInput.model_validate(item) for item in items]
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise InvalidInput("; ".join(problems), details={"problems": problems}) from exc
+        if not docs:
+            raise InvalidInput("no documents in the request")
+        outcomes = await run_in_threadpool(store.add_documents, name, docs)
+        return IngestResponse(collection=name, documents=outcomes)
+    if content_type == "multipart/form-data":
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart upload needs a 'file' part")
+        data = await upload.read(store.settings.max_document_bytes + 1)
+        metadata: dict[str, Any] = {}
+        raw_meta = form.get("metadata")
+        if isinstance(raw_meta, str) and raw_meta.strip():
+            try:
+                metadata = json.loads(raw_meta)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"'metadata' is not valid JSON: {exc.msg}") from exc
+            if not isinstance(metadata, dict):
+                raise InvalidInput("'metadata' must be a JSON object")
+        outcomes = await run_in_threadpool(
+            store.ingest_bytes,
+            name,
+            data,
+            upload.filename or "upload",
+            content_type=upload.content_type,
+            metadata=metadata,
+        )
+        return IngestResponse(collection=name, documents=outcomes)
+    raise UnsupportedMediaType(
+        f"send multipart/form-data (a file) or application/json (text), not {content_type or 'no content type'}"
+    )
+
+
+@router.get("", response_model=list[DocumentInfo], summary="List documents")
+def list_documents(
+    name: str,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    store: RagStore = Depends(get_store),
+) -> list[DocumentInfo]:
+    return store.list_documents(name, limit=limit, offset=offset)
+
+
+@router.get("/{document_id}", response_model=DocumentInfo, summary="One document, optionally with its chunks")
+def get_document(
+    name: str, document_id: int, chunks: bool = Query(False), store: RagStore = Depends(get_store)
+) -> DocumentInfo:
+    return store.get_document(name, document_id, with_chunks=chunks)
+
+
+@router.delete("/{document_id}", status_code=204, summary="Delete a document and its vectors")
+def delete_document(name: str, document_id: int, store: RagStore = Depends(get_store)) -> Response:
+    store.delete_document(name, document_id)
+    return Response(status_code=204)

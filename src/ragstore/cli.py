@@ -1,0 +1,470 @@
+"""The `ragstore` command. Each command opens the store, calls one facade method and prints the result.
+
+Exit codes: 0 ok, 1 the operation failed, 2 bad usage or bad input (the one readable line on stderr says
+what). Every read command takes --json for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragstore.config import Settings, load_settings
+from ragstore.errors import ConfigError, InvalidInput, MigrationError, NotFound, RagstoreError
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="ragstore",
+    help="ragstore: the data layer of a RAG service (collections, documents, embeddings, vector index, search).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+collections_app = typer.Typer(help="List, create and delete collections.", no_args_is_help=True)
+documents_app = typer.Typer(help="List, show and delete documents.", no_args_is_help=True)
+config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+index_app = typer.Typer(help="The vector index: status and rebuild from the database.", no_args_is_help=True)
+app.add_typer(collections_app, name="collections")
+app.add_typer(documents_app, name="documents")
+app.add_typer(config_app, name="config")
+app.add_typer(migrate_app, name="migrate")
+app.add_typer(index_app, name="index")
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def exit_code_for(exc: RagstoreError) -> int:
+    if isinstance(exc, (InvalidInput, NotFound, ConfigError)):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn ragstore errors into one line on stderr and the exit code for their kind."""
+    try:
+        yield
+    except RagstoreError as exc:
+        fail(exc.message, exit_code_for(exc))
+
+
+def settings() -> Settings:
+    with domain_errors():
+        return load_settings()
+
+
+@contextmanager
+def opened_store(**kwargs: Any) -> Iterator[Any]:
+    from ragstore.service import RagStore
+
+    with domain_errors():
+        store = RagStore.open(settings(), **kwargs)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def print_json(data: Any) -> None:
+    def default(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        return str(value)
+
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=default) + "\n")
+
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+# -- init / serve ----------------------------------------------------------------------------------------------
+@app.command()
+def init() -> None:
+    """Create or upgrade the database (Alembic upgrade head) and the index directory."""
+    from ragstore.db.engine import Database
+    from ragstore.migrations import Migrator
+
+    cfg = settings()
+    with domain_errors():
+        db = Database(cfg)
+        try:
+            migrator = Migrator(db.engine)
+            migrator.verify_checksums()
+            before = migrator.current()
+            after = migrator.upgrade("head")
+        finally:
+            db.dispose()
+        cfg.index_dir.mkdir(parents=True, exist_ok=True)
+    state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    out.print(f"database {state} revision [bold]{after}[/] ({cfg.sqlalchemy_url.split('?')[0]})")
+    out.print(f"index directory {cfg.index_dir}")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to bind (default RAGSTORE_API_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default RAGSTORE_API_PORT, 8000)."),
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from ragstore.api.app import create_app
+
+    cfg = settings()
+    uvicorn.run(create_app(cfg), host=host or cfg.api_host, port=port or cfg.api_port, log_level=cfg.log_level.lower())
+
+
+# -- ingest / search -------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or globs."),
+    collection: str = typer.Option(..., "--collection", "-c", help="Target collection."),
+    create: bool = typer.Option(True, help="Create the collection if it does not exist."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Load, chunk, embed, store and index documents (.txt .md .html .pdf .json .jsonl)."""
+    from ragstore.service import expand_paths
+
+    with opened_store() as store, domain_errors():
+        if create and collection not in {c.name for c in store.list_collections()}:
+            store.create_collection(collection)
+            if not as_json:
+                out.print(f"created collection [bold]{collection}[/]")
+        files = expand_paths(paths)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("ingesting", total=len(files))
+            report = store.ingest_paths(
+                collection, files, progress=lambda done, total, _: bar.update(task, completed=done)
+            )
+    if as_json:
+        print_json({"collection": collection, "summary": report.summary, "documents": report.outcomes})
+    else:
+        failed = [o for o in report.outcomes if o.status == "failed"]
+        for o in failed:
+            err.print(f"[red]failed[/] {o.error}", highlight=False)
+        s = report.summary
+        out.print(
+            f"{collection}: [green]{s['added']} added[/], {s['unchanged']} unchanged, "
+            f"{s['replaced']} replaced, [red]{s['failed']} failed[/]"
+        )
+    if report.count("failed"):
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="The question or text to search for."),
+    collection: str = typer.Option(..., "--collection", "-c"),
+    k: int = typer.Option(10, "-k", "--k", help="Number of results."),
+    filter_json: str | None = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. \'{"lang": "ko"}\'.'),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ranked chunks with their document, score and text."""
+    filter_spec = None
+    if filter_json:
+        try:
+            filter_spec = json.loads(filter_json)
+        except json.JSONDecodeError as exc:
+            fail(f"--filter is not valid JSON: {exc.msg}", EXIT_BAD_INPUT)
+    with opened_store() as store, domain_errors():
+        result = store.search(collection, query, k=k, filter=filter_spec)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{len(result.hits)} results in {result.took_ms:.1f} ms", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("document")
+    table.add_column("text", overflow="fold")
+    for rank, hit in enumerate(result.hits, start=1):
+        snippet = hit.text if len(hit.text) <= 300 else hit.text[:300] + "…"
+        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.source_uri}#{hit.ordinal}[/]", snippet)
+    out.print(table)
+
+
+# -- collections -----------------------------------------------------------------------------------------------
+@collections_app.command("list")
+def collections_list(as_json: bool = JsonOpt) -> None:
+    """Collections with their document and chunk counts."""
+    with opened_store() as store, domain_errors():
+        rows = store.list_collections()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table()
+    for col in ("name", "model", "dim", "documents", "chunks", "indexed"):
+        table.add_column(col)
+    for c in rows:
+        table.add_row(
+            c.name,
+            c.embedding_model,
+            str(c.dimension),
+            str(c.document_count),
+            str(c.chunk_count),
+            str(c.indexed_chunk_count),
+        )
+    out.print(table)
+
+
+@collections_app.command("create")
+def collections_create(
+    name: str,
+    description: str = typer.Option("", help="Free text."),
+    embedding_model: str | None = typer.Option(
+        None, help="Default: the configured embedder; another name means you bring vectors."
+    ),
+    dimension: int | None = typer.Option(None, help="Required with a custom embedding model."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a collection."""
+    with opened_store() as store, domain_errors():
+        info = store.create_collection(
+            name, description=description, embedding_model=embedding_model, dimension=dimension
+        )
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"created collection [bold]{info.name}[/] ({info.embedding_model}, {info.dimension}-d)")
+
+
+@collections_app.command("delete")
+def collections_delete(
+    name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+) -> None:
+    """Delete a collection with all its documents and vectors."""
+    if not yes and not typer.confirm(f"Delete collection {name!r} and all its documents?", default=False):
+        fail("not confirmed (pass --yes)", EXIT_BAD_INPUT)
+    with opened_store() as store, domain_errors():
+        store.delete_collection(name)
+    out.print(f"deleted collection [bold]{name}[/]")
+
+
+# -- documents -------------------------------------------------------------------------------------------------
+@documents_app.command("list")
+def documents_list(
+    collection: str = typer.Option(..., "--collection", "-c"),
+    limit: int = typer.Option(100, min=1, max=10_000),
+    offset: int = typer.Option(0, min=0),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Documents of a collection."""
+    with opened_store() as store, domain_errors():
+        docs = store.list_documents(collection, limit=limit, offset=offset)
+    if as_json:
+        print_json(docs)
+        return
+    table = Table()
+    for col in ("id", "title", "source", "type", "chunks", "state"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(str(d.id), d.title, d.source_uri, d.mime_type, str(d.chunk_count), d.index_state)
+    out.print(table)
+
+
+@documents_app.command("show")
+def documents_show(
+    document_id: int,
+    collection: str = typer.Option(..., "--collection", "-c"),
+    chunks: bool = typer.Option(False, help="Include the chunks."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One document (and its chunks)."""
+    with opened_store() as store, domain_errors():
+        doc = store.get_document(collection, document_id, with_chunks=chunks)
+    if as_json:
+        print_json(doc)
+        return
+    for key in ("id", "title", "source_uri", "mime_type", "size_bytes", "content_hash", "index_state", "chunk_count"):
+        out.print(f"[bold]{key}[/]: {getattr(doc, key)}", highlight=False)
+    out.print(f"[bold]metadata[/]: {json.dumps(doc.metadata, ensure_ascii=False)}", highlight=False)
+    for c in doc.chunks or []:
+        out.print(f"\n[dim]chunk {c.ordinal} ({c.token_count} tokens, {c.status})[/]\n{c.text}", highlight=False)
+
+
+@documents_app.command("delete")
+def documents_delete(document_id: int, collection: str = typer.Option(..., "--collection", "-c")) -> None:
+    """Delete a document, its chunks and vectors."""
+    with opened_store() as store, domain_errors():
+        store.delete_document(collection, document_id)
+    out.print(f"deleted document {document_id} from [bold]{collection}[/]")
+
+
+# -- config ----------------------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show(as_json: bool = JsonOpt) -> None:
+    """Every setting by its environment variable, secrets masked."""
+    values = settings().masked()
+    if as_json:
+        print_json(values)
+        return
+    table = Table()
+    table.add_column("variable")
+    table.add_column("value")
+    for key, value in values.items():
+        table.add_row(key, "" if value is None else str(value))
+    out.print(table)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and that the database and index directory are usable."""
+    from ragstore.db.engine import Database
+    from ragstore.migrations import Migrator
+
+    cfg = settings()
+    with domain_errors():
+        db = Database(cfg)
+        try:
+            migrator = Migrator(db.engine)
+            migrator.verify_checksums()
+            current, head = migrator.current(), migrator.head()
+        except RagstoreError:
+            raise
+        except Exception as exc:
+            raise MigrationError(f"cannot reach the database: {exc}") from exc
+        finally:
+            db.dispose()
+    out.print(f"configuration ok (profile {cfg.env})")
+    out.print(
+        f"database schema at {current or 'nothing'}; code needs {head}"
+        + ("" if current == head else ": run `ragstore init`")
+    )
+
+
+# -- migrate ---------------------------------------------------------------------------------------------------
+@contextmanager
+def migrator() -> Iterator[Any]:
+    from ragstore.db.engine import Database
+    from ragstore.migrations import Migrator
+
+    with domain_errors():
+        db = Database(settings())
+        try:
+            yield Migrator(db.engine)
+        finally:
+            db.dispose()
+
+
+@migrate_app.command("status")
+def migrate_status(as_json: bool = JsonOpt) -> None:
+    """Current and head revision, and each revision's state."""
+    with migrator() as m:
+        m.verify_checksums()
+        status = m.status()
+    if as_json:
+        print_json(
+            {
+                "current": status.current,
+                "head": status.head,
+                "up_to_date": status.up_to_date,
+                "revisions": [r.__dict__ for r in status.revisions],
+            }
+        )
+        return
+    out.print(f"current: {status.current or 'nothing'}   head: {status.head}")
+    for r in status.revisions:
+        out.print(f"  [{'x' if r.applied else ' '}] {r.revision}  {r.message}  ({r.filename})", highlight=False)
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Upgrade the schema to REVISION (default head)."""
+    with migrator() as m:
+        m.verify_checksums()
+        now = m.upgrade(revision)
+    out.print(f"database at revision {now}")
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(
+    revision: str = typer.Argument(..., help="Target revision, or 'base' for an empty schema."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Downgrade the schema to REVISION (data in dropped tables is lost)."""
+    if not yes and not typer.confirm(
+        f"Downgrade the database to {revision}? Dropped tables lose their data.", default=False
+    ):
+        fail("not confirmed (pass --yes)", EXIT_BAD_INPUT)
+    with migrator() as m:
+        m.verify_checksums()
+        now = m.downgrade(revision)
+    out.print(f"database at revision {now or 'base'}")
+
+
+# -- index -----------------------------------------------------------------------------------------------------
+@index_app.command("rebuild")
+def index_rebuild(
+    collection: str | None = typer.Option(None, "--collection", "-c", help="Default: every collection."),
+) -> None:
+    """Rebuild the vector index from the chunks and embeddings in the database (no embedding calls)."""
+    with (
+        opened_store() as store,
+        domain_errors(),
+        Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar,
+    ):
+        task = bar.add_task("rebuild", total=None)
+        counts = store.rebuild_index(
+            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    for name, n in counts.items():
+        out.print(f"{name}: {n} vectors")
+
+
+@index_app.command("status")
+def index_status(as_json: bool = JsonOpt) -> None:
+    """Outbox state and vectors per collection."""
+    with opened_store() as store, domain_errors():
+        data = {
+            "backend": store.index.name,
+            "outbox": store.outbox_counts(),
+            "collections": [
+                {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
+                for c in store.list_collections()
+            ],
+        }
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"backend: {data['backend']}   outbox: {data['outbox']}")
+    for c in data["collections"]:
+        out.print(f"  {c['name']}: {c['indexed_chunks']}/{c['chunks']} chunks indexed")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Settings: the one place configuration is read, typed and validated.
+
+Values come from (highest priority first) keyword arguments, environment variables, `.env.{RAGSTORE_ENV}`
+and `.env`. No file is needed: every default runs the embedded, offline profile. A wrong value fails at
+start-up with the variable's name, never later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ragstore.errors import ConfigError
+
+__all__ = ["Profile", "Settings", "load_settings"]
+
+Profile = Literal["local", "production", "test"]
+PROFILES: tuple[str, ...] = ("local", "production", "test")
+
+
+def _env(name: str) -> Any:
+    """A field read from exactly one environment variable, so error messages can name it."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Every setting ragstore reads. Field docs are the reference; `.env.example` mirrors them."""
+
+    model_config = SettingsConfigDict(
+        env_file=None,
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    env: Profile = Field("local", validation_alias=_env("RAGSTORE_ENV"))
+    data_dir: Path = Field(Path("data"), validation_alias=_env("RAGSTORE_DATA_DIR"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    auto_migrate: bool = Field(True, validation_alias=_env("RAGSTORE_AUTO_MIGRATE"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_env("RAGSTORE_LOG_LEVEL"))
+
+    # relational store (SQLite)
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0, le=600_000, validation_alias=_env("SQLITE_BUSY_TIMEOUT_MS"))
+    sqlite_cache_size_mb: int = Field(64, ge=1, le=16_384, validation_alias=_env("SQLITE_CACHE_SIZE_MB"))
+    sqlite_lock_retries: int = Field(5, ge=0, le=100, validation_alias=_env("SQLITE_LOCK_RETRIES"))
+
+    # vector index
+    vector_backend: Literal["embedded", "memory"] = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
+    hnsw_connectivity: int = Field(16, ge=4, le=128, validation_alias=_env("RAGSTORE_HNSW_M"))
+    hnsw_expansion_add: int = Field(128, ge=8, le=2048, validation_alias=_env("RAGSTORE_HNSW_EF_CONSTRUCTION"))
+    hnsw_expansion_search: int = Field(64, ge=8, le=4096, validation_alias=_env("RAGSTORE_HNSW_EF_SEARCH"))
+    index_persist_interval_s: float = Field(
+        30.0, ge=0.5, le=86_400, validation_alias=_env("RAGSTORE_INDEX_PERSIST_INTERVAL_S")
+    )
+
+    # embeddings
+    embedding_backend: Literal["local", "openai"] = Field("local", validation_alias=_env("RAGSTORE_EMBEDDING_BACKEND"))
+    embedding_model: str | None = Field(None, validation_alias=_env("RAGSTORE_EMBEDDING_MODEL"))
+    embedding_batch_size: int = Field(32, ge=1, le=2048, validation_alias=_env("RAGSTORE_EMBEDDING_BATCH_SIZE"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
+    openai_timeout_s: float = Field(30.0, gt=0, le=600, validation_alias=_env("OPENAI_TIMEOUT_S"))
+    openai_max_retries: int = Field(5, ge=0, le=20, validation_alias=_env("OPENAI_MAX_RETRIES"))
+    openai_price_per_million_tokens: float = Field(0.02, ge=0, validation_alias=_env("OPENAI_PRICE_PER_MILLION_TOKENS"))
+
+    # text
+    chunk_size_tokens: int = Field(256, ge=16, le=8192, validation_alias=_env("RAGSTORE_CHUNK_SIZE_TOKENS"))
+    chunk_overlap_tokens: int = Field(32, ge=0, le=4096, validation_alias=_env("RAGSTORE_CHUNK_OVERLAP_TOKENS"))
+    max_document_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, le=2 * 1024**3, validation_alias=_env("RAGSTORE_MAX_DOCUMENT_BYTES")
+    )
+
+    # sync worker
+    sync_poll_interval_s: float = Field(1.0, gt=0, le=3600, validation_alias=_env("RAGSTORE_SYNC_POLL_INTERVAL_S"))
+    sync_max_attempts: int = Field(8, ge=1, le=100, validation_alias=_env("RAGSTORE_SYNC_MAX_ATTEMPTS"))
+    sync_backoff_base_s: float = Field(0.5, gt=0, le=3600, validation_alias=_env("RAGSTORE_SYNC_BACKOFF_BASE_S"))
+    sync_backoff_max_s: float = Field(300.0, gt=0, le=86_400, validation_alias=_env("RAGSTORE_SYNC_BACKOFF_MAX_S"))
+
+    # HTTP server
+    api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
+    api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_size_tokens:
+            raise ValueError(
+                "RAGSTORE_CHUNK_OVERLAP_TOKENS must be smaller than RAGSTORE_CHUNK_SIZE_TOKENS "
+                f"({self.chunk_overlap_tokens} >= {self.chunk_size_tokens})"
+            )
+        if self.embedding_backend == "openai" and self.openai_api_key is None:
+            raise ValueError("OPENAI_API_KEY is required when RAGSTORE_EMBEDDING_BACKEND=openai")
+        if self.database_url is not None and not self.database_url.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"DATABASE_URL must start with sqlite:// or postgresql+psycopg:// (got {self.database_url!r})"
+            )
+        if self.env == "production" and self.vector_backend == "memory":
+            raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ragstore.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting keyed by its environment variable, secrets masked, for `config show`."""
+        shown: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            key = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[str(key)] = value
+        shown["DATABASE_URL (effective)"] = _mask_url(self.sqlalchemy_url)
+        return shown
+
+
+def _mask_url(url: str) -> str:
+    """Hide a password inside a database URL."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def _field_env_name(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "configuration"
+    name = str(loc[0])
+    field = Settings.model_fields.get(name)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        return str(field.validation_alias.choices[0])
+    return name.upper()
+
+
+def load_settings(env_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment and `.env` / `.env.{profile}` files in `env_dir` (default cwd).
+
+    The profile is RAGSTORE_ENV from the environment, else from `.env`, else `local`. Raises ConfigError
+    naming every wrong variable.
+    """
+    base = env_dir or Path.cwd()
+    plain = base / ".env"
+    profile = os.environ.get("RAGSTORE_ENV") or overrides.get("env")
+    if profile is None and plain.is_file():
+        profile = dotenv_values(plain).get("RAGSTORE_ENV")
+    profile = profile or "local"
+    if profile not in PROFILES:
+        raise ConfigError(f"RAGSTORE_ENV: must be one of {', '.join(PROFILES)} (got {profile!r})")
+    files = tuple(str(p) for p in (plain, base / f".env.{profile}") if p.is_file())
+    try:
+        return Settings(_env_file=files or None, **overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if err["loc"]:
+                problems.append(f"{_field_env_name(err['loc'])}: {msg} (got {err.get('input')!r})")
+            else:
+                problems.append(msg)
+        raise ConfigError("invalid configuration: " + "; ".join(problems), details={"problems": problems}) from exc

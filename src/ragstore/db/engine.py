@@ -1,0 +1,110 @@
+"""Engine and sessions: SQLite tuned for a concurrent service, PostgreSQL from the same code.
+
+SQLite runs in WAL mode so readers never block the writer. Write units begin with `BEGIN IMMEDIATE`, so a
+writer waits for the lock up front (honouring busy_timeout) instead of failing half-way when it upgrades a
+read lock; a unit that still meets "database is locked" is retried whole, which is safe because it has
+not committed anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ragstore.config import Settings
+from ragstore.errors import Unavailable
+
+__all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+class Database:
+    """Owns the engine; hands out read sessions and retried write units."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.sqlalchemy_url
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = self._sqlite_engine(settings)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, future=True)
+        self._write_engine: Engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+        )
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @staticmethod
+    def _sqlite_engine(settings: Settings) -> Engine:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            settings.sqlalchemy_url,
+            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            future=True,
+        )
+        busy_ms = settings.sqlite_busy_timeout_ms
+        cache_kib = settings.sqlite_cache_size_mb * 1024
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below emit BEGIN, so write units can ask for IMMEDIATE.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads. Closing it (not rolling back) leaves loaded objects usable after the block;
+        the pool still ends the transaction when the connection returns."""
+        with self._read() as session:
+            yield session
+
+    def write(self, unit: Callable[[Session], T]) -> T:
+        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock."""
+        attempts = self.settings.sqlite_lock_retries + 1 if self.is_sqlite else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write() as session, session.begin():
+                    return unit(session)
+            except OperationalError as exc:
+                if not (self.is_sqlite and _is_locked(exc)) or attempt == attempts:
+                    if self.is_sqlite and _is_locked(exc):
+                        raise Unavailable(f"the database stayed locked after {attempts} attempts") from exc
+                    raise
+                delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+                log.warning("database is locked; retrying the transaction in %.2fs (attempt %d)", delay, attempt)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

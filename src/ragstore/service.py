@@ -1,0 +1,458 @@
+"""RagStore: the one facade. The CLI, the HTTP API and Python users all call it; it owns the components.
+
+`RagStore.open()` verifies the schema (and its migration checksums), opens the vector index and brings it
+level with SQL (rebuild or outbox replay) before the first request, so a store that opens is consistent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text
+
+from ragstore.config import Settings, load_settings
+from ragstore.db.engine import Database
+from ragstore.db.models import Collection, EmbeddingUsage, OpState, SyncOperation
+from ragstore.documents.catalog import Catalog
+from ragstore.documents.ingest import Ingestor, PreparedDocument
+from ragstore.embeddings.base import Embedder, UsageRecord
+from ragstore.embeddings.factory import create_embedder
+from ragstore.errors import InvalidInput, RagstoreError
+from ragstore.migrations import Migrator
+from ragstore.schemas import (
+    CollectionInfo,
+    DocumentInfo,
+    DocumentInput,
+    IngestOutcome,
+    IngestReport,
+    SearchResponse,
+)
+from ragstore.search.dense import DenseSearcher
+from ragstore.sync.applier import OutboxApplier, RecoveryReport
+from ragstore.sync.jobs import JobQueue
+from ragstore.sync.worker import SyncWorker
+from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
+from ragstore.vectors.base import VectorIndex
+from ragstore.vectors.factory import create_vector_index
+
+__all__ = ["RagStore"]
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[int, int, str], None]
+MAX_K = 1000
+
+
+class RagStore:
+    """Open with `RagStore.open(settings)`; use as a context manager or call `close()`."""
+
+    def __init__(self, settings: Settings, db: Database, index: VectorIndex, embedder: Embedder) -> None:
+        self.settings = settings
+        self.db = db
+        self.index = index
+        self.embedder = embedder
+        self.catalog = Catalog(db)
+        self.applier = OutboxApplier(
+            db,
+            index,
+            max_attempts=settings.sync_max_attempts,
+            backoff_base_s=settings.sync_backoff_base_s,
+            backoff_max_s=settings.sync_backoff_max_s,
+        )
+        self.ingestor = Ingestor(
+            db,
+            self.catalog,
+            embedder,
+            max_tokens=settings.chunk_size_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+        )
+        self.searcher = DenseSearcher(db, index)
+        self.jobs = JobQueue(db)
+        self.worker: SyncWorker | None = None
+        self.recovery = RecoveryReport()
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        start_worker: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RagStore:
+        settings = settings or load_settings()
+        db = Database(settings)
+        try:
+            Migrator(db.engine).ensure_current(auto_upgrade=settings.auto_migrate)
+            chosen = embedder or create_embedder(settings, usage_sink=lambda record: _record_usage(db, record))
+            store = cls(settings, db, create_vector_index(settings), chosen)
+            store.recovery = store.applier.recover(progress=progress)
+        except BaseException:
+            db.dispose()
+            raise
+        recovery = store.recovery
+        if recovery.rebuilt_collections or recovery.replayed_operations or recovery.applied_pending:
+            log.info(
+                "recovery: rebuilt %s, replayed %d operations, applied %d pending",
+                recovery.rebuilt_collections,
+                recovery.replayed_operations,
+                recovery.applied_pending,
+            )
+        if start_worker:
+            store.start_worker()
+        return store
+
+    def start_worker(self) -> None:
+        if self.worker is None:
+            self.worker = SyncWorker(
+                self.applier,
+                self.index,
+                poll_interval_s=self.settings.sync_poll_interval_s,
+                persist_interval_s=self.settings.index_persist_interval_s,
+            )
+            self.worker.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.worker is not None:
+            self.worker.stop()
+        with self.applier.lock:
+            self.index.close()
+        self.db.dispose()
+
+    def __enter__(self) -> RagStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- collections ---------------------------------------------------------------------------------------
+    def create_collection(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        embedding_model: str | None = None,
+        dimension: int | None = None,
+        metric: str = "cosine",
+    ) -> CollectionInfo:
+        """A new collection; by default it uses this store's embedder (its model and dimension).
+
+        Name another `embedding_model` with its `dimension` for vectors you bring yourself.
+        """
+        model = embedding_model or self.embedder.model
+        if model == self.embedder.model:
+            if dimension not in (None, self.embedder.dimension):
+                raise InvalidInput(f"model {model!r} has dimension {self.embedder.dimension}, not {dimension}")
+            dimension = self.embedder.dimension
+        elif dimension is None:
+            raise InvalidInput(f"dimension is required for a collection with its own embedding model {model!r}")
+        self.catalog.create_collection(
+            name, embedding_model=model, dimension=dimension, metric=metric, description=description
+        )
+        return self.get_collection(name)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return self.catalog.list_collections()
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        return self.catalog.get_collection(name)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection, its documents and its vectors (through the outbox)."""
+        self.catalog.begin_drop_collection(name)
+        self._sync()
+
+    # -- ingest --------------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Apply what this call queued now; on failure the worker retries with backoff."""
+        self.applier.apply_pending()
+
+    def _store(self, collection: str, prepared: list[PreparedDocument]) -> list[IngestOutcome]:
+        outcomes = self.ingestor.ingest(collection, prepared)
+        if any(o.status in ("added", "replaced") for o in outcomes):
+            self._sync()
+            self._refresh_states(collection, outcomes)
+        return outcomes
+
+    def _refresh_states(self, collection: str, outcomes: list[IngestOutcome]) -> None:
+        ids = [o.document_id for o in outcomes if o.document_id is not None and o.status in ("added", "replaced")]
+        with self.db.read() as s:
+            states = self.catalog._index_state(s, [int(i) for i in ids])
+        for o in outcomes:
+            if o.document_id in states:
+                o.index_state = states[o.document_id]
+
+    def add_documents(
+        self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]]
+    ) -> list[IngestOutcome]:
+        """Store documents given as text (optionally pre-chunked, optionally with vectors)."""
+        prepared = []
+        for i, raw in enumerate(documents):
+            doc = raw if isinstance(raw, DocumentInput) else DocumentInput.model_validate(raw)
+            source = doc.source_uri or f"text:{i}"
+            loaded = LoadedDocument(
+                source_uri=source,
+                title=doc.title or (doc.text.strip().splitlines() or [""])[0][:200],
+                mime_type="text/plain",
+                text=doc.text,
+                size_bytes=len(doc.text.encode()),
+                metadata=dict(doc.metadata),
+            )
+            chunks = [c.text for c in doc.chunks] if doc.chunks is not None else None
+            vectors = None
+            if doc.chunks is not None and any(c.vector is not None for c in doc.chunks):
+                if any(c.vector is None for c in doc.chunks):
+                    raise InvalidInput(f"{source}: give a vector for every chunk or for none")
+                vectors = [c.vector for c in doc.chunks if c.vector is not None]
+            prepared.append(self.ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
+            if not doc.source_uri:
+                prepared[-1].loaded.source_uri = f"text:{prepared[-1].content_hash[:16]}"
+        return self._store(collection, prepared)
+
+    def add_text(self, collection: str, text: str, **fields: Any) -> IngestOutcome:
+        return self.add_documents(collection, [DocumentInput(text=text, **fields)])[0]
+
+    def ingest_bytes(
+        self,
+        collection: str,
+        data: bytes,
+        filename: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[IngestOutcome]:
+        """Store one uploaded file (a .jsonl file may hold several documents)."""
+        self.get_collection(collection)  # an unknown collection is refused before any parsing
+        loaded = load_bytes(data, filename, max_bytes=self.settings.max_document_bytes, content_type=content_type)
+        for doc in loaded:
+            doc.metadata = {**doc.metadata, **(metadata or {})}
+        return self._store(collection, [self.ingestor.prepare(d) for d in loaded])
+
+    def ingest_paths(
+        self, collection: str, paths: Iterable[str | Path], *, progress: ProgressFn | None = None, batch_size: int = 16
+    ) -> IngestReport:
+        """Ingest files, folders (recursively) and globs; a bad file is reported as failed, not fatal."""
+        self.get_collection(collection)
+        files = expand_paths(paths)
+        report = IngestReport(collection=collection)
+        batch: list[PreparedDocument] = []
+
+        def flush() -> None:
+            if batch:
+                report.outcomes.extend(self._store(collection, batch))
+                batch.clear()
+
+        for done, path in enumerate(files, start=1):
+            try:
+                for loaded in load_path(path, max_bytes=self.settings.max_document_bytes):
+                    batch.append(self.ingestor.prepare(loaded))
+            except RagstoreError as exc:
+                report.outcomes.append(IngestOutcome(source_uri=str(path), status="failed", error=exc.message))
+            if len(batch) >= batch_size:
+                flush()
+            if progress:
+                progress(done, len(files), str(path))
+        flush()
+        return report
+
+    # -- documents -----------------------------------------------------------------------------------------
+    def list_documents(self, collection: str, *, limit: int = 100, offset: int = 0) -> list[DocumentInfo]:
+        return self.catalog.list_documents(collection, limit=limit, offset=offset)
+
+    def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
+        return self.catalog.get_document(collection, document_id, with_chunks=with_chunks)
+
+    def delete_document(self, collection: str, document_id: int) -> None:
+        """Hide the document now, remove its vectors, then its rows (the outbox's two phases)."""
+        self.catalog.begin_delete_document(collection, document_id)
+        self._sync()
+
+    # -- search --------------------------------------------------------------------------------------------
+    def search(
+        self,
+        collection: str,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filter: dict[str, Any] | None = None,
+    ) -> SearchResponse:
+        """The k chunks nearest to `query` (embedded here) or to `vector`; only chunks SQL holds as indexed."""
+        started = time.perf_counter()
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        if (query is None) == (vector is None):
+            raise InvalidInput("give exactly one of query (text) or vector")
+        with self.db.read() as s:
+            coll = self.catalog.get_row(s, collection)
+            coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
+        if vector is not None:
+            try:
+                qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput("vector must be a list of numbers") from exc
+            if qvec.shape[0] != dimension:
+                raise InvalidInput(
+                    f"vector has dimension {qvec.shape[0]}, collection {collection!r} expects {dimension}",
+                    details={"expected": dimension, "got": int(qvec.shape[0])},
+                )
+            if not np.isfinite(qvec).all():
+                raise InvalidInput("vector contains NaN or infinity")
+        else:
+            assert query is not None
+            if not query.strip():
+                raise InvalidInput("query is empty")
+            if model != self.embedder.model:
+                raise InvalidInput(
+                    f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
+                    f"(it embeds with {self.embedder.model!r}): search it by vector"
+                )
+            qvec = self.embedder.embed([query], kind="query")[0]
+        hits, dropped = self.searcher.search(coll_id, qvec, k, filter)
+        return SearchResponse(
+            collection=collection,
+            query=query,
+            k=k,
+            hits=hits,
+            took_ms=round((time.perf_counter() - started) * 1000, 3),
+            dropped=dropped,
+        )
+
+    # -- operations ----------------------------------------------------------------------------------------
+    def sync_now(self) -> dict[str, int]:
+        stats = self.applier.apply_pending(ignore_schedule=True)
+        return {"applied": stats.applied, "failed": stats.failed, "dead": stats.dead}
+
+    def persist(self) -> None:
+        with self.applier.lock:
+            self.index.persist()
+            self.applier.prune_done()
+
+    def rebuild_index(
+        self, collection: str | None = None, *, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, int]:
+        """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
+        with self.db.read() as s:
+            query = select(Collection.id, Collection.name).where(Collection.status == "active")
+            if collection is not None:
+                self.catalog.get_row(s, collection)
+                query = query.where(Collection.name == collection)
+            targets = list(s.execute(query.order_by(Collection.name)))
+        return {name: self.applier.rebuild(cid, progress=progress) for cid, name in targets}
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.db.read() as s:
+            rows = s.execute(select(SyncOperation.state, func.count()).group_by(SyncOperation.state)).all()
+        counts = {OpState.PENDING: 0, OpState.DEAD: 0, OpState.DONE: 0}
+        counts.update({state: int(n) for state, n in rows})
+        return counts
+
+    def health(self) -> dict[str, Any]:
+        """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
+        components: dict[str, Any] = {"database": self.database_health()}
+        outbox = self.outbox_counts()
+        components["vector_index"] = {
+            "status": "degraded" if outbox[OpState.DEAD] else "ok",
+            "backend": self.index.name,
+            "pending_operations": outbox[OpState.PENDING],
+            "dead_operations": outbox[OpState.DEAD],
+        }
+        components["embedder"] = {"status": "ok", "backend": self.embedder.backend, "model": self.embedder.model}
+        if self.worker is not None:
+            components["sync_worker"] = {
+                "status": "ok" if self.worker.alive and not self.worker.last_error else "degraded",
+                "last_error": self.worker.last_error,
+            }
+        statuses = [c["status"] for c in components.values()]
+        overall = "down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok"
+        counters = self.searcher.counters
+        return {
+            "status": overall,
+            "components": components,
+            "search": {
+                "searches": counters.searches,
+                "dropped_hits": counters.dropped_hits,
+                "orphan_hits": counters.orphan_hits,
+            },
+        }
+
+    def database_health(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            with self.db.read() as s:
+                s.execute(text("SELECT 1"))
+                revision = Migrator(self.db.engine).current()
+        except Exception as exc:
+            return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "status": "ok",
+            "dialect": self.db.engine.dialect.name,
+            "revision": revision,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+
+def _record_usage(db: Database, record: UsageRecord) -> None:
+    """Store what a paid embedding call cost; a failure to record never fails the call itself."""
+    if record.backend == "local":
+        return  # free and frequent: not worth a row per call
+    try:
+        db.write(
+            lambda s: s.add(
+                EmbeddingUsage(
+                    backend=record.backend,
+                    model=record.model,
+                    inputs=record.inputs,
+                    tokens=record.tokens,
+                    cost_usd=record.cost_usd,
+                    duration_ms=record.duration_ms,
+                    attempts=record.attempts,
+                )
+            )
+        )
+    except Exception:
+        log.exception("could not record embedding usage %s", record)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named directly, files of supported types under folders, and glob matches, sorted, no repeats."""
+    import glob
+
+    found: list[Path] = []
+    for raw in paths:
+        raw_str = str(raw)
+        matches = (
+            [Path(m) for m in sorted(glob.glob(raw_str, recursive=True))]
+            if glob.has_magic(raw_str)
+            else [Path(raw_str)]
+        )
+        if not matches:
+            raise InvalidInput(f"{raw_str}: no file matches")
+        for path in matches:
+            if path.is_dir():
+                found.extend(
+                    sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
+                )
+            elif path.is_file():
+                found.append(path)
+            else:
+                raise InvalidInput(f"{raw_str}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique

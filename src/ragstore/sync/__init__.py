@@ -1,0 +1,1 @@
+"""Outbox sync to the vector index, the sync worker and the job queue."""

@@ -1,0 +1,1 @@
+"""Text handling: loaders, chunking, hashing."""

@@ -1,0 +1,240 @@
+"""The default vector index: one usearch HNSW graph per collection, in files beside the SQLite database.
+
+Each collection is `<dir>/<collection_id>.usearch` plus `<collection_id>.json`, the sidecar holding the
+outbox sequence the file contains. Files are written to a temporary name and renamed, the sidecar last,
+so a crash leaves either the old pair or a new file with an older sequence, and replaying the outbox
+from that sequence is always correct (every operation is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index
+
+from ragstore.errors import InvalidInput, NotFound
+from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, Vectors
+
+__all__ = ["EmbeddedVectorIndex"]
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+# Below this many allowed ids, a filtered search scores them exactly instead of walking the graph.
+EXACT_FILTER_LIMIT = 20_000
+
+
+@dataclass
+class _Sub:
+    spec: CollectionSpec
+    index: Index
+    applied_seq: int
+    dirty: bool = False
+
+
+class EmbeddedVectorIndex:
+    name = "embedded"
+
+    def __init__(
+        self, directory: Path, *, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 64
+    ) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.connectivity = connectivity
+        self.expansion_add = expansion_add
+        self.expansion_search = expansion_search
+        self._subs: dict[int, _Sub] = {}
+        self._lock = threading.RLock()
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def _paths(self, collection_id: int) -> tuple[Path, Path]:
+        return self.directory / f"{collection_id}.usearch", self.directory / f"{collection_id}.json"
+
+    def _new_index(self, dimension: int) -> Index:
+        return Index(
+            ndim=dimension,
+            metric="cos",
+            dtype="f32",
+            connectivity=self.connectivity,
+            expansion_add=self.expansion_add,
+            expansion_search=self.expansion_search,
+        )
+
+    def _load(self, spec: CollectionSpec) -> _Sub:
+        data_path, meta_path = self._paths(spec.id)
+        index = self._new_index(spec.dimension)
+        seq = 0
+        if data_path.exists() and meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+                if meta.get("dimension") != spec.dimension or meta.get("format") != FORMAT_VERSION:
+                    raise ValueError(f"sidecar says dimension {meta.get('dimension')}, format {meta.get('format')}")
+                index.load(str(data_path))
+                seq = int(meta["applied_seq"])
+            except Exception as exc:  # a damaged file is rebuilt from SQL, never trusted
+                log.warning("index file %s is unreadable (%s); it will be rebuilt from the database", data_path, exc)
+                index = self._new_index(spec.dimension)
+                seq = 0
+        return _Sub(spec, index, seq, dirty=seq == 0)
+
+    # -- contract ------------------------------------------------------------------------------------------
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        with self._lock:
+            sub = self._subs.get(spec.id)
+            if sub is None:
+                self._subs[spec.id] = self._load(spec)
+            elif sub.spec.dimension != spec.dimension:
+                raise InvalidInput(
+                    f"collection {spec.id} has dimension {sub.spec.dimension} in the index, not {spec.dimension}"
+                )
+
+    def _sub(self, collection_id: int) -> _Sub:
+        sub = self._subs.get(collection_id)
+        if sub is None:
+            raise NotFound(f"vector collection {collection_id} is not open in the index")
+        return sub
+
+    def drop_collection(self, collection_id: int) -> None:
+        with self._lock:
+            self._subs.pop(collection_id, None)
+            for path in self._paths(collection_id):
+                path.unlink(missing_ok=True)
+
+    def upsert(self, collection_id: int, ids: Ids, vectors: Vectors) -> None:
+        if len(ids) == 0:
+            return
+        with self._lock:
+            sub = self._sub(collection_id)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[1] != sub.spec.dimension:
+                raise InvalidInput(f"vectors must have dimension {sub.spec.dimension}, got shape {vectors.shape}")
+            keys = np.asarray(ids, dtype=np.uint64)
+            present = np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)
+            if present.any():
+                sub.index.remove(keys[present])
+            sub.index.add(keys, vectors)
+            sub.dirty = True
+
+    def delete(self, collection_id: int, ids: Ids) -> None:
+        if len(ids) == 0:
+            return
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None:
+                return
+            sub.index.remove(np.asarray(ids, dtype=np.uint64))
+            sub.dirty = True
+
+    def search(
+        self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
+    ) -> list[VectorHit]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None or len(sub.index) == 0 or k <= 0:
+                return []
+            if query.shape[0] != sub.spec.dimension:
+                raise InvalidInput(f"query vector has dimension {query.shape[0]}, the collection {sub.spec.dimension}")
+            if allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_LIMIT:
+                return self._exact_among(sub, query, k, allowed_ids)
+            if allowed_ids is None:
+                matches = sub.index.search(query, k)
+                return [
+                    VectorHit(int(key), 1.0 - float(d)) for key, d in zip(matches.keys, matches.distances, strict=True)
+                ]
+            allowed = set(allowed_ids)
+            fetch = k * 4
+            while True:
+                matches = sub.index.search(query, min(fetch, len(sub.index)))
+                hits = [
+                    VectorHit(int(key), 1.0 - float(d))
+                    for key, d in zip(matches.keys, matches.distances, strict=True)
+                    if int(key) in allowed
+                ]
+                if len(hits) >= k or fetch >= len(sub.index):
+                    return hits[:k]
+                fetch *= 4
+
+    @staticmethod
+    def _exact_among(sub: _Sub, query: Vectors, k: int, allowed_ids: Sequence[int]) -> list[VectorHit]:
+        keys = np.asarray(list(allowed_ids), dtype=np.uint64)
+        if not len(keys):
+            return []
+        keys = keys[np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)]
+        if not len(keys):
+            return []
+        matrix = np.asarray(sub.index.get(keys), dtype=np.float32).reshape(len(keys), -1)
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+        norms[norms == 0] = 1.0
+        scores = (matrix @ query) / norms
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [VectorHit(int(keys[i]), float(scores[i])) for i in top]
+
+    def count(self, collection_id: int) -> int:
+        sub = self._subs.get(collection_id)
+        return 0 if sub is None else len(sub.index)
+
+    def iter_ids(self, collection_id: int, batch_size: int = 10_000) -> Iterator[Ids]:
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            keys = np.asarray(sub.index.keys, dtype=np.int64) if sub is not None else np.empty(0, np.int64)
+        for start in range(0, len(keys), batch_size):
+            yield keys[start : start + batch_size]
+
+    def applied_seq(self, collection_id: int) -> int:
+        sub = self._subs.get(collection_id)
+        return 0 if sub is None else sub.applied_seq
+
+    def mark_applied(self, collection_id: int, seq: int) -> None:
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is not None and seq > sub.applied_seq:
+                sub.applied_seq = seq
+                sub.dirty = True
+
+    def is_durable(self) -> bool:
+        return True
+
+    def persist(self) -> None:
+        with self._lock:
+            for cid, sub in self._subs.items():
+                if sub.dirty:
+                    self._save(cid, sub)
+
+    def _save(self, collection_id: int, sub: _Sub) -> None:
+        data_path, meta_path = self._paths(collection_id)
+        tmp_data = data_path.with_suffix(".usearch.tmp")
+        sub.index.save(str(tmp_data))
+        _fsync(tmp_data)
+        os.replace(tmp_data, data_path)
+        meta = {
+            "format": FORMAT_VERSION,
+            "dimension": sub.spec.dimension,
+            "metric": sub.spec.metric,
+            "applied_seq": sub.applied_seq,
+            "count": len(sub.index),
+        }
+        tmp_meta = meta_path.with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps(meta))
+        _fsync(tmp_meta)
+        os.replace(tmp_meta, meta_path)
+        sub.dirty = False
+
+    def close(self) -> None:
+        self.persist()
+        with self._lock:
+            self._subs.clear()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,195 @@
+"""The main job through the Python facade: ingest, dedupe, replace, delete, reopen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from conftest import CountingEmbedder
+from ragstore import InvalidInput, NotFound, RagStore
+from ragstore.db.models import ChunkStatus, DocumentChunk, Embedding, SyncOperation
+
+KIMCHI = "김치는 배추를 소금에 절인 뒤 고춧가루, 마늘, 젓갈로 만든 양념에 버무려 발효시킨 음식이다."
+SUBWAY = "서울 지하철에서 다른 노선으로 갈아탈 때는 30분 안에 환승하면 추가 요금이 붙지 않는다."
+PHOTO = "Photosynthesis lets plants turn sunlight, water and carbon dioxide into glucose and oxygen."
+
+
+def chunk_rows(store: RagStore) -> list[DocumentChunk]:
+    with store.db.read() as s:
+        return list(s.scalars(select(DocumentChunk).order_by(DocumentChunk.id)))
+
+
+def test_ingest_then_search_finds_korean_and_english(store: RagStore) -> None:
+    store.create_collection("kb")
+    for text, title in ((KIMCHI, "kimchi"), (SUBWAY, "subway"), (PHOTO, "photosynthesis")):
+        outcome = store.add_text("kb", text, title=title)
+        assert outcome.status == "added"
+        assert outcome.index_state == "indexed"
+    assert store.search("kb", "김치 만드는 방법", k=1).hits[0].title == "kimchi"
+    assert store.search("kb", "지하철 갈아타기 요금", k=1).hits[0].title == "subway"
+    assert store.search("kb", "how do plants make sugar?", k=1).hits[0].title == "photosynthesis"
+    # cross-lingual: an English question about a Korean document
+    assert store.search("kb", "how is kimchi made", k=1).hits[0].title == "kimchi"
+    info = store.get_collection("kb")
+    assert (info.document_count, info.chunk_count, info.indexed_chunk_count) == (3, 3, 3)
+    assert store.index.count(chunk_rows(store)[0].collection_id) == 3
+
+
+def test_reingest_is_a_noop_without_embedding_calls(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, source_uri="file:kimchi.txt")
+    embedded = embedder.texts_embedded
+    ops_before = store.outbox_counts()
+    again = store.add_text("kb", KIMCHI, source_uri="file:kimchi.txt")
+    assert again.status == "unchanged"
+    assert embedder.texts_embedded == embedded
+    assert store.outbox_counts() == ops_before
+    assert len(chunk_rows(store)) == 1
+
+
+def test_same_text_in_another_collection_reuses_stored_embeddings(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("a")
+    store.create_collection("b")
+    store.add_text("a", KIMCHI)
+    embedded = embedder.texts_embedded
+    assert store.add_text("b", KIMCHI).status == "added"
+    assert embedder.texts_embedded == embedded  # served from the embeddings table
+
+
+def test_changed_file_replaces_its_chunks(store: RagStore, tmp_path: Path) -> None:
+    store.create_collection("kb")
+    path = tmp_path / "guide.md"
+    path.write_text("# 환불 규정\n\n구매 후 7일 안에 환불을 요청할 수 있다.\n", encoding="utf-8")
+    first = store.ingest_paths("kb", [path]).outcomes[0]
+    assert first.status == "added"
+    old_chunks = {c.id for c in chunk_rows(store)}
+    path.write_text("# 환불 규정\n\n구매 후 30일 안에 환불을 요청할 수 있다. 영수증이 필요하다.\n", encoding="utf-8")
+    second = store.ingest_paths("kb", [path]).outcomes[0]
+    assert second.status == "replaced"
+    rows = chunk_rows(store)
+    assert old_chunks.isdisjoint({c.id for c in rows})
+    assert all(c.status == ChunkStatus.INDEXED for c in rows)
+    docs = store.list_documents("kb")
+    assert len(docs) == 1 and docs[0].id == second.document_id
+    hits = store.search("kb", "환불 기간", k=5).hits
+    assert {h.document_id for h in hits} == {second.document_id}
+    assert "30일" in hits[0].text
+    assert store.index.count(rows[0].collection_id) == len(rows)
+
+
+def test_delete_removes_vectors_then_rows(store: RagStore) -> None:
+    store.create_collection("kb")
+    keep = store.add_text("kb", PHOTO)
+    gone = store.add_text("kb", KIMCHI)
+    cid = chunk_rows(store)[0].collection_id
+    assert store.index.count(cid) == 2
+    assert gone.document_id is not None
+    store.delete_document("kb", gone.document_id)
+    assert store.index.count(cid) == 1
+    assert [c.document_id for c in chunk_rows(store)] == [keep.document_id]
+    assert all(h.document_id == keep.document_id for h in store.search("kb", "김치", k=5).hits)
+    with pytest.raises(NotFound):
+        store.get_document("kb", gone.document_id)
+    with store.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(SyncOperation).where(SyncOperation.state != "done")) == 0
+
+
+def test_delete_collection_drops_everything(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", PHOTO)
+    store.delete_collection("kb")
+    with pytest.raises(NotFound):
+        store.get_collection("kb")
+    assert chunk_rows(store) == []
+    store.create_collection("kb")  # the name is free again
+    assert store.get_collection("kb").document_count == 0
+
+
+def test_reopen_keeps_everything_and_embeddings_live_in_sql(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, title="kimchi")
+    store.add_text("kb", PHOTO, title="photo")
+    settings = store.settings
+    store.close()
+    with RagStore.open(settings, embedder=embedder) as again:
+        assert again.search("kb", "kimchi recipe", k=1).hits[0].title == "kimchi"
+        with again.db.read() as s:
+            assert s.scalar(select(func.count()).select_from(Embedding)) == 2
+
+
+def test_index_rebuild_from_sql_makes_no_embedding_calls(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, title="kimchi")
+    store.add_text("kb", PHOTO, title="photo")
+    before = store.search("kb", "김치", k=2)
+    embedded = embedder.texts_embedded
+    assert store.rebuild_index() == {"kb": 2}
+    assert embedder.texts_embedded == embedded
+    after = store.search("kb", "김치", k=2)
+    assert [h.chunk_id for h in after.hits] == [h.chunk_id for h in before.hits]
+
+
+def test_deleted_index_files_are_rebuilt_on_open(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, title="kimchi")
+    settings = store.settings
+    store.close()
+    for path in settings.index_dir.iterdir():
+        path.unlink()
+    with RagStore.open(settings, embedder=embedder) as again:
+        assert again.recovery.rebuilt_collections
+        assert again.search("kb", "김치", k=1).hits[0].title == "kimchi"
+
+
+def test_bring_your_own_vectors_and_search_by_vector(store: RagStore) -> None:
+    store.create_collection("vecs", embedding_model="my-model", dimension=4)
+    store.add_documents(
+        "vecs",
+        [
+            {
+                "title": "x",
+                "chunks": [{"text": "east", "vector": [1, 0, 0, 0]}, {"text": "north", "vector": [0, 1, 0, 0]}],
+            },
+            {"title": "y", "chunks": [{"text": "up", "vector": [0, 0, 1, 0]}]},
+        ],
+    )
+    hits = store.search("vecs", vector=[0.1, 0.9, 0, 0], k=2).hits
+    assert [h.text for h in hits] == ["north", "east"]
+    with pytest.raises(InvalidInput, match="dimension 3"):
+        store.search("vecs", vector=[1, 0, 0], k=2)
+    with pytest.raises(InvalidInput, match="cannot embed"):
+        store.search("vecs", "text query", k=2)
+    with pytest.raises(InvalidInput, match="dimension"):
+        store.add_documents("vecs", [{"chunks": [{"text": "bad", "vector": [1, 0]}]}])
+
+
+def test_metadata_filter_is_applied_in_sql(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, title="kimchi", metadata={"lang": "ko", "year": 2020})
+    store.add_text("kb", SUBWAY, title="subway", metadata={"lang": "ko", "year": 2024})
+    store.add_text("kb", PHOTO, title="photo", metadata={"lang": "en", "year": 2024})
+    assert [h.title for h in store.search("kb", "food", k=5, filter={"lang": "en"}).hits] == ["photo"]
+    assert {h.title for h in store.search("kb", "food", k=5, filter={"year": {"$gte": 2024}}).hits} == {
+        "subway",
+        "photo",
+    }
+    assert {h.title for h in store.search("kb", "food", k=5, filter={"lang": ["ko"]}).hits} == {"kimchi", "subway"}
+    assert store.search("kb", "food", k=5, filter={"lang": "fr"}).hits == []
+    with pytest.raises(InvalidInput):
+        store.search("kb", "food", filter={"lang": {"$regex": "k"}})
+
+
+def test_vector_hits_without_an_indexed_row_are_dropped(store: RagStore) -> None:
+    store.create_collection("kb")
+    keep = store.add_text("kb", PHOTO, title="photo")
+    cid = chunk_rows(store)[0].collection_id
+    # An orphan: a vector in the index that SQL knows nothing about.
+    orphan = np.asarray(store.embedder.embed(["photosynthesis in plants"], kind="document"))
+    store.index.upsert(cid, np.array([999_999], dtype=np.int64), orphan)
+    result = store.search("kb", "photosynthesis in plants", k=5)
+    assert [h.document_id for h in result.hits] == [keep.document_id]
+    assert result.dropped == 1
+    assert store.searcher.counters.orphan_hits >= 1
