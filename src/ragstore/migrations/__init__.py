@@ -50,10 +50,10 @@ def _sha256(path: Path) -> str:
 class Migrator:
     """Upgrades, downgrades and verifies one database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, directory: Path = MIGRATIONS_DIR) -> None:
         self.engine = engine
         self.config = Config()
-        self.config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        self.config.set_main_option("script_location", str(directory))
         self.scripts = ScriptDirectory.from_config(self.config)
 
     def _revision_file(self, revision: str) -> Path:

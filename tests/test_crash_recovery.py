@@ -1,0 +1,117 @@
+"""A crash at any instant of the two-phase write is recovered on the next open: nothing lost, no orphan shown."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from ragstore import RagStore
+from ragstore.config import Settings
+from ragstore.db.models import ChunkStatus, DocumentChunk, OpState, SyncOperation
+
+from conftest import CountingEmbedder
+
+CHILD = Path(__file__).with_name("crash_child.py")
+
+
+def run_child(data_dir: Path, scenario: str) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), str(data_dir), scenario], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc.stdout.split("\n")
+
+
+def assert_consistent(store: RagStore) -> None:
+    """SQL and the index agree: every indexed chunk has a vector, every vector has an indexed chunk."""
+    with store.db.read() as s:
+        chunks = list(s.scalars(select(DocumentChunk)))
+        open_ops = list(s.scalars(select(SyncOperation).where(SyncOperation.state != OpState.DONE)))
+    assert open_ops == []
+    assert all(c.status == ChunkStatus.INDEXED for c in chunks)
+    for cid in {c.collection_id for c in chunks}:
+        in_index = {int(i) for batch in store.index.iter_ids(cid) for i in batch}
+        assert in_index == {c.id for c in chunks if c.collection_id == cid}
+
+
+@pytest.mark.parametrize(
+    "scenario", ["after_first_txn", "after_index_before_second_txn", "after_second_txn_before_persist"]
+)
+def test_crash_during_ingest_is_recovered(tmp_path: Path, scenario: str, embedder: CountingEmbedder) -> None:
+    data_dir = tmp_path / "data"
+    lines = run_child(data_dir, scenario)
+    assert any(line.startswith("first ") for line in lines)
+    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+        titles = {d.title for d in store.list_documents("kb")}
+        assert titles == {"first", "second"}  # the second ingest's first transaction had committed
+        assert store.search("kb", "how do plants make glucose", k=1).hits[0].title == "second"
+        assert store.search("kb", "김치 만드는 법", k=1).hits[0].title == "first"
+        assert_consistent(store)
+        result = store.search("kb", "anything at all", k=10)
+        assert result.dropped == 0
+        recovered = store.recovery
+        assert recovered.applied_pending + recovered.replayed_operations + len(recovered.rebuilt_collections) > 0
+
+
+def test_crash_during_delete_is_recovered(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    data_dir = tmp_path / "data"
+    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+        store.create_collection("kb")
+        store.add_text("kb", "김치는 발효 음식이다. 배추와 고춧가루로 만든다.", title="gone")
+    run_child(data_dir, "delete_after_first_txn")
+    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+        assert store.list_documents("kb") == []
+        assert store.search("kb", "김치", k=5).hits == []
+        assert store.index.count(1) == 0
+        assert_consistent(store)
+
+
+def test_failing_index_keeps_the_write_pending_then_catches_up(store: RagStore) -> None:
+    store.create_collection("kb")
+    real_upsert = store.index.upsert
+    calls = {"n": 0}
+
+    def broken_upsert(collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
+        calls["n"] += 1
+        raise OSError("index volume unavailable")
+
+    store.index.upsert = broken_upsert  # type: ignore[method-assign]
+    outcome = store.add_text("kb", "서울 지하철 환승 규정", title="subway")
+    assert outcome.status == "added" and outcome.index_state == "pending"
+    assert store.search("kb", "지하철", k=3).hits == []  # stored, not yet searchable
+    health = store.health()
+    assert health["components"]["vector_index"]["pending_operations"] == 1
+    with store.db.read() as s:
+        op = s.scalars(select(SyncOperation)).one()
+    assert op.attempts == 1 and "index volume unavailable" in (op.last_error or "")
+
+    store.index.upsert = real_upsert  # type: ignore[method-assign]
+    assert store.sync_now()["applied"] == 1
+    assert store.search("kb", "지하철", k=3).hits[0].title == "subway"
+    assert store.get_document("kb", outcome.document_id or 0).index_state == "indexed"
+
+
+def test_an_operation_that_keeps_failing_is_dead_lettered(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    settings = Settings(data_dir=tmp_path / "data", sync_max_attempts=2, sync_backoff_base_s=0.001)
+    with RagStore.open(settings, embedder=embedder) as store:
+        store.create_collection("kb")
+
+        def broken(*_: object) -> None:
+            raise OSError("disk full")
+
+        store.index.upsert = broken  # type: ignore[method-assign]
+        store.add_text("kb", "text that will not index", title="t")
+        store.sync_now()
+        assert store.outbox_counts()[OpState.DEAD] == 1
+        assert store.health()["status"] == "degraded"
+        del store.index.upsert  # the real method again
+        assert store.applier.retry_dead() == 1
+        store.sync_now()
+        assert store.outbox_counts()[OpState.DEAD] == 0
+        assert store.health()["status"] == "ok"

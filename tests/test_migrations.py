@@ -1,0 +1,87 @@
+"""Schema migrations: up, down, checksums of applied revisions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, select, text
+
+from ragstore import MigrationError, RagStore
+from ragstore.config import Settings
+from ragstore.db.models import Base, MigrationChecksum
+from ragstore.migrations import MIGRATIONS_DIR, Migrator
+
+TABLES = {
+    "collections",
+    "documents",
+    "document_chunks",
+    "embeddings",
+    "embedding_usage",
+    "sync_operations",
+    "job_queue",
+    "ragstore_migration_checksums",
+}
+
+
+def test_upgrade_creates_the_schema_the_models_describe(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrator = Migrator(engine)
+    assert migrator.current() is None
+    assert migrator.upgrade() == migrator.head()
+    assert TABLES <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diff == []
+        recorded = {r for r in conn.execute(select(MigrationChecksum.revision)).scalars()}
+    assert recorded == {r.revision for r in migrator.status().revisions}
+
+
+def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrator = Migrator(engine)
+    migrator.upgrade()
+    assert migrator.downgrade("base") is None
+    assert not TABLES & set(inspect(engine).get_table_names())
+    migrator.upgrade()
+    assert migrator.status().up_to_date
+
+
+def test_an_edited_applied_revision_is_refused_naming_the_file(tmp_path: Path) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    Migrator(engine, scripts).upgrade()
+    revision_file = next((scripts / "versions").glob("0001_*.py"))
+    revision_file.write_text(revision_file.read_text() + "\n# an innocent-looking edit\n")
+    with pytest.raises(MigrationError) as excinfo:
+        Migrator(engine, scripts).verify_checksums()
+    assert revision_file.name in str(excinfo.value)
+    assert "edited after it was applied" in str(excinfo.value)
+
+
+def test_store_refuses_to_open_on_a_tampered_checksum(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    RagStore.open(settings).close()
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ragstore_migration_checksums SET sha256 = 'deadbeef' || substr(sha256, 9)"))
+    with pytest.raises(MigrationError, match="0001_initial_schema.py"):
+        RagStore.open(settings)
+
+
+def test_store_refuses_an_old_schema_without_auto_migrate(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", auto_migrate=False)
+    with pytest.raises(MigrationError, match="ragstore init"):
+        RagStore.open(settings)
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(store: RagStore) -> None:
+    with store.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.settings.sqlite_busy_timeout_ms
