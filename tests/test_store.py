@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from conftest import CountingEmbedder
 from ragstore import InvalidInput, NotFound, RagStore
 from ragstore.db.models import ChunkStatus, DocumentChunk, Embedding, SyncOperation
+
+from conftest import CountingEmbedder
 
 KIMCHI = "김치는 배추를 소금에 절인 뒤 고춧가루, 마늘, 젓갈로 만든 양념에 버무려 발효시킨 음식이다."
 SUBWAY = "서울 지하철에서 다른 노선으로 갈아탈 때는 30분 안에 환승하면 추가 요금이 붙지 않는다."
