@@ -128,6 +128,8 @@ class Settings(BaseSettings):
                 value = "**********" if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 value = str(value)
+            elif name == "database_url" and value:
+                value = _mask_url(value)
             shown[str(key)] = value
         shown["DATABASE_URL (effective)"] = _mask_url(self.sqlalchemy_url)
         return shown

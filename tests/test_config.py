@@ -1,0 +1,66 @@
+"""Settings: environment, .env files and profiles, validation that names the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragstore.config import load_settings
+from ragstore.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_need_no_file(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert settings.env == "local"
+    assert settings.sqlalchemy_url.startswith("sqlite:///") and settings.sqlalchemy_url.endswith("data/ragstore.db")
+    assert settings.vector_backend == "embedded" and settings.embedding_backend == "local"
+
+
+def test_profile_file_overrides_dotenv_and_environment_overrides_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("RAGSTORE_ENV=test\nRAGSTORE_CHUNK_SIZE_TOKENS=300\nRAGSTORE_API_PORT=9000\n")
+    (tmp_path / ".env.test").write_text("RAGSTORE_CHUNK_SIZE_TOKENS=400\n")
+    settings = load_settings(tmp_path)
+    assert (settings.env, settings.chunk_size_tokens, settings.api_port) == ("test", 400, 9000)
+    monkeypatch.setenv("RAGSTORE_CHUNK_SIZE_TOKENS", "500")
+    assert load_settings(tmp_path).chunk_size_tokens == 500
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RAGSTORE_CHUNK_SIZE_TOKENS", "abc", "RAGSTORE_CHUNK_SIZE_TOKENS"),
+        ("RAGSTORE_API_PORT", "70000", "RAGSTORE_API_PORT"),
+        ("RAGSTORE_VECTOR_BACKEND", "pinecone", "RAGSTORE_VECTOR_BACKEND"),
+        ("RAGSTORE_ENV", "staging", "RAGSTORE_ENV"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("RAGSTORE_EMBEDDING_BACKEND", "openai", "OPENAI_API_KEY"),
+        ("RAGSTORE_CHUNK_OVERLAP_TOKENS", "999", "RAGSTORE_CHUNK_OVERLAP_TOKENS"),
+    ],
+)
+def test_a_wrong_value_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path)
+
+
+def test_secrets_are_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:hunter2@db:5432/rag")
+    shown = str(load_settings(tmp_path).masked())
+    assert "sk-very-secret" not in shown and "hunter2" not in shown
+
+
+def test_env_example_documents_every_setting() -> None:
+    from ragstore.config import Settings
+
+    example = (ROOT / ".env.example").read_text()
+    names = [str(f.validation_alias.choices[0]) for f in Settings.model_fields.values()]  # type: ignore[union-attr]
+    missing = [n for n in names if n not in example]
+    assert not missing, f".env.example does not document: {missing}"
