@@ -23,6 +23,10 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
+        # Load model weights before the first request rather than inside it.
+        warm_up = getattr(app.state.store.embedder, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
         try:
             yield
         finally:
