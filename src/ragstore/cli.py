@@ -102,24 +102,29 @@ def print_json(data: Any) -> None:
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
+@contextmanager
+def migrator() -> Iterator[Any]:
+    from ragstore.db.engine import Database
+    from ragstore.migrations import Migrator
+
+    with domain_errors():
+        db = Database(settings())
+        try:
+            yield Migrator(db.engine)
+        finally:
+            db.dispose()
+
+
 # -- init / serve ----------------------------------------------------------------------------------------------
 @app.command()
 def init() -> None:
     """Create or upgrade the database (Alembic upgrade head) and the index directory."""
-    from ragstore.db.engine import Database
-    from ragstore.migrations import Migrator
-
     cfg = settings()
-    with domain_errors():
-        db = Database(cfg)
-        try:
-            migrator = Migrator(db.engine)
-            migrator.verify_checksums()
-            before = migrator.current()
-            after = migrator.upgrade("head")
-        finally:
-            db.dispose()
-        cfg.index_dir.mkdir(parents=True, exist_ok=True)
+    with migrator() as m:
+        m.verify_checksums()
+        before = m.current()
+        after = m.upgrade("head")
+    cfg.index_dir.mkdir(parents=True, exist_ok=True)
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
     out.print(f"database {state} revision [bold]{after}[/] ({cfg.sqlalchemy_url.split('?')[0]})")
     out.print(f"index directory {cfg.index_dir}")
@@ -339,23 +344,16 @@ def config_show(as_json: bool = JsonOpt) -> None:
 
 @config_app.command("check")
 def config_check() -> None:
-    """Validate the configuration and that the database and index directory are usable."""
-    from ragstore.db.engine import Database
-    from ragstore.migrations import Migrator
-
+    """Validate the configuration, reach the database and verify its migration checksums."""
     cfg = settings()
-    with domain_errors():
-        db = Database(cfg)
+    with migrator() as m:
         try:
-            migrator = Migrator(db.engine)
-            migrator.verify_checksums()
-            current, head = migrator.current(), migrator.head()
+            m.verify_checksums()
+            current, head = m.current(), m.head()
         except RagstoreError:
             raise
         except Exception as exc:
-            raise MigrationError(f"cannot reach the database: {exc}") from exc
-        finally:
-            db.dispose()
+            raise MigrationError(f"cannot reach the database {cfg.sqlalchemy_url.split('@')[-1]}: {exc}") from exc
     out.print(f"configuration ok (profile {cfg.env})")
     out.print(
         f"database schema at {current or 'nothing'}; code needs {head}"
@@ -364,19 +362,6 @@ def config_check() -> None:
 
 
 # -- migrate ---------------------------------------------------------------------------------------------------
-@contextmanager
-def migrator() -> Iterator[Any]:
-    from ragstore.db.engine import Database
-    from ragstore.migrations import Migrator
-
-    with domain_errors():
-        db = Database(settings())
-        try:
-            yield Migrator(db.engine)
-        finally:
-            db.dispose()
-
-
 @migrate_app.command("status")
 def migrate_status(as_json: bool = JsonOpt) -> None:
     """Current and head revision, and each revision's state."""
