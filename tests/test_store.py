@@ -32,8 +32,6 @@ def test_ingest_then_search_finds_korean_and_english(store: RagStore) -> None:
     assert store.search("kb", "김치 만드는 방법", k=1).hits[0].title == "kimchi"
     assert store.search("kb", "지하철 갈아타기 요금", k=1).hits[0].title == "subway"
     assert store.search("kb", "how do plants make sugar?", k=1).hits[0].title == "photosynthesis"
-    # cross-lingual: an English question about a Korean document
-    assert store.search("kb", "how is kimchi made", k=1).hits[0].title == "kimchi"
     info = store.get_collection("kb")
     assert (info.document_count, info.chunk_count, info.indexed_chunk_count) == (3, 3, 3)
     assert store.index.count(chunk_rows(store)[0].collection_id) == 3

