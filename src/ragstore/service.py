@@ -295,9 +295,8 @@ class RagStore:
             raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         if (query is None) == (vector is None):
             raise InvalidInput("give exactly one of query (text) or vector")
-        with self.db.read() as s:
-            coll = self.catalog.get_row(s, collection)
-            coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
+        ref = self.catalog.resolve(collection)
+        coll_id, model, dimension = ref.id, ref.embedding_model, ref.dimension
         if vector is not None:
             try:
                 qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -321,7 +320,7 @@ class RagStore:
                 )
             qvec = self.embedder.embed([query], kind="query")[0]
         hits, dropped = self.searcher.search(coll_id, qvec, k, filter)
-        return SearchResponse(
+        return SearchResponse.model_construct(
             collection=collection,
             query=query,
             k=k,

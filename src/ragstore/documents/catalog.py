@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,9 +39,45 @@ def bump_write_version(s: Session, collection_id: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class CollectionRef:
+    """What the search path needs of a collection."""
+
+    id: int
+    name: str
+    embedding_model: str
+    dimension: int
+
+
+# How long a name -> collection lookup is reused. Local creates and drops invalidate at once; the TTL bounds
+# how long another process's drop-and-recreate of the same name can go unseen.
+RESOLVE_TTL_S = 1.0
+_RESOLVE = select(Collection.id, Collection.name, Collection.embedding_model, Collection.dimension).where(
+    Collection.name == bindparam("name"), Collection.status == "active"
+)
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._refs: dict[str, tuple[float, CollectionRef]] = {}
+
+    def resolve(self, name: str) -> CollectionRef:
+        """The active collection called `name` (cached briefly: the search path asks for it every query)."""
+        cached = self._refs.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < RESOLVE_TTL_S:
+            return cached[1]
+        rows = self.db.fetch(_RESOLVE, {"name": name})
+        if not rows:
+            self._refs.pop(name, None)
+            raise NotFound(f"collection {name!r} does not exist", details={"collection": name})
+        ref = CollectionRef(int(rows[0].id), rows[0].name, rows[0].embedding_model, int(rows[0].dimension))
+        self._refs[name] = (now, ref)
+        return ref
+
+    def forget(self, name: str) -> None:
+        self._refs.pop(name, None)
 
     # -- collections ---------------------------------------------------------------------------------------
     def get_row(self, s: Session, name: str) -> Collection:
@@ -76,6 +114,7 @@ class Catalog:
             s.flush()
             return row
 
+        self.forget(name)
         try:
             return self.db.write(unit)
         except IntegrityError as exc:
@@ -120,6 +159,7 @@ class Catalog:
 
         def unit(s: Session) -> int:
             row = self.get_row(s, name)
+            self.forget(name)
             row.status = "deleting"
             # Free the name at once: a new collection of the same name may be created right away.
             row.name = f"{row.name}.deleting.{row.id}"[:128]

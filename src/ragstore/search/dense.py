@@ -7,14 +7,15 @@ than k results, the index is asked again for more, so a few orphans never shorte
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk
@@ -66,31 +67,30 @@ class DenseSearcher:
         if allowed is not None and not allowed:
             return [], 0
         fetch = k
-        dropped = 0
+        dropped = orphans = 0
         hits: list[SearchHit] = []
         for _ in range(MAX_ROUNDS):
             vector_hits = self.index.search(collection_id, vector, fetch, allowed)
             rows = self._rows([h.id for h in vector_hits])
             hits = []
-            dropped = 0
-            orphans = 0
+            dropped = orphans = 0
             for vh in vector_hits:
                 row = rows.get(vh.id)
-                if row is None or row[0].status != ChunkStatus.INDEXED or row[1].status != "active":
+                if row is None or row.chunk_status != ChunkStatus.INDEXED or row.doc_status != "active":
                     dropped += 1
                     orphans += int(row is None)
                     continue
-                chunk, doc = row
+                # Built without re-validation: every field comes typed from SQL.
                 hits.append(
-                    SearchHit(
-                        chunk_id=chunk.id,
-                        document_id=doc.id,
+                    SearchHit.model_construct(
+                        chunk_id=vh.id,
+                        document_id=row.document_id,
                         score=round(vh.score, 6),
-                        text=chunk.text,
-                        ordinal=chunk.ordinal,
-                        source_uri=doc.source_uri,
-                        title=doc.title,
-                        metadata=dict(doc.metadata_ or {}),
+                        text=row.text,
+                        ordinal=row.ordinal,
+                        source_uri=row.source_uri,
+                        title=row.title,
+                        metadata=row.metadata,
                     )
                 )
             if len(hits) >= k or len(vector_hits) < fetch:
@@ -106,13 +106,48 @@ class DenseSearcher:
             )
         return hits[:k], dropped
 
-    def _rows(self, ids: list[int]) -> dict[int, tuple[DocumentChunk, Document]]:
+    def _rows(self, ids: list[int]) -> dict[int, _Row]:
         if not ids:
             return {}
-        with self.db.read() as s:
-            result = s.execute(
-                select(DocumentChunk, Document)
-                .join(Document, Document.id == DocumentChunk.document_id)
-                .where(DocumentChunk.id.in_(ids))
-            ).all()
-        return {int(c.id): (c, d) for c, d in result}
+        if self.db.is_sqlite:
+            rows = self.db.raw_sqlite_rows(_ROWS_SQLITE, (json.dumps(ids),))
+            return {int(r[0]): _Row(*r[:7], json.loads(r[7]) if r[7] else {}, r[8]) for r in rows}
+        return {int(r.id): _Row(*r) for r in self.db.fetch(_ROWS, {"ids": ids})}
+
+
+class _Row(NamedTuple):
+    id: int
+    text: str
+    ordinal: int
+    chunk_status: str
+    document_id: int
+    source_uri: str
+    title: str
+    metadata: dict[str, Any]
+    doc_status: str
+
+
+# The same query as _ROWS for SQLite's DBAPI: one JSON parameter keeps the SQL text constant, so SQLite's
+# statement cache reuses the compiled statement.
+_ROWS_SQLITE = (
+    "SELECT c.id, c.text, c.ordinal, c.status, d.id, d.source_uri, d.title, d.metadata, d.status "
+    "FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
+    "WHERE c.id IN (SELECT value FROM json_each(?))"
+)
+
+
+_ROWS = (
+    select(
+        DocumentChunk.id,
+        DocumentChunk.text,
+        DocumentChunk.ordinal,
+        DocumentChunk.status.label("chunk_status"),
+        Document.id.label("document_id"),
+        Document.source_uri,
+        Document.title,
+        Document.metadata_.label("metadata"),
+        Document.status.label("doc_status"),
+    )
+    .join(Document, Document.id == DocumentChunk.document_id)
+    .where(DocumentChunk.id.in_(bindparam("ids", expanding=True)))
+)
