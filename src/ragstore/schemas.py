@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ChunkInfo",
@@ -67,13 +68,24 @@ class DocumentInfo(_Model):
     chunks: list[ChunkInfo] | None = None
 
 
+def _as_vector(value: Any) -> Any:
+    """Accept a numpy array as it is: validating 1,536 floats one by one costs more than storing them."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or not np.issubdtype(value.dtype, np.number):
+            raise ValueError("vector must be a one-dimensional array of numbers")
+        return value
+    return value
+
+
 class ChunkInput(BaseModel):
     """A chunk given by the caller, optionally with its own vector (bring-your-own-embeddings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     text: str = Field(min_length=1)
-    vector: list[float] | None = None
+    vector: Annotated[np.ndarray | list[float] | None, BeforeValidator(_as_vector)] = Field(
+        None, json_schema_extra={"type": "array", "items": {"type": "number"}}
+    )
 
 
 class DocumentInput(BaseModel):

@@ -23,7 +23,7 @@ from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.factory import create_embedder
-from ragstore.errors import InvalidInput, RagstoreError
+from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.migrations import Migrator
 from ragstore.schemas import (
     CollectionInfo,
@@ -179,11 +179,14 @@ class RagStore:
         """Apply what this call queued now; on failure the worker retries with backoff."""
         self.applier.apply_pending()
 
-    def _store(self, collection: str, prepared: list[PreparedDocument]) -> list[IngestOutcome]:
+    def _store(self, collection: str, prepared: list[PreparedDocument], *, wait: bool = True) -> list[IngestOutcome]:
         outcomes = self.ingestor.ingest(collection, prepared)
         if any(o.status in ("added", "replaced") for o in outcomes):
-            self._sync()
-            self._refresh_states(collection, outcomes)
+            if wait or self.worker is None:
+                self._sync()
+                self._refresh_states(collection, outcomes)
+            else:
+                self.worker.wake()
         return outcomes
 
     def _refresh_states(self, collection: str, outcomes: list[IngestOutcome]) -> None:
@@ -195,9 +198,14 @@ class RagStore:
                 o.index_state = states[o.document_id]
 
     def add_documents(
-        self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]]
+        self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]], *, wait: bool = True
     ) -> list[IngestOutcome]:
-        """Store documents given as text (optionally pre-chunked, optionally with vectors)."""
+        """Store documents given as text (optionally pre-chunked, optionally with vectors).
+
+        With `wait=False` (and the sync worker running) the call returns once the documents are stored, with
+        `index_state` pending; the worker indexes them meanwhile, so a bulk load overlaps SQL writes with
+        index insertion. `wait_for_index()` blocks until everything queued is searchable.
+        """
         prepared = []
         for i, raw in enumerate(documents):
             doc = raw if isinstance(raw, DocumentInput) else DocumentInput.model_validate(raw)
@@ -215,11 +223,23 @@ class RagStore:
             if doc.chunks is not None and any(c.vector is not None for c in doc.chunks):
                 if any(c.vector is None for c in doc.chunks):
                     raise InvalidInput(f"{source}: give a vector for every chunk or for none")
-                vectors = [c.vector for c in doc.chunks if c.vector is not None]
+                vectors = [np.asarray(c.vector, dtype=np.float32) for c in doc.chunks if c.vector is not None]
             prepared.append(self.ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
             if not doc.source_uri:
                 prepared[-1].loaded.source_uri = f"text:{prepared[-1].content_hash[:16]}"
-        return self._store(collection, prepared)
+        return self._store(collection, prepared, wait=wait)
+
+    def wait_for_index(self, timeout_s: float = 600.0) -> None:
+        """Block until no outbox operation is pending (raises Unavailable on timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox_counts()[OpState.PENDING]:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the vector index did not catch up within {timeout_s:.0f} s")
+            if self.worker is None:
+                self.sync_now()
+            else:
+                self.worker.wake()
+                time.sleep(0.005)
 
     def add_text(self, collection: str, text: str, **fields: Any) -> IngestOutcome:
         return self.add_documents(collection, [DocumentInput(text=text, **fields)])[0]

@@ -145,4 +145,11 @@ class Database:
             for conn in self._raw_conns:
                 conn.close()
             self._raw_conns.clear()
+        if self.is_sqlite:
+            # Let SQLite refresh its planner statistics, as its documentation advises before closing.
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA optimize")
+            except Exception as exc:
+                log.debug("PRAGMA optimize failed: %s", exc)
         self.engine.dispose()

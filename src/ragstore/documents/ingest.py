@@ -7,6 +7,7 @@ its chunks in state `pending`, new embeddings and the outbox operations; the app
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ class Ingestor:
         self.overlap_tokens = overlap_tokens
 
     def prepare(
-        self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: list[list[float]] | None = None
+        self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
     ) -> PreparedDocument:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
         if chunks is not None:
@@ -202,40 +203,47 @@ class Ingestor:
             stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(Embedding)
             for start in range(0, len(rows), 2000):
                 s.execute(stmt.on_conflict_do_nothing(), rows[start : start + 2000])
-        doc_ids: list[int] = []
+        # Bulk inserts with RETURNING in parameter order: one statement per table, not one flush per row.
+        doc_rows = [
+            {
+                "collection_id": coll_id,
+                "source_uri": plan.doc.loaded.source_uri,
+                "title": plan.doc.loaded.title[:1024],
+                "mime_type": plan.doc.loaded.mime_type,
+                "size_bytes": plan.doc.loaded.size_bytes,
+                "metadata_": plan.doc.loaded.metadata,
+                "content_hash": plan.doc.content_hash,
+                "status": "active",
+                "chunk_count": len(plan.doc.chunk_texts),
+            }
+            for plan in plans
+        ]
+        doc_ids = [
+            int(i) for i in s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), doc_rows)
+        ]
+        chunk_rows = [
+            {
+                "document_id": doc_id,
+                "collection_id": coll_id,
+                "ordinal": i,
+                "text": text,
+                "token_count": count_tokens(text),
+                "content_hash": h,
+                "status": ChunkStatus.PENDING,
+            }
+            for doc_id, plan in zip(doc_ids, plans, strict=True)
+            for i, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
+        ]
         new_chunks: list[int] = []
-        replaced: list[int] = []
-        for plan in plans:
-            loaded = plan.doc.loaded
-            doc = Document(
-                collection_id=coll_id,
-                source_uri=loaded.source_uri,
-                title=loaded.title[:1024],
-                mime_type=loaded.mime_type,
-                size_bytes=loaded.size_bytes,
-                metadata_=loaded.metadata,
-                content_hash=plan.doc.content_hash,
-                status="active",
-                chunk_count=len(plan.doc.chunk_texts),
+        for start in range(0, len(chunk_rows), 5000):
+            new_chunks.extend(
+                int(i)
+                for i in s.scalars(
+                    insert(DocumentChunk).returning(DocumentChunk.id, sort_by_parameter_order=True),
+                    chunk_rows[start : start + 5000],
+                )
             )
-            s.add(doc)
-            s.flush()
-            doc_ids.append(doc.id)
-            chunk_rows = [
-                {
-                    "document_id": doc.id,
-                    "collection_id": coll_id,
-                    "ordinal": i,
-                    "text": text,
-                    "token_count": count_tokens(text),
-                    "content_hash": h,
-                    "status": ChunkStatus.PENDING,
-                }
-                for i, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
-            ]
-            ids = s.scalars(insert(DocumentChunk).returning(DocumentChunk.id, sort_by_parameter_order=True), chunk_rows)
-            new_chunks.extend(int(i) for i in ids)
-            replaced.extend(plan.replaces)
+        replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         s.execute(
             update(DocumentChunk)
             .where(DocumentChunk.document_id.in_(doc_ids))

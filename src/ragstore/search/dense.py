@@ -111,7 +111,10 @@ class DenseSearcher:
             return {}
         if self.db.is_sqlite:
             rows = self.db.raw_sqlite_rows(_ROWS_SQLITE, (json.dumps(ids),))
-            return {int(r[0]): _Row(*r[:7], json.loads(r[7]) if r[7] else {}, r[8]) for r in rows}
+            return {
+                int(r[0]): _Row(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8])
+                for r in rows
+            }
         return {int(r.id): _Row(*r) for r in self.db.fetch(_ROWS, {"ids": ids})}
 
 

@@ -61,6 +61,32 @@ def _spec(row: Collection) -> CollectionSpec:
     return CollectionSpec(id=row.id, dimension=row.dimension, metric=row.metric)
 
 
+BATCH = 5000
+
+
+def _with_vectors(
+    s: Session, model: str, dimension: int, chunks: list[tuple[int, str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) for chunks given as (id, content hash), read from the `embeddings` table.
+
+    Two indexed lookups, not a join: with a long id list SQLite's planner turns the join around and walks
+    every embedding of the model, which made each apply cost O(all embeddings).
+    """
+    by_hash: dict[str, bytes] = {}
+    hashes = list({h for _, h in chunks})
+    for start in range(0, len(hashes), BATCH):
+        rows = s.execute(
+            select(Embedding.content_hash, Embedding.vector).where(
+                Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + BATCH])
+            )
+        )
+        by_hash.update((h, v) for h, v in rows)
+    present = [(i, by_hash[h]) for i, h in chunks if h in by_hash]
+    ids = np.fromiter((i for i, _ in present), dtype=np.int64, count=len(present))
+    vectors = np.frombuffer(b"".join(v for _, v in present), dtype="<f4").reshape(len(present), dimension)
+    return ids, vectors
+
+
 class OutboxApplier:
     def __init__(
         self,
@@ -174,12 +200,8 @@ class OutboxApplier:
         after = 0
         while True:
             with self.db.read() as s:
-                rows = s.execute(
-                    select(DocumentChunk.id, Embedding.vector)
-                    .join(
-                        Embedding,
-                        (Embedding.model == model) & (Embedding.content_hash == DocumentChunk.content_hash),
-                    )
+                chunks = s.execute(
+                    select(DocumentChunk.id, DocumentChunk.content_hash)
                     .where(
                         DocumentChunk.collection_id == collection_id,
                         DocumentChunk.status == ChunkStatus.INDEXED,
@@ -188,12 +210,11 @@ class OutboxApplier:
                     .order_by(DocumentChunk.id)
                     .limit(batch_size)
                 ).all()
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dimension)
+                if not chunks:
+                    return
+                ids, vectors = _with_vectors(s, model, dimension, [(int(c[0]), c[1]) for c in chunks])
             yield ids, vectors
-            after = int(ids[-1])
+            after = int(chunks[-1][0])
 
     # -- applying ------------------------------------------------------------------------------------------
     def apply_pending(self, *, ignore_schedule: bool = False, limit: int = 1000) -> ApplyStats:
@@ -241,24 +262,17 @@ class OutboxApplier:
         s: Session, coll: Collection, chunk_ids: list[int], status: str | None
     ) -> tuple[np.ndarray, np.ndarray]:
         statuses = [status] if status else [ChunkStatus.PENDING, ChunkStatus.INDEXED]
-        rows: list[tuple[int, bytes]] = []
-        for start in range(0, len(chunk_ids), 10_000):
-            part = chunk_ids[start : start + 10_000]
-            rows.extend(
-                (int(r[0]), r[1])
-                for r in s.execute(
-                    select(DocumentChunk.id, Embedding.vector)
-                    .join(
-                        Embedding,
-                        (Embedding.model == coll.embedding_model)
-                        & (Embedding.content_hash == DocumentChunk.content_hash),
+        chunks: list[tuple[int, str]] = []
+        for start in range(0, len(chunk_ids), BATCH):
+            chunks.extend(
+                (int(i), h)
+                for i, h in s.execute(
+                    select(DocumentChunk.id, DocumentChunk.content_hash).where(
+                        DocumentChunk.id.in_(chunk_ids[start : start + BATCH]), DocumentChunk.status.in_(statuses)
                     )
-                    .where(DocumentChunk.id.in_(part), DocumentChunk.status.in_(statuses))
                 )
             )
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), coll.dimension)
-        return ids, vectors
+        return _with_vectors(s, coll.embedding_model, coll.dimension, chunks)
 
     @staticmethod
     def _finish(s: Session, *, op: SyncOperation) -> None:
