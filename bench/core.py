@@ -75,7 +75,15 @@ def timed_queries(fn: Callable[[np.ndarray], list[int]], qs: np.ndarray, truth: 
 def bench_raw_usearch(data: np.ndarray, qs: np.ndarray, truth: np.ndarray, ef: int) -> tuple[float, Timing]:
     from usearch.index import Index
 
-    index = Index(ndim=DIM, metric="cos", dtype="f32", connectivity=16, expansion_add=128, expansion_search=ef)
+    defaults = Settings()  # the raw library gets exactly the parameters ragstore uses
+    index = Index(
+        ndim=DIM,
+        metric="cos",
+        dtype=defaults.hnsw_dtype,
+        connectivity=defaults.hnsw_connectivity,
+        expansion_add=defaults.hnsw_expansion_add,
+        expansion_search=ef,
+    )
     keys = np.arange(len(data), dtype=np.uint64)
     started = time.perf_counter()
     for s in range(0, len(data), 1000):

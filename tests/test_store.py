@@ -192,3 +192,15 @@ def test_vector_hits_without_an_indexed_row_are_dropped(store: RagStore) -> None
     assert [h.document_id for h in result.hits] == [keep.document_id]
     assert result.dropped == 1
     assert store.searcher.counters.orphan_hits >= 1
+
+
+def test_changing_the_index_precision_rebuilds_from_sql(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", KIMCHI, title="kimchi")
+    settings = store.settings
+    store.close()
+    embedded = embedder.texts_embedded
+    with RagStore.open(settings.model_copy(update={"hnsw_dtype": "f32"}), embedder=embedder) as again:
+        assert again.recovery.rebuilt_collections
+        assert again.search("kb", "김치", k=1).hits[0].title == "kimchi"
+    assert embedder.texts_embedded == embedded + 1  # the query only: nothing was re-embedded

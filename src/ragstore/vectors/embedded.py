@@ -42,13 +42,21 @@ class EmbeddedVectorIndex:
     name = "embedded"
 
     def __init__(
-        self, directory: Path, *, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 64
+        self,
+        directory: Path,
+        *,
+        connectivity: int = 16,
+        expansion_add: int = 64,
+        expansion_search: int = 64,
+        dtype: str = "f16",
     ) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self.expansion_search = expansion_search
+        # Half precision: measured 1.6x faster inserts and the same recall as f32 (docs/benchmarks.md).
+        self.dtype = dtype
         self._subs: dict[int, _Sub] = {}
         self._lock = threading.RLock()
 
@@ -60,7 +68,7 @@ class EmbeddedVectorIndex:
         return Index(
             ndim=dimension,
             metric="cos",
-            dtype="f32",
+            dtype=self.dtype,
             connectivity=self.connectivity,
             expansion_add=self.expansion_add,
             expansion_search=self.expansion_search,
@@ -73,8 +81,10 @@ class EmbeddedVectorIndex:
         if data_path.exists() and meta_path.exists():
             try:
                 meta = json.loads(meta_path.read_text())
-                if meta.get("dimension") != spec.dimension or meta.get("format") != FORMAT_VERSION:
-                    raise ValueError(f"sidecar says dimension {meta.get('dimension')}, format {meta.get('format')}")
+                expected = (spec.dimension, FORMAT_VERSION, self.dtype)
+                found = (meta.get("dimension"), meta.get("format"), meta.get("dtype", "f32"))
+                if found != expected:
+                    raise ValueError(f"the file has (dimension, format, dtype) {found}, the settings want {expected}")
                 index.load(str(data_path))
                 seq = int(meta["applied_seq"])
             except Exception as exc:  # a damaged file is rebuilt from SQL, never trusted
@@ -217,6 +227,7 @@ class EmbeddedVectorIndex:
             "format": FORMAT_VERSION,
             "dimension": sub.spec.dimension,
             "metric": sub.spec.metric,
+            "dtype": self.dtype,
             "applied_seq": sub.applied_seq,
             "count": len(sub.index),
         }
