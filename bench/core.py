@@ -187,25 +187,29 @@ def texts(n: int) -> list[str]:
     return [pool[i % len(pool)].format(n=i) for i in range(n)]
 
 
-def bench_text(n: int) -> tuple[float, float, int]:
+def bench_text(n: int, rounds: int = 3) -> tuple[float, float, int]:
+    """Median texts/s of the model alone and of ragstore's ingest, alternated so that drift in the machine's
+    speed (OpenMP threads, CPU frequency) hits both alike."""
     corpus = texts(n)
     embedder = LocalEmbedder()
     embedder.embed(["warm up", "준비 운동"], kind="document")
-    started = time.perf_counter()
-    embedder.embed(corpus, kind="document")
-    model_rate = n / (time.perf_counter() - started)
-    tmp = Path(tempfile.mkdtemp(prefix="ragstore-text-"))
-    try:
-        with RagStore.open(Settings(data_dir=tmp), embedder=embedder) as store:
-            store.create_collection("text")
-            started = time.perf_counter()
-            for s in range(0, n, 100):
-                store.add_documents("text", [{"text": t} for t in corpus[s : s + 100]])
-            store_rate = n / (time.perf_counter() - started)
-            chunks = store.get_collection("text").chunk_count
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return model_rate, store_rate, chunks
+    model_rates, store_rates, chunks = [], [], 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        embedder.embed(corpus, kind="document")
+        model_rates.append(n / (time.perf_counter() - started))
+        tmp = Path(tempfile.mkdtemp(prefix="ragstore-text-"))
+        try:
+            with RagStore.open(Settings(data_dir=tmp), embedder=embedder) as store:  # fresh: nothing cached
+                store.create_collection("text")
+                started = time.perf_counter()
+                for s in range(0, n, 100):
+                    store.add_documents("text", [{"text": t} for t in corpus[s : s + 100]])
+                store_rates.append(n / (time.perf_counter() - started))
+                chunks = store.get_collection("text").chunk_count
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return float(np.median(model_rates)), float(np.median(store_rates)), chunks
 
 
 def machine() -> str:
@@ -275,7 +279,7 @@ def main() -> None:
     console.print(table)
 
     model_rate, store_rate, chunks = bench_text(nt)
-    table = Table(title=f"text ingest with the default local model ({DEFAULT_LOCAL_MODEL}), {nt} texts")
+    table = Table(title=f"text ingest with the default local model ({DEFAULT_LOCAL_MODEL}), {nt} texts, median of 3")
     table.add_column("system")
     table.add_column("texts/s", justify="right")
     table.add_row("model encode alone", f"{model_rate:.1f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -124,7 +125,11 @@ class IngestReport(_Model):
         return {s: self.count(s) for s in ("added", "unchanged", "replaced", "failed")}
 
 
-class SearchHit(_Model):
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result. A plain dataclass, not a pydantic model: a search builds many of them on the hot path,
+    and pydantic (and FastAPI) serialise dataclasses all the same."""
+
     chunk_id: int
     document_id: int
     score: float

@@ -80,9 +80,8 @@ class DenseSearcher:
                     dropped += 1
                     orphans += int(row is None)
                     continue
-                # Built without re-validation: every field comes typed from SQL.
                 hits.append(
-                    SearchHit.model_construct(
+                    SearchHit(
                         chunk_id=vh.id,
                         document_id=row.document_id,
                         score=round(vh.score, 6),
