@@ -14,11 +14,11 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
-from ragstore.db.models import Collection, EmbeddingUsage, OpState, SyncOperation
+from ragstore.db.models import EmbeddingUsage, OpState
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
@@ -192,7 +192,7 @@ class RagStore:
     def _refresh_states(self, collection: str, outcomes: list[IngestOutcome]) -> None:
         ids = [o.document_id for o in outcomes if o.document_id is not None and o.status in ("added", "replaced")]
         with self.db.read() as s:
-            states = self.catalog._index_state(s, [int(i) for i in ids])
+            states = self.catalog.index_states(s, [int(i) for i in ids])
         for o in outcomes:
             if o.document_id in states:
                 o.index_state = states[o.document_id]
@@ -363,20 +363,11 @@ class RagStore:
         self, collection: str | None = None, *, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, int]:
         """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
-        with self.db.read() as s:
-            query = select(Collection.id, Collection.name).where(Collection.status == "active")
-            if collection is not None:
-                self.catalog.get_row(s, collection)
-                query = query.where(Collection.name == collection)
-            targets = list(s.execute(query.order_by(Collection.name)))
-        return {name: self.applier.rebuild(cid, progress=progress) for cid, name in targets}
+        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
+        return {ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in targets}
 
     def outbox_counts(self) -> dict[str, int]:
-        with self.db.read() as s:
-            rows = s.execute(select(SyncOperation.state, func.count()).group_by(SyncOperation.state)).all()
-        counts = {OpState.PENDING: 0, OpState.DEAD: 0, OpState.DONE: 0}
-        counts.update({state: int(n) for state, n in rows})
-        return counts
+        return self.applier.counts()
 
     def health(self) -> dict[str, Any]:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""

@@ -76,6 +76,15 @@ class Catalog:
         self._refs[name] = (now, ref)
         return ref
 
+    def active_refs(self) -> list[CollectionRef]:
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Collection.id, Collection.name, Collection.embedding_model, Collection.dimension)
+                .where(Collection.status == "active")
+                .order_by(Collection.name)
+            ).all()
+        return [CollectionRef(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
     def forget(self, name: str) -> None:
         self._refs.pop(name, None)
 
@@ -170,7 +179,7 @@ class Catalog:
 
     # -- documents -----------------------------------------------------------------------------------------
     @staticmethod
-    def _index_state(s: Session, document_ids: list[int]) -> dict[int, IndexState]:
+    def index_states(s: Session, document_ids: list[int]) -> dict[int, IndexState]:
         if not document_ids:
             return {}
         rows = s.execute(
@@ -218,7 +227,7 @@ class Catalog:
             if source_uri is not None:
                 query = query.where(Document.source_uri == source_uri)
             docs = list(s.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
-            states = self._index_state(s, [d.id for d in docs])
+            states = self.index_states(s, [d.id for d in docs])
             return [self._info(d, collection, states[d.id]) for d in docs]
 
     def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
@@ -235,7 +244,7 @@ class Catalog:
                         select(DocumentChunk).where(DocumentChunk.document_id == doc.id).order_by(DocumentChunk.ordinal)
                     )
                 ]
-            return self._info(doc, collection, self._index_state(s, [doc.id])[doc.id], chunks)
+            return self._info(doc, collection, self.index_states(s, [doc.id])[doc.id], chunks)
 
     def begin_delete_document(self, collection: str, document_id: int) -> int:
         """Phase one of a delete: hide the document, mark its chunks deleting, queue their removal."""

@@ -336,6 +336,14 @@ class OutboxApplier:
         self.db.write(unit)
         return dead
 
+    def counts(self) -> dict[str, int]:
+        """Outbox operations by state (pending, done, dead), zeros included."""
+        with self.db.read() as s:
+            rows = s.execute(select(SyncOperation.state, func.count()).group_by(SyncOperation.state)).all()
+        counts = {OpState.PENDING: 0, OpState.DEAD: 0, OpState.DONE: 0}
+        counts.update({state: int(n) for state, n in rows})
+        return counts
+
     def retry_dead(self) -> int:
         """Put dead-lettered operations back in the queue (after the cause has been fixed)."""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ragstore.api.deps import get_store
@@ -65,8 +66,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     openapi_extra=UPLOAD_DOC,
 )
 async def add_document(name: str, request: Request, store: RagStore = Depends(get_store)) -> IngestResponse:
-    from starlette.concurrency import run_in_threadpool
-
     limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
