@@ -102,7 +102,8 @@ class LocalEmbedder:
         return encoder
 
     def warm_up(self) -> None:
-        self._encoder()
+        """Load the weights and run one encode, so thread pools and caches exist before the first request."""
+        self._encoder()(["warm up", "준비"], "query")
 
     def embed(self, texts: Sequence[str], *, kind: EmbedKind) -> NDArray[np.float32]:
         if not texts:
