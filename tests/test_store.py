@@ -96,6 +96,21 @@ def test_delete_removes_vectors_then_rows(store: RagStore) -> None:
         assert s.scalar(select(func.count()).select_from(SyncOperation).where(SyncOperation.state != "done")) == 0
 
 
+def test_ids_of_deleted_rows_are_never_handed_out_again(store: RagStore) -> None:
+    """Chunk ids are vector keys: a new chunk must never take the id of one whose delete may be replayed."""
+    store.create_collection("kb")
+    first = store.add_text("kb", PHOTO)
+    second = store.add_text("kb", KIMCHI)
+    assert first.document_id is not None and second.document_id is not None
+    old_chunks = {c.id for c in chunk_rows(store)}
+    store.delete_document("kb", second.document_id)  # the highest ids are gone from the table
+    third = store.add_text("kb", KIMCHI)
+    assert third.document_id is not None and third.document_id > second.document_id
+    new_chunks = {c.id for c in chunk_rows(store)} - old_chunks
+    assert new_chunks and min(new_chunks) > max(old_chunks)
+    assert all(c.vector_id == c.id for c in chunk_rows(store))
+
+
 def test_delete_collection_drops_everything(store: RagStore) -> None:
     store.create_collection("kb")
     store.add_text("kb", PHOTO)

@@ -232,14 +232,17 @@ class RagStore:
     def wait_for_index(self, timeout_s: float = 600.0) -> None:
         """Block until no outbox operation is pending (raises Unavailable on timeout)."""
         deadline = time.monotonic() + timeout_s
-        while self.outbox_counts()[OpState.PENDING]:
+        pause = 0.002
+        while self.applier.has_pending():
             if time.monotonic() > deadline:
                 raise Unavailable(f"the vector index did not catch up within {timeout_s:.0f} s")
             if self.worker is None:
                 self.sync_now()
             else:
+                # Polling backs off: every check takes the GIL and a SQL read from the worker it waits for.
                 self.worker.wake()
-                time.sleep(0.005)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def add_text(self, collection: str, text: str, **fields: Any) -> IngestOutcome:
         return self.add_documents(collection, [DocumentInput(text=text, **fields)])[0]

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, SyncOperation
+from ragstore.db.ids import allocate_ids
+from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, SyncOperation, utcnow
 from ragstore.documents.catalog import Catalog, bump_write_version
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
@@ -30,6 +31,11 @@ from ragstore.text.hashing import content_hash, normalize_text
 from ragstore.text.loaders import LoadedDocument
 
 __all__ = ["Ingestor", "PreparedDocument"]
+
+# Core tables: bulk inserts skip the ORM's per-row bookkeeping.
+DOCUMENTS = cast(Table, Document.__table__)
+CHUNKS = cast(Table, DocumentChunk.__table__)
+EMBEDDINGS = cast(Table, Embedding.__table__)
 
 
 @dataclass
@@ -196,60 +202,57 @@ class Ingestor:
     def _write(
         self, s: Session, coll_id: int, model: str, dimension: int, plans: list[_Planned], vectors: dict[str, bytes]
     ) -> list[int]:
+        now = utcnow()
         if vectors:
             rows = [
-                {"model": model, "content_hash": h, "dimension": dimension, "vector": v} for h, v in vectors.items()
+                {"model": model, "content_hash": h, "dimension": dimension, "vector": v, "created_at": now}
+                for h, v in vectors.items()
             ]
-            stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(Embedding)
+            stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(EMBEDDINGS)
             for start in range(0, len(rows), 2000):
                 s.execute(stmt.on_conflict_do_nothing(), rows[start : start + 2000])
-        # Bulk inserts with RETURNING in parameter order: one statement per table, not one flush per row.
+        # Ids allocated up front, so each table is one executemany (db/ids.py says why).
+        doc_ids = allocate_ids(s, DOCUMENTS, len(plans))
         doc_rows = [
             {
+                "id": doc_id,
                 "collection_id": coll_id,
                 "source_uri": plan.doc.loaded.source_uri,
                 "title": plan.doc.loaded.title[:1024],
                 "mime_type": plan.doc.loaded.mime_type,
                 "size_bytes": plan.doc.loaded.size_bytes,
-                "metadata_": plan.doc.loaded.metadata,
+                "metadata": plan.doc.loaded.metadata,
                 "content_hash": plan.doc.content_hash,
                 "status": "active",
                 "chunk_count": len(plan.doc.chunk_texts),
+                "created_at": now,
+                "updated_at": now,
             }
-            for plan in plans
+            for doc_id, plan in zip(doc_ids, plans, strict=True)
         ]
-        doc_ids = [
-            int(i) for i in s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), doc_rows)
-        ]
+        s.execute(insert(DOCUMENTS), doc_rows)
+        new_chunks = allocate_ids(s, CHUNKS, sum(len(plan.doc.chunk_texts) for plan in plans))
+        chunk_ids = iter(new_chunks)
         chunk_rows = [
             {
+                "id": (chunk_id := next(chunk_ids)),
                 "document_id": doc_id,
                 "collection_id": coll_id,
                 "ordinal": i,
                 "text": text,
                 "token_count": count_tokens(text),
                 "content_hash": h,
+                "vector_id": chunk_id,
                 "status": ChunkStatus.PENDING,
+                "created_at": now,
+                "updated_at": now,
             }
             for doc_id, plan in zip(doc_ids, plans, strict=True)
             for i, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
         ]
-        new_chunks: list[int] = []
         for start in range(0, len(chunk_rows), 5000):
-            new_chunks.extend(
-                int(i)
-                for i in s.scalars(
-                    insert(DocumentChunk).returning(DocumentChunk.id, sort_by_parameter_order=True),
-                    chunk_rows[start : start + 5000],
-                )
-            )
+            s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
         replaced = [doc_id for plan in plans for doc_id in plan.replaces]
-        s.execute(
-            update(DocumentChunk)
-            .where(DocumentChunk.document_id.in_(doc_ids))
-            .values(vector_id=DocumentChunk.id)
-            .execution_options(synchronize_session=False)
-        )
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
         s.add(SyncOperation(collection_id=coll_id, kind=OpKind.UPSERT, chunk_ids=new_chunks))
         if replaced:

@@ -344,6 +344,11 @@ class OutboxApplier:
         counts.update({state: int(n) for state, n in rows})
         return counts
 
+    def has_pending(self) -> bool:
+        """Whether any operation still waits to be applied (one indexed lookup, not a count)."""
+        with self.db.read() as s:
+            return s.scalar(select(SyncOperation.id).where(SyncOperation.state == OpState.PENDING).limit(1)) is not None
+
     def retry_dead(self) -> int:
         """Put dead-lettered operations back in the queue (after the cause has been fixed)."""
 
