@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,62 @@ def embedder(local_embedder: LocalEmbedder) -> CountingEmbedder:
     return CountingEmbedder(local_embedder)
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", **overrides)
+# -- the relational store under test: every store-backed test runs on SQLite and on PostgreSQL ------------
+REQUIRE_SERVICES = os.environ.get("RAGSTORE_REQUIRE_SERVICES") == "1"
+TEST_DATABASE_URL = os.environ.get("RAGSTORE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def service_missing(reason: str) -> None:
+    """Skip with the reason; in CI (RAGSTORE_REQUIRE_SERVICES=1) a missing service is a failure."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (RAGSTORE_REQUIRE_SERVICES=1: the service is required)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_run_url() -> Iterator[str]:
+    """A database of this test run's own on the server of RAGSTORE_TEST_DATABASE_URL, dropped at the end."""
+    from pgtools import create_run_database, drop_database
+
+    try:
+        url = create_run_database(TEST_DATABASE_URL)
+    except Exception as exc:
+        service_missing(f"PostgreSQL at {TEST_DATABASE_URL} is not available: {exc}")
+        raise AssertionError("unreachable") from exc
+    yield url
+    drop_database(TEST_DATABASE_URL, url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the file under the data directory); for PostgreSQL, a fresh schema of the run's database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from pgtools import create_schema, drop_schema
+
+    run_url = request.getfixturevalue("postgres_run_url")
+    url = create_schema(run_url)
+    yield url
+    drop_schema(url)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def make_settings(tmp_path: Path, database_url: str | None) -> Callable[..., Settings]:
+    """Settings for this test's data directory and database; keyword arguments override."""
+
+    def build(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        if database_url is not None:
+            overrides.setdefault("database_url", database_url)
+        return Settings(**overrides)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ def test_health_and_docs(client: TestClient) -> None:
     assert health["status"] == "ok"
     assert set(health["components"]) >= {"database", "vector_index", "embedder"}
     database = client.get("/health/database").json()
-    assert database["status"] == "ok" and database["dialect"] == "sqlite"
+    assert database["status"] == "ok" and database["dialect"] == client.app.state.store.db.engine.dialect.name
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {
         "/v1/collections",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,8 +19,8 @@ LIMIT = 4096
 
 
 @pytest.fixture
-def small_store(tmp_path: Path, embedder: CountingEmbedder) -> Iterator[RagStore]:
-    with RagStore.open(Settings(data_dir=tmp_path / "data", max_document_bytes=LIMIT), embedder=embedder) as store:
+def small_store(make_settings: Callable[..., Settings], embedder: CountingEmbedder) -> Iterator[RagStore]:
+    with RagStore.open(make_settings(max_document_bytes=LIMIT), embedder=embedder) as store:
         store.create_collection("kb")
         store.add_text("kb", "이미 저장된 문서입니다. 잃어버리면 안 됩니다.", title="kept")
         yield store

@@ -18,8 +18,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Path:
     monkeypatch.setenv("RAGSTORE_DATA_DIR", str(tmp_path / "data"))
+    if database_url is not None:
+        monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -98,10 +100,12 @@ def test_config_show_masks_secrets_and_check_names_bad_values(env: Path, monkeyp
 
 def test_migrate_downgrade_and_upgrade(env: Path) -> None:
     run("init")
+    code, out = run("migrate", "downgrade", "0001", "--yes")
+    assert code == 0 and "0001" in out
     code, out = run("migrate", "downgrade", "base", "--yes")
     assert code == 0 and "base" in out
     code, out = run("migrate", "upgrade")
-    assert code == 0 and "0001" in out
+    assert code == 0 and "revision 0002" in out
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,17 @@ from conftest import CountingEmbedder
 CHILD = Path(__file__).with_name("crash_child.py")
 
 
-def run_child(data_dir: Path, scenario: str) -> list[str]:
+def run_child(settings: Settings, scenario: str) -> list[str]:
+    """Run the crash child against the same data directory and database as `settings`."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
     proc = subprocess.run(
-        [sys.executable, str(CHILD), str(data_dir), scenario], capture_output=True, text=True, timeout=120
+        [sys.executable, str(CHILD), str(settings.data_dir), scenario],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc.stdout.split("\n")
@@ -43,11 +53,10 @@ def assert_consistent(store: RagStore) -> None:
 @pytest.mark.parametrize(
     "scenario", ["after_first_txn", "after_index_before_second_txn", "after_second_txn_before_persist"]
 )
-def test_crash_during_ingest_is_recovered(tmp_path: Path, scenario: str, embedder: CountingEmbedder) -> None:
-    data_dir = tmp_path / "data"
-    lines = run_child(data_dir, scenario)
+def test_crash_during_ingest_is_recovered(settings: Settings, scenario: str, embedder: CountingEmbedder) -> None:
+    lines = run_child(settings, scenario)
     assert any(line.startswith("first ") for line in lines)
-    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+    with RagStore.open(settings, embedder=embedder) as store:
         titles = {d.title for d in store.list_documents("kb")}
         assert titles == {"first", "second"}  # the second ingest's first transaction had committed
         assert store.search("kb", "how do plants make glucose", k=1).hits[0].title == "second"
@@ -59,13 +68,12 @@ def test_crash_during_ingest_is_recovered(tmp_path: Path, scenario: str, embedde
         assert recovered.applied_pending + recovered.replayed_operations + len(recovered.rebuilt_collections) > 0
 
 
-def test_crash_during_delete_is_recovered(tmp_path: Path, embedder: CountingEmbedder) -> None:
-    data_dir = tmp_path / "data"
-    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+def test_crash_during_delete_is_recovered(settings: Settings, embedder: CountingEmbedder) -> None:
+    with RagStore.open(settings, embedder=embedder) as store:
         store.create_collection("kb")
         store.add_text("kb", "김치는 발효 음식이다. 배추와 고춧가루로 만든다.", title="gone")
-    run_child(data_dir, "delete_after_first_txn")
-    with RagStore.open(Settings(data_dir=data_dir), embedder=embedder) as store:
+    run_child(settings, "delete_after_first_txn")
+    with RagStore.open(settings, embedder=embedder) as store:
         assert store.list_documents("kb") == []
         assert store.search("kb", "김치", k=5).hits == []
         assert store.index.count(1) == 0
@@ -97,8 +105,10 @@ def test_failing_index_keeps_the_write_pending_then_catches_up(store: RagStore) 
     assert store.get_document("kb", outcome.document_id or 0).index_state == "indexed"
 
 
-def test_an_operation_that_keeps_failing_is_dead_lettered(tmp_path: Path, embedder: CountingEmbedder) -> None:
-    settings = Settings(data_dir=tmp_path / "data", sync_max_attempts=2, sync_backoff_base_s=0.001)
+def test_an_operation_that_keeps_failing_is_dead_lettered(
+    make_settings: Callable[..., Settings], embedder: CountingEmbedder
+) -> None:
+    settings = make_settings(sync_max_attempts=2, sync_backoff_base_s=0.001)
     with RagStore.open(settings, embedder=embedder) as store:
         store.create_collection("kb")
 

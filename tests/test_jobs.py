@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from ragstore.sync.jobs import JobQueue, JobState
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> JobQueue:
-    db = Database(Settings(data_dir=tmp_path / "data"))
+def queue(settings: Settings) -> JobQueue:
+    db = Database(settings)
     Migrator(db.engine).upgrade()
     return JobQueue(db, backoff_base_s=0.01, backoff_max_s=0.05)
 

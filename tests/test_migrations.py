@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import Engine, create_engine, inspect, select, text
 
 from ragstore import MigrationError, RagStore
 from ragstore.config import Settings
+from ragstore.db.engine import Database
 from ragstore.db.models import Base, MigrationChecksum
 from ragstore.migrations import MIGRATIONS_DIR, Migrator
 
@@ -27,8 +29,15 @@ TABLES = {
 }
 
 
-def test_upgrade_creates_the_schema_the_models_describe(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """An empty database of the backend under test (SQLite file or PostgreSQL schema)."""
+    created = Database(settings).engine
+    yield created
+    created.dispose()
+
+
+def test_upgrade_creates_the_schema_the_models_describe(engine: Engine) -> None:
     migrator = Migrator(engine)
     assert migrator.current() is None
     assert migrator.upgrade() == migrator.head()
@@ -40,8 +49,7 @@ def test_upgrade_creates_the_schema_the_models_describe(tmp_path: Path) -> None:
     assert recorded == {r.revision for r in migrator.status().revisions}
 
 
-def test_downgrade_to_base_and_up_again(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+def test_downgrade_to_base_and_up_again(engine: Engine) -> None:
     migrator = Migrator(engine)
     migrator.upgrade()
     assert migrator.downgrade("base") is None
@@ -63,23 +71,30 @@ def test_an_edited_applied_revision_is_refused_naming_the_file(tmp_path: Path) -
     assert "edited after it was applied" in str(excinfo.value)
 
 
-def test_store_refuses_to_open_on_a_tampered_checksum(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data")
+def test_store_refuses_to_open_on_a_tampered_checksum(settings: Settings, engine: Engine) -> None:
     RagStore.open(settings).close()
-    engine = create_engine(settings.sqlalchemy_url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE ragstore_migration_checksums SET sha256 = 'deadbeef' || substr(sha256, 9)"))
+        conn.execute(
+            text(
+                "UPDATE ragstore_migration_checksums SET sha256 = 'deadbeef' || substr(sha256, 9) "
+                "WHERE revision = '0001'"
+            )
+        )
     with pytest.raises(MigrationError, match=r"0001_initial_schema\.py"):
         RagStore.open(settings)
 
 
-def test_store_refuses_an_old_schema_without_auto_migrate(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", auto_migrate=False)
+def test_store_refuses_an_old_schema_without_auto_migrate(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(auto_migrate=False)
     with pytest.raises(MigrationError, match="ragstore init"):
         RagStore.open(settings)
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(store: RagStore) -> None:
+    if not store.db.is_sqlite:
+        pytest.skip(
+            "SQLite pragmas; the PostgreSQL twin: test_postgres.py::test_pool_and_statement_timeout_come_from_settings"
+        )
     with store.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ragstore import InvalidInput, NotFound, RagStore
 from ragstore.db.models import ChunkStatus, DocumentChunk, Embedding, SyncOperation
@@ -25,8 +25,8 @@ def chunk_rows(store: RagStore) -> list[DocumentChunk]:
 
 def test_ingest_then_search_finds_korean_and_english(store: RagStore) -> None:
     store.create_collection("kb")
-    for text, title in ((KIMCHI, "kimchi"), (SUBWAY, "subway"), (PHOTO, "photosynthesis")):
-        outcome = store.add_text("kb", text, title=title)
+    for body, title in ((KIMCHI, "kimchi"), (SUBWAY, "subway"), (PHOTO, "photosynthesis")):
+        outcome = store.add_text("kb", body, title=title)
         assert outcome.status == "added"
         assert outcome.index_state == "indexed"
     assert store.search("kb", "김치 만드는 방법", k=1).hits[0].title == "kimchi"
@@ -219,3 +219,18 @@ def test_changing_the_index_precision_rebuilds_from_sql(store: RagStore, embedde
         assert again.recovery.rebuilt_collections
         assert again.search("kb", "김치", k=1).hits[0].title == "kimchi"
     assert embedder.texts_embedded == embedded + 1  # the query only: nothing was re-embedded
+
+
+def test_reporting_views_summarise_collections_activity_and_queues(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", PHOTO, title="photo")
+    store.add_text("kb", KIMCHI, title="kimchi")
+    with store.db.engine.connect() as conn:
+        stats = conn.execute(
+            text("SELECT collection, documents, chunks, indexed_chunks, pending_chunks FROM ragstore_collection_stats")
+        ).all()
+        activity = conn.execute(text("SELECT collection, documents, chunks FROM ragstore_ingest_activity")).all()
+        queues = conn.execute(text("SELECT queue, state, items FROM ragstore_queue_health")).all()
+    assert [tuple(r) for r in stats] == [("kb", 2, 2, 2, 0)]
+    assert [tuple(r) for r in activity] == [("kb", 2, 2)]
+    assert ("outbox", "done", 2) in [tuple(r) for r in queues]

@@ -39,11 +39,13 @@ documents_app = typer.Typer(help="List, show and delete documents.", no_args_is_
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 index_app = typer.Typer(help="The vector index: status and rebuild from the database.", no_args_is_help=True)
+db_app = typer.Typer(help="Relational-store administration (PostgreSQL roles).", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
 app.add_typer(documents_app, name="documents")
 app.add_typer(config_app, name="config")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(index_app, name="index")
+app.add_typer(db_app, name="db")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -445,6 +447,32 @@ def index_status(as_json: bool = JsonOpt) -> None:
     out.print(f"backend: {data['backend']}   outbox: {data['outbox']}")
     for c in data["collections"]:
         out.print(f"  {c['name']}: {c['indexed_chunks']}/{c['chunks']} chunks indexed")
+
+
+# -- db --------------------------------------------------------------------------------------------------------
+@db_app.command("grant-readonly")
+def db_grant_readonly(
+    role: str = typer.Argument(..., help="Role to create (if missing) and grant read access to."),
+    login: bool = typer.Option(
+        False, "--login", help="Create the role with LOGIN (default NOLOGIN: grant it to users)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a read-only PostgreSQL role for reports: SELECT on every table and reporting view, nothing else."""
+    from ragstore.db.engine import Database
+    from ragstore.db.roles import grant_readonly
+
+    with domain_errors():
+        db = Database(settings())
+        try:
+            result = grant_readonly(db.engine, role, login=login)
+        finally:
+            db.dispose()
+    if as_json:
+        print_json(result)
+        return
+    created = "created and granted" if result["created"] == "yes" else "granted"
+    out.print(f"role {role} {created} read-only access to {result['database']}.{result['schema']}")
 
 
 def main() -> None:

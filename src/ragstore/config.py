@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     sqlite_cache_size_mb: int = Field(64, ge=1, le=16_384, validation_alias=_env("SQLITE_CACHE_SIZE_MB"))
     sqlite_lock_retries: int = Field(5, ge=0, le=100, validation_alias=_env("SQLITE_LOCK_RETRIES"))
 
+    # relational store (PostgreSQL): the pool each process keeps, and how long a statement may run
+    database_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("DATABASE_POOL_SIZE"))
+    database_max_overflow: int = Field(20, ge=0, le=1000, validation_alias=_env("DATABASE_MAX_OVERFLOW"))
+    database_pool_timeout_s: float = Field(30.0, gt=0, le=3600, validation_alias=_env("DATABASE_POOL_TIMEOUT_S"))
+    database_pool_recycle_s: int = Field(1800, ge=-1, le=86_400, validation_alias=_env("DATABASE_POOL_RECYCLE_S"))
+    database_connect_timeout_s: int = Field(10, ge=1, le=600, validation_alias=_env("DATABASE_CONNECT_TIMEOUT_S"))
+    database_statement_timeout_ms: int = Field(
+        30_000, ge=0, le=86_400_000, validation_alias=_env("DATABASE_STATEMENT_TIMEOUT_MS")
+    )
+
     # vector index
     vector_backend: Literal["embedded", "memory"] = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
     hnsw_connectivity: int = Field(16, ge=4, le=128, validation_alias=_env("RAGSTORE_HNSW_M"))

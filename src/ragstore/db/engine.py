@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,7 +44,7 @@ class Database:
         if self.is_sqlite:
             self.engine = self._sqlite_engine(settings)
         else:
-            self.engine = create_engine(self.url, pool_pre_ping=True, future=True)
+            self.engine = self._postgres_engine(settings)
         self._write_engine: Engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
@@ -91,6 +91,28 @@ class Database:
                 conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
+
+    @staticmethod
+    def _postgres_engine(settings: Settings) -> Engine:
+        """A pooled engine whose connections are checked before use (pre-ping), so a restarted server costs
+        one reconnect rather than a failed request, and whose statements cannot run forever."""
+        url = make_url(settings.sqlalchemy_url)
+        # Keep libpq options given in the URL (a search_path, say) beside the statement timeout.
+        given = url.query.get("options", "")
+        options = " ".join([*(given if isinstance(given, tuple) else [given]), "-c statement_timeout="]).strip()
+        return create_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout_s,
+            pool_recycle=settings.database_pool_recycle_s,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": settings.database_connect_timeout_s,
+                "application_name": "ragstore",
+                "options": f"{options}{settings.database_statement_timeout_ms}",
+            },
+        )
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -1,0 +1,100 @@
+"""What only PostgreSQL has: pool and timeouts, updated_at triggers, the read-only role, reconnection.
+
+These run against the real server of RAGSTORE_TEST_DATABASE_URL (skipped with the reason when it is absent,
+failed in CI). The feature suite itself runs on PostgreSQL through the parametrised `database_url` fixture.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from ragstore import InvalidInput, RagStore
+from ragstore.config import Settings
+from ragstore.db.roles import grant_readonly
+
+postgres_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@postgres_only
+def test_pool_and_statement_timeout_come_from_settings(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(database_pool_size=3, database_max_overflow=2, database_statement_timeout_ms=250)
+    with RagStore.open(settings) as store:
+        pool = store.db.engine.pool
+        assert pool.size() == 3 and pool._max_overflow == 2  # type: ignore[attr-defined]
+        with store.db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "250ms"
+            assert conn.exec_driver_sql("SHOW application_name").scalar() == "ragstore"
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                conn.exec_driver_sql("SELECT pg_sleep(2)")
+
+
+@postgres_only
+def test_updated_at_trigger_covers_updates_outside_the_orm(store: RagStore) -> None:
+    store.create_collection("kb")
+    with store.db.engine.begin() as conn:
+        before = conn.execute(text("SELECT updated_at FROM collections WHERE name = 'kb'")).scalar_one()
+    time.sleep(0.01)
+    with store.db.engine.begin() as conn:
+        conn.execute(text("UPDATE collections SET description = 'changed by hand' WHERE name = 'kb'"))
+        after = conn.execute(text("SELECT updated_at FROM collections WHERE name = 'kb'")).scalar_one()
+    assert after > before
+
+
+@postgres_only
+def test_readonly_role_reads_views_and_cannot_write(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", "제주도 한라산은 성판악 코스가 완만하다.", title="한라산")
+    role = f"reports_{store.db.engine.url.query['options'].split('=')[-1][-8:]}"  # unique per test schema
+    try:
+        assert grant_readonly(store.db.engine, role)["created"] == "yes"
+        assert grant_readonly(store.db.engine, role)["created"] == "no"  # idempotent
+        with store.db.engine.connect() as conn:
+            conn.exec_driver_sql(f"SET ROLE {role}")  # undone by the rollback below
+            stats = conn.execute(text("SELECT collection, documents, indexed_chunks FROM ragstore_collection_stats"))
+            assert stats.all() == [("kb", 1, 1)]
+            with pytest.raises(DBAPIError, match="permission denied"):
+                conn.exec_driver_sql("DELETE FROM documents")
+            conn.rollback()
+            config = conn.execute(text("SELECT rolconfig FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar_one()
+            assert "default_transaction_read_only=on" in config
+    finally:
+        with store.db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+    with pytest.raises(InvalidInput, match="invalid role name"):
+        grant_readonly(store.db.engine, "Robert'); DROP TABLE documents;--")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_readonly_role_is_refused_on_sqlite(store: RagStore) -> None:
+    with pytest.raises(InvalidInput, match="need PostgreSQL"):
+        grant_readonly(store.db.engine, "reports")
+
+
+@postgres_only
+def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(store: RagStore) -> None:
+    """What a server restart does to a pool: every connection dies. Pre-ping replaces them on next use."""
+    store.create_collection("kb")
+    first = store.add_text("kb", "서울 지하철은 30분 안에 갈아타면 환승 할인이 된다.", title="subway")
+    admin = store.db.engine.url.difference_update_query(["options"])
+    from sqlalchemy import create_engine
+
+    killer = create_engine(admin)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'ragstore' AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    killer.dispose()
+    assert killed >= 1
+    second = store.add_text("kb", "Refunds reach the original card within five business days.", title="refunds")
+    assert {d.title for d in store.list_documents("kb")} == {"subway", "refunds"}
+    assert first.document_id != second.document_id
+    assert store.search("kb", "환승 할인", k=1).hits[0].title == "subway"
