@@ -132,3 +132,8 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
             missing_docs.append(" ".join(path))
     assert not missing_help, f"commands without help: {missing_help}"
     assert not missing_docs, f"commands not in README.md: {missing_docs}"
+
+
+def test_serve_refuses_several_processes_over_a_process_local_index(env: Path) -> None:
+    code, out = run("serve", "--workers", "2")
+    assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one process" in out

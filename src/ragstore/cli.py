@@ -136,13 +136,29 @@ def init() -> None:
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default RAGSTORE_API_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default RAGSTORE_API_PORT, 8000)."),
+    workers: int | None = typer.Option(None, min=1, max=64, help="Server processes (default RAGSTORE_API_WORKERS, 1)."),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
     from ragstore.api.app import create_app
+    from ragstore.vectors.factory import check_server_processes
 
     cfg = settings()
+    processes = workers or cfg.api_workers
+    with domain_errors():
+        check_server_processes(cfg, processes)
+    if processes > 1:
+        # Each process builds its own app (and store) from the environment.
+        uvicorn.run(
+            "ragstore.api.app:create_app",
+            factory=True,
+            workers=processes,
+            host=host or cfg.api_host,
+            port=port or cfg.api_port,
+            log_level=cfg.log_level.lower(),
+        )
+        return
     uvicorn.run(create_app(cfg), host=host or cfg.api_host, port=port or cfg.api_port, log_level=cfg.log_level.lower())
 
 
