@@ -99,7 +99,8 @@ class Database:
         url = make_url(settings.sqlalchemy_url)
         # Keep libpq options given in the URL (a search_path, say) beside the statement timeout.
         given = url.query.get("options", "")
-        options = " ".join([*(given if isinstance(given, tuple) else [given]), "-c statement_timeout="]).strip()
+        given = " ".join(given) if isinstance(given, tuple) else given
+        options = f"{given} -c statement_timeout={settings.database_statement_timeout_ms}".strip()
         return create_engine(
             url,
             pool_size=settings.database_pool_size,
@@ -110,7 +111,7 @@ class Database:
             connect_args={
                 "connect_timeout": settings.database_connect_timeout_s,
                 "application_name": "ragstore",
-                "options": f"{options}{settings.database_statement_timeout_ms}",
+                "options": options,
             },
         )
 

@@ -231,14 +231,18 @@ class Ingestor:
             for doc_id, plan in zip(doc_ids, plans, strict=True)
         ]
         s.execute(insert(DOCUMENTS), doc_rows)
-        new_chunks = allocate_ids(s, CHUNKS, sum(len(plan.doc.chunk_texts) for plan in plans))
-        chunk_ids = iter(new_chunks)
+        chunks = [
+            (doc_id, ordinal, text, h)
+            for doc_id, plan in zip(doc_ids, plans, strict=True)
+            for ordinal, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
+        ]
+        new_chunks = allocate_ids(s, CHUNKS, len(chunks))
         chunk_rows = [
             {
-                "id": (chunk_id := next(chunk_ids)),
+                "id": chunk_id,
                 "document_id": doc_id,
                 "collection_id": coll_id,
-                "ordinal": i,
+                "ordinal": ordinal,
                 "text": text,
                 "token_count": count_tokens(text),
                 "content_hash": h,
@@ -247,8 +251,7 @@ class Ingestor:
                 "created_at": now,
                 "updated_at": now,
             }
-            for doc_id, plan in zip(doc_ids, plans, strict=True)
-            for i, (text, h) in enumerate(zip(plan.doc.chunk_texts, plan.chunk_hashes, strict=True))
+            for chunk_id, (doc_id, ordinal, text, h) in zip(new_chunks, chunks, strict=True)
         ]
         for start in range(0, len(chunk_rows), 5000):
             s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
