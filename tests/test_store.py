@@ -234,3 +234,16 @@ def test_reporting_views_summarise_collections_activity_and_queues(store: RagSto
     assert [tuple(r) for r in stats] == [("kb", 2, 2, 2, 0)]
     assert [tuple(r) for r in activity] == [("kb", 2, 2)]
     assert ("outbox", "done", 2) in [tuple(r) for r in queues]
+
+
+def test_many_request_threads_searching_at_once_never_exhaust_the_pool(store: RagStore) -> None:
+    """A server answers on dozens of threads; the search path once kept a pooled connection per thread for
+    good, so the 16th thread waited for the pool until it timed out and every request after it stalled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.create_collection("kb")
+    store.add_text("kb", PHOTO, title="photo")
+    vector = store.embedder.embed(["plants"], kind="query")[0]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(lambda _: store.search("kb", vector=vector, k=1), range(200), timeout=60))
+    assert all(r.hits[0].title == "photo" for r in results)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,18 @@ __all__ = ["Database"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _configure_sqlite(dbapi_conn: Any, settings: Settings) -> None:
+    """The pragmas every SQLite connection of ragstore runs with."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+    cur.execute(f"PRAGMA cache_size=-{int(settings.sqlite_cache_size_mb * 1024)}")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
 
 
 def _is_locked(exc: OperationalError) -> bool:
@@ -52,6 +65,7 @@ class Database:
         self._raw = threading.local()
         self._raw_conns: list[Any] = []
         self._raw_lock = threading.Lock()
+        self._busy_s = settings.sqlite_busy_timeout_ms / 1000
         # Single statements that only read need no explicit transaction: SQLite runs each in its own
         # snapshot, which saves the BEGIN / ROLLBACK round trips on the search path.
         self.autocommit_reads: Engine = (
@@ -68,21 +82,12 @@ class Database:
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
             future=True,
         )
-        busy_ms = settings.sqlite_busy_timeout_ms
-        cache_kib = settings.sqlite_cache_size_mb * 1024
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy's "begin" event below emit BEGIN, so write units can ask for IMMEDIATE.
             dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-            cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
-            cur.execute("PRAGMA temp_store=MEMORY")
-            cur.close()
+            _configure_sqlite(dbapi_conn, settings)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
@@ -131,12 +136,17 @@ class Database:
         """Rows of one read-only statement on this thread's own DBAPI connection (SQLite only).
 
         For the search path alone: SQLAlchemy's per-statement work costs ~100 µs, more than SQLite's own
-        ~30 µs for the query. The connection comes from the engine's pool, so the pragmas apply, and it
-        stays in autocommit, so it holds no lock between queries.
+        ~30 µs for the query. The connection is this thread's own, with the same pragmas as the pool's, and
+        it stays in autocommit, so it holds no lock between queries.
         """
         conn = getattr(self._raw, "conn", None)
         if conn is None:
-            conn = self.engine.raw_connection()
+            # A connection of this thread's own, outside the pool: a server runs dozens of request threads,
+            # and each holding a pooled connection for good would exhaust the pool and stall every request.
+            conn = sqlite3.connect(
+                self.engine.url.database or "", check_same_thread=False, isolation_level=None, timeout=self._busy_s
+            )
+            _configure_sqlite(conn, self.settings)
             self._raw.conn = conn
             with self._raw_lock:
                 self._raw_conns.append(conn)

@@ -1,0 +1,215 @@
+"""Load on the HTTP API from a second process on loopback: concurrent clients, a mix of ingest and search.
+
+    python bench/load.py                                   # SQLite + embedded index, 50 clients, 20 s
+    python bench/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/load.py --clients 50 --duration 20 --max-requests 20000 --mix text=6,vector=3,ingest=1
+
+The benchmark starts `ragstore serve` itself (a fresh data directory; on PostgreSQL a fresh schema),
+loads the sample corpus, then drives the server from this process with asyncio clients. Every run is
+bounded in requests and in time and talks only to 127.0.0.1. Prints requests/s and p50/p95/p99 per
+operation; asserts nothing.
+
+
+Operations: `text` searches by one of the 60 sample questions (the server embeds the query), `vector`
+searches by a stored vector (no embedding: the server's own overhead), `ingest` stores a new short
+document (embedded, written through the outbox, indexed before the response).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres_schema(url: str | None) -> Iterator[str | None]:
+    """A fresh schema for the run (dropped afterwards), selected by search_path in the URL."""
+    if url is None:
+        yield None
+        return
+    import psycopg
+    from sqlalchemy import make_url
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def server(database_url: str | None, workers: int) -> Iterator[str]:
+    data_dir = Path(tempfile.mkdtemp(prefix="ragstore-load-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL"))}
+    env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING")
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    ragstore = str(Path(sys.executable).with_name("ragstore"))
+    subprocess.run([ragstore, "init"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [ragstore, "ingest", str(ROOT / "samples" / "corpus"), "-c", "samples"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    cmd = [ragstore, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("server did not start within 120 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def drive(
+    base: str, clients: int, duration_s: float, max_requests: int, mix: dict[str, int], vectors: list[list[float]]
+) -> dict[str, tuple[list[float], int]]:
+    questions = [
+        json.loads(line)["question"] for line in (ROOT / "samples" / "questions.jsonl").read_text().splitlines()
+    ]
+    ops = [op for op, weight in mix.items() for _ in range(weight)]
+    results: dict[str, tuple[list[float], int]] = {op: ([], 0) for op in mix}
+    issued = 0
+    deadline = time.monotonic() + duration_s
+    rng = random.Random(7)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal issued
+        while issued < max_requests and time.monotonic() < deadline:
+            issued += 1
+            op = rng.choice(ops)
+            if op == "text":
+                request = http.post(
+                    f"{base}/v1/collections/samples/search", json={"query": rng.choice(questions), "k": 5}
+                )
+            elif op == "vector":
+                request = http.post(
+                    f"{base}/v1/collections/samples/search", json={"vector": rng.choice(vectors), "k": 5}
+                )
+            else:
+                text = f"부하 시험 문서 {uuid.uuid4().hex}: 서울 지하철 환승 할인은 30분 안에 적용된다."
+                request = http.post(f"{base}/v1/collections/samples/documents", json={"text": text})
+            started = time.perf_counter()
+            try:
+                response = await request
+            except httpx.HTTPError as exc:
+                latencies, errors = results[op]
+                results[op] = (latencies, errors + 1)
+                console.print(f"[red]{op}: {type(exc).__name__} after {time.perf_counter() - started:.1f} s[/]")
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            latencies, errors = results[op]
+            if response.status_code >= 400:
+                results[op] = (latencies, errors + 1)
+            else:
+                latencies.append(elapsed)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return results
+
+
+def query_vectors() -> list[list[float]]:
+    """Real query embeddings from the default model, so vector searches land where text searches do."""
+    from ragstore.embeddings.local import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    texts = ["전세 계약", "환불 기간", "marathon training", "김치 담그는 법", "API rate limit"]
+    return [v.tolist() for v in np.asarray(embedder.embed(texts, kind="query"), dtype=np.float32)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite in a temporary folder)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per mix (upper bound)")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="requests per mix (upper bound)")
+    parser.add_argument("--mix", default="text=6,vector=3,ingest=1", help="op=weight,... of text, vector, ingest")
+    args = parser.parse_args()
+    mix = {op: int(w) for op, w in (part.split("=") for part in args.mix.split(","))}
+    vectors = query_vectors()
+    backend = "PostgreSQL" if args.database_url else "SQLite"
+    with postgres_schema(args.database_url) as url, server(url, args.workers) as base:
+        started = time.perf_counter()
+        results = asyncio.run(drive(base, args.clients, args.duration, args.max_requests, mix, vectors))
+        wall = time.perf_counter() - started
+    table = Table(title=f"{backend}, {args.workers} server process(es), {args.clients} clients, {wall:.1f} s")
+    for col in ("operation", "ok", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "operation" else "right")
+    total = 0
+    for op, (latencies, errors) in results.items():
+        total += len(latencies) + errors
+        if not latencies:
+            table.add_row(op, "0", str(errors), "", "", "", "")
+            continue
+        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+        table.add_row(
+            op,
+            str(len(latencies)),
+            str(errors),
+            f"{len(latencies) / wall:,.1f}",
+            f"{p50:.1f}",
+            f"{p95:.1f}",
+            f"{p99:.1f}",
+        )
+    table.add_row("all", "", "", f"{total / wall:,.1f}", "", "", "")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
