@@ -97,9 +97,9 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     from pgtools import create_schema, drop_schema
 
     run_url = request.getfixturevalue("postgres_run_url")
-    url = create_schema(run_url)
+    schema, url = create_schema(run_url)
     yield url
-    drop_schema(url)
+    drop_schema(run_url, schema)
 
 
 @pytest.fixture

@@ -33,19 +33,15 @@ def drop_database(server_url: str, run_url: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def create_schema(run_url: str) -> str:
+def create_schema(run_url: str) -> tuple[str, str]:
+    """A new schema in the run's database: (its name, a URL whose connections use it)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_conninfo(run_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    url = make_url(run_url)
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    url = make_url(run_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return schema, url.render_as_string(hide_password=False)
 
 
-def drop_schema(schema_url: str) -> None:
-    url = make_url(schema_url)
-    options = url.query["options"]
-    schema = str(options).removeprefix("-csearch_path=")
-    with psycopg.connect(
-        _conninfo(url.difference_update_query(["options"]).render_as_string(hide_password=False)), autocommit=True
-    ) as conn:
+def drop_schema(run_url: str, schema: str) -> None:
+    with psycopg.connect(_conninfo(run_url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

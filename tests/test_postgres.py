@@ -7,6 +7,7 @@ failed in CI). The feature suite itself runs on PostgreSQL through the parametri
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -49,7 +50,7 @@ def test_updated_at_trigger_covers_updates_outside_the_orm(store: RagStore) -> N
 def test_readonly_role_reads_views_and_cannot_write(store: RagStore) -> None:
     store.create_collection("kb")
     store.add_text("kb", "제주도 한라산은 성판악 코스가 완만하다.", title="한라산")
-    role = f"reports_{store.db.engine.url.query['options'].split('=')[-1][-8:]}"  # unique per test schema
+    role = f"reports_{uuid.uuid4().hex[:8]}"  # roles are server-wide: unique per test
     try:
         assert grant_readonly(store.db.engine, role)["created"] == "yes"
         assert grant_readonly(store.db.engine, role)["created"] == "no"  # idempotent
