@@ -92,6 +92,19 @@ class Settings(BaseSettings):
     sync_max_attempts: int = Field(8, ge=1, le=100, validation_alias=_env("RAGSTORE_SYNC_MAX_ATTEMPTS"))
     sync_backoff_base_s: float = Field(0.5, gt=0, le=3600, validation_alias=_env("RAGSTORE_SYNC_BACKOFF_BASE_S"))
     sync_backoff_max_s: float = Field(300.0, gt=0, le=86_400, validation_alias=_env("RAGSTORE_SYNC_BACKOFF_MAX_S"))
+    sync_lease_s: float = Field(60.0, ge=1, le=86_400, validation_alias=_env("RAGSTORE_SYNC_LEASE_S"))
+    sync_retain_s: float = Field(3600.0, ge=0, le=30 * 86_400, validation_alias=_env("RAGSTORE_SYNC_RETAIN_S"))
+    worker_concurrency_jobs: int = Field(1, ge=1, le=64, validation_alias=_env("RAGSTORE_WORKER_JOB_THREADS"))
+
+    # caches (in process by default; shared through Redis when REDIS_URL is set)
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    redis_max_connections: int = Field(50, ge=1, le=10_000, validation_alias=_env("REDIS_MAX_CONNECTIONS"))
+    redis_timeout_s: float = Field(0.5, gt=0, le=60, validation_alias=_env("REDIS_TIMEOUT_S"))
+    redis_retry_after_s: float = Field(5.0, gt=0, le=3600, validation_alias=_env("REDIS_RETRY_AFTER_S"))
+    cache_max_entries: int = Field(10_000, ge=0, le=10_000_000, validation_alias=_env("RAGSTORE_CACHE_MAX_ENTRIES"))
+    embedding_cache_ttl_s: int = Field(86_400, ge=0, le=30 * 86_400, validation_alias=_env("EMBEDDING_CACHE_TTL"))
+    search_cache_ttl_s: int = Field(300, ge=0, le=30 * 86_400, validation_alias=_env("SEARCH_CACHE_TTL"))
+    session_cache_ttl_s: int = Field(3600, ge=0, le=30 * 86_400, validation_alias=_env("CACHE_TTL"))
 
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
@@ -111,6 +124,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DATABASE_URL must start with sqlite:// or postgresql+psycopg:// (got {self.database_url!r})"
             )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
         if self.env == "production" and self.vector_backend == "memory":
             raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
         return self

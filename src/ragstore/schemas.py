@@ -148,3 +148,5 @@ class SearchResponse(_Model):
     took_ms: float
     # Vector hits SQL does not hold as indexed (orphans or not yet visible): dropped, never shown.
     dropped: int = 0
+    # Served from the search-result cache (L2): the hits are those the same request got at this write version.
+    cached: bool = False

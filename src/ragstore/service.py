@@ -6,6 +6,8 @@ level with SQL (rebuild or outbox replay) before the first request, so a store t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +18,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
+from ragstore.cache.bus import EventBus
+from ragstore.cache.layers import CacheLayers, request_digest
+from ragstore.cache.redis import RedisConnection
+from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
 from ragstore.db.models import EmbeddingUsage, OpState
@@ -31,11 +37,13 @@ from ragstore.schemas import (
     DocumentInput,
     IngestOutcome,
     IngestReport,
+    SearchHit,
     SearchResponse,
 )
 from ragstore.search.dense import DenseSearcher
 from ragstore.sync.applier import OutboxApplier, RecoveryReport
 from ragstore.sync.jobs import JobQueue
+from ragstore.sync.outbox import process_owner
 from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
@@ -63,7 +71,10 @@ class RagStore:
             max_attempts=settings.sync_max_attempts,
             backoff_base_s=settings.sync_backoff_base_s,
             backoff_max_s=settings.sync_backoff_max_s,
+            lease_s=settings.sync_lease_s,
+            retain_s=settings.sync_retain_s,
         )
+        self.applier.on_finished = self._announce_changes
         self.ingestor = Ingestor(
             db,
             self.catalog,
@@ -72,7 +83,30 @@ class RagStore:
             overlap_tokens=settings.chunk_overlap_tokens,
         )
         self.searcher = DenseSearcher(db, index)
-        self.jobs = JobQueue(db)
+        self.jobs = JobQueue(db, lease_s=settings.sync_lease_s)
+        self.redis = (
+            RedisConnection(
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout_s=settings.redis_timeout_s,
+                retry_after_s=settings.redis_retry_after_s,
+            )
+            if settings.redis_url
+            else None
+        )
+        self.bus = EventBus(self.redis) if self.redis is not None else None
+        self.cache = CacheLayers(
+            max_entries=settings.cache_max_entries,
+            embedding_ttl_s=settings.embedding_cache_ttl_s,
+            search_ttl_s=settings.search_cache_ttl_s,
+            session_ttl_s=settings.session_cache_ttl_s,
+            redis=self.redis,
+        )
+        self.versions = CollectionVersions(self.catalog.write_version, self.bus)
+        self._replica_versions: dict[int, int] = {}
+        if self.bus is not None:
+            self.bus.subscribe(self._on_event)
+            self.bus.on_reconnect(self.versions.forget)
         self.worker: SyncWorker | None = None
         self.recovery = RecoveryReport()
         self._closed = False
@@ -105,6 +139,8 @@ class RagStore:
                 recovery.replayed_operations,
                 recovery.applied_pending,
             )
+        if store.bus is not None:
+            store.bus.start()
         if start_worker:
             store.start_worker()
         return store
@@ -125,8 +161,12 @@ class RagStore:
         self._closed = True
         if self.worker is not None:
             self.worker.stop()
+        if self.bus is not None:
+            self.bus.stop()
         with self.applier.lock:
             self.index.close()
+        if self.redis is not None:
+            self.redis.close()
         self.db.dispose()
 
     def __enter__(self) -> RagStore:
@@ -171,7 +211,8 @@ class RagStore:
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its documents and its vectors (through the outbox)."""
-        self.catalog.begin_drop_collection(name)
+        collection_id = self.catalog.begin_drop_collection(name)
+        self._announce_changes({collection_id})
         self._sync()
 
     # -- ingest --------------------------------------------------------------------------------------------
@@ -179,9 +220,26 @@ class RagStore:
         """Apply what this call queued now; on failure the worker retries with backoff."""
         self.applier.apply_pending()
 
+    # -- announcements between processes -------------------------------------------------------------------
+    def _announce_changes(self, collection_ids: set[int]) -> None:
+        """After a commit that changed collections: drop what this process knew, and tell the others."""
+        for cid in collection_ids:
+            self.versions.forget(cid)
+            if self.bus is not None:
+                self.bus.publish("collection", id=cid, sender=process_owner())
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("sender") == process_owner():
+            return
+        if event.get("e") == "collection" and isinstance(event.get("id"), int):
+            self.versions.forget(event["id"])
+        if self.worker is not None:
+            self.worker.wake()  # replay what another process finished, or claim what it queued
+
     def _store(self, collection: str, prepared: list[PreparedDocument], *, wait: bool = True) -> list[IngestOutcome]:
         outcomes = self.ingestor.ingest(collection, prepared)
         if any(o.status in ("added", "replaced") for o in outcomes):
+            self._announce_changes({self.catalog.resolve(collection).id})
             if wait or self.worker is None:
                 self._sync()
                 self._refresh_states(collection, outcomes)
@@ -300,6 +358,7 @@ class RagStore:
     def delete_document(self, collection: str, document_id: int) -> None:
         """Hide the document now, remove its vectors, then its rows (the outbox's two phases)."""
         self.catalog.begin_delete_document(collection, document_id)
+        self._announce_changes({self.catalog.resolve(collection).id})
         self._sync()
 
     # -- search --------------------------------------------------------------------------------------------
@@ -332,6 +391,7 @@ class RagStore:
                 )
             if not np.isfinite(qvec).all():
                 raise InvalidInput("vector contains NaN or infinity")
+            asked: Any = qvec.tobytes().hex()
         else:
             assert query is not None
             if not query.strip():
@@ -341,8 +401,25 @@ class RagStore:
                     f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
                     f"(it embeds with {self.embedder.model!r}): search it by vector"
                 )
-            qvec = self.embedder.embed([query], kind="query")[0]
-        hits, dropped = self.searcher.search(coll_id, qvec, k, filter)
+            asked = query
+        version = self.versions.current(coll_id)
+        if self._replica_versions.get(coll_id) != version:
+            # Another process changed the collection: bring this process's index replica level first.
+            self.applier.advance()
+            self._replica_versions[coll_id] = version
+        results = self.cache.search
+        key = results.key(coll_id, version, request_digest([asked, k, filter]))
+        cached = results.get(key)
+        if cached is not None:
+            found = json.loads(cached)
+            hits = [SearchHit(**hit) for hit in found["hits"]]
+            dropped = int(found["dropped"])
+        else:
+            if vector is None:
+                assert query is not None
+                qvec = self._query_vector(query)
+            hits, dropped = self.searcher.search(coll_id, qvec, k, filter)
+            results.set(key, _hits_json(hits, dropped))
         return SearchResponse.model_construct(
             collection=collection,
             query=query,
@@ -350,7 +427,19 @@ class RagStore:
             hits=hits,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
             dropped=dropped,
+            cached=cached is not None,
         )
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding, from the L1 cache when this query was embedded before."""
+        layer = self.cache.embeddings
+        key = layer.key(self.embedder.model, request_digest(["query", query]))
+        found = layer.get(key)
+        if found is not None and len(found) == 4 * self.embedder.dimension:
+            return np.frombuffer(found, dtype="<f4")
+        qvec = np.asarray(self.embedder.embed([query], kind="query")[0], dtype="<f4")
+        layer.set(key, qvec.tobytes())
+        return qvec
 
     # -- operations ----------------------------------------------------------------------------------------
     def sync_now(self) -> dict[str, int]:
@@ -415,6 +504,12 @@ class RagStore:
             "revision": revision,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+
+
+def _hits_json(hits: list[SearchHit], dropped: int) -> bytes:
+    return json.dumps(
+        {"hits": [dataclasses.asdict(h) for h in hits], "dropped": dropped}, separators=(",", ":"), default=str
+    ).encode()
 
 
 def _record_usage(db: Database, record: UsageRecord) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "MigrationChecksum",
     "OpKind",
     "OpState",
+    "SyncMarker",
     "SyncOperation",
     "utcnow",
 ]
@@ -213,6 +214,21 @@ class SyncOperation(TimestampMixin, Base):
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The process applying it now; a lapsed lease lets another process take the operation over.
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SyncMarker(Base):
+    """A named number every process agrees on (e.g. `outbox_pruned_through`)."""
+
+    __tablename__ = "sync_markers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
 
 
 class Job(TimestampMixin, Base):

@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, SyncOperation, utcnow
+from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, utcnow
 from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
+from ragstore.sync.outbox import queue_operation
 
 __all__ = ["Catalog", "bump_write_version", "validate_collection_name"]
 
@@ -57,6 +58,9 @@ _RESOLVE = select(Collection.id, Collection.name, Collection.embedding_model, Co
 )
 
 
+_VERSION = select(Collection.write_version).where(Collection.id == bindparam("id"))
+
+
 class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -75,6 +79,14 @@ class Catalog:
         ref = CollectionRef(int(rows[0].id), rows[0].name, rows[0].embedding_model, int(rows[0].dimension))
         self._refs[name] = (now, ref)
         return ref
+
+    def write_version(self, collection_id: int) -> int:
+        """The collection's write version, read now (the search path's cache key; one primary-key lookup)."""
+        if self.db.is_sqlite:
+            rows = self.db.raw_sqlite_rows("SELECT write_version FROM collections WHERE id = ?", (collection_id,))
+        else:
+            rows = self.db.fetch(_VERSION, {"id": collection_id})
+        return int(rows[0][0]) if rows else -1
 
     def active_refs(self) -> list[CollectionRef]:
         with self.db.read() as s:
@@ -172,7 +184,7 @@ class Catalog:
             row.status = "deleting"
             # Free the name at once: a new collection of the same name may be created right away.
             row.name = f"{row.name}.deleting.{row.id}"[:128]
-            s.add(SyncOperation(collection_id=row.id, kind=OpKind.DROP_COLLECTION, chunk_ids=[]))
+            queue_operation(s, row.id, OpKind.DROP_COLLECTION, [])
             return row.id
 
         return self.db.write(unit)
@@ -270,8 +282,7 @@ class Catalog:
             .where(DocumentChunk.document_id.in_(document_ids))
             .values(status=ChunkStatus.DELETING, updated_at=utcnow())
         )
-        op = SyncOperation(collection_id=collection_id, kind=OpKind.DELETE, chunk_ids=chunk_ids)
-        s.add(op)
+        op = queue_operation(s, collection_id, OpKind.DELETE, chunk_ids)
         bump_write_version(s, collection_id)
         s.flush()
         return op.id

@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
 from ragstore.db.ids import allocate_ids
-from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, SyncOperation, utcnow
+from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, utcnow
 from ragstore.documents.catalog import Catalog, bump_write_version
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.schemas import IngestOutcome
+from ragstore.sync.outbox import queue_operation
 from ragstore.text.chunking import chunk_text, count_tokens
 from ragstore.text.hashing import content_hash, normalize_text
 from ragstore.text.loaders import LoadedDocument
@@ -257,7 +258,7 @@ class Ingestor:
             s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
         replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
-        s.add(SyncOperation(collection_id=coll_id, kind=OpKind.UPSERT, chunk_ids=new_chunks))
+        queue_operation(s, coll_id, OpKind.UPSERT, new_chunks)
         if replaced:
             s.flush()
             Catalog.mark_documents_deleting(s, coll_id, replaced)

@@ -3,10 +3,20 @@
 Phase one (done by the writer) committed rows in state `pending` and a `sync_operations` row. Here the
 operation reaches the index (idempotently), and only then does a second transaction mark the chunks
 `indexed` and the operation `done`. Upserts read the chunks' *current* rows, so an operation applied late,
-twice or out of order can never resurrect a chunk that SQL has since deleted.
+twice or out of order can never resurrect a chunk that SQL has since deleted: operations commute, which
+is what lets several processes apply them in parallel.
 
-Durable indexes record the highest operation they contain (`applied_seq`); on open, every operation after
-it is replayed, which repairs an index file that was not saved before a crash.
+Any number of processes apply the outbox. Each claims pending operations with a lease (`FOR UPDATE SKIP
+LOCKED` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises the claim), so no two apply the same one at
+once, and a dead process's lease lapses so that another takes over.
+
+Every process also holds a *replica* of the index (for the embedded and memory backends, which live in
+one process). A replica follows the outbox as a log: its `watermark` is the highest id below which every
+operation is finished and reflected in it. It replays operations that other processes finished, and a
+pending operation holds the watermark back (not the replay of later ones). Durable indexes save the
+watermark with their files (`applied_seq`); on open, everything after it is replayed. Finished operations
+are pruned once every replica is past them, and a replica that finds itself behind the pruned point
+rebuilds from SQL instead.
 """
 
 from __future__ import annotations
@@ -16,11 +26,12 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
@@ -32,9 +43,12 @@ from ragstore.db.models import (
     Embedding,
     OpKind,
     OpState,
+    SyncMarker,
     SyncOperation,
     utcnow,
 )
+from ragstore.documents.catalog import bump_write_version
+from ragstore.sync.outbox import owner_is_dead_here, process_owner
 from ragstore.vectors.base import CollectionSpec, VectorIndex
 
 __all__ = ["OutboxApplier", "RecoveryReport"]
@@ -50,6 +64,17 @@ class RecoveryReport:
     applied_pending: int = 0
 
 
+@dataclass(frozen=True)
+class OutboxOp:
+    """An operation as claimed: plain values, detached from any session."""
+
+    id: int
+    collection_id: int
+    kind: str
+    chunk_ids: list[int]
+    attempts: int
+
+
 @dataclass
 class ApplyStats:
     applied: int = 0
@@ -62,6 +87,8 @@ def _spec(row: Collection) -> CollectionSpec:
 
 
 BATCH = 5000
+SCAN = 1000
+PRUNED_THROUGH = "outbox_pruned_through"
 
 
 def _with_vectors(
@@ -96,30 +123,52 @@ class OutboxApplier:
         max_attempts: int = 8,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 300.0,
+        lease_s: float = 60.0,
+        retain_s: float = 3600.0,
     ) -> None:
         self.db = db
         self.index = index
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
-        # One applier at a time per process: the index sees operations in a single order.
+        self.lease_s = lease_s
+        self.retain_s = retain_s
+        # One applier at a time per process: the replica sees operations in a single order.
         self.lock = threading.RLock()
+        self.watermark = 0
+        self._reflected_above: set[int] = set()  # finished operations above the watermark this replica holds
+        self._collections: set[int] = set()
+        self.applications = 0  # operations this process applied as their claimer (not replays)
+        self.replays = 0
+        # Told which collections an apply changed, after its commit (for cache invalidation and announcements).
+        self.on_finished: Callable[[set[int]], None] | None = None
+
+    @property
+    def owner(self) -> str:
+        return process_owner()
 
     # -- open / recovery ---------------------------------------------------------------------------------
     def recover(self, progress: Progress | None = None) -> RecoveryReport:
-        """Bring the index level with SQL: rebuild what is unknown, replay what is after its sequence."""
+        """Bring this replica level with SQL: rebuild what is unknown or pruned away, replay what follows."""
         report = RecoveryReport()
+        self.release_dead_leases()
         with self.lock:
             with self.db.read() as s:
                 collections = list(s.scalars(select(Collection).order_by(Collection.id)))
+            pruned = self.pruned_through()
+            positions = []
             for row in collections:
                 self.index.ensure_collection(_spec(row))
-                if not self.index.is_durable() or self.index.applied_seq(row.id) == 0:
-                    if self._has_indexed_chunks(row.id) or not self.index.is_durable():
-                        self.rebuild(row.id, progress=progress)
-                        report.rebuilt_collections.append(row.id)
-                    continue
-                report.replayed_operations += self._replay_done_after(row.id, self.index.applied_seq(row.id))
+                self._collections.add(row.id)
+                seq = self.index.applied_seq(row.id)
+                stale = seq < pruned or not self.index.is_durable()
+                if stale or (seq == 0 and self._has_indexed_chunks(row.id)):
+                    self.rebuild(row.id, progress=progress)
+                    report.rebuilt_collections.append(row.id)
+                positions.append(self.index.applied_seq(row.id))
+            self.watermark = min(positions) if positions else pruned
+            self._reflected_above.clear()
+            report.replayed_operations = self.advance()
             report.applied_pending = self.apply_pending(ignore_schedule=True).applied
             self.index.persist()
         return report
@@ -133,25 +182,9 @@ class OutboxApplier:
             )
         return found is not None
 
-    def _replay_done_after(self, collection_id: int, seq: int) -> int:
+    def pruned_through(self) -> int:
         with self.db.read() as s:
-            ops = list(
-                s.scalars(
-                    select(SyncOperation)
-                    .where(
-                        SyncOperation.collection_id == collection_id,
-                        SyncOperation.id > seq,
-                        SyncOperation.state == OpState.DONE,
-                    )
-                    .order_by(SyncOperation.id)
-                )
-            )
-        for op in ops:
-            self._effect(op, replay=True)
-            self.index.mark_applied(collection_id, op.id)
-        if ops:
-            log.info("replayed %d outbox operations into collection %d after sequence %d", len(ops), collection_id, seq)
-        return len(ops)
+            return int(s.scalar(select(SyncMarker.value).where(SyncMarker.name == PRUNED_THROUGH)) or 0)
 
     def rebuild(self, collection_id: int, progress: Progress | None = None, batch_size: int = 5000) -> int:
         """Recreate a collection's index from the chunks SQL holds as indexed and their stored embeddings."""
@@ -172,16 +205,13 @@ class OutboxApplier:
                     )
                     or 0
                 )
-                last_done = (
-                    s.scalar(
-                        select(func.max(SyncOperation.id)).where(
-                            SyncOperation.collection_id == collection_id, SyncOperation.state == OpState.DONE
-                        )
-                    )
-                    or 0
-                )
+                # Position after the rebuild: every operation before the first unfinished one is reflected.
+                unfinished = s.scalar(select(func.min(SyncOperation.id)).where(SyncOperation.state == OpState.PENDING))
+                newest = s.scalar(select(func.max(SyncOperation.id))) or 0
+                position = int(unfinished) - 1 if unfinished is not None else int(newest)
             self.index.drop_collection(collection_id)
             self.index.ensure_collection(spec)
+            self._collections.add(collection_id)
             done = 0
             for ids, vectors in self._indexed_vectors(collection_id, model, spec.dimension, batch_size):
                 self.index.upsert(collection_id, ids, vectors)
@@ -190,7 +220,7 @@ class OutboxApplier:
                     progress(done, total)
             if progress and total == 0:
                 progress(0, 0)
-            self.index.mark_applied(collection_id, max(last_done, 1))
+            self.index.mark_applied(collection_id, max(position, 1))
             self.index.persist()
             return done
 
@@ -216,17 +246,162 @@ class OutboxApplier:
             yield ids, vectors
             after = int(chunks[-1][0])
 
-    # -- applying ------------------------------------------------------------------------------------------
-    def apply_pending(self, *, ignore_schedule: bool = False, limit: int = 1000) -> ApplyStats:
-        """Apply due pending operations in id order; failures are rescheduled with backoff or dead-lettered."""
-        stats = ApplyStats()
+    # -- following the log -----------------------------------------------------------------------------------
+    def advance(self) -> int:
+        """Replay what other processes finished since the watermark, then move the watermark; returns replays.
+
+        One indexed range read when nothing is new, so followers can call it on every poll.
+        """
         with self.lock:
+            if self.watermark < self.pruned_through():
+                self._catch_up_by_rebuild()
+            replayed = 0
+            cursor = self.watermark
+            blocked = False
+            while True:
+                with self.db.read() as s:
+                    rows = s.execute(
+                        select(SyncOperation.id, SyncOperation.state)
+                        .where(SyncOperation.id > cursor)
+                        .order_by(SyncOperation.id)
+                        .limit(SCAN)
+                    ).all()
+                todo = [int(i) for i, state in rows if state == OpState.DONE and i not in self._reflected_above]
+                for op in self._load(todo):
+                    self._effect(op, replay=True)
+                    self._reflected_above.add(op.id)
+                    self.replays += 1
+                    replayed += 1
+                for op_id, state in rows:
+                    if state == OpState.PENDING:
+                        blocked = True
+                    elif not blocked:
+                        self.watermark = int(op_id)
+                        self._reflected_above.discard(int(op_id))
+                if len(rows) < SCAN:
+                    break
+                cursor = int(rows[-1][0])
+            for cid in self._collections:
+                self.index.mark_applied(cid, self.watermark)
+            if replayed:
+                log.debug("replayed %d operations; watermark %d", replayed, self.watermark)
+            return replayed
+
+    def _catch_up_by_rebuild(self) -> None:
+        log.warning(
+            "this replica is at operation %d, but operations up to %d were pruned: rebuilding from the database",
+            self.watermark,
+            self.pruned_through(),
+        )
+        with self.db.read() as s:
+            ids = list(s.scalars(select(Collection.id).where(Collection.status == "active")))
+        for cid in set(self._collections) - set(ids):
+            self.index.drop_collection(cid)
+            self._collections.discard(cid)
+        for cid in ids:
+            self.rebuild(cid)
+        self.watermark = min((self.index.applied_seq(c) for c in ids), default=self.pruned_through())
+        self._reflected_above.clear()
+
+    def _load(self, op_ids: list[int]) -> list[OutboxOp]:
+        ops: list[OutboxOp] = []
+        for start in range(0, len(op_ids), BATCH):
             with self.db.read() as s:
-                query = select(SyncOperation).where(SyncOperation.state == OpState.PENDING)
-                if not ignore_schedule:
-                    query = query.where(SyncOperation.next_attempt_at <= utcnow())
-                ops = list(s.scalars(query.order_by(SyncOperation.id).limit(limit)))
-            for op in ops:
+                rows = s.execute(
+                    select(
+                        SyncOperation.id,
+                        SyncOperation.collection_id,
+                        SyncOperation.kind,
+                        SyncOperation.chunk_ids,
+                        SyncOperation.attempts,
+                    )
+                    .where(SyncOperation.id.in_(op_ids[start : start + BATCH]))
+                    .order_by(SyncOperation.id)
+                ).all()
+            ops.extend(OutboxOp(int(r[0]), int(r[1]), r[2], list(r[3]), int(r[4])) for r in rows)
+        return ops
+
+    # -- applying ------------------------------------------------------------------------------------------
+    def claim(self, *, ignore_schedule: bool = False, limit: int = 1000) -> list[OutboxOp]:
+        """Lease due pending operations: unclaimed ones, lapsed leases, and this process's own writes."""
+        owner, lease_s = self.owner, self.lease_s
+
+        def claimable(now: datetime) -> Select[Any]:
+            free = or_(
+                SyncOperation.lease_owner.is_(None),
+                SyncOperation.lease_owner == owner,
+                SyncOperation.lease_expires_at < now,
+            )
+            query = select(SyncOperation.id).where(SyncOperation.state == OpState.PENDING, free)
+            if not ignore_schedule:
+                query = query.where(SyncOperation.next_attempt_at <= now)
+            return query
+
+        # A read first: most polls find nothing, and a claim is a write transaction (on SQLite, the lock).
+        with self.db.read() as s:
+            if s.scalar(claimable(utcnow()).limit(1)) is None:
+                return []
+
+        def unit(s: Session) -> list[OutboxOp]:
+            now = utcnow()
+            query = claimable(now).order_by(SyncOperation.id).limit(limit)
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            ids = [int(i) for i in s.scalars(query)]
+            if not ids:
+                return []
+            s.execute(
+                update(SyncOperation)
+                .where(SyncOperation.id.in_(ids))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+            )
+            rows = s.execute(
+                select(
+                    SyncOperation.id,
+                    SyncOperation.collection_id,
+                    SyncOperation.kind,
+                    SyncOperation.chunk_ids,
+                    SyncOperation.attempts,
+                )
+                .where(SyncOperation.id.in_(ids))
+                .order_by(SyncOperation.id)
+            ).all()
+            return [OutboxOp(int(r[0]), int(r[1]), r[2], list(r[3]), int(r[4])) for r in rows]
+
+        return self.db.write(unit)
+
+    def release_dead_leases(self) -> int:
+        """Release leases held by processes of this host that have died (others wait for expiry)."""
+        with self.db.read() as s:
+            owners = set(
+                s.scalars(
+                    select(SyncOperation.lease_owner)
+                    .where(SyncOperation.state == OpState.PENDING, SyncOperation.lease_owner.is_not(None))
+                    .distinct()
+                )
+            )
+        dead = [o for o in owners if o is not None and owner_is_dead_here(o)]
+        if not dead:
+            return 0
+
+        def unit(s: Session) -> int:
+            result = s.execute(
+                update(SyncOperation)
+                .where(SyncOperation.state == OpState.PENDING, SyncOperation.lease_owner.in_(dead))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+        released = self.db.write(unit)
+        log.info("released %d outbox leases of dead processes %s", released, dead)
+        return released
+
+    def apply_pending(self, *, ignore_schedule: bool = False, limit: int = 1000) -> ApplyStats:
+        """Claim and apply due operations in id order; failures are rescheduled with backoff or dead-lettered."""
+        stats = ApplyStats()
+        changed: set[int] = set()
+        with self.lock:
+            for op in self.claim(ignore_schedule=ignore_schedule, limit=limit):
                 try:
                     self._effect(op, replay=False)
                 except Exception as exc:
@@ -234,12 +409,19 @@ class OutboxApplier:
                     stats.failed += 1
                     stats.dead += int(dead)
                     continue
-                self.db.write(partial(self._finish, op=op))
-                self.index.mark_applied(op.collection_id, op.id)
+                if self.db.write(partial(self._finish, op=op, owner=self.owner)):
+                    self.applications += 1
+                    changed.add(op.collection_id)
+                    log.debug("applied sync operation %d (%s) as %s", op.id, op.kind, self.owner)
+                self._reflected_above.add(op.id)
+                self._collections.add(op.collection_id)
                 stats.applied += 1
+            self.advance()
+        if changed and self.on_finished is not None:
+            self.on_finished(changed)
         return stats
 
-    def _effect(self, op: SyncOperation, *, replay: bool) -> None:
+    def _effect(self, op: OutboxOp, *, replay: bool) -> None:
         """Make the index reflect `op`. Idempotent; reads current SQL state for upserts."""
         if op.kind == OpKind.UPSERT:
             with self.db.read() as s:
@@ -247,6 +429,7 @@ class OutboxApplier:
                 if coll is None:
                     return
                 self.index.ensure_collection(_spec(coll))
+                self._collections.add(coll.id)
                 wanted = ChunkStatus.INDEXED if replay else None
                 ids, vectors = self._vectors_for(s, coll, op.chunk_ids, wanted)
             self.index.upsert(op.collection_id, ids, vectors)
@@ -254,6 +437,7 @@ class OutboxApplier:
             self.index.delete(op.collection_id, np.asarray(op.chunk_ids, dtype=np.int64))
         elif op.kind == OpKind.DROP_COLLECTION:
             self.index.drop_collection(op.collection_id)
+            self._collections.discard(op.collection_id)
         else:
             raise ValueError(f"unknown sync operation kind {op.kind!r}")
 
@@ -275,7 +459,25 @@ class OutboxApplier:
         return _with_vectors(s, coll.embedding_model, coll.dimension, chunks)
 
     @staticmethod
-    def _finish(s: Session, *, op: SyncOperation) -> None:
+    def _finish(s: Session, *, op: OutboxOp, owner: str) -> bool:
+        """Phase two, only while this process still holds the lease; False if another process took it over."""
+        won = s.execute(
+            update(SyncOperation)
+            .where(
+                SyncOperation.id == op.id, SyncOperation.state == OpState.PENDING, SyncOperation.lease_owner == owner
+            )
+            .values(
+                state=OpState.DONE,
+                applied_at=utcnow(),
+                attempts=op.attempts + 1,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        if not won.rowcount:  # type: ignore[attr-defined]
+            log.warning("sync operation %d was taken over by another process while this one applied it", op.id)
+            return False
         if op.kind == OpKind.UPSERT:
             for start in range(0, len(op.chunk_ids), 10_000):
                 s.execute(
@@ -302,13 +504,11 @@ class OutboxApplier:
                 s.execute(delete(Document).where(Document.id.in_(doc_ids), Document.status == "deleting", ~remaining))
         elif op.kind == OpKind.DROP_COLLECTION:
             s.execute(delete(Collection).where(Collection.id == op.collection_id, Collection.status == "deleting"))
-        s.execute(
-            update(SyncOperation)
-            .where(SyncOperation.id == op.id)
-            .values(state=OpState.DONE, applied_at=utcnow(), attempts=op.attempts + 1, last_error=None)
-        )
+        if op.kind != OpKind.DROP_COLLECTION:
+            bump_write_version(s, op.collection_id)  # what searches may return changed: cached results are stale
+        return True
 
-    def _record_failure(self, op: SyncOperation, exc: Exception) -> bool:
+    def _record_failure(self, op: OutboxOp, exc: Exception) -> bool:
         attempts = op.attempts + 1
         dead = attempts >= self.max_attempts
         delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempts - 1)) * (0.5 + random.random() / 2)
@@ -320,16 +520,19 @@ class OutboxApplier:
             "; dead-lettered" if dead else f"; retrying in {delay:.1f}s",
             exc,
         )
+        owner = self.owner
 
         def unit(s: Session) -> None:
             s.execute(
                 update(SyncOperation)
-                .where(SyncOperation.id == op.id)
+                .where(SyncOperation.id == op.id, SyncOperation.lease_owner == owner)
                 .values(
                     attempts=attempts,
                     last_error=f"{type(exc).__name__}: {exc}"[:2000],
                     state=OpState.DEAD if dead else OpState.PENDING,
                     next_attempt_at=utcnow() + timedelta(seconds=delay),
+                    lease_owner=None,
+                    lease_expires_at=None,
                 )
             )
 
@@ -350,39 +553,64 @@ class OutboxApplier:
             return s.scalar(select(SyncOperation.id).where(SyncOperation.state == OpState.PENDING).limit(1)) is not None
 
     def retry_dead(self) -> int:
-        """Put dead-lettered operations back in the queue (after the cause has been fixed)."""
+        """Queue dead-lettered operations again (after the cause has been fixed).
+
+        Each is re-queued as a *new* operation: replicas have moved their watermark past the dead one, and
+        only an id above every watermark reaches all of them.
+        """
 
         def unit(s: Session) -> int:
-            result = s.execute(
-                update(SyncOperation)
+            dead = s.execute(
+                select(SyncOperation.id, SyncOperation.collection_id, SyncOperation.kind, SyncOperation.chunk_ids)
                 .where(SyncOperation.state == OpState.DEAD)
-                .values(state=OpState.PENDING, attempts=0, next_attempt_at=utcnow())
+                .order_by(SyncOperation.id)
+            ).all()
+            if not dead:
+                return 0
+            s.execute(
+                insert(SyncOperation),
+                [
+                    {"collection_id": cid, "kind": kind, "chunk_ids": chunk_ids, "state": OpState.PENDING}
+                    for _, cid, kind, chunk_ids in dead
+                ],
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            s.execute(delete(SyncOperation).where(SyncOperation.id.in_([int(r[0]) for r in dead])))
+            return len(dead)
 
         return self.db.write(unit)
 
     def prune_done(self, keep_last: int = 1000) -> int:
-        """Delete done operations the index holds durably, keeping a short tail for inspection."""
-        if not self.index.is_durable():
+        """Delete finished operations that every replica is past, keeping a short tail for inspection.
+
+        This replica must hold them durably (its saved position), and other replicas get `retain_s` to
+        replay them; one that falls further behind rebuilds when it sees `outbox_pruned_through`.
+        """
+        with self.lock:
+            saved = (
+                min((self.index.applied_seq(c) for c in self._collections), default=self.watermark)
+                if self.index.is_durable()
+                else self.watermark
+            )
+            upto = min(saved, self.watermark) - keep_last
+        if upto <= 0:
             return 0
-        removed = 0
-        with self.db.read() as s:
-            collection_ids = list(s.scalars(select(SyncOperation.collection_id).distinct()))
-        for cid in collection_ids:
-            upto = self.index.applied_seq(cid) - keep_last
-            if upto <= 0:
-                continue
+        cutoff = utcnow() - timedelta(seconds=self.retain_s)
 
-            def unit(s: Session, cid: int = cid, upto: int = upto) -> int:
-                result = s.execute(
-                    delete(SyncOperation).where(
-                        SyncOperation.collection_id == cid,
-                        SyncOperation.state == OpState.DONE,
-                        SyncOperation.id <= upto,
-                    )
-                )
-                return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        def unit(s: Session) -> int:
+            finished = and_(
+                SyncOperation.id <= upto,
+                SyncOperation.state == OpState.DONE,
+                SyncOperation.applied_at < cutoff,
+            )
+            through = s.scalar(select(func.max(SyncOperation.id)).where(finished))
+            if through is None:
+                return 0
+            result = s.execute(delete(SyncOperation).where(finished))
+            marker = s.get(SyncMarker, PRUNED_THROUGH)
+            if marker is None:
+                s.add(SyncMarker(name=PRUNED_THROUGH, value=int(through)))
+            elif marker.value < through:
+                marker.value = int(through)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-            removed += self.db.write(unit)
-        return removed
+        return self.db.write(unit)

@@ -41,8 +41,11 @@ class ClaimedJob:
 
 
 class JobQueue:
-    def __init__(self, db: Database, *, backoff_base_s: float = 1.0, backoff_max_s: float = 600.0) -> None:
+    def __init__(
+        self, db: Database, *, backoff_base_s: float = 1.0, backoff_max_s: float = 600.0, lease_s: float = 60.0
+    ) -> None:
         self.db = db
+        self.lease_s = lease_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
 
@@ -70,8 +73,9 @@ class JobQueue:
 
         return self.db.write(unit)
 
-    def claim(self, owner: str, *, lease_s: float = 60.0, kinds: list[str] | None = None) -> ClaimedJob | None:
+    def claim(self, owner: str, *, lease_s: float | None = None, kinds: list[str] | None = None) -> ClaimedJob | None:
         """Lease the most urgent due job (or one whose lease expired); None when there is none."""
+        lease = self.lease_s if lease_s is None else lease_s
 
         def unit(s: Session) -> ClaimedJob | None:
             now = utcnow()
@@ -87,7 +91,7 @@ class JobQueue:
             job = s.scalars(query).first()
             if job is None:
                 return None
-            expires = now + timedelta(seconds=lease_s)
+            expires = now + timedelta(seconds=lease)
             job.state = JobState.LEASED
             job.lease_owner = owner
             job.lease_expires_at = expires
@@ -104,9 +108,11 @@ class JobQueue:
             raise Conflict(f"job {job_id} is not leased by {owner} (state {job.state}, owner {job.lease_owner})")
         return job
 
-    def heartbeat(self, job_id: int, owner: str, *, lease_s: float = 60.0) -> None:
+    def heartbeat(self, job_id: int, owner: str, *, lease_s: float | None = None) -> None:
+        lease = self.lease_s if lease_s is None else lease_s
+
         def unit(s: Session) -> None:
-            self._owned(s, job_id, owner).lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+            self._owned(s, job_id, owner).lease_expires_at = utcnow() + timedelta(seconds=lease)
 
         self.db.write(unit)
 

@@ -4,10 +4,15 @@ Each collection is `<dir>/<collection_id>.usearch` plus `<collection_id>.json`, 
 outbox sequence the file contains. Files are written to a temporary name and renamed, the sidecar last,
 so a crash leaves either the old pair or a new file with an older sequence, and replaying the outbox
 from that sequence is always correct (every operation is idempotent).
+
+Several processes on one machine may share the directory, each with its own replica in memory. Saving
+takes an exclusive `flock` on the directory and never replaces a pair whose sequence is newer than the
+replica's own, so the files on disk always come whole from one replica, at one sequence.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -213,12 +218,26 @@ class EmbeddedVectorIndex:
 
     def persist(self) -> None:
         with self._lock:
-            for cid, sub in self._subs.items():
-                if sub.dirty:
+            dirty = [(cid, sub) for cid, sub in self._subs.items() if sub.dirty]
+            if not dirty:
+                return
+            with open(self.directory / ".lock", "a+b") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                for cid, sub in dirty:
                     self._save(cid, sub)
+
+    def _saved_seq(self, meta_path: Path) -> int:
+        try:
+            return int(json.loads(meta_path.read_text())["applied_seq"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
     def _save(self, collection_id: int, sub: _Sub) -> None:
         data_path, meta_path = self._paths(collection_id)
+        if self._saved_seq(meta_path) > sub.applied_seq:
+            # Another process's replica saved a newer state; ours is not lost, it replays on the next open.
+            sub.dirty = False
+            return
         tmp_data = data_path.with_suffix(".usearch.tmp")
         sub.index.save(str(tmp_data))
         _fsync(tmp_data)
