@@ -134,6 +134,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     assert not missing_docs, f"commands not in README.md: {missing_docs}"
 
 
-def test_serve_refuses_several_processes_over_a_process_local_index(env: Path) -> None:
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serve_refuses_several_processes_in_the_embedded_profile(env: Path) -> None:
     code, out = run("serve", "--workers", "2")
-    assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one process" in out
+    assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one server process" in out

@@ -40,12 +40,14 @@ config_app = typer.Typer(help="Show and check the configuration.", no_args_is_he
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 index_app = typer.Typer(help="The vector index: status and rebuild from the database.", no_args_is_help=True)
 db_app = typer.Typer(help="Relational-store administration (PostgreSQL roles).", no_args_is_help=True)
+jobs_app = typer.Typer(help="The job queue that `ragstore worker` processes drain.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
 app.add_typer(documents_app, name="documents")
 app.add_typer(config_app, name="config")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -160,6 +162,120 @@ def serve(
         )
         return
     uvicorn.run(create_app(cfg), host=host or cfg.api_host, port=port or cfg.api_port, log_level=cfg.log_level.lower())
+
+
+def configure_logging(cfg: Settings) -> None:
+    """ragstore's own loggers at RAGSTORE_LOG_LEVEL, everything else at WARNING, one line per record."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    logging.getLogger("ragstore").setLevel(cfg.log_level)
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="Apply what is due in the outbox and run due jobs, then exit."),
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run jobs from the job queue as well as the outbox."),
+    threads: int | None = typer.Option(
+        None, min=1, max=64, help="Jobs run at once (default RAGSTORE_WORKER_JOB_THREADS, 1)."
+    ),
+) -> None:
+    """Drain the outbox and the job queue. Run any number, on any machine: claims are leased, never shared."""
+    import signal
+    import threading
+
+    from ragstore.sync.job_runner import JobRunner
+
+    cfg = settings()
+    configure_logging(cfg)
+    with opened_store(start_worker=not once) as store:
+        runner = JobRunner(
+            store, threads=threads or cfg.worker_concurrency_jobs, poll_interval_s=cfg.sync_poll_interval_s
+        )
+        if once:
+            applied = store.sync_now()
+            applied["applied"] += store.recovery.applied_pending  # opening the store applies what is due
+            ran = 0
+            while jobs and runner.run_one():
+                ran += 1
+            store.persist()
+            print_json({"outbox": applied, "jobs_run": ran, "jobs_failed": runner.failed})
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if store.bus is not None:
+            store.bus.subscribe(lambda event: runner.wake() if event.get("e") == "jobs" else None)
+        if jobs:
+            runner.start()
+        import logging
+
+        log = logging.getLogger("ragstore.worker")
+        log.info("worker %s ready (outbox%s)", store.applier.owner, " and jobs" if jobs else "")
+        while not stop.wait(1.0):
+            pass
+        runner.stop()
+        log.info(
+            "worker %s stopping: applied %d outbox operations, replayed %d, ran %d jobs (%d failed)",
+            store.applier.owner,
+            store.applier.applications,
+            store.applier.replays,
+            runner.completed,
+            runner.failed,
+        )
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: str = typer.Argument(..., help="ingest_documents, ingest_paths, rebuild_index or checkpoint."),
+    payload: str = typer.Option("{}", help="The job's payload as a JSON object."),
+    priority: int = typer.Option(0, help="Higher runs first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Queue a job for the workers."""
+    from ragstore.sync.handlers import HANDLERS
+
+    if kind not in HANDLERS:
+        fail(f"unknown job kind {kind!r}; known: {', '.join(sorted(HANDLERS))}", EXIT_BAD_INPUT)
+    try:
+        body = json.loads(payload)
+    except ValueError as exc:
+        fail(f"--payload is not JSON: {exc}", EXIT_BAD_INPUT)
+    if not isinstance(body, dict):
+        fail("--payload must be a JSON object", EXIT_BAD_INPUT)
+    with opened_store() as store:
+        job_id = store.jobs.enqueue(kind, body, priority=priority)
+        if store.bus is not None:
+            store.bus.publish("jobs")
+    if as_json:
+        print_json({"id": job_id, "kind": kind})
+    else:
+        out.print(f"queued job {job_id} ({kind})")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: str | None = typer.Option(None, help="Only jobs in this state (queued, leased, done, dead)."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Jobs, newest first, with their state, attempts and last error."""
+    with opened_store() as store, domain_errors():
+        rows = store.jobs.recent(state=state, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "kind", "state", "attempts", "lease owner", "last error")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["kind"],
+            row["state"],
+            str(row["attempts"]),
+            row["lease_owner"] or "",
+            row["last_error"] or "",
+        )
+    out.print(table)
 
 
 # -- ingest / search -------------------------------------------------------------------------------------------

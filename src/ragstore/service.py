@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +44,6 @@ from ragstore.schemas import (
 from ragstore.search.dense import DenseSearcher
 from ragstore.sync.applier import OutboxApplier, RecoveryReport
 from ragstore.sync.jobs import JobQueue
-from ragstore.sync.outbox import process_owner
 from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
@@ -104,6 +104,8 @@ class RagStore:
         )
         self.versions = CollectionVersions(self.catalog.write_version, self.bus)
         self._replica_versions: dict[int, int] = {}
+        # Who sent an announcement: this store, not this process (a process may open several stores).
+        self._instance = uuid.uuid4().hex
         if self.bus is not None:
             self.bus.subscribe(self._on_event)
             self.bus.on_reconnect(self.versions.forget)
@@ -226,10 +228,10 @@ class RagStore:
         for cid in collection_ids:
             self.versions.forget(cid)
             if self.bus is not None:
-                self.bus.publish("collection", id=cid, sender=process_owner())
+                self.bus.publish("collection", id=cid, sender=self._instance)
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        if event.get("sender") == process_owner():
+        if event.get("sender") == self._instance:
             return
         if event.get("e") == "collection" and isinstance(event.get("id"), int):
             self.versions.forget(event["id"])
@@ -237,14 +239,18 @@ class RagStore:
             self.worker.wake()  # replay what another process finished, or claim what it queued
 
     def _store(self, collection: str, prepared: list[PreparedDocument], *, wait: bool = True) -> list[IngestOutcome]:
-        outcomes = self.ingestor.ingest(collection, prepared)
+        outcomes = self.ingestor.ingest(collection, prepared, lease=wait)
         if any(o.status in ("added", "replaced") for o in outcomes):
             self._announce_changes({self.catalog.resolve(collection).id})
-            if wait or self.worker is None:
+            if wait:
                 self._sync()
                 self._refresh_states(collection, outcomes)
             else:
-                self.worker.wake()
+                # Left unleased: this process's worker, or any `ragstore worker`, claims it.
+                if self.bus is not None:
+                    self.bus.publish("outbox", sender=self._instance)
+                if self.worker is not None:
+                    self.worker.wake()
         return outcomes
 
     def _refresh_states(self, collection: str, outcomes: list[IngestOutcome]) -> None:
@@ -260,9 +266,10 @@ class RagStore:
     ) -> list[IngestOutcome]:
         """Store documents given as text (optionally pre-chunked, optionally with vectors).
 
-        With `wait=False` (and the sync worker running) the call returns once the documents are stored, with
-        `index_state` pending; the worker indexes them meanwhile, so a bulk load overlaps SQL writes with
-        index insertion. `wait_for_index()` blocks until everything queued is searchable.
+        With `wait=False` the call returns once the documents are stored, with `index_state` pending; a sync
+        worker (this process's, or any `ragstore worker` process) indexes them meanwhile, so a bulk load
+        overlaps SQL writes with index insertion. `wait_for_index()` blocks until everything queued is
+        searchable.
         """
         prepared = []
         for i, raw in enumerate(documents):
@@ -470,7 +477,12 @@ class RagStore:
             "backend": self.index.name,
             "pending_operations": outbox[OpState.PENDING],
             "dead_operations": outbox[OpState.DEAD],
+            # This process's replica of the index: the outbox position it has reached.
+            "replica": {"owner": self.applier.owner, "watermark": self.applier.watermark},
         }
+        components["cache"] = self.cache.status()
+        if self.bus is not None:
+            components["events"] = self.bus.status()
         components["embedder"] = {"status": "ok", "backend": self.embedder.backend, "model": self.embedder.model}
         if self.worker is not None:
             components["sync_worker"] = {

@@ -4,6 +4,12 @@ SQLite runs in WAL mode so readers never block the writer. Write units begin wit
 writer waits for the lock up front (honouring busy_timeout) instead of failing half-way when it upgrades a
 read lock; a unit that still meets "database is locked" is retried whole, which is safe because it has
 not committed anything.
+
+On PostgreSQL a lost connection (a server restart, a failover, a killed backend) surfaces as
+`Unavailable` (HTTP 503), never as a raw driver error. A write unit that lost its connection *before*
+COMMIT is retried on a fresh connection (nothing of it was stored); one that lost it *during* COMMIT is
+not, because the server may have committed it: the caller is told the outcome is unknown, and no write
+is ever acknowledged that was not stored.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ragstore.config import Settings
@@ -40,6 +46,22 @@ def _configure_sqlite(dbapi_conn: Any, settings: Settings) -> None:
     cur.execute(f"PRAGMA cache_size=-{int(settings.sqlite_cache_size_mb * 1024)}")
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.close()
+
+
+RECONNECT_ATTEMPTS = 4
+
+
+def _is_disconnect(exc: DBAPIError) -> bool:
+    """A lost or refused connection (not a bad statement): what a server restart produces."""
+    if exc.connection_invalidated:
+        return True
+    name = type(exc.orig).__name__
+    return name in {"AdminShutdown", "OperationalError", "InterfaceError", "ConnectionFailure", "CannotConnectNow"}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_locked(exc: OperationalError) -> bool:
@@ -124,13 +146,23 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for reads. Closing it (not rolling back) leaves loaded objects usable after the block;
         the pool still ends the transaction when the connection returns."""
-        with self._read() as session:
-            yield session
+        try:
+            with self._read() as session:
+                yield session
+        except DBAPIError as exc:
+            if _is_disconnect(exc):
+                raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from exc
+            raise
 
     def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """Rows of one read-only Core statement, without a session or an explicit transaction."""
-        with self.autocommit_reads.connect() as conn:
-            return list(conn.execute(statement, params or {}).all())
+        try:
+            with self.autocommit_reads.connect() as conn:
+                return list(conn.execute(statement, params or {}).all())
+        except DBAPIError as exc:
+            if _is_disconnect(exc):
+                raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from exc
+            raise
 
     def raw_sqlite_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement on this thread's own DBAPI connection (SQLite only).
@@ -157,17 +189,33 @@ class Database:
             cursor.close()
 
     def write(self, unit: Callable[[Session], T]) -> T:
-        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock."""
-        attempts = self.settings.sqlite_lock_retries + 1 if self.is_sqlite else 1
+        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock, or when a
+        PostgreSQL connection was lost before COMMIT."""
+        attempts = self.settings.sqlite_lock_retries + 1 if self.is_sqlite else RECONNECT_ATTEMPTS
         for attempt in range(1, attempts + 1):
+            committing = False
             try:
                 with self._write() as session, session.begin():
-                    return unit(session)
-            except OperationalError as exc:
-                if not (self.is_sqlite and _is_locked(exc)) or attempt == attempts:
-                    if self.is_sqlite and _is_locked(exc):
-                        raise Unavailable(f"the database stayed locked after {attempts} attempts") from exc
+                    result = unit(session)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                if not self.is_sqlite and _is_disconnect(exc):
+                    if committing:
+                        raise Unavailable(
+                            "the connection to the database was lost while committing; the write may or may not "
+                            f"have been stored: {_first_line(exc)}"
+                        ) from exc
+                    if attempt == attempts:
+                        raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from exc
+                    delay = min(2.0, 0.1 * 2**attempt)
+                    log.warning("lost the database connection (%s); retrying in %.1fs", _first_line(exc), delay)
+                    time.sleep(delay)
+                    continue
+                if not (self.is_sqlite and isinstance(exc, OperationalError) and _is_locked(exc)):
                     raise
+                if attempt == attempts:
+                    raise Unavailable(f"the database stayed locked after {attempts} attempts") from exc
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
                 log.warning("database is locked; retrying the transaction in %.2fs (attempt %d)", delay, attempt)
                 time.sleep(delay)

@@ -98,8 +98,12 @@ class Ingestor:
         )
 
     # -- the write -----------------------------------------------------------------------------------------
-    def ingest(self, collection: str, docs: list[PreparedDocument]) -> list[IngestOutcome]:
-        """Store a batch of prepared documents; returns one outcome per document, in order."""
+    def ingest(self, collection: str, docs: list[PreparedDocument], *, lease: bool = True) -> list[IngestOutcome]:
+        """Store a batch of prepared documents; returns one outcome per document, in order.
+
+        `lease`: the outbox operation is leased to this process, which applies it inline; without, it is
+        left for any worker to claim.
+        """
         with self.db.read() as s:
             coll = self.catalog.get_row(s, collection)
             coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
@@ -147,7 +151,7 @@ class Ingestor:
             new_vectors = self._vectors_to_store(model, dimension, [p for _, p in planned], collection)
             try:
                 ids = self.db.write(
-                    lambda s: self._write(s, coll_id, model, dimension, [p for _, p in planned], new_vectors)
+                    lambda s: self._write(s, coll_id, model, dimension, [p for _, p in planned], new_vectors, lease)
                 )
             except IntegrityError as exc:
                 raise Conflict(f"a concurrent write stored the same document in {collection!r}; retry") from exc
@@ -201,7 +205,14 @@ class Ingestor:
         return out
 
     def _write(
-        self, s: Session, coll_id: int, model: str, dimension: int, plans: list[_Planned], vectors: dict[str, bytes]
+        self,
+        s: Session,
+        coll_id: int,
+        model: str,
+        dimension: int,
+        plans: list[_Planned],
+        vectors: dict[str, bytes],
+        lease: bool,
     ) -> list[int]:
         now = utcnow()
         if vectors:
@@ -258,7 +269,7 @@ class Ingestor:
             s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
         replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
-        queue_operation(s, coll_id, OpKind.UPSERT, new_chunks)
+        queue_operation(s, coll_id, OpKind.UPSERT, new_chunks, lease=lease)
         if replaced:
             s.flush()
             Catalog.mark_documents_deleting(s, coll_id, replaced)

@@ -402,6 +402,7 @@ class OutboxApplier:
         changed: set[int] = set()
         with self.lock:
             for op in self.claim(ignore_schedule=ignore_schedule, limit=limit):
+                log.debug("applying sync operation %d (%s) as %s", op.id, op.kind, self.owner)
                 try:
                     self._effect(op, replay=False)
                 except Exception as exc:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
 from ragstore.db.models import Job, utcnow
-from ragstore.errors import Conflict, NotFound
+from ragstore.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["ClaimedJob", "JobQueue", "JobState"]
 
@@ -150,6 +150,29 @@ class JobQueue:
             job.state, job.attempts, job.run_after = JobState.QUEUED, 0, utcnow()
 
         self.db.write(unit)
+
+    def recent(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest jobs as plain dicts (for `ragstore jobs list` and the API)."""
+        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if state is not None:
+            if state not in (JobState.QUEUED, JobState.LEASED, JobState.DONE, JobState.DEAD):
+                raise InvalidInput(f"unknown job state {state!r}")
+            query = query.where(Job.state == state)
+        with self.db.read() as s:
+            return [
+                {
+                    "id": job.id,
+                    "kind": job.kind,
+                    "state": job.state,
+                    "attempts": job.attempts,
+                    "lease_owner": job.lease_owner,
+                    "lease_expires_at": job.lease_expires_at,
+                    "last_error": job.last_error,
+                    "result": job.result,
+                    "created_at": job.created_at,
+                }
+                for job in s.scalars(query)
+            ]
 
     def counts(self) -> dict[str, int]:
         with self.db.read() as s:

@@ -53,16 +53,18 @@ def owner_is_dead_here(owner: str) -> bool:
     return False
 
 
-def queue_operation(s: Session, collection_id: int, kind: str, chunk_ids: list[int]) -> SyncOperation:
-    """Add an outbox row in the caller's transaction, leased to this process."""
+def queue_operation(
+    s: Session, collection_id: int, kind: str, chunk_ids: list[int], *, lease: bool = True
+) -> SyncOperation:
+    """Add an outbox row in the caller's transaction, leased to this process (or, `lease=False`, to none)."""
     if kind not in (OpKind.UPSERT, OpKind.DELETE, OpKind.DROP_COLLECTION):
         raise ValueError(f"unknown sync operation kind {kind!r}")
     op = SyncOperation(
         collection_id=collection_id,
         kind=kind,
         chunk_ids=chunk_ids,
-        lease_owner=process_owner(),
-        lease_expires_at=utcnow() + timedelta(seconds=CREATOR_LEASE_S),
+        lease_owner=process_owner() if lease else None,
+        lease_expires_at=utcnow() + timedelta(seconds=CREATOR_LEASE_S) if lease else None,
     )
     s.add(op)
     return op

@@ -36,13 +36,19 @@ PROCESS_LOCAL_BACKENDS = frozenset({"embedded", "memory"})
 
 
 def check_server_processes(settings: Settings, processes: int) -> None:
-    """Refuse more than one server process over an index that only one process can hold."""
-    if processes > 1 and settings.vector_backend in PROCESS_LOCAL_BACKENDS:
+    """Refuse more than one server process in the embedded profile (SQLite + a process-local index).
+
+    Over PostgreSQL each process holds its own replica of a process-local index, which follows the outbox
+    (`sync/applier.py`), so N processes are safe there. On SQLite they would be safe too, but never
+    faster: SQLite takes one writer at a time, threads already serve concurrent requests, and every
+    process would hold its own copy of the whole index in memory.
+    """
+    if processes > 1 and settings.vector_backend in PROCESS_LOCAL_BACKENDS and settings.is_sqlite:
         raise ConfigError(
-            f"--workers {processes}: RAGSTORE_VECTOR_BACKEND={settings.vector_backend} keeps the vector index in "
-            "one process's memory, and several server processes would each hold a copy that the others' writes "
-            "never reach. Run one process (it serves concurrent requests on threads) or a vector backend that "
-            "processes share."
+            f"--workers {processes}: the embedded profile (SQLite with RAGSTORE_VECTOR_BACKEND="
+            f"{settings.vector_backend}) runs one server process, which serves concurrent requests on threads. "
+            "For several processes set DATABASE_URL to PostgreSQL: each process then keeps its own replica of "
+            "the index, kept level through the outbox."
         )
 
 

@@ -1,0 +1,118 @@
+"""Private, throw-away servers for the fault tests: a Redis and a PostgreSQL cluster of the test's own,
+which a test may stop, kill and restart without touching the machine's shared servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+__all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "postgres_bin"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def postgres_bin() -> Path | None:
+    """The directory of initdb/pg_ctl, or None (the private cluster then cannot run here)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster in a temporary directory, run as the `postgres` user (the server refuses root)."""
+
+    def __init__(self) -> None:
+        bindir = postgres_bin()
+        if bindir is None or shutil.which("runuser") is None or os.geteuid() != 0:
+            raise RuntimeError("a private PostgreSQL cluster needs the server binaries, root and runuser")
+        self.bindir = bindir
+        # Not under pytest's tmp_path: that is private to root, and the server runs as `postgres`.
+        self.workdir = Path(tempfile.mkdtemp(prefix="ragstore-test-pg-"))
+        shutil.chown(self.workdir, "postgres")
+        self.datadir = self.workdir / "pgdata"
+        self.port = free_port()
+        self._as_postgres(str(bindir / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        self._as_postgres(
+            str(self.bindir / "pg_ctl"),
+            action,
+            "-D",
+            str(self.datadir),
+            "-w",
+            "-l",
+            str(self.datadir / "server.log"),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.datadir}",
+            *extra,
+        )
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self) -> None:
+        self._ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        try:
+            self._as_postgres(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "immediate", "-w")
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
