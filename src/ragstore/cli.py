@@ -150,18 +150,17 @@ def serve(
     processes = workers or cfg.api_workers
     with domain_errors():
         check_server_processes(cfg, processes)
+    options: dict[str, Any] = {
+        "host": host or cfg.api_host,
+        "port": port or cfg.api_port,
+        "log_level": cfg.log_level.lower(),
+        "access_log": cfg.api_access_log,
+    }
     if processes > 1:
         # Each process builds its own app (and store) from the environment.
-        uvicorn.run(
-            "ragstore.api.app:create_app",
-            factory=True,
-            workers=processes,
-            host=host or cfg.api_host,
-            port=port or cfg.api_port,
-            log_level=cfg.log_level.lower(),
-        )
+        uvicorn.run("ragstore.api.app:create_app", factory=True, workers=processes, **options)
         return
-    uvicorn.run(create_app(cfg), host=host or cfg.api_host, port=port or cfg.api_port, log_level=cfg.log_level.lower())
+    uvicorn.run(create_app(cfg), **options)
 
 
 def configure_logging(cfg: Settings) -> None:

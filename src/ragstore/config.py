@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))
     api_workers: int = Field(1, ge=1, le=64, validation_alias=_env("RAGSTORE_API_WORKERS"))
+    api_access_log: bool = Field(False, validation_alias=_env("RAGSTORE_API_ACCESS_LOG"))
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

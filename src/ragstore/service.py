@@ -102,7 +102,7 @@ class RagStore:
             session_ttl_s=settings.session_cache_ttl_s,
             redis=self.redis,
         )
-        self.versions = CollectionVersions(self.catalog.write_version, self.bus)
+        self.versions = CollectionVersions(self.catalog.write_version, self.bus, local_reads=db.is_sqlite)
         self._replica_versions: dict[int, int] = {}
         # Who sent an announcement: this store, not this process (a process may open several stores).
         self._instance = uuid.uuid4().hex
@@ -436,6 +436,49 @@ class RagStore:
             dropped=dropped,
             cached=cached is not None,
         )
+
+    def cached_search_json(
+        self,
+        collection: str,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filter: dict[str, Any] | None = None,
+    ) -> bytes | None:
+        """The whole response body of `search`, if this process holds it in its result cache; else None.
+
+        For the HTTP server's event loop: it never waits on the network (the version comes from the event
+        bus's knowledge or a local SQLite read) and never raises for bad input (None sends the request down
+        the full path, which reports the problem).
+        """
+        started = time.perf_counter()
+        try:
+            ref = self.catalog.resolve(collection)
+        except RagstoreError:
+            return None
+        version = self.versions.known_without_waiting(ref.id)
+        if version is None or self._replica_versions.get(ref.id) != version:
+            return None
+        if vector is not None:
+            try:
+                qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError):
+                return None
+            asked: Any = qvec.tobytes().hex()
+        elif query is not None:
+            asked = query
+        else:
+            return None
+        results = self.cache.search
+        key = results.key(ref.id, version, request_digest([asked, k, filter]))
+        stored = results.local.get(key) if results.enabled else None
+        if stored is None:
+            return None  # the full path counts the miss (and asks Redis)
+        results.stats.count("hits_local")
+        head = json.dumps({"collection": collection, "query": query, "k": k}, ensure_ascii=False)[:-1].encode()
+        took = round((time.perf_counter() - started) * 1000, 3)
+        return head + b"," + stored[1:-1] + f',"took_ms":{took},"cached":true}}'.encode()
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, from the L1 cache when this query was embedded before."""

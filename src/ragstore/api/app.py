@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,11 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
         warm_up = getattr(app.state.store.embedder, "warm_up", None)
         if callable(warm_up):
             warm_up()
+        if owned:
+            # Everything built so far (modules, model weights, the index) lives as long as the process: keep
+            # it out of the cyclic collector's scans, which otherwise walk it in every full collection.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from ragstore.service import RagStore
 __all__ = ["get_store"]
 
 
-def get_store(request: Request) -> RagStore:
+async def get_store(request: Request) -> RagStore:
+    """Async on purpose: FastAPI runs a plain `def` dependency on a worker thread, a hop per request."""
     store: RagStore = request.app.state.store
     return store

@@ -18,9 +18,17 @@ __all__ = ["CollectionVersions"]
 
 
 class CollectionVersions:
-    def __init__(self, read: Callable[[int], int], bus: EventBus | None = None, *, max_age_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        read: Callable[[int], int],
+        bus: EventBus | None = None,
+        *,
+        max_age_s: float = 1.0,
+        local_reads: bool = False,
+    ) -> None:
         self._read = read
         self.bus = bus
+        self.local_reads = local_reads  # reading SQL costs no network round trip (SQLite)
         self.max_age_s = max_age_s
         self._known: dict[int, tuple[int, float]] = {}
         self._lock = threading.Lock()
@@ -37,6 +45,14 @@ class CollectionVersions:
         with self._lock:
             self._known[collection_id] = (version, now)
         return version
+
+    def known_without_waiting(self, collection_id: int) -> int | None:
+        """The version if it can be had without a network round trip (for the event loop's fast path)."""
+        if self.bus is not None and self.bus.healthy:
+            known = self._known.get(collection_id)
+            if known is not None and time.monotonic() - known[1] < self.max_age_s:
+                return known[0]
+        return self.current(collection_id) if self.local_reads else None
 
     def forget(self, collection_id: int | None = None) -> None:
         with self._lock:

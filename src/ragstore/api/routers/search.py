@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
@@ -24,5 +25,9 @@ class SearchRequest(BaseModel):
 
 
 @router.post("/search", response_model=SearchResponse, summary="Nearest chunks to a query text or vector")
-def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> SearchResponse:
-    return store.search(name, body.query, vector=body.vector, k=body.k, filter=body.filter)
+async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> Any:
+    # A cached result is answered on the event loop (no thread hop); everything else runs on a thread.
+    cached = store.cached_search_json(name, body.query, vector=body.vector, k=body.k, filter=body.filter)
+    if cached is not None:
+        return Response(content=cached, media_type="application/json")
+    return await run_in_threadpool(store.search, name, body.query, vector=body.vector, k=body.k, filter=body.filter)
