@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(50, ge=1, le=10_000, validation_alias=_env("REDIS_MAX_CONNECTIONS"))
     redis_timeout_s: float = Field(0.5, gt=0, le=60, validation_alias=_env("REDIS_TIMEOUT_S"))
     redis_retry_after_s: float = Field(5.0, gt=0, le=3600, validation_alias=_env("REDIS_RETRY_AFTER_S"))
+    cache_namespace: str = Field(
+        "ragstore", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias=_env("RAGSTORE_CACHE_NAMESPACE")
+    )
     cache_max_entries: int = Field(10_000, ge=0, le=10_000_000, validation_alias=_env("RAGSTORE_CACHE_MAX_ENTRIES"))
     embedding_cache_ttl_s: int = Field(86_400, ge=0, le=30 * 86_400, validation_alias=_env("EMBEDDING_CACHE_TTL"))
     search_cache_ttl_s: int = Field(300, ge=0, le=30 * 86_400, validation_alias=_env("SEARCH_CACHE_TTL"))

@@ -94,13 +94,14 @@ class RagStore:
             if settings.redis_url
             else None
         )
-        self.bus = EventBus(self.redis) if self.redis is not None else None
+        self.bus = EventBus(self.redis, namespace=settings.cache_namespace) if self.redis is not None else None
         self.cache = CacheLayers(
             max_entries=settings.cache_max_entries,
             embedding_ttl_s=settings.embedding_cache_ttl_s,
             search_ttl_s=settings.search_cache_ttl_s,
             session_ttl_s=settings.session_cache_ttl_s,
             redis=self.redis,
+            namespace=settings.cache_namespace,
         )
         self.versions = CollectionVersions(self.catalog.write_version, self.bus, local_reads=db.is_sqlite)
         self._replica_versions: dict[int, int] = {}

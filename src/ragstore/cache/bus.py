@@ -14,20 +14,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ragstore.cache.layers import KEY_PREFIX
+from ragstore.cache.layers import FORMAT
 from ragstore.cache.redis import RedisConnection
 
-__all__ = ["CHANNEL", "EventBus"]
+__all__ = ["EventBus"]
 
 log = logging.getLogger(__name__)
-CHANNEL = f"{KEY_PREFIX}:events"
 Handler = Callable[[dict[str, Any]], None]
 
 
 class EventBus:
-    def __init__(self, connection: RedisConnection, *, channel: str = CHANNEL) -> None:
+    def __init__(self, connection: RedisConnection, *, namespace: str = "ragstore") -> None:
         self.connection = connection
-        self.channel = channel
+        self.channel = f"{namespace}:{FORMAT}:events"
         self._handlers: list[Handler] = []
         self._on_reconnect: list[Callable[[], None]] = []
         self._stop = threading.Event()

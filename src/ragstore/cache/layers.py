@@ -1,14 +1,15 @@
 """The three cache layers and their keys.
 
-Keys (every value is bytes; `v1` is the format, bumped if a value's encoding ever changes):
+Keys (every value is bytes; `<ns>` is RAGSTORE_CACHE_NAMESPACE, `ragstore` by default, so that several
+deployments can share one Redis; `v1` is the format, bumped if a value's encoding ever changes):
 
-- L1 query embeddings: `ragstore:v1:emb:<model>:<sha256 of kind + text>` → little-endian float32 vector.
+- L1 query embeddings: `<ns>:v1:emb:<model>:<sha256 of kind + text>` → little-endian float32 vector.
   Document embeddings are not cached here: they already live in SQL (the `embeddings` table).
-- L2 search results: `ragstore:v1:search:<collection id>:<write version>:<sha256 of the request>` → the
+- L2 search results: `<ns>:v1:search:<collection id>:<write version>:<sha256 of the request>` → the
   JSON of the hits. The collection's `write_version` rises with every write that can change a result
   (ingest, delete, an operation becoming searchable), so a write makes every older entry unreachable at
   once; old entries age out by TTL and LRU.
-- L3 sessions: `ragstore:v1:session:<id>` → the session's JSON.
+- L3 sessions: `<ns>:v1:session:<id>` → the session's JSON.
 
 Each layer looks in the process first, then in Redis when configured (a Redis hit is copied into the
 process). A write goes to both.
@@ -24,9 +25,9 @@ from ragstore.cache.base import Cache, CacheStats
 from ragstore.cache.memory import MemoryCache
 from ragstore.cache.redis import RedisCache, RedisConnection
 
-__all__ = ["KEY_PREFIX", "CacheLayers", "TieredCache", "request_digest"]
+__all__ = ["FORMAT", "CacheLayers", "TieredCache", "request_digest"]
 
-KEY_PREFIX = "ragstore:v1"
+FORMAT = "v1"
 
 
 def request_digest(value: Any) -> str:
@@ -38,8 +39,11 @@ def request_digest(value: Any) -> str:
 class TieredCache:
     """One layer: the in-process tier in front of the shared tier (if any), with the layer's TTL and counts."""
 
-    def __init__(self, layer: str, local: MemoryCache, shared: Cache | None, ttl_s: float) -> None:
+    def __init__(
+        self, layer: str, local: MemoryCache, shared: Cache | None, ttl_s: float, *, namespace: str = "ragstore"
+    ) -> None:
         self.layer = layer
+        self.prefix = f"{namespace}:{FORMAT}:{layer}"
         self.local = local
         self.shared = shared
         self.ttl_s = ttl_s
@@ -50,7 +54,7 @@ class TieredCache:
         return self.ttl_s > 0
 
     def key(self, *parts: object) -> str:
-        return ":".join([KEY_PREFIX, self.layer, *map(str, parts)])
+        return ":".join([self.prefix, *map(str, parts)])
 
     def get(self, key: str) -> bytes | None:
         if not self.enabled:
@@ -91,12 +95,14 @@ class CacheLayers:
         search_ttl_s: float,
         session_ttl_s: float,
         redis: RedisConnection | None = None,
+        namespace: str = "ragstore",
     ) -> None:
         self.redis = redis
         shared = RedisCache(redis) if redis is not None else None
-        self.embeddings = TieredCache("emb", MemoryCache(max_entries), shared, embedding_ttl_s)
-        self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s)
-        self.sessions = TieredCache("session", MemoryCache(max_entries), shared, session_ttl_s)
+        ns = namespace
+        self.embeddings = TieredCache("emb", MemoryCache(max_entries), shared, embedding_ttl_s, namespace=ns)
+        self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s, namespace=ns)
+        self.sessions = TieredCache("session", MemoryCache(max_entries), shared, session_ttl_s, namespace=ns)
 
     @property
     def layers(self) -> dict[str, TieredCache]:

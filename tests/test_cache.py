@@ -1,0 +1,133 @@
+"""The cache layers: search results (L2) invalidated by every write, query embeddings (L1), the HTTP fast
+path for cached results, and sharing through a real Redis with the documented keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from ragstore.api.app import create_app
+from ragstore.cache.memory import MemoryCache
+from ragstore.config import Settings
+from ragstore.service import RagStore
+
+from conftest import CountingEmbedder, service_missing
+
+REDIS_URL = os.environ.get("RAGSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def shared_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL} is not available: {exc}")
+    yield client
+    client.close()
+
+
+def test_a_repeated_search_is_cached_until_a_write_changes_the_collection(
+    store: RagStore, embedder: CountingEmbedder
+) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", "김치는 배추를 소금에 절여 담근다.")
+    first = store.search("kb", "김치 담그는 법", k=3)
+    calls = embedder.texts_embedded
+    again = store.search("kb", "김치 담그는 법", k=3)
+    assert first.cached is False and again.cached is True
+    assert [h.chunk_id for h in again.hits] == [h.chunk_id for h in first.hits]
+    assert embedder.texts_embedded == calls  # neither the query nor the search was redone
+    added = store.add_text("kb", "김치찌개는 잘 익은 김치로 끓인다.")
+    after = store.search("kb", "김치 담그는 법", k=3)
+    assert after.cached is False and added.document_id in {h.document_id for h in after.hits}
+    store.delete_document("kb", int(added.document_id or 0))
+    gone = store.search("kb", "김치 담그는 법", k=3)
+    assert gone.cached is False and added.document_id not in {h.document_id for h in gone.hits}
+    stats = store.cache.stats()["search"]
+    assert stats["hits"] == 1 and stats["misses"] == 3
+
+
+def test_the_query_embedding_cache_spares_the_model(store: RagStore, embedder: CountingEmbedder) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", "The business plan allows 600 API requests per minute.")
+    store.search("kb", "rate limit", k=1)
+    calls = embedder.texts_embedded
+    store.search("kb", "rate limit", k=2)  # another result-cache key, the same query text
+    assert embedder.texts_embedded == calls
+    assert store.cache.stats()["embeddings"]["hits"] == 1
+
+
+def test_filters_and_k_are_part_of_the_result_key(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_documents(
+        "kb",
+        [
+            {"text": "refunds within 7 days", "metadata": {"lang": "en"}},
+            {"text": "환불은 7일 안에", "metadata": {"lang": "ko"}},
+        ],
+    )
+    english = store.search("kb", "refund", k=5, filter={"lang": "en"})
+    korean = store.search("kb", "refund", k=5, filter={"lang": "ko"})
+    assert not korean.cached and {h.text for h in english.hits} != {h.text for h in korean.hits}
+    assert store.search("kb", "refund", k=1, filter={"lang": "en"}).cached is False
+
+
+def test_the_http_fast_path_returns_what_the_full_path_returned(store: RagStore) -> None:
+    store.create_collection("kb")
+    store.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
+    with TestClient(create_app(store=store)) as client:
+        body = {"query": "지하철 환승", "k": 2}
+        first = client.post("/v1/collections/kb/search", json=body).json()
+        second = client.post("/v1/collections/kb/search", json=body).json()
+        bad = client.post("/v1/collections/kb/search", json={"query": "지하철 환승", "k": 0})
+    assert first["cached"] is False and second["cached"] is True
+    for volatile in ("took_ms", "cached"):
+        first.pop(volatile)
+        second.pop(volatile)
+    assert first == second
+    assert bad.status_code == 422  # bad input never reaches the cache
+
+
+def test_the_in_process_cache_is_bounded_and_expires() -> None:
+    cache = MemoryCache(max_entries=2)
+    cache.set("a", b"1", ttl_s=60)
+    cache.set("b", b"2", ttl_s=60)
+    cache.set("c", b"3", ttl_s=60)
+    assert len(cache) == 2 and cache.get("a") is None
+    cache.set("short", b"x", ttl_s=0.05)
+    assert cache.get("short") == b"x"
+    import time
+
+    time.sleep(0.1)
+    assert cache.get("short") is None
+
+
+def test_caches_are_shared_through_redis_under_the_documented_keys(
+    make_settings: Callable[..., Settings], embedder: Any, shared_redis: redis.Redis
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(redis_url=REDIS_URL, cache_namespace=namespace)
+    try:
+        with RagStore.open(settings, embedder=embedder) as one, RagStore.open(settings, embedder=embedder) as two:
+            one.create_collection("kb")
+            one.add_text("kb", "마라톤 훈련은 주 3회 이상 달리기로 시작한다.")
+            assert one.search("kb", "마라톤 훈련", k=2).cached is False
+            keys = sorted(k.decode() for k in shared_redis.scan_iter(f"{namespace}:*"))
+            kb = one.catalog.resolve("kb").id
+            assert any(k.startswith(f"{namespace}:v1:emb:") for k in keys), keys
+            assert any(k.startswith(f"{namespace}:v1:search:{kb}:") for k in keys), keys
+            ttl = shared_redis.pttl(next(k for k in keys if ":search:" in k))
+            assert 0 < ttl <= settings.search_cache_ttl_s * 1000
+            shared = two.search("kb", "마라톤 훈련", k=2)  # another store (process): found in Redis
+            assert shared.cached is True and two.cache.search.stats.hits_shared == 1
+            assert two.health()["components"]["cache"]["backend"] == "memory+redis"
+    finally:
+        for key in shared_redis.scan_iter(f"{namespace}:*"):
+            shared_redis.delete(key)
