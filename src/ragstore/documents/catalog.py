@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, utcnow
+from ragstore.db.versions import bump_write_version
 from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
 from ragstore.sync.outbox import queue_operation
 
-__all__ = ["Catalog", "bump_write_version", "validate_collection_name"]
+__all__ = ["Catalog", "validate_collection_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 METRICS = ("cosine",)
@@ -30,14 +31,6 @@ def validate_collection_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-def bump_write_version(s: Session, collection_id: int) -> None:
-    s.execute(
-        update(Collection)
-        .where(Collection.id == collection_id)
-        .values(write_version=Collection.write_version + 1, updated_at=utcnow())
-    )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from ragstore.db.engine import Database
 from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, utcnow
-from ragstore.documents.catalog import Catalog, bump_write_version
+from ragstore.db.versions import bump_write_version
+from ragstore.documents.catalog import Catalog
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.schemas import IngestOutcome

@@ -47,7 +47,7 @@ from ragstore.db.models import (
     SyncOperation,
     utcnow,
 )
-from ragstore.documents.catalog import bump_write_version
+from ragstore.db.versions import bump_write_version
 from ragstore.sync.outbox import owner_is_dead_here, process_owner
 from ragstore.vectors.base import CollectionSpec, VectorIndex
 
