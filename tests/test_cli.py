@@ -105,7 +105,7 @@ def test_migrate_downgrade_and_upgrade(env: Path) -> None:
     code, out = run("migrate", "downgrade", "base", "--yes")
     assert code == 0 and "base" in out
     code, out = run("migrate", "upgrade")
-    assert code == 0 and "revision 0003" in out
+    assert code == 0 and "revision 0004" in out
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -15,7 +15,7 @@ from ragstore import MigrationError, RagStore
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.db.models import Base, MigrationChecksum
-from ragstore.migrations import MIGRATIONS_DIR, Migrator
+from ragstore.migrations import MIGRATIONS_DIR, Migrator, include_object_for
 
 TABLES = {
     "collections",
@@ -43,7 +43,8 @@ def test_upgrade_creates_the_schema_the_models_describe(engine: Engine) -> None:
     assert migrator.upgrade() == migrator.head()
     assert set(inspect(engine).get_table_names()) >= TABLES
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        opts = {"compare_type": True, "include_object": include_object_for(conn.dialect.name)}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
         assert diff == []
         recorded = {r for r in conn.execute(select(MigrationChecksum.revision)).scalars()}
     assert recorded == {r.revision for r in migrator.status().revisions}

@@ -6,6 +6,7 @@ failed in CI). The feature suite itself runs on PostgreSQL through the parametri
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -99,3 +100,30 @@ def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(st
     assert {d.title for d in store.list_documents("kb")} == {"subway", "refunds"}
     assert first.document_id != second.document_id
     assert store.search("kb", "환승 할인", k=1).hits[0].title == "subway"
+
+
+@postgres_only
+def test_metadata_equality_filters_use_the_jsonb_gin_index(store: RagStore) -> None:
+    from sqlalchemy import select
+
+    from ragstore.db.models import Document
+    from ragstore.search.filters import compile_filter
+
+    store.create_collection("kb")
+    store.add_documents(
+        "kb",
+        [
+            {"text": "환불은 7일 안에 된다.", "metadata": {"lang": "ko", "year": 2024}},
+            {"text": "Refunds take 7 days.", "metadata": {"lang": "en", "year": 2023}},
+        ],
+    )
+    hits = store.search("kb", "refund", k=5, filter={"lang": "ko", "year": [2024, 2025]}).hits
+    assert [h.metadata["lang"] for h in hits] == ["ko"]
+    condition = compile_filter({"lang": "ko"}, postgres=True)
+    statement = select(Document.id).where(condition)  # type: ignore[arg-type]
+    compiled = statement.compile(store.db.engine)
+    with store.db.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # two rows: make the planner show its options
+        params = {k: json.dumps(v) for k, v in compiled.params.items()}
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
+    assert "ix_documents_metadata_gin" in plan, plan

@@ -118,6 +118,13 @@ class Document(TimestampMixin, Base):
         UniqueConstraint("collection_id", "content_hash", name="uq_documents_collection_content_hash"),
         Index("ix_documents_collection_source", "collection_id", "source_uri"),
         Index("ix_documents_collection_status", "collection_id", "status"),
+        # PostgreSQL only: metadata equality filters compile to JSONB containment (@>), which this serves.
+        Index(
+            "ix_documents_metadata_gin",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
         {"sqlite_autoincrement": True},
     )
 

@@ -7,8 +7,10 @@ to start on such a database and names the file, instead of drifting silently.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -19,7 +21,7 @@ from sqlalchemy import Engine, delete, insert, inspect, select
 from ragstore.db.models import MigrationChecksum
 from ragstore.errors import MigrationError, NotFound
 
-__all__ = ["MIGRATIONS_DIR", "MigrationStatus", "Migrator"]
+__all__ = ["MIGRATIONS_DIR", "MigrationStatus", "Migrator", "include_object_for"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -41,6 +43,20 @@ class MigrationStatus:
     @property
     def up_to_date(self) -> bool:
         return self.current == self.head
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """Alembic's comparison hook: leave out schema objects the models declare for another dialect only
+    (`Index(...).ddl_if(dialect=...)`, such as the JSONB GIN index), which autogenerate does not filter."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        ddl_if = getattr(obj, "_ddl_if", None)
+        wanted = getattr(ddl_if, "dialect", None)
+        if wanted is None:
+            return True
+        return dialect in ((wanted,) if isinstance(wanted, str) else tuple(wanted))
+
+    return include
 
 
 def _sha256(path: Path) -> str:

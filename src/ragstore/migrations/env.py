@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from ragstore.db.models import Base
+from ragstore.migrations import include_object_for
 
 config = context.config
 target_metadata = Base.metadata
@@ -17,6 +18,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object_for(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -44,7 +44,7 @@ class DenseSearcher:
         self._lock = threading.Lock()
 
     def _allowed_ids(self, collection_id: int, filter_spec: dict[str, Any]) -> list[int]:
-        condition = compile_filter(filter_spec)
+        condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
         with self.db.read() as s:
             return [
                 int(i)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, or_, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement as CE
 
 from ragstore.db.models import Document
@@ -44,7 +45,12 @@ def _check_scalar(key: str, value: Any) -> None:
         raise InvalidInput(f"filter {key!r}: values must be strings, numbers or booleans, got {type(value).__name__}")
 
 
-def _condition(key: str, value: Any) -> ColumnElement[bool]:
+def _contains(key: str, value: Any) -> ColumnElement[bool]:
+    """PostgreSQL: `metadata @> {key: value}`, which the GIN index on documents.metadata serves."""
+    return type_coerce(Document.metadata_, JSONB).contains({key: value})
+
+
+def _condition(key: str, value: Any, *, postgres: bool) -> ColumnElement[bool]:
     if not isinstance(key, str) or not _KEY.match(key):
         raise InvalidInput(f"filter key {key!r} is not a valid field or metadata key")
     ops: dict[str, Any]
@@ -65,6 +71,9 @@ def _condition(key: str, value: Any) -> ColumnElement[bool]:
         for v in values:
             _check_scalar(key, v)
         column = _FIELDS.get(key)
+        if column is None and postgres and op in ("$eq", "$in"):
+            parts.append(or_(*(_contains(key, v) for v in values)))
+            continue
         if column is None:
             column = _metadata_column(key, values[0])
         if op == "$in":
@@ -84,9 +93,9 @@ def _condition(key: str, value: Any) -> ColumnElement[bool]:
     return and_(*parts)
 
 
-def compile_filter(spec: dict[str, Any] | None) -> CE[bool] | None:
+def compile_filter(spec: dict[str, Any] | None, *, postgres: bool = False) -> CE[bool] | None:
     if not spec:
         return None
     if not isinstance(spec, dict):
         raise InvalidInput(f"filter must be a JSON object, got {type(spec).__name__}")
-    return and_(*(_condition(k, v) for k, v in spec.items()))
+    return and_(*(_condition(k, v, postgres=postgres) for k, v in spec.items()))
