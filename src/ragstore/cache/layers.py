@@ -21,11 +21,13 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
+
 from ragstore.cache.base import Cache, CacheStats
 from ragstore.cache.memory import MemoryCache
 from ragstore.cache.redis import RedisCache, RedisConnection
 
-__all__ = ["FORMAT", "CacheLayers", "TieredCache", "request_digest"]
+__all__ = ["FORMAT", "CacheLayers", "TieredCache", "request_digest", "vector_digest"]
 
 FORMAT = "v1"
 
@@ -34,6 +36,11 @@ def request_digest(value: Any) -> str:
     """A stable digest of a JSON-able request (keys sorted), for cache keys."""
     encoded = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()[:40]
+
+
+def vector_digest(vector: np.ndarray) -> str:
+    """A query vector's digest, from its float32 bytes (no text encoding of 384 numbers on the hot path)."""
+    return "v:" + hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()[:40]
 
 
 class TieredCache:
