@@ -29,6 +29,7 @@ from ragstore.db.models import EmbeddingUsage, OpState
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
+from ragstore.embeddings.batching import QueryBatcher
 from ragstore.embeddings.factory import create_embedder
 from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.migrations import Migrator
@@ -83,6 +84,7 @@ class RagStore:
             overlap_tokens=settings.chunk_overlap_tokens,
         )
         self.searcher = DenseSearcher(db, index)
+        self.query_batcher = QueryBatcher(embedder)
         self.jobs = JobQueue(db, lease_s=settings.sync_lease_s)
         self.redis = (
             RedisConnection(
@@ -166,6 +168,7 @@ class RagStore:
             self.worker.stop()
         if self.bus is not None:
             self.bus.stop()
+        self.query_batcher.close()
         with self.applier.lock:
             self.index.close()
         if self.redis is not None:
@@ -488,7 +491,7 @@ class RagStore:
         found = layer.get(key)
         if found is not None and len(found) == 4 * self.embedder.dimension:
             return np.frombuffer(found, dtype="<f4")
-        qvec = np.asarray(self.embedder.embed([query], kind="query")[0], dtype="<f4")
+        qvec = np.asarray(self.query_batcher.embed(query), dtype="<f4")
         layer.set(key, qvec.tobytes())
         return qvec
 
