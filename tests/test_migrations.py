@@ -101,3 +101,31 @@ def test_sqlite_runs_in_wal_with_foreign_keys(store: RagStore) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.settings.sqlite_busy_timeout_ms
+
+
+def test_processes_migrating_at_once_take_turns(settings: Settings) -> None:
+    """`serve --workers N` on an empty database: every process upgrades at start, one after the other."""
+    import threading
+
+    results: list[str | None] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def migrate() -> None:
+        db = Database(settings)
+        try:
+            start.wait()
+            results.append(Migrator(db.engine).upgrade())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    head = Migrator(Database(settings).engine).head()
+    assert results == [head, head, head]

@@ -46,14 +46,14 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @contextmanager
-def server_process(settings: Settings, log: Path, **env: str) -> Iterator[httpx.Client]:
+def server_process(settings: Settings, log: Path, *args: str, **env: str) -> Iterator[httpx.Client]:
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     full.update(RAGSTORE_DATA_DIR=str(settings.data_dir), RAGSTORE_SYNC_POLL_INTERVAL_S="0.2", **env)
     if settings.database_url:
         full["DATABASE_URL"] = settings.database_url
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(RAGSTORE), "serve", "--port", str(port)], stderr=out, stdout=out, env=full)
+        proc = subprocess.Popen([str(RAGSTORE), "serve", "--port", str(port), *args], stderr=out, stdout=out, env=full)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
         deadline = time.monotonic() + 60
@@ -125,6 +125,26 @@ def test_two_server_processes_see_each_others_writes_at_once(
         if with_redis:
             health = b.get("/health").json()["components"]
             assert health["cache"]["backend"] == "memory+redis" and health["events"]["subscribed"] is True
+
+
+@on_postgres
+@pytest.mark.timeout(180)
+def test_serve_workers_2_runs_two_processes_that_agree(settings: Settings, tmp_path: Path) -> None:
+    with server_process(settings, tmp_path / "serve.log", "--workers", "2") as client:
+        owners: set[str] = set()
+        for _ in range(200):  # a new connection each time: the kernel hands it to either process
+            with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
+                owners.add(fresh.get("/health").json()["components"]["vector_index"]["replica"]["owner"])
+            if len(owners) == 2:
+                break
+        assert len(owners) == 2, owners
+        made = client.post("/v1/collections", json={"name": "kb", "embedding_model": "synthetic", "dimension": DIM})
+        assert made.status_code == 201
+        vector = np.random.default_rng(1).normal(size=DIM).tolist()
+        doc_id = add(client, "only", vector)
+        for _ in range(20):
+            with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
+                assert top(fresh, vector)["hits"][0]["document_id"] == doc_id
 
 
 @on_postgres

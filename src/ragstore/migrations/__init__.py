@@ -6,8 +6,10 @@ to start on such a database and names the file, instead of drifting silently.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, delete, insert, inspect, select
+from sqlalchemy import Engine, delete, insert, inspect, select, text
 
 from ragstore.db.models import MigrationChecksum
 from ragstore.errors import MigrationError, NotFound
@@ -43,6 +45,10 @@ class MigrationStatus:
     @property
     def up_to_date(self) -> bool:
         return self.current == self.head
+
+
+# Any constant shared by every ragstore process: the key of the PostgreSQL advisory lock around migrations.
+MIGRATION_LOCK_KEY = 0x7261_6773_746F  # "ragsto"
 
 
 def include_object_for(dialect: str) -> Callable[..., bool]:
@@ -107,16 +113,40 @@ class Migrator:
         return MigrationStatus(current=current, head=self.head(), revisions=revisions)
 
     def upgrade(self, target: str = "head") -> str | None:
-        self._run(command.upgrade, target)
-        self._record_checksums()
+        with self._exclusive():
+            self._run(command.upgrade, target)
+            self._record_checksums()
         return self.current()
 
     def downgrade(self, target: str) -> str | None:
         if target != "base" and self.scripts.get_revision(target) is None:
             raise NotFound(f"no migration revision {target!r}")
-        self._run(command.downgrade, target)
-        self._record_checksums()
+        with self._exclusive():
+            self._run(command.downgrade, target)
+            self._record_checksums()
         return self.current()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One migrator at a time per database: processes that start together (`serve --workers N` on an
+        empty database, a worker beside a server) would otherwise race to create the same tables. The
+        second waits, then finds the schema at head and does nothing."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                    conn.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate.lock", "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            yield
 
     def _run(self, fn: object, target: str) -> None:
         with self.engine.begin() as conn:
