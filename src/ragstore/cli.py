@@ -7,6 +7,7 @@ what). Every read command takes --json for scripts.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,8 +166,6 @@ def serve(
 
 def configure_logging(cfg: Settings) -> None:
     """ragstore's own loggers at RAGSTORE_LOG_LEVEL, everything else at WARNING, one line per record."""
-    import logging
-
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
     logging.getLogger("ragstore").setLevel(cfg.log_level)
 
@@ -207,8 +206,6 @@ def worker(
             store.bus.subscribe(lambda event: runner.wake() if event.get("e") == "jobs" else None)
         if jobs:
             runner.start()
-        import logging
-
         log = logging.getLogger("ragstore.worker")
         log.info("worker %s ready (outbox%s)", store.applier.owner, " and jobs" if jobs else "")
         while not stop.wait(1.0):

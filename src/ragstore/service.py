@@ -419,7 +419,7 @@ class RagStore:
             self.applier.advance()
             self._replica_versions[coll_id] = version
         results = self.cache.search
-        key = results.key(coll_id, version, request_digest([asked, k, filter]))
+        key = self._result_key(coll_id, version, asked, k, filter)
         cached = results.get(key)
         if cached is not None:
             found = json.loads(cached)
@@ -475,7 +475,7 @@ class RagStore:
         else:
             return None
         results = self.cache.search
-        key = results.key(ref.id, version, request_digest([asked, k, filter]))
+        key = self._result_key(ref.id, version, asked, k, filter)
         stored = results.local.get(key) if results.enabled else None
         if stored is None:
             return None  # the full path counts the miss (and asks Redis)
@@ -483,6 +483,10 @@ class RagStore:
         head = json.dumps({"collection": collection, "query": query, "k": k}, ensure_ascii=False)[:-1].encode()
         took = round((time.perf_counter() - started) * 1000, 3)
         return head + b"," + stored[1:-1] + f',"took_ms":{took},"cached":true}}'.encode()
+
+    def _result_key(self, collection_id: int, version: int, asked: str, k: int, filter: dict[str, Any] | None) -> str:
+        """The L2 key: the same for the full path and the event loop's fast path, or neither would hit."""
+        return self.cache.search.key(collection_id, version, request_digest([asked, k, filter]))
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, from the L1 cache when this query was embedded before."""

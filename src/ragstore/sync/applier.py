@@ -15,8 +15,8 @@ one process). A replica follows the outbox as a log: its `watermark` is the high
 operation is finished and reflected in it. It replays operations that other processes finished, and a
 pending operation holds the watermark back (not the replay of later ones). Durable indexes save the
 watermark with their files (`applied_seq`); on open, everything after it is replayed. Finished operations
-are pruned once every replica is past them, and a replica that finds itself behind the pruned point
-rebuilds from SQL instead.
+are pruned once this process holds them durably and they are older than the retention period (time for
+replicas elsewhere to replay them); a replica that finds itself behind the pruned point rebuilds from SQL.
 """
 
 from __future__ import annotations
@@ -112,6 +112,21 @@ def _with_vectors(
     ids = np.fromiter((i for i, _ in present), dtype=np.int64, count=len(present))
     vectors = np.frombuffer(b"".join(v for _, v in present), dtype="<f4").reshape(len(present), dimension)
     return ids, vectors
+
+
+def _ops_by_id(s: Session, ids: list[int]) -> list[OutboxOp]:
+    rows = s.execute(
+        select(
+            SyncOperation.id,
+            SyncOperation.collection_id,
+            SyncOperation.kind,
+            SyncOperation.chunk_ids,
+            SyncOperation.attempts,
+        )
+        .where(SyncOperation.id.in_(ids))
+        .order_by(SyncOperation.id)
+    ).all()
+    return [OutboxOp(int(r[0]), int(r[1]), r[2], list(r[3]), int(r[4])) for r in rows]
 
 
 class OutboxApplier:
@@ -307,18 +322,7 @@ class OutboxApplier:
         ops: list[OutboxOp] = []
         for start in range(0, len(op_ids), BATCH):
             with self.db.read() as s:
-                rows = s.execute(
-                    select(
-                        SyncOperation.id,
-                        SyncOperation.collection_id,
-                        SyncOperation.kind,
-                        SyncOperation.chunk_ids,
-                        SyncOperation.attempts,
-                    )
-                    .where(SyncOperation.id.in_(op_ids[start : start + BATCH]))
-                    .order_by(SyncOperation.id)
-                ).all()
-            ops.extend(OutboxOp(int(r[0]), int(r[1]), r[2], list(r[3]), int(r[4])) for r in rows)
+                ops.extend(_ops_by_id(s, op_ids[start : start + BATCH]))
         return ops
 
     # -- applying ------------------------------------------------------------------------------------------
@@ -355,18 +359,7 @@ class OutboxApplier:
                 .where(SyncOperation.id.in_(ids))
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
             )
-            rows = s.execute(
-                select(
-                    SyncOperation.id,
-                    SyncOperation.collection_id,
-                    SyncOperation.kind,
-                    SyncOperation.chunk_ids,
-                    SyncOperation.attempts,
-                )
-                .where(SyncOperation.id.in_(ids))
-                .order_by(SyncOperation.id)
-            ).all()
-            return [OutboxOp(int(r[0]), int(r[1]), r[2], list(r[3]), int(r[4])) for r in rows]
+            return _ops_by_id(s, ids)
 
         return self.db.write(unit)
 
