@@ -4,8 +4,11 @@ path for cached results, and sharing through a real Redis with the documented ke
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +134,25 @@ def test_caches_are_shared_through_redis_under_the_documented_keys(
     finally:
         for key in shared_redis.scan_iter(f"{namespace}:*"):
             shared_redis.delete(key)
+
+
+def test_the_core_install_runs_without_redis_py_and_says_what_is_missing(tmp_path: Path) -> None:
+    """`pip install ragstore` has no redis-py: nothing may import it unless REDIS_URL is set."""
+    script = f"""
+import sys
+sys.modules["redis"] = None  # as if the package were not installed
+from ragstore.config import Settings
+from ragstore.errors import ConfigError
+from ragstore.service import RagStore
+with RagStore.open(Settings(data_dir={str(tmp_path / "a")!r}, vector_backend="memory")) as store:
+    store.create_collection("kb", embedding_model="synthetic", dimension=4)
+    store.add_documents("kb", [{{"text": "x", "chunks": [{{"text": "x", "vector": [1, 0, 0, 0]}}]}}])
+    assert store.search("kb", vector=[1, 0, 0, 0]).hits
+try:
+    RagStore.open(Settings(data_dir={str(tmp_path / "b")!r}, redis_url="redis://127.0.0.1:1/0"))
+except ConfigError as exc:
+    print(exc.message)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'ragstore[redis]'" in done.stdout

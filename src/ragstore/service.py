@@ -14,14 +14,13 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import text
 
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
-from ragstore.cache.redis import RedisConnection
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
@@ -31,7 +30,7 @@ from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.embeddings.factory import create_embedder
-from ragstore.errors import InvalidInput, RagstoreError, Unavailable
+from ragstore.errors import ConfigError, InvalidInput, RagstoreError, Unavailable
 from ragstore.migrations import Migrator
 from ragstore.schemas import (
     CollectionInfo,
@@ -49,6 +48,9 @@ from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.factory import create_vector_index
+
+if TYPE_CHECKING:
+    from ragstore.cache.redis import RedisConnection
 
 __all__ = ["RagStore"]
 
@@ -86,16 +88,7 @@ class RagStore:
         self.searcher = DenseSearcher(db, index)
         self.query_batcher = QueryBatcher(embedder)
         self.jobs = JobQueue(db, lease_s=settings.sync_lease_s)
-        self.redis = (
-            RedisConnection(
-                settings.redis_url,
-                max_connections=settings.redis_max_connections,
-                timeout_s=settings.redis_timeout_s,
-                retry_after_s=settings.redis_retry_after_s,
-            )
-            if settings.redis_url
-            else None
-        )
+        self.redis = _open_redis(settings)
         self.bus = EventBus(self.redis, namespace=settings.cache_namespace) if self.redis is not None else None
         self.cache = CacheLayers(
             max_entries=settings.cache_max_entries,
@@ -567,6 +560,24 @@ class RagStore:
             "revision": revision,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+
+
+def _open_redis(settings: Settings) -> RedisConnection | None:
+    """The Redis connection pool when REDIS_URL is set (redis-py is the `redis` extra, imported only then)."""
+    if not settings.redis_url:
+        return None
+    try:
+        from ragstore.cache.redis import RedisConnection
+    except ImportError as exc:
+        raise ConfigError(
+            "REDIS_URL is set, but the redis package is not installed: pip install 'ragstore[redis]'"
+        ) from exc
+    return RedisConnection(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout_s=settings.redis_timeout_s,
+        retry_after_s=settings.redis_retry_after_s,
+    )
 
 
 _HIT_FIELDS = tuple(f.name for f in dataclasses.fields(SearchHit))

@@ -12,10 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragstore.cache.layers import FORMAT
-from ragstore.cache.redis import RedisConnection
+
+if TYPE_CHECKING:
+    from ragstore.cache.redis import RedisConnection
 
 __all__ = ["EventBus"]
 

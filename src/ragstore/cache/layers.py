@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragstore.cache.base import Cache, CacheStats
 from ragstore.cache.memory import MemoryCache
-from ragstore.cache.redis import RedisCache, RedisConnection
+
+if TYPE_CHECKING:  # redis-py is an extra: imported only where Redis is configured
+    from ragstore.cache.redis import RedisConnection
 
 __all__ = ["FORMAT", "CacheLayers", "TieredCache", "request_digest", "vector_digest"]
 
@@ -105,7 +107,11 @@ class CacheLayers:
         namespace: str = "ragstore",
     ) -> None:
         self.redis = redis
-        shared = RedisCache(redis) if redis is not None else None
+        shared: Cache | None = None
+        if redis is not None:
+            from ragstore.cache.redis import RedisCache
+
+            shared = RedisCache(redis)
         ns = namespace
         self.embeddings = TieredCache("emb", MemoryCache(max_entries), shared, embedding_ttl_s, namespace=ns)
         self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s, namespace=ns)
