@@ -140,6 +140,25 @@ def test_a_worker_killed_holding_leases_is_replaced(synthetic: RagStore, tmp_pat
     assert len(synthetic.search("kb", vector=np.ones(DIM).tolist(), k=100).hits) == 40
 
 
+@pytest.mark.timeout(240)
+def test_a_running_worker_takes_over_from_a_process_that_dies_beside_it(synthetic: RagStore, tmp_path: Path) -> None:
+    queue_documents(synthetic, 10)
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "claim_child.py"), str(synthetic.settings.data_dir)],
+        stdout=subprocess.PIPE,
+        env=child_env(synthetic.settings),
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().decode().strip() == "claimed 10"
+    with worker_processes(synthetic.settings, 1, tmp_path, RAGSTORE_INDEX_PERSIST_INTERVAL_S="0.5") as logs:
+        time.sleep(1.0)
+        assert synthetic.outbox_counts()["pending"] == 10  # the live child's leases are respected
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        wait_until_applied(synthetic, timeout_s=30)  # the worker notices the death, not the one-hour lease
+    assert len(applied_ids(logs[0])) == 10
+
+
 def test_a_lapsed_lease_of_another_host_is_taken_over(synthetic: RagStore) -> None:
     queue_documents(synthetic, 5)
 

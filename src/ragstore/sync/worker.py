@@ -61,10 +61,11 @@ class SyncWorker:
             self._wake.clear()
 
     def checkpoint(self) -> None:
-        """Persist the index, then drop outbox rows it now holds durably."""
+        """Persist the index, drop outbox rows it now holds durably, and free claims of dead local processes."""
         with self.applier.lock:
             self.index.persist()
             self.applier.prune_done()
+        self.applier.release_dead_leases()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
