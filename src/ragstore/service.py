@@ -450,9 +450,8 @@ class RagStore:
         the full path, which reports the problem).
         """
         started = time.perf_counter()
-        try:
-            ref = self.catalog.resolve(collection)
-        except RagstoreError:
+        ref = self.catalog.cached_ref(collection)
+        if ref is None:
             return None
         version = self.versions.known_without_waiting(ref.id)
         if version is None or self._replica_versions.get(ref.id) != version:

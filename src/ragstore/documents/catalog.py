@@ -73,6 +73,13 @@ class Catalog:
         self._refs[name] = (now, ref)
         return ref
 
+    def cached_ref(self, name: str) -> CollectionRef | None:
+        """What `resolve` would answer from its cache alone, or None (then nothing is read)."""
+        cached = self._refs.get(name)
+        if cached is not None and time.monotonic() - cached[0] < RESOLVE_TTL_S:
+            return cached[1]
+        return None
+
     def write_version(self, collection_id: int) -> int:
         """The collection's write version, read now (the search path's cache key; one primary-key lookup)."""
         if self.db.is_sqlite:
