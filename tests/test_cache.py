@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from ragstore.api.app import create_app
 from ragstore.cache.memory import MemoryCache
 from ragstore.config import Settings
+from ragstore.db.identity import store_identity
 from ragstore.service import RagStore
 
 from conftest import CountingEmbedder, service_missing
@@ -124,13 +125,36 @@ def test_caches_are_shared_through_redis_under_the_documented_keys(
             assert one.search("kb", "마라톤 훈련", k=2).cached is False
             keys = sorted(k.decode() for k in shared_redis.scan_iter(f"{namespace}:*"))
             kb = one.catalog.resolve("kb").id
+            store = f"{store_identity(one.db):x}"
             assert any(k.startswith(f"{namespace}:v1:emb:") for k in keys), keys
-            assert any(k.startswith(f"{namespace}:v1:search:{kb}:") for k in keys), keys
+            assert any(k.startswith(f"{namespace}:v1:{store}:search:{kb}:") for k in keys), keys
             ttl = shared_redis.pttl(next(k for k in keys if ":search:" in k))
             assert 0 < ttl <= settings.search_cache_ttl_s * 1000
             shared = two.search("kb", "마라톤 훈련", k=2)  # another store (process): found in Redis
             assert shared.cached is True and two.cache.search.stats.hits_shared == 1
             assert two.health()["components"]["cache"]["backend"] == "memory+redis"
+    finally:
+        for key in shared_redis.scan_iter(f"{namespace}:*"):
+            shared_redis.delete(key)
+
+
+def test_two_databases_sharing_a_redis_never_see_each_others_results(
+    make_settings: Callable[..., Settings], tmp_path: Path, embedder: Any, shared_redis: redis.Redis
+) -> None:
+    """Ids and versions restart in every database: keys carry the database's identity."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    first = make_settings(redis_url=REDIS_URL, cache_namespace=namespace)
+    second = Settings(data_dir=tmp_path / "other", redis_url=REDIS_URL, cache_namespace=namespace)
+    try:
+        with RagStore.open(first, embedder=embedder) as one, RagStore.open(second, embedder=embedder) as two:
+            for store, text in ((one, "first database"), (two, "second database")):
+                store.create_collection("kb", embedding_model="synthetic", dimension=4)
+                store.add_documents("kb", [{"text": text, "chunks": [{"text": text, "vector": [1, 0, 0, 0]}]}])
+            assert one.catalog.resolve("kb").id == two.catalog.resolve("kb").id  # the same id and version
+            assert one.search("kb", vector=[1, 0, 0, 0]).hits[0].text == "first database"
+            answer = two.search("kb", vector=[1, 0, 0, 0])
+            assert answer.hits[0].text == "second database" and answer.cached is False
+            assert store_identity(one.db) != store_identity(two.db)
     finally:
         for key in shared_redis.scan_iter(f"{namespace}:*"):
             shared_redis.delete(key)
@@ -142,6 +166,7 @@ def test_the_core_install_runs_without_redis_py_and_says_what_is_missing(tmp_pat
 import sys
 sys.modules["redis"] = None  # as if the package were not installed
 from ragstore.config import Settings
+from ragstore.db.identity import store_identity
 from ragstore.errors import ConfigError
 from ragstore.service import RagStore
 with RagStore.open(Settings(data_dir={str(tmp_path / "a")!r}, vector_backend="memory")) as store:

@@ -24,6 +24,7 @@ from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
+from ragstore.db.identity import store_identity
 from ragstore.db.models import EmbeddingUsage, OpState
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
@@ -89,7 +90,10 @@ class RagStore:
         self.query_batcher = QueryBatcher(embedder)
         self.jobs = JobQueue(db, lease_s=settings.sync_lease_s)
         self.redis = _open_redis(settings)
-        self.bus = EventBus(self.redis, namespace=settings.cache_namespace) if self.redis is not None else None
+        store_id = f"{store_identity(db):x}"
+        self.bus = (
+            EventBus(self.redis, namespace=settings.cache_namespace, store=store_id) if self.redis is not None else None
+        )
         self.cache = CacheLayers(
             max_entries=settings.cache_max_entries,
             embedding_ttl_s=settings.embedding_cache_ttl_s,
@@ -97,6 +101,7 @@ class RagStore:
             session_ttl_s=settings.session_cache_ttl_s,
             redis=self.redis,
             namespace=settings.cache_namespace,
+            store=store_id,
         )
         self.versions = CollectionVersions(self.catalog.write_version, self.bus, local_reads=db.is_sqlite)
         self._replica_versions: dict[int, int] = {}

@@ -26,9 +26,9 @@ Handler = Callable[[dict[str, Any]], None]
 
 
 class EventBus:
-    def __init__(self, connection: RedisConnection, *, namespace: str = "ragstore") -> None:
+    def __init__(self, connection: RedisConnection, *, namespace: str = "ragstore", store: str = "0") -> None:
         self.connection = connection
-        self.channel = f"{namespace}:{FORMAT}:events"
+        self.channel = f"{namespace}:{FORMAT}:{store}:events"
         self._handlers: list[Handler] = []
         self._on_reconnect: list[Callable[[], None]] = []
         self._stop = threading.Event()

@@ -5,11 +5,15 @@ deployments can share one Redis; `v1` is the format, bumped if a value's encodin
 
 - L1 query embeddings: `<ns>:v1:emb:<model>:<sha256 of kind + text>` → little-endian float32 vector.
   Document embeddings are not cached here: they already live in SQL (the `embeddings` table).
-- L2 search results: `<ns>:v1:search:<collection id>:<write version>:<sha256 of the request>` → the
+- L2 search results: `<ns>:v1:<store>:search:<collection id>:<write version>:<sha256 of the request>` → the
   JSON of the hits. The collection's `write_version` rises with every write that can change a result
   (ingest, delete, an operation becoming searchable), so a write makes every older entry unreachable at
   once; old entries age out by TTL and LRU.
-- L3 sessions: `<ns>:v1:session:<id>` → the session's JSON.
+- L3 sessions: `<ns>:v1:<store>:session:<id>` → the session's JSON.
+
+`<store>` is the database's identity (`db/identity.py`, hex): ids and versions restart in every new
+database, so results computed from one database must never be found by another. Query embeddings depend
+only on the model, and are shared by every database.
 
 Each layer looks in the process first, then in Redis when configured (a Redis hit is copied into the
 process). A write goes to both.
@@ -49,10 +53,17 @@ class TieredCache:
     """One layer: the in-process tier in front of the shared tier (if any), with the layer's TTL and counts."""
 
     def __init__(
-        self, layer: str, local: MemoryCache, shared: Cache | None, ttl_s: float, *, namespace: str = "ragstore"
+        self,
+        layer: str,
+        local: MemoryCache,
+        shared: Cache | None,
+        ttl_s: float,
+        *,
+        namespace: str = "ragstore",
+        prefix: str | None = None,
     ) -> None:
         self.layer = layer
-        self.prefix = f"{namespace}:{FORMAT}:{layer}"
+        self.prefix = f"{prefix or f'{namespace}:{FORMAT}'}:{layer}"
         self.local = local
         self.shared = shared
         self.ttl_s = ttl_s
@@ -105,6 +116,7 @@ class CacheLayers:
         session_ttl_s: float,
         redis: RedisConnection | None = None,
         namespace: str = "ragstore",
+        store: str = "0",
     ) -> None:
         self.redis = redis
         shared: Cache | None = None
@@ -114,8 +126,9 @@ class CacheLayers:
             shared = RedisCache(redis)
         ns = namespace
         self.embeddings = TieredCache("emb", MemoryCache(max_entries), shared, embedding_ttl_s, namespace=ns)
-        self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s, namespace=ns)
-        self.sessions = TieredCache("session", MemoryCache(max_entries), shared, session_ttl_s, namespace=ns)
+        mine = f"{namespace}:{FORMAT}:{store}"
+        self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s, prefix=mine)
+        self.sessions = TieredCache("session", MemoryCache(max_entries), shared, session_ttl_s, prefix=mine)
 
     @property
     def layers(self) -> dict[str, TieredCache]:
