@@ -99,6 +99,23 @@ def test_the_http_fast_path_returns_what_the_full_path_returned(store: RagStore)
     assert bad.status_code == 422  # bad input never reaches the cache
 
 
+def test_the_cached_answer_never_skips_validation(store: RagStore) -> None:
+    """The middleware answers only bodies SearchRequest would accept; anything else gets FastAPI's own answer."""
+    store.create_collection("kb")
+    store.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
+    with TestClient(create_app(store=store)) as client:
+        url = "/v1/collections/kb/search"
+        assert client.post(url, json={"query": "환승", "k": 2}).json()["cached"] is False
+        assert client.post(url, json={"query": "환승", "k": 2}).json()["cached"] is True
+        assert client.post(url, json={"query": "환승", "k": 2, "unknown": 1}).status_code == 422
+        assert client.post(url, json={"query": "환승", "k": 2, "vector": [0.1]}).status_code == 422
+        assert client.post(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+        coerced = client.post(url, json={"query": "환승", "k": "2"})  # pydantic's own coercion, then the cache
+        assert coerced.status_code == 200 and coerced.json()["cached"] is True
+        store.delete_collection("kb")
+        assert client.post(url, json={"query": "환승", "k": 2}).status_code == 404
+
+
 def test_the_in_process_cache_is_bounded_and_expires() -> None:
     cache = MemoryCache(max_entries=2)
     cache.set("a", b"1", ttl_s=60)

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
+from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.routers import collections, documents, health, search
 from ragstore.config import Settings
-from ragstore.service import RagStore
+from ragstore.service import MAX_K, RagStore
 
 __all__ = ["create_app"]
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(CachedSearchMiddleware, max_k=MAX_K)
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)

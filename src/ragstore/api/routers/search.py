@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,9 +25,6 @@ class SearchRequest(BaseModel):
 
 
 @router.post("/search", response_model=SearchResponse, summary="Nearest chunks to a query text or vector")
-async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> Any:
-    # A cached result is answered on the event loop (no thread hop); everything else runs on a thread.
-    cached = store.cached_search_json(name, body.query, vector=body.vector, k=body.k, filter=body.filter)
-    if cached is not None:
-        return Response(content=cached, media_type="application/json")
+async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> SearchResponse:
+    # Cached results never get here (api/fast_search.py); the full search runs on a worker thread.
     return await run_in_threadpool(store.search, name, body.query, vector=body.vector, k=body.k, filter=body.filter)
