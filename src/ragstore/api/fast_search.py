@@ -10,12 +10,15 @@ normal path with the body replayed, so every error is still FastAPI's own 4xx.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CachedSearchMiddleware"]
+
+log = logging.getLogger(__name__)
 
 PATH = re.compile(r"/v1/collections/([^/]+)/search")
 FIELDS = frozenset({"query", "vector", "k", "filter"})
@@ -64,7 +67,11 @@ class CachedSearchMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        answer = self._cached(scope, match.group(1), body)
+        try:
+            answer = self._cached(scope, match.group(1), body)
+        except Exception:  # whatever went wrong here, the normal path answers (and reports) it
+            log.debug("cached-search fast path failed; taking the normal path", exc_info=True)
+            answer = None
         if answer is not None:
             await send(
                 {
