@@ -76,9 +76,6 @@ class RedisConnection:
         if was is not None:
             log.warning("Redis is reachable again; shared caches resume")
 
-    def ping(self) -> bool:
-        return bool(self.call("PING", self.client.ping, default=False))
-
     def status(self) -> dict[str, object]:
         ok = self.last_error is None
         return {

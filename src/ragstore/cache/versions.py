@@ -32,7 +32,6 @@ class CollectionVersions:
         self.max_age_s = max_age_s
         self._known: dict[int, tuple[int, float]] = {}
         self._lock = threading.Lock()
-        self.sql_reads = 0
 
     def current(self, collection_id: int) -> int:
         now = time.monotonic()
@@ -41,7 +40,6 @@ class CollectionVersions:
             if known is not None and now - known[1] < self.max_age_s:
                 return known[0]
         version = self._read(collection_id)
-        self.sql_reads += 1
         with self._lock:
             self._known[collection_id] = (version, now)
         return version
