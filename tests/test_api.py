@@ -119,8 +119,11 @@ def test_search_by_query_vector_and_filter(client: TestClient) -> None:
     by_vector = client.post("/v1/collections/kb/search", json={"vector": vector, "k": 1}).json()
     assert by_vector["hits"][0]["title"] == "김치"
     assert client.post("/v1/collections/kb/search", json={"query": "x", "k": 0}).status_code == 422
-    both = client.post("/v1/collections/kb/search", json={"query": "x", "vector": vector})
-    assert both.status_code == 422 and "exactly one" in both.json()["error"]["message"]
+    # A text and a vector: the vector ranks the dense side, the text the lexical side.
+    both = client.post("/v1/collections/kb/search", json={"query": "김치", "vector": vector, "k": 1}).json()
+    assert both["mode"] == "hybrid" and both["hits"][0]["title"] == "김치"
+    neither = client.post("/v1/collections/kb/search", json={"k": 3})
+    assert neither.status_code == 422 and "give a query" in neither.json()["error"]["message"]
 
 
 def test_health_and_docs(client: TestClient) -> None:

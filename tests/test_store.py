@@ -175,7 +175,10 @@ def test_bring_your_own_vectors_and_search_by_vector(store: RagStore) -> None:
     with pytest.raises(InvalidInput, match="dimension 3"):
         store.search("vecs", vector=[1, 0, 0], k=2)
     with pytest.raises(InvalidInput, match="cannot embed"):
-        store.search("vecs", "text query", k=2)
+        store.search("vecs", "text query", k=2, mode="dense")
+    # A text alone on such a collection: hybrid falls back to lexical, the one side it can run.
+    by_text = store.search("vecs", "north", k=2)
+    assert by_text.mode == "lexical" and [h.text for h in by_text.hits] == ["north"]
     with pytest.raises(InvalidInput, match="dimension"):
         store.add_documents("vecs", [{"chunks": [{"text": "bad", "vector": [1, 0]}]}])
 

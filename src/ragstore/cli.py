@@ -39,7 +39,9 @@ collections_app = typer.Typer(help="List, create and delete collections.", no_ar
 documents_app = typer.Typer(help="List, show and delete documents.", no_args_is_help=True)
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
-index_app = typer.Typer(help="The vector index: status and rebuild from the database.", no_args_is_help=True)
+index_app = typer.Typer(
+    help="The vector and lexical indexes: status, rebuild from the database, re-analyse.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Relational-store administration (PostgreSQL roles).", no_args_is_help=True)
 jobs_app = typer.Typer(help="The job queue that `ragstore worker` processes drain.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
@@ -323,7 +325,14 @@ def search(
     query: str = typer.Argument(..., help="The question or text to search for."),
     collection: str = typer.Option(..., "--collection", "-c"),
     k: int = typer.Option(10, "-k", "--k", help="Number of results."),
+    mode: str | None = typer.Option(
+        None, "--mode", "-m", help="hybrid (dense + lexical, fused), dense or lexical. Default: RAGSTORE_SEARCH_MODE."
+    ),
     filter_json: str | None = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. \'{"lang": "ko"}\'.'),
+    offset: int = typer.Option(0, "--offset", help="Skip this many results (a later page)."),
+    cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous result's next_cursor."),
+    min_score: float | None = typer.Option(None, "--min-score", help="Leave out results scoring below this."),
+    explain: bool = typer.Option(False, "--explain", help="Show each result's dense and lexical rank and score."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Ranked chunks with their document, score and text."""
@@ -334,18 +343,63 @@ def search(
         except json.JSONDecodeError as exc:
             fail(f"--filter is not valid JSON: {exc.msg}", EXIT_BAD_INPUT)
     with opened_store() as store, domain_errors():
-        result = store.search(collection, query, k=k, filter=filter_spec)
+        result = store.search(
+            collection,
+            query,
+            k=k,
+            filter=filter_spec,
+            mode=mode,
+            offset=offset,
+            cursor=cursor,
+            min_score=min_score,
+            explain=explain,
+        )
     if as_json:
         print_json(result)
         return
-    table = Table(title=f"{len(result.hits)} results in {result.took_ms:.1f} ms", show_lines=True)
+    table = Table(title=f"{len(result.hits)} results ({result.mode}) in {result.took_ms:.1f} ms", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("document")
     table.add_column("text", overflow="fold")
-    for rank, hit in enumerate(result.hits, start=1):
+    if explain:
+        table.add_column("dense / lexical rank", justify="right")
+    for rank, hit in enumerate(result.hits, start=result.offset + 1):
         snippet = hit.text if len(hit.text) <= 300 else hit.text[:300] + "…"
-        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.source_uri}#{hit.ordinal}[/]", snippet)
+        row = [str(rank), f"{hit.score:.4g}", f"{hit.title}\n[dim]{hit.source_uri}#{hit.ordinal}[/]", snippet]
+        if explain and hit.explain is not None:
+            row.append(f"{hit.explain.get('dense_rank') or '-'} / {hit.explain.get('lexical_rank') or '-'}")
+        table.add_row(*row)
+    out.print(table)
+    if result.next_cursor:
+        err.print(f"more: --cursor {result.next_cursor}")
+
+
+@app.command()
+def analytics(
+    collection: str = typer.Argument(..., help="The collection to summarise."),
+    days: int = typer.Option(7, "--days", help="The window, in days."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What was searched, how fast, how often the cache answered, and which chunks users found relevant."""
+    with opened_store() as store, domain_errors():
+        data = store.analytics(collection, days=days)
+    if as_json:
+        print_json(data)
+        return
+    q = data["queries"]
+    out.print(
+        f"{q['total']} searches in {days} days; by mode {q['by_mode']}; cache hit rate {q['cache_hit_rate']}; "
+        f"{q['zero_results']} without results; latency ms {q['latency_ms']}"
+    )
+    fb = data["feedback"]
+    out.print(f"feedback: {fb['relevant']} relevant, {fb['irrelevant']} not (precision {fb['precision']})")
+    table = Table(title="top queries")
+    table.add_column("query")
+    table.add_column("count", justify="right")
+    table.add_column("avg results", justify="right")
+    for row in data["top_queries"]:
+        table.add_row(row["query"], str(row["count"]), str(row["avg_results"]))
     out.print(table)
 
 
@@ -557,6 +611,24 @@ def index_rebuild(
         out.print(f"{name}: {n} vectors")
 
 
+@index_app.command("relex")
+def index_relex(
+    collection: str | None = typer.Option(None, "--collection", "-c", help="Default: every collection."),
+) -> None:
+    """Rebuild the lexical index (the analysed terms) with the configured analyzer (RAGSTORE_LEXICAL_ANALYZER)."""
+    with (
+        opened_store() as store,
+        domain_errors(),
+        Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar,
+    ):
+        task = bar.add_task("relex", total=None)
+        counts = store.reindex_lexical(
+            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    for name, n in counts.items():
+        out.print(f"{name}: {n} chunks analysed")
+
+
 @index_app.command("status")
 def index_status(as_json: bool = JsonOpt) -> None:
     """Outbox state and vectors per collection."""
@@ -564,6 +636,7 @@ def index_status(as_json: bool = JsonOpt) -> None:
         data = {
             "backend": store.index.name,
             "outbox": store.outbox_counts(),
+            "lexical": {"backend": store.lexical.name, "collections": store.lexical_status()},
             "collections": [
                 {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
                 for c in store.list_collections()
@@ -575,6 +648,10 @@ def index_status(as_json: bool = JsonOpt) -> None:
     out.print(f"backend: {data['backend']}   outbox: {data['outbox']}")
     for c in data["collections"]:
         out.print(f"  {c['name']}: {c['indexed_chunks']}/{c['chunks']} chunks indexed")
+    out.print(f"lexical: {data['lexical']['backend']}")
+    for c in data["lexical"]["collections"]:
+        state = "current" if c["current"] else f"stale (configured: {c['configured']})"
+        out.print(f"  {c['collection']}: {c['analyzer']} {c['version']}, {state}")
 
 
 # -- db --------------------------------------------------------------------------------------------------------

@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     search_cache_ttl_s: int = Field(300, ge=0, le=30 * 86_400, validation_alias=_env("SEARCH_CACHE_TTL"))
     session_cache_ttl_s: int = Field(3600, ge=0, le=30 * 86_400, validation_alias=_env("CACHE_TTL"))
 
+    # search: the lexical index, hybrid fusion, and the query log
+    lexical_analyzer: Literal["auto", "kiwi", "bigram"] = Field(
+        "auto", validation_alias=_env("RAGSTORE_LEXICAL_ANALYZER")
+    )
+    search_mode: Literal["hybrid", "dense", "lexical"] = Field("hybrid", validation_alias=_env("RAGSTORE_SEARCH_MODE"))
+    hybrid_rrf_k: int = Field(60, ge=1, le=10_000, validation_alias=_env("RAGSTORE_HYBRID_RRF_K"))
+    hybrid_dense_weight: float = Field(1.0, ge=0, le=100, validation_alias=_env("RAGSTORE_HYBRID_DENSE_WEIGHT"))
+    hybrid_lexical_weight: float = Field(1.0, ge=0, le=100, validation_alias=_env("RAGSTORE_HYBRID_LEXICAL_WEIGHT"))
+    hybrid_min_coverage: float = Field(0.3, ge=0, le=1, validation_alias=_env("RAGSTORE_HYBRID_MIN_COVERAGE"))
+    hybrid_candidates: int = Field(100, ge=1, le=1000, validation_alias=_env("RAGSTORE_HYBRID_CANDIDATES"))
+    lexical_pg_rerank: Literal["bm25", "none"] = Field("bm25", validation_alias=_env("RAGSTORE_LEXICAL_PG_RERANK"))
+    query_log: bool = Field(True, validation_alias=_env("RAGSTORE_QUERY_LOG"))
+    query_log_retain_days: int = Field(30, ge=1, le=3650, validation_alias=_env("RAGSTORE_QUERY_LOG_RETAIN_DAYS"))
+
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))

@@ -138,13 +138,21 @@ class SearchHit:
     source_uri: str
     title: str
     metadata: dict[str, Any]
+    # With `explain`: the dense and lexical ranks and scores (1-based; None where a side did not propose
+    # the chunk) and the fused score.
+    explain: dict[str, Any] | None = None
 
 
 class SearchResponse(_Model):
     collection: str
     query: str | None
     k: int
+    # The mode that ran: hybrid falls back to dense for a vector alone, to lexical where no vector can be made.
+    mode: str = "hybrid"
+    offset: int = 0
     hits: list[SearchHit]
+    # Pass it as `cursor` for the next page; None when there is none.
+    next_cursor: str | None = None
     took_ms: float
     # Vector hits SQL does not hold as indexed (orphans or not yet visible): dropped, never shown.
     dropped: int = 0

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import text
 
+from ragstore.analytics.feedback import record_feedback
+from ragstore.analytics.recorder import QueryRecorder
+from ragstore.analytics.summary import summarise
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
@@ -32,6 +35,8 @@ from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.embeddings.factory import create_embedder
 from ragstore.errors import ConfigError, InvalidInput, RagstoreError, Unavailable
+from ragstore.lexical.factory import create_lexical_index
+from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.migrations import Migrator
 from ragstore.schemas import (
     CollectionInfo,
@@ -43,6 +48,16 @@ from ragstore.schemas import (
     SearchResponse,
 )
 from ragstore.search.dense import DenseSearcher
+from ragstore.search.hybrid import SearchEngine
+from ragstore.search.options import (
+    MAX_DEPTH,
+    Mode,
+    SearchOptions,
+    decode_cursor,
+    encode_cursor,
+    make_options,
+    request_fingerprint,
+)
 from ragstore.sync.applier import OutboxApplier, RecoveryReport
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.worker import SyncWorker
@@ -57,7 +72,7 @@ __all__ = ["RagStore"]
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
-MAX_K = 1000
+MAX_K = MAX_DEPTH
 
 
 class RagStore:
@@ -68,7 +83,8 @@ class RagStore:
         self.db = db
         self.index = index
         self.embedder = embedder
-        self.catalog = Catalog(db)
+        self.lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
+        self.catalog = Catalog(db, on_create=self.lexical_indexer.register)
         self.applier = OutboxApplier(
             db,
             index,
@@ -83,10 +99,14 @@ class RagStore:
             db,
             self.catalog,
             embedder,
+            self.lexical_indexer,
             max_tokens=settings.chunk_size_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
         )
         self.searcher = DenseSearcher(db, index)
+        self.lexical = create_lexical_index(settings, db)
+        self.engine = SearchEngine(db, self.searcher, self.lexical, candidates=settings.hybrid_candidates)
+        self.recorder = QueryRecorder(db, enabled=settings.query_log, retain_days=settings.query_log_retain_days)
         self.query_batcher = QueryBatcher(embedder)
         self.jobs = JobQueue(db, lease_s=settings.sync_lease_s)
         self.redis = _open_redis(settings)
@@ -131,6 +151,7 @@ class RagStore:
             chosen = embedder or create_embedder(settings, usage_sink=lambda record: _record_usage(db, record))
             store = cls(settings, db, create_vector_index(settings), chosen)
             store.recovery = store.applier.recover(progress=progress)
+            store.recovery.relexed_collections = store.bring_lexical_current()
         except BaseException:
             db.dispose()
             raise
@@ -147,6 +168,13 @@ class RagStore:
         if start_worker:
             store.start_worker()
         return store
+
+    def warm_up(self) -> None:
+        """Load the embedding model and the analyzer now, not in the first request that needs them."""
+        warm_up = getattr(self.embedder, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+        self.lexical_indexer.target().terms("warm up")
 
     def start_worker(self) -> None:
         if self.worker is None:
@@ -167,6 +195,7 @@ class RagStore:
         if self.bus is not None:
             self.bus.stop()
         self.query_batcher.close()
+        self.recorder.close()
         with self.applier.lock:
             self.index.close()
         if self.redis is not None:
@@ -379,65 +408,120 @@ class RagStore:
         vector: Sequence[float] | None = None,
         k: int = 10,
         filter: dict[str, Any] | None = None,
+        mode: str | None = None,
+        offset: int = 0,
+        cursor: str | None = None,
+        min_score: float | None = None,
+        explain: bool = False,
+        rrf_k: int | None = None,
+        dense_weight: float | None = None,
+        lexical_weight: float | None = None,
+        min_coverage: float | None = None,
     ) -> SearchResponse:
-        """The k chunks nearest to `query` (embedded here) or to `vector`; only chunks SQL holds as indexed."""
+        """The best k chunks for `query` (text) and/or `vector`: dense, lexical, or hybrid (the default).
+
+        Hybrid fuses the dense and lexical rankings (search/hybrid.py); with only a vector it runs dense, and
+        with only a text on a collection whose model this server cannot embed, lexical: the response's `mode`
+        says which ran. Only chunks SQL holds as indexed, of active documents, are returned. `cursor` (from a
+        previous response's `next_cursor`) continues a search; `offset` skips results directly.
+        """
         started = time.perf_counter()
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-        if (query is None) == (vector is None):
-            raise InvalidInput("give exactly one of query (text) or vector")
+        options = make_options(
+            self.settings,
+            mode=mode,
+            k=k,
+            offset=offset,
+            min_score=min_score,
+            explain=explain,
+            rrf_k=rrf_k,
+            dense_weight=dense_weight,
+            lexical_weight=lexical_weight,
+            min_coverage=min_coverage,
+        )
+        if query is None and vector is None:
+            raise InvalidInput("give a query (text), a vector, or both")
+        if query is not None and (not isinstance(query, str) or not query.strip()):
+            raise InvalidInput("query is empty")
         ref = self.catalog.resolve(collection)
         coll_id, model, dimension = ref.id, ref.embedding_model, ref.dimension
+        qvec: np.ndarray | None = None
         if vector is not None:
-            try:
-                qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput("vector must be a list of numbers") from exc
-            if qvec.shape[0] != dimension:
-                raise InvalidInput(
-                    f"vector has dimension {qvec.shape[0]}, collection {collection!r} expects {dimension}",
-                    details={"expected": dimension, "got": int(qvec.shape[0])},
-                )
-            if not np.isfinite(qvec).all():
-                raise InvalidInput("vector contains NaN or infinity")
-            asked: Any = vector_digest(qvec)
-        else:
-            assert query is not None
-            if not query.strip():
-                raise InvalidInput("query is empty")
-            if model != self.embedder.model:
-                raise InvalidInput(
-                    f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
-                    f"(it embeds with {self.embedder.model!r}): search it by vector"
-                )
-            asked = query
+            qvec = _checked_vector(vector, dimension, collection)
+        can_embed = query is not None and model == self.embedder.model
+        run_mode = self._run_mode(options.mode, has_vector=qvec is not None or can_embed, has_text=query is not None)
+        if run_mode == "dense" and qvec is None and query is not None and not can_embed:
+            raise InvalidInput(
+                f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
+                f"(it embeds with {self.embedder.model!r}): search it by vector, or with mode lexical"
+            )
+        asked = [query, vector_digest(qvec) if qvec is not None else None]
+        fingerprint = request_fingerprint([coll_id, asked, filter, options.key_parts()[:2], options.key_parts()[3:]])
+        if cursor is not None:
+            if offset:
+                raise InvalidInput("give offset or cursor, not both")
+            options = dataclasses.replace(options, offset=decode_cursor(cursor, fingerprint))
+            if options.offset + options.k > MAX_DEPTH:
+                raise InvalidInput(f"the cursor is past the deepest page (offset + k at most {MAX_DEPTH})")
         version = self.versions.current(coll_id)
         if self._replica_versions.get(coll_id) != version:
             # Another process changed the collection: bring this process's index replica level first.
             self.applier.advance()
+            self.lexical_indexer.forget(coll_id)
             self._replica_versions[coll_id] = version
         results = self.cache.search
-        key = self._result_key(coll_id, version, asked, k, filter)
+        key = self._result_key(coll_id, version, asked, options, filter)
         cached = results.get(key)
         if cached is not None:
-            found = json.loads(cached)
+            _ids, _, body = cached.partition(b"\n")
+            found = json.loads(body)
             hits = [SearchHit(**hit) for hit in found["hits"]]
-            dropped = int(found["dropped"])
+            dropped, run_mode, next_cursor = int(found["dropped"]), found["mode"], found["next_cursor"]
         else:
-            if vector is None:
+            if run_mode != "lexical" and qvec is None:
                 assert query is not None
                 qvec = self._query_vector(query)
-            hits, dropped = self.searcher.search(coll_id, qvec, k, filter)
-            results.set(key, _hits_json(hits, dropped))
+            terms = self.lexical_indexer.query(coll_id, query) if query is not None and run_mode != "dense" else None
+            ranked = self.engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter)
+            hits, dropped = ranked.hits, ranked.dropped
+            next_cursor = (
+                encode_cursor(options.offset + options.k, fingerprint)
+                if ranked.has_more and options.offset + 2 * options.k <= MAX_DEPTH
+                else None
+            )
+            results.set(key, _result_bytes(hits, dropped, run_mode, next_cursor))
+        took = round((time.perf_counter() - started) * 1000, 3)
+        self.recorder.record(
+            coll_id,
+            query,
+            mode=run_mode,
+            k=options.k,
+            chunk_ids=tuple(h.chunk_id for h in hits),
+            latency_ms=took,
+            cache_hit=cached is not None,
+            filtered=bool(filter),
+        )
         return SearchResponse.model_construct(
             collection=collection,
             query=query,
-            k=k,
+            k=options.k,
+            mode=run_mode,
+            offset=options.offset,
             hits=hits,
-            took_ms=round((time.perf_counter() - started) * 1000, 3),
+            next_cursor=next_cursor,
+            took_ms=took,
             dropped=dropped,
             cached=cached is not None,
         )
+
+    @staticmethod
+    def _run_mode(requested: Mode, *, has_vector: bool, has_text: bool) -> Mode:
+        if requested == "lexical" and not has_text:
+            raise InvalidInput("a lexical search needs a query text")
+        if requested == "hybrid":
+            if has_vector and has_text:
+                return "hybrid"
+            return "dense" if has_vector else "lexical"
+        return requested
 
     def cached_search_json(
         self,
@@ -447,6 +531,7 @@ class RagStore:
         vector: Sequence[float] | None = None,
         k: int = 10,
         filter: dict[str, Any] | None = None,
+        **options: Any,
     ) -> bytes | None:
         """The whole response body of `search`, if this process holds it in its result cache; else None.
 
@@ -461,29 +546,53 @@ class RagStore:
         version = self.versions.known_without_waiting(ref.id)
         if version is None or self._replica_versions.get(ref.id) != version:
             return None
-        if vector is not None:
-            try:
-                qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
-            except (TypeError, ValueError):
-                return None
-            asked: Any = vector_digest(qvec)
-        elif query is not None:
-            asked = query
-        else:
+        cursor = options.pop("cursor", None)
+        try:
+            normal = make_options(self.settings, k=k, **options)
+            qvec = np.asarray(vector, dtype=np.float32).reshape(-1) if vector is not None else None
+        except (RagstoreError, TypeError, ValueError):
             return None
+        if query is None and qvec is None:
+            return None
+        asked = [query, vector_digest(qvec) if qvec is not None else None]
+        if cursor is not None:
+            if normal.offset:
+                return None
+            fingerprint = request_fingerprint([ref.id, asked, filter, normal.key_parts()[:2], normal.key_parts()[3:]])
+            try:
+                normal = dataclasses.replace(normal, offset=decode_cursor(cursor, fingerprint))
+            except RagstoreError:
+                return None
         results = self.cache.search
-        key = self._result_key(ref.id, version, asked, k, filter)
+        key = self._result_key(ref.id, version, asked, normal, filter)
         stored = results.local.get(key) if results.enabled else None
         if stored is None:
             return None  # the full path counts the miss (and asks Redis)
         results.stats.count("hits_local")
-        head = json.dumps({"collection": collection, "query": query, "k": k}, ensure_ascii=False)[:-1].encode()
+        ids_line, _, body = stored.partition(b"\n")
+        head = json.dumps(
+            {"collection": collection, "query": query, "k": k, "offset": normal.offset}, ensure_ascii=False
+        )[:-1].encode()
         took = round((time.perf_counter() - started) * 1000, 3)
-        return head + b"," + stored[1:-1] + f',"took_ms":{took},"cached":true}}'.encode()
+        chunk_ids = tuple(int(i) for i in ids_line.split(b",")) if ids_line else ()
+        mode = _stored_mode(body)
+        self.recorder.record(
+            ref.id,
+            query,
+            mode=mode,
+            k=k,
+            chunk_ids=chunk_ids,
+            latency_ms=took,
+            cache_hit=True,
+            filtered=bool(filter),
+        )
+        return head + b"," + body[1:-1] + f',"took_ms":{took},"cached":true}}'.encode()
 
-    def _result_key(self, collection_id: int, version: int, asked: str, k: int, filter: dict[str, Any] | None) -> str:
+    def _result_key(
+        self, collection_id: int, version: int, asked: list[Any], options: SearchOptions, filter: dict[str, Any] | None
+    ) -> str:
         """The L2 key: the same for the full path and the event loop's fast path, or neither would hit."""
-        return self.cache.search.key(collection_id, version, request_digest([asked, k, filter]))
+        return self.cache.search.key(collection_id, version, request_digest([asked, filter, options.key_parts()]))
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, from the L1 cache when this query was embedded before."""
@@ -495,6 +604,71 @@ class RagStore:
         qvec = np.asarray(self.query_batcher.embed(query), dtype="<f4")
         layer.set(key, qvec.tobytes())
         return qvec
+
+    # -- the lexical index ---------------------------------------------------------------------------------
+    def bring_lexical_current(self, progress: Callable[[int, int], None] | None = None) -> list[int]:
+        """Re-index every collection whose terms another analyzer built (or none yet); returns their ids."""
+        done = []
+        for ref in self.catalog.active_refs():
+            if not self.lexical_indexer.is_current(self.lexical_indexer.state(ref.id, fresh=True)):
+                self.lexical_indexer.reindex(ref.id, progress=progress)
+                self._announce_changes({ref.id})
+                done.append(ref.id)
+        return done
+
+    def reindex_lexical(
+        self, collection: str | None = None, *, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, int]:
+        """Rebuild lexical terms with the configured analyzer (all collections, or one), even if current."""
+        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
+        out = {}
+        for ref in targets:
+            out[ref.name] = self.lexical_indexer.reindex(ref.id, progress=progress, force=True)
+            self._announce_changes({ref.id})
+        return out
+
+    def lexical_status(self) -> list[dict[str, Any]]:
+        target = self.lexical_indexer.target()
+        out = []
+        for ref in self.catalog.active_refs():
+            state = self.lexical_indexer.state(ref.id, fresh=True)
+            out.append(
+                {
+                    "collection": ref.name,
+                    "analyzer": state.analyzer if state else None,
+                    "version": state.version if state else None,
+                    "current": self.lexical_indexer.is_current(state),
+                    "configured": f"{target.name} {target.version}",
+                }
+            )
+        return out
+
+    # -- feedback and analytics ----------------------------------------------------------------------------
+    def record_feedback(
+        self,
+        collection: str,
+        *,
+        query: str,
+        chunk_id: int,
+        relevant: bool,
+        mode: str | None = None,
+        comment: str = "",
+    ) -> int:
+        """A user's judgement of one result of `query`; returns the feedback id."""
+        ref = self.catalog.resolve(collection)
+        return record_feedback(
+            self.db, ref.id, collection, query=query, chunk_id=chunk_id, relevant=relevant, mode=mode, comment=comment
+        )
+
+    def analytics(self, collection: str, *, days: int = 7, top: int = 10) -> dict[str, Any]:
+        """The query log, feedback and chunk counters of a collection, summarised over the last `days`."""
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+            raise InvalidInput(f"days must be an integer from 1 to 3650, got {days!r}")
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+            raise InvalidInput(f"top must be an integer from 1 to 100, got {top!r}")
+        ref = self.catalog.resolve(collection)
+        self.recorder.flush()
+        return summarise(self.db, ref.id, collection, days=days, top=top)
 
     # -- operations ----------------------------------------------------------------------------------------
     def sync_now(self) -> dict[str, int]:
@@ -547,6 +721,13 @@ class RagStore:
                 "searches": counters.searches,
                 "dropped_hits": counters.dropped_hits,
                 "orphan_hits": counters.orphan_hits,
+                "lexical_backend": self.lexical.name,
+                "analyzer": self.settings.lexical_analyzer,
+                "query_log": {
+                    "enabled": self.recorder.enabled,
+                    "written": self.recorder.written,
+                    "dropped": self.recorder.dropped,
+                },
             },
         }
 
@@ -587,12 +768,39 @@ def _open_redis(settings: Settings) -> RedisConnection | None:
 _HIT_FIELDS = tuple(f.name for f in dataclasses.fields(SearchHit))
 
 
-def _hits_json(hits: list[SearchHit], dropped: int) -> bytes:
+def _result_bytes(hits: list[SearchHit], dropped: int, mode: str, next_cursor: str | None) -> bytes:
+    """An L2 entry: the chunk ids (for the query log of a cached answer), a newline, the response's JSON
+    fields. Compact JSON escapes every newline inside strings, so the first newline is the separator."""
     # Field by field, not dataclasses.asdict: asdict deep-copies every value, which cost 0.4 ms a search.
     rows = [{name: getattr(h, name) for name in _HIT_FIELDS} for h in hits]
-    return json.dumps(
-        {"hits": rows, "dropped": dropped}, separators=(",", ":"), ensure_ascii=False, default=str
+    body = json.dumps(
+        {"mode": mode, "hits": rows, "next_cursor": next_cursor, "dropped": dropped},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
     ).encode()
+    return ",".join(str(h.chunk_id) for h in hits).encode() + b"\n" + body
+
+
+def _stored_mode(body: bytes) -> str:
+    """The mode of an L2 entry's JSON, which starts `{"mode":"..."` (see _result_bytes)."""
+    end = body.find(b'"', 9)
+    return body[9:end].decode() if body.startswith(b'{"mode":"') and end > 9 else "unknown"
+
+
+def _checked_vector(vector: Sequence[float], dimension: int, collection: str) -> np.ndarray:
+    try:
+        qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("vector must be a list of numbers") from exc
+    if qvec.shape[0] != dimension:
+        raise InvalidInput(
+            f"vector has dimension {qvec.shape[0]}, collection {collection!r} expects {dimension}",
+            details={"expected": dimension, "got": int(qvec.shape[0])},
+        )
+    if not np.isfinite(qvec).all():
+        raise InvalidInput("vector contains NaN or infinity")
+    return qvec
 
 
 def _record_usage(db: Database, record: UsageRecord) -> None:

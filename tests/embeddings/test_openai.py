@@ -114,7 +114,7 @@ def test_the_store_records_cost_per_call(server: FakeOpenAI, tmp_path: Path) -> 
         assert store.get_collection("kb").dimension == 1536
         store.add_text("kb", "첫 번째 문서입니다.")
         store.add_text("kb", "첫 번째 문서입니다.")  # unchanged: no second call
-        hits = store.search("kb", "첫 번째 문서입니다.", k=1).hits
+        hits = store.search("kb", "첫 번째 문서입니다.", k=1, mode="dense").hits
         assert hits and hits[0].score == pytest.approx(1.0, abs=1e-4)
         with store.db.read() as s:
             rows = list(s.scalars(select(EmbeddingUsage)))

@@ -25,10 +25,8 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
-        # Load model weights before the first request rather than inside it.
-        warm_up = getattr(app.state.store.embedder, "warm_up", None)
-        if callable(warm_up):
-            warm_up()
+        # Load model weights (the embedder's, the analyzer's) before the first request rather than inside it.
+        app.state.store.warm_up()
         if owned:
             # Everything built so far (modules, model weights, the index) lives as long as the process: keep
             # it out of the cyclic collector's scans, which otherwise walk it in every full collection.

@@ -21,17 +21,37 @@ __all__ = ["CachedSearchMiddleware"]
 log = logging.getLogger(__name__)
 
 PATH = re.compile(r"/v1/collections/([^/]+)/search")
-FIELDS = frozenset({"query", "vector", "k", "filter"})
+FIELDS = frozenset(
+    {
+        "query",
+        "vector",
+        "k",
+        "filter",
+        "mode",
+        "offset",
+        "cursor",
+        "min_score",
+        "explain",
+        "rrf_k",
+        "dense_weight",
+        "lexical_weight",
+        "min_coverage",
+    }
+)
 MAX_BODY = 64 * 1024  # larger bodies (long vectors with filters) take the normal path
 MAX_QUERY = 10_000
 
 
-def _checked(data: Any, max_k: int) -> tuple[str | None, list[Any] | None, int, dict[str, Any] | None] | None:
-    """The request's fields if the body is certainly valid (the SearchRequest rules), else None."""
+def _checked(data: Any, max_k: int) -> dict[str, Any] | None:
+    """The request's fields if the body is certainly valid (the SearchRequest rules), else None.
+
+    The options themselves are checked by `RagStore.cached_search_json` (the rules `search` applies);
+    here only what would make FastAPI answer 422 instead.
+    """
     if not isinstance(data, dict) or not FIELDS.issuperset(data):
         return None
     query, vector, k, filter_ = data.get("query"), data.get("vector"), data.get("k", 10), data.get("filter")
-    if (query is None) == (vector is None):
+    if query is None and vector is None:
         return None
     if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY):
         return None
@@ -41,7 +61,9 @@ def _checked(data: Any, max_k: int) -> tuple[str | None, list[Any] | None, int, 
         return None
     if filter_ is not None and not isinstance(filter_, dict):
         return None
-    return query, vector, k, filter_
+    if data.get("cursor") is not None and not isinstance(data["cursor"], str):
+        return None
+    return data
 
 
 class CachedSearchMiddleware:
@@ -103,6 +125,7 @@ class CachedSearchMiddleware:
             return None
         if fields is None:
             return None
-        query, vector, k, filter_ = fields
-        answer: bytes | None = store.cached_search_json(name, query, vector=vector, k=k, filter=filter_)
+        options = {key: value for key, value in fields.items() if value is not None}
+        query, vector = options.pop("query", None), options.pop("vector", None)
+        answer: bytes | None = store.cached_search_json(name, query, vector=vector, **options)
         return answer

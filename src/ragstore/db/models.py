@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -29,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Base",
+    "ChunkAnalytics",
+    "ChunkLexeme",
     "ChunkStatus",
     "Collection",
     "Document",
@@ -36,9 +39,12 @@ __all__ = [
     "Embedding",
     "EmbeddingUsage",
     "Job",
+    "LexicalIndexState",
     "MigrationChecksum",
     "OpKind",
     "OpState",
+    "QueryLog",
+    "SearchFeedback",
     "SyncMarker",
     "SyncOperation",
     "utcnow",
@@ -267,3 +273,97 @@ class MigrationChecksum(Base):
     filename: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+
+
+class ChunkLexeme(Base):
+    """The analysed terms of one chunk, space-separated: what the lexical index is built from.
+
+    Written in the same transaction as the chunk and deleted with it (the foreign key cascades), so the
+    lexical index cannot drift from the chunks. The index itself is dialect-specific and lives in migration
+    0005: an external-content FTS5 table kept by triggers on SQLite, a stored `tsvector` column with a GIN
+    index on PostgreSQL (`tsv`, which the models leave out: see `migrations.DATABASE_ONLY`).
+    """
+
+    __tablename__ = "chunk_lexemes"
+    __table_args__ = (Index("ix_chunk_lexemes_collection_id", "collection_id"),)
+
+    # On SQLite an INTEGER PRIMARY KEY is the rowid, which the FTS5 table uses as its content rowid.
+    chunk_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("document_chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    collection_id: Mapped[int] = mapped_column(BigInteger)
+    terms: Mapped[str] = mapped_column(Text)
+    term_count: Mapped[int] = mapped_column(Integer)
+
+
+class LexicalIndexState(Base):
+    """Which analyzer (name and version) built a collection's lexical terms.
+
+    Queries must be analysed the way the chunks were, and terms of two analyzers must never mix: ingest and
+    search use the recorded analyzer, and a store configured with another one re-indexes at start.
+    """
+
+    __tablename__ = "lexical_indexes"
+
+    collection_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    analyzer: Mapped[str] = mapped_column(String(32))
+    analyzer_version: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class SearchFeedback(Base):
+    """A user's judgement of one search result; it outlives the chunk (no foreign key to it)."""
+
+    __tablename__ = "search_feedback"
+    __table_args__ = (
+        Index("ix_search_feedback_collection_created", "collection_id", "created_at"),
+        Index("ix_search_feedback_chunk_id", "chunk_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(Text)
+    chunk_id: Mapped[int] = mapped_column(BigInteger)
+    document_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    relevant: Mapped[bool] = mapped_column(Boolean)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+
+
+class QueryLog(Base):
+    """One row per search: what was asked, how, how fast, how many results, whether the cache answered."""
+
+    __tablename__ = "query_log"
+    __table_args__ = (Index("ix_query_log_collection_created", "collection_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: a search by vector alone
+    mode: Mapped[str] = mapped_column(String(16))
+    k: Mapped[int] = mapped_column(Integer)
+    result_count: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    cache_hit: Mapped[bool] = mapped_column(Boolean)
+    filtered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+
+
+class ChunkAnalytics(Base):
+    """How often a chunk is returned by searches and judged relevant or not; leaves with the chunk."""
+
+    __tablename__ = "chunk_analytics"
+    __table_args__ = (Index("ix_chunk_analytics_collection_id", "collection_id"),)
+
+    chunk_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("document_chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    collection_id: Mapped[int] = mapped_column(BigInteger)
+    returned_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    relevant_count: Mapped[int] = mapped_column(Integer, default=0)
+    irrelevant_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

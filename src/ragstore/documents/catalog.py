@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,11 @@ _VERSION = select(Collection.write_version).where(Collection.id == bindparam("id
 
 
 class Catalog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, on_create: Callable[[Session, int], None] | None = None) -> None:
+        """`on_create` runs in a new collection's creating transaction (the lexical index records its
+        analyzer there)."""
         self.db = db
+        self.on_create = on_create
         self._refs: dict[str, tuple[float, CollectionRef]] = {}
 
     def resolve(self, name: str) -> CollectionRef:
@@ -133,6 +137,8 @@ class Catalog:
             )
             s.add(row)
             s.flush()
+            if self.on_create is not None:
+                self.on_create(s, row.id)
             return row
 
         self.forget(name)

@@ -26,6 +26,8 @@ from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
+from ragstore.lexical.base import lexeme_rows, write_lexemes
+from ragstore.lexical.indexer import AnalyzerState, LexicalIndexer
 from ragstore.schemas import IngestOutcome
 from ragstore.sync.outbox import queue_operation
 from ragstore.text.chunking import chunk_text, count_tokens
@@ -58,10 +60,20 @@ class _Planned:
 
 
 class Ingestor:
-    def __init__(self, db: Database, catalog: Catalog, embedder: Embedder, *, max_tokens: int, overlap_tokens: int):
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        embedder: Embedder,
+        lexical: LexicalIndexer,
+        *,
+        max_tokens: int,
+        overlap_tokens: int,
+    ):
         self.db = db
         self.catalog = catalog
         self.embedder = embedder
+        self.lexical = lexical
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
 
@@ -108,6 +120,7 @@ class Ingestor:
         with self.db.read() as s:
             coll = self.catalog.get_row(s, collection)
             coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
+            lexical_state = LexicalIndexer.read_state(s, coll_id)
             hashes = list({d.content_hash for d in docs})
             existing = {
                 h: (i, t)
@@ -149,10 +162,17 @@ class Ingestor:
             planned.append((pos, _Planned(doc, [content_hash(t) for t in doc.chunk_texts], by_source.get(src, []))))
 
         if planned:
-            new_vectors = self._vectors_to_store(model, dimension, [p for _, p in planned], collection)
+            plans = [p for _, p in planned]
+            new_vectors = self._vectors_to_store(model, dimension, plans, collection)
+            # Analysed before the transaction (kiwi is the slow part), with the analyzer the collection's
+            # terms were built with; `_write` checks that it has not changed meanwhile.
+            analyzer = self.lexical.analyzer_for(lexical_state)
+            terms = analyzer.terms_batch([text for plan in plans for text in plan.doc.chunk_texts])
             try:
                 ids = self.db.write(
-                    lambda s: self._write(s, coll_id, model, dimension, [p for _, p in planned], new_vectors, lease)
+                    lambda s: self._write(
+                        s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection
+                    )
                 )
             except IntegrityError as exc:
                 raise Conflict(f"a concurrent write stored the same document in {collection!r}; retry") from exc
@@ -214,7 +234,12 @@ class Ingestor:
         plans: list[_Planned],
         vectors: dict[str, bytes],
         lease: bool,
+        lexical: tuple[AnalyzerState | None, list[list[str]]],
+        collection: str,
     ) -> list[int]:
+        state, terms = lexical
+        if LexicalIndexer.read_state(s, coll_id) != state:
+            raise Conflict(f"the lexical index of collection {collection!r} was re-indexed meanwhile; retry")
         now = utcnow()
         if vectors:
             rows = [
@@ -268,6 +293,9 @@ class Ingestor:
         ]
         for start in range(0, len(chunk_rows), 5000):
             s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
+        # The lexical index in the chunks' own transaction: it can never hold terms of a chunk that is not
+        # stored, nor miss those of one that is.
+        write_lexemes(s, lexeme_rows(coll_id, new_chunks, terms))
         replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
         queue_operation(s, coll_id, OpKind.UPSERT, new_chunks, lease=lease)

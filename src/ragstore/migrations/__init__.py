@@ -51,11 +51,24 @@ class MigrationStatus:
 MIGRATION_LOCK_KEY = 0x7261_6773_746F  # "ragsto"
 
 
+# Objects the migrations create that the models do not declare: the full-text index over `chunk_lexemes`
+# (SQLite's FTS5 table, its shadow tables and its fts5vocab table; PostgreSQL's generated tsvector column
+# and its GIN index).
+DATABASE_ONLY_TABLE_PREFIX = ("chunk_lexemes_fts", "chunk_lexemes_vocab")
+DATABASE_ONLY = frozenset({("column", "tsv"), ("index", "ix_chunk_lexemes_tsv")})
+
+
 def include_object_for(dialect: str) -> Callable[..., bool]:
     """Alembic's comparison hook: leave out schema objects the models declare for another dialect only
-    (`Index(...).ddl_if(dialect=...)`, such as the JSONB GIN index), which autogenerate does not filter."""
+    (`Index(...).ddl_if(dialect=...)`, such as the JSONB GIN index), which autogenerate does not filter,
+    and the database-only objects of the lexical index."""
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if reflected and compare_to is None:
+            if type_ == "table" and (name or "").startswith(DATABASE_ONLY_TABLE_PREFIX):
+                return False
+            if (type_, name) in DATABASE_ONLY:
+                return False
         ddl_if = getattr(obj, "_ddl_if", None)
         wanted = getattr(ddl_if, "dialect", None)
         if wanted is None:

@@ -62,6 +62,8 @@ class RecoveryReport:
     rebuilt_collections: list[int] = field(default_factory=list)
     replayed_operations: int = 0
     applied_pending: int = 0
+    # Collections whose lexical terms were rebuilt at open (a new analyzer, or built for the first time).
+    relexed_collections: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

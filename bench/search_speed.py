@@ -1,0 +1,241 @@
+"""Lexical, dense and hybrid search latency at 100,000 chunks, on SQLite and PostgreSQL, and the cached path.
+
+    python bench/search_speed.py                                   # SQLite, 100,000 chunks
+    python bench/search_speed.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python bench/search_speed.py --chunks 10000 --queries 100      # a quick run
+
+The corpus is generated: Korean-like text (two- and three-syllable words drawn with a Zipf law, particles
+attached, 5% English words) with precomputed clustered vectors, so no embedding call is timed. Each query
+takes two or three words of a random chunk with other particles, and a vector near that chunk's. Every
+query is asked once uncached (the result cache cannot answer: each text is new), then again (the L2
+cache answers). Beside ragstore, the raw full-text query on the same database (no join, no visibility
+check, no filter) is the floor. Prints a table; no assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from ragstore import RagStore
+from ragstore.config import Settings
+from ragstore.embeddings.base import Embedder
+
+console = Console()
+DIM = 384
+SYLLABLES = list(
+    "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치키티피히"
+    "강남동산정선성연영원인전진한현경공관국군금대문민방서신안양용운유은의장제중지천청태통학해화회효"
+)
+PARTICLES = ["", "", "은", "는", "이", "가", "을", "를", "에", "에서", "으로", "의", "와", "도", "만", "까지"]
+LATIN = ["server", "router", "policy", "refund", "account", "update", "battery", "network", "invoice", "schedule"]
+
+
+class NoEmbedder:
+    """Every vector is given; a call to embed would be a bug in the benchmark."""
+
+    backend = "none"
+    model = "bench-vectors"
+    dimension = DIM
+
+    def embed(self, texts: Any, *, kind: Any) -> Any:
+        raise AssertionError("the benchmark gives every vector")
+
+
+def vocabulary(rng: np.random.Generator, size: int = 20_000) -> tuple[list[str], np.ndarray]:
+    words = {"".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))) for _ in range(size * 2)}
+    vocab = sorted(words)[:size]
+    rng.shuffle(vocab)
+    weights = 1 / np.arange(1, len(vocab) + 1) ** 1.05
+    return vocab, weights / weights.sum()
+
+
+def corpus(n: int, seed: int = 11) -> tuple[list[str], np.ndarray, list[list[str]]]:
+    rng = np.random.default_rng(seed)
+    vocab, p = vocabulary(rng)
+    texts, words_of = [], []
+    drawn = rng.choice(len(vocab), size=(n, 60), p=p)
+    for row in drawn:
+        words = [vocab[i] for i in row]
+        eojeol = [w + PARTICLES[int(rng.integers(len(PARTICLES)))] for w in words]
+        for j in rng.integers(0, len(eojeol), 3):
+            eojeol[j] = LATIN[int(rng.integers(len(LATIN)))]
+        texts.append(" ".join(eojeol) + ".")
+        words_of.append(words)
+    centres = rng.normal(size=(max(10, n // 100), DIM)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.normal(size=(n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return texts, vectors.astype(np.float32), words_of
+
+
+def queries(words_of: list[list[str]], vectors: np.ndarray, count: int, seed: int = 5) -> list[tuple[str, list[float]]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for serial, i in enumerate(rng.integers(0, len(words_of), count)):
+        picked = rng.choice(words_of[i], size=int(rng.integers(2, 4)), replace=False)
+        # A serial suffix keeps every text distinct, so the first pass never meets the cache.
+        q = " ".join(w + PARTICLES[int(rng.integers(len(PARTICLES)))] for w in picked) + f" {serial}"
+        v = vectors[i] + 0.2 * rng.normal(size=DIM).astype(np.float32)
+        out.append((q, (v / np.linalg.norm(v)).tolist()))
+    return out
+
+
+def timed(fn: Callable[[], Any], repeats: list[float]) -> None:
+    started = time.perf_counter()
+    fn()
+    repeats.append((time.perf_counter() - started) * 1000)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(store: RagStore, texts: list[str], vectors: np.ndarray, per_doc: int = 5, batch_docs: int = 500) -> float:
+    started = time.perf_counter()
+    docs = []
+    for d in range(0, len(texts), per_doc):
+        docs.append(
+            {
+                "title": f"doc {d // per_doc}",
+                "source_uri": f"bench:{d // per_doc}",
+                "metadata": {"shard": (d // per_doc) % 10, "year": 2015 + (d // per_doc) % 10},
+                "chunks": [
+                    {"text": texts[i], "vector": vectors[i].tolist()} for i in range(d, min(d + per_doc, len(texts)))
+                ],
+            }
+        )
+    for start in range(0, len(docs), batch_docs):
+        store.add_documents("speed", docs[start : start + batch_docs], wait=False)
+    store.wait_for_index()
+    return time.perf_counter() - started
+
+
+def raw_lexical(store: RagStore) -> Callable[[str], Any]:
+    """The floor: the full-text engine alone, best ten by its own rank, nothing joined."""
+    if store.db.is_sqlite:
+        sql = "SELECT rowid FROM chunk_lexemes_fts WHERE chunk_lexemes_fts MATCH ? ORDER BY rank LIMIT 10"
+        from ragstore.lexical.sqlite_fts import fts_match
+
+        def sqlite_query(q: str) -> Any:
+            terms = store.lexical_indexer.query(store.catalog.resolve("speed").id, q)
+            return store.db.raw_sqlite_rows(sql, (fts_match(terms),))
+
+        return sqlite_query
+    from ragstore.lexical.postgres_fts import tsquery_text
+
+    statement = text(
+        "SELECT chunk_id FROM chunk_lexemes WHERE tsv @@ to_tsquery('simple', :q) "
+        "ORDER BY ts_rank(tsv, to_tsquery('simple', :q), 1) DESC LIMIT 10"
+    )
+
+    def pg_query(q: str) -> Any:
+        terms = store.lexical_indexer.query(store.catalog.resolve("speed").id, q)
+        return store.db.fetch(statement, {"q": tsquery_text(terms)})
+
+    return pg_query
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--analyzer", default="auto")
+    args = parser.parse_args()
+
+    texts, vectors, words_of = corpus(args.chunks)
+    asked = queries(words_of, vectors, args.queries)
+    backend = "PostgreSQL" if args.database_url else "SQLite"
+    console.print(
+        f"{args.chunks:,} chunks, {args.queries} queries, {backend}, analyzer {args.analyzer}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    if args.database_url:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pgdb import scratch_database
+
+        scope: Any = scratch_database(args.database_url, "ragstore_speed")
+    else:
+        scope = nullcontext(None)
+    with tempfile.TemporaryDirectory() as tmp, scope as url:
+        settings = Settings(
+            data_dir=Path(tmp) / "data", database_url=url, lexical_analyzer=args.analyzer, query_log=False
+        )
+        embedder: Embedder = NoEmbedder()  # type: ignore[assignment]
+        with RagStore.open(settings, embedder=embedder, start_worker=True) as store:
+            store.create_collection("speed", embedding_model="bench-vectors", dimension=DIM)
+            seconds = load(store, texts, vectors)
+            console.print(
+                f"loaded in {seconds:.0f} s ({args.chunks / seconds:,.0f} chunks/s, analyzer "
+                f"{store.lexical_status()[0]['analyzer']}, with the vector index built alongside)"
+            )
+            raw = raw_lexical(store)
+            runs: list[tuple[str, Callable[[str, list[float]], Any]]] = [
+                ("raw full-text query (floor)", lambda q, v: raw(q)),
+                ("lexical", lambda q, v: store.search("speed", q, mode="lexical")),
+                (
+                    "lexical + filter (shard, year range)",
+                    lambda q, v: store.search("speed", q, mode="lexical", filter={"shard": 3, "year": {"$gte": 2018}}),
+                ),
+                ("dense (vector)", lambda q, v: store.search("speed", vector=v, mode="dense")),
+                ("hybrid (text + vector)", lambda q, v: store.search("speed", q, vector=v, mode="hybrid")),
+                (
+                    "hybrid + filter",
+                    lambda q, v: store.search(
+                        "speed", q, vector=v, mode="hybrid", filter={"shard": 3, "year": {"$gte": 2018}}
+                    ),
+                ),
+            ]
+            table = Table(title=f"search latency at {args.chunks:,} chunks ({backend}), ms")
+            for col in ("operation", "p50", "p99", "mean", "results/query"):
+                table.add_column(col, justify="left" if col == "operation" else "right")
+            for label, run in runs:
+                for q, v in asked[:10]:
+                    run(q + " warm", v)
+                times: list[float] = []
+                counts: list[int] = []
+                for n, (q, v) in enumerate(asked):
+                    started = time.perf_counter()
+                    result = run(f"{q} {label[:3]}{n}", v)
+                    times.append((time.perf_counter() - started) * 1000)
+                    counts.append(len(result.hits) if hasattr(result, "hits") else len(result))
+                table.add_row(
+                    label,
+                    f"{pct(times, 0.5):.2f}",
+                    f"{pct(times, 0.99):.2f}",
+                    f"{statistics.fmean(times):.2f}",
+                    f"{statistics.fmean(counts):.1f}",
+                )
+            for label, run in (
+                ("lexical, cached (same query again)", lambda q, v: store.search("speed", q, mode="lexical")),
+                ("hybrid, cached (same query again)", lambda q, v: store.search("speed", q, vector=v, mode="hybrid")),
+            ):
+                for q, v in asked:
+                    run(q, v)
+                times = []
+                for q, v in asked:
+                    timed(lambda q=q, v=v, run=run: run(q, v), times)
+                table.add_row(
+                    label, f"{pct(times, 0.5):.3f}", f"{pct(times, 0.99):.3f}", f"{statistics.fmean(times):.3f}", ""
+                )
+            console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Search feedback, the query log and chunk analytics."""

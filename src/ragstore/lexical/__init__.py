@@ -1,0 +1,1 @@
+"""The lexical index: analysed terms in SQL, searched by SQLite FTS5 or PostgreSQL full-text."""

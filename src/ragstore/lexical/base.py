@@ -1,0 +1,150 @@
+"""The `LexicalIndex` protocol and the terms it is written and queried with.
+
+Every backend reads the same rows: `chunk_lexemes` holds each chunk's analysed terms, written in the
+chunk's own transaction (`write_lexemes`) and deleted with it by a cascading foreign key. What differs is
+the full-text structure over those rows (FTS5 on SQLite, a tsvector with a GIN index on PostgreSQL) and
+how a backend ranks: both return higher-is-better scores of BM25 family.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast, runtime_checkable
+
+from sqlalchemy import ColumnElement, Table, insert
+from sqlalchemy.orm import Session
+
+from ragstore.db.models import ChunkLexeme
+
+__all__ = [
+    "MAX_QUERY_TERMS",
+    "LexicalHit",
+    "LexicalIndex",
+    "QueryTerm",
+    "clean_terms",
+    "coverage",
+    "idf",
+    "lexeme_rows",
+    "query_terms",
+    "write_lexemes",
+]
+
+LEXEMES = cast(Table, ChunkLexeme.__table__)
+# A query of thousands of terms (a pasted page) costs a doclist scan per term and ranks no better.
+MAX_QUERY_TERMS = 64
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ONE_SYLLABLE = re.compile(r"^[\uac00-\ud7a3]$")
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    text: str
+    prefix: bool = False  # match every indexed term that starts with `text`
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    chunk_id: int
+    score: float  # higher is better
+    # With `with_coverage`: the share of the query's IDF mass this chunk matches (0..1), see `coverage`.
+    coverage: float | None = None
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    name: str
+
+    def search(
+        self,
+        collection_id: int,
+        terms: Sequence[QueryTerm],
+        limit: int,
+        condition: ColumnElement[bool] | None = None,
+        *,
+        with_coverage: bool = False,
+    ) -> list[LexicalHit]:
+        """The best `limit` chunks of the collection for any of `terms`, best first.
+
+        Only chunks a search may show (indexed, of an active document) that satisfy the metadata
+        `condition` are ranked: the filter runs inside the full-text query, never after it.
+        """
+
+
+def idf(total: int, df: int) -> float:
+    """BM25's inverse document frequency (always positive)."""
+    return math.log(1 + (total - df + 0.5) / (df + 0.5))
+
+
+def coverage(terms: Sequence[QueryTerm], weights: dict[QueryTerm, float], stored: str) -> float:
+    """The share of the query's IDF mass that a chunk's stored terms match.
+
+    BM25 ranks a chunk that matches one common query word above nothing at all; fused with the dense
+    ranking, such weak matches outvote it (an English question over Korean passages matches every English
+    passage on "make" or "home"). Hybrid search proposes only lexical hits that cover enough of the query
+    (RAGSTORE_HYBRID_MIN_COVERAGE); a rare word counts for more than a common one.
+    """
+    mass = sum(weights.values())
+    if mass <= 0:
+        return 0.0
+    words = set(stored.split())
+    matched = 0.0
+    for term in terms:
+        if term.text in words if not term.prefix else any(w.startswith(term.text) for w in words):
+            matched += weights.get(term, 0.0)
+    return matched / mass
+
+
+def clean_terms(terms: Sequence[str]) -> list[str]:
+    """Terms as both full-text engines tokenise them: runs of letters and digits, nothing else.
+
+    An analyzer may emit a form with punctuation ("3.5", "c++"); split here, the stored text and the query
+    agree on what a term is whichever engine reads them.
+    """
+    out: list[str] = []
+    for term in terms:
+        out.extend(_WORD.findall(term))
+    return out
+
+
+def query_terms(terms: Sequence[str], *, prefix_single_syllables: bool = False) -> list[QueryTerm]:
+    """A query's distinct terms, in order, at most MAX_QUERY_TERMS.
+
+    With the bigram analyzer a one-syllable Hangul word ("집") is stored only inside bigrams ("집에"), so it
+    is looked up as a prefix.
+    """
+    seen: set[str] = set()
+    out: list[QueryTerm] = []
+    for term in clean_terms(terms):
+        if term in seen:
+            continue
+        seen.add(term)
+        out.append(QueryTerm(term, prefix=prefix_single_syllables and bool(_ONE_SYLLABLE.match(term))))
+        if len(out) >= MAX_QUERY_TERMS:
+            break
+    return out
+
+
+def lexeme_rows(
+    collection_id: int, chunk_ids: Sequence[int], term_lists: Sequence[Sequence[str]]
+) -> list[dict[str, Any]]:
+    rows = []
+    for chunk_id, terms in zip(chunk_ids, term_lists, strict=True):
+        cleaned = clean_terms(terms)
+        rows.append(
+            {
+                "chunk_id": int(chunk_id),
+                "collection_id": collection_id,
+                "terms": " ".join(cleaned),
+                "term_count": len(cleaned),
+            }
+        )
+    return rows
+
+
+def write_lexemes(s: Session, rows: list[dict[str, Any]], batch: int = 5000) -> None:
+    """Within the caller's transaction (the one that writes the chunks)."""
+    for start in range(0, len(rows), batch):
+        s.execute(insert(LEXEMES), rows[start : start + batch])

@@ -1,0 +1,150 @@
+"""PostgreSQL full-text over `chunk_lexemes.tsv` (a stored tsvector, `simple` configuration, GIN index).
+
+PostgreSQL ranks with `ts_rank`, which knows term frequency and document length but not how rare a term
+is: a query's common term counts as much as its rare one. With `rerank="bm25"` the best candidates by
+`ts_rank` (four times what was asked, at least 200) are re-ranked by BM25 (k1 1.2, b 0.75), with document
+frequencies counted through the GIN index per collection and cached for a minute; docs/benchmarks.md has
+what that buys and costs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from cachetools import TTLCache
+from sqlalchemy import ColumnClause, ColumnElement, Float, bindparam, func, literal_column, select
+
+from ragstore.db.engine import Database
+from ragstore.db.models import ChunkLexeme, ChunkStatus, Document, DocumentChunk
+from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
+
+__all__ = ["PostgresFtsIndex", "tsquery_text"]
+
+TSV: ColumnClause[Any] = literal_column("chunk_lexemes.tsv")
+K1 = 1.2
+B = 0.75
+STATS_TTL_S = 60.0
+
+
+def tsquery_text(terms: Sequence[QueryTerm]) -> str:
+    """`to_tsquery('simple', ...)` input matching any term. Terms are letters and digits only (clean_terms),
+    so none needs quoting; a prefix term gets `:*`."""
+    return " | ".join(t.text + (":*" if t.prefix else "") for t in terms)
+
+
+class PostgresFtsIndex:
+    name = "postgres-tsvector"
+
+    def __init__(self, db: Database, *, rerank: Literal["bm25", "none"] = "bm25") -> None:
+        self.db = db
+        self.rerank = rerank
+        self._lock = threading.Lock()
+        self._df: TTLCache[tuple[int, str, bool], int] = TTLCache(maxsize=100_000, ttl=STATS_TTL_S)
+        self._sizes: TTLCache[int, tuple[int, float]] = TTLCache(maxsize=10_000, ttl=STATS_TTL_S)
+
+    def search(
+        self,
+        collection_id: int,
+        terms: Sequence[QueryTerm],
+        limit: int,
+        condition: ColumnElement[bool] | None = None,
+        *,
+        with_coverage: bool = False,
+    ) -> list[LexicalHit]:
+        if not terms or limit <= 0:
+            return []
+        query = func.to_tsquery("simple", bindparam("q"))
+        rank = func.ts_rank(TSV, query, 1, type_=Float)  # 1: divided by 1 + log(length)
+        fetch = limit if self.rerank == "none" else max(limit * 4, 200)
+        statement = (
+            select(ChunkLexeme.chunk_id, rank.label("rank"), ChunkLexeme.terms, ChunkLexeme.term_count)
+            .join(DocumentChunk, DocumentChunk.id == ChunkLexeme.chunk_id)
+            .join(Document, Document.id == DocumentChunk.document_id)
+            .where(
+                TSV.op("@@")(query),
+                ChunkLexeme.collection_id == collection_id,
+                DocumentChunk.status == ChunkStatus.INDEXED,
+                Document.status == "active",
+            )
+            .order_by(literal_column("rank").desc(), ChunkLexeme.chunk_id)
+            .limit(fetch)
+        )
+        if condition is not None:
+            statement = statement.where(condition)
+        rows = self.db.fetch(statement, {"q": tsquery_text(terms)})
+        if self.rerank == "none":
+            hits = [LexicalHit(int(r[0]), round(float(r[1]), 6)) for r in rows]
+        else:
+            hits = self._bm25(collection_id, terms, rows)[:limit]
+        if with_coverage and hits:
+            weights = self._weights(collection_id, terms)
+            stored = {int(r[0]): r[2] for r in rows}
+            hits = [
+                LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
+                for h in hits
+            ]
+        return hits
+
+    def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
+        total, _ = self._size(collection_id)
+        return {t: idf(total, df) for t, df in self._frequencies(collection_id, terms).items()}
+
+    def _bm25(
+        self, collection_id: int, terms: Sequence[QueryTerm], rows: Sequence[tuple[int, float, str, int]]
+    ) -> list[LexicalHit]:
+        if not rows:
+            return []
+        _, avg_len = self._size(collection_id)
+        weights = self._weights(collection_id, terms)
+        scored = []
+        for chunk_id, _rank, text, length in rows:
+            counts = Counter(text.split())
+            score = 0.0
+            for term in terms:
+                tf = (
+                    sum(n for w, n in counts.items() if w.startswith(term.text))
+                    if term.prefix
+                    else counts.get(term.text, 0)
+                )
+                if tf:
+                    norm = K1 * (1 - B + B * length / avg_len) if avg_len else K1
+                    score += weights[term] * tf * (K1 + 1) / (tf + norm)
+            scored.append(LexicalHit(int(chunk_id), round(score, 6)))
+        scored.sort(key=lambda h: (-h.score, h.chunk_id))
+        return scored
+
+    def _size(self, collection_id: int) -> tuple[int, float]:
+        with self._lock:
+            known = self._sizes.get(collection_id)
+        if known is None:
+            row = self.db.fetch(
+                select(func.count(), func.avg(ChunkLexeme.term_count)).where(ChunkLexeme.collection_id == collection_id)
+            )[0]
+            known = (int(row[0]), float(row[1] or 0.0))
+            with self._lock:
+                self._sizes[collection_id] = known
+        return known
+
+    def _frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, int]:
+        out: dict[QueryTerm, int] = {}
+        for term in terms:
+            key = (collection_id, term.text, term.prefix)
+            with self._lock:
+                df = self._df.get(key)
+            if df is None:
+                df = int(
+                    self.db.fetch(
+                        select(func.count()).where(
+                            ChunkLexeme.collection_id == collection_id,
+                            TSV.op("@@")(func.to_tsquery("simple", bindparam("q"))),
+                        ),
+                        {"q": tsquery_text([term])},
+                    )[0][0]
+                )
+                with self._lock:
+                    self._df[key] = df
+            out[term] = df
+        return out

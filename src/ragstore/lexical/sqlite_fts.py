@@ -1,0 +1,119 @@
+"""SQLite FTS5 over `chunk_lexemes`: BM25 ranking (`bm25()`), joined to the chunks a search may show.
+
+The FTS5 table is external-content (the terms are stored once, in `chunk_lexemes`) and kept by triggers
+(migration 0005). FTS5's statistics (document count, average length, term frequencies) span every
+collection of the store; the collection is a join condition, so a hit of another collection is never
+returned, only its BM25 weights are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnClause, ColumnElement, Integer, column, literal_column, select, table, text
+
+from ragstore.db.engine import Database
+from ragstore.db.models import ChunkStatus, Document, DocumentChunk
+from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
+
+__all__ = ["SqliteFtsIndex", "fts_match"]
+
+FTS = table("chunk_lexemes_fts", column("rowid", Integer))
+BM25: ColumnClause[Any] = literal_column("bm25(chunk_lexemes_fts)")
+
+# The common case (no metadata filter) as one constant statement on the thread's raw connection: SQLite's
+# statement cache reuses the compiled plan, and SQLAlchemy's per-statement work is skipped.
+_PLAIN = (
+    "SELECT f.rowid, bm25(chunk_lexemes_fts) AS rank FROM chunk_lexemes_fts AS f "
+    "JOIN document_chunks AS c ON c.id = f.rowid JOIN documents AS d ON d.id = c.document_id "
+    "WHERE chunk_lexemes_fts MATCH ? AND c.collection_id = ? AND c.status = 'indexed' AND d.status = 'active' "
+    "ORDER BY rank LIMIT ?"
+)
+
+
+_TERMS = "SELECT chunk_id, terms FROM chunk_lexemes WHERE chunk_id IN (SELECT value FROM json_each(?))"
+_DF = "SELECT doc FROM chunk_lexemes_vocab WHERE term = ?"
+# A prefix's document frequency is at least its most frequent completion's (the sum would double count).
+_PREFIX_DF = "SELECT max(doc) FROM chunk_lexemes_vocab WHERE term >= ? AND term < ?"
+STATS_TTL_S = 60.0
+
+
+def fts_match(terms: Sequence[QueryTerm]) -> str:
+    """An FTS5 query matching any of the terms: each a quoted string, so no term is read as an operator."""
+    parts = []
+    for term in terms:
+        quoted = '"' + term.text.replace('"', '""') + '"'
+        parts.append(quoted + " *" if term.prefix else quoted)
+    return " OR ".join(parts)
+
+
+class SqliteFtsIndex:
+    name = "sqlite-fts5"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._total: tuple[float, int] | None = None
+
+    def search(
+        self,
+        collection_id: int,
+        terms: Sequence[QueryTerm],
+        limit: int,
+        condition: ColumnElement[bool] | None = None,
+        *,
+        with_coverage: bool = False,
+    ) -> list[LexicalHit]:
+        if not terms or limit <= 0:
+            return []
+        match = fts_match(terms)
+        if condition is None:
+            rows = self.db.raw_sqlite_rows(_PLAIN, (match, collection_id, limit))
+        else:
+            statement = (
+                select(FTS.c.rowid, BM25)
+                .select_from(
+                    FTS.join(DocumentChunk, DocumentChunk.id == FTS.c.rowid).join(
+                        Document, Document.id == DocumentChunk.document_id
+                    )
+                )
+                .where(
+                    text("chunk_lexemes_fts MATCH :match"),
+                    DocumentChunk.collection_id == collection_id,
+                    DocumentChunk.status == ChunkStatus.INDEXED,
+                    Document.status == "active",
+                    condition,
+                )
+                .order_by(BM25)
+                .limit(limit)
+            )
+            rows = [tuple(r) for r in self.db.fetch(statement, {"match": match})]
+        # bm25() is lower-is-better (negative); the protocol's scores are higher-is-better.
+        hits = [LexicalHit(int(r[0]), round(-float(r[1]), 6)) for r in rows]
+        if with_coverage and hits:
+            weights = self._weights(terms)
+            stored = dict(self.db.raw_sqlite_rows(_TERMS, (json.dumps([h.chunk_id for h in hits]),)))
+            hits = [
+                LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
+                for h in hits
+            ]
+        return hits
+
+    def _weights(self, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
+        """IDF per query term, from the fts5vocab table (store-wide, like bm25's own statistics)."""
+        now = time.monotonic()
+        if self._total is None or now - self._total[0] > STATS_TTL_S:
+            rows = self.db.raw_sqlite_rows("SELECT count(*) FROM chunk_lexemes", ())
+            self._total = (now, int(rows[0][0]))
+        total = self._total[1]
+        weights: dict[QueryTerm, float] = {}
+        for term in terms:
+            if term.prefix:
+                rows = self.db.raw_sqlite_rows(_PREFIX_DF, (term.text, term.text + "\U0010ffff"))
+            else:
+                rows = self.db.raw_sqlite_rows(_DF, (term.text,))
+            df = int(rows[0][0] or 0) if rows else 0
+            weights[term] = idf(total, min(df, total))
+        return weights

@@ -1,0 +1,142 @@
+"""One search in any mode: dense, lexical, or both fused by reciprocal rank fusion (RRF).
+
+RRF scores a chunk by its ranks alone: `dense_weight / (rrf_k + dense_rank) + lexical_weight / (rrf_k +
+lexical_rank)`, a side that did not propose it adding nothing. Ranks, not scores, because a cosine
+similarity and a BM25 score have no common scale; `rrf_k` (60 by default, after Cormack et al.) damps the
+difference between the first few ranks. Each side proposes `max(offset + k + 1, candidates)` chunks, with
+the metadata filter applied inside it (the vector index searches only allowed ids; the full-text query
+joins the filter), so a filter never empties a page that the collection could fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragstore.db.engine import Database
+from ragstore.lexical.base import LexicalIndex, QueryTerm
+from ragstore.schemas import SearchHit
+from ragstore.search.dense import DenseSearcher
+from ragstore.search.filters import compile_filter
+from ragstore.search.options import Mode, SearchOptions
+from ragstore.search.rows import ChunkRow, read_rows
+
+__all__ = ["Ranked", "SearchEngine", "rrf"]
+
+
+@dataclass
+class Ranked:
+    hits: list[SearchHit]
+    dropped: int
+    has_more: bool
+
+
+@dataclass
+class _Entry:
+    chunk_id: int
+    score: float
+    row: ChunkRow | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    lexical_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_coverage: float | None = None
+
+    def explain(self, fused: bool) -> dict[str, Any]:
+        return {
+            "dense_rank": self.dense_rank,
+            "dense_score": self.dense_score,
+            "lexical_rank": self.lexical_rank,
+            "lexical_score": self.lexical_score,
+            "lexical_coverage": self.lexical_coverage,
+            "fused_score": round(self.score, 6) if fused else None,
+        }
+
+
+def rrf(
+    dense: list[int], lexical: list[int], *, k: int, dense_weight: float, lexical_weight: float
+) -> dict[int, float]:
+    """Fused scores of every proposed chunk id (ranks are list positions, from 1)."""
+    fused: dict[int, float] = {}
+    for weight, ids in ((dense_weight, dense), (lexical_weight, lexical)):
+        if weight <= 0:
+            continue  # a side weighted 0 is off: it proposes nothing
+        for rank, chunk_id in enumerate(ids, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (k + rank)
+    return fused
+
+
+class SearchEngine:
+    def __init__(self, db: Database, dense: DenseSearcher, lexical: LexicalIndex, *, candidates: int) -> None:
+        self.db = db
+        self.dense = dense
+        self.lexical = lexical
+        self.candidates = candidates
+
+    def run(
+        self,
+        collection_id: int,
+        mode: Mode,
+        options: SearchOptions,
+        *,
+        vector: NDArray[np.float32] | None,
+        terms: list[QueryTerm] | None,
+        filter_spec: dict[str, Any] | None,
+    ) -> Ranked:
+        depth = options.offset + options.k
+        condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
+        want = depth + 1 if mode != "hybrid" else max(depth + 1, self.candidates)
+        entries: dict[int, _Entry] = {}
+        dense_ids: list[int] = []
+        lexical_ids: list[int] = []
+        dropped = 0
+        if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
+            assert vector is not None
+            allowed = self.dense.allowed_ids(collection_id, condition) if condition is not None else None
+            found, dropped = self.dense.search(collection_id, vector, want, allowed)
+            for rank, (row, score) in enumerate(found, start=1):
+                entries[row.id] = _Entry(row.id, score, row, dense_rank=rank, dense_score=round(score, 6))
+                dense_ids.append(row.id)
+        if terms and (mode == "lexical" or (mode == "hybrid" and options.lexical_weight > 0)):
+            fusing = mode == "hybrid"
+            found_lexical = self.lexical.search(collection_id, terms, want, condition, with_coverage=fusing)
+            if fusing:
+                # Weak matches (a common word or two of the query) would outvote the dense side: left out.
+                found_lexical = [h for h in found_lexical if (h.coverage or 0.0) >= options.min_coverage]
+            for rank, hit in enumerate(found_lexical, start=1):
+                entry = entries.setdefault(hit.chunk_id, _Entry(hit.chunk_id, hit.score))
+                entry.lexical_rank, entry.lexical_score = rank, hit.score
+                entry.lexical_coverage = hit.coverage
+                lexical_ids.append(hit.chunk_id)
+        if mode == "hybrid":
+            fused = rrf(
+                dense_ids,
+                lexical_ids,
+                k=options.rrf_k,
+                dense_weight=options.dense_weight,
+                lexical_weight=options.lexical_weight,
+            )
+            for chunk_id, score in fused.items():
+                entries[chunk_id].score = score
+            order = sorted(fused, key=lambda i: (-fused[i], i))
+        else:
+            order = dense_ids if mode == "dense" else lexical_ids
+        if options.min_score is not None:
+            order = [i for i in order if entries[i].score >= options.min_score]
+        page = [entries[i] for i in order[options.offset : depth]]
+        missing = [e.chunk_id for e in page if e.row is None]
+        if missing:
+            rows = read_rows(self.db, missing)
+            for e in page:
+                if e.row is None:
+                    e.row = rows.get(e.chunk_id)
+        hits = []
+        for e in page:
+            if e.row is None or not e.row.visible:  # deleted between the full-text query and this read
+                dropped += 1
+                continue
+            hits.append(e.row.hit(e.score, e.explain(mode == "hybrid") if options.explain else None))
+        return Ranked(hits=hits, dropped=dropped, has_more=len(order) > depth)
