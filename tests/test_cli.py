@@ -10,8 +10,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from ragstore.migrations import MIGRATIONS_DIR
 from ragstore.cli import app
+from ragstore.migrations import MIGRATIONS_DIR
 
 from conftest import ROOT
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from ragstore import RagStore
 from ragstore.config import Settings
 from ragstore.db.models import ChunkLexeme, LexicalIndexState
+from ragstore.errors import InvalidInput, Unavailable
 from ragstore.lexical.base import QueryTerm, clean_terms, query_terms
 from ragstore.lexical.sqlite_fts import fts_match
 
@@ -74,7 +75,7 @@ def test_terms_are_written_and_deleted_with_the_chunks(store: RagStore) -> None:
 
 def test_a_refused_ingest_leaves_no_terms(store: RagStore) -> None:
     store.create_collection("kb")
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidInput, match="dimension"):
         store.add_documents("kb", [{"text": "환불 규정", "chunks": [{"text": "환불", "vector": [1.0, 2.0]}]}])
     assert count_lexemes(store) == 0
 
@@ -111,7 +112,7 @@ def test_an_index_built_by_an_analyzer_this_process_cannot_reproduce_is_refused_
         )
     )
     store.lexical_indexer.forget()
-    with pytest.raises(Exception, match="cannot reproduce"):
+    with pytest.raises(Unavailable, match="cannot reproduce"):
         store.add_documents("kb", DOCS[1:2])
     assert count_lexemes(store) == 1  # nothing half-written
 

@@ -1,6 +1,7 @@
 """Search over the bundled sample corpus finds the right document for Korean, English and cross-lingual
-questions, with each shipped local model (dense search; hybrid for same-language questions). The floors sit just under the figures measured when the models
-were chosen (docs/embeddings.md), so a regression in chunking, loading or search shows up here."""
+questions, with each shipped local model (dense search; hybrid for same-language questions). The floors sit
+just under the figures measured when the models were chosen (docs/embeddings.md), so a regression in
+chunking, loading or search shows up here."""
 
 from __future__ import annotations
 

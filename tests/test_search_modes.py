@@ -25,6 +25,9 @@ DOCS: list[dict[str, Any]] = [
 ]
 
 
+EXPLAINED = {"dense_rank", "dense_score", "lexical_rank", "lexical_score", "lexical_coverage", "fused_score"}
+
+
 @pytest.fixture
 def kb(store: RagStore) -> RagStore:
     store.create_collection("kb")
@@ -45,7 +48,7 @@ def test_modes_and_explain(kb: RagStore) -> None:
     assert hybrid.mode == "hybrid" and hybrid.hits
     for hit in hybrid.hits:
         e = hit.explain
-        assert e is not None and set(e) == {"dense_rank", "dense_score", "lexical_rank", "lexical_score", "lexical_coverage", "fused_score"}
+        assert e is not None and set(e) == EXPLAINED
         expected = sum(1 / (60 + r) for r in (e["dense_rank"], e["lexical_rank"]) if r is not None)
         assert e["fused_score"] == pytest.approx(expected, abs=1e-6) and hit.score == e["fused_score"]
     assert [h.score for h in hybrid.hits] == sorted((h.score for h in hybrid.hits), reverse=True)
