@@ -135,3 +135,21 @@ def test_hostile_or_empty_queries_never_fail(store: RagStore, query: str) -> Non
     store.search("kb", query, mode="lexical")
     store.search("kb", query, mode="hybrid")
     assert count_lexemes(store) == 4
+
+
+def test_a_store_from_before_the_lexical_index_gets_its_terms_at_open(
+    make_settings: Callable[..., Settings], embedder: CountingEmbedder
+) -> None:
+    from ragstore.migrations import Migrator
+
+    settings = make_settings()
+    with RagStore.open(settings, embedder=embedder) as store:
+        store.create_collection("kb")
+        store.add_documents("kb", DOCS)
+        Migrator(store.db.engine).downgrade("0004")  # the chunks stay; the lexical tables go
+    with RagStore.open(settings, embedder=embedder) as store:  # upgrades, then analyses every chunk
+        assert store.recovery.relexed_collections == [store.catalog.resolve("kb").id]
+        assert count_lexemes(store) == 4 and store.lexical_status()[0]["current"]
+        assert lexical_titles(store, "환불")[0] == "환불"
+    with RagStore.open(settings, embedder=embedder) as store:
+        assert store.recovery.relexed_collections == []  # once
