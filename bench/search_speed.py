@@ -4,7 +4,7 @@
     python bench/search_speed.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     python bench/search_speed.py --chunks 10000 --queries 100      # a quick run
 
-The corpus is generated: Korean-like text (two- and three-syllable words drawn with a Zipf law, particles
+The corpus is generated: Korean text (words of kiwipiepy's dictionary drawn with a Zipf law, particles
 attached, 5% English words) with precomputed clustered vectors, so no embedding call is timed. Each query
 takes two or three words of a random chunk with other particles, and a vector near that chunk's. Every
 query is asked once uncached (the result cache cannot answer: each text is new), then again (the L2
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -40,7 +41,9 @@ SYLLABLES = list(
     "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후기니디리미비시이지치키티피히"
     "강남동산정선성연영원인전진한현경공관국군금대문민방서신안양용운유은의장제중지천청태통학해화회효"
 )
-PARTICLES = ["", "", "은", "는", "이", "가", "을", "를", "에", "에서", "으로", "의", "와", "도", "만", "까지"]
+PARTICLES_AFTER_CONSONANT = ["", "", "은", "이", "을", "에", "에서", "으로", "의", "과", "도", "만", "까지"]
+PARTICLES_AFTER_VOWEL = ["", "", "는", "가", "를", "에", "에서", "로", "의", "와", "도", "만", "까지"]
+HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]{2,5}")
 LATIN = ["server", "router", "policy", "refund", "account", "update", "battery", "network", "invoice", "schedule"]
 
 
@@ -55,12 +58,37 @@ class NoEmbedder:
         raise AssertionError("the benchmark gives every vector")
 
 
-def vocabulary(rng: np.random.Generator, size: int = 20_000) -> tuple[list[str], np.ndarray]:
-    words = {"".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))) for _ in range(size * 2)}
-    vocab = sorted(words)[:size]
-    rng.shuffle(vocab)
-    weights = 1 / np.arange(1, len(vocab) + 1) ** 1.05
-    return vocab, weights / weights.sum()
+def vocabulary(rng: np.random.Generator, size: int = 50_000) -> tuple[list[str], np.ndarray]:
+    """Real Korean words, drawn with a Zipf law: the proper nouns of kiwipiepy's dictionary (most probable
+    first) when it is installed, so the analyzer sees words it knows; else syllable strings."""
+    words: list[str] = []
+    try:
+        import kiwipiepy_model
+
+        entries = []
+        path = Path(kiwipiepy_model.__file__).parent / "default.dict"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[1] == "NNP" and HANGUL_WORD.fullmatch(parts[0]):
+                entries.append((float(parts[2]) if len(parts) > 2 and parts[2] else 0.0, parts[0]))
+        entries.sort(reverse=True)
+        words = list(dict.fromkeys(w for _, w in entries))[:size]
+    except ImportError:
+        pass
+    if len(words) < size // 10:
+        words = sorted({"".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))) for _ in range(size * 2)})[:size]
+        rng.shuffle(words)
+    # Offset by 100 ranks: the head of a real vocabulary is function words, which the analyzer drops; the
+    # most frequent content word then appears in about one chunk in ten, as in real text.
+    weights = 1 / (np.arange(1, len(words) + 1) + 100) ** 1.05
+    return words, weights / weights.sum()
+
+
+def with_particle(word: str, rng: np.random.Generator) -> str:
+    """A particle that agrees with the last syllable (은/는, 이/가, 을/를, 으로/로, 과/와), or none."""
+    batchim = (ord(word[-1]) - 0xAC00) % 28 != 0 if HANGUL_WORD.fullmatch(word) else False
+    choices = PARTICLES_AFTER_CONSONANT if batchim else PARTICLES_AFTER_VOWEL
+    return word + choices[int(rng.integers(len(choices)))]
 
 
 def corpus(n: int, seed: int = 11) -> tuple[list[str], np.ndarray, list[list[str]]]:
@@ -70,7 +98,7 @@ def corpus(n: int, seed: int = 11) -> tuple[list[str], np.ndarray, list[list[str
     drawn = rng.choice(len(vocab), size=(n, 60), p=p)
     for row in drawn:
         words = [vocab[i] for i in row]
-        eojeol = [w + PARTICLES[int(rng.integers(len(PARTICLES)))] for w in words]
+        eojeol = [with_particle(w, rng) for w in words]
         for j in rng.integers(0, len(eojeol), 3):
             eojeol[j] = LATIN[int(rng.integers(len(LATIN)))]
         texts.append(" ".join(eojeol) + ".")
@@ -87,7 +115,7 @@ def queries(words_of: list[list[str]], vectors: np.ndarray, count: int, seed: in
     for serial, i in enumerate(rng.integers(0, len(words_of), count)):
         picked = rng.choice(words_of[i], size=int(rng.integers(2, 4)), replace=False)
         # A serial suffix keeps every text distinct, so the first pass never meets the cache.
-        q = " ".join(w + PARTICLES[int(rng.integers(len(PARTICLES)))] for w in picked) + f" {serial}"
+        q = " ".join(with_particle(str(w), rng) for w in picked) + f" {serial}"
         v = vectors[i] + 0.2 * rng.normal(size=DIM).astype(np.float32)
         out.append((q, (v / np.linalg.norm(v)).tolist()))
     return out
@@ -194,6 +222,12 @@ def main() -> None:
                     lambda q, v: store.search("speed", q, mode="lexical", filter={"shard": 3, "year": {"$gte": 2018}}),
                 ),
                 ("dense (vector)", lambda q, v: store.search("speed", vector=v, mode="dense")),
+                (
+                    "dense + filter",
+                    lambda q, v: store.search(
+                        "speed", vector=v, mode="dense", filter={"shard": 3, "year": {"$gte": 2018}}
+                    ),
+                ),
                 ("hybrid (text + vector)", lambda q, v: store.search("speed", q, vector=v, mode="hybrid")),
                 (
                     "hybrid + filter",

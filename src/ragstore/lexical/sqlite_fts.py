@@ -24,15 +24,26 @@ __all__ = ["SqliteFtsIndex", "fts_match"]
 FTS = table("chunk_lexemes_fts", column("rowid", Integer))
 BM25: ColumnClause[Any] = literal_column("bm25(chunk_lexemes_fts)")
 
-# The common case (no metadata filter) as one constant statement on the thread's raw connection: SQLite's
-# statement cache reuses the compiled plan, and SQLAlchemy's per-statement work is skipped.
+# The common case (no metadata filter): FTS5 ranks on its own (no join per matching row, which doubled the
+# time at 100,000 chunks), then one query keeps the candidates of this collection that a search may show.
+# Constant statements on the thread's raw connection: SQLite's statement cache reuses the compiled plans.
+_RANKED = (
+    "SELECT rowid, bm25(chunk_lexemes_fts) AS rank FROM chunk_lexemes_fts "
+    "WHERE chunk_lexemes_fts MATCH ? ORDER BY rank LIMIT ?"
+)
+_VISIBLE = (
+    "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
+    "WHERE c.id IN (SELECT value FROM json_each(?)) AND c.collection_id = ? AND c.status = 'indexed' "
+    "AND d.status = 'active'"
+)
+MAX_ROUNDS = 3
+# The last resort when the collection is a small part of a large store: rank only its visible chunks.
 _PLAIN = (
     "SELECT f.rowid, bm25(chunk_lexemes_fts) AS rank FROM chunk_lexemes_fts AS f "
     "JOIN document_chunks AS c ON c.id = f.rowid JOIN documents AS d ON d.id = c.document_id "
     "WHERE chunk_lexemes_fts MATCH ? AND c.collection_id = ? AND c.status = 'indexed' AND d.status = 'active' "
     "ORDER BY rank LIMIT ?"
 )
-
 
 _TERMS = "SELECT chunk_id, terms FROM chunk_lexemes WHERE chunk_id IN (SELECT value FROM json_each(?))"
 _DF = "SELECT doc FROM chunk_lexemes_vocab WHERE term = ?"
@@ -70,7 +81,7 @@ class SqliteFtsIndex:
             return []
         match = fts_match(terms)
         if condition is None:
-            rows = self.db.raw_sqlite_rows(_PLAIN, (match, collection_id, limit))
+            rows = self._ranked_visible(match, collection_id, limit)
         else:
             statement = (
                 select(FTS.c.rowid, BM25)
@@ -100,6 +111,22 @@ class SqliteFtsIndex:
                 for h in hits
             ]
         return hits
+
+    def _ranked_visible(self, match: str, collection_id: int, limit: int) -> list[tuple[int, float]]:
+        """The best `limit` visible chunks of the collection: ranked by FTS5 alone, then checked; when
+        other collections' or invisible chunks crowd the top, asked again for four times more."""
+        fetch = limit * 2
+        for _ in range(MAX_ROUNDS):
+            ranked = self.db.raw_sqlite_rows(_RANKED, (match, fetch))
+            visible = {
+                int(r[0])
+                for r in self.db.raw_sqlite_rows(_VISIBLE, (json.dumps([r[0] for r in ranked]), collection_id))
+            }
+            kept = [(int(r[0]), float(r[1])) for r in ranked if int(r[0]) in visible]
+            if len(kept) >= limit or len(ranked) < fetch:
+                return kept[:limit]
+            fetch *= 4
+        return [(int(r[0]), float(r[1])) for r in self.db.raw_sqlite_rows(_PLAIN, (match, collection_id, limit))]
 
     def _weights(self, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
         """IDF per query term, from the fts5vocab table (store-wide, like bm25's own statistics)."""
