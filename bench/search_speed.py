@@ -149,7 +149,12 @@ def load(store: RagStore, texts: list[str], vectors: np.ndarray, per_doc: int = 
     for start in range(0, len(docs), batch_docs):
         store.add_documents("speed", docs[start : start + batch_docs], wait=False)
     store.wait_for_index()
-    return time.perf_counter() - started
+    loaded = time.perf_counter() - started
+    # Planner statistics, as after any bulk load (PostgreSQL's autovacuum would do it within a minute; it is
+    # off on this machine's server; SQLite never gathers them by itself).
+    with store.db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return loaded
 
 
 def raw_lexical(store: RagStore) -> Callable[[str], Any]:

@@ -115,6 +115,10 @@ def test_an_index_built_by_an_analyzer_this_process_cannot_reproduce_is_refused_
     with pytest.raises(Unavailable, match="cannot reproduce"):
         store.add_documents("kb", DOCS[1:2])
     assert count_lexemes(store) == 1  # nothing half-written
+    with pytest.raises(Unavailable, match="cannot reproduce"):
+        store.search("kb", "연차", mode="lexical")
+    degraded = store.search("kb", "연차")  # hybrid serves its dense side
+    assert degraded.mode == "dense" and degraded.hits[0].title == "연차"
 
 
 def test_query_terms_are_cleaned_deduplicated_and_bounded() -> None:

@@ -480,7 +480,15 @@ class RagStore:
             if run_mode != "lexical" and qvec is None:
                 assert query is not None
                 qvec = self._query_vector(query)
-            terms = self.lexical_indexer.query(coll_id, query) if query is not None and run_mode != "dense" else None
+            terms = None
+            if query is not None and run_mode != "dense":
+                try:
+                    terms = self.lexical_indexer.query(coll_id, query)
+                except Unavailable:
+                    if run_mode == "lexical":
+                        raise
+                    log.warning("collection %r: lexical side unavailable, searching dense only", collection)
+                    run_mode = "dense"
             ranked = self.engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter)
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
