@@ -99,18 +99,19 @@ class PostgresFtsIndex:
             return []
         _, avg_len = self._size(collection_id)
         weights = self._weights(collection_id, terms)
+        exact = {t.text for t in terms if not t.prefix}
+        prefixes = [t for t in terms if t.prefix]
         scored = []
         for chunk_id, _rank, text, length in rows:
-            counts = Counter(text.split())
+            words = text.split()
+            counts = Counter(w for w in words if w in exact)
+            for term in prefixes:
+                counts[term.text] = sum(1 for w in words if w.startswith(term.text))
+            norm = K1 * (1 - B + B * length / avg_len) if avg_len else K1
             score = 0.0
             for term in terms:
-                tf = (
-                    sum(n for w, n in counts.items() if w.startswith(term.text))
-                    if term.prefix
-                    else counts.get(term.text, 0)
-                )
+                tf = counts.get(term.text, 0)
                 if tf:
-                    norm = K1 * (1 - B + B * length / avg_len) if avg_len else K1
                     score += weights[term] * tf * (K1 + 1) / (tf + norm)
             scored.append(LexicalHit(int(chunk_id), round(score, 6)))
         scored.sort(key=lambda h: (-h.score, h.chunk_id))
@@ -129,22 +130,34 @@ class PostgresFtsIndex:
         return known
 
     def _frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, int]:
+        """Document frequencies in the collection, cached for a minute; the unknown ones in one query that
+        counts each term over the union of their matches (one bitmap scan, one round trip)."""
         out: dict[QueryTerm, int] = {}
-        for term in terms:
-            key = (collection_id, term.text, term.prefix)
-            with self._lock:
-                df = self._df.get(key)
-            if df is None:
-                df = int(
-                    self.db.fetch(
-                        select(func.count()).where(
-                            ChunkLexeme.collection_id == collection_id,
-                            TSV.op("@@")(func.to_tsquery("simple", bindparam("q"))),
-                        ),
-                        {"q": tsquery_text([term])},
-                    )[0][0]
+        missing: list[QueryTerm] = []
+        with self._lock:
+            for term in terms:
+                df = self._df.get((collection_id, term.text, term.prefix))
+                if df is None:
+                    missing.append(term)
+                else:
+                    out[term] = df
+        if missing:
+            params: dict[str, str] = {"any": tsquery_text(missing)}
+            counts = []
+            for i, term in enumerate(missing):
+                params[f"t{i}"] = tsquery_text([term])
+                counts.append(
+                    func.count().filter(TSV.op("@@")(func.to_tsquery("simple", bindparam(f"t{i}")))).label(f"c{i}")
                 )
-                with self._lock:
-                    self._df[key] = df
-            out[term] = df
+            row = self.db.fetch(
+                select(*counts).where(
+                    ChunkLexeme.collection_id == collection_id,
+                    TSV.op("@@")(func.to_tsquery("simple", bindparam("any"))),
+                ),
+                params,
+            )[0]
+            with self._lock:
+                for term, df in zip(missing, row, strict=True):
+                    self._df[(collection_id, term.text, term.prefix)] = int(df)
+                    out[term] = int(df)
         return out
