@@ -198,3 +198,58 @@ def test_cli_search_modes(kb: RagStore, monkeypatch: pytest.MonkeyPatch) -> None
     assert json.loads(status.stdout)["lexical"]["collections"][0]["current"] is True
     relex = runner.invoke(app, ["index", "relex", "-c", "kb"])
     assert relex.exit_code == 0 and "10 chunks" in relex.stdout
+
+
+def test_the_query_log_is_pruned_and_can_be_turned_off(kb: RagStore) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from ragstore.db.models import QueryLog, utcnow
+
+    kb.search("kb", "환불")
+    kb.recorder.flush()
+    collection_id = kb.catalog.resolve("kb").id
+    old = utcnow() - timedelta(days=kb.settings.query_log_retain_days + 1)
+    kb.db.write(
+        lambda s: s.add(
+            QueryLog(
+                collection_id=collection_id,
+                query="오래된 질문",
+                mode="hybrid",
+                k=10,
+                result_count=1,
+                latency_ms=1.0,
+                cache_hit=False,
+                filtered=False,
+                created_at=old,
+            )
+        )
+    )
+    assert kb.recorder.prune() == 1
+    with kb.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(QueryLog)) == 1
+    kb.recorder.enabled = False
+    kb.search("kb", "배송")
+    assert kb.recorder.flush() == 0
+
+
+def test_filters_on_document_dates(kb: RagStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    for mode in ("dense", "lexical", "hybrid"):
+        recent = kb.search(
+            "kb", "환불", k=10, mode=mode, filter={"created_at": {"$gte": (now - timedelta(hours=1)).isoformat()}}
+        )
+        assert recent.hits, mode
+        future = kb.search(
+            "kb", "환불", k=10, mode=mode, filter={"created_at": {"$gt": (now + timedelta(days=1)).date().isoformat()}}
+        )
+        assert future.hits == [], mode
+        kst = (now + timedelta(hours=9, minutes=-60)).replace(tzinfo=None).isoformat() + "+09:00"
+        assert kb.search("kb", "환불", k=10, mode=mode, filter={"created_at": {"$gte": kst}}).hits, mode
+    with pytest.raises(InvalidInput, match="ISO 8601"):
+        kb.search("kb", "환불", filter={"created_at": {"$gte": "yesterday"}})
+    with pytest.raises(InvalidInput, match="ISO 8601"):
+        kb.search("kb", "환불", filter={"updated_at": 5})

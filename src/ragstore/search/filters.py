@@ -1,13 +1,16 @@
 """Metadata filters, compiled to SQL so that they select chunk ids inside the database.
 
-A filter is a JSON object. Keys are document fields (`document_id`, `source_uri`, `title`, `mime_type`)
-or metadata keys. A value is a scalar (equality), a list (any of), or an object of operators:
-`$eq`, `$ne`, `$in`, `$gt`, `$gte`, `$lt`, `$lte`.
+A filter is a JSON object. Keys are document fields (`document_id`, `source_uri`, `title`, `mime_type`,
+and the dates `created_at`, `updated_at`, compared with ISO 8601 values such as "2024-05-01" or
+"2024-05-01T09:00:00+09:00") or metadata keys; a date kept in metadata as an ISO 8601 string compares
+correctly as a string when all values share one format. A value is a scalar (equality), a list (any of),
+or an object of operators: `$eq`, `$ne`, `$in`, `$gt`, `$gte`, `$lt`, `$lte`.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, type_coerce
@@ -26,7 +29,20 @@ _FIELDS: dict[str, Any] = {
     "title": Document.title,
     "mime_type": Document.mime_type,
 }
+_DATES: dict[str, Any] = {"created_at": Document.created_at, "updated_at": Document.updated_at}
 _OPS = ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte")
+
+
+def _as_datetime(key: str, value: Any) -> datetime:
+    """An ISO 8601 date or time; one without a zone is UTC."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"filter {key!r}: give an ISO 8601 date or time, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"filter {key!r}: {value!r} is not an ISO 8601 date or time") from exc
+    # In UTC: SQLite stores the times as UTC text, which a bound time in another zone would not match.
+    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _metadata_column(key: str, sample: Any) -> Any:
@@ -70,7 +86,12 @@ def _condition(key: str, value: Any, *, postgres: bool) -> ColumnElement[bool]:
             raise InvalidInput(f"filter {key!r}: $in needs a non-empty list")
         for v in values:
             _check_scalar(key, v)
+        if key in _DATES:
+            values = [_as_datetime(key, v) for v in values]
+            operand = values if op == "$in" else values[0]
         column = _FIELDS.get(key)
+        if column is None:
+            column = _DATES.get(key)
         if column is None and postgres and op in ("$eq", "$in"):
             parts.append(or_(*(_contains(key, v) for v in values)))
             continue
