@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     query_log: bool = Field(True, validation_alias=_env("RAGSTORE_QUERY_LOG"))
     query_log_retain_days: int = Field(30, ge=1, le=3650, validation_alias=_env("RAGSTORE_QUERY_LOG_RETAIN_DAYS"))
 
+    # consistency checker: a daily run in the server (a crontab line; empty turns it off, e.g. for cron users)
+    check_schedule: str = Field("30 4 * * *", validation_alias=_env("RAGSTORE_CHECK_SCHEDULE"))
+    check_repair: bool = Field(True, validation_alias=_env("RAGSTORE_CHECK_REPAIR"))
+    check_stuck_after_s: float = Field(
+        900.0, gt=0, le=30 * 86_400, validation_alias=_env("RAGSTORE_CHECK_STUCK_AFTER_S")
+    )
+
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))
@@ -144,6 +151,16 @@ class Settings(BaseSettings):
             )
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
+        if self.check_schedule.strip():
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.check_schedule)
+            except ValueError as exc:
+                raise ValueError(
+                    f"RAGSTORE_CHECK_SCHEDULE must be a crontab line like '30 4 * * *' or empty "
+                    f"(got {self.check_schedule!r}: {exc})"
+                ) from exc
         if self.env == "production" and self.vector_backend == "memory":
             raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
         return self

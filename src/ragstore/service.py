@@ -26,6 +26,7 @@ from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
+from ragstore.consistency import KINDS, ConsistencyChecker, Repairer, ReportStore
 from ragstore.db.engine import Database
 from ragstore.db.identity import store_identity
 from ragstore.db.models import EmbeddingUsage, OpState
@@ -34,7 +35,7 @@ from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.embeddings.factory import create_embedder
-from ragstore.errors import ConfigError, InvalidInput, RagstoreError, Unavailable
+from ragstore.errors import ConfigError, InvalidInput, NotFound, RagstoreError, Unavailable
 from ragstore.lexical.factory import create_lexical_index
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.migrations import Migrator
@@ -60,6 +61,7 @@ from ragstore.search.options import (
 )
 from ragstore.sync.applier import OutboxApplier, RecoveryReport
 from ragstore.sync.jobs import JobQueue
+from ragstore.sync.outbox import queue_operation
 from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
@@ -130,6 +132,14 @@ class RagStore:
         if self.bus is not None:
             self.bus.subscribe(self._on_event)
             self.bus.on_reconnect(self.versions.forget)
+        self.checker = ConsistencyChecker(db, index, stuck_after_s=settings.check_stuck_after_s)
+        self.reports = ReportStore(db)
+        self.repairer = Repairer(
+            db,
+            queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids),
+            apply=self._apply_repairs,
+            retry_dead=self.applier.retry_dead,
+        )
         self.worker: SyncWorker | None = None
         self.recovery = RecoveryReport()
         self._closed = False
@@ -677,6 +687,100 @@ class RagStore:
         ref = self.catalog.resolve(collection)
         self.recorder.flush()
         return summarise(self.db, ref.id, collection, days=days, top=top)
+
+    # -- consistency ---------------------------------------------------------------------------------------
+    def check_consistency(
+        self,
+        collection: str | None = None,
+        *,
+        repair: bool = False,
+        trigger: str = "manual",
+        slot: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Compare SQL with the vector index, store the report, and (with `repair`) mend the safe kinds.
+
+        Returns the stored report: `counts` what the check found by kind, `remaining` what is left after
+        the repairs, `previous` the last run over the same scope and `changes` the difference. None when
+        `slot` was already taken by another process (scheduled runs).
+        """
+        if collection is not None:
+            self.catalog.resolve(collection)
+        report_id = self.reports.start(
+            trigger=trigger, backend=self.index.name, collection=collection, repair=repair, slot=slot
+        )
+        if report_id is None:
+            return None
+        started = time.perf_counter()
+        try:
+            self.applier.advance()  # this replica level with every finished operation first
+            result = self.checker.check(collection)
+            found = result.counts()
+            details: dict[str, Any] = {
+                "findings": [f.to_dict() for f in result.findings],
+                "collections": result.collections,
+                "kinds": {k.value: {"safe": i.safe, "meaning": i.meaning} for k, i in KINDS.items()},
+            }
+            remaining = found
+            if repair and result.findings:
+                details["repairs"] = self.repairer.repair(result).to_dict()
+                if any(KINDS[f.kind].safe for f in result.findings):
+                    self.persist()
+                    after = self.checker.check(collection)
+                    remaining = after.counts()
+                    details["remaining_findings"] = [f.to_dict() for f in after.findings]
+            details["remaining"] = remaining
+            previous = self.reports.previous(report_id, collection)
+            details["previous"] = previous
+            details["changes"] = (
+                {k: n - int(previous["counts"].get(k, 0)) for k, n in found.items()} if previous else None
+            )
+        except Exception as exc:
+            self.reports.finish(
+                report_id,
+                counts={},
+                details={},
+                duration_ms=(time.perf_counter() - started) * 1000,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        self.reports.finish(
+            report_id, counts=found, details=details, duration_ms=round((time.perf_counter() - started) * 1000, 1)
+        )
+        report = self.reports.get(report_id)
+        assert report is not None
+        log.log(
+            logging.WARNING if sum(remaining.values()) else logging.INFO,
+            "consistency check %d (%s): found %s, remaining %s",
+            report_id,
+            trigger,
+            {k: n for k, n in found.items() if n},
+            {k: n for k, n in remaining.items() if n},
+        )
+        return report
+
+    def consistency_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        return self.reports.history(limit)
+
+    def consistency_report(self, report_id: int | None = None) -> dict[str, Any]:
+        """A stored report by id, or the newest finished one."""
+        report = self.reports.latest() if report_id is None else self.reports.get(report_id)
+        if report is None:
+            raise NotFound("no consistency report yet" if report_id is None else f"no consistency report {report_id}")
+        return report
+
+    def reembed(self, collection: str) -> dict[str, int]:
+        """Embed again the chunks of a collection that lack a usable embedding (wrong dimension or none)."""
+        result = self.ingestor.reembed(collection)
+        if result["queued"]:
+            self._announce_changes({self.catalog.resolve(collection).id})
+            self._sync()
+        return result
+
+    def _apply_repairs(self) -> tuple[int, int]:
+        stats = self.applier.apply_pending(ignore_schedule=True)
+        return stats.applied, stats.failed
 
     # -- operations ----------------------------------------------------------------------------------------
     def sync_now(self) -> dict[str, int]:

@@ -34,6 +34,7 @@ __all__ = [
     "ChunkLexeme",
     "ChunkStatus",
     "Collection",
+    "ConsistencyReport",
     "Document",
     "DocumentChunk",
     "Embedding",
@@ -367,3 +368,26 @@ class ChunkAnalytics(Base):
     relevant_count: Mapped[int] = mapped_column(Integer, default=0)
     irrelevant_count: Mapped[int] = mapped_column(Integer, default=0)
     last_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConsistencyReport(Base):
+    """One run of the consistency checker: counts by kind, the problems found and the repairs made."""
+
+    __tablename__ = "consistency_reports"
+    __table_args__ = (Index("ix_consistency_reports_started_at", "started_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Unique: of several processes whose schedules fire at once, the one that inserts the slot runs the check.
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # manual, api, schedule
+    state: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    backend: Mapped[str] = mapped_column(String(32))
+    collection: Mapped[str | None] = mapped_column(String(128), nullable=True)  # None: every collection
+    repair: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    problems: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    counts: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, and_, delete, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -186,6 +186,64 @@ class Ingestor:
                     index_state="pending",
                 )
         return [o for o in outcomes if o is not None]
+
+    def reembed(self, collection: str, *, batch: int = 256) -> dict[str, int]:
+        """Embed again every chunk of a collection that lacks a usable embedding under its model.
+
+        The remedy for a `dimension_mismatch` finding: an embedding of the wrong dimension is replaced, a
+        missing one written, and the chunks go back through the outbox (upsert) so the index follows.
+        """
+        ref = self.catalog.resolve(collection)
+        model, dimension = ref.embedding_model, ref.dimension
+        with self.db.read() as s:
+            rows = s.execute(
+                select(DocumentChunk.id, DocumentChunk.content_hash, DocumentChunk.text)
+                .outerjoin(
+                    Embedding,
+                    and_(Embedding.model == model, Embedding.content_hash == DocumentChunk.content_hash),
+                )
+                .where(
+                    DocumentChunk.collection_id == ref.id,
+                    DocumentChunk.status.in_([ChunkStatus.PENDING, ChunkStatus.INDEXED]),
+                    or_(Embedding.content_hash.is_(None), Embedding.dimension != dimension),
+                )
+                .order_by(DocumentChunk.id)
+            ).all()
+        if not rows:
+            return {"embedded": 0, "queued": 0}
+        if model != self.embedder.model or dimension != self.embedder.dimension:
+            raise InvalidInput(
+                f"collection {collection!r} uses embedding model {model!r} ({dimension}-d) but this server embeds "
+                f"with {self.embedder.model!r} ({self.embedder.dimension}-d): run reembed with that model configured"
+            )
+        texts = {h: t for _, h, t in rows}
+        vectors: dict[str, bytes] = {}
+        hashes = list(texts)
+        for start in range(0, len(hashes), batch):
+            part = hashes[start : start + batch]
+            for h, vec in zip(part, self.embedder.embed([texts[h] for h in part], kind="document"), strict=True):
+                vectors[h] = np.ascontiguousarray(vec, dtype="<f4").tobytes()
+        chunk_ids = [int(r[0]) for r in rows]
+
+        def unit(s: Session) -> None:
+            now = utcnow()
+            for start in range(0, len(hashes), 5000):
+                s.execute(
+                    delete(Embedding).where(
+                        Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + 5000])
+                    )
+                )
+            s.execute(
+                insert(EMBEDDINGS),
+                [
+                    {"model": model, "content_hash": h, "dimension": dimension, "vector": v, "created_at": now}
+                    for h, v in vectors.items()
+                ],
+            )
+            queue_operation(s, ref.id, OpKind.UPSERT, chunk_ids)
+
+        self.db.write(unit)
+        return {"embedded": len(vectors), "queued": len(chunk_ids)}
 
     def _vectors_to_store(self, model: str, dimension: int, plans: list[_Planned], collection: str) -> dict[str, bytes]:
         """Vectors that the `embeddings` table lacks, by content hash; embeds only what is missing."""

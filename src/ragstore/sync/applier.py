@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -34,13 +34,13 @@ import numpy as np
 from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from ragstore.db.chunk_vectors import BATCH, iter_indexed_vectors, vectors_for_chunks
 from ragstore.db.engine import Database
 from ragstore.db.models import (
     ChunkStatus,
     Collection,
     Document,
     DocumentChunk,
-    Embedding,
     OpKind,
     OpState,
     SyncMarker,
@@ -49,7 +49,7 @@ from ragstore.db.models import (
 )
 from ragstore.db.versions import bump_write_version
 from ragstore.sync.outbox import owner_is_dead_here, process_owner
-from ragstore.vectors.base import CollectionSpec, VectorIndex
+from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
 
 __all__ = ["OutboxApplier", "RecoveryReport"]
 
@@ -88,32 +88,8 @@ def _spec(row: Collection) -> CollectionSpec:
     return CollectionSpec(id=row.id, dimension=row.dimension, metric=row.metric)
 
 
-BATCH = 5000
 SCAN = 1000
 PRUNED_THROUGH = "outbox_pruned_through"
-
-
-def _with_vectors(
-    s: Session, model: str, dimension: int, chunks: list[tuple[int, str]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) for chunks given as (id, content hash), read from the `embeddings` table.
-
-    Two indexed lookups, not a join: with a long id list SQLite's planner turns the join around and walks
-    every embedding of the model, which made each apply cost O(all embeddings).
-    """
-    by_hash: dict[str, bytes] = {}
-    hashes = list({h for _, h in chunks})
-    for start in range(0, len(hashes), BATCH):
-        rows = s.execute(
-            select(Embedding.content_hash, Embedding.vector).where(
-                Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + BATCH])
-            )
-        )
-        by_hash.update((h, v) for h, v in rows)
-    present = [(i, by_hash[h]) for i, h in chunks if h in by_hash]
-    ids = np.fromiter((i for i, _ in present), dtype=np.int64, count=len(present))
-    vectors = np.frombuffer(b"".join(v for _, v in present), dtype="<f4").reshape(len(present), dimension)
-    return ids, vectors
 
 
 def _ops_by_id(s: Session, ids: list[int]) -> list[OutboxOp]:
@@ -178,12 +154,19 @@ class OutboxApplier:
                 self.index.ensure_collection(_spec(row))
                 self._collections.add(row.id)
                 seq = self.index.applied_seq(row.id)
-                stale = seq < pruned or not self.index.is_durable()
-                if stale or (seq == 0 and self._has_indexed_chunks(row.id)):
+                if self.index.shared:
+                    # Every finished operation reached the shared store before it was marked done: only a
+                    # store that lost the collection altogether (a new, empty one) is rebuilt here; any
+                    # other gap is the consistency checker's to find and repair.
+                    stale = self.index.count(row.id) == 0 and self._has_indexed_chunks(row.id)
+                else:
+                    stale = seq < pruned or not self.index.is_durable()
+                    stale = stale or (seq == 0 and self._has_indexed_chunks(row.id))
+                if stale:
                     self.rebuild(row.id, progress=progress)
                     report.rebuilt_collections.append(row.id)
                 positions.append(self.index.applied_seq(row.id))
-            self.watermark = min(positions) if positions else pruned
+            self.watermark = min(positions) if positions and not self.index.shared else pruned
             self._reflected_above.clear()
             report.replayed_operations = self.advance()
             report.applied_pending = self.apply_pending(ignore_schedule=True).applied
@@ -230,9 +213,9 @@ class OutboxApplier:
             self.index.ensure_collection(spec)
             self._collections.add(collection_id)
             done = 0
-            for ids, vectors in self._indexed_vectors(collection_id, model, spec.dimension, batch_size):
-                self.index.upsert(collection_id, ids, vectors)
-                done += len(ids)
+            for batch in iter_indexed_vectors(self.db, collection_id, model, spec.dimension, batch_size=batch_size):
+                self.index.upsert(collection_id, batch.ids, batch.vectors, self._records(batch.ids))
+                done += len(batch.ids)
                 if progress:
                     progress(done, total)
             if progress and total == 0:
@@ -240,28 +223,6 @@ class OutboxApplier:
             self.index.mark_applied(collection_id, max(position, 1))
             self.index.persist()
             return done
-
-    def _indexed_vectors(
-        self, collection_id: int, model: str, dimension: int, batch_size: int
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        after = 0
-        while True:
-            with self.db.read() as s:
-                chunks = s.execute(
-                    select(DocumentChunk.id, DocumentChunk.content_hash)
-                    .where(
-                        DocumentChunk.collection_id == collection_id,
-                        DocumentChunk.status == ChunkStatus.INDEXED,
-                        DocumentChunk.id > after,
-                    )
-                    .order_by(DocumentChunk.id)
-                    .limit(batch_size)
-                ).all()
-                if not chunks:
-                    return
-                ids, vectors = _with_vectors(s, model, dimension, [(int(c[0]), c[1]) for c in chunks])
-            yield ids, vectors
-            after = int(chunks[-1][0])
 
     # -- following the log -----------------------------------------------------------------------------------
     def advance(self) -> int:
@@ -271,7 +232,10 @@ class OutboxApplier:
         """
         with self.lock:
             if self.watermark < self.pruned_through():
-                self._catch_up_by_rebuild()
+                if self.index.shared:
+                    self.watermark = self.pruned_through()  # the shared store already holds their effects
+                else:
+                    self._catch_up_by_rebuild()
             replayed = 0
             cursor = self.watermark
             blocked = False
@@ -283,7 +247,12 @@ class OutboxApplier:
                         .order_by(SyncOperation.id)
                         .limit(SCAN)
                     ).all()
-                todo = [int(i) for i, state in rows if state == OpState.DONE and i not in self._reflected_above]
+                # A shared store already holds what another process applied: nothing to replay.
+                todo = (
+                    []
+                    if self.index.shared
+                    else [int(i) for i, state in rows if state == OpState.DONE and i not in self._reflected_above]
+                )
                 for op in self._load(todo):
                     self._effect(op, replay=True)
                     self._reflected_above.add(op.id)
@@ -428,7 +397,8 @@ class OutboxApplier:
                 self._collections.add(coll.id)
                 wanted = ChunkStatus.INDEXED if replay else None
                 ids, vectors = self._vectors_for(s, coll, op.chunk_ids, wanted)
-            self.index.upsert(op.collection_id, ids, vectors)
+                records = self._records(ids, s)
+            self.index.upsert(op.collection_id, ids, vectors, records)
         elif op.kind == OpKind.DELETE:
             self.index.delete(op.collection_id, np.asarray(op.chunk_ids, dtype=np.int64))
         elif op.kind == OpKind.DROP_COLLECTION:
@@ -436,6 +406,29 @@ class OutboxApplier:
             self._collections.discard(op.collection_id)
         else:
             raise ValueError(f"unknown sync operation kind {op.kind!r}")
+
+    def _records(self, ids: np.ndarray, session: Session | None = None) -> list[VectorRecord] | None:
+        """Document id, content hash and metadata per chunk, in the order of `ids`, for backends that keep them."""
+        if not self.index.wants_records or not len(ids):
+            return None
+
+        def read(s: Session) -> list[VectorRecord]:
+            found: dict[int, VectorRecord] = {}
+            wanted = [int(i) for i in ids.tolist()]
+            for start in range(0, len(wanted), BATCH):
+                rows = s.execute(
+                    select(DocumentChunk.id, DocumentChunk.document_id, DocumentChunk.content_hash, Document.metadata_)
+                    .join(Document, Document.id == DocumentChunk.document_id)
+                    .where(DocumentChunk.id.in_(wanted[start : start + BATCH]))
+                )
+                for cid, did, chash, meta in rows:
+                    found[int(cid)] = VectorRecord(int(did), chash, dict(meta or {}))
+            return [found.get(i, VectorRecord(0, "")) for i in wanted]
+
+        if session is not None:
+            return read(session)
+        with self.db.read() as s:
+            return read(s)
 
     @staticmethod
     def _vectors_for(
@@ -452,7 +445,7 @@ class OutboxApplier:
                     )
                 )
             )
-        return _with_vectors(s, coll.embedding_model, coll.dimension, chunks)
+        return vectors_for_chunks(s, coll.embedding_model, coll.dimension, chunks)
 
     @staticmethod
     def _finish(s: Session, *, op: OutboxOp, owner: str) -> bool:
@@ -584,7 +577,7 @@ class OutboxApplier:
         with self.lock:
             saved = (
                 min((self.index.applied_seq(c) for c in self._collections), default=self.watermark)
-                if self.index.is_durable()
+                if self.index.is_durable() and not self.index.shared
                 else self.watermark
             )
             upto = min(saved, self.watermark) - keep_last

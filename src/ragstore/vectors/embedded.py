@@ -25,7 +25,7 @@ import numpy as np
 from usearch.index import Index
 
 from ragstore.errors import InvalidInput, NotFound
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
 
 __all__ = ["EmbeddedVectorIndex"]
 
@@ -45,6 +45,8 @@ class _Sub:
 
 class EmbeddedVectorIndex:
     name = "embedded"
+    shared = False
+    wants_records = False
 
     def __init__(
         self,
@@ -121,7 +123,9 @@ class EmbeddedVectorIndex:
             for path in self._paths(collection_id):
                 path.unlink(missing_ok=True)
 
-    def upsert(self, collection_id: int, ids: Ids, vectors: Vectors) -> None:
+    def upsert(
+        self, collection_id: int, ids: Ids, vectors: Vectors, records: Sequence[VectorRecord] | None = None
+    ) -> None:
         if len(ids) == 0:
             return
         with self._lock:
@@ -201,6 +205,34 @@ class EmbeddedVectorIndex:
             keys = np.asarray(sub.index.keys, dtype=np.int64) if sub is not None else np.empty(0, np.int64)
         for start in range(0, len(keys), batch_size):
             yield keys[start : start + batch_size]
+
+    def get(self, collection_id: int, ids: Ids) -> tuple[Ids, Vectors]:
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None or len(ids) == 0:
+                return np.empty(0, np.int64), np.empty((0, sub.spec.dimension if sub else 0), np.float32)
+            keys = np.asarray(ids, dtype=np.uint64)
+            keys = keys[np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)]
+            if not len(keys):
+                return np.empty(0, np.int64), np.empty((0, sub.spec.dimension), np.float32)
+            matrix = np.asarray(sub.index.get(keys, dtype="f32"), dtype=np.float32).reshape(len(keys), -1)
+            return keys.astype(np.int64), matrix
+
+    def collection_ids(self) -> list[int]:
+        """Open collections and every collection file in the directory (a file SQL no longer knows is drift)."""
+        with self._lock:
+            on_disk = {int(p.stem) for p in self.directory.glob("*.usearch") if p.stem.isdigit()}
+            return sorted(on_disk | set(self._subs))
+
+    def dimension(self, collection_id: int) -> int | None:
+        sub = self._subs.get(collection_id)
+        if sub is not None:
+            return sub.spec.dimension
+        _, meta_path = self._paths(collection_id)
+        try:
+            return int(json.loads(meta_path.read_text())["dimension"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def applied_seq(self, collection_id: int) -> int:
         sub = self._subs.get(collection_id)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ragstore.errors import InvalidInput, NotFound
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
 
 __all__ = ["MemoryVectorIndex"]
 
@@ -35,6 +35,8 @@ class _Sub:
 
 class MemoryVectorIndex:
     name = "memory"
+    shared = False
+    wants_records = False
 
     def __init__(self) -> None:
         self._subs: dict[int, _Sub] = {}
@@ -60,7 +62,9 @@ class MemoryVectorIndex:
         with self._lock:
             self._subs.pop(collection_id, None)
 
-    def upsert(self, collection_id: int, ids: Ids, vectors: Vectors) -> None:
+    def upsert(
+        self, collection_id: int, ids: Ids, vectors: Vectors, records: Sequence[VectorRecord] | None = None
+    ) -> None:
         with self._lock:
             sub = self._sub(collection_id)
             if vectors.ndim != 2 or vectors.shape[1] != sub.dimension:
@@ -111,6 +115,21 @@ class MemoryVectorIndex:
         ids = sub.ids.copy()
         for start in range(0, len(ids), batch_size):
             yield ids[start : start + batch_size]
+
+    def get(self, collection_id: int, ids: Ids) -> tuple[Ids, Vectors]:
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None:
+                return np.empty(0, np.int64), np.empty((0, 0), np.float32)
+            found = [int(i) for i in np.asarray(ids).tolist() if int(i) in sub.rows]
+            return np.asarray(found, dtype=np.int64), sub.matrix[[sub.rows[i] for i in found]]
+
+    def collection_ids(self) -> list[int]:
+        return sorted(self._subs)
+
+    def dimension(self, collection_id: int) -> int | None:
+        sub = self._subs.get(collection_id)
+        return None if sub is None else sub.dimension
 
     def applied_seq(self, collection_id: int) -> int:
         sub = self._subs.get(collection_id)

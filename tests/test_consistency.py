@@ -1,0 +1,216 @@
+"""The consistency checker: each of the seven kinds of drift is found (with its stable code), the safe ones
+are repaired through the outbox, the unsafe ones only reported, and every run is stored and compared."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import select, text, update
+
+from ragstore import RagStore
+from ragstore.config import Settings
+from ragstore.consistency import Kind
+from ragstore.db.models import Document, DocumentChunk, Embedding, OpState, SyncOperation, utcnow
+from ragstore.errors import NotFound
+from ragstore.vectors.base import CollectionSpec
+
+from conftest import CountingEmbedder
+
+TEXTS = [
+    "전세 계약 전에 등기부등본으로 근저당 여부를 확인하세요.",
+    "The refund arrives within seven business days after the return is received.",
+    "김치는 배추를 소금에 절인 뒤 양념에 버무려 발효시킨다.",
+    "Hold the reset button of the KX-720 router for ten seconds.",
+]
+
+
+@pytest.fixture
+def loaded(store: RagStore) -> RagStore:
+    store.create_collection("kb")
+    store.add_documents("kb", [{"text": t, "title": f"doc{i}", "source_uri": f"d{i}"} for i, t in enumerate(TEXTS)])
+    return store
+
+
+def chunk_ids(store: RagStore) -> list[int]:
+    with store.db.read() as s:
+        return sorted(s.scalars(select(DocumentChunk.id)))
+
+
+def kinds(report: dict) -> dict[str, int]:
+    return {k: n for k, n in report["counts"].items() if n}
+
+
+def test_a_clean_store_has_no_problems_and_every_run_is_stored(loaded: RagStore) -> None:
+    first = loaded.check_consistency()
+    assert first is not None and first["problems"] == 0 and first["state"] == "done"
+    assert set(first["counts"]) == {k.value for k in Kind}
+    assert first["collections"]["kb"] == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
+    assert first["previous"] is None
+    second = loaded.check_consistency()
+    assert second is not None and second["previous"]["id"] == first["id"]
+    assert second["changes"] == {k.value: 0 for k in Kind}
+    assert [r["id"] for r in loaded.consistency_history()] == [second["id"], first["id"]]
+    assert loaded.consistency_report()["id"] == second["id"]
+
+
+def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStore) -> None:
+    ids = chunk_ids(loaded)
+    cid = loaded.catalog.resolve("kb").id
+    dim = loaded.embedder.dimension
+    rng = np.random.default_rng(0)
+    # orphan: a vector whose chunk never existed; missing: a vector the index lost; stale: another vector
+    loaded.index.upsert(cid, np.array([999_999], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32))
+    loaded.index.delete(cid, np.array([ids[0]], dtype=np.int64))
+    loaded.index.upsert(cid, np.array([ids[1]], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32))
+
+    report = loaded.check_consistency()
+    assert report is not None
+    assert kinds(report) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}
+    by_kind = {f["kind"]: f for f in report["findings"]}
+    assert by_kind["orphan_vectors"]["ids"] == [999_999] and by_kind["orphan_vectors"]["safe"] is True
+    assert by_kind["missing_vectors"]["ids"] == [ids[0]]
+    assert by_kind["stale_vectors"]["ids"] == [ids[1]]
+
+    repaired = loaded.check_consistency(repair=True)
+    assert repaired is not None
+    assert kinds(repaired) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}  # what was found
+    assert sum(repaired["remaining"].values()) == 0
+    assert repaired["repairs"]["queued_operations"] == {"delete": 1, "upsert": 2}
+    assert repaired["changes"]["orphan_vectors"] == 0  # the same as the run before it
+    # Through the outbox: the repair operations are rows like any other write, and they are done.
+    with loaded.db.read() as s:
+        states = set(s.scalars(select(SyncOperation.state)))
+    assert states == {OpState.DONE}
+    assert loaded.search("kb", "전세 계약 등기부등본", k=1, mode="dense").hits[0].title == "doc0"
+    after = loaded.check_consistency()
+    assert after is not None and after["problems"] == 0
+    assert after["changes"]["orphan_vectors"] == -1
+
+
+def test_an_index_collection_sql_does_not_know_is_an_orphan_and_dropped(loaded: RagStore) -> None:
+    loaded.index.ensure_collection(CollectionSpec(4242, 8))
+    loaded.index.upsert(4242, np.array([1, 2], dtype=np.int64), np.ones((2, 8), dtype=np.float32))
+    report = loaded.check_consistency()
+    assert report is not None and kinds(report) == {"orphan_vectors": 2}
+    assert report["findings"][0]["reason"] == "collection"
+    repaired = loaded.check_consistency(repair=True)
+    assert repaired is not None and sum(repaired["remaining"].values()) == 0
+    assert 4242 not in loaded.index.collection_ids()
+
+
+def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
+    ids = chunk_ids(loaded)
+    cid = loaded.catalog.resolve("kb").id
+    loaded.index.delete(cid, np.array(ids[:2], dtype=np.int64))
+
+    def unit(s):  # type: ignore[no-untyped-def]
+        old = utcnow() - timedelta(hours=2)
+        s.add(SyncOperation(collection_id=cid, kind="upsert", chunk_ids=[ids[0]], state=OpState.DEAD, attempts=8))
+        s.add(
+            SyncOperation(
+                collection_id=cid,
+                kind="upsert",
+                chunk_ids=[ids[1]],
+                state=OpState.PENDING,
+                created_at=old,
+                next_attempt_at=utcnow() + timedelta(days=1),
+                lease_owner="elsewhere:1:dead",
+                lease_expires_at=old,
+            )
+        )
+
+    loaded.db.write(unit)
+    report = loaded.check_consistency()
+    assert report is not None
+    assert kinds(report) == {"stuck_operations": 2, "missing_vectors": 2}
+    reasons = sorted(f["reason"] for f in report["findings"] if f["kind"] == "stuck_operations")
+    assert reasons == ["dead", "overdue"]
+    repaired = loaded.check_consistency(repair=True)
+    assert repaired is not None and sum(repaired["remaining"].values()) == 0
+    assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
+    assert loaded.outbox_counts()[OpState.DEAD] == 0
+
+
+def test_count_drift_is_recounted(loaded: RagStore) -> None:
+    loaded.db.write(lambda s: s.execute(update(Document).where(Document.title == "doc2").values(chunk_count=7)))
+    report = loaded.check_consistency(repair=True)
+    assert report is not None and kinds(report) == {"count_drift": 1}
+    assert sum(report["remaining"].values()) == 0 and report["repairs"]["recounted_documents"] == 1
+    with loaded.db.read() as s:
+        assert s.scalar(select(Document.chunk_count).where(Document.title == "doc2")) == 1
+
+
+def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded: RagStore) -> None:
+    ids = chunk_ids(loaded)
+    with loaded.db.read() as s:
+        target = s.scalar(select(DocumentChunk.content_hash).where(DocumentChunk.id == ids[2]))
+    loaded.db.write(
+        lambda s: s.execute(
+            update(Embedding).where(Embedding.content_hash == target).values(dimension=3, vector=b"\0" * 12)
+        )
+    )
+    report = loaded.check_consistency(repair=True)
+    assert report is not None and kinds(report) == {"dimension_mismatch": 1}
+    finding = report["findings"][0]
+    assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
+    assert report["remaining"]["dimension_mismatch"] == 1
+    assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
+    assert loaded.reembed("kb") == {"embedded": 1, "queued": 1}
+    clean = loaded.check_consistency()
+    assert clean is not None and clean["problems"] == 0
+
+
+def test_dangling_chunks_are_reported_with_ids(loaded: RagStore) -> None:
+    ids = chunk_ids(loaded)
+    if loaded.db.is_sqlite:
+        # Only with foreign keys off (a plain sqlite3 connection's default) can a document leave its chunks.
+        raw = sqlite3.connect(loaded.settings.sqlalchemy_url.removeprefix("sqlite:///"))
+        with raw:
+            raw.execute("DELETE FROM documents WHERE title = 'doc3'")
+        raw.close()
+    else:
+        with loaded.db.engine.begin() as conn:
+            conn.execute(text("SET session_replication_role = replica"))  # skips foreign-key triggers
+            conn.execute(text("DELETE FROM documents WHERE title = 'doc3'"))
+            conn.execute(text("SET session_replication_role = origin"))
+    report = loaded.check_consistency(repair=True)
+    assert report is not None and kinds(report) == {"duplicate_content": 1}
+    finding = report["findings"][0]
+    assert finding["reason"] == "dangling_chunks" and finding["ids"] == [ids[3]] and finding["safe"] is False
+    assert report["remaining"]["duplicate_content"] == 1
+
+
+def test_a_check_of_an_unknown_collection_is_refused(loaded: RagStore) -> None:
+    with pytest.raises(NotFound):
+        loaded.check_consistency("nope")
+    report = loaded.check_consistency("kb")
+    assert report is not None and report["collection"] == "kb" and report["problems"] == 0
+
+
+def test_a_scheduled_slot_runs_once(loaded: RagStore) -> None:
+    assert loaded.check_consistency(trigger="schedule", slot="check:2026-12-01T04:30") is not None
+    assert loaded.check_consistency(trigger="schedule", slot="check:2026-12-01T04:30") is None
+
+
+def test_a_failed_check_is_stored_as_failed(loaded: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_collection: object = None) -> None:
+        raise RuntimeError("index unreachable")
+
+    monkeypatch.setattr(loaded.checker, "check", broken)
+    with pytest.raises(RuntimeError):
+        loaded.check_consistency()
+    assert loaded.consistency_history(1)[0]["state"] == "failed"
+    assert "index unreachable" in loaded.consistency_history(1)[0]["error"]
+
+
+def test_the_check_survives_reopening(settings: Settings, embedder: CountingEmbedder) -> None:
+    with RagStore.open(settings, embedder=embedder) as store:
+        store.create_collection("kb")
+        store.add_text("kb", TEXTS[0], title="a")
+        assert store.check_consistency() is not None
+    with RagStore.open(settings, embedder=embedder) as store:
+        report = store.check_consistency()
+        assert report is not None and report["problems"] == 0 and report["previous"] is not None
