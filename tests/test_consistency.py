@@ -4,6 +4,7 @@ are repaired through the outbox, the unsafe ones only reported, and every run is
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import numpy as np
@@ -27,11 +28,15 @@ TEXTS = [
 ]
 
 
-@pytest.fixture
-def loaded(store: RagStore) -> RagStore:
-    store.create_collection("kb")
-    store.add_documents("kb", [{"text": t, "title": f"doc{i}", "source_uri": f"d{i}"} for i, t in enumerate(TEXTS)])
-    return store
+@pytest.fixture(params=["embedded", "milvus", "chroma"])
+def loaded(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], embedder: CountingEmbedder
+) -> Iterator[RagStore]:
+    """A store of four documents on each vector backend (and, through make_settings, on each database)."""
+    with RagStore.open(make_settings(vector_backend=request.param), embedder=embedder) as store:
+        store.create_collection("kb")
+        store.add_documents("kb", [{"text": t, "title": f"doc{i}", "source_uri": f"d{i}"} for i, t in enumerate(TEXTS)])
+        yield store
 
 
 def chunk_ids(store: RagStore) -> list[int]:

@@ -1,4 +1,5 @@
-"""One shared suite run against every VectorIndex backend (the in-memory reference and the embedded index)."""
+"""One shared suite run against every VectorIndex backend: the in-memory reference, the embedded index,
+Milvus (Milvus Lite, the same client code a server gets) and Chroma (the embedded PersistentClient)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from ragstore.errors import InvalidInput
-from ragstore.vectors.base import CollectionSpec, VectorIndex
+from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
 from ragstore.vectors.embedded import EmbeddedVectorIndex
 from ragstore.vectors.memory import MemoryVectorIndex
 
@@ -17,11 +18,27 @@ DIM = 16
 Factory = Callable[[], VectorIndex]
 
 
-@pytest.fixture(params=["memory", "embedded"])
+@pytest.fixture(params=["memory", "embedded", "milvus", "chroma"])
 def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     if request.param == "memory":
         shared = MemoryVectorIndex()
         yield lambda: shared
+    elif request.param == "milvus":
+        from ragstore.vectors.milvus import MilvusVectorIndex
+
+        opened: list[VectorIndex] = []
+
+        def milvus() -> VectorIndex:
+            opened.append(MilvusVectorIndex(str(tmp_path / "milvus.db"), hnsw_threshold=40))
+            return opened[-1]
+
+        yield milvus
+        for index in opened:
+            index.close()
+    elif request.param == "chroma":
+        from ragstore.vectors.chroma import ChromaVectorIndex
+
+        yield lambda: ChromaVectorIndex(path=tmp_path / "chroma")
     else:
         yield lambda: EmbeddedVectorIndex(tmp_path / "index")
 
@@ -107,8 +124,11 @@ def test_persist_and_reopen(make_index: Factory, tmp_path: Path) -> None:
     index.close()
     again = make_index()
     again.ensure_collection(CollectionSpec(1, DIM))
-    assert again.count(1) == 20 and again.applied_seq(1) == 17
+    assert again.count(1) == 20
+    # A replica remembers how far it followed the outbox; a shared store holds every finished operation.
+    assert again.applied_seq(1) == (0 if again.shared else 17)
     assert again.search(1, data[4], k=1)[0].id == 5
+    assert again.dimension(1) == DIM and again.collection_ids() == [1]
 
 
 def test_a_damaged_index_file_is_not_trusted(tmp_path: Path) -> None:
@@ -131,3 +151,34 @@ def test_dimension_mismatch_is_refused(make_index: Factory) -> None:
         index.upsert(1, ids(1), np.ones((1, DIM + 1), dtype=np.float32))
     with pytest.raises(InvalidInput):
         index.ensure_collection(CollectionSpec(1, DIM + 1))
+
+
+def test_get_ids_and_dimensions_for_the_consistency_checker(make_index: Factory) -> None:
+    index = make_index()
+    index.ensure_collection(CollectionSpec(3, DIM))
+    data = vectors(30, seed=4)
+    index.upsert(3, np.arange(100, 130, dtype=np.int64), data)
+    index.delete(3, ids(105))
+    got_ids, got = index.get(3, ids(101, 105, 999, 129))
+    order = np.argsort(got_ids)
+    assert got_ids[order].tolist() == [101, 129]
+    assert np.allclose(got[order][0], data[1], atol=1e-2) and np.allclose(got[order][1], data[29], atol=1e-2)
+    listed = sorted(int(i) for batch in index.iter_ids(3, batch_size=7) for i in batch)
+    assert listed == [i for i in range(100, 130) if i != 105]
+    assert index.dimension(3) == DIM and index.dimension(77) is None
+    assert 3 in index.collection_ids() and 77 not in index.collection_ids()
+    assert index.get(77, ids(1))[0].tolist() == []
+
+
+def test_records_are_accepted_and_a_growing_collection_stays_searchable(make_index: Factory) -> None:
+    index = make_index()
+    index.ensure_collection(CollectionSpec(4, DIM))
+    data = vectors(60, seed=5)
+    records = [
+        VectorRecord(document_id=i // 3, content_hash=f"{i:064x}", metadata={"lang": "ko", "n": i}) for i in range(60)
+    ]
+    index.upsert(4, np.arange(1, 61, dtype=np.int64), data, records)
+    index.persist()  # Milvus: flushes, and past its threshold (40 here) moves from FLAT to HNSW
+    assert index.count(4) == 60
+    assert index.search(4, data[44], k=1)[0].id == 45
+    assert [h.id for h in index.search(4, data[44], k=3, allowed_ids=[2, 45, 50])][0] == 45

@@ -61,7 +61,21 @@ class Settings(BaseSettings):
     )
 
     # vector index
-    vector_backend: Literal["embedded", "memory"] = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
+    vector_backend: Literal["embedded", "memory", "milvus", "chroma"] = Field(
+        "embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND")
+    )
+    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server
+    milvus_uri: str = Field("", validation_alias=_env("MILVUS_URI"))
+    milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
+    milvus_password: SecretStr = Field(SecretStr(""), validation_alias=_env("MILVUS_PASSWORD"))
+    milvus_timeout_s: float = Field(10.0, gt=0, le=600, validation_alias=_env("MILVUS_TIMEOUT"))
+    milvus_collection_prefix: str = Field(
+        "ragstore_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", validation_alias=_env("MILVUS_COLLECTION_PREFIX")
+    )
+    milvus_hnsw_threshold: int = Field(20_000, ge=0, le=10**9, validation_alias=_env("MILVUS_HNSW_THRESHOLD"))
+    # Chroma: CHROMA_URL for a server, else an embedded store in CHROMA_PATH (default <data dir>/chroma)
+    chroma_url: str | None = Field(None, validation_alias=_env("CHROMA_URL"))
+    chroma_path: Path | None = Field(None, validation_alias=_env("CHROMA_PATH"))
     hnsw_connectivity: int = Field(16, ge=4, le=128, validation_alias=_env("RAGSTORE_HNSW_M"))
     hnsw_expansion_add: int = Field(64, ge=8, le=2048, validation_alias=_env("RAGSTORE_HNSW_EF_CONSTRUCTION"))
     hnsw_expansion_search: int = Field(64, ge=8, le=4096, validation_alias=_env("RAGSTORE_HNSW_EF_SEARCH"))
@@ -149,6 +163,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DATABASE_URL must start with sqlite:// or postgresql+psycopg:// (got {self.database_url!r})"
             )
+        if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
+            raise ValueError(f"CHROMA_URL must start with http:// or https:// (got {self.chroma_url!r})")
+        if self.milvus_uri.startswith(("tcp://", "grpc://")):
+            raise ValueError(f"MILVUS_URI must be a path or http(s)://host:port (got {self.milvus_uri!r})")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
         if self.check_schedule.strip():
@@ -174,6 +192,14 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def milvus_location(self) -> str:
+        return self.milvus_uri or str((self.data_dir / "milvus.db").resolve())
+
+    @property
+    def chroma_location(self) -> Path:
+        return self.chroma_path or self.data_dir / "chroma"
 
     @property
     def is_sqlite(self) -> bool:

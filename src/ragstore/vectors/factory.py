@@ -8,7 +8,13 @@ from ragstore.config import Settings
 from ragstore.errors import ConfigError
 from ragstore.vectors.base import VectorIndex
 
-__all__ = ["BACKENDS", "PROCESS_LOCAL_BACKENDS", "check_server_processes", "create_vector_index"]
+__all__ = [
+    "BACKENDS",
+    "PROCESS_LOCAL_BACKENDS",
+    "check_server_processes",
+    "create_vector_index",
+    "single_process_store",
+]
 
 
 def _embedded(settings: Settings) -> VectorIndex:
@@ -29,7 +35,47 @@ def _memory(settings: Settings) -> VectorIndex:
     return MemoryVectorIndex()
 
 
-BACKENDS: dict[str, Callable[[Settings], VectorIndex]] = {"embedded": _embedded, "memory": _memory}
+def _milvus(settings: Settings) -> VectorIndex:
+    try:
+        from ragstore.vectors.milvus import MilvusVectorIndex
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    return MilvusVectorIndex(
+        settings.milvus_location,
+        user=settings.milvus_user,
+        password=settings.milvus_password.get_secret_value(),
+        timeout_s=settings.milvus_timeout_s,
+        prefix=settings.milvus_collection_prefix,
+        hnsw_threshold=settings.milvus_hnsw_threshold,
+        ef_search=settings.hnsw_expansion_search,
+    )
+
+
+def _chroma(settings: Settings) -> VectorIndex:
+    try:
+        from ragstore.vectors.chroma import ChromaVectorIndex
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    return ChromaVectorIndex(path=settings.chroma_location, url=settings.chroma_url)
+
+
+BACKENDS: dict[str, Callable[[Settings], VectorIndex]] = {
+    "embedded": _embedded,
+    "memory": _memory,
+    "milvus": _milvus,
+    "chroma": _chroma,
+}
+
+
+def single_process_store(settings: Settings) -> str | None:
+    """What keeps the vector store to one process (Milvus Lite's folder lock, an embedded Chroma), or None."""
+    if settings.vector_backend == "milvus" and "://" not in settings.milvus_location:
+        return f"Milvus Lite ({settings.milvus_location}) is opened by one process at a time"
+    if settings.vector_backend == "chroma" and settings.chroma_url is None:
+        return f"the embedded Chroma store ({settings.chroma_location}) belongs to one process; set CHROMA_URL"
+    return None
+
+
 # Backends whose index lives in one process's memory: a second process would hold a second copy that no
 # write of the first ever reaches, so its searches would silently miss documents.
 PROCESS_LOCAL_BACKENDS = frozenset({"embedded", "memory"})
@@ -43,6 +89,9 @@ def check_server_processes(settings: Settings, processes: int) -> None:
     faster: SQLite takes one writer at a time, threads already serve concurrent requests, and every
     process would hold its own copy of the whole index in memory.
     """
+    local_store = single_process_store(settings)
+    if processes > 1 and local_store is not None:
+        raise ConfigError(f"--workers {processes}: {local_store}. Use a Milvus server (MILVUS_URI=http://...).")
     if processes > 1 and settings.vector_backend in PROCESS_LOCAL_BACKENDS and settings.is_sqlite:
         raise ConfigError(
             f"--workers {processes}: the embedded profile (SQLite with RAGSTORE_VECTOR_BACKEND="
