@@ -3,9 +3,11 @@ are repaired through the outbox, the unsafe ones only reported, and every run is
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +221,84 @@ def test_the_check_survives_reopening(settings: Settings, embedder: CountingEmbe
     with RagStore.open(settings, embedder=embedder) as store:
         report = store.check_consistency()
         assert report is not None and report["problems"] == 0 and report["previous"] is not None
+
+
+# -- the three faces: API, CLI, schedule --------------------------------------------------------------------
+def test_the_admin_api_checks_repairs_and_lists(loaded: RagStore) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragstore.api.app import create_app
+
+    ids = chunk_ids(loaded)
+    loaded.index.delete(loaded.catalog.resolve("kb").id, np.array([ids[0]], dtype=np.int64))
+    with TestClient(create_app(store=loaded)) as client:
+        found = client.get("/admin/consistency")
+        assert found.status_code == 200 and found.json()["counts"]["missing_vectors"] == 1
+        assert found.json()["findings"][0]["ids"] == [ids[0]]
+        assert client.get("/admin/consistency", params={"latest": True}).json()["id"] == found.json()["id"]
+        repaired = client.post("/admin/consistency/repair", json={"collection": "kb"})
+        assert repaired.status_code == 200 and sum(repaired.json()["remaining"].values()) == 0
+        history = client.get("/admin/consistency/history", params={"limit": 5}).json()
+        assert [r["id"] for r in history] == [repaired.json()["id"], found.json()["id"]]
+        assert client.get(f"/admin/consistency/{found.json()['id']}").json()["counts"]["missing_vectors"] == 1
+        assert client.get("/admin/consistency/99999").status_code == 404
+        unknown = client.post("/admin/consistency/repair", json={"collection": "nope"})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+        assert client.post("/admin/consistency/repair", json={"colection": "kb"}).status_code == 422
+        assert client.get("/admin/consistency/history", params={"limit": 0}).status_code == 422
+
+
+def test_the_cli_exits_1_while_problems_remain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragstore.cli import app
+
+    settings = make_settings()
+    monkeypatch.setenv("RAGSTORE_DATA_DIR", str(settings.data_dir))
+    if settings.database_url:
+        monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.chdir(tmp_path)
+    with RagStore.open(settings) as store:
+        store.create_collection("kb", embedding_model="given", dimension=4)
+        store.add_documents("kb", [{"text": "a b c", "chunks": [{"text": "a b c", "vector": [1, 0, 0, 0]}]}])
+        store.index.upsert(store.catalog.resolve("kb").id, np.array([777], np.int64), np.ones((1, 4), np.float32))
+    runner = CliRunner()
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1 and "orphan_vectors" in result.output and "777" in result.output
+    result = runner.invoke(app, ["check", "--repair", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["counts"]["orphan_vectors"] == 1 and sum(body["remaining"].values()) == 0
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0 and "found 0, remaining 0" in result.output
+    result = runner.invoke(app, ["check", "--history", "--json"])
+    assert result.exit_code == 0 and len(json.loads(result.output)) == 3
+    assert runner.invoke(app, ["check", "-c", "nope"]).exit_code == 2
+
+
+def test_the_server_schedules_the_daily_check(loaded: RagStore) -> None:
+    from ragstore.ops.scheduler import CHECK_JOB, MaintenanceScheduler, run_scheduled_check
+
+    scheduler = MaintenanceScheduler(loaded, check_schedule="30 4 * * *", check_repair=True)
+    scheduler.start()
+    try:
+        next_run = scheduler.jobs[CHECK_JOB]
+        assert next_run is not None and "T04:30:00" in next_run
+    finally:
+        scheduler.stop()
+    assert MaintenanceScheduler(loaded, check_schedule="", check_repair=True).jobs == {}
+    due = datetime(2026, 12, 1, 4, 30)
+    first = run_scheduled_check(loaded, repair=True, due=due)
+    assert first is not None and loaded.consistency_report(first)["trigger"] == "schedule"
+    assert run_scheduled_check(loaded, repair=True, due=due) is None  # another process took the slot
+
+
+def test_a_bad_schedule_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragstore.config import load_settings
+    from ragstore.errors import ConfigError
+
+    monkeypatch.setenv("RAGSTORE_CHECK_SCHEDULE", "every day")
+    with pytest.raises(ConfigError, match="RAGSTORE_CHECK_SCHEDULE"):
+        load_settings()

@@ -181,4 +181,4 @@ def test_records_are_accepted_and_a_growing_collection_stays_searchable(make_ind
     index.persist()  # Milvus: flushes, and past its threshold (40 here) moves from FLAT to HNSW
     assert index.count(4) == 60
     assert index.search(4, data[44], k=1)[0].id == 45
-    assert [h.id for h in index.search(4, data[44], k=3, allowed_ids=[2, 45, 50])][0] == 45
+    assert index.search(4, data[44], k=3, allowed_ids=[2, 45, 50])[0].id == 45

@@ -629,6 +629,14 @@ def index_relex(
         out.print(f"{name}: {n} chunks analysed")
 
 
+@index_app.command("reembed")
+def index_reembed(collection: str = typer.Option(..., "--collection", "-c")) -> None:
+    """Embed again the chunks without a usable embedding (the remedy for `dimension_mismatch`)."""
+    with opened_store() as store, domain_errors():
+        result = store.reembed(collection)
+    out.print(f"{collection}: {result['embedded']} texts embedded, {result['queued']} chunks re-indexed")
+
+
 @index_app.command("status")
 def index_status(as_json: bool = JsonOpt) -> None:
     """Outbox state and vectors per collection."""
@@ -652,6 +660,62 @@ def index_status(as_json: bool = JsonOpt) -> None:
     for c in data["lexical"]["collections"]:
         state = "current" if c["current"] else f"stale (configured: {c['configured']})"
         out.print(f"  {c['collection']}: {c['analyzer']} {c['version']}, {state}")
+
+
+# -- consistency -----------------------------------------------------------------------------------------------
+@app.command()
+def check(
+    collection: str | None = typer.Option(None, "--collection", "-c", help="Default: every collection."),
+    repair: bool = typer.Option(False, "--repair", help="Repair the safe kinds through the outbox."),
+    history: bool = typer.Option(False, "--history", help="List past runs instead of checking."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compare SQL with the vector index: seven kinds of drift; exit 1 while problems remain (for cron)."""
+    with opened_store() as store, domain_errors():
+        if history:
+            runs = store.consistency_history()
+        else:
+            report = store.check_consistency(collection, repair=repair, trigger="cli")
+            assert report is not None
+    if history:
+        if as_json:
+            print_json(runs)
+            return
+        table = Table("id", "started", "trigger", "state", "problems", "ms")
+        for r in runs:
+            table.add_row(
+                str(r["id"]), r["started_at"], r["trigger"], r["state"], str(r["problems"]), str(r["duration_ms"])
+            )
+        out.print(table)
+        return
+    remaining = report["remaining"]
+    if as_json:
+        print_json(report)
+    else:
+        previous = report["previous"]
+        table = Table("kind", "safe", "found", "remaining", "vs previous", title=f"consistency check {report['id']}")
+        for kind, info in report["kinds"].items():
+            change = report["changes"][kind] if report["changes"] else None
+            table.add_row(
+                kind,
+                "yes" if info["safe"] else "no",
+                str(report["counts"][kind]),
+                str(remaining[kind]),
+                "" if change is None else f"{change:+d}",
+            )
+        out.print(table)
+        for f in report.get("remaining_findings", report["findings"]):
+            ids = ", ".join(str(i) for i in f["ids"]) + (" …" if f["count"] > len(f["ids"]) else "")
+            where = f" in {f['collection']}" if f["collection"] else ""
+            out.print(f"- {f['kind']}{where}: {f['count']} {f['detail']}" + (f" [{ids}]" if ids else ""))
+            out.print(f"  remedy: {f['remedy']}")
+        if report.get("repairs"):
+            out.print(f"repairs: {report['repairs']}")
+        took = f"{report['duration_ms']:.0f} ms"
+        since = f"; previous run {previous['id']} found {previous['problems']}" if previous else ""
+        out.print(f"found {report['problems']}, remaining {sum(remaining.values())} ({took}{since})")
+    if sum(remaining.values()):
+        raise typer.Exit(EXIT_FAILED)
 
 
 # -- db --------------------------------------------------------------------------------------------------------

@@ -806,10 +806,15 @@ class RagStore:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
         components: dict[str, Any] = {"database": self.database_health()}
         outbox = self.outbox_counts()
+        retrying, last_error = self.applier.failing()
         components["vector_index"] = {
-            "status": "degraded" if outbox[OpState.DEAD] else "ok",
+            # Degraded while writes wait on the index (it failed, they retry) or were dead-lettered:
+            # the documents are stored, their chunks pending, and searchable once the index catches up.
+            "status": "degraded" if outbox[OpState.DEAD] or retrying else "ok",
             "backend": self.index.name,
             "pending_operations": outbox[OpState.PENDING],
+            "retrying_operations": retrying,
+            "last_error": last_error,
             "dead_operations": outbox[OpState.DEAD],
             # This process's replica of the index: the outbox position it has reached.
             "replica": {"owner": self.applier.owner, "watermark": self.applier.watermark},

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.routers import collections, documents, health, search
+from ragstore.api.routers import admin, collections, documents, health, search
 from ragstore.config import Settings
+from ragstore.ops.scheduler import MaintenanceScheduler
 from ragstore.service import MAX_K, RagStore
 
 __all__ = ["create_app"]
@@ -32,9 +33,18 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             # it out of the cyclic collector's scans, which otherwise walk it in every full collection.
             gc.collect()
             gc.freeze()
+        maintenance = MaintenanceScheduler(
+            app.state.store,
+            check_schedule=app.state.store.settings.check_schedule,
+            check_repair=app.state.store.settings.check_repair,
+        )
+        if owned:
+            maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
+        app.state.maintenance = maintenance
         try:
             yield
         finally:
+            maintenance.stop()
             if owned:
                 app.state.store.close()
 
@@ -50,4 +60,5 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(collections.router)
     app.include_router(documents.router)
     app.include_router(search.router)
+    app.include_router(admin.router)
     return app

@@ -536,6 +536,20 @@ class OutboxApplier:
         counts.update({state: int(n) for state, n in rows})
         return counts
 
+    def failing(self) -> tuple[int, str | None]:
+        """Pending operations that have failed at least once (waiting to retry), and the newest error."""
+        with self.db.read() as s:
+            n = s.scalar(
+                select(func.count()).where(SyncOperation.state == OpState.PENDING, SyncOperation.attempts > 0)
+            )
+            last = s.scalar(
+                select(SyncOperation.last_error)
+                .where(SyncOperation.state == OpState.PENDING, SyncOperation.attempts > 0)
+                .order_by(SyncOperation.updated_at.desc())
+                .limit(1)
+            )
+        return int(n or 0), last
+
     def has_pending(self) -> bool:
         """Whether any operation still waits to be applied (one indexed lookup, not a count)."""
         with self.db.read() as s:

@@ -16,6 +16,7 @@ client is one process's; for several processes run a Chroma server and set `CHRO
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -139,10 +140,8 @@ class ChromaVectorIndex:
         with self._lock:
             self._collections.pop(collection_id, None)
             self._dimensions.pop(collection_id, None)
-            try:
+            with contextlib.suppress(NotFoundError):
                 self._call("delete_collection", lambda: self.client.delete_collection(self._name(collection_id)))
-            except NotFoundError:
-                pass
 
     # -- writes ----------------------------------------------------------------------------------------------
     def upsert(

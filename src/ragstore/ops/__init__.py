@@ -1,0 +1,1 @@
+"""Operations that run inside the server: scheduled maintenance."""

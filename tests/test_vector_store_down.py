@@ -1,0 +1,129 @@
+"""A vector store that goes down loses no write: a real Chroma server is stopped mid-run and started again.
+
+While it is down the document is stored, its chunks stay pending, the API answers with the document and its
+state, health says the index is degraded; when it returns the worker catches up and the check is clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from ragstore import RagStore
+from ragstore.api.app import create_app
+from ragstore.config import Settings
+
+from conftest import CountingEmbedder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ChromaServer:
+    """`chroma run` as a subprocess on a loopback port, stopped and started on demand."""
+
+    def __init__(self, path: Path, port: int) -> None:
+        self.path, self.port = path, port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exe = shutil.which("chroma") or str(Path(__import__("sys").executable).with_name("chroma"))
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the Chroma server did not start within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    if not Path(ChromaServer(tmp_path, 0).exe).exists():
+        pytest.skip("the chroma command (ragstore[chroma]) is not installed")
+    server = ChromaServer(tmp_path / "chroma-server", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.2)
+
+
+def test_a_write_while_chroma_is_down_is_kept_and_indexed_when_it_returns(
+    chroma_server: ChromaServer, make_settings: Callable[..., Settings], embedder: CountingEmbedder
+) -> None:
+    settings = make_settings(
+        vector_backend="chroma",
+        chroma_url=f"http://127.0.0.1:{chroma_server.port}",
+        sync_poll_interval_s=0.2,
+        sync_backoff_base_s=0.2,
+        sync_backoff_max_s=1.0,
+        sync_max_attempts=100,
+    )
+    with (
+        RagStore.open(settings, embedder=embedder, start_worker=True) as store,
+        TestClient(create_app(store=store)) as client,
+    ):
+        assert client.post("/v1/collections", json={"name": "kb"}).status_code == 201
+        first = client.post("/v1/collections/kb/documents", json={"text": "김치는 배추로 담근다.", "title": "kimchi"})
+        assert first.status_code == 201 and first.json()["documents"][0]["index_state"] == "indexed"
+
+        chroma_server.stop()
+        second = client.post(
+            "/v1/collections/kb/documents", json={"text": "The refund arrives within seven days.", "title": "refund"}
+        )
+        assert second.status_code == 201, second.text
+        stored = second.json()["documents"][0]
+        assert stored["status"] == "added" and stored["index_state"] == "pending"
+        health = client.get("/health").json()
+        assert health["components"]["vector_index"]["status"] == "degraded"
+        assert (
+            "chroma" in (health["components"]["vector_index"]["last_error"] or "").lower()
+            or health["components"]["vector_index"]["retrying_operations"]
+        )
+        listed = client.get("/v1/collections/kb/documents").json()
+        assert {d["title"] for d in listed} == {"kimchi", "refund"}
+        # The lexical side still answers from SQL; the pending chunk is not shown until it is indexed.
+        assert client.post("/v1/collections/kb/search", json={"query": "김치", "mode": "lexical"}).status_code == 200
+
+        chroma_server.start()
+        wait_until(
+            lambda: (
+                client.get(f"/v1/collections/kb/documents/{stored['document_id']}").json()["index_state"] == "indexed"
+            )
+        )
+        hits = client.post("/v1/collections/kb/search", json={"query": "refund days", "mode": "dense", "k": 1}).json()
+        assert hits["hits"][0]["title"] == "refund"
+        assert client.get("/health").json()["components"]["vector_index"]["status"] == "ok"
+        report = store.check_consistency()
+        assert report is not None and report["problems"] == 0
