@@ -6,6 +6,7 @@ what). Every read command takes --json for scripts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -627,6 +628,39 @@ def index_relex(
         )
     for name, n in counts.items():
         out.print(f"{name}: {n} chunks analysed")
+
+
+@index_app.command("migrate")
+def index_migrate(
+    to: str = typer.Option(..., "--to", help="embedded, milvus or chroma (its settings: MILVUS_URI, CHROMA_URL, ...)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Move the vectors to another backend: rebuild from SQL, verify counts and queries, switch; resumes."""
+    with (
+        opened_store() as store,
+        domain_errors(),
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as bar,
+    ):
+        task = bar.add_task(f"copying to {to}", total=None)
+        report = store.migrate_index(
+            to, progress=lambda name, done, total: bar.update(task, description=name, completed=done, total=total)
+        )
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    resumed = " (resumed)" if report.resumed else ""
+    out.print(f"vectors moved from {report.source} to {report.target}{resumed} in {report.seconds:.1f} s")
+    for name, counts in report.counts.items():
+        out.print(
+            f"  {name}: {counts['target']} vectors (SQL {counts['sql_indexed']}), {report.copied.get(name, 0)} copied, "
+            f"{report.levelled.get(name, 0)} levelled after, top-10 agreement {report.agreement[name]:.0%}"
+        )
+    out.print(
+        f"the store now uses {report.target}: restart running servers and workers; set RAGSTORE_VECTOR_BACKEND="
+        f"{report.target} or leave it unset. The {report.source} index was left in place."
+    )
 
 
 @index_app.command("reembed")

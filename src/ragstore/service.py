@@ -27,9 +27,11 @@ from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
 from ragstore.consistency import KINDS, ConsistencyChecker, Repairer, ReportStore
+from ragstore.consistency.index_migration import BACKEND_KEY, IndexMigration, MigrationReport
 from ragstore.db.engine import Database
 from ragstore.db.identity import store_identity
 from ragstore.db.models import EmbeddingUsage, OpState
+from ragstore.db.state import read_state, write_state
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder, UsageRecord
@@ -65,7 +67,7 @@ from ragstore.sync.outbox import queue_operation
 from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
-from ragstore.vectors.factory import create_vector_index
+from ragstore.vectors.factory import BACKENDS, create_vector_index
 
 if TYPE_CHECKING:
     from ragstore.cache.redis import RedisConnection
@@ -158,6 +160,7 @@ class RagStore:
         db = Database(settings)
         try:
             Migrator(db.engine).ensure_current(auto_upgrade=settings.auto_migrate)
+            settings = _active_backend(db, settings)
             chosen = embedder or create_embedder(settings, usage_sink=lambda record: _record_usage(db, record))
             store = cls(settings, db, create_vector_index(settings), chosen)
             store.recovery = store.applier.recover(progress=progress)
@@ -778,6 +781,28 @@ class RagStore:
             self._sync()
         return result
 
+    def migrate_index(self, target: str, *, progress: Callable[[str, int, int], None] | None = None) -> MigrationReport:
+        """Rebuild the vectors in another backend from SQL, verify it agrees, and switch the store to it.
+
+        Resumes an interrupted migration to the same target. Other processes keep their open index until
+        they restart; the target's settings (MILVUS_URI, CHROMA_URL, ...) come from this store's Settings.
+        """
+        if target not in BACKENDS or target == "memory":
+            raise InvalidInput(f"--to must be one of embedded, milvus, chroma (got {target!r})")
+        if target == self.index.name:
+            raise InvalidInput(f"the store's vectors are already in {target}")
+        target_settings = self.settings.model_copy(update={"vector_backend": target})
+        target_index = create_vector_index(target_settings)
+        try:
+            migration = IndexMigration(
+                self.db, self.index, target_index, target_name=target, records=self.applier.records
+            )
+            with self.applier.lock:
+                self.applier.advance()
+            return migration.run(progress)
+        finally:
+            target_index.close()
+
     def _apply_repairs(self) -> tuple[int, int]:
         stats = self.applier.apply_pending(ignore_schedule=True)
         return stats.applied, stats.failed
@@ -862,6 +887,31 @@ class RagStore:
             "revision": revision,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+
+
+def _active_backend(db: Database, settings: Settings) -> Settings:
+    """The settings with the vector backend the store's vectors live in (recorded in `store_state`).
+
+    A new store records the configured backend. After `ragstore index migrate` the recorded one wins when
+    RAGSTORE_VECTOR_BACKEND is not set; a setting that names another backend is refused, since a store
+    opened on the wrong backend would see none of its vectors (the in-memory test backend excepted: it is
+    rebuilt from SQL on every open).
+    """
+    recorded = read_state(db, BACKEND_KEY)
+    if recorded is None:
+        if settings.vector_backend != "memory":
+            write_state(db, BACKEND_KEY, {"backend": settings.vector_backend})
+        return settings
+    backend = str(recorded.get("backend"))
+    if backend == settings.vector_backend or settings.vector_backend == "memory":
+        return settings
+    if "vector_backend" in settings.model_fields_set:
+        raise ConfigError(
+            f"RAGSTORE_VECTOR_BACKEND={settings.vector_backend}, but this store's vectors are in {backend} "
+            f"(switched by `ragstore index migrate`): set it to {backend}, unset it, or move the vectors with "
+            f"`ragstore index migrate --to {settings.vector_backend}`"
+        )
+    return settings.model_copy(update={"vector_backend": backend})
 
 
 def _open_redis(settings: Settings) -> RedisConnection | None:

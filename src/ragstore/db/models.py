@@ -46,6 +46,7 @@ __all__ = [
     "OpState",
     "QueryLog",
     "SearchFeedback",
+    "StoreState",
     "SyncMarker",
     "SyncOperation",
     "utcnow",
@@ -391,3 +392,15 @@ class ConsistencyReport(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class StoreState(Base):
+    """A fact about the store every process must agree on, by key (e.g. which vector backend is active)."""
+
+    __tablename__ = "store_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )

@@ -214,7 +214,7 @@ class OutboxApplier:
             self._collections.add(collection_id)
             done = 0
             for batch in iter_indexed_vectors(self.db, collection_id, model, spec.dimension, batch_size=batch_size):
-                self.index.upsert(collection_id, batch.ids, batch.vectors, self._records(batch.ids))
+                self.index.upsert(collection_id, batch.ids, batch.vectors, self.records(batch.ids))
                 done += len(batch.ids)
                 if progress:
                     progress(done, total)
@@ -397,7 +397,7 @@ class OutboxApplier:
                 self._collections.add(coll.id)
                 wanted = ChunkStatus.INDEXED if replay else None
                 ids, vectors = self._vectors_for(s, coll, op.chunk_ids, wanted)
-                records = self._records(ids, s)
+                records = self.records(ids, s)
             self.index.upsert(op.collection_id, ids, vectors, records)
         elif op.kind == OpKind.DELETE:
             self.index.delete(op.collection_id, np.asarray(op.chunk_ids, dtype=np.int64))
@@ -407,7 +407,7 @@ class OutboxApplier:
         else:
             raise ValueError(f"unknown sync operation kind {op.kind!r}")
 
-    def _records(self, ids: np.ndarray, session: Session | None = None) -> list[VectorRecord] | None:
+    def records(self, ids: np.ndarray, session: Session | None = None) -> list[VectorRecord] | None:
         """Document id, content hash and metadata per chunk, in the order of `ids`, for backends that keep them."""
         if not self.index.wants_records or not len(ids):
             return None
@@ -539,9 +539,7 @@ class OutboxApplier:
     def failing(self) -> tuple[int, str | None]:
         """Pending operations that have failed at least once (waiting to retry), and the newest error."""
         with self.db.read() as s:
-            n = s.scalar(
-                select(func.count()).where(SyncOperation.state == OpState.PENDING, SyncOperation.attempts > 0)
-            )
+            n = s.scalar(select(func.count()).where(SyncOperation.state == OpState.PENDING, SyncOperation.attempts > 0))
             last = s.scalar(
                 select(SyncOperation.last_error)
                 .where(SyncOperation.state == OpState.PENDING, SyncOperation.attempts > 0)

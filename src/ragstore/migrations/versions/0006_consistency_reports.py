@@ -1,4 +1,4 @@
-"""consistency_reports: every run of the consistency checker, and the active vector backend
+"""consistency_reports (every run of the consistency checker) and store_state (the active vector backend)
 
 Revision ID: 0006
 Revises: 0005
@@ -48,8 +48,16 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_consistency_reports_started_at", "consistency_reports", ["started_at"])
+    op.create_table(
+        "store_state",
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("value", JsonDoc, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_store_state")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("store_state")
     op.drop_index("ix_consistency_reports_started_at", table_name="consistency_reports")
     op.drop_table("consistency_reports")

@@ -1,0 +1,34 @@
+"""Read and write `store_state`: small facts every process of a store agrees on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ragstore.db.engine import Database
+from ragstore.db.models import StoreState
+
+__all__ = ["read_state", "write_state"]
+
+
+def read_state(db: Database, key: str) -> dict[str, Any] | None:
+    with db.read() as s:
+        row = s.get(StoreState, key)
+        return dict(row.value) if row is not None else None
+
+
+def write_state(db: Database, key: str, value: dict[str, Any] | None) -> None:
+    """Set (or, with None, remove) one fact, in its own transaction."""
+
+    def unit(s: Session) -> None:
+        row = s.get(StoreState, key)
+        if value is None:
+            if row is not None:
+                s.delete(row)
+        elif row is None:
+            s.add(StoreState(key=key, value=value))
+        else:
+            row.value = value
+
+    db.write(unit)
