@@ -85,7 +85,7 @@ def test_failing_index_keeps_the_write_pending_then_catches_up(store: RagStore) 
     real_upsert = store.index.upsert
     calls = {"n": 0}
 
-    def broken_upsert(collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def broken_upsert(collection_id: int, ids: np.ndarray, vectors: np.ndarray, records: object = None) -> None:
         calls["n"] += 1
         raise OSError("index volume unavailable")
 

@@ -17,7 +17,8 @@ from ragstore.sync.jobs import JobQueue, JobState
 def queue(settings: Settings) -> JobQueue:
     db = Database(settings)
     Migrator(db.engine).upgrade()
-    return JobQueue(db, backoff_base_s=0.01, backoff_max_s=0.05)
+    # A backoff of 0.25-0.5 s: long enough that a loaded machine still sees it, short enough to wait out.
+    return JobQueue(db, backoff_base_s=0.5, backoff_max_s=0.5)
 
 
 def test_claim_complete(queue: JobQueue) -> None:
@@ -54,7 +55,7 @@ def test_failures_back_off_then_dead_letter(queue: JobQueue) -> None:
     assert job is not None
     assert queue.fail(job_id, "w", "boom") == JobState.QUEUED
     assert queue.claim("w") is None  # backing off
-    time.sleep(0.06)
+    time.sleep(0.6)
     assert queue.claim("w") is not None
     assert queue.fail(job_id, "w", "boom again") == JobState.DEAD
     assert queue.counts() == {JobState.DEAD: 1}

@@ -26,7 +26,7 @@ from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
-from ragstore.lexical.base import lexeme_rows, write_lexemes
+from ragstore.lexical.base import lexeme_rows, lexical_text, write_lexemes
 from ragstore.lexical.indexer import AnalyzerState, LexicalIndexer
 from ragstore.schemas import IngestOutcome
 from ragstore.sync.outbox import queue_operation
@@ -167,7 +167,9 @@ class Ingestor:
             # Analysed before the transaction (kiwi is the slow part), with the analyzer the collection's
             # terms were built with; `_write` checks that it has not changed meanwhile.
             analyzer = self.lexical.analyzer_for(lexical_state)
-            terms = analyzer.terms_batch([text for plan in plans for text in plan.doc.chunk_texts])
+            terms = analyzer.terms_batch(
+                [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
+            )
             try:
                 ids = self.db.write(
                     lambda s: self._write(

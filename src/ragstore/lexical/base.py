@@ -28,6 +28,7 @@ __all__ = [
     "coverage",
     "idf",
     "lexeme_rows",
+    "lexical_text",
     "query_terms",
     "write_lexemes",
 ]
@@ -125,6 +126,16 @@ def query_terms(terms: Sequence[str], *, prefix_single_syllables: bool = False) 
         if len(out) >= MAX_QUERY_TERMS:
             break
     return out
+
+
+def lexical_text(title: str, chunk_text: str) -> str:
+    """What a chunk's lexical terms are analysed from: the document's title, then the chunk.
+
+    A title names what a document is about ("Kalden DW-6045 error codes", "국립중앙박물관 관람 안내") in
+    words its later chunks often leave out; analysing it with every chunk lets a query on those words find
+    any part of the document (as search engines weight a title field). Dense vectors embed the chunk alone.
+    """
+    return f"{title}\n{chunk_text}" if title and not chunk_text.startswith(title) else chunk_text
 
 
 def lexeme_rows(

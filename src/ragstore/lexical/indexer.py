@@ -19,10 +19,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkLexeme, DocumentChunk, LexicalIndexState, utcnow
+from ragstore.db.models import ChunkLexeme, Document, DocumentChunk, LexicalIndexState, utcnow
 from ragstore.db.versions import bump_write_version
 from ragstore.errors import Unavailable
-from ragstore.lexical.base import QueryTerm, lexeme_rows, query_terms, write_lexemes
+from ragstore.lexical.base import QueryTerm, lexeme_rows, lexical_text, query_terms, write_lexemes
 from ragstore.text.analyzers import Analyzer, BigramAnalyzer, KiwiAnalyzer, kiwi_available, shared_analyzer
 
 __all__ = ["AnalyzerState", "LexicalIndexer"]
@@ -139,14 +139,16 @@ class LexicalIndexer:
         while True:
             with self.db.read() as s:
                 batch = s.execute(
-                    select(DocumentChunk.id, DocumentChunk.text)
+                    select(DocumentChunk.id, Document.title, DocumentChunk.text)
+                    .join(Document, Document.id == DocumentChunk.document_id)
                     .where(DocumentChunk.collection_id == collection_id, DocumentChunk.id > last)
                     .order_by(DocumentChunk.id)
                     .limit(BATCH)
                 ).all()
             if not batch:
                 break
-            for row in self.rows(target, collection_id, [r[0] for r in batch], [r[1] for r in batch]):
+            texts = [lexical_text(r[1], r[2]) for r in batch]
+            for row in self.rows(target, collection_id, [r[0] for r in batch], texts):
                 analysed[row["chunk_id"]] = row
             last = int(batch[-1][0])
             if progress:
@@ -156,11 +158,14 @@ class LexicalIndexer:
             now_state = self.read_state(s, collection_id)
             if now_state != before and self.is_current(now_state) and not force:
                 return 0  # another process re-indexed meanwhile
-            present = dict(
-                s.execute(
-                    select(DocumentChunk.id, DocumentChunk.text).where(DocumentChunk.collection_id == collection_id)
-                ).all()
-            )
+            present = {
+                int(i): lexical_text(title, chunk_text)
+                for i, title, chunk_text in s.execute(
+                    select(DocumentChunk.id, Document.title, DocumentChunk.text)
+                    .join(Document, Document.id == DocumentChunk.document_id)
+                    .where(DocumentChunk.collection_id == collection_id)
+                )
+            }
             late = [i for i in present if i not in analysed]
             rows = [analysed[i] for i in present if i in analysed]
             if late:

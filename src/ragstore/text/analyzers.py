@@ -77,7 +77,7 @@ def _keep(term: str) -> bool:
 
 class BigramAnalyzer:
     name = "bigram"
-    version = "2"  # 2: English stop words dropped
+    version = "3"  # 2: English stop words dropped; 3: the document title analysed with every chunk
 
     def terms(self, text: str) -> list[str]:
         out: list[str] = []
@@ -112,7 +112,8 @@ class KiwiAnalyzer:
             import kiwipiepy
         except ImportError as exc:
             raise ConfigError("the kiwi analyzer needs kiwipiepy: pip install 'ragstore[korean]'") from exc
-        self.version = f"kiwipiepy-{kiwipiepy.__version__}/2"  # /2: English stop words dropped
+        # /2: English stop words dropped; /3: with the title; /4: compound pieces, Latin+digits joined
+        self.version = f"kiwipiepy-{kiwipiepy.__version__}/4"
         self._kiwi: Any = None
         self._lock = threading.Lock()  # kiwipiepy is not documented as thread-safe; one call at a time
 
@@ -125,8 +126,30 @@ class KiwiAnalyzer:
 
     @staticmethod
     def _content(tokens: Any) -> list[str]:
-        forms = (_normalise(t.form) for t in tokens if t.tag.split("-")[0] in KIWI_CONTENT_TAGS)
-        return [form for form in forms if _keep(form)]
+        """Content morphemes, made robust to two ways kiwi's segmentation varies with context.
+
+        Kiwi may keep a compound noun whole in one sentence and split it in another ("국립중앙박물관은" in a
+        question, "국립/중앙/박물관" in a passage), so a noun of three or more syllables also yields its
+        two-syllable pieces, which both forms share. And it splits a Latin word from the digits it touches
+        ("E24" into "e" and "24"): touching Latin and number morphemes are joined back into one term.
+        """
+        out: list[str] = []
+        previous: Any = None
+        for t in tokens:
+            tag = t.tag.split("-")[0]
+            if tag not in KIWI_CONTENT_TAGS:
+                previous = None
+                continue
+            form = _normalise(t.form)
+            touching = previous is not None and previous.start + previous.len == t.start
+            if touching and tag in ("SL", "SN") and previous.tag.split("-")[0] in ("SL", "SN") and out:
+                out[-1] += form
+            elif _keep(form):
+                out.append(form)
+                if tag in ("NNG", "NNP") and len(form) >= 3 and _HANGUL.fullmatch(form):
+                    out.extend(form[i : i + 2] for i in range(len(form) - 1))
+            previous = t
+        return out
 
     def terms(self, text: str) -> list[str]:
         return self.terms_batch([text])[0]

