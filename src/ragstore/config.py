@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     milvus_collection_prefix: str = Field(
         "ragstore_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", validation_alias=_env("MILVUS_COLLECTION_PREFIX")
     )
-    milvus_hnsw_threshold: int = Field(20_000, ge=0, le=10**9, validation_alias=_env("MILVUS_HNSW_THRESHOLD"))
+    milvus_hnsw_threshold: int = Field(1_000, ge=0, le=10**9, validation_alias=_env("MILVUS_HNSW_THRESHOLD"))
     # Chroma: CHROMA_URL for a server, else an embedded store in CHROMA_PATH (default <data dir>/chroma)
     chroma_url: str | None = Field(None, validation_alias=_env("CHROMA_URL"))
     chroma_path: Path | None = Field(None, validation_alias=_env("CHROMA_PATH"))

@@ -73,7 +73,7 @@ class MilvusVectorIndex:
         password: str = "",
         timeout_s: float = 10.0,
         prefix: str = "ragstore_",
-        hnsw_threshold: int = 20_000,
+        hnsw_threshold: int = 1_000,
         ef_search: int = 64,
         retries: int = 4,
         backoff_s: float = 0.2,
