@@ -48,6 +48,7 @@ from ragstore.db.models import (
     utcnow,
 )
 from ragstore.db.versions import bump_write_version
+from ragstore.errors import Unavailable
 from ragstore.sync.outbox import owner_is_dead_here, process_owner
 from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
 
@@ -64,6 +65,8 @@ class RecoveryReport:
     applied_pending: int = 0
     # Collections whose lexical terms were rebuilt at open (a new analyzer, or built for the first time).
     relexed_collections: list[int] = field(default_factory=list)
+    # Set when a shared vector store could not be reached at open: the store serves, degraded.
+    index_unavailable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,28 +153,43 @@ class OutboxApplier:
                 collections = list(s.scalars(select(Collection).order_by(Collection.id)))
             pruned = self.pruned_through()
             positions = []
-            for row in collections:
-                self.index.ensure_collection(_spec(row))
-                self._collections.add(row.id)
-                seq = self.index.applied_seq(row.id)
-                if self.index.shared:
-                    # Every finished operation reached the shared store before it was marked done: only a
-                    # store that lost the collection altogether (a new, empty one) is rebuilt here; any
-                    # other gap is the consistency checker's to find and repair.
-                    stale = self.index.count(row.id) == 0 and self._has_indexed_chunks(row.id)
-                else:
-                    stale = seq < pruned or not self.index.is_durable()
-                    stale = stale or (seq == 0 and self._has_indexed_chunks(row.id))
-                if stale:
-                    self.rebuild(row.id, progress=progress)
-                    report.rebuilt_collections.append(row.id)
-                positions.append(self.index.applied_seq(row.id))
+            try:
+                for row in collections:
+                    positions.append(self._recover_collection(row, pruned, report, progress))
+            except Unavailable as exc:
+                if not self.index.shared:
+                    raise
+                # The store opens degraded: writes are kept (their chunks pending) and applied when the
+                # shared vector store answers again; health reports the operations waiting on it.
+                log.warning("the vector store is unavailable at open (%s); writes wait in the outbox", exc)
+                report.index_unavailable = exc.message
             self.watermark = min(positions) if positions and not self.index.shared else pruned
             self._reflected_above.clear()
             report.replayed_operations = self.advance()
             report.applied_pending = self.apply_pending(ignore_schedule=True).applied
-            self.index.persist()
+            if report.index_unavailable is None:
+                self.index.persist()
         return report
+
+    def _recover_collection(
+        self, row: Collection, pruned: int, report: RecoveryReport, progress: Progress | None
+    ) -> int:
+        """Open one collection in the index, rebuilding it if the index cannot be trusted; its position."""
+        self.index.ensure_collection(_spec(row))
+        self._collections.add(row.id)
+        seq = self.index.applied_seq(row.id)
+        if self.index.shared:
+            # Every finished operation reached the shared store before it was marked done: only a store
+            # that lost the collection altogether (a new, empty one) is rebuilt here; any other gap is the
+            # consistency checker's to find and repair.
+            stale = self.index.count(row.id) == 0 and self._has_indexed_chunks(row.id)
+        else:
+            stale = seq < pruned or not self.index.is_durable()
+            stale = stale or (seq == 0 and self._has_indexed_chunks(row.id))
+        if stale:
+            self.rebuild(row.id, progress=progress)
+            report.rebuilt_collections.append(row.id)
+        return self.index.applied_seq(row.id)
 
     def _has_indexed_chunks(self, collection_id: int) -> bool:
         with self.db.read() as s:

@@ -32,7 +32,7 @@ from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, 
 
 try:
     import chromadb
-    from chromadb.errors import ChromaError, InvalidArgumentError, NotFoundError
+    from chromadb.errors import InvalidArgumentError, NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("RAGSTORE_VECTOR_BACKEND=chroma needs chromadb: pip install 'ragstore[chroma]'") from exc
 
@@ -63,28 +63,41 @@ class ChromaVectorIndex:
         self.prefix = prefix
         self.retries = retries
         self.backoff_s = backoff_s
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        try:
-            if url:
-                parsed = urlparse(url)
-                self.client: Any = chromadb.HttpClient(
-                    host=parsed.hostname or "localhost",
-                    port=parsed.port or 8000,
-                    ssl=parsed.scheme == "https",
-                    settings=chroma_settings,
-                )
-            else:
-                assert path is not None
-                path.mkdir(parents=True, exist_ok=True)
-                self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-            self.max_batch = int(self.client.get_max_batch_size())
-        except (ChromaError, OSError, ValueError, ConnectionError) as exc:
-            raise Unavailable(f"{self.where}: {exc}") from exc
-        except Exception as exc:  # httpx errors and others from the HTTP client
-            raise Unavailable(f"{self.where}: {type(exc).__name__}: {exc}") from exc
+        self._chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        self._path, self._url = path, url
+        self._client: Any = None
+        self._max_batch = 0
         self._lock = threading.RLock()
         self._collections: dict[int, Any] = {}
         self._dimensions: dict[int, int] = {}
+
+    @property
+    def client(self) -> Any:
+        """Connected on first use, so a store opens (degraded) while a Chroma server is down."""
+        if self._client is None:
+            try:
+                if self._url:
+                    parsed = urlparse(self._url)
+                    client = chromadb.HttpClient(
+                        host=parsed.hostname or "localhost",
+                        port=parsed.port or 8000,
+                        ssl=parsed.scheme == "https",
+                        settings=self._chroma_settings,
+                    )
+                else:
+                    assert self._path is not None
+                    self._path.mkdir(parents=True, exist_ok=True)
+                    client = chromadb.PersistentClient(path=str(self._path), settings=self._chroma_settings)
+                self._max_batch = int(client.get_max_batch_size())
+            except Exception as exc:  # chromadb, httpx and OS errors alike: the store is not there
+                raise Unavailable(f"{self.where}: cannot connect: {type(exc).__name__}: {exc}") from exc
+            self._client = client
+        return self._client
+
+    @property
+    def max_batch(self) -> int:
+        self.client  # noqa: B018 - connects, which reads the server's batch limit
+        return self._max_batch
 
     def _name(self, collection_id: int) -> str:
         return f"{self.prefix}c{collection_id}"
@@ -96,8 +109,8 @@ class ChromaVectorIndex:
                 return fn()
             except InvalidArgumentError as exc:
                 raise InvalidInput(f"{self.where}: {what}: {exc}") from exc
-            except NotFoundError:
-                raise
+            except (NotFoundError, Unavailable):
+                raise  # Unavailable: the server could not be reached at all (the client's own retries ran)
             except Exception as exc:
                 if attempt == self.retries:
                     raise Unavailable(f"{self.where}: {what} failed: {type(exc).__name__}: {exc}") from exc
@@ -196,8 +209,8 @@ class ChromaVectorIndex:
     def search(
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[VectorHit]:
-        dim = self._dimensions.get(collection_id)
         col = self._collection(collection_id)
+        dim = self.dimension(collection_id) if col is not None else None
         if col is None or dim is None or k <= 0:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
@@ -254,7 +267,8 @@ class ChromaVectorIndex:
         return np.asarray(found_ids, dtype=np.int64), matrix
 
     def collection_ids(self) -> list[int]:
-        names = [getattr(c, "name", c) for c in self._call("list_collections", self.client.list_collections)]
+        listed = self._call("list_collections", lambda: self.client.list_collections())
+        names = [getattr(c, "name", c) for c in listed]
         out = []
         for name in names:
             rest = name[len(self.prefix) :] if name.startswith(self.prefix) else ""

@@ -92,10 +92,19 @@ class MilvusVectorIndex:
         self._dimensions: dict[int, int] = {}
         self._index_type: dict[int, str] = {}
         self._dirty: set[int] = set()
-        try:
-            self.client = MilvusClient(uri=uri, user=user, password=password, timeout=timeout_s)
-        except MilvusException as exc:
-            raise Unavailable(f"Milvus at {self.where}: {exc.message}") from exc
+        self._credentials = (user, password)
+        self._client: MilvusClient | None = None
+
+    @property
+    def client(self) -> MilvusClient:
+        """Connected on first use, so a store opens (degraded) while Milvus is down and connects later."""
+        if self._client is None:
+            user, password = self._credentials
+            try:
+                self._client = MilvusClient(uri=self.uri, user=user, password=password, timeout=self.timeout_s)
+            except MilvusException as exc:
+                raise Unavailable(f"{self.where}: cannot connect: {exc.message}") from exc
+        return self._client
 
     @property
     def where(self) -> str:
@@ -194,6 +203,21 @@ class MilvusVectorIndex:
             self._index_type.pop(collection_id, None)
             self._dirty.discard(collection_id)
 
+    def _opened(self, collection_id: int) -> int | None:
+        """The dimension of a collection ready to search, loading one this process has not opened yet (the
+        store opened while Milvus was down); None if Milvus holds no such collection."""
+        dim = self._dimensions.get(collection_id)
+        if dim is not None:
+            return dim
+        with self._lock:
+            dim = self.dimension(collection_id)
+            if dim is not None:
+                name = self._name(collection_id)
+                self._load(name)
+                self._dimensions[collection_id] = dim
+                self._index_type[collection_id] = self._current_index_type(name)
+            return dim
+
     def _dimension_of(self, collection_id: int) -> int:
         dim = self._dimensions.get(collection_id)
         if dim is None:
@@ -249,7 +273,7 @@ class MilvusVectorIndex:
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[VectorHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        dim = self._dimensions.get(collection_id)
+        dim = self._opened(collection_id)
         if dim is None or k <= 0:
             return []
         if query.shape[1] != dim:
@@ -326,7 +350,7 @@ class MilvusVectorIndex:
         return np.asarray(found_ids, dtype=np.int64), matrix
 
     def collection_ids(self) -> list[int]:
-        names = self._call("list_collections", self.client.list_collections)
+        names = self._call("list_collections", lambda: self.client.list_collections())
         out = []
         for name in names:
             rest = name[len(self.prefix) :] if name.startswith(self.prefix) else ""
@@ -381,7 +405,9 @@ class MilvusVectorIndex:
             self._flush(cid)
 
     def close(self) -> None:
+        if self._client is None:
+            return
         try:
             self.persist()
         finally:
-            self.client.close()
+            self._client.close()
