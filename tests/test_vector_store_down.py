@@ -71,6 +71,18 @@ def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
     server.stop()
 
 
+def chroma_settings(make_settings: Callable[..., Settings], server: ChromaServer) -> Settings:
+    """A store on the Chroma server whose worker retries quickly and never gives up within a test."""
+    return make_settings(
+        vector_backend="chroma",
+        chroma_url=f"http://127.0.0.1:{server.port}",
+        sync_poll_interval_s=0.2,
+        sync_backoff_base_s=0.2,
+        sync_backoff_max_s=1.0,
+        sync_max_attempts=100,
+    )
+
+
 def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -82,14 +94,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
 def test_a_write_while_chroma_is_down_is_kept_and_indexed_when_it_returns(
     chroma_server: ChromaServer, make_settings: Callable[..., Settings], embedder: CountingEmbedder
 ) -> None:
-    settings = make_settings(
-        vector_backend="chroma",
-        chroma_url=f"http://127.0.0.1:{chroma_server.port}",
-        sync_poll_interval_s=0.2,
-        sync_backoff_base_s=0.2,
-        sync_backoff_max_s=1.0,
-        sync_max_attempts=100,
-    )
+    settings = chroma_settings(make_settings, chroma_server)
     with (
         RagStore.open(settings, embedder=embedder, start_worker=True) as store,
         TestClient(create_app(store=store)) as client,
@@ -132,14 +137,7 @@ def test_a_write_while_chroma_is_down_is_kept_and_indexed_when_it_returns(
 def test_a_store_opens_while_chroma_is_down_and_catches_up_when_it_starts(
     chroma_server: ChromaServer, make_settings: Callable[..., Settings], embedder: CountingEmbedder
 ) -> None:
-    settings = make_settings(
-        vector_backend="chroma",
-        chroma_url=f"http://127.0.0.1:{chroma_server.port}",
-        sync_poll_interval_s=0.2,
-        sync_backoff_base_s=0.2,
-        sync_backoff_max_s=1.0,
-        sync_max_attempts=100,
-    )
+    settings = chroma_settings(make_settings, chroma_server)
     with RagStore.open(settings, embedder=embedder) as store:
         store.create_collection("kb")
         store.add_text("kb", "김치는 배추로 담근다.", title="kimchi")

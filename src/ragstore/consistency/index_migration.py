@@ -108,15 +108,7 @@ class IndexMigration:
         self, cid: int, name: str, model: str, dimension: int, state: dict[str, Any], progress: Progress | None
     ) -> int:
         after = int(state["positions"].get(str(cid), 0))
-        with self.db.read() as s:
-            total = int(
-                s.scalar(
-                    select(func.count()).where(
-                        DocumentChunk.collection_id == cid, DocumentChunk.status == ChunkStatus.INDEXED
-                    )
-                )
-                or 0
-            )
+        total = self._indexed_count(cid)
         done = 0
         for batch in iter_indexed_vectors(self.db, cid, model, dimension, batch_size=BATCH, after=after):
             self.target.upsert(cid, batch.ids, batch.vectors, self.records(batch.ids))
@@ -159,9 +151,9 @@ class IndexMigration:
         for row in collections:
             self.target.mark_applied(int(row[0]), max(newest, 1))
 
-    def _verify(self, cid: int, name: str, dimension: int) -> tuple[dict[str, int], float]:
+    def _indexed_count(self, cid: int) -> int:
         with self.db.read() as s:
-            indexed = int(
+            return int(
                 s.scalar(
                     select(func.count()).where(
                         DocumentChunk.collection_id == cid, DocumentChunk.status == ChunkStatus.INDEXED
@@ -169,6 +161,9 @@ class IndexMigration:
                 )
                 or 0
             )
+
+    def _verify(self, cid: int, name: str, dimension: int) -> tuple[dict[str, int], float]:
+        indexed = self._indexed_count(cid)
         counts = {"sql_indexed": indexed, "source": self.source.count(cid), "target": self.target.count(cid)}
         if counts["target"] != indexed:
             raise Conflict(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.remote import collection_ids, collection_name, with_retries
 
 try:
     import chromadb
@@ -100,24 +100,23 @@ class ChromaVectorIndex:
         return self._max_batch
 
     def _name(self, collection_id: int) -> str:
-        return f"{self.prefix}c{collection_id}"
+        return collection_name(self.prefix, collection_id)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except InvalidArgumentError as exc:
-                raise InvalidInput(f"{self.where}: {what}: {exc}") from exc
-            except (NotFoundError, Unavailable):
-                raise  # Unavailable: the server could not be reached at all (the client's own retries ran)
-            except Exception as exc:
-                if attempt == self.retries:
-                    raise Unavailable(f"{self.where}: {what} failed: {type(exc).__name__}: {exc}") from exc
-                log.warning("%s: %s failed (%s); retrying in %.1f s", self.where, what, exc, delay)
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        """One client call, retried on anything but a refusal (a wrong argument, a missing collection) or an
+        unreachable server (the lazy client already failed to connect)."""
+        try:
+            return with_retries(
+                fn,
+                what=what,
+                where=self.where,
+                retries=self.retries,
+                backoff_s=self.backoff_s,
+                transient=lambda exc: not isinstance(exc, (InvalidArgumentError, NotFoundError, Unavailable)),
+                describe=lambda exc: f"{type(exc).__name__}: {exc}",
+            )
+        except InvalidArgumentError as exc:
+            raise InvalidInput(f"{self.where}: {what}: {exc}") from exc
 
     def _collection(self, collection_id: int) -> Any | None:
         col = self._collections.get(collection_id)
@@ -268,13 +267,7 @@ class ChromaVectorIndex:
 
     def collection_ids(self) -> list[int]:
         listed = self._call("list_collections", lambda: self.client.list_collections())
-        names = [getattr(c, "name", c) for c in listed]
-        out = []
-        for name in names:
-            rest = name[len(self.prefix) :] if name.startswith(self.prefix) else ""
-            if rest.startswith("c") and rest[1:].isdigit():
-                out.append(int(rest[1:]))
-        return sorted(out)
+        return collection_ids((getattr(c, "name", c) for c in listed), self.prefix)
 
     def dimension(self, collection_id: int) -> int | None:
         known = self._dimensions.get(collection_id)

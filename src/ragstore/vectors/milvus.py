@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.remote import collection_ids, collection_name, with_retries
 
 try:
     from pymilvus import DataType, MilvusClient, MilvusException
@@ -111,25 +111,31 @@ class MilvusVectorIndex:
         return f"Milvus Lite {self.uri}" if self.lite else self.uri
 
     def _name(self, collection_id: int) -> str:
-        return f"{self.prefix}c{collection_id}"
+        return collection_name(self.prefix, collection_id)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one client call with retries on transient failures; the last failure is `Unavailable`."""
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                return fn()
-            except MilvusException as exc:
-                if exc.code in PERMANENT_CODES or attempt == self.retries:
-                    raise Unavailable(f"{self.where}: {what} failed: {exc.message} (code {exc.code})") from exc
-                log.warning("%s: %s failed (%s); retrying in %.1f s", self.where, what, exc.message, delay)
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                if attempt == self.retries:
-                    raise Unavailable(f"{self.where}: {what} failed: {exc}") from exc
-                log.warning("%s: %s failed (%s); retrying in %.1f s", self.where, what, exc, delay)
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        """One client call, retried on transient failures (a permanent code is a wrong call: not retried)."""
+
+        def transient(exc: Exception) -> bool:
+            if isinstance(exc, MilvusException):
+                return exc.code not in PERMANENT_CODES
+            return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+        def describe(exc: Exception) -> str:
+            return f"{exc.message} (code {exc.code})" if isinstance(exc, MilvusException) else str(exc)
+
+        try:
+            return with_retries(
+                fn,
+                what=what,
+                where=self.where,
+                retries=self.retries,
+                backoff_s=self.backoff_s,
+                transient=transient,
+                describe=describe,
+            )
+        except MilvusException as exc:  # permanent: a wrong call, surfaced as the store refusing it
+            raise Unavailable(f"{self.where}: {what} failed: {describe(exc)}") from exc
 
     # -- collections -----------------------------------------------------------------------------------------
     def _index_params(self, index_type: str) -> Any:
@@ -350,13 +356,7 @@ class MilvusVectorIndex:
         return np.asarray(found_ids, dtype=np.int64), matrix
 
     def collection_ids(self) -> list[int]:
-        names = self._call("list_collections", lambda: self.client.list_collections())
-        out = []
-        for name in names:
-            rest = name[len(self.prefix) :] if name.startswith(self.prefix) else ""
-            if rest.startswith("c") and rest[1:].isdigit():
-                out.append(int(rest[1:]))
-        return sorted(out)
+        return collection_ids(self._call("list_collections", lambda: self.client.list_collections()), self.prefix)
 
     def dimension(self, collection_id: int) -> int | None:
         known = self._dimensions.get(collection_id)
