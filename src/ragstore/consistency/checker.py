@@ -133,18 +133,8 @@ class ConsistencyChecker:
         # The index first, SQL second: a chunk written between the two reads is in SQL, never a false orphan
         # (and a chunk deleted between them is confirmed below).
         in_index = self._index_ids(cid)
+        all_rows, indexed = self._chunk_ids(cid)
         with self.db.read() as s:
-            all_rows = np.fromiter(
-                s.scalars(select(DocumentChunk.id).where(DocumentChunk.collection_id == cid)), dtype=np.int64
-            )
-            indexed = np.fromiter(
-                s.scalars(
-                    select(DocumentChunk.id).where(
-                        DocumentChunk.collection_id == cid, DocumentChunk.status == ChunkStatus.INDEXED
-                    )
-                ),
-                dtype=np.int64,
-            )
             documents = int(s.scalar(select(func.count()).where(Document.collection_id == cid)) or 0)
         orphans = np.setdiff1d(in_index, all_rows, assume_unique=True)
         missing = np.setdiff1d(indexed, in_index, assume_unique=True)
@@ -186,9 +176,21 @@ class ConsistencyChecker:
         return [f for f in out if f is not None], summary
 
     def _index_ids(self, cid: int) -> np.ndarray:
+        """Every id the index holds, sorted and without repeats (a sort and a neighbour compare: a million
+        ids from usearch are unique already, and np.unique's hashing cost 0.8 s there)."""
         parts = [np.asarray(b, dtype=np.int64) for b in self.index.iter_ids(cid, batch_size=100_000)]
-        ids = np.concatenate(parts) if parts else np.empty(0, np.int64)
-        return np.unique(ids)
+        ids = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        return ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids
+
+    def _chunk_ids(self, cid: int) -> tuple[np.ndarray, np.ndarray]:
+        """(every chunk id, the indexed ones) of a collection, sorted, in one read."""
+        query = select(DocumentChunk.id, DocumentChunk.status == ChunkStatus.INDEXED).where(
+            DocumentChunk.collection_id == cid
+        )
+        rows = self.db.fetch(query.order_by(DocumentChunk.id))
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        flags = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
+        return ids, ids[flags]
 
     def _confirm_orphans(self, cid: int, suspects: np.ndarray) -> list[int]:
         if not len(suspects):

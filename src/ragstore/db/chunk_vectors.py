@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, DocumentChunk, Embedding
+from ragstore.db.models import Embedding
 
 __all__ = ["BATCH", "VectorBatch", "iter_indexed_vectors", "vectors_for_chunks"]
 
@@ -55,25 +55,35 @@ class VectorBatch:
     last: int  # the highest chunk id read: where the next batch starts
 
 
+_JOINED = (
+    "SELECT c.id, e.vector FROM document_chunks c "
+    "LEFT JOIN embeddings e ON e.model = {model} AND e.content_hash = c.content_hash "
+    "WHERE c.collection_id = {cid} AND c.status = 'indexed' AND c.id > {after} ORDER BY c.id LIMIT {limit}"
+)
+_SQLITE_JOINED = _JOINED.format(model="?", cid="?", after="?", limit="?")
+_PG_JOINED = text(_JOINED.format(model=":model", cid=":cid", after=":after", limit=":limit"))
+
+
 def iter_indexed_vectors(
     db: Database, collection_id: int, model: str, dimension: int, *, batch_size: int = BATCH, after: int = 0
 ) -> Iterator[VectorBatch]:
-    """The chunks SQL holds as indexed, with their vectors, in chunk-id order, batch by batch."""
+    """The chunks SQL holds as indexed, with their vectors, in chunk-id order, batch by batch.
+
+    One range query per batch that joins `embeddings` (the plan walks the chunks by id and looks each
+    content hash up by primary key), through the raw driver on SQLite: at a million chunks this read is
+    most of a consistency check, and the ORM's IN lists and row objects had tripled it (bench/consistency.py).
+    A missing embedding, or one of another dimension, leaves the chunk out of `ids` but in `chunk_ids`.
+    """
+    width = 4 * dimension
     while True:
-        with db.read() as s:
-            chunks = s.execute(
-                select(DocumentChunk.id, DocumentChunk.content_hash)
-                .where(
-                    DocumentChunk.collection_id == collection_id,
-                    DocumentChunk.status == ChunkStatus.INDEXED,
-                    DocumentChunk.id > after,
-                )
-                .order_by(DocumentChunk.id)
-                .limit(batch_size)
-            ).all()
-            if not chunks:
-                return
-            pairs = [(int(c[0]), c[1]) for c in chunks]
-            ids, vectors = vectors_for_chunks(s, model, dimension, pairs)
-        after = pairs[-1][0]
-        yield VectorBatch(ids, vectors, [i for i, _ in pairs], after)
+        if db.is_sqlite:
+            rows = db.raw_sqlite_rows(_SQLITE_JOINED, (model, collection_id, after, batch_size))
+        else:
+            rows = db.fetch(_PG_JOINED, {"model": model, "cid": collection_id, "after": after, "limit": batch_size})
+        if not rows:
+            return
+        usable = [(int(r[0]), r[1]) for r in rows if r[1] is not None and len(r[1]) == width]
+        ids = np.fromiter((i for i, _ in usable), dtype=np.int64, count=len(usable))
+        vectors = np.frombuffer(b"".join(bytes(v) for _, v in usable), dtype="<f4").reshape(len(usable), dimension)
+        after = int(rows[-1][0])
+        yield VectorBatch(ids, vectors, [int(r[0]) for r in rows], after)

