@@ -220,8 +220,8 @@ class EmbeddedVectorIndex:
             if not len(keys):
                 return np.empty(0, np.int64), np.empty((0, sub.spec.dimension), np.float32)
             # In the index's own precision, then one conversion: asking usearch for f32 converts key by key
-            # (measured 258 against 181 ms for 20,000 keys).
-            matrix = np.vstack(sub.index.get(keys)).astype(np.float32, copy=False).reshape(len(keys), -1)
+            # (measured 258 against 187 ms for 20,000 keys).
+            matrix = np.asarray(sub.index.get(keys)).astype(np.float32, copy=False).reshape(len(keys), -1)
             return keys.astype(np.int64), matrix
 
     def collection_ids(self) -> list[int]:
