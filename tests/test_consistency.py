@@ -302,3 +302,13 @@ def test_a_bad_schedule_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RAGSTORE_CHECK_SCHEDULE", "every day")
     with pytest.raises(ConfigError, match="RAGSTORE_CHECK_SCHEDULE"):
         load_settings()
+
+
+def test_a_collection_being_dropped_is_not_drift(loaded: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the drop's two phases its chunks are still rows and its vectors already gone: not a finding."""
+    store_id = loaded.catalog.resolve("kb").id
+    monkeypatch.setattr(loaded.applier, "apply_pending", lambda **_: None)  # the drop stays in flight
+    loaded.delete_collection("kb")
+    loaded.index.drop_collection(store_id)  # the index applied it; phase two has not run yet
+    report = loaded.check_consistency()
+    assert report is not None and report["problems"] == 0, report["findings"]

@@ -93,7 +93,11 @@ class ConsistencyChecker:
     def check(self, collection: str | None = None) -> CheckResult:
         started = time.perf_counter()
         with self.db.read() as s:
-            query = select(Collection.id, Collection.name, Collection.dimension, Collection.embedding_model)
+            # Active collections only: a collection being dropped is leaving the index through the outbox,
+            # and its chunks would read as missing vectors until the drop finishes.
+            query = select(Collection.id, Collection.name, Collection.dimension, Collection.embedding_model).where(
+                Collection.status == "active"
+            )
             if collection is not None:
                 query = query.where(Collection.name == collection)
             rows = s.execute(query.order_by(Collection.id)).all()
