@@ -197,30 +197,29 @@ class ConsistencyChecker:
         return ids, ids[flags]
 
     def _confirm_orphans(self, cid: int, suspects: np.ndarray) -> list[int]:
+        """Suspects still in the index and still without a chunk row."""
         if not len(suspects):
             return []
         still = set(self.index.get(cid, suspects)[0].tolist())
-        with self.db.read() as s:
-            have_rows: set[int] = set()
-            for part in _chunks(suspects.tolist(), 5000):
-                have_rows.update(s.scalars(select(DocumentChunk.id).where(DocumentChunk.id.in_(part))))
-        return sorted(still - have_rows)
+        return sorted(still - self._with_rows(suspects, indexed_only=False))
 
     def _confirm_missing(self, cid: int, suspects: np.ndarray) -> list[int]:
+        """Suspects still indexed in SQL and still absent from the index."""
         if not len(suspects):
             return []
         present = set(self.index.get(cid, suspects)[0].tolist())
+        return sorted(self._with_rows(suspects, indexed_only=True) - present)
+
+    def _with_rows(self, ids: np.ndarray, *, indexed_only: bool) -> set[int]:
+        """Which of `ids` have a chunk row now (only indexed ones, with `indexed_only`)."""
+        found: set[int] = set()
         with self.db.read() as s:
-            still: set[int] = set()
-            for part in _chunks(suspects.tolist(), 5000):
-                still.update(
-                    s.scalars(
-                        select(DocumentChunk.id).where(
-                            DocumentChunk.id.in_(part), DocumentChunk.status == ChunkStatus.INDEXED
-                        )
-                    )
-                )
-        return sorted(still - present)
+            for part in _chunks(ids.tolist(), 5000):
+                query = select(DocumentChunk.id).where(DocumentChunk.id.in_(part))
+                if indexed_only:
+                    query = query.where(DocumentChunk.status == ChunkStatus.INDEXED)
+                found.update(s.scalars(query))
+        return found
 
     def _compare_vectors(
         self, cid: int, model: str, dimension: int, missing: np.ndarray
