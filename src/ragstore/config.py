@@ -144,6 +144,24 @@ class Settings(BaseSettings):
         900.0, gt=0, le=30 * 86_400, validation_alias=_env("RAGSTORE_CHECK_STUCK_AFTER_S")
     )
 
+    # backups: a repository path, compression, encryption, block size, schedules (crontab lines; empty = off)
+    backup_repository: str | None = Field(None, validation_alias=_env("RAGSTORE_BACKUP_REPOSITORY"))
+    backup_compression: Literal["zstd", "gzip", "none"] = Field(
+        "zstd", validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION")
+    )
+    backup_compression_level: int = Field(3, ge=1, le=19, validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION_LEVEL"))
+    backup_encryption_key: SecretStr | None = Field(None, validation_alias=_env("BACKUP_ENCRYPTION_KEY"))
+    backup_block_kb: int = Field(64, ge=4, le=16_384, multiple_of=4, validation_alias=_env("RAGSTORE_BACKUP_BLOCK_KB"))
+    backup_threads: int = Field(3, ge=1, le=64, validation_alias=_env("RAGSTORE_BACKUP_THREADS"))
+    backup_staging_dir: str | None = Field(None, validation_alias=_env("RAGSTORE_BACKUP_STAGING_DIR"))
+    backup_schedule_full: str = Field("0 3 * * *", validation_alias=_env("RAGSTORE_BACKUP_SCHEDULE_FULL"))
+    backup_schedule_incremental: str = Field("0 * * * *", validation_alias=_env("RAGSTORE_BACKUP_SCHEDULE_INCREMENTAL"))
+    backup_verify_scheduled: bool = Field(True, validation_alias=_env("RAGSTORE_BACKUP_VERIFY_SCHEDULED"))
+    backup_keep_hourly: int = Field(24, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_HOURLY"))
+    backup_keep_daily: int = Field(7, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_DAILY"))
+    backup_keep_weekly: int = Field(4, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_WEEKLY"))
+    backup_keep_monthly: int = Field(6, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_MONTHLY"))
+
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))
@@ -169,16 +187,20 @@ class Settings(BaseSettings):
             raise ValueError(f"MILVUS_URI must be a path or http(s)://host:port (got {self.milvus_uri!r})")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
-        if self.check_schedule.strip():
-            from apscheduler.triggers.cron import CronTrigger
+        for variable, line in (
+            ("RAGSTORE_CHECK_SCHEDULE", self.check_schedule),
+            ("RAGSTORE_BACKUP_SCHEDULE_FULL", self.backup_schedule_full),
+            ("RAGSTORE_BACKUP_SCHEDULE_INCREMENTAL", self.backup_schedule_incremental),
+        ):
+            _check_crontab(variable, line)
+        if self.backup_encryption_key is not None and self.backup_encryption_key.get_secret_value():
+            from ragstore.backup.keys import parse_key
+            from ragstore.errors import RagstoreError
 
             try:
-                CronTrigger.from_crontab(self.check_schedule)
-            except ValueError as exc:
-                raise ValueError(
-                    f"RAGSTORE_CHECK_SCHEDULE must be a crontab line like '30 4 * * *' or empty "
-                    f"(got {self.check_schedule!r}: {exc})"
-                ) from exc
+                parse_key(self.backup_encryption_key.get_secret_value())
+            except RagstoreError as exc:
+                raise ValueError(exc.message) from None
         if self.env == "production" and self.vector_backend == "memory":
             raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
         return self
@@ -188,6 +210,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ragstore.db').resolve()}"
+
+    @property
+    def backup_location(self) -> str:
+        return self.backup_repository or str((self.data_dir / "backups").resolve())
+
+    @property
+    def backup_staging(self) -> Path:
+        return Path(self.backup_staging_dir) if self.backup_staging_dir else self.data_dir / ".backup-staging"
 
     @property
     def index_dir(self) -> Path:
@@ -221,6 +251,17 @@ class Settings(BaseSettings):
             shown[str(key)] = value
         shown["DATABASE_URL (effective)"] = _mask_url(self.sqlalchemy_url)
         return shown
+
+
+def _check_crontab(variable: str, line: str) -> None:
+    if not line.strip():
+        return
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(line)
+    except ValueError as exc:
+        raise ValueError(f"{variable} must be a crontab line like '30 4 * * *' or empty (got {line!r}: {exc})") from exc
 
 
 def _mask_url(url: str) -> str:

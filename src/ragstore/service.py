@@ -22,6 +22,9 @@ from sqlalchemy import text
 from ragstore.analytics.feedback import record_feedback
 from ragstore.analytics.recorder import QueryRecorder
 from ragstore.analytics.summary import summarise
+from ragstore.backup.manager import BackupManager
+from ragstore.backup.readiness import readiness_report
+from ragstore.backup.restore import restore_backup
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
@@ -72,7 +75,7 @@ from ragstore.vectors.factory import BACKENDS, create_vector_index
 if TYPE_CHECKING:
     from ragstore.cache.redis import RedisConnection
 
-__all__ = ["RagStore"]
+__all__ = ["RagStore", "restore_backup"]
 
 log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int, str], None]
@@ -141,6 +144,13 @@ class RagStore:
             queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids),
             apply=self._apply_repairs,
             retry_dead=self.applier.retry_dead,
+        )
+        self.backups = BackupManager(
+            settings,
+            db,
+            vector_backend=lambda: self.index.name,
+            persist_index=self.persist,
+            collection_ids=lambda: [ref.id for ref in self.catalog.active_refs()],
         )
         self.worker: SyncWorker | None = None
         self.recovery = RecoveryReport()
@@ -802,6 +812,46 @@ class RagStore:
             return migration.run(progress)
         finally:
             target_index.close()
+
+    # -- backups -------------------------------------------------------------------------------------------
+    def backup(
+        self, kind: str = "incremental", *, note: str | None = None, trigger: str = "cli", slot: str | None = None
+    ) -> dict[str, Any] | None:
+        """One consistent backup of the database and (for file-based indexes) the vector index.
+
+        `incremental` stores only blocks the repository lacks, `full` writes every block anew, `snapshot`
+        is the database alone. None when `slot` was taken by another process (scheduled runs).
+        """
+        return self.backups.create(kind, note=note, trigger=trigger, slot=slot)
+
+    def list_backups(self) -> list[dict[str, Any]]:
+        return self.backups.summaries()
+
+    def show_backup(self, backup_id: str) -> dict[str, Any]:
+        return self.backups.show(backup_id)
+
+    def verify_backups(
+        self, backup_id: str | None = None, *, every: bool = False, trigger: str = "cli"
+    ) -> list[dict[str, Any]]:
+        return self.backups.verify(backup_id, every=every, trigger=trigger)
+
+    def prune_backups(self, *, dry_run: bool = False, trigger: str = "cli") -> dict[str, Any]:
+        return self.backups.prune(dry_run=dry_run, trigger=trigger)
+
+    def backup_status(self) -> dict[str, Any]:
+        return self.backups.status()
+
+    def backup_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.backups.history(limit)
+
+    def restore_copy(self, backup_id: str, to: str) -> dict[str, Any]:
+        """Restore a backup beside this (open, live) store: into a new folder or database, never over it."""
+        if not to or not isinstance(to, str):
+            raise InvalidInput("to: a folder (SQLite) or postgresql:// URL to restore into is required")
+        return restore_backup(self.settings, backup_id, to=to)
+
+    def dr_report(self) -> dict[str, Any]:
+        return readiness_report(self.backups)
 
     def _apply_repairs(self) -> tuple[int, int]:
         stats = self.applier.apply_pending(ignore_schedule=True)

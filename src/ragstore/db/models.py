@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Base",
+    "BackupRun",
     "ChunkAnalytics",
     "ChunkLexeme",
     "ChunkStatus",
@@ -390,6 +391,29 @@ class ConsistencyReport(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     problems: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counts: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BackupRun(Base):
+    """One backup, verify, restore or prune: what was attempted, how it ended, how big and how long."""
+
+    __tablename__ = "backup_runs"
+    __table_args__ = (Index("ix_backup_runs_started_at", "started_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Unique: of several processes whose backup schedules fire at once, the one that inserts the slot runs it.
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    action: Mapped[str] = mapped_column(String(16))  # backup, verify, restore, prune
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # full, incremental, snapshot
+    backup_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # cli, api, schedule
+    state: Mapped[str] = mapped_column(String(16))  # running, complete, failed, interrupted
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 

@@ -1,0 +1,105 @@
+"""One stored object (a block or a manifest): compressed, optionally encrypted, always self-checking.
+
+Layout: `RSB1` | codec (1 byte) | encrypted (1 byte) | 2 reserved | SHA-256 of the plaintext (32) |
+[nonce (12)] | body. Without a key, the SHA-256 catches any altered or truncated byte once the body is
+decompressed. With a key the body is AES-256-GCM over the compressed bytes, with the header and the
+object's name as associated data: a flipped bit anywhere, a truncated file or a block moved to another
+name fails authentication. The plaintext checksum is then the keyed one (an HMAC), so stored files leak
+nothing about their content.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import os
+import struct
+from typing import Literal
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ragstore.backup.errors import BackupDamaged
+
+__all__ = ["CODECS", "Codec", "FrameCodec"]
+
+Codec = Literal["zstd", "gzip", "none"]
+CODECS: dict[str, int] = {"none": 0, "zstd": 1, "gzip": 2}
+MAGIC = b"RSB1"
+HEADER = struct.Struct(">4sBB2x32s")
+NONCE_BYTES = 12
+
+
+class FrameCodec:
+    """Encodes and decodes frames with one repository's compression and key; safe to share across threads."""
+
+    def __init__(self, codec: Codec = "zstd", level: int = 3, key: bytes | None = None) -> None:
+        self.codec = codec
+        self.level = level
+        self.key = key
+        self._aead = AESGCM(key) if key is not None else None
+
+    def digest(self, data: bytes | memoryview) -> bytes:
+        """The content address of some plaintext: SHA-256, or HMAC-SHA-256 under the key."""
+        if self.key is not None:
+            return hmac.new(self.key, data, hashlib.sha256).digest()
+        return hashlib.sha256(data).digest()
+
+    def encode(self, name: str, data: bytes | memoryview, digest: bytes | None = None) -> bytes:
+        digest = digest or self.digest(data)
+        body = self._compress(data)
+        header = HEADER.pack(MAGIC, CODECS[self.codec], 1 if self._aead else 0, digest)
+        if self._aead is None:
+            return header + body
+        nonce = os.urandom(NONCE_BYTES)
+        return header + nonce + self._aead.encrypt(nonce, body, header + name.encode())
+
+    def decode(self, name: str, frame: bytes, *, where: str) -> bytes:
+        """The plaintext, or BackupDamaged naming `where` (the backup and the file) and what failed."""
+        if len(frame) < HEADER.size:
+            raise BackupDamaged(f"{where}: {name} is truncated ({len(frame)} bytes)")
+        magic, codec_id, encrypted, digest = HEADER.unpack_from(frame)
+        if magic != MAGIC:
+            raise BackupDamaged(f"{where}: {name} is not a ragstore backup object (bad header)")
+        codec = next((c for c, i in CODECS.items() if i == codec_id), None)
+        if codec is None:
+            raise BackupDamaged(f"{where}: {name} has an unknown compression ({codec_id})")
+        header, body = frame[: HEADER.size], frame[HEADER.size :]
+        if encrypted:
+            if self._aead is None:
+                from ragstore.backup.errors import KeyProblem
+
+                raise KeyProblem(f"{where}: {name} is encrypted and BACKUP_ENCRYPTION_KEY is not set")
+            nonce, sealed = body[:NONCE_BYTES], body[NONCE_BYTES:]
+            try:
+                body = self._aead.decrypt(nonce, sealed, header + name.encode())
+            except InvalidTag:
+                raise BackupDamaged(
+                    f"{where}: {name} fails authentication (altered, truncated, or written with another key)"
+                ) from None
+        elif self._aead is not None:
+            raise BackupDamaged(f"{where}: {name} is not encrypted, but this repository is")
+        try:
+            data = _decompress(codec, body)
+        except Exception as exc:  # zstd and gzip raise their own types on damaged input
+            raise BackupDamaged(f"{where}: {name} cannot be decompressed ({type(exc).__name__}: {exc})") from None
+        if not hmac.compare_digest(self.digest(data), digest):
+            raise BackupDamaged(f"{where}: {name} fails its checksum (altered or truncated)")
+        return data
+
+    def _compress(self, data: bytes | memoryview) -> bytes:
+        if self.codec == "zstd":
+            return zstandard.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+        if self.codec == "gzip":
+            return gzip.compress(bytes(data), compresslevel=max(1, min(self.level, 9)), mtime=0)
+        return bytes(data)
+
+
+def _decompress(codec: str, body: bytes) -> bytes:
+    if codec == "zstd":
+        return zstandard.ZstdDecompressor().decompress(body)
+    if codec == "gzip":
+        return gzip.decompress(body)
+    return body

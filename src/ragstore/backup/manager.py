@@ -1,0 +1,410 @@
+"""Backups of a live store: create, list, show, verify, prune, status and the disaster-recovery report.
+
+Every action takes the repository's lock (two backups never run at once; prune never deletes a block a
+running backup is about to name) and is logged in `backup_runs`. Restores are in `restore.py`: they run
+with the store closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ragstore.backup.blocks import BlockWriter
+from ragstore.backup.errors import BackupError, NoSpace
+from ragstore.backup.keys import parse_key
+from ragstore.backup.manifest import BackupKind, Manifest
+from ragstore.backup.repository import Repository
+from ragstore.backup.retention import Retention, select_kept
+from ragstore.backup.runs import RunLog
+from ragstore.backup.snapshot import estimate_bytes, take_snapshot
+from ragstore.backup.storage import open_storage
+from ragstore.backup.verify import verify_into
+from ragstore.config import Settings
+from ragstore.db.engine import Database
+from ragstore.errors import InvalidInput, NotFound, RagstoreError
+
+__all__ = ["KINDS", "BackupManager", "open_repository", "summary"]
+
+log = logging.getLogger(__name__)
+KINDS: tuple[str, ...] = ("full", "incremental", "snapshot")
+# Vectors of these backends are files in the data directory that a backup can carry.
+FILE_BACKENDS = ("embedded",)
+
+
+def open_repository(settings: Settings, *, create: bool) -> Repository:
+    key_text = settings.backup_encryption_key.get_secret_value() if settings.backup_encryption_key else None
+    return Repository.open(
+        open_storage(settings.backup_location),
+        codec=settings.backup_compression,
+        level=settings.backup_compression_level,
+        key=parse_key(key_text),
+        create=create,
+    )
+
+
+def summary(m: Manifest, verified: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What `backup list` shows of one backup."""
+    return {
+        "id": m.id,
+        "kind": m.kind,
+        "created_at": m.created_at,
+        "parent": m.parent,
+        "note": m.note,
+        "dialect": m.dialect,
+        "vector_backend": m.vector_backend,
+        "index_included": m.index_included,
+        "collections": len(m.collections),
+        "documents": sum(c.documents for c in m.collections),
+        "chunks": sum(c.chunks for c in m.collections),
+        "logical_bytes": m.logical_bytes,
+        "stored_bytes": m.stored_bytes,
+        "encrypted": m.encrypted,
+        "seconds": m.timings.get("total_s"),
+        "verified_at": (verified or {}).get("verified_at") if (verified or {}).get("ok") else None,
+        "verify": verified,
+    }
+
+
+def ragstore_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragstore")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def new_backup_id(kind: str, now: datetime) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{kind}-{secrets.token_hex(3)}"
+
+
+class BackupManager:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        vector_backend: Callable[[], str],
+        persist_index: Callable[[], None],
+        collection_ids: Callable[[], list[int]],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.runs = RunLog(db)
+        self._backend = vector_backend
+        self._persist_index = persist_index
+        self._collection_ids = collection_ids
+        self._active: dict[str, Any] | None = None
+        self._active_lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def repository(self, *, create: bool = False) -> Repository:
+        return open_repository(self.settings, create=create)
+
+    @contextlib.contextmanager
+    def _run(
+        self, action: str, *, kind: str | None = None, trigger: str, slot: str | None = None, note: str | None = None
+    ) -> Iterator[dict[str, Any] | None]:
+        """Log one action in backup_runs: `state` of the yielded dict says how it ended (None: slot taken)."""
+        run_id = self.runs.start(action, kind=kind, trigger=trigger, slot=slot, note=note)
+        if run_id is None:
+            yield None
+            return
+        outcome: dict[str, Any] = {"run_id": run_id, "details": {}, "size_bytes": None, "backup_id": None}
+        started = time.perf_counter()
+        with self._active_lock:
+            self._active = {"run_id": run_id, "action": action, "kind": kind, "started_at": _now().isoformat()}
+        try:
+            yield outcome
+        except BaseException as exc:
+            error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                self.runs.finish(
+                    run_id,
+                    state="failed",
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    backup_id=outcome["backup_id"],
+                    details=outcome["details"],
+                    error=error,
+                )
+            raise
+        finally:
+            with self._active_lock:
+                self._active = None
+        self.runs.finish(
+            run_id,
+            state="complete",
+            duration_ms=(time.perf_counter() - started) * 1000,
+            size_bytes=outcome["size_bytes"],
+            backup_id=outcome["backup_id"],
+            details=outcome["details"],
+        )
+
+    def _sqlite_path(self) -> Path | None:
+        if not self.db.is_sqlite:
+            return None
+        database = self.db.engine.url.database
+        return Path(database) if database else None
+
+    # -- create ------------------------------------------------------------------------------------------
+    def create(
+        self, kind: str = "incremental", *, note: str | None = None, trigger: str = "cli", slot: str | None = None
+    ) -> dict[str, Any] | None:
+        """Make one backup; returns its summary (None when another process took this scheduled slot)."""
+        if kind not in KINDS:
+            raise InvalidInput(f"--kind must be one of {', '.join(KINDS)} (got {kind!r})")
+        if note is not None and len(note) > 1000:
+            raise InvalidInput("--note must be at most 1,000 characters")
+        if self._sqlite_path() is None and not self.db.is_sqlite and shutil.which("pg_dump") is None:
+            raise BackupError("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+        repo = self.repository(create=True)
+        with repo.storage.lock(), self._run("backup", kind=kind, trigger=trigger, slot=slot, note=note) as outcome:
+            if outcome is None:
+                return None
+            self.runs.mark_interrupted(keep=outcome["run_id"])
+            repo.storage.clear_temporary()
+            manifest = self._make(repo, kind, note, outcome)  # type: ignore[arg-type]
+            outcome["backup_id"] = manifest.id
+            outcome["size_bytes"] = manifest.stored_bytes
+            outcome["details"] = {
+                "logical_bytes": manifest.logical_bytes,
+                "new_blocks": len(manifest.new_blocks),
+                "timings": manifest.timings,
+            }
+        log.info(
+            "backup %s: %d bytes, %d stored, %.1f s",
+            manifest.id,
+            manifest.logical_bytes,
+            manifest.stored_bytes,
+            manifest.timings["total_s"],
+        )
+        return summary(manifest)
+
+    def _make(self, repo: Repository, kind: BackupKind, note: str | None, outcome: dict[str, Any]) -> Manifest:
+        started = time.perf_counter()
+        now = _now()
+        backup_id = new_backup_id(kind, now)
+        outcome["backup_id"] = backup_id
+        backend = self._backend()
+        include_index = kind != "snapshot" and backend in FILE_BACKENDS
+        parent = repo.latest() if kind == "incremental" else None
+        sqlite_path = self._sqlite_path()
+        staging = self.settings.backup_staging / backup_id
+        self._check_space(repo, staging, sqlite_path, include_index)
+        if include_index:
+            self._persist_index()
+        try:
+            snap = take_snapshot(
+                self.db.engine,
+                sqlite_path=sqlite_path,
+                index_dir=self.settings.index_dir if include_index else None,
+                collection_ids=self._collection_ids(),
+                staging=staging,
+            )
+            writer = BlockWriter(
+                repo,
+                block_size=self.settings.backup_block_kb * 1024,
+                reuse=kind != "full",
+                threads=self.settings.backup_threads,
+            )
+            store_started = time.perf_counter()
+            try:
+                files = [writer.write_file(f.path, f.rel, f.role, f.chunking) for f in snap.files]
+            finally:
+                writer.close()
+            timings = dict(snap.timings)
+            timings["store_s"] = round(time.perf_counter() - store_started, 3)
+            manifest = Manifest(
+                id=backup_id,
+                kind=kind,
+                parent=parent.id if parent else None,
+                note=note,
+                created_at=now.isoformat(),
+                ragstore_version=ragstore_version(),
+                alembic_revision=snap.revision,
+                dialect="sqlite" if sqlite_path is not None else "postgresql",
+                database_format="sqlite" if sqlite_path is not None else "pg_dump-custom",
+                vector_backend=backend,
+                index_included=include_index,
+                index_restore="files" if include_index else "rebuild from the embeddings table",
+                store_identity=snap.store_identity,
+                collections=snap.collections,
+                embedding_models=sorted({c.embedding_model for c in snap.collections}),
+                files=files,
+                block_size=self.settings.backup_block_kb * 1024,
+                codec=self.settings.backup_compression,
+                encrypted=repo.encrypted,
+                new_blocks=writer.stats.new_blocks,
+                logical_bytes=writer.stats.logical_bytes,
+                stored_bytes=writer.stats.stored_bytes,
+                timings=timings,
+            )
+            manifest.timings["total_s"] = round(time.perf_counter() - started, 3)
+            repo.save_manifest(manifest)  # the commit point: from here on the backup exists
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return manifest
+
+    def _check_space(self, repo: Repository, staging: Path, sqlite_path: Path | None, include_index: bool) -> None:
+        needed = estimate_bytes(sqlite_path, self.settings.index_dir if include_index else None)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(staging.parent).free
+        if needed and free < needed * 1.1:
+            raise NoSpace(
+                f"the staging folder {staging.parent} has {_mib(free)} free, the snapshot needs about {_mib(needed)}"
+            )
+        repo_free = repo.storage.free_bytes()
+        if repo_free is not None and repo_free < min(needed, 64 * 1024 * 1024):
+            raise NoSpace(f"the backup repository {repo.location} has only {_mib(repo_free)} free")
+
+    # -- read ----------------------------------------------------------------------------------------------
+    def summaries(self) -> list[dict[str, Any]]:
+        repo = self.repository(create=False) if self._exists() else None
+        if repo is None:
+            return []
+        return [summary(m, repo.verified(m.id)) for m in repo.manifests()]
+
+    def show(self, backup_id: str) -> dict[str, Any]:
+        repo = self.repository(create=False)
+        m = repo.manifest(backup_id)
+        body = m.model_dump(exclude={"new_blocks"})
+        for f in body["files"]:
+            f["blocks"] = len(f["blocks"])
+        body["new_blocks"] = len(m.new_blocks)
+        body["verify"] = repo.verified(backup_id)
+        body["missing_blocks"] = len(repo.missing_blocks(m))
+        return body
+
+    def _exists(self) -> bool:
+        try:
+            self.repository(create=False)
+        except NotFound:
+            return False
+        return True
+
+    # -- verify --------------------------------------------------------------------------------------------
+    def verify(
+        self, backup_id: str | None = None, *, every: bool = False, trigger: str = "cli"
+    ) -> list[dict[str, Any]]:
+        """Restore into a temporary folder and check everything; raises on the first damaged backup."""
+        repo = self.repository(create=False)
+        ids = repo.backup_ids() if every else [backup_id or (repo.backup_ids() or [""])[-1]]
+        if ids == [""]:
+            raise NotFound(f"no backup in {repo.location} yet")
+        results = []
+        with repo.storage.lock():
+            for one in ids:
+                manifest = repo.manifest(one)
+                with self._run("verify", kind=manifest.kind, trigger=trigger) as outcome:
+                    assert outcome is not None
+                    outcome["backup_id"] = one
+                    record = self._verify_one(repo, manifest)
+                    outcome["details"] = record
+                    outcome["size_bytes"] = manifest.logical_bytes
+                results.append(record)
+        return results
+
+    def _verify_one(self, repo: Repository, manifest: Manifest) -> dict[str, Any]:
+        self.settings.backup_staging.mkdir(parents=True, exist_ok=True)
+        started = _now()
+        live_url = None if self.db.is_sqlite else self.db.engine.url.render_as_string(hide_password=False)
+        with tempfile.TemporaryDirectory(prefix="verify-", dir=self.settings.backup_staging) as folder:
+            try:
+                checks = verify_into(
+                    repo, manifest, Path(folder), live_url=live_url, threads=self.settings.backup_threads
+                )
+            except RagstoreError as exc:
+                repo.record_verified(
+                    manifest.id, {"ok": False, "verified_at": started.isoformat(), "error": exc.message}
+                )
+                raise
+        record = {"ok": True, "backup_id": manifest.id, "verified_at": started.isoformat(), **checks}
+        repo.record_verified(manifest.id, record)
+        return record
+
+    # -- prune ---------------------------------------------------------------------------------------------
+    def retention(self) -> Retention:
+        s = self.settings
+        return Retention(
+            hourly=s.backup_keep_hourly,
+            daily=s.backup_keep_daily,
+            weekly=s.backup_keep_weekly,
+            monthly=s.backup_keep_monthly,
+        )
+
+    def prune(self, *, dry_run: bool = False, trigger: str = "cli") -> dict[str, Any]:
+        """Forget backups the retention policy does not keep, then delete blocks no manifest names."""
+        repo = self.repository(create=False)
+        with repo.storage.lock(), self._run("prune", trigger=trigger) as outcome:
+            assert outcome is not None
+            manifests = repo.manifests()
+            kept = select_kept([(m.id, datetime.fromisoformat(m.created_at)) for m in manifests], self.retention())
+            removed = [m.id for m in manifests if m.id not in kept]
+            referenced: set[str] = set()
+            for m in manifests:
+                if m.id in kept:
+                    referenced |= m.referenced_blocks()
+            unreferenced = [d for d in repo.all_blocks() if d not in referenced]
+            freed = 0
+            if not dry_run:
+                for backup_id in removed:
+                    repo.delete_backup(backup_id)
+                for digest in unreferenced:
+                    freed += repo.delete_block(digest)
+                repo.storage.clear_temporary()
+            result = {
+                "dry_run": dry_run,
+                "kept": {k: v for k, v in sorted(kept.items())},
+                "removed_backups": removed,
+                "removed_blocks": len(unreferenced),
+                "freed_bytes": freed,
+            }
+            outcome["details"] = result
+            outcome["size_bytes"] = freed
+        return result
+
+    # -- status --------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._active_lock:
+            active = dict(self._active) if self._active else None
+        latest = None
+        if self._exists():
+            repo = self.repository(create=False)
+            newest = repo.latest()
+            latest = summary(newest, repo.verified(newest.id)) if newest else None
+        return {
+            "repository": self.settings.backup_location,
+            "running_here": active,
+            "running": self.runs.running(),
+            "latest": latest,
+            "last_runs": self.runs.history(5),
+            "schedule": {
+                "full": self.settings.backup_schedule_full or None,
+                "incremental": self.settings.backup_schedule_incremental or None,
+                "verify_scheduled": self.settings.backup_verify_scheduled,
+            },
+            "retention": self.retention().__dict__,
+        }
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        return self.runs.history(limit)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:,.1f} MiB"

@@ -1,0 +1,178 @@
+"""A backup repository: content-addressed blocks, one manifest per backup, and a record of each verify.
+
+    repository.json          format, whether it is encrypted, the key check, created_at (plain JSON)
+    blocks/<ab>/<digest>     one block of a file: framed (compressed, encrypted, checksummed)
+    manifests/<backup id>    one backup's manifest, framed the same way; written last
+    verified/<backup id>     the outcome of the last `backup verify` of it (plain JSON)
+    tmp/                     objects being written (an interrupted write leaves its part here)
+    lock                     held by whoever backs up, verifies, restores or prunes
+
+A block is named by the digest of its plaintext, so a block already stored is never written twice and a
+backup's blocks can be shared with any other backup: an incremental is a manifest plus the blocks that
+changed, and deleting an old backup never breaks a newer one (prune removes only blocks no manifest
+names).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem
+from ragstore.backup.frames import Codec, FrameCodec
+from ragstore.backup.keys import key_check
+from ragstore.backup.manifest import Manifest
+from ragstore.backup.storage import Storage
+from ragstore.errors import NotFound
+
+__all__ = ["Repository"]
+
+CONFIG = "repository.json"
+REPO_FORMAT = 1
+
+
+class Repository:
+    def __init__(self, storage: Storage, *, codec: Codec, level: int, key: bytes | None) -> None:
+        self.storage = storage
+        self.frames = FrameCodec(codec, level, key)
+        self.encrypted = key is not None
+        self._manifests: dict[str, Manifest] = {}
+
+    @classmethod
+    def open(cls, storage: Storage, *, codec: Codec, level: int, key: bytes | None, create: bool) -> Repository:
+        """Open (or with `create`, initialise) a repository, refusing a key that is not its key."""
+        repo = cls(storage, codec=codec, level=level, key=key)
+        try:
+            config = json.loads(storage.get(CONFIG))
+        except FileNotFoundError:
+            if not create:
+                raise NotFound(f"no backup repository at {storage.location} (no backup has been made yet)") from None
+            config = {
+                "format": REPO_FORMAT,
+                "encrypted": key is not None,
+                "key_check": key_check(key) if key is not None else None,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            storage.put(CONFIG, json.dumps(config, indent=2).encode())
+            return repo
+        except ValueError as exc:
+            raise BackupDamaged(f"the repository's {CONFIG} at {storage.location} is not JSON ({exc})") from None
+        if config.get("encrypted") and key is None:
+            raise KeyProblem(f"the backups in {storage.location} are encrypted and BACKUP_ENCRYPTION_KEY is not set")
+        if config.get("encrypted") and config.get("key_check") != key_check(key or b""):
+            raise KeyProblem(f"BACKUP_ENCRYPTION_KEY is not the key the repository at {storage.location} was made with")
+        if not config.get("encrypted") and key is not None:
+            raise KeyProblem(
+                f"the repository at {storage.location} was made without encryption but BACKUP_ENCRYPTION_KEY "
+                "is set; use a new RAGSTORE_BACKUP_REPOSITORY for encrypted backups"
+            )
+        return repo
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    # -- blocks ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def block_name(digest: str) -> str:
+        return f"blocks/{digest[:2]}/{digest}"
+
+    def has_block(self, digest: str) -> bool:
+        return self.storage.exists(self.block_name(digest))
+
+    def put_block(self, digest: str, data: bytes | memoryview) -> int:
+        """Store a block under its digest; returns the bytes written."""
+        name = self.block_name(digest)
+        frame = self.frames.encode(name, data, bytes.fromhex(digest))
+        self.storage.put(name, frame)
+        return len(frame)
+
+    def get_block(self, digest: str, *, where: str) -> bytes:
+        name = self.block_name(digest)
+        try:
+            frame = self.storage.get(name)
+        except FileNotFoundError:
+            writer = self.writer_of(digest)
+            by = f", written by backup {writer}" if writer else ""
+            raise BackupDamaged(f"{where}: block {name} is missing{by} (the chain is broken)") from None
+        return self.frames.decode(name, frame, where=where)
+
+    def all_blocks(self) -> list[str]:
+        return [name.rsplit("/", 1)[1] for prefix in self.storage.list("blocks") for name in self.storage.list(prefix)]
+
+    def delete_block(self, digest: str) -> int:
+        name = self.block_name(digest)
+        try:
+            size = self.storage.size(name)
+        except FileNotFoundError:
+            return 0
+        self.storage.delete(name)
+        return size
+
+    # -- manifests -------------------------------------------------------------------------------------------
+    def save_manifest(self, manifest: Manifest) -> None:
+        """Commit a backup: its blocks are made durable first, then the manifest that names them."""
+        self.storage.sync()
+        name = f"manifests/{manifest.id}"
+        self.storage.put(name, self.frames.encode(name, manifest.model_dump_json().encode()))
+        self.storage.sync()
+        self._manifests[manifest.id] = manifest
+
+    def backup_ids(self) -> list[str]:
+        """Every complete backup, oldest first (ids sort by time)."""
+        return [n.rsplit("/", 1)[1] for n in self.storage.list("manifests")]
+
+    def manifest(self, backup_id: str) -> Manifest:
+        cached = self._manifests.get(backup_id)
+        if cached is not None:
+            return cached
+        name = f"manifests/{backup_id}"
+        try:
+            frame = self.storage.get(name)
+        except FileNotFoundError:
+            raise NotFound(f"no backup {backup_id!r} in {self.location}") from None
+        where = f"backup {backup_id}"
+        body = self.frames.decode(name, frame, where=where)
+        try:
+            manifest = Manifest.model_validate_json(body)
+        except ValueError as exc:
+            raise BackupDamaged(f"{where}: its manifest cannot be read ({exc})") from None
+        self._manifests[backup_id] = manifest
+        return manifest
+
+    def manifests(self) -> list[Manifest]:
+        return [self.manifest(i) for i in self.backup_ids()]
+
+    def latest(self) -> Manifest | None:
+        ids = self.backup_ids()
+        return self.manifest(ids[-1]) if ids else None
+
+    def delete_backup(self, backup_id: str) -> None:
+        self.storage.delete(f"manifests/{backup_id}")
+        self.storage.delete(f"verified/{backup_id}")
+        self._manifests.pop(backup_id, None)
+
+    def writer_of(self, digest: str) -> str | None:
+        """Which backup first wrote a block (for error messages about a missing one)."""
+        for backup_id in self.backup_ids():
+            try:
+                if digest in self.manifest(backup_id).new_blocks:
+                    return backup_id
+            except BackupError:
+                continue
+        return None
+
+    def missing_blocks(self, manifest: Manifest) -> list[str]:
+        """Blocks the backup needs that the repository does not hold: a quick chain-completeness check."""
+        return sorted(d for d in manifest.referenced_blocks() if not self.has_block(d))
+
+    # -- verification records --------------------------------------------------------------------------------
+    def record_verified(self, backup_id: str, record: dict[str, Any]) -> None:
+        self.storage.put(f"verified/{backup_id}", json.dumps(record).encode())
+
+    def verified(self, backup_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.storage.get(f"verified/{backup_id}")))
+        except (FileNotFoundError, ValueError):
+            return None

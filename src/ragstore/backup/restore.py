@@ -1,0 +1,301 @@
+"""Restore a backup: beside the live store, verified, then swapped in (or written to a new place).
+
+The live store is never written in place. The backup is reassembled into a folder beside it (or a new
+PostgreSQL database), verified exactly as `backup verify` does, given a new store identity (so no cache
+entry of the old database is ever served for the restored one), and only then put in place: on SQLite by
+an atomic rename over the database file, after the old files are moved to `pre-restore-<time>/`; on
+PostgreSQL by renaming the databases. A failure at any step before the swap leaves the live store as it
+was; the folder beside it is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ragstore.backup.errors import BackupError
+from ragstore.backup.manager import open_repository
+from ragstore.backup.manifest import Manifest
+from ragstore.backup.verify import check_counts, drop_database, restore_pg_dump, verify_into
+from ragstore.config import Settings
+from ragstore.errors import Conflict, InvalidInput
+
+__all__ = ["RestorePlan", "restore_backup"]
+
+FINISH_SQL = (
+    "UPDATE backup_runs SET state = 'complete', finished_at = CURRENT_TIMESTAMP "
+    "WHERE backup_id = :id AND state = 'running'"
+)
+ABANDON_SQL = (
+    "UPDATE backup_runs SET state = 'interrupted', error = 'running when the backup was taken' WHERE state = 'running'"
+)
+IDENTITY_SQL = "UPDATE sync_markers SET value = :value WHERE name = 'store_id'"
+BACKEND_SQL = "DELETE FROM store_state WHERE key = 'vector_backend'"
+
+
+@dataclass
+class RestorePlan:
+    """Where a restore goes: the settings of the store it produces, and whether that is the live one."""
+
+    settings: Settings
+    live: bool
+
+
+def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> dict[str, Any]:
+    """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL)."""
+    repo = open_repository(settings, create=False)
+    manifest = repo.manifest(backup_id)
+    started = time.perf_counter()
+    with repo.storage.lock():
+        if manifest.dialect == "sqlite":
+            plan, checks = _restore_sqlite(settings, repo, manifest, to)
+        else:
+            plan, checks = _restore_postgres(settings, repo, manifest, to)
+    restored_s = time.perf_counter() - started
+    after = _open_and_check(plan, manifest)
+    return {
+        "backup_id": backup_id,
+        "kind": manifest.kind,
+        "live": plan.live,
+        "target": plan.settings.sqlalchemy_url if not plan.settings.is_sqlite else str(plan.settings.data_dir),
+        "verify": checks,
+        "restore_s": round(restored_s, 3),
+        "index": "files" if manifest.index_included else "rebuilt from the embeddings table",
+        **after,
+        "total_s": round(time.perf_counter() - started, 3),
+    }
+
+
+# -- SQLite ------------------------------------------------------------------------------------------------
+def _restore_sqlite(
+    settings: Settings, repo: Any, manifest: Manifest, to: str | None
+) -> tuple[RestorePlan, dict[str, Any]]:
+    if to is not None:
+        target_dir = Path(to).expanduser().resolve()
+        if (target_dir / "ragstore.db").exists():
+            raise InvalidInput(f"--to {target_dir} already holds a ragstore.db; choose an empty folder")
+        plan = RestorePlan(_settings_for_dir(settings, target_dir, manifest), live=False)
+    else:
+        if not settings.is_sqlite:
+            raise InvalidInput(
+                f"backup {manifest.id} is of a SQLite store and this store is on PostgreSQL: restore it with "
+                "--to FOLDER"
+            )
+        plan = RestorePlan(settings, live=True)
+    live_db = Path(make_url(plan.settings.sqlalchemy_url).database or "")
+    data_dir = live_db.parent
+    data_dir.mkdir(parents=True, exist_ok=True)
+    beside = data_dir / f".restore-{manifest.id}"
+    shutil.rmtree(beside, ignore_errors=True)
+    try:
+        checks = verify_into(repo, manifest, beside, live_url=None, threads=settings.backup_threads)
+        _prepare_sqlite(
+            beside / "ragstore.db", manifest, drop_backend=not plan.live and manifest.vector_backend != "embedded"
+        )
+        if plan.live:
+            _refuse_if_open(live_db)
+            _swap_sqlite(beside, live_db, settings.index_dir.resolve(), manifest)
+        else:
+            index_dir = plan.settings.index_dir.resolve()
+            if (beside / "index").is_dir():
+                index_dir.parent.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(index_dir, ignore_errors=True)
+                os.replace(beside / "index", index_dir)
+            os.replace(beside / "ragstore.db", live_db)
+    finally:
+        shutil.rmtree(beside, ignore_errors=True)
+    return plan, checks
+
+
+def _settings_for_dir(settings: Settings, target_dir: Path, manifest: Manifest) -> Settings:
+    """A self-contained store in `target_dir`: its own database file and (for shared backends) an embedded
+    index, so that opening the copy never touches the live Milvus or Chroma collections."""
+    update: dict[str, Any] = {"data_dir": target_dir, "database_url": None, "chroma_path": None}
+    if manifest.vector_backend != "embedded":
+        update["vector_backend"] = "embedded"
+    return settings.model_copy(update=update)
+
+
+def _prepare_sqlite(path: Path, manifest: Manifest, *, drop_backend: bool) -> None:
+    conn = sqlite3.connect(str(path))
+    try:
+        with conn:
+            conn.execute(IDENTITY_SQL.replace(":value", "?"), (secrets.randbits(62),))
+            conn.execute(FINISH_SQL.replace(":id", "?"), (manifest.id,))
+            conn.execute(ABANDON_SQL)
+            if drop_backend:
+                conn.execute(BACKEND_SQL)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def _refuse_if_open(live_db: Path) -> None:
+    """Refuse while another process has the live database open: it would go on writing to the old file."""
+    names = {str(live_db), f"{live_db}-wal", f"{live_db}-shm"}
+    me = os.getpid()
+    for pid_dir in Path("/proc").glob("[0-9]*"):
+        if int(pid_dir.name) == me:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (pid_dir / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in names:
+                        raise Conflict(
+                            f"process {pid_dir.name} has {live_db} open: stop the server and workers, then restore "
+                            "(or restore with --to FOLDER beside them)"
+                        )
+
+
+def _swap_sqlite(beside: Path, live_db: Path, index_dir: Path, manifest: Manifest) -> None:
+    aside = live_db.parent / f"pre-restore-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    aside.mkdir()
+    if live_db.exists():
+        conn = sqlite3.connect(str(live_db))
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        os.link(live_db, aside / live_db.name)  # the old database stays reachable until the swap is done
+        for suffix in ("-wal", "-shm"):
+            side = Path(f"{live_db}{suffix}")
+            if side.exists():
+                os.replace(side, aside / side.name)
+    if index_dir.is_dir():
+        os.replace(index_dir, aside / "index")
+    if (beside / "index").is_dir():
+        os.replace(beside / "index", index_dir)
+    os.replace(beside / "ragstore.db", live_db)  # the commit point of the restore
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------------
+def _restore_postgres(
+    settings: Settings, repo: Any, manifest: Manifest, to: str | None
+) -> tuple[RestorePlan, dict[str, Any]]:
+    if to is not None and not to.startswith("postgresql"):
+        raise InvalidInput(f"backup {manifest.id} is of a PostgreSQL store: --to must be a postgresql:// URL")
+    if to is None and settings.is_sqlite:
+        raise InvalidInput(
+            f"backup {manifest.id} is of a PostgreSQL store and this store is on SQLite: restore it with "
+            "--to postgresql://..."
+        )
+    live_url = make_url(to or settings.sqlalchemy_url)
+    if to is not None and not to.startswith("postgresql+"):
+        live_url = live_url.set(drivername="postgresql+psycopg")
+    target_name = str(live_url.database)
+    fresh = f"{target_name}_restore_{uuid.uuid4().hex[:8]}"
+    admin_url = live_url.set(database="postgres").render_as_string(hide_password=False)
+    admin = create_engine(admin_url)
+    staging = settings.backup_staging / f"restore-{manifest.id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        exists = _database_exists(admin, target_name)
+        if to is not None and exists:
+            raise InvalidInput(f"--to: the database {target_name} exists already; name a new one")
+        checks = verify_into(repo, manifest, staging, live_url=None, threads=settings.backup_threads)
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text(f'CREATE DATABASE "{fresh}"'))
+        fresh_url = live_url.set(database=fresh).render_as_string(hide_password=False)
+        try:
+            restore_pg_dump(staging / "database.pgdump", fresh_url, f"backup {manifest.id}")
+            _prepare_postgres(
+                fresh_url, manifest, drop_backend=to is not None and manifest.vector_backend != "embedded"
+            )
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                if exists:
+                    aside = f"{target_name}_pre_restore_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+                    c.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :name AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": target_name},
+                    )
+                    c.execute(text(f'ALTER DATABASE "{target_name}" RENAME TO "{aside}"'))
+                c.execute(text(f'ALTER DATABASE "{fresh}" RENAME TO "{target_name}"'))
+        except BaseException:
+            drop_database(admin, fresh)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        admin.dispose()
+    url = live_url.render_as_string(hide_password=False)
+    update: dict[str, Any] = {"database_url": url}
+    if to is not None and manifest.vector_backend != "embedded":
+        update["vector_backend"] = "embedded"
+    if to is not None:
+        update["data_dir"] = settings.data_dir / f"restored-{target_name}"
+    plan = RestorePlan(settings.model_copy(update=update), live=to is None)
+    checks["database"] = target_name
+    return plan, checks
+
+
+def _database_exists(admin: Any, name: str) -> bool:
+    with admin.connect() as c:
+        return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar() is not None
+
+
+def _prepare_postgres(url: str, manifest: Manifest, *, drop_backend: bool) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as c:
+            c.execute(text(IDENTITY_SQL), {"value": secrets.randbits(62)})
+            c.execute(text(FINISH_SQL), {"id": manifest.id})
+            c.execute(text(ABANDON_SQL))
+            if drop_backend:
+                c.execute(text(BACKEND_SQL))
+    finally:
+        engine.dispose()
+
+
+# -- after the swap ----------------------------------------------------------------------------------------
+def _open_and_check(plan: RestorePlan, manifest: Manifest) -> dict[str, Any]:
+    """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
+    run the consistency checker, which must find nothing."""
+    from ragstore.backup.snapshot import count_collections
+    from ragstore.service import RagStore
+
+    started = time.perf_counter()
+    with RagStore.open(plan.settings) as store:
+        rebuilt: dict[str, int] = {}
+        if not manifest.index_included and store.index.shared:
+            # An embedded index with no files is rebuilt by recovery at open; a shared store is not.
+            rebuilt = store.rebuild_index()
+        store.persist()
+        report = store.check_consistency(repair=False, trigger="restore")
+        assert report is not None
+        with store.db.engine.connect() as c:
+            found = count_collections(c, None)
+        expected = [c.model_copy(update={"vectors": None}) for c in manifest.collections]
+        check_counts(expected, found, where=f"restored store of backup {manifest.id}")
+        store.backups.runs.record(
+            "restore",
+            kind=manifest.kind,
+            backup_id=manifest.id,
+            size_bytes=manifest.logical_bytes,
+            state="complete" if not report["problems"] else "failed",
+            duration_ms=(time.perf_counter() - started) * 1000,
+            details={"live": plan.live, "problems": report["problems"]},
+        )
+    if report["problems"]:
+        raise BackupError(
+            f"backup {manifest.id} was restored, but the consistency check finds {report['problems']} problems "
+            f"({report['counts']}); run `ragstore check --repair`"
+        )
+    return {
+        "rebuilt": rebuilt,
+        "consistency": {"report_id": report["id"], "problems": report["problems"]},
+        "open_and_check_s": round(time.perf_counter() - started, 3),
+    }

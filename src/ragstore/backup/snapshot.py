@@ -1,0 +1,225 @@
+"""One consistent point in time of the store, copied into a staging folder, with its counts.
+
+The index files are copied first and the database second, so the database is never behind the index:
+a restored store replays the outbox operations the index files had not reached (or rebuilds a collection
+whose operations were pruned), exactly as it recovers after a crash, and never holds a vector SQL does
+not know. SQLite is copied page by page through its online backup API in one step, which holds a read
+transaction while writers go on (WAL). PostgreSQL is dumped by `pg_dump` inside a snapshot that this
+process exports and counts from, so the manifest's counts are those of the dump.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from ragstore.backup.blocks import Chunking
+from ragstore.backup.errors import BackupError, NoSpace
+from ragstore.backup.manifest import CollectionCounts
+
+__all__ = [
+    "COUNTS_SQL",
+    "Snapshot",
+    "StagedFile",
+    "count_collections",
+    "estimate_bytes",
+    "libpq_url",
+    "take_snapshot",
+]
+
+COUNTS_SQL = """
+SELECT c.id, c.name, c.dimension, c.embedding_model,
+  (SELECT count(*) FROM documents d WHERE d.collection_id = c.id),
+  (SELECT count(*) FROM document_chunks k WHERE k.collection_id = c.id),
+  (SELECT count(*) FROM document_chunks k WHERE k.collection_id = c.id AND k.status = 'indexed'),
+  (SELECT count(*) FROM document_chunks k JOIN embeddings e
+     ON e.model = c.embedding_model AND e.content_hash = k.content_hash WHERE k.collection_id = c.id)
+FROM collections c ORDER BY c.id
+"""
+REVISION_SQL = "SELECT version_num FROM alembic_version"
+IDENTITY_SQL = "SELECT value FROM sync_markers WHERE name = 'store_id'"
+
+
+@dataclass
+class StagedFile:
+    path: Path
+    rel: str
+    role: Literal["database", "index"]
+    chunking: Chunking
+
+
+@dataclass
+class Snapshot:
+    files: list[StagedFile] = field(default_factory=list)
+    collections: list[CollectionCounts] = field(default_factory=list)
+    revision: str | None = None
+    store_identity: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def count_collections(conn: Connection, vectors: dict[int, int] | None = None) -> list[CollectionCounts]:
+    found = []
+    for cid, name, dim, model, docs, chunks, indexed, embedded in conn.execute(text(COUNTS_SQL)):
+        found.append(
+            CollectionCounts(
+                id=int(cid),
+                name=str(name),
+                dimension=int(dim),
+                embedding_model=str(model),
+                documents=int(docs),
+                chunks=int(chunks),
+                indexed_chunks=int(indexed),
+                embeddings=int(embedded),
+                vectors=None if vectors is None else vectors.get(int(cid), 0),
+            )
+        )
+    return found
+
+
+def _identity_and_revision(conn: Connection) -> tuple[int, str | None]:
+    identity = conn.execute(text(IDENTITY_SQL)).scalar()
+    revision = conn.execute(text(REVISION_SQL)).scalar()
+    return int(identity or 0), None if revision is None else str(revision)
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """The URL pg_dump and pg_restore understand (no SQLAlchemy driver suffix)."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def copy_index_files(index_dir: Path, collection_ids: list[int], staging: Path) -> dict[int, int]:
+    """Copy each collection's index pair under the index directory's lock; vector count by collection."""
+    target = staging / "index"
+    target.mkdir(parents=True, exist_ok=True)
+    counts: dict[int, int] = {}
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # no process replaces a pair while it is copied
+        for cid in collection_ids:
+            data, meta = index_dir / f"{cid}.usearch", index_dir / f"{cid}.json"
+            if not (data.is_file() and meta.is_file()):
+                continue  # never saved (empty): the restore builds it from SQL
+            shutil.copyfile(data, target / data.name)
+            shutil.copyfile(meta, target / meta.name)
+            counts[cid] = int(json.loads(meta.read_text()).get("count", 0))
+    return counts
+
+
+def sqlite_snapshot(live: Path, staging: Path) -> Path:
+    copy = staging / "ragstore.db"
+    src = sqlite3.connect(str(live), timeout=60)
+    dst = sqlite3.connect(str(copy))
+    try:
+        src.backup(dst)  # one step (pages=-1): a single read transaction, so one point in time
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc).lower():
+            raise NoSpace(f"the staging folder {staging} is full: no space left copying the database") from None
+        raise
+    finally:
+        dst.close()
+        src.close()
+    return copy
+
+
+@contextlib.contextmanager
+def exported_snapshot(engine: Engine) -> Iterator[tuple[Connection, str]]:
+    """A repeatable-read transaction whose snapshot pg_dump can share (`--snapshot`)."""
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        snapshot_id = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar())
+        yield conn, snapshot_id
+
+
+def search_path_schema(url: str) -> str | None:
+    """The schema a URL's connections use (`options=-csearch_path=NAME`), which is all that is dumped."""
+    options = make_url(url).query.get("options")
+    text_value = options if isinstance(options, str) else " ".join(options or ())
+    for part in text_value.split():
+        if part.startswith("-csearch_path="):
+            return part.split("=", 1)[1].split(",")[0].strip('"') or None
+    return None
+
+
+def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
+    if shutil.which("pg_dump") is None:
+        raise BackupError("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+    command = [
+        "pg_dump",
+        "--format=custom",
+        "--compress=0",  # the repository compresses, after cutting the dump into deduplicated blocks
+        "--no-owner",
+        "--no-privileges",
+        f"--snapshot={snapshot_id}",
+        f"--file={target}",
+        f"--dbname={libpq_url(url)}",
+    ]
+    schema = search_path_schema(url)
+    if schema is not None:
+        command.append(f"--schema={schema}")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        if "No space left" in done.stderr:
+            raise NoSpace(f"the staging folder {target.parent} is full: pg_dump failed ({message})")
+        raise BackupError(f"pg_dump failed: {message}")
+
+
+def take_snapshot(
+    engine: Engine, *, sqlite_path: Path | None, index_dir: Path | None, collection_ids: list[int], staging: Path
+) -> Snapshot:
+    """Copy the index files (when `index_dir` is given) and then the database into `staging`."""
+    staging.mkdir(parents=True, exist_ok=True)
+    snap = Snapshot()
+    vectors: dict[int, int] | None = None
+    started = time.perf_counter()
+    if index_dir is not None:
+        vectors = copy_index_files(index_dir, collection_ids, staging)
+        for name in sorted(os.listdir(staging / "index")):
+            snap.files.append(StagedFile(staging / "index" / name, f"index/{name}", "index", "fixed"))
+        snap.timings["index_copy_s"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    if sqlite_path is not None:
+        copy = sqlite_snapshot(sqlite_path, staging)
+        engine = create_engine(f"sqlite:///{copy}")
+        try:
+            with engine.connect() as conn:
+                snap.collections = count_collections(conn, vectors)
+                snap.store_identity, snap.revision = _identity_and_revision(conn)
+        finally:
+            engine.dispose()
+        snap.files.insert(0, StagedFile(copy, "ragstore.db", "database", "fixed"))
+    else:
+        dump = staging / "database.pgdump"
+        with exported_snapshot(engine) as (conn, snapshot_id):
+            snap.collections = count_collections(conn, vectors)
+            snap.store_identity, snap.revision = _identity_and_revision(conn)
+            pg_dump(engine.url.render_as_string(hide_password=False), snapshot_id, dump)
+        snap.files.insert(0, StagedFile(dump, "database.pgdump", "database", "content"))
+    snap.timings["database_copy_s"] = round(time.perf_counter() - started, 3)
+    return snap
+
+
+def estimate_bytes(sqlite_path: Path | None, index_dir: Path | None) -> int:
+    """About what a snapshot will occupy in staging (for the free-space check before it starts)."""
+    total = 0
+    if sqlite_path is not None:
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += Path(f"{sqlite_path}{suffix}").stat().st_size
+    if index_dir is not None and index_dir.is_dir():
+        total += sum(p.stat().st_size for p in index_dir.glob("*.usearch"))
+    return total

@@ -1,0 +1,179 @@
+"""Reading a backup back: reassemble its files, check every checksum, and check the database it holds.
+
+Used by `backup verify` (into a temporary folder, then thrown away) and by every restore (beside the live
+store, before anything is swapped), so a restore never puts in place what a verify would reject.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from ragstore.backup.blocks import assemble_file
+from ragstore.backup.errors import BackupDamaged, BackupError
+from ragstore.backup.manifest import CollectionCounts, Manifest
+from ragstore.backup.repository import Repository
+from ragstore.backup.snapshot import count_collections, libpq_url
+
+__all__ = ["check_counts", "reassemble", "restore_pg_dump", "verify_into"]
+
+Progress = Callable[[str], None]
+
+
+def reassemble(repo: Repository, manifest: Manifest, target: Path, *, threads: int = 3) -> None:
+    """Every file of the backup under `target`, each checked block by block and whole."""
+    where = f"backup {manifest.id}"
+    missing = repo.missing_blocks(manifest)
+    if missing:
+        first = repo.block_name(missing[0])
+        writer = repo.writer_of(missing[0])
+        by = f" (written by backup {writer})" if writer else ""
+        raise BackupDamaged(
+            f"{where}: {len(missing)} of its blocks are missing from {repo.location}, first {first}{by}; "
+            "the chain is broken and nothing was restored",
+            details={"missing_blocks": missing[:20]},
+        )
+    for entry in manifest.files:
+        assemble_file(repo, entry, target / entry.path, where=where, threads=threads)
+
+
+def index_vector_counts(folder: Path) -> dict[int, int]:
+    """Vectors in each restored index file, read from the file itself (not only its sidecar)."""
+    from usearch.index import Index
+
+    counts: dict[int, int] = {}
+    for meta in sorted((folder / "index").glob("*.json")):
+        data = meta.with_suffix(".usearch")
+        try:
+            recorded = int(json.loads(meta.read_text())["count"])
+            loaded = len(Index.restore(str(data), view=True) or [])
+        except Exception as exc:
+            raise BackupDamaged(f"index file {data.name} cannot be loaded ({type(exc).__name__}: {exc})") from None
+        if recorded != loaded:
+            raise BackupDamaged(f"index file {data.name} holds {loaded} vectors, its sidecar says {recorded}")
+        counts[int(meta.stem)] = loaded
+    return counts
+
+
+def check_counts(expected: list[CollectionCounts], found: list[CollectionCounts], *, where: str) -> None:
+    want = {c.id: c.model_dump() for c in expected}
+    got = {c.id: c.model_dump() for c in found}
+    if want != got:
+        differing = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+        raise BackupDamaged(
+            f"{where}: the restored counts differ from the manifest in collections {differing}",
+            details={"expected": [want.get(k) for k in differing], "found": [got.get(k) for k in differing]},
+        )
+
+
+def check_sqlite(path: Path, manifest: Manifest, vectors: dict[int, int] | None) -> dict[str, Any]:
+    where = f"backup {manifest.id}, file ragstore.db"
+    conn = sqlite3.connect(str(path))
+    try:
+        result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:
+        raise BackupDamaged(f"{where}: not a readable SQLite database ({exc})") from None
+    finally:
+        conn.close()
+    if result != ["ok"]:
+        raise BackupDamaged(f"{where}: PRAGMA integrity_check failed: {'; '.join(result[:5])}")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as c:
+            found = count_collections(c, vectors)
+    finally:
+        engine.dispose()
+    check_counts(manifest.collections, found, where=f"backup {manifest.id}")
+    return {"integrity_check": "ok", "counts": "match"}
+
+
+def pg_restore_list(dump: Path, where: str) -> int:
+    if shutil.which("pg_restore") is None:
+        raise BackupError("pg_restore is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+    done = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BackupDamaged(f"{where}: pg_restore --list rejects the dump ({done.stderr.strip()[:300]})")
+    return sum(1 for line in done.stdout.splitlines() if line and not line.startswith(";"))
+
+
+def create_database(admin: Engine, name: str) -> None:
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+
+def drop_database(admin: Engine, name: str) -> None:
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def restore_pg_dump(dump: Path, url: str, where: str) -> None:
+    done = subprocess.run(
+        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={libpq_url(url)}", str(dump)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BackupDamaged(f"{where}: pg_restore failed ({done.stderr.strip()[:300]})")
+
+
+def check_postgres(dump: Path, manifest: Manifest, live_url: str | None) -> dict[str, Any]:
+    """`pg_restore --list`, then (given a server to use) a restore into a scratch database to count rows."""
+    where = f"backup {manifest.id}, file database.pgdump"
+    entries = pg_restore_list(dump, where)
+    if live_url is None:
+        return {"pg_restore_list": entries, "counts": "not compared (no PostgreSQL server given)"}
+    admin = create_engine(live_url)
+    scratch = f"ragstore_verify_{uuid.uuid4().hex[:12]}"
+    try:
+        create_database(admin, scratch)
+        try:
+            scratch_url = make_url(live_url).set(database=scratch).render_as_string(hide_password=False)
+            restore_pg_dump(dump, scratch_url, where)
+            engine = create_engine(scratch_url)
+            try:
+                with engine.connect() as c:
+                    found = count_collections(c, None)
+            finally:
+                engine.dispose()
+        finally:
+            drop_database(admin, scratch)
+    finally:
+        admin.dispose()
+    expected = [c.model_copy(update={"vectors": None}) for c in manifest.collections]
+    check_counts(expected, found, where=f"backup {manifest.id}")
+    return {"pg_restore_list": entries, "counts": "match"}
+
+
+def verify_into(
+    repo: Repository, manifest: Manifest, folder: Path, *, live_url: str | None, threads: int = 3
+) -> dict[str, Any]:
+    """Reassemble into `folder` and check everything; returns what was checked and how long it took."""
+    started = time.perf_counter()
+    reassemble(repo, manifest, folder, threads=threads)
+    read_s = time.perf_counter() - started
+    vectors = index_vector_counts(folder) if manifest.index_included else None
+    if manifest.dialect == "sqlite":
+        checks = check_sqlite(folder / "ragstore.db", manifest, vectors)
+    else:
+        checks = check_postgres(folder / "database.pgdump", manifest, live_url)
+        if vectors is not None:
+            expected = {c.id: c.vectors for c in manifest.collections if c.vectors}
+            if {k: v for k, v in vectors.items() if v} != expected:
+                raise BackupDamaged(f"backup {manifest.id}: the index files' vector counts differ from the manifest")
+    checks["files"] = len(manifest.files)
+    checks["blocks"] = sum(len(f.blocks) for f in manifest.files)
+    checks["bytes"] = manifest.logical_bytes
+    checks["read_s"] = round(read_s, 3)
+    checks["total_s"] = round(time.perf_counter() - started, 3)
+    return checks
