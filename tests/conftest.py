@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,38 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def store(settings: Settings, embedder: CountingEmbedder) -> Iterator[RagStore]:
     with RagStore.open(settings, embedder=embedder) as opened:
         yield opened
+
+
+class PostgresDatabases:
+    """New, empty database names on the test server (created by the code under test), dropped afterwards."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.names: list[str] = []
+
+    def new_database_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        name = f"ragstore_t_{uuid.uuid4().hex[:12]}"
+        self.names.append(name)
+        return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self.names:
+            return
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.base_url).set(drivername="postgresql", database="postgres")
+        with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+            for (name,) in rows:
+                if any(name.startswith(n) for n in self.names):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_admin() -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(TEST_DATABASE_URL)
+    yield databases
+    databases.drop_all()

@@ -51,7 +51,15 @@ app.add_typer(config_app, name="config")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(index_app, name="index")
 app.add_typer(db_app, name="db")
+backup_app = typer.Typer(
+    help="Backups of the database and the vector index: create, list, verify, restore, prune.", no_args_is_help=True
+)
+dr_app = typer.Typer(
+    help="Disaster recovery: is a restore possible now, and how long would it take.", no_args_is_help=True
+)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(backup_app, name="backup")
+app.add_typer(dr_app, name="dr")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -749,6 +757,179 @@ def check(
         since = f"; previous run {previous['id']} found {previous['problems']}" if previous else ""
         out.print(f"found {report['problems']}, remaining {sum(remaining.values())} ({took}{since})")
     if sum(remaining.values()):
+        raise typer.Exit(EXIT_FAILED)
+
+
+# -- backup ----------------------------------------------------------------------------------------------------
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
+
+
+@backup_app.command("create")
+def backup_create(
+    kind: str = typer.Option(
+        "incremental", "--kind", "-k", help="full (every block written anew), incremental, or snapshot (database only)."
+    ),
+    note: str | None = typer.Option(None, "--note", help="A note kept with the backup."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Back up the store at one point in time into RAGSTORE_BACKUP_REPOSITORY."""
+    with opened_store() as store, domain_errors():
+        made = store.backup(kind, note=note, trigger="cli")
+    assert made is not None
+    if as_json:
+        print_json(made)
+        return
+    out.print(
+        f"backup [bold]{made['id']}[/] ({made['kind']}): {made['documents']} documents, {made['chunks']} chunks, "
+        f"{_size(made['logical_bytes'])} read, {_size(made['stored_bytes'])} stored, {made['seconds']:.1f} s"
+    )
+
+
+@backup_app.command("list")
+def backup_list(as_json: bool = JsonOpt) -> None:
+    """Every complete backup in the repository, oldest first, with its size and when it was last verified."""
+    with opened_store() as store, domain_errors():
+        backups = store.list_backups()
+    if as_json:
+        print_json(backups)
+        return
+    table = Table("id", "kind", "created", "docs", "chunks", "size", "stored", "verified", "note")
+    for b in backups:
+        verified = b["verified_at"] or ("FAILED" if b["verify"] else "")
+        table.add_row(
+            b["id"],
+            b["kind"],
+            b["created_at"],
+            str(b["documents"]),
+            str(b["chunks"]),
+            _size(b["logical_bytes"]),
+            _size(b["stored_bytes"]),
+            verified or "",
+            b["note"] or "",
+        )
+    out.print(table)
+
+
+@backup_app.command("show")
+def backup_show(backup_id: str = typer.Argument(..., help="A backup id from `backup list`.")) -> None:
+    """One backup's manifest: versions, collections with their counts, files and checksums, timings (JSON)."""
+    with opened_store() as store, domain_errors():
+        print_json(store.show_backup(backup_id))
+
+
+@backup_app.command("verify")
+def backup_verify(
+    backup_id: str | None = typer.Argument(None, help="Default: the newest backup."),
+    every: bool = typer.Option(False, "--all", help="Verify every backup in the repository."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-read every block, check every checksum, decrypt, restore into a temporary folder and check it."""
+    with opened_store() as store, domain_errors():
+        results = store.verify_backups(backup_id, every=every)
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        db_check = r.get("integrity_check") or f"pg_restore --list: {r.get('pg_restore_list')} entries"
+        out.print(
+            f"backup {r['backup_id']}: ok ({r['files']} files, {r['blocks']} blocks, {_size(r['bytes'])}; "
+            f"{db_check}; counts {r['counts']}; {r['total_s']:.1f} s)"
+        )
+
+
+@backup_app.command("restore")
+def backup_restore(
+    backup_id: str = typer.Argument(..., help="A backup id from `backup list`."),
+    to: str | None = typer.Option(
+        None, "--to", help="Restore into this new folder (SQLite) or postgresql:// URL, leaving the live store alone."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Replace the live store without asking."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Restore beside the live store, verify, then swap it in (the old files are kept aside); or write to --to."""
+    from ragstore.service import restore_backup
+
+    cfg = settings()
+    if to is None and not yes:
+        typer.confirm(
+            f"Replace the live store ({cfg.sqlalchemy_url.split('?')[0]}) with backup {backup_id}? "
+            "Stop the server and workers first.",
+            abort=True,
+        )
+    with domain_errors():
+        result = restore_backup(cfg, backup_id, to=to)
+    if as_json:
+        print_json(result)
+        return
+    where = "the live store" if result["live"] else result["target"]
+    out.print(
+        f"restored backup [bold]{backup_id}[/] into {where} in {result['total_s']:.1f} s "
+        f"(index: {result['index']}); consistency check: {result['consistency']['problems']} problems"
+    )
+
+
+@backup_app.command("prune")
+def backup_prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be removed; remove nothing."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Apply the retention policy (RAGSTORE_BACKUP_KEEP_*) and delete blocks no kept backup needs."""
+    with opened_store() as store, domain_errors():
+        result = store.prune_backups(dry_run=dry_run)
+    if as_json:
+        print_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    out.print(
+        f"kept {len(result['kept'])} backups; {verb} {len(result['removed_backups'])} backups and "
+        f"{result['removed_blocks']} blocks ({_size(result['freed_bytes'])} freed)"
+    )
+
+
+@backup_app.command("keygen")
+def backup_keygen() -> None:
+    """Print a new random BACKUP_ENCRYPTION_KEY (keep a copy away from the backups)."""
+    from ragstore.backup import generate_key
+
+    sys.stdout.write(generate_key() + "\n")
+
+
+@dr_app.command("report")
+def dr_report(as_json: bool = JsonOpt) -> None:
+    """Disaster-recovery readiness: newest verified backup, chain, key, free space, estimated restore time."""
+    with opened_store() as store, domain_errors():
+        report = store.dr_report()
+    if as_json:
+        print_json(report)
+    else:
+        out.print(f"disaster recovery: [bold]{report['status']}[/] (repository {report['repository']})")
+        newest, verified = report["newest"], report["newest_verified"]
+        if newest:
+            chain = "complete" if newest["chain_complete"] else f"BROKEN ({newest['missing_blocks']} blocks missing)"
+            out.print(f"  newest backup: {newest['id']}, {newest['age_hours']:.1f} h old, chain {chain}")
+        if verified:
+            out.print(
+                f"  newest verified: {verified['id']}, {verified['backup_age_hours']:.1f} h old, "
+                f"verified {verified['verified_hours_ago']:.1f} h ago"
+            )
+        out.print(f"  key present: {'yes' if report['key_present'] else 'no'}; encrypted: {report['encrypted']}")
+        free = report["free_bytes"]
+        out.print(f"  free: data {_size(free['data_dir'])}, repository {_size(free['repository'])}")
+        estimate = report["estimated_restore_s"]
+        out.print(f"  estimated restore: {estimate['seconds']:.1f} s ({estimate['basis']})")
+        for p in report["problems"]:
+            out.print(f"  [red]problem:[/] {p}")
+        for w in report["warnings"]:
+            out.print(f"  [yellow]warning:[/] {w}")
+    if report["status"] == "failing":
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.routers import admin, collections, documents, health, search
+from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, search
 from ragstore.config import Settings
 from ragstore.ops.scheduler import MaintenanceScheduler
 from ragstore.service import MAX_K, RagStore
@@ -33,10 +33,16 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             # it out of the cyclic collector's scans, which otherwise walk it in every full collection.
             gc.collect()
             gc.freeze()
+        configured = app.state.store.settings
         maintenance = MaintenanceScheduler(
             app.state.store,
-            check_schedule=app.state.store.settings.check_schedule,
-            check_repair=app.state.store.settings.check_repair,
+            check_schedule=configured.check_schedule,
+            check_repair=configured.check_repair,
+            backup_schedules={
+                "full": configured.backup_schedule_full,
+                "incremental": configured.backup_schedule_incremental,
+            },
+            verify_backups=configured.backup_verify_scheduled,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -61,4 +67,6 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(admin.router)
+    app.include_router(backup.router)
+    app.include_router(admin_page.router)
     return app

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem, NoSpace
 from ragstore.errors import (
     ConfigError,
     Conflict,
@@ -22,6 +23,10 @@ __all__ = ["STATUS_BY_ERROR", "install_error_handlers", "status_for"]
 
 STATUS_BY_ERROR: list[tuple[type[RagstoreError], int]] = [
     (PayloadTooLarge, 413),
+    (BackupDamaged, 422),  # the backup asked for is unusable; nothing live changed
+    (KeyProblem, 422),
+    (NoSpace, 507),
+    (BackupError, 500),
     (UnsupportedMediaType, 415),
     (InvalidInput, 422),
     (NotFound, 404),

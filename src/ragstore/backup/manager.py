@@ -26,12 +26,12 @@ from ragstore.backup.manifest import BackupKind, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.retention import Retention, select_kept
 from ragstore.backup.runs import RunLog
-from ragstore.backup.snapshot import estimate_bytes, take_snapshot
+from ragstore.backup.snapshot import estimate_bytes, search_path_schema, take_snapshot
 from ragstore.backup.storage import open_storage
 from ragstore.backup.verify import verify_into
 from ragstore.config import Settings
 from ragstore.db.engine import Database
-from ragstore.errors import InvalidInput, NotFound, RagstoreError
+from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
 
 __all__ = ["KINDS", "BackupManager", "open_repository", "summary"]
 
@@ -85,7 +85,8 @@ def ragstore_version() -> str:
 
 
 def new_backup_id(kind: str, now: datetime) -> str:
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{kind}-{secrets.token_hex(3)}"
+    """Sortable by time (to the microsecond), so the repository lists backups in the order they were made."""
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{kind}-{secrets.token_hex(3)}"
 
 
 class BackupManager:
@@ -158,7 +159,13 @@ class BackupManager:
 
     # -- create ------------------------------------------------------------------------------------------
     def create(
-        self, kind: str = "incremental", *, note: str | None = None, trigger: str = "cli", slot: str | None = None
+        self,
+        kind: str = "incremental",
+        *,
+        note: str | None = None,
+        trigger: str = "cli",
+        slot: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> dict[str, Any] | None:
         """Make one backup; returns its summary (None when another process took this scheduled slot)."""
         if kind not in KINDS:
@@ -171,6 +178,8 @@ class BackupManager:
         with repo.storage.lock(), self._run("backup", kind=kind, trigger=trigger, slot=slot, note=note) as outcome:
             if outcome is None:
                 return None
+            if on_started is not None:
+                on_started()
             self.runs.mark_interrupted(keep=outcome["run_id"])
             repo.storage.clear_temporary()
             manifest = self._make(repo, kind, note, outcome)  # type: ignore[arg-type]
@@ -190,11 +199,40 @@ class BackupManager:
         )
         return summary(manifest)
 
+    def start_in_background(self, kind: str, *, note: str | None = None, trigger: str = "api") -> dict[str, Any]:
+        """Start a backup in a thread of this process (for the API); Conflict when one is running."""
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+        if note is not None and len(note) > 1000:
+            raise InvalidInput("note must be at most 1,000 characters")
+        repo = self.repository(create=True)
+        with self._active_lock:
+            if self._active is not None:
+                raise Conflict(f"a {self._active['action']} is running (run {self._active['run_id']})")
+        with repo.storage.lock():
+            pass  # held by another process: Conflict now, not a failed run later
+        started = threading.Event()
+
+        def run() -> None:
+            try:
+                self.create(kind, note=note, trigger=trigger, on_started=started.set)
+            except Exception:
+                log.exception("the %s backup started by the API failed", kind)
+            finally:
+                started.set()
+
+        threading.Thread(target=run, name="ragstore-backup", daemon=True).start()
+        started.wait(10)
+        with self._active_lock:
+            active = dict(self._active) if self._active else None
+        return {"accepted": True, "kind": kind, "running": active}
+
     def _make(self, repo: Repository, kind: BackupKind, note: str | None, outcome: dict[str, Any]) -> Manifest:
         started = time.perf_counter()
-        now = _now()
+        now = datetime.now(UTC)
         backup_id = new_backup_id(kind, now)
         outcome["backup_id"] = backup_id
+        self.runs.attach(outcome["run_id"], backup_id)
         backend = self._backend()
         include_index = kind != "snapshot" and backend in FILE_BACKENDS
         parent = repo.latest() if kind == "incremental" else None
@@ -234,6 +272,7 @@ class BackupManager:
                 alembic_revision=snap.revision,
                 dialect="sqlite" if sqlite_path is not None else "postgresql",
                 database_format="sqlite" if sqlite_path is not None else "pg_dump-custom",
+                pg_schema=None if sqlite_path is not None else search_path_schema(self.settings.sqlalchemy_url),
                 vector_backend=backend,
                 index_included=include_index,
                 index_restore="files" if include_index else "rebuild from the embeddings table",

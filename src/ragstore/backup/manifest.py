@@ -49,6 +49,7 @@ class Manifest(BaseModel):
     alembic_revision: str | None
     dialect: Literal["sqlite", "postgresql"]
     database_format: Literal["sqlite", "pg_dump-custom"]
+    pg_schema: str | None = None  # the schema a PostgreSQL store lived in (search_path), when not public
     vector_backend: str
     index_included: bool
     index_restore: str  # how the vectors come back: "files" or "rebuild from the embeddings table"

@@ -15,6 +15,7 @@ names).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -54,10 +55,13 @@ class Repository:
                 "key_check": key_check(key) if key is not None else None,
                 "created_at": datetime.now(UTC).isoformat(),
             }
+            config["checksum"] = _config_checksum(config)
             storage.put(CONFIG, json.dumps(config, indent=2).encode())
             return repo
         except ValueError as exc:
             raise BackupDamaged(f"the repository's {CONFIG} at {storage.location} is not JSON ({exc})") from None
+        if not isinstance(config, dict) or config.get("checksum") != _config_checksum(config):
+            raise BackupDamaged(f"the repository's {CONFIG} at {storage.location} fails its checksum (altered)")
         if config.get("encrypted") and key is None:
             raise KeyProblem(f"the backups in {storage.location} are encrypted and BACKUP_ENCRYPTION_KEY is not set")
         if config.get("encrypted") and config.get("key_check") != key_check(key or b""):
@@ -169,10 +173,23 @@ class Repository:
 
     # -- verification records --------------------------------------------------------------------------------
     def record_verified(self, backup_id: str, record: dict[str, Any]) -> None:
-        self.storage.put(f"verified/{backup_id}", json.dumps(record).encode())
+        name = f"verified/{backup_id}"
+        self.storage.put(name, self.frames.encode(name, json.dumps(record).encode()))
 
     def verified(self, backup_id: str) -> dict[str, Any] | None:
+        """The last verify's record; a damaged record counts as a failed verify (it proves nothing)."""
+        name = f"verified/{backup_id}"
         try:
-            return dict(json.loads(self.storage.get(f"verified/{backup_id}")))
-        except (FileNotFoundError, ValueError):
+            frame = self.storage.get(name)
+        except FileNotFoundError:
             return None
+        try:
+            return dict(json.loads(self.frames.decode(name, frame, where=f"backup {backup_id}")))
+        except (BackupError, ValueError) as exc:
+            message = exc.message if isinstance(exc, BackupError) else str(exc)
+            return {"ok": False, "error": f"the verify record is unreadable: {message}"}
+
+
+def _config_checksum(config: dict[str, Any]) -> str:
+    body = {k: v for k, v in config.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from ragstore.backup.errors import BackupError
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
+from ragstore.backup.snapshot import search_path_schema
 from ragstore.backup.verify import check_counts, drop_database, restore_pg_dump, verify_into
 from ragstore.config import Settings
 from ragstore.errors import Conflict, InvalidInput
@@ -70,6 +71,7 @@ def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None)
         "kind": manifest.kind,
         "live": plan.live,
         "target": plan.settings.sqlalchemy_url if not plan.settings.is_sqlite else str(plan.settings.data_dir),
+        "data_dir": str(plan.settings.data_dir),
         "verify": checks,
         "restore_s": round(restored_s, 3),
         "index": "files" if manifest.index_included else "rebuilt from the embeddings table",
@@ -194,6 +196,9 @@ def _restore_postgres(
     live_url = make_url(to or settings.sqlalchemy_url)
     if to is not None and not to.startswith("postgresql+"):
         live_url = live_url.set(drivername="postgresql+psycopg")
+    if to is not None and manifest.pg_schema and search_path_schema(to) is None:
+        # The dump holds the tables in their schema: connections to the copy must look there.
+        live_url = live_url.update_query_dict({"options": f"-csearch_path={manifest.pg_schema}"})
     target_name = str(live_url.database)
     fresh = f"{target_name}_restore_{uuid.uuid4().hex[:8]}"
     admin_url = live_url.set(database="postgres").render_as_string(hide_password=False)
@@ -213,6 +218,8 @@ def _restore_postgres(
             _prepare_postgres(
                 fresh_url, manifest, drop_backend=to is not None and manifest.vector_backend != "embedded"
             )
+            _check_restored_counts(fresh_url, manifest)  # before the swap: a wrong copy never goes live
+            checks["counts"] = "match"
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 if exists:
                     aside = f"{target_name}_pre_restore_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
@@ -240,6 +247,19 @@ def _restore_postgres(
     plan = RestorePlan(settings.model_copy(update=update), live=to is None)
     checks["database"] = target_name
     return plan, checks
+
+
+def _check_restored_counts(url: str, manifest: Manifest) -> None:
+    from ragstore.backup.snapshot import count_collections
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            found = count_collections(c, None)
+    finally:
+        engine.dispose()
+    expected = [c.model_copy(update={"vectors": None}) for c in manifest.collections]
+    check_counts(expected, found, where=f"backup {manifest.id}")
 
 
 def _database_exists(admin: Any, name: str) -> bool:

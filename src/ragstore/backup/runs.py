@@ -76,6 +76,16 @@ class RunLog:
 
         self.db.write(unit)
 
+    def attach(self, run_id: int, backup_id: str) -> None:
+        """Name the backup a running entry makes, before its snapshot, so the snapshot's own log names it."""
+
+        def unit(s: Session) -> None:
+            run = s.get(BackupRun, run_id)
+            if run is not None:
+                run.backup_id = backup_id
+
+        self.db.write(unit)
+
     def record(self, action: str, *, state: str, duration_ms: float, **fields: Any) -> int:
         """An entry for something already done (a restore is logged in the database it produced)."""
         run_id = self.start(action, kind=fields.pop("kind", None), backup_id=fields.get("backup_id"))

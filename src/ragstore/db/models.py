@@ -29,8 +29,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
-    "Base",
     "BackupRun",
+    "Base",
     "ChunkAnalytics",
     "ChunkLexeme",
     "ChunkStatus",

@@ -1,27 +1,32 @@
-"""Scheduled maintenance inside the server process (APScheduler): the daily consistency check.
+"""Scheduled maintenance inside the server process (APScheduler): the consistency check and backups.
 
 The schedule is a crontab line (`RAGSTORE_CHECK_SCHEDULE`, local time; empty turns it off for users who
 run `ragstore check` from cron instead). Several server processes may each run this scheduler: every
 run names its slot (the minute it was due), and the unique slot in `consistency_reports` lets exactly
-one process take it.
+one process take it. Backups work the same way (`backup_runs.slot`); a scheduled backup is verified (when
+RAGSTORE_BACKUP_VERIFY_SCHEDULED) and followed by a prune under the retention policy. When the full and the
+incremental schedules fire together, the one that takes the repository's lock runs and the other is skipped.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from ragstore.errors import Conflict
+
 if TYPE_CHECKING:
     from ragstore.service import RagStore
 
-__all__ = ["CHECK_JOB", "MaintenanceScheduler", "run_scheduled_check"]
+__all__ = ["BACKUP_JOBS", "CHECK_JOB", "MaintenanceScheduler", "run_scheduled_backup", "run_scheduled_check"]
 
 log = logging.getLogger(__name__)
 CHECK_JOB = "consistency-check"
+BACKUP_JOBS = {"full": "backup-full", "incremental": "backup-incremental"}
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -35,10 +40,52 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     return None if report is None else int(report["id"])
 
 
+def run_scheduled_backup(
+    store: RagStore, kind: str, *, verify: bool, due: datetime | None = None
+) -> dict[str, Any] | None:
+    """One scheduled backup, then its verify and a prune; the backup's summary, or None when skipped."""
+    slot = f"backup-{kind}:{(due or datetime.now()).strftime('%Y-%m-%dT%H:%M')}"
+    try:
+        made = store.backup(kind, trigger="schedule", slot=slot)
+    except Conflict as exc:
+        log.info("scheduled %s backup skipped: %s", kind, exc.message)
+        return None
+    except Exception:
+        log.exception("the scheduled %s backup failed", kind)
+        return None
+    if made is None:
+        return None
+    try:
+        if verify:
+            store.verify_backups(made["id"], trigger="schedule")
+        store.prune_backups(trigger="schedule")
+    except Exception:
+        log.exception("verifying or pruning after the scheduled backup %s failed", made["id"])
+    return made
+
+
 class MaintenanceScheduler:
-    def __init__(self, store: RagStore, *, check_schedule: str, check_repair: bool) -> None:
+    def __init__(
+        self,
+        store: RagStore,
+        *,
+        check_schedule: str,
+        check_repair: bool,
+        backup_schedules: dict[str, str] | None = None,
+        verify_backups: bool = True,
+    ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        for kind, line in (backup_schedules or {}).items():
+            if line.strip():
+                self.scheduler.add_job(
+                    run_scheduled_backup,
+                    CronTrigger.from_crontab(line),
+                    args=[store, kind],
+                    kwargs={"verify": verify_backups},
+                    id=BACKUP_JOBS[kind],
+                    misfire_grace_time=600,
+                )
         if check_schedule.strip():
             self.scheduler.add_job(
                 run_scheduled_check,

@@ -1,0 +1,118 @@
+"""The admin web page: backups, disaster-recovery readiness and the last consistency check, at a glance.
+
+Rendered on the server from the same facade calls as the JSON endpoints (no JavaScript needed to read it);
+two buttons post to the JSON API to start a backup or a check.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from ragstore.api.deps import get_store
+from ragstore.errors import RagstoreError
+from ragstore.service import RagStore
+
+router = APIRouter(tags=["admin"])
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #d5d9e0;padding:.25rem .6rem;text-align:left}
+th{background:#f2f4f7}.ready{color:#13795b}.warning{color:#a15c00}.failing,.failed{color:#b42318}
+button{margin-right:.5rem;padding:.35rem .8rem}#message{margin-left:1rem}
+"""
+
+SCRIPT = """
+async function post(url, body){
+  const m=document.getElementById('message'); m.textContent='…';
+  const r=await fetch(url,{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(body)});
+  const data=await r.json(); m.textContent=r.ok?'started: '+url:'error: '+(data.error?data.error.message:r.status);
+  m.className=r.ok?'ready':'failing'; if(r.ok){setTimeout(()=>location.reload(),1500);}
+}
+"""
+
+
+def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _mib(n: int | None) -> str:
+    return "" if n is None else f"{n / 1024 / 1024:,.1f} MiB"
+
+
+@router.get("/admin", response_class=HTMLResponse, summary="The admin page (HTML)")
+def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ragstore admin</title><style>{STYLE}"]
+    parts.append(f"</style><script>{SCRIPT}</script></head><body><h1>ragstore admin</h1>")
+    parts.append(
+        "<div><button id=backup-full onclick=\"post('/admin/backup/trigger',{kind:'full'})\">Full backup now</button>"
+        "<button id=backup-incremental onclick=\"post('/admin/backup/trigger',{kind:'incremental'})\">"
+        "Incremental backup now</button><span id=message></span></div>"
+    )
+    try:
+        dr = store.dr_report()
+        parts.append(
+            f"<h2>Disaster recovery: <span id=dr-status class={escape(dr['status'])}>{escape(dr['status'])}</span></h2>"
+        )
+        parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr["problems"]))
+        parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr["warnings"]) + "</ul>")
+        backups = store.list_backups()
+        rows = [
+            [
+                b["id"],
+                b["kind"],
+                b["created_at"],
+                b["documents"],
+                b["chunks"],
+                _mib(b["logical_bytes"]),
+                _mib(b["stored_bytes"]),
+                b["verified_at"] or ("FAILED" if b["verify"] else "no"),
+                b["note"] or "",
+            ]
+            for b in reversed(backups)
+        ]
+        parts.append(f"<h2>Backups ({len(backups)}) in {escape(dr['repository'])}</h2>")
+        parts.append(
+            _table(["id", "kind", "created", "docs", "chunks", "size", "stored", "verified", "note"], rows, "backups")
+        )
+    except RagstoreError as exc:
+        parts.append(f"<p class=failing id=backup-error>{escape(exc.message)}</p>")
+    runs = store.backup_history(20)
+    parts.append("<h2>Recent backup runs</h2>")
+    parts.append(
+        _table(
+            ["run", "action", "kind", "backup", "state", "started", "seconds", "size", "error"],
+            [
+                [
+                    r["id"],
+                    r["action"],
+                    r["kind"] or "",
+                    r["backup_id"] or "",
+                    r["state"],
+                    r["started_at"],
+                    "" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f}",
+                    _mib(r["size_bytes"]),
+                    r["error"] or "",
+                ]
+                for r in runs
+            ],
+            "runs",
+        )
+    )
+    parts.append("<h2>Consistency</h2>")
+    history = store.consistency_history(5)
+    parts.append(
+        _table(
+            ["report", "started", "trigger", "state", "problems"],
+            [[r["id"], r["started_at"], r["trigger"], r["state"], r["problems"]] for r in history],
+            "consistency",
+        )
+    )
+    parts.append("</body></html>")
+    return HTMLResponse("".join(parts))

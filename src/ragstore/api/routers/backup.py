@@ -1,0 +1,84 @@
+"""Administration of backups (admin only, once API keys exist): trigger, status, history, verify, restore."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragstore.api.deps import get_store
+from ragstore.errors import InvalidInput
+from ragstore.service import RagStore
+
+router = APIRouter(prefix="/admin/backup", tags=["admin"])
+
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["full", "incremental", "snapshot"] = "incremental"
+    note: str | None = Field(None, max_length=1000)
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backup_id: str | None = Field(None, min_length=1, max_length=64, description="Default: the newest backup.")
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backup_id: str = Field(..., min_length=1, max_length=64)
+    to: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="A new folder (SQLite) or postgresql:// URL. Required: a running server never replaces its "
+        "own live store (stop it and run `ragstore backup restore ID`).",
+    )
+
+
+@router.post("/trigger", status_code=202, summary="Start a backup in the background; follow it in /status")
+def trigger(body: TriggerRequest | None = None, store: RagStore = Depends(get_store)) -> JSONResponse:
+    request = body or TriggerRequest()
+    started = store.backups.start_in_background(request.kind, note=request.note)
+    return JSONResponse(status_code=202, content=started)
+
+
+@router.get("/status", summary="What is running now, the newest backup, the schedule and the retention policy")
+def status(store: RagStore = Depends(get_store)) -> dict[str, Any]:
+    return store.backup_status()
+
+
+@router.get("/history", summary="Every backup, verify, restore and prune run, newest first (backup_runs)")
+def history(limit: int = Query(50, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
+    return store.backup_history(limit)
+
+
+@router.get("/list", summary="The complete backups in the repository, oldest first")
+def listing(store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
+    return store.list_backups()
+
+
+@router.post("/verify", summary="Restore a backup into a temporary folder and check it against its manifest")
+def verify(body: VerifyRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+    return store.verify_backups(body.backup_id if body else None, trigger="api")[0]
+
+
+@router.post("/restore", summary="Restore a backup into a new folder or database beside the live store")
+def restore(body: RestoreRequest, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+    if body.to is None:
+        raise InvalidInput(
+            "to is required: a running server never replaces its own live store (other processes would go on "
+            "writing to the old files); stop the server and run `ragstore backup restore ID`, or restore beside "
+            "it with to"
+        )
+    return store.restore_copy(body.backup_id, body.to)
+
+
+@router.get("/dr", summary="Disaster-recovery readiness (as `ragstore dr report`)")
+def dr(store: RagStore = Depends(get_store)) -> dict[str, Any]:
+    return store.dr_report()

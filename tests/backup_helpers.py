@@ -1,0 +1,81 @@
+"""Shared by the backup tests: a loaded store, fixed queries, and a way to compare search answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ragstore.service import RagStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "samples" / "corpus"
+QUERIES = [
+    "서울의 대중교통 요금",
+    "김치를 담그는 방법",
+    "vector database index",
+    "how do I reset my password",
+    "한국어 형태소 분석",
+    "backup and restore",
+]
+COLLECTION = "docs"
+
+
+def load_corpus(store: RagStore) -> None:
+    store.create_collection(COLLECTION)
+    report = store.ingest_paths(COLLECTION, [CORPUS])
+    assert report.count("failed") == 0, report.summary
+    store.wait_for_index()
+
+
+def answers(store: RagStore) -> list[list[tuple[str, int, float]]]:
+    """For every fixed query and mode: the (source, ordinal, score) of each hit, in order."""
+    found: list[list[tuple[str, int, float]]] = []
+    for query in QUERIES:
+        for mode in ("dense", "lexical", "hybrid"):
+            hits = store.search(COLLECTION, query, k=8, mode=mode).hits
+            found.append([(h.source_uri, h.ordinal, round(h.score, 5)) for h in hits])
+    return found
+
+
+def repo_files(repo: Path) -> list[Path]:
+    """Every file of a repository that belongs to its backups (not the lock, not temporary parts)."""
+    found = sorted(
+        p for p in repo.rglob("*") if p.is_file() and p.name != "lock" and p.relative_to(repo).parts[0] != "tmp"
+    )
+    assert found, f"no backup files under {repo}"
+    return found
+
+
+def flip_byte(path: Path, offset: int | None = None) -> tuple[int, int]:
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if offset is None else offset
+    original = data[at]
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    return at, original
+
+
+def restore_byte(path: Path, at: int, original: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] = original
+    path.write_bytes(bytes(data))
+
+
+def backup_settings(make_settings: Any, tmp_path: Path, **overrides: Any) -> Any:
+    overrides.setdefault("backup_repository", str(tmp_path / "repo"))
+    overrides.setdefault("backup_schedule_full", "")
+    overrides.setdefault("backup_schedule_incremental", "")
+    overrides.setdefault("check_schedule", "")
+    return make_settings(**overrides)
+
+
+def copy_target(database_url: str | None, folder: Path, postgres_admin: Any) -> str:
+    """Where a `--to` restore goes: a new folder for SQLite, a new database for PostgreSQL."""
+    return str(folder) if database_url is None else str(postgres_admin.new_database_url())
+
+
+def copied_settings(cfg: Any, result: dict[str, Any]) -> Any:
+    """The settings that open the store a `--to` restore produced."""
+    if cfg.is_sqlite:
+        return cfg.model_copy(update={"data_dir": Path(result["data_dir"]), "database_url": None})
+    return cfg.model_copy(update={"database_url": result["target"], "data_dir": Path(result["data_dir"])})

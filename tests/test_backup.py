@@ -1,0 +1,263 @@
+"""Backups and restores of real stores (SQLite and PostgreSQL): what comes back is what was there."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragstore.backup import BackupDamaged, KeyProblem
+from ragstore.backup.keys import generate_key
+from ragstore.backup.retention import Retention, select_kept
+from ragstore.config import Settings, load_settings
+from ragstore.db.identity import store_identity
+from ragstore.errors import ConfigError, InvalidInput
+from ragstore.service import RagStore, restore_backup
+
+from backup_helpers import (
+    COLLECTION,
+    QUERIES,
+    answers,
+    backup_settings,
+    copied_settings,
+    copy_target,
+    load_corpus,
+    repo_files,
+)
+
+
+@pytest.fixture
+def backup_cfg(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    return backup_settings(make_settings, tmp_path)
+
+
+def test_restore_reproduces_identical_search_results(
+    backup_cfg: Settings, embedder: Any, tmp_path: Path, database_url: str | None, postgres_admin: Any
+) -> None:
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        load_corpus(store)
+        before = answers(store)
+        made = store.backup("full", note="before the change")
+        assert made is not None and made["kind"] == "full" and made["note"] == "before the change"
+        identity = store_identity(store.db)
+        # Written after the backup: the restored copy must not have it.
+        store.add_text(COLLECTION, "백업 이후에 추가된 문서입니다. added after the backup", title="later")
+        store.wait_for_index()
+        manifest = store.show_backup(made["id"])
+        target = str(tmp_path / "restored") if database_url is None else postgres_admin.new_database_url()
+        result = store.restore_copy(made["id"], target)
+    assert result["consistency"]["problems"] == 0
+    assert result["verify"]["counts"] == "match"
+    with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
+        assert answers(copy) == before
+        assert store_identity(copy.db) != identity  # cache keys of the old store never match the copy
+        docs = copy.list_documents(COLLECTION, limit=1000)
+        assert "later" not in {d.title for d in docs}
+        assert len(docs) == manifest["collections"][0]["documents"]
+    # The manifest says what the backup holds.
+    assert manifest["alembic_revision"] and manifest["ragstore_version"]
+    assert manifest["embedding_models"] == [embedder.model]
+    assert manifest["collections"][0]["chunks"] > 0
+    assert all(f["sha256"] and f["size"] > 0 for f in manifest["files"])
+    assert {"database_copy_s", "store_s", "total_s"} <= set(manifest["timings"])
+    if database_url is None:
+        assert manifest["index_included"] and any(f["role"] == "index" for f in manifest["files"])
+    else:
+        assert manifest["database_format"] == "pg_dump-custom"
+
+
+def test_incremental_stores_only_changed_blocks_and_restores_the_chain(
+    backup_cfg: Settings, embedder: Any, tmp_path: Path, database_url: str | None, postgres_admin: Any
+) -> None:
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        load_corpus(store)
+        full = store.backup("full")
+        store.add_text(COLLECTION, "증분 백업 시험 문서. incremental backup test document", title="delta")
+        store.wait_for_index()
+        after_change = answers(store)
+        incremental = store.backup("incremental")
+        again = store.backup("incremental")  # nothing changed since: almost nothing to store
+        assert full is not None and incremental is not None and again is not None
+        assert incremental["stored_bytes"] < full["stored_bytes"]
+        assert again["stored_bytes"] <= incremental["stored_bytes"]
+        assert store.show_backup(incremental["id"])["parent"] == full["id"]
+        assert [b["id"] for b in store.list_backups()] == [full["id"], incremental["id"], again["id"]]
+        verified = store.verify_backups(every=True)
+        assert [v["ok"] for v in verified] == [True, True, True]
+        result = store.restore_copy(incremental["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
+        assert result["consistency"]["problems"] == 0
+    with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
+        assert answers(copy) == after_change
+        assert "delta" in {d.title for d in copy.list_documents(COLLECTION, limit=1000)}
+
+
+def test_snapshot_is_the_database_alone_and_restore_rebuilds_the_index(
+    backup_cfg: Settings, embedder: Any, tmp_path: Path, database_url: str | None, postgres_admin: Any
+) -> None:
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        load_corpus(store)
+        before = answers(store)
+        snap = store.backup("snapshot")
+        assert snap is not None and not snap["index_included"]
+        assert [f["role"] for f in store.show_backup(snap["id"])["files"]] == ["database"]
+        result = store.restore_copy(snap["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
+        assert result["index"] == "rebuilt from the embeddings table"
+        assert result["consistency"]["problems"] == 0
+    calls_before = embedder.texts_embedded
+    with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
+        assert answers(copy) == before
+    assert embedder.texts_embedded - calls_before <= len(QUERIES)  # only the queries: no chunk embedded again
+
+
+def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(
+    make_settings: Callable[..., Settings], tmp_path: Path, embedder: Any
+) -> None:
+    backup_cfg = backup_settings(make_settings, tmp_path, database_url=None)
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        load_corpus(store)
+        before = answers(store)
+        made = store.backup("full")
+        assert made is not None
+        store.add_text(COLLECTION, "복원되면 사라져야 하는 문서", title="doomed")
+        store.wait_for_index()
+    result = restore_backup(backup_cfg, made["id"])
+    assert result["live"] and result["consistency"]["problems"] == 0
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        assert answers(store) == before
+        assert "doomed" not in {d.title for d in store.list_documents(COLLECTION, limit=1000)}
+        runs = store.backup_history()
+        assert runs[0]["action"] == "restore" and runs[0]["state"] == "complete"
+        # The backup's own run was still `running` in the snapshot; the restored log says it completed.
+        mine = [r for r in runs if r["action"] == "backup" and r["backup_id"] == made["id"]]
+        assert mine and mine[0]["state"] == "complete"
+    aside = sorted(backup_cfg.data_dir.glob("pre-restore-*"))
+    assert len(aside) == 1 and (aside[0] / "ragstore.db").is_file()
+    conn = sqlite3.connect(aside[0] / "ragstore.db")
+    titles = {r[0] for r in conn.execute("SELECT title FROM documents")}
+    conn.close()
+    assert "doomed" in titles  # nothing of the old store is lost
+    assert not list(backup_cfg.data_dir.glob(".restore-*"))
+
+
+def test_encrypted_backups_need_the_right_key(
+    make_settings: Callable[..., Settings], embedder: Any, tmp_path: Path, database_url: str | None, postgres_admin: Any
+) -> None:
+    key = generate_key()
+    cfg = backup_settings(make_settings, tmp_path, backup_encryption_key=key)
+    with RagStore.open(cfg, embedder=embedder) as store:
+        load_corpus(store)
+        made = store.backup("full")
+        assert made is not None and made["encrypted"]
+        assert store.verify_backups()[0]["ok"]
+    # No plaintext of the corpus is visible in the repository.
+    blob = b"".join(p.read_bytes() for p in repo_files(tmp_path / "repo"))
+    assert "서울".encode() not in blob and b"SQLite format 3" not in blob
+    no_key = cfg.model_copy(update={"backup_encryption_key": None})
+    with (
+        RagStore.open(no_key, embedder=embedder) as store,
+        pytest.raises(KeyProblem, match="encrypted and BACKUP_ENCRYPTION_KEY is not set"),
+    ):
+        store.list_backups()
+    other = cfg.model_copy(update={"backup_encryption_key": cfg.backup_encryption_key.__class__(generate_key())})
+    with pytest.raises(KeyProblem, match="not the key the repository"):
+        restore_backup(other, made["id"], to=copy_target(database_url, tmp_path / "copy", postgres_admin))
+    assert not (tmp_path / "copy" / "ragstore.db").exists()
+
+
+def test_every_flipped_byte_is_detected(backup_cfg: Settings, embedder: Any, tmp_path: Path) -> None:
+    from backup_helpers import flip_byte, restore_byte
+
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        load_corpus(store)
+        made = store.backup("full")
+        assert made is not None
+        store.verify_backups()
+        files = repo_files(tmp_path / "repo")
+        assert len(files) > 5
+        for path in files:
+            for offset in (0, None, -1):
+                at, original = flip_byte(path, None if offset is None else offset % path.stat().st_size)
+                try:
+                    if path.parent.name == "verified":
+                        # A damaged verify record proves nothing: the backup reads as not verified.
+                        listed = store.list_backups()[0]
+                        assert listed["verified_at"] is None
+                        assert "unreadable" in listed["verify"]["error"]
+                        continue
+                    with pytest.raises((BackupDamaged, KeyProblem)) as caught:
+                        store.verify_backups(made["id"])
+                    assert made["id"] in caught.value.message or "repository" in caught.value.message
+                finally:
+                    restore_byte(path, at, original)
+        assert store.verify_backups(made["id"])[0]["ok"]
+
+
+def test_retention_keeps_the_newest_of_each_period() -> None:
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 1, 1, 0, 30)
+    backups = [(f"b{i:03d}", start + timedelta(hours=6 * i)) for i in range(200)]  # 50 days, 4 a day
+    kept = select_kept(backups, Retention(hourly=3, daily=5, weekly=2, monthly=2))
+    newest = backups[-1][0]
+    assert kept[newest][0] == "newest"
+    assert sum("hourly" in r for r in kept.values()) == 3
+    assert sum("daily" in r for r in kept.values()) == 5
+    assert sum("weekly" in r for r in kept.values()) == 2
+    assert sum("monthly" in r for r in kept.values()) == 2
+    assert len(kept) < 12
+    assert select_kept([], Retention()) == {}
+
+
+def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
+    make_settings: Callable[..., Settings], embedder: Any, tmp_path: Path
+) -> None:
+    cfg = backup_settings(
+        make_settings, tmp_path, backup_keep_hourly=1, backup_keep_daily=0, backup_keep_weekly=0, backup_keep_monthly=0
+    )
+    with RagStore.open(cfg, embedder=embedder) as store:
+        load_corpus(store)
+        first = store.backup("full")
+        store.add_text(COLLECTION, "두 번째 백업 전에 추가", title="second")
+        store.wait_for_index()
+        second = store.backup("incremental")
+        assert first is not None and second is not None
+        dry = store.prune_backups(dry_run=True)
+        assert dry["removed_backups"] == [first["id"]] and len(store.list_backups()) == 2
+        pruned = store.prune_backups()
+        assert pruned["removed_backups"] == [first["id"]] and pruned["removed_blocks"] > 0
+        assert [b["id"] for b in store.list_backups()] == [second["id"]]
+        # The incremental still restores: every block it names was kept, wherever it was first written.
+        assert store.verify_backups(second["id"])[0]["ok"]
+
+
+def test_bad_settings_and_arguments_name_the_problem(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Any
+) -> None:
+    backup_cfg = backup_settings(make_settings, tmp_path, database_url=None)
+    monkeypatch.setenv("BACKUP_ENCRYPTION_KEY", "too-short")
+    with pytest.raises(ConfigError, match="BACKUP_ENCRYPTION_KEY"):
+        load_settings(tmp_path)
+    monkeypatch.delenv("BACKUP_ENCRYPTION_KEY")
+    monkeypatch.setenv("RAGSTORE_BACKUP_SCHEDULE_FULL", "every night")
+    with pytest.raises(ConfigError, match="RAGSTORE_BACKUP_SCHEDULE_FULL"):
+        load_settings(tmp_path)
+    monkeypatch.delenv("RAGSTORE_BACKUP_SCHEDULE_FULL")
+    monkeypatch.setenv("RAGSTORE_BACKUP_REPOSITORY", "s3://bucket/backups")
+    with (
+        RagStore.open(load_settings(tmp_path, data_dir=tmp_path / "d"), embedder=embedder) as store,
+        pytest.raises(ConfigError, match="s3:// repositories are not supported"),
+    ):
+        store.backup("full")
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        with pytest.raises(InvalidInput, match="--kind must be one of"):
+            store.backup("weekly")
+        made = store.backup("snapshot")
+        assert made is not None
+        (tmp_path / "occupied").mkdir()
+        (tmp_path / "occupied" / "ragstore.db").write_bytes(b"someone's data")
+        with pytest.raises(InvalidInput, match=r"already holds a ragstore\.db"):
+            store.restore_copy(made["id"], str(tmp_path / "occupied"))
+        assert (tmp_path / "occupied" / "ragstore.db").read_bytes() == b"someone's data"
