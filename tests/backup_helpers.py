@@ -79,3 +79,11 @@ def copied_settings(cfg: Any, result: dict[str, Any]) -> Any:
     if cfg.is_sqlite:
         return cfg.model_copy(update={"data_dir": Path(result["data_dir"]), "database_url": None})
     return cfg.model_copy(update={"database_url": result["target"], "data_dir": Path(result["data_dir"])})
+
+
+def sqlite_settings(tmp_path: Path, **overrides: Any) -> Any:
+    """Settings of a SQLite store in `tmp_path` (for tests of what only the SQLite path does)."""
+    from ragstore.config import Settings
+
+    overrides.setdefault("data_dir", tmp_path / "data")
+    return backup_settings(lambda **kw: Settings(**kw), tmp_path, **overrides)

@@ -26,6 +26,7 @@ from backup_helpers import (
     copy_target,
     load_corpus,
     repo_files,
+    sqlite_settings,
 )
 
 
@@ -112,10 +113,8 @@ def test_snapshot_is_the_database_alone_and_restore_rebuilds_the_index(
     assert embedder.texts_embedded - calls_before <= len(QUERIES)  # only the queries: no chunk embedded again
 
 
-def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(
-    make_settings: Callable[..., Settings], tmp_path: Path, embedder: Any
-) -> None:
-    backup_cfg = backup_settings(make_settings, tmp_path, database_url=None)
+def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(tmp_path: Path, embedder: Any) -> None:
+    backup_cfg = sqlite_settings(tmp_path)
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
         before = answers(store)
@@ -234,9 +233,9 @@ def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
 
 
 def test_bad_settings_and_arguments_name_the_problem(
-    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Any
 ) -> None:
-    backup_cfg = backup_settings(make_settings, tmp_path, database_url=None)
+    backup_cfg = sqlite_settings(tmp_path)
     monkeypatch.setenv("BACKUP_ENCRYPTION_KEY", "too-short")
     with pytest.raises(ConfigError, match="BACKUP_ENCRYPTION_KEY"):
         load_settings(tmp_path)

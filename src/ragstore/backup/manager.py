@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("full", "incremental", "snapshot")
 # Vectors of these backends are files in the data directory that a backup can carry.
 FILE_BACKENDS = ("embedded",)
+MIN_REPOSITORY_FREE = 1024 * 1024
 
 
 def open_repository(settings: Settings, *, create: bool) -> Repository:
@@ -302,8 +303,10 @@ class BackupManager:
             raise NoSpace(
                 f"the staging folder {staging.parent} has {_mib(free)} free, the snapshot needs about {_mib(needed)}"
             )
+        # What the repository needs is unknown until blocks are compressed and deduplicated (an incremental may
+        # add almost nothing): refuse only an obviously full one here; a disk that fills later fails cleanly.
         repo_free = repo.storage.free_bytes()
-        if repo_free is not None and repo_free < min(needed, 64 * 1024 * 1024):
+        if repo_free is not None and repo_free < MIN_REPOSITORY_FREE:
             raise NoSpace(f"the backup repository {repo.location} has only {_mib(repo_free)} free")
 
     # -- read ----------------------------------------------------------------------------------------------
