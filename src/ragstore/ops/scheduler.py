@@ -99,9 +99,11 @@ class MaintenanceScheduler:
     @property
     def jobs(self) -> dict[str, str | None]:
         """Job id -> next run time (ISO 8601), for health."""
-        return {
-            job.id: job.next_run_time.isoformat() if job.next_run_time else None for job in self.scheduler.get_jobs()
-        }
+        jobs: dict[str, str | None] = {}
+        for job in self.scheduler.get_jobs():
+            due = getattr(job, "next_run_time", None)  # set once the scheduler has started
+            jobs[job.id] = due.isoformat() if due else None
+        return jobs
 
     def start(self) -> None:
         if self.scheduler.get_jobs():
