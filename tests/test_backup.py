@@ -226,7 +226,8 @@ def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
         dry = store.prune_backups(dry_run=True)
         assert dry["removed_backups"] == [first["id"]] and len(store.list_backups()) == 2
         pruned = store.prune_backups()
-        assert pruned["removed_backups"] == [first["id"]] and pruned["removed_blocks"] > 0
+        assert pruned["removed_backups"] == [first["id"]]
+        assert pruned["removed_maps"] >= 1 and pruned["freed_bytes"] > 0  # the full's database map at least
         assert [b["id"] for b in store.list_backups()] == [second["id"]]
         # The incremental still restores: every block it names was kept, wherever it was first written.
         assert store.verify_backups(second["id"])[0]["ok"]

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     )
     backup_compression_level: int = Field(3, ge=1, le=19, validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION_LEVEL"))
     backup_encryption_key: SecretStr | None = Field(None, validation_alias=_env("BACKUP_ENCRYPTION_KEY"))
-    backup_block_kb: int = Field(64, ge=4, le=16_384, multiple_of=4, validation_alias=_env("RAGSTORE_BACKUP_BLOCK_KB"))
+    backup_block_kb: int = Field(4, ge=4, le=1024, multiple_of=4, validation_alias=_env("RAGSTORE_BACKUP_BLOCK_KB"))
     backup_threads: int = Field(3, ge=1, le=64, validation_alias=_env("RAGSTORE_BACKUP_THREADS"))
     backup_staging_dir: str | None = Field(None, validation_alias=_env("RAGSTORE_BACKUP_STAGING_DIR"))
     backup_schedule_full: str = Field("0 3 * * *", validation_alias=_env("RAGSTORE_BACKUP_SCHEDULE_FULL"))

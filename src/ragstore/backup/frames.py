@@ -1,11 +1,11 @@
 """One stored object (a block or a manifest): compressed, optionally encrypted, always self-checking.
 
-Layout: `RSB1` | codec (1 byte) | encrypted (1 byte) | 2 reserved | SHA-256 of the plaintext (32) |
-[nonce (12)] | body. Without a key, the SHA-256 catches any altered or truncated byte once the body is
-decompressed. With a key the body is AES-256-GCM over the compressed bytes, with the header and the
-object's name as associated data: a flipped bit anywhere, a truncated file or a block moved to another
-name fails authentication. The plaintext checksum is then the keyed one (an HMAC), so stored files leak
-nothing about their content.
+Layout: `RSB1` | codec (1 byte) | encrypted (1 byte) | 2 reserved | checksum (32) | [nonce (12)] | body.
+Without a key, the checksum is the SHA-256 of the body as stored (compressed: hashing it is cheaper than
+hashing the plaintext) and catches any altered or truncated byte before anything is decompressed. With a
+key the body is AES-256-GCM over the compressed bytes, with the header and the object's name as
+associated data: a flipped bit anywhere, a truncated file or a block moved to another name fails
+authentication, and the checksum field is zero (the tag does its work).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import struct
+import threading
 from typing import Literal
 
 import zstandard
@@ -40,19 +41,19 @@ class FrameCodec:
         self.level = level
         self.key = key
         self._aead = AESGCM(key) if key is not None else None
+        self._local = threading.local()  # a zstd context per thread: making one costs more than a small block
 
     def digest(self, data: bytes | memoryview) -> bytes:
-        """The content address of some plaintext: SHA-256, or HMAC-SHA-256 under the key."""
+        """A name derived from content: SHA-256, or HMAC-SHA-256 under the key (names then reveal nothing)."""
         if self.key is not None:
             return hmac.new(self.key, data, hashlib.sha256).digest()
         return hashlib.sha256(data).digest()
 
-    def encode(self, name: str, data: bytes | memoryview, digest: bytes | None = None) -> bytes:
-        digest = digest or self.digest(data)
+    def encode(self, name: str, data: bytes | memoryview) -> bytes:
         body = self._compress(data)
-        header = HEADER.pack(MAGIC, CODECS[self.codec], 1 if self._aead else 0, digest)
         if self._aead is None:
-            return header + body
+            return HEADER.pack(MAGIC, CODECS[self.codec], 0, hashlib.sha256(body).digest()) + body
+        header = HEADER.pack(MAGIC, CODECS[self.codec], 1, bytes(32))
         nonce = os.urandom(NONCE_BYTES)
         return header + nonce + self._aead.encrypt(nonce, body, header + name.encode())
 
@@ -81,17 +82,19 @@ class FrameCodec:
                 ) from None
         elif self._aead is not None:
             raise BackupDamaged(f"{where}: {name} is not encrypted, but this repository is")
+        elif not hmac.compare_digest(hashlib.sha256(body).digest(), digest):
+            raise BackupDamaged(f"{where}: {name} fails its checksum (altered or truncated)")
         try:
-            data = _decompress(codec, body)
+            return _decompress(codec, body)
         except Exception as exc:  # zstd and gzip raise their own types on damaged input
             raise BackupDamaged(f"{where}: {name} cannot be decompressed ({type(exc).__name__}: {exc})") from None
-        if not hmac.compare_digest(self.digest(data), digest):
-            raise BackupDamaged(f"{where}: {name} fails its checksum (altered or truncated)")
-        return data
 
     def _compress(self, data: bytes | memoryview) -> bytes:
         if self.codec == "zstd":
-            return zstandard.ZstdCompressor(level=self.level, write_checksum=True).compress(data)
+            compressor = getattr(self._local, "zstd", None)
+            if compressor is None:
+                compressor = self._local.zstd = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
+            return compressor.compress(data)
         if self.codec == "gzip":
             return gzip.compress(bytes(data), compresslevel=max(1, min(self.level, 9)), mtime=0)
         return bytes(data)

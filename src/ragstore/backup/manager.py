@@ -235,34 +235,66 @@ class BackupManager:
         outcome["backup_id"] = backup_id
         self.runs.attach(outcome["run_id"], backup_id)
         backend = self._backend()
-        include_index = kind != "snapshot" and backend in FILE_BACKENDS
         parent = repo.latest() if kind == "incremental" else None
+        # The index files change far more than the database per document changed (a new vector rewrites the
+        # neighbour lists of dozens of others): a full backup copies them, and an incremental names its
+        # chain's full backup's copy, which recovery brings level at restore (outbox replay or rebuild).
+        base_full = self._newest_full(repo) if kind == "incremental" and backend in FILE_BACKENDS else None
+        own_index = backend in FILE_BACKENDS and (kind == "full" or (kind == "incremental" and base_full is None))
         sqlite_path = self._sqlite_path()
         staging = self.settings.backup_staging / backup_id
-        self._check_space(repo, staging, sqlite_path, include_index)
-        if include_index:
+        self._check_space(repo, staging, sqlite_path, own_index)
+        if own_index:
             self._persist_index()
         try:
             snap = take_snapshot(
                 self.db.engine,
                 sqlite_path=sqlite_path,
-                index_dir=self.settings.index_dir if include_index else None,
+                index_dir=self.settings.index_dir if own_index else None,
                 collection_ids=self._collection_ids(),
                 staging=staging,
             )
             writer = BlockWriter(
-                repo,
-                block_size=self.settings.backup_block_kb * 1024,
-                reuse=kind != "full",
-                threads=self.settings.backup_threads,
+                repo, unit_size=self.settings.backup_block_kb * 1024, threads=self.settings.backup_threads
             )
             store_started = time.perf_counter()
+            previous = {f.path: f for f in parent.files} if parent is not None else {}
             try:
-                files = [writer.write_file(f.path, f.rel, f.role, f.chunking) for f in snap.files]
+                files = []
+                for n, staged in enumerate(snap.files):
+                    before = previous.get(staged.rel)
+                    files.append(
+                        writer.write_file(
+                            staged.path,
+                            staged.rel,
+                            staged.role,
+                            staged.chunking,
+                            map_name=f"maps/{backup_id}/{n}",
+                            previous=repo.load_map(before.map, where=f"backup {parent.id}")
+                            if before and parent
+                            else None,
+                        )
+                    )
             finally:
                 writer.close()
+            collections = snap.collections
+            index_from: str | None = backup_id if own_index else None
+            if base_full is not None:
+                files += [f for f in base_full.files if f.role == "index"]
+                index_from = base_full.id
+                vectors = {c.id: c.vectors or 0 for c in base_full.collections}
+                collections = [c.model_copy(update={"vectors": vectors.get(c.id, 0)}) for c in collections]
             timings = dict(snap.timings)
             timings["store_s"] = round(time.perf_counter() - store_started, 3)
+            if index_from == backup_id:
+                index_restore = "from this backup's index files"
+            elif index_from is not None:
+                index_restore = (
+                    f"from the index files of backup {index_from}, brought level by the outbox or rebuilt from "
+                    "the embeddings table"
+                )
+            else:
+                index_restore = "rebuild from the embeddings table"
             manifest = Manifest(
                 id=backup_id,
                 kind=kind,
@@ -275,25 +307,33 @@ class BackupManager:
                 database_format="sqlite" if sqlite_path is not None else "pg_dump-custom",
                 pg_schema=None if sqlite_path is not None else search_path_schema(self.settings.sqlalchemy_url),
                 vector_backend=backend,
-                index_included=include_index,
-                index_restore="files" if include_index else "rebuild from the embeddings table",
+                index_included=index_from is not None,
+                index_from=index_from,
+                index_restore=index_restore,
                 store_identity=snap.store_identity,
-                collections=snap.collections,
-                embedding_models=sorted({c.embedding_model for c in snap.collections}),
+                collections=collections,
+                embedding_models=sorted({c.embedding_model for c in collections}),
                 files=files,
                 block_size=self.settings.backup_block_kb * 1024,
                 codec=self.settings.backup_compression,
                 encrypted=repo.encrypted,
                 new_blocks=writer.stats.new_blocks,
-                logical_bytes=writer.stats.logical_bytes,
+                logical_bytes=sum(f.size for f in files),
                 stored_bytes=writer.stats.stored_bytes,
                 timings=timings,
             )
+            # Removed before the blocks are flushed, so the flush does not write the staged copy to disk too.
+            shutil.rmtree(staging, ignore_errors=True)
             manifest.timings["total_s"] = round(time.perf_counter() - started, 3)
             repo.save_manifest(manifest)  # the commit point: from here on the backup exists
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return manifest
+
+    @staticmethod
+    def _newest_full(repo: Repository) -> Manifest | None:
+        fulls = [m for m in repo.manifests() if m.kind == "full" and m.index_from == m.id]
+        return fulls[-1] if fulls else None
 
     def _check_space(self, repo: Repository, staging: Path, sqlite_path: Path | None, include_index: bool) -> None:
         needed = estimate_bytes(sqlite_path, self.settings.index_dir if include_index else None)
@@ -393,22 +433,28 @@ class BackupManager:
             kept = select_kept([(m.id, datetime.fromisoformat(m.created_at)) for m in manifests], self.retention())
             removed = [m.id for m in manifests if m.id not in kept]
             referenced: set[str] = set()
+            maps: set[str] = set()
             for m in manifests:
                 if m.id in kept:
                     referenced |= m.referenced_blocks()
+                    maps |= m.referenced_maps()
             unreferenced = [d for d in repo.all_blocks() if d not in referenced]
+            stale_maps = [name for name in repo.all_maps() if name not in maps]
             freed = 0
             if not dry_run:
                 for backup_id in removed:
                     repo.delete_backup(backup_id)
                 for digest in unreferenced:
                     freed += repo.delete_block(digest)
+                for name in stale_maps:
+                    freed += repo.delete_object(name)
                 repo.storage.clear_temporary()
             result = {
                 "dry_run": dry_run,
                 "kept": {k: v for k, v in sorted(kept.items())},
                 "removed_backups": removed,
                 "removed_blocks": len(unreferenced),
+                "removed_maps": len(stale_maps),
                 "freed_bytes": freed,
             }
             outcome["details"] = result

@@ -17,13 +17,16 @@ FORMAT = 1
 
 
 class FileEntry(BaseModel):
-    """One file of the store, as the ordered list of blocks it is made of."""
+    """One file of the store: its map (where each unit lives) and the blocks the map names."""
 
     path: str  # relative to the restored data directory: "ragstore.db", "index/3.usearch", "database.pgdump"
     role: Literal["database", "index"]
     size: int
-    sha256: str
-    blocks: list[str]
+    sha256: str  # SHA-256 over the SHA-256 of each unit, in order (`blocks.file_checksum`)
+    blocks: list[str]  # every block holding a unit of the file, in order of first use
+    map: str  # the repository object holding the unit map (maps/<backup id>/<n>)
+    units: int
+    new_units: int  # the units this backup stored (the rest were unchanged since the previous backup)
 
 
 class CollectionCounts(BaseModel):
@@ -51,8 +54,9 @@ class Manifest(BaseModel):
     database_format: Literal["sqlite", "pg_dump-custom"]
     pg_schema: str | None = None  # the schema a PostgreSQL store lived in (search_path), when not public
     vector_backend: str
-    index_included: bool
-    index_restore: str  # how the vectors come back: "files" or "rebuild from the embeddings table"
+    index_included: bool  # whether this backup names index files (its own or its chain's full backup's)
+    index_from: str | None = None  # the backup that copied the index files it names
+    index_restore: str  # how the vectors come back
     store_identity: int
     collections: list[CollectionCounts] = Field(default_factory=list)
     embedding_models: list[str] = Field(default_factory=list)
@@ -67,3 +71,6 @@ class Manifest(BaseModel):
 
     def referenced_blocks(self) -> set[str]:
         return {b for f in self.files for b in f.blocks}
+
+    def referenced_maps(self) -> set[str]:
+        return {f.map for f in self.files}

@@ -1,16 +1,17 @@
 """A backup repository: content-addressed blocks, one manifest per backup, and a record of each verify.
 
     repository.json          format, whether it is encrypted, the key check, created_at (plain JSON)
-    blocks/<ab>/<digest>     one block of a file: framed (compressed, encrypted, checksummed)
+    blocks/<ab>/<digest>     the changed units of up to 1 MiB of a file: framed (compressed, encrypted,
+                             checksummed), named by the digest of its plaintext
+    maps/<backup id>/<n>     where each unit of the backup's n-th file lives (`blocks.UnitMap`), framed
     manifests/<backup id>    one backup's manifest, framed the same way; written last
     verified/<backup id>     the outcome of the last `backup verify` of it (plain JSON)
     tmp/                     objects being written (an interrupted write leaves its part here)
     lock                     held by whoever backs up, verifies, restores or prunes
 
-A block is named by the digest of its plaintext, so a block already stored is never written twice and a
-backup's blocks can be shared with any other backup: an incremental is a manifest plus the blocks that
-changed, and deleting an old backup never breaks a newer one (prune removes only blocks no manifest
-names).
+An incremental is a manifest, maps, and the blocks holding the units that changed since the previous
+backup; its maps point at older blocks for the rest. Deleting an old backup never breaks a newer one:
+prune removes only the blocks and maps that no kept manifest names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem
 from ragstore.backup.frames import Codec, FrameCodec
@@ -26,6 +27,9 @@ from ragstore.backup.keys import key_check
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.storage import Storage
 from ragstore.errors import NotFound
+
+if TYPE_CHECKING:
+    from ragstore.backup.blocks import UnitMap
 
 __all__ = ["Repository"]
 
@@ -88,7 +92,7 @@ class Repository:
     def put_block(self, digest: str, data: bytes | memoryview) -> int:
         """Store a block under its digest; returns the bytes written."""
         name = self.block_name(digest)
-        frame = self.frames.encode(name, data, bytes.fromhex(digest))
+        frame = self.frames.encode(name, data)
         self.storage.put(name, frame)
         return len(frame)
 
@@ -101,6 +105,28 @@ class Repository:
             by = f", written by backup {writer}" if writer else ""
             raise BackupDamaged(f"{where}: block {name} is missing{by} (the chain is broken)") from None
         return self.frames.decode(name, frame, where=where)
+
+    def put_object(self, name: str, data: bytes) -> int:
+        frame = self.frames.encode(name, data)
+        self.storage.put(name, frame)
+        return len(frame)
+
+    def load_map(self, name: str, *, where: str) -> UnitMap:
+        from ragstore.backup.blocks import UnitMap
+
+        try:
+            frame = self.storage.get(name)
+        except FileNotFoundError:
+            raise BackupDamaged(f"{where}: its map {name} is missing (the chain is broken)") from None
+        try:
+            return UnitMap.from_bytes(self.frames.decode(name, frame, where=where))
+        except BackupError:
+            raise
+        except Exception as exc:
+            raise BackupDamaged(f"{where}: its map {name} cannot be read ({type(exc).__name__})") from None
+
+    def all_maps(self) -> list[str]:
+        return [name for prefix in self.storage.list("maps") for name in self.storage.list(prefix)]
 
     def all_blocks(self) -> list[str]:
         return [name.rsplit("/", 1)[1] for prefix in self.storage.list("blocks") for name in self.storage.list(prefix)]
@@ -153,9 +179,18 @@ class Repository:
         return self.manifest(ids[-1]) if ids else None
 
     def delete_backup(self, backup_id: str) -> None:
+        """Forget a backup (its maps and blocks stay until prune finds nothing else names them)."""
         self.storage.delete(f"manifests/{backup_id}")
         self.storage.delete(f"verified/{backup_id}")
         self._manifests.pop(backup_id, None)
+
+    def delete_object(self, name: str) -> int:
+        try:
+            size = self.storage.size(name)
+        except FileNotFoundError:
+            return 0
+        self.storage.delete(name)
+        return size
 
     def writer_of(self, digest: str) -> str | None:
         """Which backup first wrote a block (for error messages about a missing one)."""
@@ -168,8 +203,9 @@ class Repository:
         return None
 
     def missing_blocks(self, manifest: Manifest) -> list[str]:
-        """Blocks the backup needs that the repository does not hold: a quick chain-completeness check."""
-        return sorted(d for d in manifest.referenced_blocks() if not self.has_block(d))
+        """Blocks and maps the backup needs that the repository does not hold: the chain-completeness check."""
+        maps = sorted(f.map for f in manifest.files if not self.storage.exists(f.map))
+        return maps + sorted(d for d in manifest.referenced_blocks() if not self.has_block(d))
 
     # -- verification records --------------------------------------------------------------------------------
     def record_verified(self, backup_id: str, record: dict[str, Any]) -> None:

@@ -35,8 +35,8 @@ def reassemble(repo: Repository, manifest: Manifest, target: Path, *, threads: i
     where = f"backup {manifest.id}"
     missing = repo.missing_blocks(manifest)
     if missing:
-        first = repo.block_name(missing[0])
-        writer = repo.writer_of(missing[0])
+        first = missing[0] if missing[0].startswith("maps/") else repo.block_name(missing[0])
+        writer = missing[0].split("/")[1] if missing[0].startswith("maps/") else repo.writer_of(missing[0])
         by = f" (written by backup {writer})" if writer else ""
         raise BackupDamaged(
             f"{where}: {len(missing)} of its blocks are missing from {repo.location}, first {first}{by}; "
