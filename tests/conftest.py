@@ -141,6 +141,20 @@ class PostgresDatabases:
         self.names.append(name)
         return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
 
+    def created_database_url(self) -> str:
+        """A new, empty database of the test's own (whole, not a schema), dropped at the end."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = self.new_database_url()
+        admin = make_url(self.base_url).set(drivername="postgresql", database="postgres")
+        try:
+            with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{make_url(url).database}"')
+        except psycopg.OperationalError as exc:
+            service_missing(f"PostgreSQL at {self.base_url} is not available: {exc}")
+        return url
+
     def drop_all(self) -> None:
         if not self.names:
             return

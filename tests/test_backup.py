@@ -261,3 +261,74 @@ def test_bad_settings_and_arguments_name_the_problem(
         with pytest.raises(InvalidInput, match=r"already holds a ragstore\.db"):
             store.restore_copy(made["id"], str(tmp_path / "occupied"))
         assert (tmp_path / "occupied" / "ragstore.db").read_bytes() == b"someone's data"
+
+
+def test_a_milvus_store_backs_up_its_database_and_restores_by_rebuilding_the_vectors(
+    tmp_path: Path, embedder: Any
+) -> None:
+    """Milvus (here Milvus Lite) keeps derived data only: the backup holds SQL, the restore rebuilds from it."""
+    pytest.importorskip("pymilvus")
+    cfg = sqlite_settings(tmp_path, vector_backend="milvus")
+
+    def ids(store: RagStore) -> list[list[tuple[str, int]]]:
+        return [[(source, ordinal) for source, ordinal, _ in hits] for hits in answers(store)]
+
+    with RagStore.open(cfg, embedder=embedder) as store:
+        load_corpus(store)
+        before = ids(store)
+        made = store.backup("full")
+        assert made is not None and not made["index_included"]
+        assert store.show_backup(made["id"])["index_restore"] == "rebuild from the embeddings table"
+        # Beside the live store: the copy gets an embedded index of its own, never the live Milvus collections.
+        copy = store.restore_copy(made["id"], str(tmp_path / "copy"))
+        assert copy["consistency"]["problems"] == 0
+        store.add_text(COLLECTION, "밀버스 복원 뒤에는 없어야 할 문서", title="gone after restore")
+        store.wait_for_index()
+    with RagStore.open(copied_settings(cfg, copy), embedder=embedder) as restored:
+        assert restored.index.name == "embedded" and ids(restored) == before
+    result = restore_backup(cfg, made["id"])  # over the live store: its Milvus collections are rebuilt
+    assert result["consistency"]["problems"] == 0 and result["rebuilt"] == {COLLECTION: made["chunks"]}
+    with RagStore.open(cfg, embedder=embedder) as store:
+        assert store.index.name == "milvus" and ids(store) == before
+
+
+def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder: Any, postgres_admin: Any) -> None:
+    url = postgres_admin.created_database_url()
+    cfg = sqlite_settings(tmp_path, database_url=url)
+    with RagStore.open(cfg, embedder=embedder) as store:
+        load_corpus(store)
+        before = answers(store)
+        made = store.backup("full")
+        assert made is not None
+        store.add_text(COLLECTION, "복원되면 사라질 문서", title="doomed")
+        store.wait_for_index()
+    result = restore_backup(cfg, made["id"])
+    assert result["live"] and result["consistency"]["problems"] == 0 and result["verify"]["counts"] == "match"
+    with RagStore.open(cfg, embedder=embedder) as store:
+        assert answers(store) == before
+        assert "doomed" not in {d.title for d in store.list_documents(COLLECTION, limit=1000)}
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin) as conn:
+        kept = [
+            r[0]
+            for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{name}_pre_restore_%",))
+        ]
+    assert len(kept) == 1  # the old database is kept aside, renamed
+
+
+def test_a_schema_backup_is_not_swapped_over_a_whole_database(
+    backup_cfg: Settings, embedder: Any, database_url: str | None
+) -> None:
+    if database_url is None:
+        pytest.skip("PostgreSQL only: SQLite stores are whole files")
+    with RagStore.open(backup_cfg, embedder=embedder) as store:
+        store.create_collection(COLLECTION)
+        store.add_text(COLLECTION, "스키마 하나", title="one")
+        made = store.backup("snapshot")
+        assert made is not None
+    with pytest.raises(InvalidInput, match="not a whole database"):
+        restore_backup(backup_cfg, made["id"])

@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     backup_compression: Literal["zstd", "gzip", "none"] = Field(
         "zstd", validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION")
     )
-    backup_compression_level: int = Field(3, ge=1, le=19, validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION_LEVEL"))
+    backup_compression_level: int = Field(1, ge=1, le=19, validation_alias=_env("RAGSTORE_BACKUP_COMPRESSION_LEVEL"))
     backup_encryption_key: SecretStr | None = Field(None, validation_alias=_env("BACKUP_ENCRYPTION_KEY"))
     backup_block_kb: int = Field(4, ge=4, le=1024, multiple_of=4, validation_alias=_env("RAGSTORE_BACKUP_BLOCK_KB"))
     backup_threads: int = Field(3, ge=1, le=64, validation_alias=_env("RAGSTORE_BACKUP_THREADS"))

@@ -58,6 +58,7 @@ def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None)
     """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL)."""
     repo = open_repository(settings, create=False)
     manifest = repo.manifest(backup_id)
+    _check_revision_known(manifest)
     started = time.perf_counter()
     with repo.storage.lock():
         if manifest.dialect == "sqlite":
@@ -78,6 +79,24 @@ def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None)
         **after,
         "total_s": round(time.perf_counter() - started, 3),
     }
+
+
+def _check_revision_known(manifest: Manifest) -> None:
+    """A backup from a newer ragstore holds a schema this one cannot open: refuse before touching anything."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from ragstore.migrations import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    scripts = ScriptDirectory.from_config(config)
+    revision = manifest.alembic_revision
+    if revision is not None and revision not in {s.revision for s in scripts.walk_revisions()}:
+        raise InvalidInput(
+            f"backup {manifest.id} was made by ragstore {manifest.ragstore_version} at schema revision "
+            f"{revision}, which this ragstore does not know: upgrade ragstore, then restore"
+        )
 
 
 # -- SQLite ------------------------------------------------------------------------------------------------
@@ -192,6 +211,12 @@ def _restore_postgres(
         raise InvalidInput(
             f"backup {manifest.id} is of a PostgreSQL store and this store is on SQLite: restore it with "
             "--to postgresql://..."
+        )
+    if to is None and manifest.pg_schema:
+        # The live database may hold other schemas than ragstore's: swapping databases would take them away.
+        raise InvalidInput(
+            f"backup {manifest.id} is of the schema {manifest.pg_schema}, not a whole database: restore it with "
+            "--to postgresql://host/new_database and point DATABASE_URL there"
         )
     live_url = make_url(to or settings.sqlalchemy_url)
     if to is not None and not to.startswith("postgresql+"):
