@@ -76,9 +76,14 @@ def copy_target(database_url: str | None, folder: Path, postgres_admin: Any) -> 
 
 def copied_settings(cfg: Any, result: dict[str, Any]) -> Any:
     """The settings that open the store a `--to` restore produced."""
+    backend = result["vector_backend"]
     if cfg.is_sqlite:
-        return cfg.model_copy(update={"data_dir": Path(result["data_dir"]), "database_url": None})
-    return cfg.model_copy(update={"database_url": result["target"], "data_dir": Path(result["data_dir"])})
+        return cfg.model_copy(
+            update={"data_dir": Path(result["data_dir"]), "database_url": None, "vector_backend": backend}
+        )
+    return cfg.model_copy(
+        update={"database_url": result["target"], "data_dir": Path(result["data_dir"]), "vector_backend": backend}
+    )
 
 
 def sqlite_settings(tmp_path: Path, **overrides: Any) -> Any:

@@ -50,7 +50,7 @@ def test_restore_reproduces_identical_search_results(
         manifest = store.show_backup(made["id"])
         target = str(tmp_path / "restored") if database_url is None else postgres_admin.new_database_url()
         result = store.restore_copy(made["id"], target)
-    assert result["consistency"]["problems"] == 0
+    assert result["consistency"]["problems"] == 0 and result["consistency"]["found"] == 0  # nothing to repair
     assert result["verify"]["counts"] == "match"
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
@@ -332,3 +332,24 @@ def test_a_schema_backup_is_not_swapped_over_a_whole_database(
         assert made is not None
     with pytest.raises(InvalidInput, match="not a whole database"):
         restore_backup(backup_cfg, made["id"])
+
+
+def test_a_backup_taken_while_writes_wait_for_the_index_restores_them_indexed(tmp_path: Path, embedder: Any) -> None:
+    """Chunks the backup caught `pending` (stored, not yet in the index) are indexed by the restored store."""
+    cfg = sqlite_settings(tmp_path)
+    with RagStore.open(cfg, embedder=embedder) as store:
+        store.create_collection(COLLECTION)
+        store.add_text(COLLECTION, "색인이 끝난 문서", title="indexed")
+        outcomes = store.add_documents(
+            COLLECTION, [{"text": "아직 색인되지 않은 문서", "title": "pending"}], wait=False
+        )
+        assert outcomes[0].index_state == "pending"
+        made = store.backup("full")
+        assert made is not None
+        manifest = store.show_backup(made["id"])
+        assert manifest["collections"][0]["indexed_chunks"] < manifest["collections"][0]["chunks"]
+        result = store.restore_copy(made["id"], str(tmp_path / "copy"))
+    assert result["consistency"]["problems"] == 0
+    with RagStore.open(copied_settings(cfg, result), embedder=embedder) as copy:
+        hits = copy.search(COLLECTION, "아직 색인되지 않은 문서", k=2, mode="dense").hits
+        assert "pending" in {h.title for h in hits}

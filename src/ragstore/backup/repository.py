@@ -132,13 +132,7 @@ class Repository:
         return [name.rsplit("/", 1)[1] for prefix in self.storage.list("blocks") for name in self.storage.list(prefix)]
 
     def delete_block(self, digest: str) -> int:
-        name = self.block_name(digest)
-        try:
-            size = self.storage.size(name)
-        except FileNotFoundError:
-            return 0
-        self.storage.delete(name)
-        return size
+        return self.delete_object(self.block_name(digest))
 
     # -- manifests -------------------------------------------------------------------------------------------
     def save_manifest(self, manifest: Manifest) -> None:

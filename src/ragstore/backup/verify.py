@@ -25,7 +25,7 @@ from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import count_collections, libpq_url
 
-__all__ = ["check_counts", "reassemble", "restore_pg_dump", "verify_into"]
+__all__ = ["check_counts", "check_database_counts", "reassemble", "restore_pg_dump", "verify_into"]
 
 Progress = Callable[[str], None]
 
@@ -127,6 +127,18 @@ def restore_pg_dump(dump: Path, url: str, where: str) -> None:
         raise BackupDamaged(f"{where}: pg_restore failed ({done.stderr.strip()[:300]})")
 
 
+def check_database_counts(url: str, manifest: Manifest) -> None:
+    """The restored database's counts against the manifest's (vectors aside: they live in the index)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            found = count_collections(c, None)
+    finally:
+        engine.dispose()
+    expected = [c.model_copy(update={"vectors": None}) for c in manifest.collections]
+    check_counts(expected, found, where=f"backup {manifest.id}")
+
+
 def check_postgres(dump: Path, manifest: Manifest, live_url: str | None) -> dict[str, Any]:
     """`pg_restore --list`, then (given a server to use) a restore into a scratch database to count rows."""
     where = f"backup {manifest.id}, file database.pgdump"
@@ -140,18 +152,11 @@ def check_postgres(dump: Path, manifest: Manifest, live_url: str | None) -> dict
         try:
             scratch_url = make_url(live_url).set(database=scratch).render_as_string(hide_password=False)
             restore_pg_dump(dump, scratch_url, where)
-            engine = create_engine(scratch_url)
-            try:
-                with engine.connect() as c:
-                    found = count_collections(c, None)
-            finally:
-                engine.dispose()
+            check_database_counts(scratch_url, manifest)
         finally:
             drop_database(admin, scratch)
     finally:
         admin.dispose()
-    expected = [c.model_copy(update={"vectors": None}) for c in manifest.collections]
-    check_counts(expected, found, where=f"backup {manifest.id}")
     return {"pg_restore_list": entries, "counts": "match"}
 
 
