@@ -320,11 +320,8 @@ def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder
     assert len(kept) == 1  # the old database is kept aside, renamed
 
 
-def test_a_schema_backup_is_not_swapped_over_a_whole_database(
-    backup_cfg: Settings, embedder: Any, database_url: str | None
-) -> None:
-    if database_url is None:
-        pytest.skip("PostgreSQL only: SQLite stores are whole files")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_schema_backup_is_not_swapped_over_a_whole_database(backup_cfg: Settings, embedder: Any) -> None:
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         store.create_collection(COLLECTION)
         store.add_text(COLLECTION, "스키마 하나", title="one")

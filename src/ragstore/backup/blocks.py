@@ -110,7 +110,6 @@ def _windows(
             if not data:
                 return
             yield data, [min(unit, len(data) - o) for o in range(0, len(data), unit)]
-        return
     if size == 0:
         return
     lengths: list[int] = []

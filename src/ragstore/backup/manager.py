@@ -351,7 +351,7 @@ class BackupManager:
 
     # -- read ----------------------------------------------------------------------------------------------
     def summaries(self) -> list[dict[str, Any]]:
-        repo = self.repository(create=False) if self._exists() else None
+        repo = self._existing()
         if repo is None:
             return []
         return [summary(m, repo.verified(m.id)) for m in repo.manifests()]
@@ -367,12 +367,12 @@ class BackupManager:
         body["missing_blocks"] = len(repo.missing_blocks(m))
         return body
 
-    def _exists(self) -> bool:
+    def _existing(self) -> Repository | None:
+        """The repository, or None before the first backup made it."""
         try:
-            self.repository(create=False)
+            return self.repository(create=False)
         except NotFound:
-            return False
-        return True
+            return None
 
     # -- verify --------------------------------------------------------------------------------------------
     def verify(
@@ -466,8 +466,8 @@ class BackupManager:
         with self._active_lock:
             active = dict(self._active) if self._active else None
         latest = None
-        if self._exists():
-            repo = self.repository(create=False)
+        repo = self._existing()
+        if repo is not None:
             newest = repo.latest()
             latest = summary(newest, repo.verified(newest.id)) if newest else None
         return {
