@@ -128,9 +128,6 @@ def _windows(
 class WriteStats:
     new_blocks: list[str] = field(default_factory=list)
     stored_bytes: int = 0
-    logical_bytes: int = 0
-    units: int = 0
-    new_units: int = 0
 
 
 @dataclass
@@ -248,10 +245,6 @@ class BlockWriter:
             length=np.array(lengths_all, dtype=np.uint32),
         )
         self.stats.stored_bytes += self.repo.put_object(map_name, unit_map.to_bytes())
-        with self._lock:
-            self.stats.logical_bytes += size
-            self.stats.units += len(digest_rows)
-            self.stats.new_units += new_units
         return FileEntry(
             path=rel,
             role=role,

@@ -29,7 +29,14 @@ from ragstore.backup.errors import BackupError
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import search_path_schema
-from ragstore.backup.verify import check_counts, check_database_counts, drop_database, restore_pg_dump, verify_into
+from ragstore.backup.verify import (
+    check_counts,
+    check_database_counts,
+    create_database,
+    drop_database,
+    restore_pg_dump,
+    verify_into,
+)
 from ragstore.config import Settings
 from ragstore.errors import Conflict, InvalidInput
 
@@ -236,8 +243,7 @@ def _restore_postgres(
         if to is not None and exists:
             raise InvalidInput(f"--to: the database {target_name} exists already; name a new one")
         checks = verify_into(repo, manifest, staging, live_url=None, threads=settings.backup_threads)
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.execute(text(f'CREATE DATABASE "{fresh}"'))
+        create_database(admin, fresh)
         fresh_url = live_url.set(database=fresh).render_as_string(hide_password=False)
         try:
             restore_pg_dump(staging / "database.pgdump", fresh_url, f"backup {manifest.id}")
