@@ -3,6 +3,7 @@ Milvus (Milvus Lite, the same client code a server gets) and Chroma (the embedde
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,3 +183,40 @@ def test_records_are_accepted_and_a_growing_collection_stays_searchable(make_ind
     assert index.count(4) == 60
     assert index.search(4, data[44], k=1)[0].id == 45
     assert index.search(4, data[44], k=3, allowed_ids=[2, 45, 50])[0].id == 45
+
+
+def test_every_vector_is_reachable_through_the_graph(tmp_path: Path) -> None:
+    """Past the exact-search limit a search walks the HNSW graph; a vector inserted by usearch's parallel
+    `add` could be stored yet never reached (USearch #735). Built with parallel inserts, this collection
+    left 5 or more of its 8,000 vectors unreachable in each of three runs on 2 cores; every one must be its
+    own top hit."""
+    from ragstore.vectors.embedded import EXACT_SEARCH_LIMIT
+
+    index = EmbeddedVectorIndex(tmp_path / "index")
+    index.ensure_collection(CollectionSpec(1, DIM))
+    n = EXACT_SEARCH_LIMIT * 4
+    data = vectors(n, seed=11)
+    keys = np.arange(1, n + 1, dtype=np.int64)
+    for start in range(0, n, 500):  # as ingest batches arrive, with some upserted again (an outbox replay)
+        index.upsert(1, keys[start : start + 500], data[start : start + 500])
+        index.upsert(1, keys[start : start + 20], data[start : start + 20])
+    index.delete(1, keys[::50])
+    kept = np.ones(n, dtype=bool)
+    kept[::50] = False
+    unreached = [int(k) for k, v in zip(keys[kept], data[kept], strict=True) if index.search(1, v, k=1)[0].id != k]
+    assert unreached == []
+
+
+def test_an_index_file_of_format_1_is_rebuilt(tmp_path: Path) -> None:
+    index = EmbeddedVectorIndex(tmp_path / "index")
+    index.ensure_collection(CollectionSpec(1, DIM))
+    index.upsert(1, ids(1, 2), vectors(2))
+    index.mark_applied(1, 5)
+    index.close()
+    sidecar = tmp_path / "index" / "1.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["format"] == 2
+    sidecar.write_text(json.dumps({**meta, "format": 1}))  # as written before inserts were single-threaded
+    again = EmbeddedVectorIndex(tmp_path / "index")
+    again.ensure_collection(CollectionSpec(1, DIM))
+    assert again.applied_seq(1) == 0 and again.count(1) == 0  # the store rebuilds it from SQL

@@ -30,7 +30,14 @@ from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, 
 __all__ = ["EmbeddedVectorIndex"]
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+# 2: every vector was inserted by one thread. Files of format 1 were built with usearch's parallel insert,
+# which strands a few vectors where no graph search reaches them (USearch #735), so they are rebuilt.
+FORMAT_VERSION = 2
+# usearch's parallel `add` races: a node can end up stored but unreachable by any search, at any ef
+# (USearch #735, open in 2.26.6). Measured by bench/index_threads.py on 2 cores: parallel inserts stranded
+# 1-10 of 20,000 uniform vectors, one thread none, at 0.6x the insert speed. Speed is worth less than a
+# chunk that no search can return.
+INSERT_THREADS = 1
 # Below this many allowed ids, a filtered search scores them exactly instead of walking the graph.
 EXACT_FILTER_LIMIT = 20_000
 # Up to this many vectors a plain search is exact (usearch's brute force): measured to cost no more than
@@ -94,12 +101,16 @@ class EmbeddedVectorIndex:
                 meta = json.loads(meta_path.read_text())
                 expected = (spec.dimension, FORMAT_VERSION, self.dtype)
                 found = (meta.get("dimension"), meta.get("format"), meta.get("dtype", "f32"))
+                if found[1] == 1 and (found[0], found[2]) == (expected[0], expected[2]):
+                    raise ValueError(
+                        "it is of format 1, built with parallel inserts that can leave vectors no search reaches"
+                    )
                 if found != expected:
                     raise ValueError(f"the file has (dimension, format, dtype) {found}, the settings want {expected}")
                 index.load(str(data_path))
                 seq = int(meta["applied_seq"])
             except Exception as exc:  # a damaged file is rebuilt from SQL, never trusted
-                log.warning("index file %s is unreadable (%s); it will be rebuilt from the database", data_path, exc)
+                log.warning("index file %s cannot be used (%s); it will be rebuilt from the database", data_path, exc)
                 index = self._new_index(spec.dimension)
                 seq = 0
         return _Sub(spec, index, seq, dirty=seq == 0)
@@ -141,7 +152,7 @@ class EmbeddedVectorIndex:
             present = np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)
             if present.any():
                 sub.index.remove(keys[present])
-            sub.index.add(keys, vectors)
+            sub.index.add(keys, vectors, threads=INSERT_THREADS)
             sub.dirty = True
 
     def delete(self, collection_id: int, ids: Ids) -> None:
