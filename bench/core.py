@@ -72,7 +72,11 @@ def timed_queries(fn: Callable[[np.ndarray], list[int]], qs: np.ndarray, truth: 
     return Timing(name, float(np.percentile(times, 50)), float(np.percentile(times, 99)), hits / (len(qs) * K))
 
 
-def bench_raw_usearch(data: np.ndarray, qs: np.ndarray, truth: np.ndarray, ef: int) -> tuple[float, Timing]:
+def bench_raw_usearch(
+    data: np.ndarray, qs: np.ndarray, truth: np.ndarray, ef: int, threads: int = 0
+) -> tuple[float, Timing]:
+    """`threads=0` is usearch's parallel insert (the raw limit); ragstore inserts with one thread, because
+    the parallel insert strands vectors no search reaches (USearch #735, bench/index_threads.py)."""
     from usearch.index import Index
 
     defaults = Settings()  # the raw library gets exactly the parameters ragstore uses
@@ -87,7 +91,7 @@ def bench_raw_usearch(data: np.ndarray, qs: np.ndarray, truth: np.ndarray, ef: i
     keys = np.arange(len(data), dtype=np.uint64)
     started = time.perf_counter()
     for s in range(0, len(data), 1000):
-        index.add(keys[s : s + 1000], data[s : s + 1000])
+        index.add(keys[s : s + 1000], data[s : s + 1000], threads=threads)
     rate = len(data) / (time.perf_counter() - started)
     timing = timed_queries(lambda q: [int(k) for k in index.search(q, K).keys], qs, truth, f"raw usearch (ef={ef})")
     return rate, timing
@@ -251,6 +255,9 @@ def main() -> None:
         search_rows.append(raw_t)
         gc.collect()
         if ef == args.ef[0]:
+            one_thread, _ = bench_raw_usearch(data, qs[:20], truth[:20], ef, threads=1)
+            ingest["raw usearch add, one thread (as ragstore inserts)"] = one_thread
+            gc.collect()
             rate_a, rs_t = bench_ragstore(data, qs, truth, ef, docs_per_call=1000, chunks_per_doc=1)
             ingest["ragstore add_documents (1,000 docs x 1 chunk per call)"] = rate_a
             rate_b, _ = bench_ragstore(data[: n // 2], qs[:20], truth[:20], ef, docs_per_call=100, chunks_per_doc=10)
@@ -324,6 +331,15 @@ def main() -> None:
         ">= 0.75x",
         our_rate >= 0.75 * raw_rate,
         "{:,.0f}",
+    )
+    one_thread = ingest["raw usearch add, one thread (as ragstore inserts)"]
+    summary.add_row(
+        "ingest vectors/s vs raw add, one thread",
+        f"{our_rate:,.0f}",
+        f"{one_thread:,.0f}",
+        f"{our_rate / one_thread:.2f}x",
+        "(reference)",
+        "-",
     )
     if chroma is not None:
         ch = chroma[1]

@@ -115,6 +115,36 @@ def all_documents(store: RagStore) -> Iterator[DocumentInfo]:
         offset += len(page)
 
 
+def index_diagnosis(store: RagStore, uri: str, ordinal: int) -> str:
+    """Why a search missed a chunk: the index lacks it, holds another vector, or holds it where the graph
+    search does not reach (which an exact search over the index's own vectors tells apart)."""
+    collection_id = store.catalog.resolve(COLLECTION).id
+    document = next((d for d in all_documents(store) if d.source_uri == uri), None)
+    if document is None:
+        return "the document is not listed"
+    chunk_id = next(
+        (
+            c.id
+            for c in (store.get_document(COLLECTION, document.id, with_chunks=True).chunks or [])
+            if c.ordinal == ordinal
+        ),
+        None,
+    )
+    if chunk_id is None:
+        return f"document {document.id} has no chunk {ordinal}"
+    want = chunk_vector(uri, ordinal)
+    held_ids, held = store.index.get(collection_id, np.asarray([chunk_id], dtype=np.int64))
+    if not len(held_ids):
+        return f"chunk {chunk_id} is not in the index, of {store.index.count(collection_id)} vectors"
+    similarity = float(np.dot(held[0], want) / (np.linalg.norm(held[0]) or 1.0))
+    ids, vectors = store.index.get(collection_id, np.concatenate(list(store.index.iter_ids(collection_id))))
+    exact = int(ids[int(np.argmax(vectors @ want))])
+    return (
+        f"chunk {chunk_id} is in the index with cosine {similarity:.4f} to its vector, of "
+        f"{store.index.count(collection_id)} vectors; an exact search over them returns chunk {exact}"
+    )
+
+
 def release_milvus_lite(settings: Settings) -> None:
     """Milvus Lite keeps its server (and the folder's lock) for the process's life; free it for the child."""
     if settings.vector_backend != "milvus" or "://" in settings.milvus_location:
@@ -393,7 +423,10 @@ class Harness:
                 kp.searched += 1
                 if not hits or (hits[0].source_uri, hits[0].ordinal) != (uri, ordinal):
                     top = f"{hits[0].source_uri} chunk {hits[0].ordinal}" if hits else "nothing"
-                    fail(f"{where}: a search by {uri} chunk {ordinal}'s own vector returned {top}")
+                    fail(
+                        f"{where}: a search by {uri} chunk {ordinal}'s own vector returned {top} "
+                        f"({index_diagnosis(store, uri, ordinal)})"
+                    )
             for uri in to_miss:
                 hits = store.search(COLLECTION, vector=chunk_vector(uri, 0).tolist(), k=3, mode="dense").hits
                 kp.searched += 1
