@@ -132,13 +132,28 @@ def test_persist_and_reopen(make_index: Factory, tmp_path: Path) -> None:
     assert again.dimension(1) == DIM and again.collection_ids() == [1]
 
 
-def test_a_damaged_index_file_is_not_trusted(tmp_path: Path) -> None:
+def _written_before_single_threaded_inserts(folder: Path) -> None:
+    sidecar = folder / "1.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["format"] == 2
+    sidecar.write_text(json.dumps({**meta, "format": 1}))
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda folder: (folder / "1.usearch").write_bytes(b"garbage"), id="damaged"),
+        # Format 1 files were built with parallel inserts, which can strand vectors (USearch #735).
+        pytest.param(_written_before_single_threaded_inserts, id="format-1"),
+    ],
+)
+def test_an_index_file_that_cannot_be_trusted_is_rebuilt(tmp_path: Path, spoil: Callable[[Path], object]) -> None:
     index = EmbeddedVectorIndex(tmp_path / "index")
     index.ensure_collection(CollectionSpec(1, DIM))
     index.upsert(1, ids(1, 2), vectors(2))
     index.mark_applied(1, 5)
     index.close()
-    (tmp_path / "index" / "1.usearch").write_bytes(b"garbage")
+    spoil(tmp_path / "index")
     again = EmbeddedVectorIndex(tmp_path / "index")
     again.ensure_collection(CollectionSpec(1, DIM))
     assert again.applied_seq(1) == 0  # unknown: the store rebuilds it from SQL
@@ -205,18 +220,3 @@ def test_every_vector_is_reachable_through_the_graph(tmp_path: Path) -> None:
     kept[::50] = False
     unreached = [int(k) for k, v in zip(keys[kept], data[kept], strict=True) if index.search(1, v, k=1)[0].id != k]
     assert unreached == []
-
-
-def test_an_index_file_of_format_1_is_rebuilt(tmp_path: Path) -> None:
-    index = EmbeddedVectorIndex(tmp_path / "index")
-    index.ensure_collection(CollectionSpec(1, DIM))
-    index.upsert(1, ids(1, 2), vectors(2))
-    index.mark_applied(1, 5)
-    index.close()
-    sidecar = tmp_path / "index" / "1.json"
-    meta = json.loads(sidecar.read_text())
-    assert meta["format"] == 2
-    sidecar.write_text(json.dumps({**meta, "format": 1}))  # as written before inserts were single-threaded
-    again = EmbeddedVectorIndex(tmp_path / "index")
-    again.ensure_collection(CollectionSpec(1, DIM))
-    assert again.applied_seq(1) == 0 and again.count(1) == 0  # the store rebuilds it from SQL
