@@ -115,24 +115,15 @@ def all_documents(store: RagStore) -> Iterator[DocumentInfo]:
         offset += len(page)
 
 
-def index_diagnosis(store: RagStore, uri: str, ordinal: int) -> str:
+def index_diagnosis(store: RagStore, doc: Doc, ordinal: int) -> str:
     """Why a search missed a chunk: the index lacks it, holds another vector, or holds it where the graph
     search does not reach (which an exact search over the index's own vectors tells apart)."""
     collection_id = store.catalog.resolve(COLLECTION).id
-    document = next((d for d in all_documents(store) if d.source_uri == uri), None)
-    if document is None:
-        return "the document is not listed"
-    chunk_id = next(
-        (
-            c.id
-            for c in (store.get_document(COLLECTION, document.id, with_chunks=True).chunks or [])
-            if c.ordinal == ordinal
-        ),
-        None,
-    )
+    chunks = store.get_document(COLLECTION, doc.doc_id, with_chunks=True).chunks or []
+    chunk_id = next((c.id for c in chunks if c.ordinal == ordinal), None)
     if chunk_id is None:
-        return f"document {document.id} has no chunk {ordinal}"
-    want = chunk_vector(uri, ordinal)
+        return f"document {doc.doc_id} has no chunk {ordinal}"
+    want = chunk_vector(doc.uri, ordinal)
     held_ids, held = store.index.get(collection_id, np.asarray([chunk_id], dtype=np.int64))
     if not len(held_ids):
         return f"chunk {chunk_id} is not in the index, of {store.index.count(collection_id)} vectors"
@@ -425,7 +416,7 @@ class Harness:
                     top = f"{hits[0].source_uri} chunk {hits[0].ordinal}" if hits else "nothing"
                     fail(
                         f"{where}: a search by {uri} chunk {ordinal}'s own vector returned {top} "
-                        f"({index_diagnosis(store, uri, ordinal)})"
+                        f"({index_diagnosis(store, expected, ordinal)})"
                     )
             for uri in to_miss:
                 hits = store.search(COLLECTION, vector=chunk_vector(uri, 0).tolist(), k=3, mode="dense").hits

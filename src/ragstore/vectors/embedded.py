@@ -30,8 +30,7 @@ from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, 
 __all__ = ["EmbeddedVectorIndex"]
 
 log = logging.getLogger(__name__)
-# 2: every vector was inserted by one thread. Files of format 1 were built with usearch's parallel insert,
-# which strands a few vectors where no graph search reaches them (USearch #735), so they are rebuilt.
+# 2: every vector inserted by one thread (INSERT_THREADS); files of format 1 are rebuilt from SQL.
 FORMAT_VERSION = 2
 # usearch's parallel `add` races: a node can end up stored but unreachable by any search, at any ef
 # (USearch #735, open in 2.26.6). Measured by bench/index_threads.py on 2 cores: parallel inserts stranded
@@ -101,10 +100,8 @@ class EmbeddedVectorIndex:
                 meta = json.loads(meta_path.read_text())
                 expected = (spec.dimension, FORMAT_VERSION, self.dtype)
                 found = (meta.get("dimension"), meta.get("format"), meta.get("dtype", "f32"))
-                if found[1] == 1 and (found[0], found[2]) == (expected[0], expected[2]):
-                    raise ValueError(
-                        "it is of format 1, built with parallel inserts that can leave vectors no search reaches"
-                    )
+                if found[1] == 1:
+                    raise ValueError("format 1: built with parallel inserts, which can leave vectors no search reaches")
                 if found != expected:
                     raise ValueError(f"the file has (dimension, format, dtype) {found}, the settings want {expected}")
                 index.load(str(data_path))
