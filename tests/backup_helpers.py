@@ -27,6 +27,16 @@ def load_corpus(store: RagStore) -> None:
     store.wait_for_index()
 
 
+def full_backup_then_add(store: RagStore, text: str, title: str) -> dict[str, Any]:
+    """A full backup of the loaded corpus, then one more document indexed after it: what an incremental
+    stores, or what a restore of the full backup must not bring back."""
+    made = store.backup("full")
+    assert made is not None
+    store.add_text(COLLECTION, text, title=title)
+    store.wait_for_index()
+    return made
+
+
 def answers(store: RagStore) -> list[list[tuple[str, int, float]]]:
     """For every fixed query and mode: the (source, ordinal, score) of each hit, in order."""
     found: list[list[tuple[str, int, float]]] = []

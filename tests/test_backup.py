@@ -24,6 +24,7 @@ from backup_helpers import (
     backup_settings,
     copied_settings,
     copy_target,
+    full_backup_then_add,
     load_corpus,
     repo_files,
     sqlite_settings,
@@ -75,13 +76,11 @@ def test_incremental_stores_only_changed_blocks_and_restores_the_chain(
 ) -> None:
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
-        full = store.backup("full")
-        store.add_text(COLLECTION, "증분 백업 시험 문서. incremental backup test document", title="delta")
-        store.wait_for_index()
+        full = full_backup_then_add(store, "증분 백업 시험 문서. incremental backup test document", "delta")
         after_change = answers(store)
         incremental = store.backup("incremental")
         again = store.backup("incremental")  # nothing changed since: almost nothing to store
-        assert full is not None and incremental is not None and again is not None
+        assert incremental is not None and again is not None
         assert incremental["stored_bytes"] < full["stored_bytes"]
         assert again["stored_bytes"] <= incremental["stored_bytes"]
         assert store.show_backup(incremental["id"])["parent"] == full["id"]
@@ -118,10 +117,7 @@ def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(tmp_path
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
         before = answers(store)
-        made = store.backup("full")
-        assert made is not None
-        store.add_text(COLLECTION, "복원되면 사라져야 하는 문서", title="doomed")
-        store.wait_for_index()
+        made = full_backup_then_add(store, "복원되면 사라져야 하는 문서", "doomed")
     result = restore_backup(backup_cfg, made["id"])
     assert result["live"] and result["consistency"]["problems"] == 0
     with RagStore.open(backup_cfg, embedder=embedder) as store:
@@ -218,11 +214,9 @@ def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
     )
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        first = store.backup("full")
-        store.add_text(COLLECTION, "두 번째 백업 전에 추가", title="second")
-        store.wait_for_index()
+        first = full_backup_then_add(store, "두 번째 백업 전에 추가", "second")
         second = store.backup("incremental")
-        assert first is not None and second is not None
+        assert second is not None
         dry = store.prune_backups(dry_run=True)
         assert dry["removed_backups"] == [first["id"]] and len(store.list_backups()) == 2
         pruned = store.prune_backups()
@@ -298,10 +292,7 @@ def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         before = answers(store)
-        made = store.backup("full")
-        assert made is not None
-        store.add_text(COLLECTION, "복원되면 사라질 문서", title="doomed")
-        store.wait_for_index()
+        made = full_backup_then_add(store, "복원되면 사라질 문서", "doomed")
     result = restore_backup(cfg, made["id"])
     assert result["live"] and result["consistency"]["problems"] == 0 and result["verify"]["counts"] == "match"
     with RagStore.open(cfg, embedder=embedder) as store:

@@ -22,7 +22,7 @@ from ragstore.errors import Conflict
 from ragstore.schemas import ChunkInput, DocumentInput
 from ragstore.service import RagStore, restore_backup
 
-from backup_helpers import COLLECTION, answers, load_corpus, sqlite_settings
+from backup_helpers import COLLECTION, answers, full_backup_then_add, load_corpus, sqlite_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,10 +57,7 @@ def live_restore_fails_cleanly(cfg: Settings, backup_id: str, error: type[Except
 def test_truncated_and_corrupted_blocks_and_a_truncated_manifest(cfg: Settings, embedder: Any, tmp_path: Path) -> None:
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        made = store.backup("full")
-        assert made is not None
-        store.add_text(COLLECTION, "복원이 실패해도 남아 있어야 하는 문서", title="keep me")
-        store.wait_for_index()
+        made = full_backup_then_add(store, "복원이 실패해도 남아 있어야 하는 문서", "keep me")
     repo = tmp_path / "repo"
     block = blocks_of(repo)[0]
     original = block.read_bytes()
@@ -83,11 +80,9 @@ def test_truncated_and_corrupted_blocks_and_a_truncated_manifest(cfg: Settings, 
 def test_a_missing_chain_link_names_the_backup_that_wrote_it(cfg: Settings, embedder: Any, tmp_path: Path) -> None:
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        full = store.backup("full")
-        store.add_text(COLLECTION, "증분 백업용 문서", title="delta")
-        store.wait_for_index()
+        full = full_backup_then_add(store, "증분 백업용 문서", "delta")
         incremental = store.backup("incremental")
-        assert full is not None and incremental is not None
+        assert incremental is not None
         # Someone deletes the full backup by hand, blocks and all: the incremental's chain is broken.
         repo = tmp_path / "repo"
         shared = set(store.show_backup(incremental["id"])["files"][0].get("blocks_list", []))
