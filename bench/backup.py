@@ -101,12 +101,12 @@ def load(store: RagStore, docs: int, dim: int, seed: int) -> float:
     for doc in documents(rng, words, dim, range(docs), 0):
         batch.append(doc)
         if len(batch) == 200:
-            store.add_documents(COLLECTION, batch, wait=False)
+            store.documents.add(COLLECTION, batch, wait=False)
             batch = []
     if batch:
-        store.add_documents(COLLECTION, batch, wait=False)
-    store.wait_for_index(timeout_s=24 * 3600)
-    store.persist()
+        store.documents.add(COLLECTION, batch, wait=False)
+    store.index.wait(timeout_s=24 * 3600)
+    store.index.persist()
     return time.perf_counter() - started
 
 
@@ -120,12 +120,12 @@ def change_documents(store: RagStore, docs: int, fraction: float, dim: int, seed
     for number in chosen:
         batch.extend(documents(rng, words, dim, range(number, number + 1), generation))
         if len(batch) == 200:
-            store.add_documents(COLLECTION, batch)
+            store.documents.add(COLLECTION, batch)
             batch = []
     if batch:
-        store.add_documents(COLLECTION, batch)
-    store.wait_for_index()
-    store.persist()
+        store.documents.add(COLLECTION, batch)
+    store.index.wait()
+    store.index.persist()
     return len(chosen)
 
 
@@ -178,8 +178,8 @@ def main() -> None:
     embedder = NoEmbedder(args.dim)
     console.print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with RagStore.open(settings, embedder=embedder) as store:
-        if COLLECTION not in {c.name for c in store.list_collections()}:
-            store.create_collection(COLLECTION, embedding_model=MODEL, dimension=args.dim)
+        if COLLECTION not in {c.name for c in store.collections.list()}:
+            store.collections.create(COLLECTION, embedding_model=MODEL, dimension=args.dim)
             load_s = load(store, args.docs, args.dim, args.seed)
             console.print(f"loaded {args.docs:,} documents in {load_s:.0f} s")
         files = store_files(settings)
@@ -220,7 +220,7 @@ def main() -> None:
             )
             (work / "peer.tar.zst").unlink()
 
-        full_s, full = timed(lambda: store.backup("full", note="bench"))
+        full_s, full = timed(lambda: store.backups.create("full", note="bench"))
         rows.append(
             (
                 "ragstore backup --kind full",
@@ -229,7 +229,7 @@ def main() -> None:
                 f"stored {full['stored_bytes'] / 1e6:,.0f} MB",
             )
         )
-        noop_s, noop = timed(lambda: store.backup("incremental"))
+        noop_s, noop = timed(lambda: store.backups.create("incremental"))
         rows.append(
             (
                 "ragstore incremental, nothing changed",
@@ -239,7 +239,7 @@ def main() -> None:
             )
         )
         changed = change_documents(store, args.docs, args.change, args.dim, args.seed)
-        inc_s, inc = timed(lambda: store.backup("incremental"))
+        inc_s, inc = timed(lambda: store.backups.create("incremental"))
         share = inc["stored_bytes"] / full["stored_bytes"]
         rows.append(
             (
@@ -253,7 +253,7 @@ def main() -> None:
         result: dict[str, Any] | None = None
     if not args.quick:
         with RagStore.open(settings, embedder=embedder) as store:
-            verify_s, _ = timed(lambda: store.verify_backups(inc["id"]))
+            verify_s, _ = timed(lambda: store.backups.verify(inc["id"]))
             rows.append(("ragstore backup verify (incremental)", verify_s, inc["logical_bytes"], "reassemble + checks"))
             repo = open_repository(settings, create=False)
             split = Table(
@@ -274,7 +274,7 @@ def main() -> None:
         )
         snap_settings = settings
         with RagStore.open(snap_settings, embedder=embedder) as store:
-            made = store.backup("snapshot")
+            made = store.backups.create("snapshot")
             assert made is not None
             snap: dict[str, Any] = made
         rebuild_s, rebuilt = timed(lambda: restore_backup(settings, snap["id"], to=str(work / "rebuilt")))

@@ -134,27 +134,27 @@ def load(store: RagStore, args: argparse.Namespace) -> float:
     done, last_report = 0, started
     for n, docs in document_batches(args.chunks, args.dim, args.per_doc, args.batch_docs, args.seed):
         # The worker indexes batch N while this thread stores batch N+1.
-        store.add_documents(COLLECTION, docs, wait=False)
+        store.documents.add(COLLECTION, docs, wait=False)
         done += n
         if time.perf_counter() - last_report > 30:
             last_report = time.perf_counter()
             rate = done / (last_report - started)
             console.print(f"  stored {done:,} chunks ({rate:,.0f}/s), index has {index_count(store):,}")
-    store.wait_for_index(timeout_s=24 * 3600)
+    store.index.wait(timeout_s=24 * 3600)
     seconds = time.perf_counter() - started
     # Planner statistics, as after any bulk load (SQLite never gathers them by itself).
     with store.db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
-    store.persist()
+    store.index.persist()
     return seconds
 
 
 def collection_id(store: RagStore) -> int:
-    return int(store.catalog.resolve(COLLECTION).id)
+    return int(store.components.catalog.resolve(COLLECTION).id)
 
 
 def index_count(store: RagStore) -> int:
-    return store.index.count(collection_id(store))
+    return store.components.vectors.count(collection_id(store))
 
 
 def sql_counts(store: RagStore) -> tuple[int, int]:
@@ -172,9 +172,9 @@ def sql_counts(store: RagStore) -> tuple[int, int]:
 
 def prepare(store: RagStore, args: argparse.Namespace) -> tuple[float | None, str]:
     """Load the corpus unless the store already holds it; (load seconds or None when reused, what happened)."""
-    names = {c.name for c in store.list_collections()}
+    names = {c.name for c in store.collections.list()}
     if COLLECTION in names:
-        info = store.get_collection(COLLECTION)
+        info = store.collections.get(COLLECTION)
         indexed, rows = sql_counts(store)
         in_index = index_count(store)
         if info.dimension == args.dim and indexed == rows == in_index == args.chunks:
@@ -183,9 +183,9 @@ def prepare(store: RagStore, args: argparse.Namespace) -> tuple[float | None, st
             f"[yellow]the store holds {rows:,} chunks ({indexed:,} indexed, {in_index:,} in the index, "
             f"dimension {info.dimension}), not {args.chunks:,}: loading again[/]"
         )
-        store.delete_collection(COLLECTION)
-        store.wait_for_index()
-    store.create_collection(COLLECTION, embedding_model=MODEL, dimension=args.dim)
+        store.collections.delete(COLLECTION)
+        store.index.wait()
+    store.collections.create(COLLECTION, embedding_model=MODEL, dimension=args.dim)
     seconds = load(store, args)
     return seconds, f"loaded in {seconds:,.0f} s ({args.chunks / seconds:,.0f} chunks/s)"
 
@@ -237,9 +237,9 @@ def phase_breakdown(store: RagStore) -> tuple[list[tuple[str, float]], TimedInde
     repeated here as written there. The SQL side of `_compare_vectors` is timed by a second, separate pass
     over `iter_indexed_vectors` alone.
     """
-    timed = TimedIndex(store.index)
+    timed = TimedIndex(store.components.vectors)
     checker = ConsistencyChecker(store.db, timed, stuck_after_s=store.settings.check_stuck_after_s)  # type: ignore[arg-type]
-    ref = store.get_collection(COLLECTION)
+    ref = store.collections.get(COLLECTION)
     cid = collection_id(store)
     phases: list[tuple[str, float]] = []
     with clock(phases, "index.dimension"):
@@ -295,7 +295,7 @@ def phase_breakdown(store: RagStore) -> tuple[list[tuple[str, float]], TimedInde
 def profile_check(store: RagStore, top: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
-    store.checker.check(COLLECTION)
+    store.components.checker.check(COLLECTION)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -323,9 +323,9 @@ def inject_drift(store: RagStore, per_kind: int, dim: int, seed: int) -> dict[st
     deleted, overwritten = np.sort(picked[:per_kind]), np.sort(picked[per_kind:])
     # Far above every id SQL has handed out (ids are never reused), so they stay orphans.
     orphans = np.arange(highest + 10_000_000, highest + 10_000_000 + per_kind, dtype=np.int64)
-    store.index.delete(cid, deleted)
-    store.index.upsert(cid, orphans, random_unit(rng, per_kind, dim))
-    store.index.upsert(cid, overwritten, random_unit(rng, per_kind, dim))
+    store.components.vectors.delete(cid, deleted)
+    store.components.vectors.upsert(cid, orphans, random_unit(rng, per_kind, dim))
+    store.components.vectors.upsert(cid, overwritten, random_unit(rng, per_kind, dim))
     return {
         "missing_vectors": deleted.tolist(),
         "orphan_vectors": orphans.tolist(),
@@ -401,18 +401,18 @@ def main() -> None:
         # 1. a clean check (repeated: the median is what the target is judged on)
         console.print(f"load average before the checks: {load_average()}")
         started = time.perf_counter()
-        first = store.check_consistency()
+        first = store.consistency.check()
         first_s = time.perf_counter() - started
         assert first is not None
         console.print(f"first check after opening: {first_s:.2f} s, {first['problems']} problems (not in the median)")
         if first["problems"]:
             console.print(f"[yellow]the store was not clean ({first['counts']}): repairing, then checking again[/]")
-            store.check_consistency(repair=True)
+            store.consistency.check(repair=True)
         window = reset_window_peak()
         clean_runs: list[float] = []
         for _ in range(max(1, args.repeat)):
             started = time.perf_counter()
-            clean = store.check_consistency()
+            clean = store.consistency.check()
             clean_runs.append(time.perf_counter() - started)
             assert clean is not None
             assert clean["problems"] == 0, clean["counts"]
@@ -432,7 +432,7 @@ def main() -> None:
         # 2. drift: found exactly, then repaired
         injected = inject_drift(store, args.drift, args.dim, args.seed)
         started = time.perf_counter()
-        drifted = store.check_consistency()
+        drifted = store.consistency.check()
         drift_s = time.perf_counter() - started
         assert drifted is not None
         expected = {kind: 0 for kind in drifted["counts"]} | {k: len(v) for k, v in injected.items()}
@@ -441,7 +441,7 @@ def main() -> None:
             sample = finding_ids(drifted, kind)
             assert sample <= set(ids), f"{kind}: reported ids {sorted(sample - set(ids))[:5]} were not injected"
         started = time.perf_counter()
-        repaired = store.check_consistency(repair=True)
+        repaired = store.consistency.check(repair=True)
         repair_s = time.perf_counter() - started
         assert repaired is not None
         remaining = sum(repaired["remaining"].values())
@@ -449,7 +449,7 @@ def main() -> None:
         after_in_index = index_count(store)
         indexed, _ = sql_counts(store)
         assert after_in_index == indexed == args.chunks, (after_in_index, indexed)
-        store.persist()
+        store.index.persist()
 
         # 3. tables
         met = clean_s <= TARGET_S

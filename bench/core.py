@@ -104,7 +104,7 @@ def bench_ragstore(
     try:
         settings = Settings(data_dir=tmp, hnsw_expansion_search=ef, index_persist_interval_s=3600)
         with RagStore.open(settings, start_worker=True) as store:
-            store.create_collection("bench", embedding_model="synthetic-384", dimension=DIM)
+            store.collections.create("bench", embedding_model="synthetic-384", dimension=DIM)
             per_call = docs_per_call * chunks_per_doc
             started = time.perf_counter()
             for s in range(0, len(data), per_call):
@@ -124,8 +124,8 @@ def bench_ragstore(
                 ]
                 # The worker indexes batch N while this thread stores batch N+1; the clock stops when all of
                 # it is searchable.
-                store.add_documents("bench", docs, wait=False)
-            store.wait_for_index()
+                store.documents.add("bench", docs, wait=False)
+            store.index.wait()
             rate = len(data) / (time.perf_counter() - started)
             # chunk id -> dataset row, read back from SQL (texts carry the row number)
             from sqlalchemy import select
@@ -205,12 +205,12 @@ def bench_text(n: int, rounds: int = 3) -> tuple[float, float, int]:
         tmp = Path(tempfile.mkdtemp(prefix="ragstore-text-"))
         try:
             with RagStore.open(Settings(data_dir=tmp), embedder=embedder) as store:  # fresh: nothing cached
-                store.create_collection("text")
+                store.collections.create("text")
                 started = time.perf_counter()
                 for s in range(0, n, 100):
-                    store.add_documents("text", [{"text": t} for t in corpus[s : s + 100]])
+                    store.documents.add("text", [{"text": t} for t in corpus[s : s + 100]])
                 store_rates.append(n / (time.perf_counter() - started))
-                chunks = store.get_collection("text").chunk_count
+                chunks = store.collections.get("text").chunk_count
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return float(np.median(model_rates)), float(np.median(store_rates)), chunks

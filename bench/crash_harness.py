@@ -108,7 +108,7 @@ def document(source_uri: str, chunks: int) -> dict[str, Any]:
 def all_documents(store: RagStore) -> Iterator[DocumentInfo]:
     offset = 0
     while True:
-        page = store.list_documents(COLLECTION, limit=10_000, offset=offset)
+        page = store.documents.list(COLLECTION, limit=10_000, offset=offset)
         yield from page
         if len(page) < 10_000:
             return
@@ -118,21 +118,23 @@ def all_documents(store: RagStore) -> Iterator[DocumentInfo]:
 def index_diagnosis(store: RagStore, doc: Doc, ordinal: int) -> str:
     """Why a search missed a chunk: the index lacks it, holds another vector, or holds it where the graph
     search does not reach (which an exact search over the index's own vectors tells apart)."""
-    collection_id = store.catalog.resolve(COLLECTION).id
-    chunks = store.get_document(COLLECTION, doc.doc_id, with_chunks=True).chunks or []
+    collection_id = store.components.catalog.resolve(COLLECTION).id
+    chunks = store.documents.get(COLLECTION, doc.doc_id, with_chunks=True).chunks or []
     chunk_id = next((c.id for c in chunks if c.ordinal == ordinal), None)
     if chunk_id is None:
         return f"document {doc.doc_id} has no chunk {ordinal}"
     want = chunk_vector(doc.uri, ordinal)
-    held_ids, held = store.index.get(collection_id, np.asarray([chunk_id], dtype=np.int64))
+    held_ids, held = store.components.vectors.get(collection_id, np.asarray([chunk_id], dtype=np.int64))
     if not len(held_ids):
-        return f"chunk {chunk_id} is not in the index, of {store.index.count(collection_id)} vectors"
+        return f"chunk {chunk_id} is not in the index, of {store.components.vectors.count(collection_id)} vectors"
     similarity = float(np.dot(held[0], want) / (np.linalg.norm(held[0]) or 1.0))
-    ids, vectors = store.index.get(collection_id, np.concatenate(list(store.index.iter_ids(collection_id))))
+    ids, vectors = store.components.vectors.get(
+        collection_id, np.concatenate(list(store.components.vectors.iter_ids(collection_id)))
+    )
     exact = int(ids[int(np.argmax(vectors @ want))])
     return (
         f"chunk {chunk_id} is in the index with cosine {similarity:.4f} to its vector, of "
-        f"{store.index.count(collection_id)} vectors; an exact search over them returns chunk {exact}"
+        f"{store.components.vectors.count(collection_id)} vectors; an exact search over them returns chunk {exact}"
     )
 
 
@@ -212,8 +214,8 @@ class Harness:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         store = RagStore.open(self.settings, embedder=NoEmbedder())
         try:
-            if COLLECTION not in {c.name for c in store.list_collections()}:
-                store.create_collection(COLLECTION, embedding_model=MODEL, dimension=DIM)
+            if COLLECTION not in {c.name for c in store.collections.list()}:
+                store.collections.create(COLLECTION, embedding_model=MODEL, dimension=DIM)
         finally:
             store.close()
             release_milvus_lite(self.settings)
@@ -424,13 +426,13 @@ class Harness:
                 if any(h.source_uri == uri for h in hits):
                     fail(f"{where}: deleted document {uri} is returned by search")
 
-            report = store.check_consistency()
+            report = store.consistency.check()
             assert report is not None
             kp.problems = int(report["problems"])
             if kp.problems:
                 found = {k: n for k, n in report["counts"].items() if n}
                 fail(f"{where}: the consistency check reports {kp.problems} problems: {found}")
-            outbox = store.outbox_counts()
+            outbox = store.index.outbox_counts()
             if outbox["pending"] or outbox["dead"]:
                 fail(f"{where}: the outbox holds {outbox} after recovery")
         finally:

@@ -59,8 +59,8 @@ def quality(model: str) -> dict[str, tuple[float, float, float]]:
         tempfile.TemporaryDirectory() as tmp,
         RagStore.open(Settings(data_dir=Path(tmp), embedding_model=model), embedder=LocalEmbedder(model)) as store,
     ):
-        store.create_collection("samples")
-        store.ingest_paths("samples", [SAMPLES / "corpus"])
+        store.collections.create("samples")
+        store.documents.ingest_paths("samples", [SAMPLES / "corpus"])
         for q in questions:
             docs: list[str] = []
             for hit in store.search("samples", q["question"], k=20).hits:

@@ -97,8 +97,8 @@ def ragstore_runs(
                 **overrides,
             )
             with RagStore.open(settings, embedder=embedder) as store:
-                store.create_collection("eval")
-                store.add_documents(
+                store.collections.create("eval")
+                store.documents.add(
                     "eval",
                     [{"text": p["text"], "title": p["title"], "source_uri": p["id"]} for p in passages],
                 )

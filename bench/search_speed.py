@@ -147,8 +147,8 @@ def load(store: RagStore, texts: list[str], vectors: np.ndarray, per_doc: int = 
             }
         )
     for start in range(0, len(docs), batch_docs):
-        store.add_documents("speed", docs[start : start + batch_docs], wait=False)
-    store.wait_for_index()
+        store.documents.add("speed", docs[start : start + batch_docs], wait=False)
+    store.index.wait()
     loaded = time.perf_counter() - started
     # Planner statistics, as after any bulk load (PostgreSQL's autovacuum would do it within a minute; it is
     # off on this machine's server; SQLite never gathers them by itself).
@@ -164,7 +164,7 @@ def raw_lexical(store: RagStore) -> Callable[[str], Any]:
         from ragstore.lexical.sqlite_fts import fts_match
 
         def sqlite_query(q: str) -> Any:
-            terms = store.lexical_indexer.query(store.catalog.resolve("speed").id, q)
+            terms = store.components.lexical_indexer.query(store.components.catalog.resolve("speed").id, q)
             return store.db.raw_sqlite_rows(sql, (fts_match(terms),))
 
         return sqlite_query
@@ -176,7 +176,7 @@ def raw_lexical(store: RagStore) -> Callable[[str], Any]:
     )
 
     def pg_query(q: str) -> Any:
-        terms = store.lexical_indexer.query(store.catalog.resolve("speed").id, q)
+        terms = store.components.lexical_indexer.query(store.components.catalog.resolve("speed").id, q)
         return store.db.fetch(statement, {"q": tsquery_text(terms)})
 
     return pg_query
@@ -212,11 +212,11 @@ def main() -> None:
         )
         embedder: Embedder = NoEmbedder()  # type: ignore[assignment]
         with RagStore.open(settings, embedder=embedder, start_worker=True) as store:
-            store.create_collection("speed", embedding_model="bench-vectors", dimension=DIM)
+            store.collections.create("speed", embedding_model="bench-vectors", dimension=DIM)
             seconds = load(store, texts, vectors)
             console.print(
                 f"loaded in {seconds:.0f} s ({args.chunks / seconds:,.0f} chunks/s, analyzer "
-                f"{store.lexical_status()[0]['analyzer']}, with the vector index built alongside)"
+                f"{store.index.lexical_status()[0]['analyzer']}, with the vector index built alongside)"
             )
             raw = raw_lexical(store)
             runs: list[tuple[str, Callable[[str, list[float]], Any]]] = [

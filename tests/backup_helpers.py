@@ -21,19 +21,19 @@ COLLECTION = "docs"
 
 
 def load_corpus(store: RagStore) -> None:
-    store.create_collection(COLLECTION)
-    report = store.ingest_paths(COLLECTION, [CORPUS])
+    store.collections.create(COLLECTION)
+    report = store.documents.ingest_paths(COLLECTION, [CORPUS])
     assert report.count("failed") == 0, report.summary
-    store.wait_for_index()
+    store.index.wait()
 
 
 def full_backup_then_add(store: RagStore, text: str, title: str) -> dict[str, Any]:
     """A full backup of the loaded corpus, then one more document indexed after it: what an incremental
     stores, or what a restore of the full backup must not bring back."""
-    made = store.backup("full")
+    made = store.backups.create("full")
     assert made is not None
-    store.add_text(COLLECTION, text, title=title)
-    store.wait_for_index()
+    store.documents.add_text(COLLECTION, text, title=title)
+    store.index.wait()
     return made
 
 

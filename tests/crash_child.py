@@ -29,25 +29,25 @@ def main() -> None:
     # A long persist interval: the index file is only written when we say so.
     store = RagStore.open(Settings(data_dir=data_dir, index_persist_interval_s=3600))
     if scenario != "delete_after_first_txn":
-        store.create_collection("kb")
-        first = store.add_text("kb", FIRST, title="first", source_uri="first.txt")
-        store.persist()
+        store.collections.create("kb")
+        first = store.documents.add_text("kb", FIRST, title="first", source_uri="first.txt")
+        store.index.persist()
         print(f"first {first.document_id}", flush=True)
     if scenario == "after_first_txn":
-        store.applier.apply_pending = die  # type: ignore[method-assign]
+        store.components.applier.apply_pending = die  # type: ignore[method-assign]
     elif scenario == "after_index_before_second_txn":
         OutboxApplier._finish = staticmethod(die)  # type: ignore[method-assign,assignment]
     elif scenario == "after_second_txn_before_persist":
         pass  # the write completes; the index file on disk stays behind
     elif scenario == "delete_after_first_txn":
-        store.applier.apply_pending = die  # type: ignore[method-assign]
-        doc = store.list_documents("kb")[0]
+        store.components.applier.apply_pending = die  # type: ignore[method-assign]
+        doc = store.documents.list("kb")[0]
         print(f"deleting {doc.id}", flush=True)
-        store.delete_document("kb", doc.id)
+        store.documents.delete("kb", doc.id)
     else:
         raise SystemExit(f"unknown scenario {scenario}")
     if scenario != "delete_after_first_txn":
-        second = store.add_text("kb", SECOND, title="second", source_uri="second.txt")
+        second = store.documents.add_text("kb", SECOND, title="second", source_uri="second.txt")
         print(f"second {second.document_id}", flush=True)
     die()
 

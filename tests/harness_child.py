@@ -43,7 +43,7 @@ def main() -> None:
         if alive and rng.random() < (DELETE_SHARE if len(alive) < FULL else FULL_DELETE_SHARE):
             doc_id, uri = alive.pop(rng.randrange(len(alive)))
             note(f"intent-delete {doc_id} {uri}")
-            store.delete_document(COLLECTION, doc_id)
+            store.documents.delete(COLLECTION, doc_id)
             note(f"deleted {doc_id} {uri}")
             continue
         batch = []
@@ -51,7 +51,7 @@ def main() -> None:
             made += 1
             batch.append(document(f"s{seed}-{made}", rng.randint(1, 4)))
         note("intent-add " + " ".join(f"{d['source_uri']}:{len(d['chunks'])}" for d in batch))
-        outcomes = store.add_documents(COLLECTION, batch, wait=rng.random() >= NO_WAIT_SHARE)
+        outcomes = store.documents.add(COLLECTION, batch, wait=rng.random() >= NO_WAIT_SHARE)
         for doc, outcome in zip(batch, outcomes, strict=True):
             if outcome.status != "added" or outcome.document_id is None:
                 raise SystemExit(f"{doc['source_uri']}: ingest returned {outcome}")

@@ -115,7 +115,7 @@ def test_search_by_query_vector_and_filter(client: TestClient) -> None:
     assert en["hits"][0]["title"] == "photo"
     filtered = client.post("/v1/collections/kb/search", json={"query": "김치", "k": 5, "filter": {"lang": "en"}}).json()
     assert [h["title"] for h in filtered["hits"]] == ["photo"]
-    vector = client.app.state.store.embedder.embed(["김치"], kind="query")[0].tolist()  # type: ignore[attr-defined]
+    vector = client.app.state.store.components.embedder.embed(["김치"], kind="query")[0].tolist()  # type: ignore[attr-defined]
     by_vector = client.post("/v1/collections/kb/search", json={"vector": vector, "k": 1}).json()
     assert by_vector["hits"][0]["title"] == "김치"
     assert client.post("/v1/collections/kb/search", json={"query": "x", "k": 0}).status_code == 422

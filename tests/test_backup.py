@@ -42,21 +42,21 @@ def test_restore_reproduces_identical_search_results(
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
         before = answers(store)
-        made = store.backup("full", note="before the change")
+        made = store.backups.create("full", note="before the change")
         assert made is not None and made["kind"] == "full" and made["note"] == "before the change"
         identity = store_identity(store.db)
         # Written after the backup: the restored copy must not have it.
-        store.add_text(COLLECTION, "백업 이후에 추가된 문서입니다. added after the backup", title="later")
-        store.wait_for_index()
-        manifest = store.show_backup(made["id"])
+        store.documents.add_text(COLLECTION, "백업 이후에 추가된 문서입니다. added after the backup", title="later")
+        store.index.wait()
+        manifest = store.backups.show(made["id"])
         target = str(tmp_path / "restored") if database_url is None else postgres_admin.new_database_url()
-        result = store.restore_copy(made["id"], target)
+        result = store.backups.restore_copy(made["id"], target)
     assert result["consistency"]["problems"] == 0 and result["consistency"]["found"] == 0  # nothing to repair
     assert result["verify"]["counts"] == "match"
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
         assert store_identity(copy.db) != identity  # cache keys of the old store never match the copy
-        docs = copy.list_documents(COLLECTION, limit=1000)
+        docs = copy.documents.list(COLLECTION, limit=1000)
         assert "later" not in {d.title for d in docs}
         assert len(docs) == manifest["collections"][0]["documents"]
     # The manifest says what the backup holds.
@@ -78,20 +78,22 @@ def test_incremental_stores_only_changed_blocks_and_restores_the_chain(
         load_corpus(store)
         full = full_backup_then_add(store, "증분 백업 시험 문서. incremental backup test document", "delta")
         after_change = answers(store)
-        incremental = store.backup("incremental")
-        again = store.backup("incremental")  # nothing changed since: almost nothing to store
+        incremental = store.backups.create("incremental")
+        again = store.backups.create("incremental")  # nothing changed since: almost nothing to store
         assert incremental is not None and again is not None
         assert incremental["stored_bytes"] < full["stored_bytes"]
         assert again["stored_bytes"] <= incremental["stored_bytes"]
-        assert store.show_backup(incremental["id"])["parent"] == full["id"]
-        assert [b["id"] for b in store.list_backups()] == [full["id"], incremental["id"], again["id"]]
-        verified = store.verify_backups(every=True)
+        assert store.backups.show(incremental["id"])["parent"] == full["id"]
+        assert [b["id"] for b in store.backups.list()] == [full["id"], incremental["id"], again["id"]]
+        verified = store.backups.verify(every=True)
         assert [v["ok"] for v in verified] == [True, True, True]
-        result = store.restore_copy(incremental["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
+        result = store.backups.restore_copy(
+            incremental["id"], copy_target(database_url, tmp_path / "copy", postgres_admin)
+        )
         assert result["consistency"]["problems"] == 0
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == after_change
-        assert "delta" in {d.title for d in copy.list_documents(COLLECTION, limit=1000)}
+        assert "delta" in {d.title for d in copy.documents.list(COLLECTION, limit=1000)}
 
 
 def test_snapshot_is_the_database_alone_and_restore_rebuilds_the_index(
@@ -100,10 +102,10 @@ def test_snapshot_is_the_database_alone_and_restore_rebuilds_the_index(
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
         before = answers(store)
-        snap = store.backup("snapshot")
+        snap = store.backups.create("snapshot")
         assert snap is not None and not snap["index_included"]
-        assert [f["role"] for f in store.show_backup(snap["id"])["files"]] == ["database"]
-        result = store.restore_copy(snap["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
+        assert [f["role"] for f in store.backups.show(snap["id"])["files"]] == ["database"]
+        result = store.backups.restore_copy(snap["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
         assert result["index"] == "rebuilt from the embeddings table"
         assert result["consistency"]["problems"] == 0
     calls_before = embedder.texts_embedded
@@ -122,8 +124,8 @@ def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(tmp_path
     assert result["live"] and result["consistency"]["problems"] == 0
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         assert answers(store) == before
-        assert "doomed" not in {d.title for d in store.list_documents(COLLECTION, limit=1000)}
-        runs = store.backup_history()
+        assert "doomed" not in {d.title for d in store.documents.list(COLLECTION, limit=1000)}
+        runs = store.backups.history()
         assert runs[0]["action"] == "restore" and runs[0]["state"] == "complete"
         # The backup's own run was still `running` in the snapshot; the restored log says it completed.
         mine = [r for r in runs if r["action"] == "backup" and r["backup_id"] == made["id"]]
@@ -144,9 +146,9 @@ def test_encrypted_backups_need_the_right_key(
     cfg = backup_settings(make_settings, tmp_path, backup_encryption_key=key)
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        made = store.backup("full")
+        made = store.backups.create("full")
         assert made is not None and made["encrypted"]
-        assert store.verify_backups()[0]["ok"]
+        assert store.backups.verify()[0]["ok"]
     # No plaintext of the corpus is visible in the repository.
     blob = b"".join(p.read_bytes() for p in repo_files(tmp_path / "repo"))
     assert "서울".encode() not in blob and b"SQLite format 3" not in blob
@@ -155,7 +157,7 @@ def test_encrypted_backups_need_the_right_key(
         RagStore.open(no_key, embedder=embedder) as store,
         pytest.raises(KeyProblem, match="encrypted and BACKUP_ENCRYPTION_KEY is not set"),
     ):
-        store.list_backups()
+        store.backups.list()
     other = cfg.model_copy(update={"backup_encryption_key": cfg.backup_encryption_key.__class__(generate_key())})
     with pytest.raises(KeyProblem, match="not the key the repository"):
         restore_backup(other, made["id"], to=copy_target(database_url, tmp_path / "copy", postgres_admin))
@@ -167,9 +169,9 @@ def test_every_flipped_byte_is_detected(backup_cfg: Settings, embedder: Any, tmp
 
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         load_corpus(store)
-        made = store.backup("full")
+        made = store.backups.create("full")
         assert made is not None
-        store.verify_backups()
+        store.backups.verify()
         files = repo_files(tmp_path / "repo")
         assert len(files) > 5
         for path in files:
@@ -178,16 +180,16 @@ def test_every_flipped_byte_is_detected(backup_cfg: Settings, embedder: Any, tmp
                 try:
                     if path.parent.name == "verified":
                         # A damaged verify record proves nothing: the backup reads as not verified.
-                        listed = store.list_backups()[0]
+                        listed = store.backups.list()[0]
                         assert listed["verified_at"] is None
                         assert "unreadable" in listed["verify"]["error"]
                         continue
                     with pytest.raises((BackupDamaged, KeyProblem)) as caught:
-                        store.verify_backups(made["id"])
+                        store.backups.verify(made["id"])
                     assert made["id"] in caught.value.message or "repository" in caught.value.message
                 finally:
                     restore_byte(path, at, original)
-        assert store.verify_backups(made["id"])[0]["ok"]
+        assert store.backups.verify(made["id"])[0]["ok"]
 
 
 def test_retention_keeps_the_newest_of_each_period() -> None:
@@ -215,16 +217,16 @@ def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         first = full_backup_then_add(store, "두 번째 백업 전에 추가", "second")
-        second = store.backup("incremental")
+        second = store.backups.create("incremental")
         assert second is not None
-        dry = store.prune_backups(dry_run=True)
-        assert dry["removed_backups"] == [first["id"]] and len(store.list_backups()) == 2
-        pruned = store.prune_backups()
+        dry = store.backups.prune(dry_run=True)
+        assert dry["removed_backups"] == [first["id"]] and len(store.backups.list()) == 2
+        pruned = store.backups.prune()
         assert pruned["removed_backups"] == [first["id"]]
         assert pruned["removed_maps"] >= 1 and pruned["freed_bytes"] > 0  # the full's database map at least
-        assert [b["id"] for b in store.list_backups()] == [second["id"]]
+        assert [b["id"] for b in store.backups.list()] == [second["id"]]
         # The incremental still restores: every block it names was kept, wherever it was first written.
-        assert store.verify_backups(second["id"])[0]["ok"]
+        assert store.backups.verify(second["id"])[0]["ok"]
 
 
 def test_bad_settings_and_arguments_name_the_problem(
@@ -244,16 +246,16 @@ def test_bad_settings_and_arguments_name_the_problem(
         RagStore.open(load_settings(tmp_path, data_dir=tmp_path / "d"), embedder=embedder) as store,
         pytest.raises(ConfigError, match="s3:// repositories are not supported"),
     ):
-        store.backup("full")
+        store.backups.create("full")
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         with pytest.raises(InvalidInput, match="--kind must be one of"):
-            store.backup("weekly")
-        made = store.backup("snapshot")
+            store.backups.create("weekly")
+        made = store.backups.create("snapshot")
         assert made is not None
         (tmp_path / "occupied").mkdir()
         (tmp_path / "occupied" / "ragstore.db").write_bytes(b"someone's data")
         with pytest.raises(InvalidInput, match=r"already holds a ragstore\.db"):
-            store.restore_copy(made["id"], str(tmp_path / "occupied"))
+            store.backups.restore_copy(made["id"], str(tmp_path / "occupied"))
         assert (tmp_path / "occupied" / "ragstore.db").read_bytes() == b"someone's data"
 
 
@@ -270,20 +272,20 @@ def test_a_milvus_store_backs_up_its_database_and_restores_by_rebuilding_the_vec
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         before = ids(store)
-        made = store.backup("full")
+        made = store.backups.create("full")
         assert made is not None and not made["index_included"]
-        assert store.show_backup(made["id"])["index_restore"] == "rebuild from the embeddings table"
+        assert store.backups.show(made["id"])["index_restore"] == "rebuild from the embeddings table"
         # Beside the live store: the copy gets an embedded index of its own, never the live Milvus collections.
-        copy = store.restore_copy(made["id"], str(tmp_path / "copy"))
+        copy = store.backups.restore_copy(made["id"], str(tmp_path / "copy"))
         assert copy["consistency"]["problems"] == 0
-        store.add_text(COLLECTION, "밀버스 복원 뒤에는 없어야 할 문서", title="gone after restore")
-        store.wait_for_index()
+        store.documents.add_text(COLLECTION, "밀버스 복원 뒤에는 없어야 할 문서", title="gone after restore")
+        store.index.wait()
     with RagStore.open(copied_settings(cfg, copy), embedder=embedder) as restored:
-        assert restored.index.name == "embedded" and ids(restored) == before
+        assert restored.components.vectors.name == "embedded" and ids(restored) == before
     result = restore_backup(cfg, made["id"])  # over the live store: its Milvus collections are rebuilt
     assert result["consistency"]["problems"] == 0 and result["rebuilt"] == {COLLECTION: made["chunks"]}
     with RagStore.open(cfg, embedder=embedder) as store:
-        assert store.index.name == "milvus" and ids(store) == before
+        assert store.components.vectors.name == "milvus" and ids(store) == before
 
 
 def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder: Any, postgres_admin: Any) -> None:
@@ -297,7 +299,7 @@ def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder
     assert result["live"] and result["consistency"]["problems"] == 0 and result["verify"]["counts"] == "match"
     with RagStore.open(cfg, embedder=embedder) as store:
         assert answers(store) == before
-        assert "doomed" not in {d.title for d in store.list_documents(COLLECTION, limit=1000)}
+        assert "doomed" not in {d.title for d in store.documents.list(COLLECTION, limit=1000)}
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -314,9 +316,9 @@ def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_schema_backup_is_not_swapped_over_a_whole_database(backup_cfg: Settings, embedder: Any) -> None:
     with RagStore.open(backup_cfg, embedder=embedder) as store:
-        store.create_collection(COLLECTION)
-        store.add_text(COLLECTION, "스키마 하나", title="one")
-        made = store.backup("snapshot")
+        store.collections.create(COLLECTION)
+        store.documents.add_text(COLLECTION, "스키마 하나", title="one")
+        made = store.backups.create("snapshot")
         assert made is not None
     with pytest.raises(InvalidInput, match="not a whole database"):
         restore_backup(backup_cfg, made["id"])
@@ -326,17 +328,17 @@ def test_a_backup_taken_while_writes_wait_for_the_index_restores_them_indexed(tm
     """Chunks the backup caught `pending` (stored, not yet in the index) are indexed by the restored store."""
     cfg = sqlite_settings(tmp_path)
     with RagStore.open(cfg, embedder=embedder) as store:
-        store.create_collection(COLLECTION)
-        store.add_text(COLLECTION, "색인이 끝난 문서", title="indexed")
-        outcomes = store.add_documents(
+        store.collections.create(COLLECTION)
+        store.documents.add_text(COLLECTION, "색인이 끝난 문서", title="indexed")
+        outcomes = store.documents.add(
             COLLECTION, [{"text": "아직 색인되지 않은 문서", "title": "pending"}], wait=False
         )
         assert outcomes[0].index_state == "pending"
-        made = store.backup("full")
+        made = store.backups.create("full")
         assert made is not None
-        manifest = store.show_backup(made["id"])
+        manifest = store.backups.show(made["id"])
         assert manifest["collections"][0]["indexed_chunks"] < manifest["collections"][0]["chunks"]
-        result = store.restore_copy(made["id"], str(tmp_path / "copy"))
+        result = store.backups.restore_copy(made["id"], str(tmp_path / "copy"))
     assert result["consistency"]["problems"] == 0
     with RagStore.open(copied_settings(cfg, result), embedder=embedder) as copy:
         hits = copy.search(COLLECTION, "아직 색인되지 않은 문서", k=2, mode="dense").hits

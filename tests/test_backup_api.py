@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from ragstore.api.app import create_app
 from ragstore.cli import app as cli_app
 from ragstore.config import Settings
-from ragstore.ops.scheduler import BACKUP_JOBS, MaintenanceScheduler, run_scheduled_backup
+from ragstore.runtime.scheduler import BACKUP_JOBS, MaintenanceScheduler, run_scheduled_backup
 from ragstore.service import RagStore
 
 from backup_helpers import COLLECTION, answers, load_corpus, sqlite_settings
@@ -74,7 +74,7 @@ def test_trigger_status_history_verify_and_restore_beside(client: TestClient, lo
     assert restored.status_code == 200, restored.json()
     assert restored.json()["consistency"]["problems"] == 0
     copy_cfg = loaded.settings.model_copy(update={"data_dir": tmp_path / "beside"})
-    with RagStore.open(copy_cfg, embedder=loaded.embedder) as copy:
+    with RagStore.open(copy_cfg, embedder=loaded.components.embedder) as copy:
         assert answers(copy) == answers(loaded)
     assert client.get("/admin/backup/dr").json()["newest_verified"]["id"] == latest["id"]
 
@@ -133,7 +133,7 @@ def test_the_admin_page_in_a_real_browser(loaded: RagStore, tmp_path: Path) -> N
             page.wait_for_selector("#backups tbody tr", timeout=30_000)  # the page reloads when it is done
             row = page.locator("#backups tbody tr").first.inner_text()
             assert "full" in row
-            assert loaded.list_backups()[0]["id"] in row
+            assert loaded.backups.list()[0]["id"] in row
             browser.close()
     finally:
         server.should_exit = True
@@ -145,10 +145,10 @@ def test_scheduled_backups_run_once_per_slot_verify_and_prune(loaded: RagStore) 
     made = run_scheduled_backup(loaded, "full", verify=True, due=due)
     assert made is not None and made["kind"] == "full"
     assert run_scheduled_backup(loaded, "full", verify=True, due=due) is None  # another process took the slot
-    runs = loaded.backup_history()
+    runs = loaded.backups.history()
     assert [r["action"] for r in runs[:3]] == ["prune", "verify", "backup"]
     assert all(r["trigger"] == "schedule" and r["state"] == "complete" for r in runs[:3])
-    assert loaded.list_backups()[0]["verified_at"] is not None
+    assert loaded.backups.list()[0]["verified_at"] is not None
     scheduler = MaintenanceScheduler(
         loaded, check_schedule="", check_repair=True, backup_schedules={"full": "0 3 * * *", "incremental": "0 * * * *"}
     )

@@ -81,11 +81,11 @@ def test_a_missing_chain_link_names_the_backup_that_wrote_it(cfg: Settings, embe
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         full = full_backup_then_add(store, "증분 백업용 문서", "delta")
-        incremental = store.backup("incremental")
+        incremental = store.backups.create("incremental")
         assert incremental is not None
         # Someone deletes the full backup by hand, blocks and all: the incremental's chain is broken.
         repo = tmp_path / "repo"
-        shared = set(store.show_backup(incremental["id"])["files"][0].get("blocks_list", []))
+        shared = set(store.backups.show(incremental["id"])["files"][0].get("blocks_list", []))
         assert not shared  # show() gives block counts only; read the manifest for names
         from ragstore.backup.manager import open_repository
 
@@ -97,8 +97,8 @@ def test_a_missing_chain_link_names_the_backup_that_wrote_it(cfg: Settings, embe
             (repo / "blocks" / digest[:2] / digest).unlink()
         # The full's manifest is still there to name the writer; the report names the block and the backup.
         with pytest.raises(BackupDamaged, match=rf"{incremental['id']}.*missing.*written by backup {full['id']}"):
-            store.verify_backups(incremental["id"])
-        report = store.dr_report()
+            store.backups.verify(incremental["id"])
+        report = store.backups.dr_report()
         assert report["status"] == "failing"
         assert report["newest"]["chain_complete"] is False
     live_restore_fails_cleanly(cfg, incremental["id"], BackupDamaged, "chain is broken and nothing was restored")
@@ -130,8 +130,8 @@ def add_bulk(store: RagStore, dimension: int, documents: int = 100) -> None:
         )
         for d in range(documents)
     ]
-    store.add_documents(COLLECTION, docs)
-    store.wait_for_index()
+    store.documents.add(COLLECTION, docs)
+    store.index.wait()
 
 
 def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: Any, tmp_path: Path) -> None:
@@ -144,9 +144,9 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
             add_bulk(store, embedder.dimension)
             # Refused before it starts: the repository is all but full.
             with pytest.raises(NoSpace, match=rf"{tiny / 'repo'}.*free"):
-                store.backup("full")
+                store.backups.create("full")
             # Space for the check but not for the blocks: the disk fills up while they are written.
-            store.persist()
+            store.index.persist()
             needed = estimate_bytes(cfg.data_dir / "ragstore.db", cfg.index_dir)
             assert needed > 8_000_000
             subprocess.run(["mount", "-o", f"remount,size={needed // 2}", str(small)], check=True)
@@ -154,15 +154,15 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
                 update={"backup_repository": str(small / "repo"), "backup_compression": "none"}
             )
             with pytest.raises(NoSpace, match=rf"{small / 'repo'} is full: no space left writing blocks/"):
-                store.backup("full")
-            assert store.list_backups() == []  # nothing that looks complete
-            failed = store.backup_history()[0]
+                store.backups.create("full")
+            assert store.backups.list() == []  # nothing that looks complete
+            failed = store.backups.history()[0]
             assert failed["state"] == "failed" and "no space left" in failed["error"]
             assert not list((small / "repo" / "tmp").glob("*"))  # the part being written was removed
             assert not list(cfg.backup_staging.glob("*"))  # and the staged snapshot
             # With room again, the next backup works; a restore onto a full disk fails and leaves nothing.
             store.backups.settings = cfg.model_copy(update={"backup_repository": str(tmp_path / "repo")})
-            made = store.backup("full")
+            made = store.backups.create("full")
             assert made is not None
             for p in sorted(small.rglob("*"), reverse=True):
                 p.unlink() if p.is_file() else p.rmdir()
@@ -176,7 +176,7 @@ def test_a_backup_killed_mid_way_leaves_no_complete_looking_entry(cfg: Settings,
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         add_bulk(store, embedder.dimension)  # big enough that the backup takes a while
-        store.wait_for_index()
+        store.index.wait()
         before = answers(store)
     env = {
         **os.environ,
@@ -205,24 +205,24 @@ def test_a_backup_killed_mid_way_leaves_no_complete_looking_entry(cfg: Settings,
     child.wait()
     assert not list((tmp_path / "repo" / "manifests").glob("*"))
     with RagStore.open(cfg, embedder=embedder) as store:
-        assert store.list_backups() == []
-        assert store.backup_history()[0]["state"] == "running"  # until the next run finds it dead
-        made = store.backup("full")
+        assert store.backups.list() == []
+        assert store.backups.history()[0]["state"] == "running"  # until the next run finds it dead
+        made = store.backups.create("full")
         assert made is not None
-        runs = store.backup_history()
+        runs = store.backups.history()
         assert runs[0]["state"] == "complete" and runs[1]["state"] == "interrupted"
-        assert store.verify_backups()[0]["ok"]
-        assert [b["id"] for b in store.list_backups()] == [made["id"]]
-        pruned = store.prune_backups()
+        assert store.backups.verify()[0]["ok"]
+        assert [b["id"] for b in store.backups.list()] == [made["id"]]
+        pruned = store.backups.prune()
         assert pruned["removed_blocks"] >= 0  # the killed run's unreferenced blocks go
-        assert store.verify_backups()[0]["ok"]
+        assert store.backups.verify()[0]["ok"]
         assert answers(store) == before
 
 
 def test_two_backups_never_run_at_once(cfg: Settings, embedder: Any, tmp_path: Path) -> None:
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        store.backup("snapshot")
+        store.backups.create("snapshot")
         lock = subprocess.Popen(
             [
                 sys.executable,
@@ -237,19 +237,19 @@ def test_two_backups_never_run_at_once(cfg: Settings, embedder: Any, tmp_path: P
         try:
             assert lock.stdout is not None and lock.stdout.readline().strip() == "held"
             with pytest.raises(Conflict, match="another backup, prune or restore is running"):
-                store.backup("full")
+                store.backups.create("full")
             with pytest.raises(Conflict):
-                store.prune_backups()
+                store.backups.prune()
         finally:
             lock.kill()
             lock.wait()
-        assert store.backup("incremental") is not None
+        assert store.backups.create("incremental") is not None
 
 
 def test_restore_refuses_while_another_process_has_the_store_open(cfg: Settings, embedder: Any) -> None:
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        made = store.backup("full")
+        made = store.backups.create("full")
         assert made is not None
     holder = subprocess.Popen(
         [

@@ -21,8 +21,8 @@ LIMIT = 4096
 @pytest.fixture
 def small_store(make_settings: Callable[..., Settings], embedder: CountingEmbedder) -> Iterator[RagStore]:
     with RagStore.open(make_settings(max_document_bytes=LIMIT), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_text("kb", "이미 저장된 문서입니다. 잃어버리면 안 됩니다.", title="kept")
+        store.collections.create("kb")
+        store.documents.add_text("kb", "이미 저장된 문서입니다. 잃어버리면 안 됩니다.", title="kept")
         yield store
 
 
@@ -72,7 +72,7 @@ def test_the_python_api_raises_the_matching_error(
     expected = {413: PayloadTooLarge, 415: UnsupportedMediaType}.get(status, InvalidInput)
     before = counts(small_store)
     with pytest.raises(expected, match=message):
-        small_store.ingest_bytes("kb", data, name, content_type=mime)
+        small_store.documents.ingest_bytes("kb", data, name, content_type=mime)
     assert counts(small_store) == before
 
 
@@ -107,7 +107,7 @@ def test_unknown_collection_is_404_everywhere(client: TestClient, small_store: R
     response = client.post("/v1/collections/nope/search", json={"query": "x"})
     assert response.status_code == 404 and "nope" in response.json()["error"]["message"]
     with pytest.raises(NotFound):
-        small_store.add_text("nope", "x")
+        small_store.documents.add_text("nope", "x")
     assert counts(small_store) == before
 
 

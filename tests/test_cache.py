@@ -40,37 +40,37 @@ def shared_redis() -> Iterator[redis.Redis]:
 def test_a_repeated_search_is_cached_until_a_write_changes_the_collection(
     store: RagStore, embedder: CountingEmbedder
 ) -> None:
-    store.create_collection("kb")
-    store.add_text("kb", "김치는 배추를 소금에 절여 담근다.")
+    store.collections.create("kb")
+    store.documents.add_text("kb", "김치는 배추를 소금에 절여 담근다.")
     first = store.search("kb", "김치 담그는 법", k=3)
     calls = embedder.texts_embedded
     again = store.search("kb", "김치 담그는 법", k=3)
     assert first.cached is False and again.cached is True
     assert [h.chunk_id for h in again.hits] == [h.chunk_id for h in first.hits]
     assert embedder.texts_embedded == calls  # neither the query nor the search was redone
-    added = store.add_text("kb", "김치찌개는 잘 익은 김치로 끓인다.")
+    added = store.documents.add_text("kb", "김치찌개는 잘 익은 김치로 끓인다.")
     after = store.search("kb", "김치 담그는 법", k=3)
     assert after.cached is False and added.document_id in {h.document_id for h in after.hits}
-    store.delete_document("kb", int(added.document_id or 0))
+    store.documents.delete("kb", int(added.document_id or 0))
     gone = store.search("kb", "김치 담그는 법", k=3)
     assert gone.cached is False and added.document_id not in {h.document_id for h in gone.hits}
-    stats = store.cache.stats()["search"]
+    stats = store.components.cache.stats()["search"]
     assert stats["hits"] == 1 and stats["misses"] == 3
 
 
 def test_the_query_embedding_cache_spares_the_model(store: RagStore, embedder: CountingEmbedder) -> None:
-    store.create_collection("kb")
-    store.add_text("kb", "The business plan allows 600 API requests per minute.")
+    store.collections.create("kb")
+    store.documents.add_text("kb", "The business plan allows 600 API requests per minute.")
     store.search("kb", "rate limit", k=1)
     calls = embedder.texts_embedded
     store.search("kb", "rate limit", k=2)  # another result-cache key, the same query text
     assert embedder.texts_embedded == calls
-    assert store.cache.stats()["embeddings"]["hits"] == 1
+    assert store.components.cache.stats()["embeddings"]["hits"] == 1
 
 
 def test_filters_and_k_are_part_of_the_result_key(store: RagStore) -> None:
-    store.create_collection("kb")
-    store.add_documents(
+    store.collections.create("kb")
+    store.documents.add(
         "kb",
         [
             {"text": "refunds within 7 days", "metadata": {"lang": "en"}},
@@ -84,8 +84,8 @@ def test_filters_and_k_are_part_of_the_result_key(store: RagStore) -> None:
 
 
 def test_the_http_fast_path_returns_what_the_full_path_returned(store: RagStore) -> None:
-    store.create_collection("kb")
-    store.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
+    store.collections.create("kb")
+    store.documents.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
     with TestClient(create_app(store=store)) as client:
         body = {"query": "지하철 환승", "k": 2}
         first = client.post("/v1/collections/kb/search", json=body).json()
@@ -101,8 +101,8 @@ def test_the_http_fast_path_returns_what_the_full_path_returned(store: RagStore)
 
 def test_the_cached_answer_never_skips_validation(store: RagStore) -> None:
     """The middleware answers only bodies SearchRequest would accept; anything else gets FastAPI's own answer."""
-    store.create_collection("kb")
-    store.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
+    store.collections.create("kb")
+    store.documents.add_text("kb", "서울 지하철 환승 할인은 30분 안에 적용된다.")
     with TestClient(create_app(store=store)) as client:
         url = "/v1/collections/kb/search"
         assert client.post(url, json={"query": "환승", "k": 2}).json()["cached"] is False
@@ -112,7 +112,7 @@ def test_the_cached_answer_never_skips_validation(store: RagStore) -> None:
         assert client.post(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
         coerced = client.post(url, json={"query": "환승", "k": "2"})  # pydantic's own coercion, then the cache
         assert coerced.status_code == 200 and coerced.json()["cached"] is True
-        store.delete_collection("kb")
+        store.collections.delete("kb")
         assert client.post(url, json={"query": "환승", "k": 2}).status_code == 404
 
 
@@ -137,19 +137,19 @@ def test_caches_are_shared_through_redis_under_the_documented_keys(
     settings = make_settings(redis_url=REDIS_URL, cache_namespace=namespace)
     try:
         with RagStore.open(settings, embedder=embedder) as one, RagStore.open(settings, embedder=embedder) as two:
-            one.create_collection("kb")
-            one.add_text("kb", "마라톤 훈련은 주 3회 이상 달리기로 시작한다.")
+            one.collections.create("kb")
+            one.documents.add_text("kb", "마라톤 훈련은 주 3회 이상 달리기로 시작한다.")
             assert one.search("kb", "마라톤 훈련", k=2).cached is False
             keys = sorted(k.decode() for k in shared_redis.scan_iter(f"{namespace}:*"))
-            kb = one.catalog.resolve("kb").id
+            kb = one.components.catalog.resolve("kb").id
             store = f"{store_identity(one.db):x}"
             assert any(k.startswith(f"{namespace}:v1:emb:") for k in keys), keys
             assert any(k.startswith(f"{namespace}:v1:{store}:search:{kb}:") for k in keys), keys
             ttl = shared_redis.pttl(next(k for k in keys if ":search:" in k))
             assert 0 < ttl <= settings.search_cache_ttl_s * 1000
             shared = two.search("kb", "마라톤 훈련", k=2)  # another store (process): found in Redis
-            assert shared.cached is True and two.cache.search.stats.hits_shared == 1
-            assert two.health()["components"]["cache"]["backend"] == "memory+redis"
+            assert shared.cached is True and two.components.cache.search.stats.hits_shared == 1
+            assert two.ops.health()["components"]["cache"]["backend"] == "memory+redis"
     finally:
         for key in shared_redis.scan_iter(f"{namespace}:*"):
             shared_redis.delete(key)
@@ -165,9 +165,11 @@ def test_two_databases_sharing_a_redis_never_see_each_others_results(
     try:
         with RagStore.open(first, embedder=embedder) as one, RagStore.open(second, embedder=embedder) as two:
             for store, text in ((one, "first database"), (two, "second database")):
-                store.create_collection("kb", embedding_model="synthetic", dimension=4)
-                store.add_documents("kb", [{"text": text, "chunks": [{"text": text, "vector": [1, 0, 0, 0]}]}])
-            assert one.catalog.resolve("kb").id == two.catalog.resolve("kb").id  # the same id and version
+                store.collections.create("kb", embedding_model="synthetic", dimension=4)
+                store.documents.add("kb", [{"text": text, "chunks": [{"text": text, "vector": [1, 0, 0, 0]}]}])
+            assert (
+                one.components.catalog.resolve("kb").id == two.components.catalog.resolve("kb").id
+            )  # the same id and version
             assert one.search("kb", vector=[1, 0, 0, 0]).hits[0].text == "first database"
             answer = two.search("kb", vector=[1, 0, 0, 0])
             assert answer.hits[0].text == "second database" and answer.cached is False
@@ -187,8 +189,8 @@ from ragstore.db.identity import store_identity
 from ragstore.errors import ConfigError
 from ragstore.service import RagStore
 with RagStore.open(Settings(data_dir={str(tmp_path / "a")!r}, vector_backend="memory")) as store:
-    store.create_collection("kb", embedding_model="synthetic", dimension=4)
-    store.add_documents("kb", [{{"text": "x", "chunks": [{{"text": "x", "vector": [1, 0, 0, 0]}}]}}])
+    store.collections.create("kb", embedding_model="synthetic", dimension=4)
+    store.documents.add("kb", [{{"text": "x", "chunks": [{{"text": "x", "vector": [1, 0, 0, 0]}}]}}])
     assert store.search("kb", vector=[1, 0, 0, 0]).hits
 try:
     RagStore.open(Settings(data_dir={str(tmp_path / "b")!r}, redis_url="redis://127.0.0.1:1/0"))

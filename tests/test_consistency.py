@@ -36,8 +36,8 @@ def loaded(
 ) -> Iterator[RagStore]:
     """A store of four documents on each vector backend (and, through make_settings, on each database)."""
     with RagStore.open(make_settings(vector_backend=request.param), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", [{"text": t, "title": f"doc{i}", "source_uri": f"d{i}"} for i, t in enumerate(TEXTS)])
+        store.collections.create("kb")
+        store.documents.add("kb", [{"text": t, "title": f"doc{i}", "source_uri": f"d{i}"} for i, t in enumerate(TEXTS)])
         yield store
 
 
@@ -51,29 +51,33 @@ def kinds(report: dict) -> dict[str, int]:
 
 
 def test_a_clean_store_has_no_problems_and_every_run_is_stored(loaded: RagStore) -> None:
-    first = loaded.check_consistency()
+    first = loaded.consistency.check()
     assert first is not None and first["problems"] == 0 and first["state"] == "done"
     assert set(first["counts"]) == {k.value for k in Kind}
     assert first["collections"]["kb"] == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
     assert first["previous"] is None
-    second = loaded.check_consistency()
+    second = loaded.consistency.check()
     assert second is not None and second["previous"]["id"] == first["id"]
     assert second["changes"] == {k.value: 0 for k in Kind}
-    assert [r["id"] for r in loaded.consistency_history()] == [second["id"], first["id"]]
-    assert loaded.consistency_report()["id"] == second["id"]
+    assert [r["id"] for r in loaded.consistency.history()] == [second["id"], first["id"]]
+    assert loaded.consistency.report()["id"] == second["id"]
 
 
 def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStore) -> None:
     ids = chunk_ids(loaded)
-    cid = loaded.catalog.resolve("kb").id
-    dim = loaded.embedder.dimension
+    cid = loaded.components.catalog.resolve("kb").id
+    dim = loaded.components.embedder.dimension
     rng = np.random.default_rng(0)
     # orphan: a vector whose chunk never existed; missing: a vector the index lost; stale: another vector
-    loaded.index.upsert(cid, np.array([999_999], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32))
-    loaded.index.delete(cid, np.array([ids[0]], dtype=np.int64))
-    loaded.index.upsert(cid, np.array([ids[1]], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32))
+    loaded.components.vectors.upsert(
+        cid, np.array([999_999], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32)
+    )
+    loaded.components.vectors.delete(cid, np.array([ids[0]], dtype=np.int64))
+    loaded.components.vectors.upsert(
+        cid, np.array([ids[1]], dtype=np.int64), rng.normal(size=(1, dim)).astype(np.float32)
+    )
 
-    report = loaded.check_consistency()
+    report = loaded.consistency.check()
     assert report is not None
     assert kinds(report) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}
     by_kind = {f["kind"]: f for f in report["findings"]}
@@ -81,7 +85,7 @@ def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStor
     assert by_kind["missing_vectors"]["ids"] == [ids[0]]
     assert by_kind["stale_vectors"]["ids"] == [ids[1]]
 
-    repaired = loaded.check_consistency(repair=True)
+    repaired = loaded.consistency.check(repair=True)
     assert repaired is not None
     assert kinds(repaired) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}  # what was found
     assert sum(repaired["remaining"].values()) == 0
@@ -92,26 +96,26 @@ def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStor
         states = set(s.scalars(select(SyncOperation.state)))
     assert states == {OpState.DONE}
     assert loaded.search("kb", "전세 계약 등기부등본", k=1, mode="dense").hits[0].title == "doc0"
-    after = loaded.check_consistency()
+    after = loaded.consistency.check()
     assert after is not None and after["problems"] == 0
     assert after["changes"]["orphan_vectors"] == -1
 
 
 def test_an_index_collection_sql_does_not_know_is_an_orphan_and_dropped(loaded: RagStore) -> None:
-    loaded.index.ensure_collection(CollectionSpec(4242, 8))
-    loaded.index.upsert(4242, np.array([1, 2], dtype=np.int64), np.ones((2, 8), dtype=np.float32))
-    report = loaded.check_consistency()
+    loaded.components.vectors.ensure_collection(CollectionSpec(4242, 8))
+    loaded.components.vectors.upsert(4242, np.array([1, 2], dtype=np.int64), np.ones((2, 8), dtype=np.float32))
+    report = loaded.consistency.check()
     assert report is not None and kinds(report) == {"orphan_vectors": 2}
     assert report["findings"][0]["reason"] == "collection"
-    repaired = loaded.check_consistency(repair=True)
+    repaired = loaded.consistency.check(repair=True)
     assert repaired is not None and sum(repaired["remaining"].values()) == 0
-    assert 4242 not in loaded.index.collection_ids()
+    assert 4242 not in loaded.components.vectors.collection_ids()
 
 
 def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
     ids = chunk_ids(loaded)
-    cid = loaded.catalog.resolve("kb").id
-    loaded.index.delete(cid, np.array(ids[:2], dtype=np.int64))
+    cid = loaded.components.catalog.resolve("kb").id
+    loaded.components.vectors.delete(cid, np.array(ids[:2], dtype=np.int64))
 
     def unit(s):  # type: ignore[no-untyped-def]
         old = utcnow() - timedelta(hours=2)
@@ -130,20 +134,20 @@ def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
         )
 
     loaded.db.write(unit)
-    report = loaded.check_consistency()
+    report = loaded.consistency.check()
     assert report is not None
     assert kinds(report) == {"stuck_operations": 2, "missing_vectors": 2}
     reasons = sorted(f["reason"] for f in report["findings"] if f["kind"] == "stuck_operations")
     assert reasons == ["dead", "overdue"]
-    repaired = loaded.check_consistency(repair=True)
+    repaired = loaded.consistency.check(repair=True)
     assert repaired is not None and sum(repaired["remaining"].values()) == 0
     assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
-    assert loaded.outbox_counts()[OpState.DEAD] == 0
+    assert loaded.index.outbox_counts()[OpState.DEAD] == 0
 
 
 def test_count_drift_is_recounted(loaded: RagStore) -> None:
     loaded.db.write(lambda s: s.execute(update(Document).where(Document.title == "doc2").values(chunk_count=7)))
-    report = loaded.check_consistency(repair=True)
+    report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"count_drift": 1}
     assert sum(report["remaining"].values()) == 0 and report["repairs"]["recounted_documents"] == 1
     with loaded.db.read() as s:
@@ -159,14 +163,14 @@ def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded
             update(Embedding).where(Embedding.content_hash == target).values(dimension=3, vector=b"\0" * 12)
         )
     )
-    report = loaded.check_consistency(repair=True)
+    report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"dimension_mismatch": 1}
     finding = report["findings"][0]
     assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
     assert report["remaining"]["dimension_mismatch"] == 1
     assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
-    assert loaded.reembed("kb") == {"embedded": 1, "queued": 1}
-    clean = loaded.check_consistency()
+    assert loaded.index.reembed("kb") == {"embedded": 1, "queued": 1}
+    clean = loaded.consistency.check()
     assert clean is not None and clean["problems"] == 0
 
 
@@ -183,7 +187,7 @@ def test_dangling_chunks_are_reported_with_ids(loaded: RagStore) -> None:
             conn.execute(text("SET session_replication_role = replica"))  # skips foreign-key triggers
             conn.execute(text("DELETE FROM documents WHERE title = 'doc3'"))
             conn.execute(text("SET session_replication_role = origin"))
-    report = loaded.check_consistency(repair=True)
+    report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"duplicate_content": 1}
     finding = report["findings"][0]
     assert finding["reason"] == "dangling_chunks" and finding["ids"] == [ids[3]] and finding["safe"] is False
@@ -192,34 +196,34 @@ def test_dangling_chunks_are_reported_with_ids(loaded: RagStore) -> None:
 
 def test_a_check_of_an_unknown_collection_is_refused(loaded: RagStore) -> None:
     with pytest.raises(NotFound):
-        loaded.check_consistency("nope")
-    report = loaded.check_consistency("kb")
+        loaded.consistency.check("nope")
+    report = loaded.consistency.check("kb")
     assert report is not None and report["collection"] == "kb" and report["problems"] == 0
 
 
 def test_a_scheduled_slot_runs_once(loaded: RagStore) -> None:
-    assert loaded.check_consistency(trigger="schedule", slot="check:2026-12-01T04:30") is not None
-    assert loaded.check_consistency(trigger="schedule", slot="check:2026-12-01T04:30") is None
+    assert loaded.consistency.check(trigger="schedule", slot="check:2026-12-01T04:30") is not None
+    assert loaded.consistency.check(trigger="schedule", slot="check:2026-12-01T04:30") is None
 
 
 def test_a_failed_check_is_stored_as_failed(loaded: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(_collection: object = None) -> None:
         raise RuntimeError("index unreachable")
 
-    monkeypatch.setattr(loaded.checker, "check", broken)
+    monkeypatch.setattr(loaded.components.checker, "check", broken)
     with pytest.raises(RuntimeError):
-        loaded.check_consistency()
-    assert loaded.consistency_history(1)[0]["state"] == "failed"
-    assert "index unreachable" in loaded.consistency_history(1)[0]["error"]
+        loaded.consistency.check()
+    assert loaded.consistency.history(1)[0]["state"] == "failed"
+    assert "index unreachable" in loaded.consistency.history(1)[0]["error"]
 
 
 def test_the_check_survives_reopening(settings: Settings, embedder: CountingEmbedder) -> None:
     with RagStore.open(settings, embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_text("kb", TEXTS[0], title="a")
-        assert store.check_consistency() is not None
+        store.collections.create("kb")
+        store.documents.add_text("kb", TEXTS[0], title="a")
+        assert store.consistency.check() is not None
     with RagStore.open(settings, embedder=embedder) as store:
-        report = store.check_consistency()
+        report = store.consistency.check()
         assert report is not None and report["problems"] == 0 and report["previous"] is not None
 
 
@@ -230,7 +234,7 @@ def test_the_admin_api_checks_repairs_and_lists(loaded: RagStore) -> None:
     from ragstore.api.app import create_app
 
     ids = chunk_ids(loaded)
-    loaded.index.delete(loaded.catalog.resolve("kb").id, np.array([ids[0]], dtype=np.int64))
+    loaded.components.vectors.delete(loaded.components.catalog.resolve("kb").id, np.array([ids[0]], dtype=np.int64))
     with TestClient(create_app(store=loaded)) as client:
         found = client.get("/admin/consistency")
         assert found.status_code == 200 and found.json()["counts"]["missing_vectors"] == 1
@@ -261,9 +265,11 @@ def test_the_cli_exits_1_while_problems_remain(
         monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.chdir(tmp_path)
     with RagStore.open(settings) as store:
-        store.create_collection("kb", embedding_model="given", dimension=4)
-        store.add_documents("kb", [{"text": "a b c", "chunks": [{"text": "a b c", "vector": [1, 0, 0, 0]}]}])
-        store.index.upsert(store.catalog.resolve("kb").id, np.array([777], np.int64), np.ones((1, 4), np.float32))
+        store.collections.create("kb", embedding_model="given", dimension=4)
+        store.documents.add("kb", [{"text": "a b c", "chunks": [{"text": "a b c", "vector": [1, 0, 0, 0]}]}])
+        store.components.vectors.upsert(
+            store.components.catalog.resolve("kb").id, np.array([777], np.int64), np.ones((1, 4), np.float32)
+        )
     runner = CliRunner()
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 1 and "orphan_vectors" in result.output and "777" in result.output
@@ -279,7 +285,7 @@ def test_the_cli_exits_1_while_problems_remain(
 
 
 def test_the_server_schedules_the_daily_check(loaded: RagStore) -> None:
-    from ragstore.ops.scheduler import CHECK_JOB, MaintenanceScheduler, run_scheduled_check
+    from ragstore.runtime.scheduler import CHECK_JOB, MaintenanceScheduler, run_scheduled_check
 
     scheduler = MaintenanceScheduler(loaded, check_schedule="30 4 * * *", check_repair=True)
     scheduler.start()
@@ -291,7 +297,7 @@ def test_the_server_schedules_the_daily_check(loaded: RagStore) -> None:
     assert MaintenanceScheduler(loaded, check_schedule="", check_repair=True).jobs == {}
     due = datetime(2026, 12, 1, 4, 30)
     first = run_scheduled_check(loaded, repair=True, due=due)
-    assert first is not None and loaded.consistency_report(first)["trigger"] == "schedule"
+    assert first is not None and loaded.consistency.report(first)["trigger"] == "schedule"
     assert run_scheduled_check(loaded, repair=True, due=due) is None  # another process took the slot
 
 
@@ -306,9 +312,9 @@ def test_a_bad_schedule_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_a_collection_being_dropped_is_not_drift(loaded: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between the drop's two phases its chunks are still rows and its vectors already gone: not a finding."""
-    store_id = loaded.catalog.resolve("kb").id
-    monkeypatch.setattr(loaded.applier, "apply_pending", lambda **_: None)  # the drop stays in flight
-    loaded.delete_collection("kb")
-    loaded.index.drop_collection(store_id)  # the index applied it; phase two has not run yet
-    report = loaded.check_consistency()
+    store_id = loaded.components.catalog.resolve("kb").id
+    monkeypatch.setattr(loaded.components.applier, "apply_pending", lambda **_: None)  # the drop stays in flight
+    loaded.collections.delete("kb")
+    loaded.components.vectors.drop_collection(store_id)  # the index applied it; phase two has not run yet
+    report = loaded.consistency.check()
     assert report is not None and report["problems"] == 0, report["findings"]

@@ -46,7 +46,7 @@ def assert_consistent(store: RagStore) -> None:
     assert open_ops == []
     assert all(c.status == ChunkStatus.INDEXED for c in chunks)
     for cid in {c.collection_id for c in chunks}:
-        in_index = {int(i) for batch in store.index.iter_ids(cid) for i in batch}
+        in_index = {int(i) for batch in store.components.vectors.iter_ids(cid) for i in batch}
         assert in_index == {c.id for c in chunks if c.collection_id == cid}
 
 
@@ -57,7 +57,7 @@ def test_crash_during_ingest_is_recovered(settings: Settings, scenario: str, emb
     lines = run_child(settings, scenario)
     assert any(line.startswith("first ") for line in lines)
     with RagStore.open(settings, embedder=embedder) as store:
-        titles = {d.title for d in store.list_documents("kb")}
+        titles = {d.title for d in store.documents.list("kb")}
         assert titles == {"first", "second"}  # the second ingest's first transaction had committed
         assert store.search("kb", "how do plants make glucose", k=1).hits[0].title == "second"
         assert store.search("kb", "김치 만드는 법", k=1).hits[0].title == "first"
@@ -70,39 +70,39 @@ def test_crash_during_ingest_is_recovered(settings: Settings, scenario: str, emb
 
 def test_crash_during_delete_is_recovered(settings: Settings, embedder: CountingEmbedder) -> None:
     with RagStore.open(settings, embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_text("kb", "김치는 발효 음식이다. 배추와 고춧가루로 만든다.", title="gone")
+        store.collections.create("kb")
+        store.documents.add_text("kb", "김치는 발효 음식이다. 배추와 고춧가루로 만든다.", title="gone")
     run_child(settings, "delete_after_first_txn")
     with RagStore.open(settings, embedder=embedder) as store:
-        assert store.list_documents("kb") == []
+        assert store.documents.list("kb") == []
         assert store.search("kb", "김치", k=5).hits == []
-        assert store.index.count(1) == 0
+        assert store.components.vectors.count(1) == 0
         assert_consistent(store)
 
 
 def test_failing_index_keeps_the_write_pending_then_catches_up(store: RagStore) -> None:
-    store.create_collection("kb")
-    real_upsert = store.index.upsert
+    store.collections.create("kb")
+    real_upsert = store.components.vectors.upsert
     calls = {"n": 0}
 
     def broken_upsert(collection_id: int, ids: np.ndarray, vectors: np.ndarray, records: object = None) -> None:
         calls["n"] += 1
         raise OSError("index volume unavailable")
 
-    store.index.upsert = broken_upsert  # type: ignore[method-assign]
-    outcome = store.add_text("kb", "서울 지하철 환승 규정", title="subway")
+    store.components.vectors.upsert = broken_upsert  # type: ignore[method-assign]
+    outcome = store.documents.add_text("kb", "서울 지하철 환승 규정", title="subway")
     assert outcome.status == "added" and outcome.index_state == "pending"
     assert store.search("kb", "지하철", k=3).hits == []  # stored, not yet searchable
-    health = store.health()
+    health = store.ops.health()
     assert health["components"]["vector_index"]["pending_operations"] == 1
     with store.db.read() as s:
         op = s.scalars(select(SyncOperation)).one()
     assert op.attempts == 1 and "index volume unavailable" in (op.last_error or "")
 
-    store.index.upsert = real_upsert  # type: ignore[method-assign]
-    assert store.sync_now()["applied"] == 1
+    store.components.vectors.upsert = real_upsert  # type: ignore[method-assign]
+    assert store.index.sync_now()["applied"] == 1
     assert store.search("kb", "지하철", k=3).hits[0].title == "subway"
-    assert store.get_document("kb", outcome.document_id or 0).index_state == "indexed"
+    assert store.documents.get("kb", outcome.document_id or 0).index_state == "indexed"
 
 
 def test_an_operation_that_keeps_failing_is_dead_lettered(
@@ -110,18 +110,18 @@ def test_an_operation_that_keeps_failing_is_dead_lettered(
 ) -> None:
     settings = make_settings(sync_max_attempts=2, sync_backoff_base_s=0.001)
     with RagStore.open(settings, embedder=embedder) as store:
-        store.create_collection("kb")
+        store.collections.create("kb")
 
         def broken(*_: object) -> None:
             raise OSError("disk full")
 
-        store.index.upsert = broken  # type: ignore[method-assign]
-        store.add_text("kb", "text that will not index", title="t")
-        store.sync_now()
-        assert store.outbox_counts()[OpState.DEAD] == 1
-        assert store.health()["status"] == "degraded"
-        del store.index.upsert  # the real method again
-        assert store.applier.retry_dead() == 1
-        store.sync_now()
-        assert store.outbox_counts()[OpState.DEAD] == 0
-        assert store.health()["status"] == "ok"
+        store.components.vectors.upsert = broken  # type: ignore[method-assign]
+        store.documents.add_text("kb", "text that will not index", title="t")
+        store.index.sync_now()
+        assert store.index.outbox_counts()[OpState.DEAD] == 1
+        assert store.ops.health()["status"] == "degraded"
+        del store.components.vectors.upsert  # the real method again
+        assert store.components.applier.retry_dead() == 1
+        store.index.sync_now()
+        assert store.index.outbox_counts()[OpState.DEAD] == 0
+        assert store.ops.health()["status"] == "ok"

@@ -50,23 +50,23 @@ def test_vectors_move_embedded_milvus_chroma_and_back_without_embedding(
 ) -> None:
     embedder = DocumentCounter(local_embedder)
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
+        store.collections.create("kb")
+        store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         before = answers(store)
     embedded_texts = embedder.documents
     for notes, target in enumerate(("milvus", "chroma", "embedded")):
         with RagStore.open(make_settings(), embedder=embedder) as store:
-            report = store.migrate_index(target)
+            report = store.index.migrate(target)
             assert report.target == target and not report.resumed
             assert report.counts["kb"]["target"] == report.counts["kb"]["sql_indexed"] == len(TEXTS) + notes
             assert report.agreement["kb"] >= 0.9
         # A store opened with no backend setting follows the switch.
         with RagStore.open(make_settings(), embedder=embedder) as store:
-            assert store.index.name == target
+            assert store.components.vectors.name == target
             assert [a[0] for a in answers(store)] == [b[0] for b in before]
-            report_ = store.check_consistency()
+            report_ = store.consistency.check()
             assert report_ is not None and report_["problems"] == 0
-            store.add_text("kb", f"A new note written on {target}.", title=f"new-{target}")
+            store.documents.add_text("kb", f"A new note written on {target}.", title=f"new-{target}")
             assert store.search("kb", f"new note {target}", k=1, mode="dense").hits[0].title == f"new-{target}"
     # Only the three new notes were embedded: every move came from the embeddings SQL holds.
     assert embedded_texts == len(TEXTS) and embedder.documents == embedded_texts + 3
@@ -76,17 +76,17 @@ def test_a_setting_that_disagrees_with_the_switch_is_refused(
     make_settings: Callable[..., Settings], embedder: CountingEmbedder
 ) -> None:
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_text("kb", TEXTS[0], title="a")
-        store.migrate_index("chroma")
+        store.collections.create("kb")
+        store.documents.add_text("kb", TEXTS[0], title="a")
+        store.index.migrate("chroma")
     with pytest.raises(ConfigError, match=r"index migrate --to embedded"):
         RagStore.open(make_settings(vector_backend="embedded"), embedder=embedder)
     with RagStore.open(make_settings(vector_backend="chroma"), embedder=embedder) as store:
-        assert store.index.name == "chroma"
+        assert store.components.vectors.name == "chroma"
         with pytest.raises(InvalidInput, match="already in chroma"):
-            store.migrate_index("chroma")
+            store.index.migrate("chroma")
         with pytest.raises(InvalidInput, match="--to must be"):
-            store.migrate_index("faiss")
+            store.index.migrate("faiss")
 
 
 def test_an_interrupted_migration_resumes_where_it_stopped(
@@ -95,8 +95,8 @@ def test_an_interrupted_migration_resumes_where_it_stopped(
     from ragstore.vectors.chroma import ChromaVectorIndex
 
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
+        store.collections.create("kb")
+        store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         before = answers(store)
         monkeypatch.setattr(index_migration, "BATCH", 2)
         real_upsert = ChromaVectorIndex.upsert
@@ -110,16 +110,16 @@ def test_an_interrupted_migration_resumes_where_it_stopped(
 
         monkeypatch.setattr(ChromaVectorIndex, "upsert", dies_on_the_third_batch)
         with pytest.raises(KeyboardInterrupt):
-            store.migrate_index("chroma")
+            store.index.migrate("chroma")
         monkeypatch.setattr(ChromaVectorIndex, "upsert", real_upsert)
-        assert store.index.name == "embedded"  # nothing was switched
+        assert store.components.vectors.name == "embedded"  # nothing was switched
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        assert store.index.name == "embedded"
-        report = store.migrate_index("chroma")
+        assert store.components.vectors.name == "embedded"
+        report = store.index.migrate("chroma")
         assert report.resumed and report.copied["kb"] == 2  # the first two batches were not copied again
         assert report.counts["kb"]["target"] == len(TEXTS)
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        assert store.index.name == "chroma" and answers(store) == before
+        assert store.components.vectors.name == "chroma" and answers(store) == before
 
 
 def test_writes_after_the_copy_are_levelled_before_the_switch(
@@ -127,19 +127,19 @@ def test_writes_after_the_copy_are_levelled_before_the_switch(
 ) -> None:
     """A document added and one deleted while the copy runs are caught up by the levelling step."""
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
+        store.collections.create("kb")
+        store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         real_level = index_migration.IndexMigration._level
 
         def write_meanwhile(self: index_migration.IndexMigration, *args: object) -> int:
             if not getattr(self, "_wrote", False):
                 self._wrote = True  # type: ignore[attr-defined]
-                store.add_text("kb", "A late note about the migration window.", title="late")
-                store.delete_document("kb", store.list_documents("kb")[0].id)
+                store.documents.add_text("kb", "A late note about the migration window.", title="late")
+                store.documents.delete("kb", store.documents.list("kb")[0].id)
             return real_level(self, *args)  # type: ignore[arg-type]
 
         monkeypatch.setattr(index_migration.IndexMigration, "_level", write_meanwhile)
-        report = store.migrate_index("milvus")
+        report = store.index.migrate("milvus")
         assert report.levelled["kb"] == 2 and report.counts["kb"]["target"] == len(TEXTS)
     with RagStore.open(make_settings(), embedder=embedder) as store:
         titles = [h.title for h in store.search("kb", "late note migration window", k=len(TEXTS), mode="dense").hits]

@@ -49,8 +49,8 @@ def fts_rows(store: RagStore, match: str) -> int:
 
 
 def test_korean_words_with_particles_match_their_stem(store: RagStore) -> None:
-    store.create_collection("kb")
-    store.add_documents("kb", DOCS)
+    store.collections.create("kb")
+    store.documents.add("kb", DOCS)
     assert lexical_titles(store, "연차")[0] == "연차"
     assert lexical_titles(store, "환불 신청")[0] == "환불"  # the passage says 환불을 and 신청해
     assert lexical_titles(store, "배송은 며칠")[0] == "배송"
@@ -59,24 +59,24 @@ def test_korean_words_with_particles_match_their_stem(store: RagStore) -> None:
 
 
 def test_terms_are_written_and_deleted_with_the_chunks(store: RagStore) -> None:
-    store.create_collection("kb")
-    outcomes = store.add_documents("kb", DOCS)
+    store.collections.create("kb")
+    outcomes = store.documents.add("kb", DOCS)
     assert count_lexemes(store) == 4 and fts_rows(store, "환불") == 1
-    store.delete_document("kb", outcomes[1].document_id or 0)
+    store.documents.delete("kb", outcomes[1].document_id or 0)
     assert lexical_titles(store, "환불") == []
     assert count_lexemes(store) == 3 and fts_rows(store, "환불") == 0
     # Replacing a document (same source, new text) replaces its terms.
-    store.add_documents("kb", [{"text": "배송 기간이 3일로 바뀌었습니다. 도서 지역은 5일.", "source_uri": "policy"}])
-    store.add_documents("kb", [{"text": "배송 기간이 4일로 바뀌었습니다. 반품도 가능합니다.", "source_uri": "policy"}])
+    store.documents.add("kb", [{"text": "배송 기간이 3일로 바뀌었습니다. 도서 지역은 5일.", "source_uri": "policy"}])
+    store.documents.add("kb", [{"text": "배송 기간이 4일로 바뀌었습니다. 반품도 가능합니다.", "source_uri": "policy"}])
     assert fts_rows(store, "도서") == 0 and fts_rows(store, "반품") == 1
-    store.delete_collection("kb")
+    store.collections.delete("kb")
     assert count_lexemes(store) == 0
 
 
 def test_a_refused_ingest_leaves_no_terms(store: RagStore) -> None:
-    store.create_collection("kb")
+    store.collections.create("kb")
     with pytest.raises(InvalidInput, match="dimension"):
-        store.add_documents("kb", [{"text": "환불 규정", "chunks": [{"text": "환불", "vector": [1.0, 2.0]}]}])
+        store.documents.add("kb", [{"text": "환불 규정", "chunks": [{"text": "환불", "vector": [1.0, 2.0]}]}])
     assert count_lexemes(store) == 0
 
 
@@ -84,36 +84,36 @@ def test_the_analyzer_is_recorded_and_a_change_reindexes(
     make_settings: Callable[..., Settings], embedder: CountingEmbedder
 ) -> None:
     with RagStore.open(make_settings(lexical_analyzer="bigram"), embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", DOCS)
-        assert store.lexical_status()[0]["analyzer"] == "bigram"
+        store.collections.create("kb")
+        store.documents.add("kb", DOCS)
+        assert store.index.lexical_status()[0]["analyzer"] == "bigram"
         # Bigrams: a one-syllable query word is looked up as a prefix of the stored bigrams.
         assert lexical_titles(store, "환불")[0] == "환불"
     with RagStore.open(make_settings(lexical_analyzer="kiwi"), embedder=embedder) as store:
         assert store.recovery.relexed_collections  # re-indexed at open
-        status = store.lexical_status()[0]
+        status = store.index.lexical_status()[0]
         assert status["analyzer"] == "kiwi" and status["current"]
         with store.db.read() as s:
             terms = s.scalars(select(ChunkLexeme.terms)).all()
             assert s.scalar(select(func.count()).select_from(LexicalIndexState)) == 1
         assert any("환불" in t.split() for t in terms)  # a morpheme, not the bigram pieces of 환불을
         assert lexical_titles(store, "환불을 하려면")[0] == "환불"
-        assert store.reindex_lexical("kb") == {"kb": 4}  # forced: the same analyzer again
+        assert store.index.relex("kb") == {"kb": 4}  # forced: the same analyzer again
 
 
 def test_an_index_built_by_an_analyzer_this_process_cannot_reproduce_is_refused_clearly(store: RagStore) -> None:
-    store.create_collection("kb")
-    store.add_documents("kb", DOCS[:1])
-    collection_id = store.catalog.resolve("kb").id
+    store.collections.create("kb")
+    store.documents.add("kb", DOCS[:1])
+    collection_id = store.components.catalog.resolve("kb").id
     store.db.write(
         lambda s: s.execute(
             text("UPDATE lexical_indexes SET analyzer_version = 'kiwipiepy-0.0.1' WHERE collection_id = :c"),
             {"c": collection_id},
         )
     )
-    store.lexical_indexer.forget()
+    store.components.lexical_indexer.forget()
     with pytest.raises(Unavailable, match="cannot reproduce"):
-        store.add_documents("kb", DOCS[1:2])
+        store.documents.add("kb", DOCS[1:2])
     assert count_lexemes(store) == 1  # nothing half-written
     with pytest.raises(Unavailable, match="cannot reproduce"):
         store.search("kb", "연차", mode="lexical")
@@ -134,8 +134,8 @@ def test_query_terms_are_cleaned_deduplicated_and_bounded() -> None:
     "query", ['"', "AND", "NEAR(", "*", "a:b", "(()", "'; DROP TABLE chunk_lexemes; --", "!!!", "ㅋㅋㅋ"]
 )
 def test_hostile_or_empty_queries_never_fail(store: RagStore, query: str) -> None:
-    store.create_collection("kb")
-    store.add_documents("kb", DOCS)
+    store.collections.create("kb")
+    store.documents.add("kb", DOCS)
     store.search("kb", query, mode="lexical")
     store.search("kb", query, mode="hybrid")
     assert count_lexemes(store) == 4
@@ -148,12 +148,12 @@ def test_a_store_from_before_the_lexical_index_gets_its_terms_at_open(
 
     settings = make_settings()
     with RagStore.open(settings, embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_documents("kb", DOCS)
+        store.collections.create("kb")
+        store.documents.add("kb", DOCS)
         Migrator(store.db.engine).downgrade("0004")  # the chunks stay; the lexical tables go
     with RagStore.open(settings, embedder=embedder) as store:  # upgrades, then analyses every chunk
-        assert store.recovery.relexed_collections == [store.catalog.resolve("kb").id]
-        assert count_lexemes(store) == 4 and store.lexical_status()[0]["current"]
+        assert store.recovery.relexed_collections == [store.components.catalog.resolve("kb").id]
+        assert count_lexemes(store) == 4 and store.index.lexical_status()[0]["current"]
         assert lexical_titles(store, "환불")[0] == "환불"
     with RagStore.open(settings, embedder=embedder) as store:
         assert store.recovery.relexed_collections == []  # once

@@ -37,7 +37,7 @@ def test_pool_and_statement_timeout_come_from_settings(make_settings: Callable[.
 
 @postgres_only
 def test_updated_at_trigger_covers_updates_outside_the_orm(store: RagStore) -> None:
-    store.create_collection("kb")
+    store.collections.create("kb")
     with store.db.engine.begin() as conn:
         before = conn.execute(text("SELECT updated_at FROM collections WHERE name = 'kb'")).scalar_one()
     time.sleep(0.01)
@@ -49,8 +49,8 @@ def test_updated_at_trigger_covers_updates_outside_the_orm(store: RagStore) -> N
 
 @postgres_only
 def test_readonly_role_reads_views_and_cannot_write(store: RagStore) -> None:
-    store.create_collection("kb")
-    store.add_text("kb", "제주도 한라산은 성판악 코스가 완만하다.", title="한라산")
+    store.collections.create("kb")
+    store.documents.add_text("kb", "제주도 한라산은 성판악 코스가 완만하다.", title="한라산")
     role = f"reports_{uuid.uuid4().hex[:8]}"  # roles are server-wide: unique per test
     try:
         assert grant_readonly(store.db.engine, role)["created"] == "yes"
@@ -81,8 +81,8 @@ def test_readonly_role_is_refused_on_sqlite(store: RagStore) -> None:
 @postgres_only
 def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(store: RagStore) -> None:
     """What a server restart does to a pool: every connection dies. Pre-ping replaces them on next use."""
-    store.create_collection("kb")
-    first = store.add_text("kb", "서울 지하철은 30분 안에 갈아타면 환승 할인이 된다.", title="subway")
+    store.collections.create("kb")
+    first = store.documents.add_text("kb", "서울 지하철은 30분 안에 갈아타면 환승 할인이 된다.", title="subway")
     admin = store.db.engine.url.difference_update_query(["options"])
     from sqlalchemy import create_engine
 
@@ -96,8 +96,10 @@ def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(st
         ).scalar_one()
     killer.dispose()
     assert killed >= 1
-    second = store.add_text("kb", "Refunds reach the original card within five business days.", title="refunds")
-    assert {d.title for d in store.list_documents("kb")} == {"subway", "refunds"}
+    second = store.documents.add_text(
+        "kb", "Refunds reach the original card within five business days.", title="refunds"
+    )
+    assert {d.title for d in store.documents.list("kb")} == {"subway", "refunds"}
     assert first.document_id != second.document_id
     assert store.search("kb", "환승 할인", k=1).hits[0].title == "subway"
 
@@ -109,8 +111,8 @@ def test_metadata_equality_filters_use_the_jsonb_gin_index(store: RagStore) -> N
     from ragstore.db.models import Document
     from ragstore.search.filters import compile_filter
 
-    store.create_collection("kb")
-    store.add_documents(
+    store.collections.create("kb")
+    store.documents.add(
         "kb",
         [
             {"text": "환불은 7일 안에 된다.", "metadata": {"lang": "ko", "year": 2024}},

@@ -154,32 +154,32 @@ def test_redis_stopped_mid_run_degrades_and_recovers(
 ) -> None:
     settings = make_settings(redis_url=private_redis.url, redis_retry_after_s=0.3, redis_timeout_s=0.2)
     with RagStore.open(settings, embedder=embedder) as one, RagStore.open(settings, embedder=embedder) as two:
-        assert one.bus is not None and two.bus is not None
-        assert one.bus.wait_subscribed() and two.bus.wait_subscribed()
-        one.create_collection("kb", embedding_model="synthetic", dimension=DIM)
+        assert one.components.bus is not None and two.components.bus is not None
+        assert one.components.bus.wait_subscribed() and two.components.bus.wait_subscribed()
+        one.collections.create("kb", embedding_model="synthetic", dimension=DIM)
         vector = np.ones(DIM).tolist()
-        one.add_documents("kb", [{"text": "a", "chunks": [{"text": "a", "vector": vector}]}])
+        one.documents.add("kb", [{"text": "a", "chunks": [{"text": "a", "vector": vector}]}])
         assert two.search("kb", vector=vector).cached is False
         assert one.search("kb", vector=vector).cached is True  # shared through Redis: the other process's entry
-        assert one.cache.search.stats.hits_shared == 1
-        received = two.bus.received
-        one.add_documents("kb", [{"text": "b", "chunks": [{"text": "b", "vector": vector}]}])
-        wait_for(lambda: two.bus.received > received, "the other process heard of the write")
+        assert one.components.cache.search.stats.hits_shared == 1
+        received = two.components.bus.received
+        one.documents.add("kb", [{"text": "b", "chunks": [{"text": "b", "vector": vector}]}])
+        wait_for(lambda: two.components.bus.received > received, "the other process heard of the write")
 
         private_redis.stop()
         for _ in range(3):  # no error: searches and writes go on with the in-process caches
             assert len(two.search("kb", vector=vector, k=5).hits) == 2
-        one.add_documents("kb", [{"text": "c", "chunks": [{"text": "c", "vector": vector}]}])
+        one.documents.add("kb", [{"text": "c", "chunks": [{"text": "c", "vector": vector}]}])
         assert len(two.search("kb", vector=vector, k=5).hits) == 3  # SQL versions: still no stale result
-        health = two.health()
+        health = two.ops.health()
         assert health["status"] == "degraded"
         assert health["components"]["cache"]["status"] == "degraded"
         assert "Error" in str(health["components"]["cache"]["redis"]["error"])
 
         private_redis.start()
-        wait_for(lambda: two.bus.healthy and one.bus.healthy, "the event bus resubscribed")
+        wait_for(lambda: two.components.bus.healthy and one.components.bus.healthy, "the event bus resubscribed")
         two.search("kb", vector=vector, k=7)
-        wait_for(lambda: two.health()["components"]["cache"]["status"] == "ok", "the cache recovered")
+        wait_for(lambda: two.ops.health()["components"]["cache"]["status"] == "ok", "the cache recovered")
         assert one.search("kb", vector=vector, k=7).cached is True
 
 
@@ -200,7 +200,7 @@ def test_postgres_restarted_mid_run_loses_no_acknowledged_write(
         refused: list[str] = []
         stop = threading.Event()
         with RagStore.open(settings, embedder=embedder) as store:
-            store.create_collection("kb", embedding_model="synthetic", dimension=DIM)
+            store.collections.create("kb", embedding_model="synthetic", dimension=DIM)
 
             def write_forever() -> None:
                 rng = np.random.default_rng(3)
@@ -208,7 +208,7 @@ def test_postgres_restarted_mid_run_loses_no_acknowledged_write(
                 while not stop.is_set():
                     text = f"write {n}"
                     try:
-                        out = store.add_documents(
+                        out = store.documents.add(
                             "kb", [{"text": text, "chunks": [{"text": text, "vector": rng.normal(size=DIM).tolist()}]}]
                         )
                         acknowledged.append(int(out[0].document_id or 0))
@@ -233,7 +233,7 @@ def test_postgres_restarted_mid_run_loses_no_acknowledged_write(
             assert started_at() != first_start, "the server did not restart"
             # Writes that lost their connection before COMMIT were retried; any refused one says why.
             assert all("database" in message.lower() for message in refused), refused[:3]
-            stored = {d.id for d in store.list_documents("kb", limit=10_000)}
+            stored = {d.id for d in store.documents.list("kb", limit=10_000)}
             assert set(acknowledged) <= stored
             assert len(store.search("kb", vector=np.ones(DIM).tolist(), k=1000).hits) == len(stored)
     finally:

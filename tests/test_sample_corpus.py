@@ -31,8 +31,8 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     model = request.param
     settings = Settings(data_dir=tmp_path_factory.mktemp(model) / "data", embedding_model=model)
     with RagStore.open(settings, embedder=LocalEmbedder(model)) as store:
-        store.create_collection("samples")
-        report = store.ingest_paths("samples", [SAMPLES / "corpus"])
+        store.collections.create("samples")
+        report = store.documents.ingest_paths("samples", [SAMPLES / "corpus"])
         assert report.summary == {"added": 32, "unchanged": 0, "replaced": 0, "failed": 0}
         yield store
 
@@ -56,18 +56,22 @@ def ranks(store: RagStore, lang: str, mode: str = "dense") -> list[int | None]:
 def test_questions_find_their_document(loaded: RagStore, lang: str) -> None:
     found = ranks(loaded, lang)
     hit5 = sum(1 for r in found if r is not None and r <= 5) / len(found)
-    assert hit5 >= FLOORS[loaded.embedder.model][lang], f"{loaded.embedder.model} {lang}: ranks {found}"
+    assert hit5 >= FLOORS[loaded.components.embedder.model][lang], (
+        f"{loaded.components.embedder.model} {lang}: ranks {found}"
+    )
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_hybrid_search_finds_them_at_least_as_well_in_one_language(loaded: RagStore, lang: str) -> None:
     found = ranks(loaded, lang, mode="hybrid")
     hit5 = sum(1 for r in found if r is not None and r <= 5) / len(found)
-    assert hit5 >= FLOORS[loaded.embedder.model][lang], f"{loaded.embedder.model} {lang}: ranks {found}"
+    assert hit5 >= FLOORS[loaded.components.embedder.model][lang], (
+        f"{loaded.components.embedder.model} {lang}: ranks {found}"
+    )
 
 
 def test_reingesting_the_corpus_changes_nothing(loaded: RagStore) -> None:
-    before = loaded.get_collection("samples")
-    report = loaded.ingest_paths("samples", [SAMPLES / "corpus"])
+    before = loaded.collections.get("samples")
+    report = loaded.documents.ingest_paths("samples", [SAMPLES / "corpus"])
     assert report.summary == {"added": 0, "unchanged": 32, "replaced": 0, "failed": 0}
-    assert loaded.get_collection("samples") == before
+    assert loaded.collections.get("samples") == before

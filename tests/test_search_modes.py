@@ -30,8 +30,8 @@ EXPLAINED = {"dense_rank", "dense_score", "lexical_rank", "lexical_score", "lexi
 
 @pytest.fixture
 def kb(store: RagStore) -> RagStore:
-    store.create_collection("kb")
-    store.add_documents("kb", DOCS)
+    store.collections.create("kb")
+    store.documents.add("kb", DOCS)
     return store
 
 
@@ -117,7 +117,7 @@ def test_the_result_cache_keys_on_every_option(kb: RagStore) -> None:
     assert not kb.search("kb", "환불", k=3, mode="dense").cached
     assert not kb.search("kb", "환불", k=3, mode="lexical", offset=1).cached
     assert not kb.search("kb", "환불", k=3, mode="lexical", explain=True).cached
-    kb.add_text("kb", "환불 새 문서")
+    kb.documents.add_text("kb", "환불 새 문서")
     assert not kb.search("kb", "환불", k=3, mode="lexical").cached  # a write invalidates
 
 
@@ -126,7 +126,7 @@ def test_bad_options_are_refused(kb: RagStore) -> None:
         with pytest.raises(InvalidInput):
             kb.search("kb", "환불", **bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="lexical search needs a query"):
-        kb.search("kb", vector=[0.0] * kb.get_collection("kb").dimension, mode="lexical")
+        kb.search("kb", vector=[0.0] * kb.collections.get("kb").dimension, mode="lexical")
 
 
 def test_api_search_feedback_and_analytics(kb: RagStore) -> None:
@@ -173,7 +173,7 @@ def test_api_search_feedback_and_analytics(kb: RagStore) -> None:
 
 def test_zero_result_queries_are_reported(kb: RagStore) -> None:
     kb.search("kb", "우주 정거장", mode="lexical")
-    report = kb.analytics("kb")
+    report = kb.analytics.summary("kb")
     assert report["zero_result_queries"] == [{"query": "우주 정거장", "count": 1}]
 
 
@@ -208,8 +208,8 @@ def test_the_query_log_is_pruned_and_can_be_turned_off(kb: RagStore) -> None:
     from ragstore.db.models import QueryLog, utcnow
 
     kb.search("kb", "환불")
-    kb.recorder.flush()
-    collection_id = kb.catalog.resolve("kb").id
+    kb.components.recorder.flush()
+    collection_id = kb.components.catalog.resolve("kb").id
     old = utcnow() - timedelta(days=kb.settings.query_log_retain_days + 1)
     kb.db.write(
         lambda s: s.add(
@@ -226,12 +226,12 @@ def test_the_query_log_is_pruned_and_can_be_turned_off(kb: RagStore) -> None:
             )
         )
     )
-    assert kb.recorder.prune() == 1
+    assert kb.components.recorder.prune() == 1
     with kb.db.read() as s:
         assert s.scalar(select(func.count()).select_from(QueryLog)) == 1
-    kb.recorder.enabled = False
+    kb.components.recorder.enabled = False
     kb.search("kb", "배송")
-    assert kb.recorder.flush() == 0
+    assert kb.components.recorder.flush() == 0
 
 
 def test_filters_on_document_dates(kb: RagStore) -> None:

@@ -52,8 +52,8 @@ def loaded(
         query_log=False,
     )
     with RagStore.open(settings, embedder=local_embedder) as store:
-        store.create_collection("eval")
-        store.add_documents("eval", [{"text": p["text"], "title": p["title"], "source_uri": p["id"]} for p in PASSAGES])
+        store.collections.create("eval")
+        store.documents.add("eval", [{"text": p["text"], "title": p["title"], "source_uri": p["id"]} for p in PASSAGES])
         yield store
 
 

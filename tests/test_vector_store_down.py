@@ -130,7 +130,7 @@ def test_a_write_while_chroma_is_down_is_kept_and_indexed_when_it_returns(
         hits = client.post("/v1/collections/kb/search", json={"query": "refund days", "mode": "dense", "k": 1}).json()
         assert hits["hits"][0]["title"] == "refund"
         assert client.get("/health").json()["components"]["vector_index"]["status"] == "ok"
-        report = store.check_consistency()
+        report = store.consistency.check()
         assert report is not None and report["problems"] == 0
 
 
@@ -139,17 +139,17 @@ def test_a_store_opens_while_chroma_is_down_and_catches_up_when_it_starts(
 ) -> None:
     settings = chroma_settings(make_settings, chroma_server)
     with RagStore.open(settings, embedder=embedder) as store:
-        store.create_collection("kb")
-        store.add_text("kb", "김치는 배추로 담근다.", title="kimchi")
+        store.collections.create("kb")
+        store.documents.add_text("kb", "김치는 배추로 담근다.", title="kimchi")
     chroma_server.stop()
     with RagStore.open(settings, embedder=embedder, start_worker=True) as store:  # the server restarts meanwhile
         assert store.recovery.index_unavailable is not None
-        added = store.add_text("kb", "The refund arrives within seven days.", title="refund")
+        added = store.documents.add_text("kb", "The refund arrives within seven days.", title="refund")
         assert added.status == "added" and added.index_state == "pending"
-        assert store.health()["components"]["vector_index"]["status"] == "degraded"
+        assert store.ops.health()["components"]["vector_index"]["status"] == "degraded"
         chroma_server.start()
-        wait_until(lambda: store.get_document("kb", added.document_id).index_state == "indexed")  # type: ignore[arg-type]
+        wait_until(lambda: store.documents.get("kb", added.document_id).index_state == "indexed")  # type: ignore[arg-type]
         assert store.search("kb", "refund days", k=1, mode="dense").hits[0].title == "refund"
         assert store.search("kb", "김치 담그기", k=1, mode="dense").hits[0].title == "kimchi"
-        report = store.check_consistency()
+        report = store.consistency.check()
         assert report is not None and report["problems"] == 0

@@ -73,7 +73,7 @@ def queue_documents(store: RagStore, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for i in range(n):
         vector = rng.normal(size=DIM).astype(np.float32).tolist()
-        store.add_documents(
+        store.documents.add(
             "kb",
             [{"text": f"document {seed}-{i}", "chunks": [{"text": f"document {seed}-{i}", "vector": vector}]}],
             wait=False,
@@ -82,8 +82,8 @@ def queue_documents(store: RagStore, n: int, seed: int = 0) -> None:
 
 def wait_until_applied(store: RagStore, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
-    while store.applier.has_pending():
-        assert time.monotonic() < deadline, f"still pending: {store.outbox_counts()}"
+    while store.components.applier.has_pending():
+        assert time.monotonic() < deadline, f"still pending: {store.index.outbox_counts()}"
         time.sleep(0.05)
 
 
@@ -94,7 +94,7 @@ def applied_ids(log: Path) -> list[int]:
 @pytest.fixture
 def synthetic(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[RagStore]:
     with RagStore.open(make_settings(), embedder=embedder) as store:
-        store.create_collection("kb", embedding_model="synthetic", dimension=DIM)
+        store.collections.create("kb", embedding_model="synthetic", dimension=DIM)
         yield store
 
 

@@ -193,7 +193,7 @@ def worker(
     import signal
     import threading
 
-    from ragstore.sync.job_runner import JobRunner
+    from ragstore.runtime.job_runner import JobRunner
 
     cfg = settings()
     configure_logging(cfg)
@@ -202,31 +202,31 @@ def worker(
             store, threads=threads or cfg.worker_concurrency_jobs, poll_interval_s=cfg.sync_poll_interval_s
         )
         if once:
-            applied = store.sync_now()
+            applied = store.index.sync_now()
             applied["applied"] += store.recovery.applied_pending  # opening the store applies what is due
             ran = 0
             while jobs and runner.run_one():
                 ran += 1
-            store.persist()
+            store.index.persist()
             print_json({"outbox": applied, "jobs_run": ran, "jobs_failed": runner.failed})
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        if store.bus is not None:
-            store.bus.subscribe(lambda event: runner.wake() if event.get("e") == "jobs" else None)
+        if store.components.bus is not None:
+            store.components.bus.subscribe(lambda event: runner.wake() if event.get("e") == "jobs" else None)
         if jobs:
             runner.start()
         log = logging.getLogger("ragstore.worker")
-        log.info("worker %s ready (outbox%s)", store.applier.owner, " and jobs" if jobs else "")
+        log.info("worker %s ready (outbox%s)", store.components.applier.owner, " and jobs" if jobs else "")
         while not stop.wait(1.0):
             pass
         runner.stop()
         log.info(
             "worker %s stopping: applied %d outbox operations, replayed %d, ran %d jobs (%d failed)",
-            store.applier.owner,
-            store.applier.applications,
-            store.applier.replays,
+            store.components.applier.owner,
+            store.components.applier.applications,
+            store.components.applier.replays,
             runner.completed,
             runner.failed,
         )
@@ -240,7 +240,7 @@ def jobs_enqueue(
     as_json: bool = JsonOpt,
 ) -> None:
     """Queue a job for the workers."""
-    from ragstore.sync.handlers import HANDLERS
+    from ragstore.runtime.handlers import HANDLERS
 
     if kind not in HANDLERS:
         fail(f"unknown job kind {kind!r}; known: {', '.join(sorted(HANDLERS))}", EXIT_BAD_INPUT)
@@ -252,8 +252,8 @@ def jobs_enqueue(
         fail("--payload must be a JSON object", EXIT_BAD_INPUT)
     with opened_store() as store:
         job_id = store.jobs.enqueue(kind, body, priority=priority)
-        if store.bus is not None:
-            store.bus.publish("jobs")
+        if store.components.bus is not None:
+            store.components.bus.publish("jobs")
     if as_json:
         print_json({"id": job_id, "kind": kind})
     else:
@@ -294,11 +294,11 @@ def ingest(
     as_json: bool = JsonOpt,
 ) -> None:
     """Load, chunk, embed, store and index documents (.txt .md .html .pdf .json .jsonl)."""
-    from ragstore.service import expand_paths
+    from ragstore.text.paths import expand_paths
 
     with opened_store() as store, domain_errors():
-        if create and collection not in {c.name for c in store.list_collections()}:
-            store.create_collection(collection)
+        if create and collection not in {c.name for c in store.collections.list()}:
+            store.collections.create(collection)
             if not as_json:
                 out.print(f"created collection [bold]{collection}[/]")
         files = expand_paths(paths)
@@ -311,7 +311,7 @@ def ingest(
             disable=as_json or not err.is_terminal,
         ) as bar:
             task = bar.add_task("ingesting", total=len(files))
-            report = store.ingest_paths(
+            report = store.documents.ingest_paths(
                 collection, files, progress=lambda done, total, _: bar.update(task, completed=done)
             )
     if as_json:
@@ -392,7 +392,7 @@ def analytics(
 ) -> None:
     """What was searched, how fast, how often the cache answered, and which chunks users found relevant."""
     with opened_store() as store, domain_errors():
-        data = store.analytics(collection, days=days)
+        data = store.analytics.summary(collection, days=days)
     if as_json:
         print_json(data)
         return
@@ -417,7 +417,7 @@ def analytics(
 def collections_list(as_json: bool = JsonOpt) -> None:
     """Collections with their document and chunk counts."""
     with opened_store() as store, domain_errors():
-        rows = store.list_collections()
+        rows = store.collections.list()
     if as_json:
         print_json(rows)
         return
@@ -448,7 +448,7 @@ def collections_create(
 ) -> None:
     """Create a collection."""
     with opened_store() as store, domain_errors():
-        info = store.create_collection(
+        info = store.collections.create(
             name, description=description, embedding_model=embedding_model, dimension=dimension
         )
     if as_json:
@@ -465,7 +465,7 @@ def collections_delete(
     if not yes and not typer.confirm(f"Delete collection {name!r} and all its documents?", default=False):
         fail("not confirmed (pass --yes)", EXIT_BAD_INPUT)
     with opened_store() as store, domain_errors():
-        store.delete_collection(name)
+        store.collections.delete(name)
     out.print(f"deleted collection [bold]{name}[/]")
 
 
@@ -479,7 +479,7 @@ def documents_list(
 ) -> None:
     """Documents of a collection."""
     with opened_store() as store, domain_errors():
-        docs = store.list_documents(collection, limit=limit, offset=offset)
+        docs = store.documents.list(collection, limit=limit, offset=offset)
     if as_json:
         print_json(docs)
         return
@@ -500,7 +500,7 @@ def documents_show(
 ) -> None:
     """One document (and its chunks)."""
     with opened_store() as store, domain_errors():
-        doc = store.get_document(collection, document_id, with_chunks=chunks)
+        doc = store.documents.get(collection, document_id, with_chunks=chunks)
     if as_json:
         print_json(doc)
         return
@@ -515,7 +515,7 @@ def documents_show(
 def documents_delete(document_id: int, collection: str = typer.Option(..., "--collection", "-c")) -> None:
     """Delete a document, its chunks and vectors."""
     with opened_store() as store, domain_errors():
-        store.delete_document(collection, document_id)
+        store.documents.delete(collection, document_id)
     out.print(f"deleted document {document_id} from [bold]{collection}[/]")
 
 
@@ -613,7 +613,7 @@ def index_rebuild(
         Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar,
     ):
         task = bar.add_task("rebuild", total=None)
-        counts = store.rebuild_index(
+        counts = store.index.rebuild(
             collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
     for name, n in counts.items():
@@ -631,7 +631,7 @@ def index_relex(
         Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar,
     ):
         task = bar.add_task("relex", total=None)
-        counts = store.reindex_lexical(
+        counts = store.index.relex(
             collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
     for name, n in counts.items():
@@ -652,7 +652,7 @@ def index_migrate(
         ) as bar,
     ):
         task = bar.add_task(f"copying to {to}", total=None)
-        report = store.migrate_index(
+        report = store.index.migrate(
             to, progress=lambda name, done, total: bar.update(task, description=name, completed=done, total=total)
         )
     if as_json:
@@ -675,7 +675,7 @@ def index_migrate(
 def index_reembed(collection: str = typer.Option(..., "--collection", "-c")) -> None:
     """Embed again the chunks without a usable embedding (the remedy for `dimension_mismatch`)."""
     with opened_store() as store, domain_errors():
-        result = store.reembed(collection)
+        result = store.index.reembed(collection)
     out.print(f"{collection}: {result['embedded']} texts embedded, {result['queued']} chunks re-indexed")
 
 
@@ -684,12 +684,12 @@ def index_status(as_json: bool = JsonOpt) -> None:
     """Outbox state and vectors per collection."""
     with opened_store() as store, domain_errors():
         data = {
-            "backend": store.index.name,
-            "outbox": store.outbox_counts(),
-            "lexical": {"backend": store.lexical.name, "collections": store.lexical_status()},
+            "backend": store.components.vectors.name,
+            "outbox": store.index.outbox_counts(),
+            "lexical": {"backend": store.components.lexical.name, "collections": store.index.lexical_status()},
             "collections": [
                 {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
-                for c in store.list_collections()
+                for c in store.collections.list()
             ],
         }
     if as_json:
@@ -715,9 +715,9 @@ def check(
     """Compare SQL with the vector index: seven kinds of drift; exit 1 while problems remain (for cron)."""
     with opened_store() as store, domain_errors():
         if history:
-            runs = store.consistency_history()
+            runs = store.consistency.history()
         else:
-            report = store.check_consistency(collection, repair=repair, trigger="cli")
+            report = store.consistency.check(collection, repair=repair, trigger="cli")
             assert report is not None
     if history:
         if as_json:
@@ -782,7 +782,7 @@ def backup_create(
 ) -> None:
     """Back up the store at one point in time into RAGSTORE_BACKUP_REPOSITORY."""
     with opened_store() as store, domain_errors():
-        made = store.backup(kind, note=note, trigger="cli")
+        made = store.backups.create(kind, note=note, trigger="cli")
     assert made is not None
     if as_json:
         print_json(made)
@@ -797,7 +797,7 @@ def backup_create(
 def backup_list(as_json: bool = JsonOpt) -> None:
     """Every complete backup in the repository, oldest first, with its size and when it was last verified."""
     with opened_store() as store, domain_errors():
-        backups = store.list_backups()
+        backups = store.backups.list()
     if as_json:
         print_json(backups)
         return
@@ -822,7 +822,7 @@ def backup_list(as_json: bool = JsonOpt) -> None:
 def backup_show(backup_id: str = typer.Argument(..., help="A backup id from `backup list`.")) -> None:
     """One backup's manifest: versions, collections with their counts, files and checksums, timings (JSON)."""
     with opened_store() as store, domain_errors():
-        print_json(store.show_backup(backup_id))
+        print_json(store.backups.show(backup_id))
 
 
 @backup_app.command("verify")
@@ -833,7 +833,7 @@ def backup_verify(
 ) -> None:
     """Re-read every block, check every checksum, decrypt, restore into a temporary folder and check it."""
     with opened_store() as store, domain_errors():
-        results = store.verify_backups(backup_id, every=every)
+        results = store.backups.verify(backup_id, every=every)
     if as_json:
         print_json(results)
         return
@@ -883,7 +883,7 @@ def backup_prune(
 ) -> None:
     """Apply the retention policy (RAGSTORE_BACKUP_KEEP_*) and delete blocks no kept backup needs."""
     with opened_store() as store, domain_errors():
-        result = store.prune_backups(dry_run=dry_run)
+        result = store.backups.prune(dry_run=dry_run)
     if as_json:
         print_json(result)
         return
@@ -906,7 +906,7 @@ def backup_keygen() -> None:
 def dr_report(as_json: bool = JsonOpt) -> None:
     """Disaster-recovery readiness: newest verified backup, chain, key, free space, estimated restore time."""
     with opened_store() as store, domain_errors():
-        report = store.dr_report()
+        report = store.backups.dr_report()
     if as_json:
         print_json(report)
     else:

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
+    "MAX_SEARCH_DEPTH",
     "ChunkInfo",
     "ChunkInput",
     "CollectionInfo",
@@ -17,13 +18,18 @@ __all__ = [
     "DocumentInput",
     "IngestOutcome",
     "IngestReport",
+    "OutboxCounts",
     "SearchHit",
+    "SearchRequest",
     "SearchResponse",
+    "SyncReport",
 ]
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
 # indexed: every chunk searchable; pending: waiting for the index; deleting: on its way out.
 IndexState = Literal["indexed", "pending", "deleting"]
+SearchMode = Literal["hybrid", "dense", "lexical"]
+MAX_SEARCH_DEPTH = 1000  # offset + k: the deepest result a search pages to
 
 
 class _Model(BaseModel):
@@ -158,3 +164,66 @@ class SearchResponse(_Model):
     dropped: int = 0
     # Served from the search-result cache (L2): the hits are those the same request got at this write version.
     cached: bool = False
+
+
+class SearchRequest(BaseModel):
+    """One search, as every face takes it: the HTTP body, the fast path's field list, the CLI's options.
+
+    The HTTP API validates requests against these constraints; the facade applies the same rules
+    (search/options.py) to Python callers, whose arguments arrive unvalidated.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(None, max_length=10_000, description="Text to search for (embedded, and analysed)")
+    vector: list[float] | None = Field(None, description="A query vector of the collection's dimension")
+    k: int = Field(10, ge=1, le=MAX_SEARCH_DEPTH, description="How many results")
+    mode: SearchMode | None = Field(
+        None, description="Default: the server's RAGSTORE_SEARCH_MODE (hybrid unless configured otherwise)"
+    )
+    filter: dict[str, Any] | None = Field(
+        None, description="Document fields or metadata keys: a value, a list (any of), or {$gt,$gte,$lt,$lte,$ne,$in}"
+    )
+    offset: int = Field(0, ge=0, le=MAX_SEARCH_DEPTH, description="Skip this many results")
+    cursor: str | None = Field(None, max_length=200, description="A previous response's next_cursor")
+    min_score: float | None = Field(None, description="Leave out results scoring below this (the mode's score)")
+    explain: bool = Field(False, description="Give each hit its dense and lexical rank and score")
+    rrf_k: int | None = Field(None, ge=1, le=10_000, description="Reciprocal rank fusion's k (hybrid)")
+    dense_weight: float | None = Field(None, ge=0, le=100, description="Hybrid: the weight of the dense ranking")
+    lexical_weight: float | None = Field(None, ge=0, le=100, description="Hybrid: the weight of the lexical ranking")
+    min_coverage: float | None = Field(
+        None, ge=0, le=1, description="Hybrid: the share of the query's weighted terms a lexical hit must match"
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The scoring and paging options, without the query, the vector, the filter and the cursor."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "k",
+                "mode",
+                "offset",
+                "min_score",
+                "explain",
+                "rrf_k",
+                "dense_weight",
+                "lexical_weight",
+                "min_coverage",
+            )
+        }
+
+
+class OutboxCounts(_Model):
+    """Outbox operations by state: pending (waiting for the index), done (applied, kept a while), dead."""
+
+    pending: int = 0
+    done: int = 0
+    dead: int = 0
+
+
+class SyncReport(_Model):
+    """What one pass over the outbox did."""
+
+    applied: int = 0
+    failed: int = 0
+    dead: int = 0

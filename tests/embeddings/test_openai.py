@@ -110,10 +110,10 @@ def test_the_store_records_cost_per_call(server: FakeOpenAI, tmp_path: Path) -> 
         openai_base_url=server.url,
     )
     with RagStore.open(settings) as store:
-        store.create_collection("kb")
-        assert store.get_collection("kb").dimension == 1536
-        store.add_text("kb", "첫 번째 문서입니다.")
-        store.add_text("kb", "첫 번째 문서입니다.")  # unchanged: no second call
+        store.collections.create("kb")
+        assert store.collections.get("kb").dimension == 1536
+        store.documents.add_text("kb", "첫 번째 문서입니다.")
+        store.documents.add_text("kb", "첫 번째 문서입니다.")  # unchanged: no second call
         hits = store.search("kb", "첫 번째 문서입니다.", k=1, mode="dense").hits
         assert hits and hits[0].score == pytest.approx(1.0, abs=1e-4)
         with store.db.read() as s:

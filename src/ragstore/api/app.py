@@ -13,8 +13,8 @@ from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, search
 from ragstore.config import Settings
-from ragstore.ops.scheduler import MaintenanceScheduler
-from ragstore.service import MAX_K, RagStore
+from ragstore.runtime.scheduler import MaintenanceScheduler
+from ragstore.service import RagStore
 
 __all__ = ["create_app"]
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(CachedSearchMiddleware, max_k=MAX_K)
+    app.add_middleware(CachedSearchMiddleware)
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)

@@ -1,10 +1,10 @@
 """Cached searches answered before FastAPI's routing, dependency injection and body validation.
 
 Those layers cost about two thirds of a cached search (profiled under load); a result the process holds
-needs none of them. The middleware reads the body of `POST /v1/collections/{name}/search`, checks it the
-way `SearchRequest` would, and asks the store for the cached response (`RagStore.cached_search_json`,
-which never waits on the network). Anything else, a miss, or a body it is not sure about goes down the
-normal path with the body replayed, so every error is still FastAPI's own 4xx.
+needs none of them. The middleware reads the body of `POST /v1/collections/{name}/search`, validates it
+with the route's own `SearchRequest` model, and asks the store for the cached response
+(`store.search.cached_json`, which never waits on the network). Anything else, a miss, or a body it is
+not sure about goes down the normal path with the body replayed, so every error is still FastAPI's own 4xx.
 """
 
 from __future__ import annotations
@@ -14,62 +14,33 @@ import logging
 import re
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragstore.schemas import SearchRequest
 
 __all__ = ["CachedSearchMiddleware"]
 
 log = logging.getLogger(__name__)
 
 PATH = re.compile(r"/v1/collections/([^/]+)/search")
-FIELDS = frozenset(
-    {
-        "query",
-        "vector",
-        "k",
-        "filter",
-        "mode",
-        "offset",
-        "cursor",
-        "min_score",
-        "explain",
-        "rrf_k",
-        "dense_weight",
-        "lexical_weight",
-        "min_coverage",
-    }
-)
 MAX_BODY = 64 * 1024  # larger bodies (long vectors with filters) take the normal path
-MAX_QUERY = 10_000
 
 
-def _checked(data: Any, max_k: int) -> dict[str, Any] | None:
-    """The request's fields if the body is certainly valid (the SearchRequest rules), else None.
-
-    The options themselves are checked by `RagStore.cached_search_json` (the rules `search` applies);
-    here only what would make FastAPI answer 422 instead.
-    """
-    if not isinstance(data, dict) or not FIELDS.issuperset(data):
+def _checked(data: Any) -> SearchRequest | None:
+    """The request if FastAPI would accept the body (the same model validates both), else None."""
+    try:
+        request = SearchRequest.model_validate(data)
+    except ValidationError:
         return None
-    query, vector, k, filter_ = data.get("query"), data.get("vector"), data.get("k", 10), data.get("filter")
-    if query is None and vector is None:
-        return None
-    if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY):
-        return None
-    if vector is not None and not isinstance(vector, list):
-        return None
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
-        return None
-    if filter_ is not None and not isinstance(filter_, dict):
-        return None
-    if data.get("cursor") is not None and not isinstance(data["cursor"], str):
-        return None
-    return data
+    if request.query is None and request.vector is None:
+        return None  # the full path says what is missing
+    return request
 
 
 class CachedSearchMiddleware:
-    def __init__(self, app: ASGIApp, *, max_k: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_k = max_k
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -120,12 +91,10 @@ class CachedSearchMiddleware:
         if store is None:
             return None
         try:
-            fields = _checked(json.loads(body), self.max_k)
+            request = _checked(json.loads(body))
         except ValueError:
             return None
-        if fields is None:
+        if request is None:
             return None
-        options = {key: value for key, value in fields.items() if value is not None}
-        query, vector = options.pop("query", None), options.pop("vector", None)
-        answer: bytes | None = store.cached_search_json(name, query, vector=vector, **options)
+        answer: bytes | None = store.search.cached_json(name, request)
         return answer

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +26,10 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from ragstore.backup.errors import BackupError
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import search_path_schema
 from ragstore.backup.verify import (
-    check_counts,
     check_database_counts,
     create_database,
     drop_database,
@@ -40,7 +39,7 @@ from ragstore.backup.verify import (
 from ragstore.config import Settings
 from ragstore.errors import Conflict, InvalidInput
 
-__all__ = ["RestorePlan", "restore_backup"]
+__all__ = ["CheckRestored", "RestorePlan", "restore_backup"]
 
 FINISH_SQL = (
     "UPDATE backup_runs SET state = 'complete', finished_at = CURRENT_TIMESTAMP "
@@ -61,8 +60,17 @@ class RestorePlan:
     live: bool
 
 
-def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> dict[str, Any]:
-    """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL)."""
+CheckRestored = Callable[[RestorePlan, Manifest], dict[str, Any]]
+
+
+def restore_backup(
+    settings: Settings, backup_id: str, *, check: CheckRestored, to: str | None = None
+) -> dict[str, Any]:
+    """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL).
+
+    `check` opens the restored store and proves it consistent; it needs the whole facade, which sits above
+    this package, so the service layer hands it in (`ragstore.service.restore_backup`).
+    """
     repo = open_repository(settings, create=False)
     manifest = repo.manifest(backup_id)
     _check_revision_known(manifest)
@@ -73,7 +81,7 @@ def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None)
         else:
             plan, checks = _restore_postgres(settings, repo, manifest, to)
     restored_s = time.perf_counter() - started
-    after = _open_and_check(plan, manifest)
+    after = check(plan, manifest)
     return {
         "backup_id": backup_id,
         "kind": manifest.kind,
@@ -311,58 +319,3 @@ def _prepare_postgres(url: str, manifest: Manifest, *, drop_backend: bool) -> No
                 c.execute(text(BACKEND_SQL))
     finally:
         engine.dispose()
-
-
-# -- after the swap ----------------------------------------------------------------------------------------
-def _open_and_check(plan: RestorePlan, manifest: Manifest) -> dict[str, Any]:
-    """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
-    run the consistency checker, which must find nothing."""
-    from ragstore.backup.snapshot import count_collections
-    from ragstore.service import RagStore
-
-    started = time.perf_counter()
-    with RagStore.open(plan.settings) as store:
-        rebuilt: dict[str, int] = {}
-        if not manifest.index_included and store.index.shared:
-            # An embedded index with no files is rebuilt by recovery at open; a shared store is not.
-            rebuilt = store.rebuild_index()
-        store.persist()
-        report = store.check_consistency(repair=False, trigger="restore")
-        assert report is not None
-        if report["problems"] and store.index.shared:
-            # A shared store (Milvus, Chroma) answered a query before its rebuilt collection settled (seen once
-            # on Milvus Lite under load): repair through the outbox, and report what was found and what remains.
-            report = store.check_consistency(repair=True, trigger="restore")
-            assert report is not None
-        with store.db.engine.connect() as c:
-            found = count_collections(c, None)
-        # Recovery may have indexed chunks the backup caught pending: every other count must be the manifest's.
-        ignore = {"vectors": None, "indexed_chunks": 0}
-        check_counts(
-            [c.model_copy(update=ignore) for c in manifest.collections],
-            [c.model_copy(update=ignore) for c in found],
-            where=f"restored store of backup {manifest.id}",
-        )
-        store.backups.runs.record(
-            "restore",
-            kind=manifest.kind,
-            backup_id=manifest.id,
-            size_bytes=manifest.logical_bytes,
-            state="complete" if not sum(report["remaining"].values()) else "failed",
-            duration_ms=(time.perf_counter() - started) * 1000,
-            details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
-        )
-    if sum(report["remaining"].values()):
-        raise BackupError(
-            f"backup {manifest.id} was restored, but the consistency check still finds "
-            f"{sum(report['remaining'].values())} problems ({report['remaining']}); run `ragstore check --repair`"
-        )
-    return {
-        "rebuilt": rebuilt,
-        "consistency": {
-            "report_id": report["id"],
-            "problems": sum(report["remaining"].values()),
-            "found": report["problems"],
-        },
-        "open_and_check_s": round(time.perf_counter() - started, 3),
-    }

@@ -12,10 +12,11 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput
+from ragstore.schemas import MAX_SEARCH_DEPTH, SearchMode
 
 __all__ = [
     "MAX_DEPTH",
@@ -28,9 +29,9 @@ __all__ = [
     "request_fingerprint",
 ]
 
-Mode = Literal["hybrid", "dense", "lexical"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
-MAX_DEPTH = 1000  # offset + k
+Mode = SearchMode
+MODES: tuple[Mode, ...] = get_args(SearchMode)
+MAX_DEPTH = MAX_SEARCH_DEPTH
 
 
 @dataclass(frozen=True)

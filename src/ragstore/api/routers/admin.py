@@ -26,24 +26,24 @@ def check(
     store: RagStore = Depends(get_store),
 ) -> dict[str, Any]:
     if latest:
-        return store.consistency_report()
-    report = store.check_consistency(collection, trigger="api")
+        return store.consistency.report()
+    report = store.consistency.check(collection, trigger="api")
     assert report is not None  # only scheduled runs name a slot
     return report
 
 
 @router.post("/repair", summary="Run a check and repair the safe kinds through the outbox")
 def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
-    report = store.check_consistency(body.collection if body else None, repair=True, trigger="api")
+    report = store.consistency.check(body.collection if body else None, repair=True, trigger="api")
     assert report is not None
     return report
 
 
 @router.get("/history", summary="Past runs, newest first: when, how long, counts by kind")
 def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
-    return store.consistency_history(limit)
+    return store.consistency.history(limit)
 
 
 @router.get("/{report_id}", summary="One stored report with its findings and repairs")
 def report(report_id: int, store: RagStore = Depends(get_store)) -> dict[str, Any]:
-    return store.consistency_report(report_id)
+    return store.consistency.report(report_id)

@@ -56,13 +56,13 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
         "Incremental backup now</button><span id=message></span></div>"
     )
     try:
-        dr = store.dr_report()
+        dr = store.backups.dr_report()
         parts.append(
             f"<h2>Disaster recovery: <span id=dr-status class={escape(dr['status'])}>{escape(dr['status'])}</span></h2>"
         )
         parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr["problems"]))
         parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr["warnings"]) + "</ul>")
-        backups = store.list_backups()
+        backups = store.backups.list()
         rows = [
             [
                 b["id"],
@@ -83,7 +83,7 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
         )
     except RagstoreError as exc:
         parts.append(f"<p class=failing id=backup-error>{escape(exc.message)}</p>")
-    runs = store.backup_history(20)
+    runs = store.backups.history(20)
     parts.append("<h2>Recent backup runs</h2>")
     parts.append(
         _table(
@@ -106,7 +106,7 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
         )
     )
     parts.append("<h2>Consistency</h2>")
-    history = store.consistency_history(5)
+    history = store.consistency.history(5)
     parts.append(
         _table(
             ["report", "started", "trigger", "state", "problems"],

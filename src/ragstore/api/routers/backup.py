@@ -50,22 +50,22 @@ def trigger(body: TriggerRequest | None = None, store: RagStore = Depends(get_st
 
 @router.get("/status", summary="What is running now, the newest backup, the schedule and the retention policy")
 def status(store: RagStore = Depends(get_store)) -> dict[str, Any]:
-    return store.backup_status()
+    return store.backups.status()
 
 
 @router.get("/history", summary="Every backup, verify, restore and prune run, newest first (backup_runs)")
 def history(limit: int = Query(50, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
-    return store.backup_history(limit)
+    return store.backups.history(limit)
 
 
 @router.get("/list", summary="The complete backups in the repository, oldest first")
 def listing(store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
-    return store.list_backups()
+    return store.backups.list()
 
 
 @router.post("/verify", summary="Restore a backup into a temporary folder and check it against its manifest")
 def verify(body: VerifyRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
-    return store.verify_backups(body.backup_id if body else None, trigger="api")[0]
+    return store.backups.verify(body.backup_id if body else None, trigger="api")[0]
 
 
 @router.post("/restore", summary="Restore a backup into a new folder or database beside the live store")
@@ -76,9 +76,9 @@ def restore(body: RestoreRequest, store: RagStore = Depends(get_store)) -> dict[
             "writing to the old files); stop the server and run `ragstore backup restore ID`, or restore beside "
             "it with to"
         )
-    return store.restore_copy(body.backup_id, body.to)
+    return store.backups.restore_copy(body.backup_id, body.to)
 
 
 @router.get("/dr", summary="Disaster-recovery readiness (as `ragstore dr report`)")
 def dr(store: RagStore = Depends(get_store)) -> dict[str, Any]:
-    return store.dr_report()
+    return store.backups.dr_report()

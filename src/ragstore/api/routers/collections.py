@@ -24,12 +24,12 @@ class CollectionCreate(BaseModel):
 
 @router.get("", response_model=list[CollectionInfo], summary="List collections with their counts")
 def list_collections(store: RagStore = Depends(get_store)) -> list[CollectionInfo]:
-    return store.list_collections()
+    return store.collections.list()
 
 
 @router.post("", response_model=CollectionInfo, status_code=201, summary="Create a collection")
 def create_collection(body: CollectionCreate, store: RagStore = Depends(get_store)) -> CollectionInfo:
-    return store.create_collection(
+    return store.collections.create(
         body.name,
         description=body.description,
         embedding_model=body.embedding_model,
@@ -40,10 +40,10 @@ def create_collection(body: CollectionCreate, store: RagStore = Depends(get_stor
 
 @router.get("/{name}", response_model=CollectionInfo, summary="One collection with its counts")
 def get_collection(name: str, store: RagStore = Depends(get_store)) -> CollectionInfo:
-    return store.get_collection(name)
+    return store.collections.get(name)
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a collection, its documents and vectors")
 def delete_collection(name: str, store: RagStore = Depends(get_store)) -> Response:
-    store.delete_collection(name)
+    store.collections.delete(name)
     return Response(status_code=204)

@@ -84,7 +84,7 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
             raise InvalidInput("; ".join(problems), details={"problems": problems}) from exc
         if not docs:
             raise InvalidInput("no documents in the request")
-        outcomes = await run_in_threadpool(store.add_documents, name, docs)
+        outcomes = await run_in_threadpool(store.documents.add, name, docs)
         return IngestResponse(collection=name, documents=outcomes)
     if content_type == "multipart/form-data":
         declared = request.headers.get("content-length")
@@ -105,7 +105,7 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
             if not isinstance(metadata, dict):
                 raise InvalidInput("'metadata' must be a JSON object")
         outcomes = await run_in_threadpool(
-            store.ingest_bytes,
+            store.documents.ingest_bytes,
             name,
             data,
             upload.filename or "upload",
@@ -125,17 +125,17 @@ def list_documents(
     offset: int = Query(0, ge=0),
     store: RagStore = Depends(get_store),
 ) -> list[DocumentInfo]:
-    return store.list_documents(name, limit=limit, offset=offset)
+    return store.documents.list(name, limit=limit, offset=offset)
 
 
 @router.get("/{document_id}", response_model=DocumentInfo, summary="One document, optionally with its chunks")
 def get_document(
     name: str, document_id: int, chunks: bool = Query(False), store: RagStore = Depends(get_store)
 ) -> DocumentInfo:
-    return store.get_document(name, document_id, with_chunks=chunks)
+    return store.documents.get(name, document_id, with_chunks=chunks)
 
 
 @router.delete("/{document_id}", status_code=204, summary="Delete a document and its vectors")
 def delete_document(name: str, document_id: int, store: RagStore = Depends(get_store)) -> Response:
-    store.delete_document(name, document_id)
+    store.documents.delete(name, document_id)
     return Response(status_code=204)

@@ -33,7 +33,7 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     """One scheduled check; returns the report id, or None if another process took this slot."""
     slot = f"check:{(due or datetime.now()).strftime('%Y-%m-%dT%H:%M')}"
     try:
-        report = store.check_consistency(repair=repair, trigger="schedule", slot=slot)
+        report = store.consistency.check(repair=repair, trigger="schedule", slot=slot)
     except Exception:
         log.exception("the scheduled consistency check failed")
         return None
@@ -46,7 +46,7 @@ def run_scheduled_backup(
     """One scheduled backup, then its verify and a prune; the backup's summary, or None when skipped."""
     slot = f"backup-{kind}:{(due or datetime.now()).strftime('%Y-%m-%dT%H:%M')}"
     try:
-        made = store.backup(kind, trigger="schedule", slot=slot)
+        made = store.backups.create(kind, trigger="schedule", slot=slot)
     except Conflict as exc:
         log.info("scheduled %s backup skipped: %s", kind, exc.message)
         return None
@@ -57,8 +57,8 @@ def run_scheduled_backup(
         return None
     try:
         if verify:
-            store.verify_backups(made["id"], trigger="schedule")
-        store.prune_backups(trigger="schedule")
+            store.backups.verify(made["id"], trigger="schedule")
+        store.backups.prune(trigger="schedule")
     except Exception:
         log.exception("verifying or pruning after the scheduled backup %s failed", made["id"])
     return made

@@ -31,7 +31,7 @@ def ingest_documents(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]
     documents = payload.get("documents")
     if not isinstance(documents, list):
         raise InvalidInput("the job payload needs a list of documents")
-    outcomes = store.add_documents(_collection(payload), documents)
+    outcomes = store.documents.add(_collection(payload), documents)
     return {"statuses": [o.status for o in outcomes], "document_ids": [o.document_id for o in outcomes]}
 
 
@@ -40,20 +40,20 @@ def ingest_paths(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
     paths = payload.get("paths")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise InvalidInput("the job payload needs a list of paths")
-    report = store.ingest_paths(_collection(payload), paths)
+    report = store.documents.ingest_paths(_collection(payload), paths)
     return dict(report.summary)
 
 
 def rebuild_index(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
     """Rebuild one collection's index replica (or all) from SQL in the worker's own process."""
     name = payload.get("collection")
-    return {"rebuilt": store.rebuild_index(name if isinstance(name, str) else None)}
+    return {"rebuilt": store.index.rebuild(name if isinstance(name, str) else None)}
 
 
 def checkpoint(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
     """Persist the worker's index replica and prune the outbox rows every replica is past."""
-    store.persist()
-    return {"outbox": store.outbox_counts()}
+    store.index.persist()
+    return {"outbox": store.index.outbox_counts().model_dump()}
 
 
 HANDLERS: dict[str, Handler] = {

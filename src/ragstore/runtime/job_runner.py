@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ragstore.errors import Conflict, RagstoreError
-from ragstore.sync.handlers import HANDLERS, Handler
+from ragstore.runtime.handlers import HANDLERS, Handler
 from ragstore.sync.jobs import ClaimedJob, JobQueue
 from ragstore.sync.outbox import process_owner
 

@@ -1,0 +1,154 @@
+"""The index sub-facade, `store.index`: the state of the derived indexes and the work that rebuilds or moves them.
+
+Everything here derives from SQL (principle 1): a rebuild, a re-analysis or a move to another backend never
+calls an embedding API, except `reembed`, which exists for the chunks whose stored embedding is unusable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ragstore.config import Settings
+from ragstore.consistency.index_migration import IndexMigration, MigrationReport
+from ragstore.documents.catalog import Catalog
+from ragstore.errors import InvalidInput
+from ragstore.lexical.base import LexicalIndex
+from ragstore.lexical.indexer import LexicalIndexer
+from ragstore.schemas import OutboxCounts, SyncReport
+from ragstore.sync.applier import OutboxApplier
+from ragstore.sync.changes import ChangeFeed
+from ragstore.vectors.base import VectorIndex
+from ragstore.vectors.factory import BACKENDS, create_vector_index
+
+__all__ = ["IndexService"]
+
+Progress = Callable[[int, int], None]
+
+
+class IndexService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        vectors: VectorIndex,
+        catalog: Catalog,
+        applier: OutboxApplier,
+        changes: ChangeFeed,
+        lexical: LexicalIndex,
+        lexical_indexer: LexicalIndexer,
+        reembed: Callable[[str], dict[str, int]],
+    ) -> None:
+        self._settings = settings
+        self._vectors = vectors
+        self._catalog = catalog
+        self._applier = applier
+        self._changes = changes
+        self._lexical = lexical
+        self._lexical_indexer = lexical_indexer
+        self._reembed = reembed
+
+    @property
+    def backend(self) -> str:
+        """The vector backend this store's vectors live in."""
+        return self._vectors.name
+
+    def status(self) -> dict[str, Any]:
+        """The vector backend, the outbox, and how far each collection's vectors and lexical terms are."""
+        return {
+            "backend": self._vectors.name,
+            "outbox": self.outbox_counts().model_dump(),
+            "lexical": {"backend": self._lexical.name, "collections": self.lexical_status()},
+            "collections": [
+                {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
+                for c in self._catalog.list_collections()
+            ],
+        }
+
+    def wait(self, timeout_s: float = 600.0) -> None:
+        """Block until no outbox operation is pending (raises Unavailable on timeout)."""
+        self._changes.wait_until_applied(timeout_s)
+
+    def sync_now(self) -> SyncReport:
+        """Apply every operation due in the outbox now, ignoring backoff schedules."""
+        stats = self._applier.apply_pending(ignore_schedule=True)
+        return SyncReport(applied=stats.applied, failed=stats.failed, dead=stats.dead)
+
+    def persist(self) -> None:
+        """Write the index replica to disk and drop outbox rows it now holds durably."""
+        with self._applier.lock:
+            self._vectors.persist()
+            self._applier.prune_done()
+
+    def outbox_counts(self) -> OutboxCounts:
+        return OutboxCounts.model_validate(self._applier.counts())
+
+    def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
+        """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
+        targets = [self._catalog.resolve(collection)] if collection is not None else self._catalog.active_refs()
+        return {ref.name: self._applier.rebuild(ref.id, progress=progress) for ref in targets}
+
+    def relex(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
+        """Rebuild lexical terms with the configured analyzer (all collections, or one), even if current."""
+        targets = [self._catalog.resolve(collection)] if collection is not None else self._catalog.active_refs()
+        out = {}
+        for ref in targets:
+            out[ref.name] = self._lexical_indexer.reindex(ref.id, progress=progress, force=True)
+            self._changes.announce({ref.id})
+        return out
+
+    def bring_lexical_current(self, progress: Progress | None = None) -> list[int]:
+        """Re-index every collection whose terms another analyzer built (or none yet); returns their ids."""
+        done = []
+        for ref in self._catalog.active_refs():
+            if not self._lexical_indexer.is_current(self._lexical_indexer.state(ref.id, fresh=True)):
+                self._lexical_indexer.reindex(ref.id, progress=progress)
+                self._changes.announce({ref.id})
+                done.append(ref.id)
+        return done
+
+    def lexical_status(self) -> list[dict[str, Any]]:
+        target = self._lexical_indexer.target()
+        out = []
+        for ref in self._catalog.active_refs():
+            state = self._lexical_indexer.state(ref.id, fresh=True)
+            out.append(
+                {
+                    "collection": ref.name,
+                    "analyzer": state.analyzer if state else None,
+                    "version": state.version if state else None,
+                    "current": self._lexical_indexer.is_current(state),
+                    "configured": f"{target.name} {target.version}",
+                }
+            )
+        return out
+
+    def reembed(self, collection: str) -> dict[str, int]:
+        """Embed again the chunks of a collection that lack a usable embedding (wrong dimension or none)."""
+        result = self._reembed(collection)
+        if result["queued"]:
+            self._changes.announce({self._catalog.resolve(collection).id})
+            self._changes.apply_now()
+        return result
+
+    def migrate(self, target: str, *, progress: Callable[[str, int, int], None] | None = None) -> MigrationReport:
+        """Rebuild the vectors in another backend from SQL, verify it agrees, and switch the store to it.
+
+        Resumes an interrupted migration to the same target. Other processes keep their open index until
+        they restart; the target's settings (MILVUS_URI, CHROMA_URL, ...) come from this store's Settings.
+        """
+        if target not in BACKENDS or target == "memory":
+            raise InvalidInput(f"--to must be one of embedded, milvus, chroma (got {target!r})")
+        if target == self._vectors.name:
+            raise InvalidInput(f"the store's vectors are already in {target}")
+        target_settings = self._settings.model_copy(update={"vector_backend": target})
+        target_index = create_vector_index(target_settings)
+        try:
+            migration = IndexMigration(
+                self._catalog.db, self._vectors, target_index, target_name=target, records=self._applier.records
+            )
+            with self._applier.lock:
+                self._applier.advance()
+            return migration.run(progress)
+        finally:
+            target_index.close()

@@ -1,0 +1,118 @@
+"""The operations sub-facade, `store.ops`: is every component serving, and how far behind is anything.
+
+Health reads only cheap in-process state and one `SELECT 1`, so a load balancer may poll it often.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from ragstore.analytics.recorder import QueryRecorder
+from ragstore.cache.bus import EventBus
+from ragstore.cache.layers import CacheLayers
+from ragstore.config import Settings
+from ragstore.db.engine import Database
+from ragstore.db.models import OpState
+from ragstore.embeddings.base import Embedder
+from ragstore.lexical.base import LexicalIndex
+from ragstore.migrations import Migrator
+from ragstore.search.dense import DenseSearcher
+from ragstore.sync.applier import OutboxApplier
+from ragstore.sync.changes import ChangeFeed
+from ragstore.vectors.base import VectorIndex
+
+__all__ = ["OpsService"]
+
+
+class OpsService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        vectors: VectorIndex,
+        embedder: Embedder,
+        applier: OutboxApplier,
+        changes: ChangeFeed,
+        cache: CacheLayers,
+        bus: EventBus | None,
+        searcher: DenseSearcher,
+        lexical: LexicalIndex,
+        recorder: QueryRecorder,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._vectors = vectors
+        self._embedder = embedder
+        self._applier = applier
+        self._changes = changes
+        self._cache = cache
+        self._bus = bus
+        self._searcher = searcher
+        self._lexical = lexical
+        self._recorder = recorder
+
+    def health(self) -> dict[str, Any]:
+        """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
+        components: dict[str, Any] = {"database": self.database_health()}
+        outbox = self._applier.counts()
+        retrying, last_error = self._applier.failing()
+        components["vector_index"] = {
+            # Degraded while writes wait on the index (it failed, they retry) or were dead-lettered:
+            # the documents are stored, their chunks pending, and searchable once the index catches up.
+            "status": "degraded" if outbox[OpState.DEAD] or retrying else "ok",
+            "backend": self._vectors.name,
+            "pending_operations": outbox[OpState.PENDING],
+            "retrying_operations": retrying,
+            "last_error": last_error,
+            "dead_operations": outbox[OpState.DEAD],
+            # This process's replica of the index: the outbox position it has reached.
+            "replica": {"owner": self._applier.owner, "watermark": self._applier.watermark},
+        }
+        components["cache"] = self._cache.status()
+        if self._bus is not None:
+            components["events"] = self._bus.status()
+        components["embedder"] = {"status": "ok", "backend": self._embedder.backend, "model": self._embedder.model}
+        worker = self._changes.worker
+        if worker is not None:
+            components["sync_worker"] = {
+                "status": "ok" if worker.alive and not worker.last_error else "degraded",
+                "last_error": worker.last_error,
+            }
+        statuses = [c["status"] for c in components.values()]
+        overall = "down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok"
+        counters = self._searcher.counters
+        return {
+            "status": overall,
+            "components": components,
+            "search": {
+                "searches": counters.searches,
+                "dropped_hits": counters.dropped_hits,
+                "orphan_hits": counters.orphan_hits,
+                "lexical_backend": self._lexical.name,
+                "analyzer": self._settings.lexical_analyzer,
+                "query_log": {
+                    "enabled": self._recorder.enabled,
+                    "written": self._recorder.written,
+                    "dropped": self._recorder.dropped,
+                },
+            },
+        }
+
+    def database_health(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            with self._db.read() as s:
+                s.execute(text("SELECT 1"))
+                revision = Migrator(self._db.engine).current()
+        except Exception as exc:
+            return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "status": "ok",
+            "dialect": self._db.engine.dialect.name,
+            "revision": revision,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }

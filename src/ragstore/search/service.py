@@ -1,0 +1,299 @@
+"""The search sub-facade, `store.search`: one request in, ranked hits of visible chunks out, through the caches.
+
+Calling it (`store.search(collection, query, k=5)`) is the common case, so the object is callable; a
+`SearchRequest` (the HTTP body) goes through `run`. The cached fast path for the server's event loop lives
+here too, because it must key the result cache exactly as the full path does or neither would hit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ragstore.analytics.recorder import QueryRecorder
+from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
+from ragstore.cache.versions import CollectionVersions
+from ragstore.config import Settings
+from ragstore.documents.catalog import Catalog
+from ragstore.embeddings.base import Embedder
+from ragstore.embeddings.batching import QueryBatcher
+from ragstore.errors import InvalidInput, RagstoreError, Unavailable
+from ragstore.lexical.indexer import LexicalIndexer
+from ragstore.schemas import SearchRequest, SearchResponse
+from ragstore.search.hybrid import SearchEngine
+from ragstore.search.options import (
+    MAX_DEPTH,
+    Mode,
+    SearchOptions,
+    decode_cursor,
+    encode_cursor,
+    make_options,
+    request_fingerprint,
+)
+from ragstore.search.result_cache import decode_result, encode_result, splice_response
+from ragstore.sync.applier import OutboxApplier
+
+__all__ = ["SearchService"]
+
+log = logging.getLogger(__name__)
+
+
+class SearchService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog,
+        embedder: Embedder,
+        engine: SearchEngine,
+        lexical_indexer: LexicalIndexer,
+        cache: CacheLayers,
+        versions: CollectionVersions,
+        recorder: QueryRecorder,
+        query_batcher: QueryBatcher,
+        applier: OutboxApplier,
+    ) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._embedder = embedder
+        self._engine = engine
+        self._lexical_indexer = lexical_indexer
+        self._cache = cache
+        self._versions = versions
+        self._recorder = recorder
+        self._query_batcher = query_batcher
+        self._applier = applier
+        # The collection version this process's index replica was last levelled at, per collection.
+        self._replica_versions: dict[int, int] = {}
+
+    def __call__(
+        self,
+        collection: str,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filter: dict[str, Any] | None = None,
+        mode: str | None = None,
+        offset: int = 0,
+        cursor: str | None = None,
+        min_score: float | None = None,
+        explain: bool = False,
+        rrf_k: int | None = None,
+        dense_weight: float | None = None,
+        lexical_weight: float | None = None,
+        min_coverage: float | None = None,
+    ) -> SearchResponse:
+        """The best k chunks for `query` (text) and/or `vector`: dense, lexical, or hybrid (the default).
+
+        Hybrid fuses the dense and lexical rankings (search/hybrid.py); with only a vector it runs dense, and
+        with only a text on a collection whose model this server cannot embed, lexical: the response's `mode`
+        says which ran. Only chunks SQL holds as indexed, of active documents, are returned. `cursor` (from a
+        previous response's `next_cursor`) continues a search; `offset` skips results directly.
+        """
+        # Unvalidated on purpose: Python callers get the facade's own InvalidInput messages (make_options).
+        request = SearchRequest.model_construct(
+            query=query,
+            vector=vector,  # type: ignore[arg-type]  # any sequence of numbers; checked below
+            k=k,
+            filter=filter,
+            mode=mode,  # type: ignore[arg-type]  # checked by make_options
+            offset=offset,
+            cursor=cursor,
+            min_score=min_score,
+            explain=explain,
+            rrf_k=rrf_k,
+            dense_weight=dense_weight,
+            lexical_weight=lexical_weight,
+            min_coverage=min_coverage,
+        )
+        return self.run(collection, request)
+
+    def run(self, collection: str, request: SearchRequest) -> SearchResponse:
+        started = time.perf_counter()
+        query, vector, filter_spec = request.query, request.vector, request.filter
+        options = make_options(self._settings, **request.options())
+        if query is None and vector is None:
+            raise InvalidInput("give a query (text), a vector, or both")
+        if query is not None and (not isinstance(query, str) or not query.strip()):
+            raise InvalidInput("query is empty")
+        ref = self._catalog.resolve(collection)
+        coll_id, model, dimension = ref.id, ref.embedding_model, ref.dimension
+        qvec: np.ndarray | None = None
+        if vector is not None:
+            qvec = _checked_vector(vector, dimension, collection)
+        can_embed = query is not None and model == self._embedder.model
+        run_mode = _run_mode(options.mode, has_vector=qvec is not None or can_embed, has_text=query is not None)
+        if run_mode == "dense" and qvec is None and query is not None and not can_embed:
+            raise InvalidInput(
+                f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
+                f"(it embeds with {self._embedder.model!r}): search it by vector, or with mode lexical"
+            )
+        asked = [query, vector_digest(qvec) if qvec is not None else None]
+        fingerprint = request_fingerprint(
+            [coll_id, asked, filter_spec, options.key_parts()[:2], options.key_parts()[3:]]
+        )
+        if request.cursor is not None:
+            if options.offset:
+                raise InvalidInput("give offset or cursor, not both")
+            options = dataclasses.replace(options, offset=decode_cursor(request.cursor, fingerprint))
+            if options.offset + options.k > MAX_DEPTH:
+                raise InvalidInput(f"the cursor is past the deepest page (offset + k at most {MAX_DEPTH})")
+        version = self._versions.current(coll_id)
+        if self._replica_versions.get(coll_id) != version:
+            # Another process changed the collection: bring this process's index replica level first.
+            self._applier.advance()
+            self._lexical_indexer.forget(coll_id)
+            self._replica_versions[coll_id] = version
+        results = self._cache.search
+        key = self._result_key(coll_id, version, asked, options, filter_spec)
+        cached = results.get(key)
+        if cached is not None:
+            found = decode_result(cached)
+            hits, dropped, run_mode, next_cursor = found.hits, found.dropped, found.mode, found.next_cursor  # type: ignore[assignment]
+        else:
+            if run_mode != "lexical" and qvec is None:
+                assert query is not None
+                qvec = self._query_vector(query)
+            terms = None
+            if query is not None and run_mode != "dense":
+                try:
+                    terms = self._lexical_indexer.query(coll_id, query)
+                except Unavailable:
+                    if run_mode == "lexical":
+                        raise
+                    log.warning("collection %r: lexical side unavailable, searching dense only", collection)
+                    run_mode = "dense"
+            ranked = self._engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter_spec)
+            hits, dropped = ranked.hits, ranked.dropped
+            next_cursor = (
+                encode_cursor(options.offset + options.k, fingerprint)
+                if ranked.has_more and options.offset + 2 * options.k <= MAX_DEPTH
+                else None
+            )
+            results.set(key, encode_result(hits, dropped, run_mode, next_cursor))
+        took = round((time.perf_counter() - started) * 1000, 3)
+        self._recorder.record(
+            coll_id,
+            query,
+            mode=run_mode,
+            k=options.k,
+            chunk_ids=tuple(h.chunk_id for h in hits),
+            latency_ms=took,
+            cache_hit=cached is not None,
+            filtered=bool(filter_spec),
+        )
+        return SearchResponse.model_construct(
+            collection=collection,
+            query=query,
+            k=options.k,
+            mode=run_mode,
+            offset=options.offset,
+            hits=hits,
+            next_cursor=next_cursor,
+            took_ms=took,
+            dropped=dropped,
+            cached=cached is not None,
+        )
+
+    def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
+        """The whole response body of `run`, if this process holds it in its result cache; else None.
+
+        For the HTTP server's event loop: it never waits on the network (the version comes from the event
+        bus's knowledge or a local SQLite read) and never raises for bad input (None sends the request down
+        the full path, which reports the problem).
+        """
+        started = time.perf_counter()
+        ref = self._catalog.cached_ref(collection)
+        if ref is None:
+            return None
+        version = self._versions.known_without_waiting(ref.id)
+        if version is None or self._replica_versions.get(ref.id) != version:
+            return None
+        query, vector, filter_spec = request.query, request.vector, request.filter
+        try:
+            normal = make_options(self._settings, **request.options())
+            qvec = np.asarray(vector, dtype=np.float32).reshape(-1) if vector is not None else None
+        except (RagstoreError, TypeError, ValueError):
+            return None
+        if query is None and qvec is None:
+            return None
+        asked = [query, vector_digest(qvec) if qvec is not None else None]
+        if request.cursor is not None:
+            if normal.offset:
+                return None
+            fingerprint = request_fingerprint(
+                [ref.id, asked, filter_spec, normal.key_parts()[:2], normal.key_parts()[3:]]
+            )
+            try:
+                normal = dataclasses.replace(normal, offset=decode_cursor(request.cursor, fingerprint))
+            except RagstoreError:
+                return None
+        results = self._cache.search
+        key = self._result_key(ref.id, version, asked, normal, filter_spec)
+        stored = results.local.get(key) if results.enabled else None
+        if stored is None:
+            return None  # the full path counts the miss (and asks Redis)
+        results.stats.count("hits_local")
+        took = round((time.perf_counter() - started) * 1000, 3)
+        body, mode, chunk_ids = splice_response(
+            stored, collection=collection, query=query, k=request.k, offset=normal.offset, took_ms=took
+        )
+        self._recorder.record(
+            ref.id,
+            query,
+            mode=mode,
+            k=request.k,
+            chunk_ids=chunk_ids,
+            latency_ms=took,
+            cache_hit=True,
+            filtered=bool(filter_spec),
+        )
+        return body
+
+    def _result_key(
+        self, collection_id: int, version: int, asked: list[Any], options: SearchOptions, filter_spec: Any
+    ) -> str:
+        """The L2 key: the same for the full path and the event loop's fast path, or neither would hit."""
+        return self._cache.search.key(collection_id, version, request_digest([asked, filter_spec, options.key_parts()]))
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding, from the L1 cache when this query was embedded before."""
+        layer = self._cache.embeddings
+        key = layer.key(self._embedder.model, request_digest(["query", query]))
+        found = layer.get(key)
+        if found is not None and len(found) == 4 * self._embedder.dimension:
+            return np.frombuffer(found, dtype="<f4")
+        qvec = np.asarray(self._query_batcher.embed(query), dtype="<f4")
+        layer.set(key, qvec.tobytes())
+        return qvec
+
+
+def _run_mode(requested: Mode, *, has_vector: bool, has_text: bool) -> Mode:
+    if requested == "lexical" and not has_text:
+        raise InvalidInput("a lexical search needs a query text")
+    if requested == "hybrid":
+        if has_vector and has_text:
+            return "hybrid"
+        return "dense" if has_vector else "lexical"
+    return requested
+
+
+def _checked_vector(vector: Sequence[float], dimension: int, collection: str) -> np.ndarray:
+    try:
+        qvec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("vector must be a list of numbers") from exc
+    if qvec.shape[0] != dimension:
+        raise InvalidInput(
+            f"vector has dimension {qvec.shape[0]}, collection {collection!r} expects {dimension}",
+            details={"expected": dimension, "got": int(qvec.shape[0])},
+        )
+    if not np.isfinite(qvec).all():
+        raise InvalidInput("vector contains NaN or infinity")
+    return qvec

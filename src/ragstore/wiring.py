@@ -1,0 +1,292 @@
+"""Building a store's components from `Settings`: the one place that knows how the parts fit together.
+
+Features never construct each other; they receive what they use here, so each package can be read, tested
+and replaced on its own, and `service.py` only hands the finished sub-facades out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ragstore.analytics.recorder import QueryRecorder
+from ragstore.analytics.service import AnalyticsService
+from ragstore.backup.manager import BackupManager
+from ragstore.backup.service import BackupService, RestoreFn
+from ragstore.cache.bus import EventBus
+from ragstore.cache.layers import CacheLayers
+from ragstore.cache.versions import CollectionVersions
+from ragstore.config import Settings
+from ragstore.consistency.checker import ConsistencyChecker
+from ragstore.consistency.index_migration import BACKEND_KEY
+from ragstore.consistency.repair import Repairer
+from ragstore.consistency.reports import ReportStore
+from ragstore.consistency.service import ConsistencyService
+from ragstore.db.engine import Database
+from ragstore.db.identity import store_identity
+from ragstore.db.models import EmbeddingUsage
+from ragstore.db.state import read_state, write_state
+from ragstore.documents.catalog import Catalog
+from ragstore.documents.ingest import Ingestor
+from ragstore.documents.service import CollectionService, DocumentService
+from ragstore.embeddings.base import Embedder, UsageRecord
+from ragstore.embeddings.batching import QueryBatcher
+from ragstore.errors import ConfigError
+from ragstore.indexing.service import IndexService
+from ragstore.lexical.base import LexicalIndex
+from ragstore.lexical.factory import create_lexical_index
+from ragstore.lexical.indexer import LexicalIndexer
+from ragstore.ops.health import OpsService
+from ragstore.search.dense import DenseSearcher
+from ragstore.search.hybrid import SearchEngine
+from ragstore.search.service import SearchService
+from ragstore.sync.applier import OutboxApplier
+from ragstore.sync.changes import ChangeFeed
+from ragstore.sync.jobs import JobQueue
+from ragstore.sync.outbox import queue_operation
+from ragstore.vectors.base import VectorIndex
+
+if TYPE_CHECKING:
+    from ragstore.cache.redis import RedisConnection
+
+__all__ = ["Components", "SubFacades", "active_backend", "build", "record_usage"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Components:
+    """The parts of an open store, for the sub-facades, the runtime drivers and tests that look inside."""
+
+    settings: Settings
+    db: Database
+    vectors: VectorIndex
+    embedder: Embedder
+    catalog: Catalog
+    applier: OutboxApplier
+    changes: ChangeFeed
+    ingestor: Ingestor
+    lexical_indexer: LexicalIndexer
+    lexical: LexicalIndex
+    searcher: DenseSearcher
+    engine: SearchEngine
+    recorder: QueryRecorder
+    query_batcher: QueryBatcher
+    jobs: JobQueue
+    redis: RedisConnection | None
+    bus: EventBus | None
+    cache: CacheLayers
+    versions: CollectionVersions
+    checker: ConsistencyChecker
+    reports: ReportStore
+    backup_manager: BackupManager
+
+
+@dataclass(slots=True)
+class SubFacades:
+    collections: CollectionService
+    documents: DocumentService
+    search: SearchService
+    analytics: AnalyticsService
+    index: IndexService
+    consistency: ConsistencyService
+    backups: BackupService
+    ops: OpsService
+
+
+def build(
+    settings: Settings, db: Database, vectors: VectorIndex, embedder: Embedder, restore: RestoreFn
+) -> tuple[Components, SubFacades]:
+    """Every component of one store, and the sub-facades over them (nothing is started here)."""
+    lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
+    catalog = Catalog(db, on_create=lexical_indexer.register)
+    applier = OutboxApplier(
+        db,
+        vectors,
+        max_attempts=settings.sync_max_attempts,
+        backoff_base_s=settings.sync_backoff_base_s,
+        backoff_max_s=settings.sync_backoff_max_s,
+        lease_s=settings.sync_lease_s,
+        retain_s=settings.sync_retain_s,
+    )
+    redis = _open_redis(settings)
+    store_id = f"{store_identity(db):x}"
+    bus = EventBus(redis, namespace=settings.cache_namespace, store=store_id) if redis is not None else None
+    versions = CollectionVersions(catalog.write_version, bus, local_reads=db.is_sqlite)
+    searcher = DenseSearcher(db, vectors)
+    lexical = create_lexical_index(settings, db)
+    changes = ChangeFeed(applier, versions, bus)
+    ingestor = Ingestor(
+        db,
+        catalog,
+        embedder,
+        lexical_indexer,
+        max_tokens=settings.chunk_size_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+    index = IndexService(
+        settings,
+        vectors=vectors,
+        catalog=catalog,
+        applier=applier,
+        changes=changes,
+        lexical=lexical,
+        lexical_indexer=lexical_indexer,
+        reembed=ingestor.reembed,
+    )
+    c = Components(
+        settings=settings,
+        db=db,
+        vectors=vectors,
+        embedder=embedder,
+        catalog=catalog,
+        applier=applier,
+        changes=changes,
+        ingestor=ingestor,
+        lexical_indexer=lexical_indexer,
+        lexical=lexical,
+        searcher=searcher,
+        engine=SearchEngine(db, searcher, lexical, candidates=settings.hybrid_candidates),
+        recorder=QueryRecorder(db, enabled=settings.query_log, retain_days=settings.query_log_retain_days),
+        query_batcher=QueryBatcher(embedder),
+        jobs=JobQueue(db, lease_s=settings.sync_lease_s),
+        redis=redis,
+        bus=bus,
+        cache=CacheLayers(
+            max_entries=settings.cache_max_entries,
+            embedding_ttl_s=settings.embedding_cache_ttl_s,
+            search_ttl_s=settings.search_cache_ttl_s,
+            session_ttl_s=settings.session_cache_ttl_s,
+            redis=redis,
+            namespace=settings.cache_namespace,
+            store=store_id,
+        ),
+        versions=versions,
+        checker=ConsistencyChecker(db, vectors, stuck_after_s=settings.check_stuck_after_s),
+        reports=ReportStore(db),
+        backup_manager=BackupManager(
+            settings,
+            db,
+            vector_backend=lambda: vectors.name,
+            persist_index=index.persist,
+            collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
+        ),
+    )
+    facades = SubFacades(
+        collections=CollectionService(catalog, embedder, c.changes),
+        documents=DocumentService(catalog, c.ingestor, c.changes, max_document_bytes=settings.max_document_bytes),
+        search=SearchService(
+            settings,
+            catalog=catalog,
+            embedder=embedder,
+            engine=c.engine,
+            lexical_indexer=lexical_indexer,
+            cache=c.cache,
+            versions=versions,
+            recorder=c.recorder,
+            query_batcher=c.query_batcher,
+            applier=applier,
+        ),
+        analytics=AnalyticsService(db, c.recorder, lambda name: catalog.resolve(name).id),
+        index=index,
+        consistency=ConsistencyService(
+            catalog=catalog,
+            applier=applier,
+            checker=c.checker,
+            repairer=Repairer(
+                db,
+                queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids),
+                apply=lambda: _apply_repairs(applier),
+                retry_dead=applier.retry_dead,
+            ),
+            reports=c.reports,
+            backend=lambda: vectors.name,
+            persist=index.persist,
+        ),
+        backups=BackupService(c.backup_manager, restore),
+        ops=OpsService(
+            settings,
+            db=db,
+            vectors=vectors,
+            embedder=embedder,
+            applier=applier,
+            changes=c.changes,
+            cache=c.cache,
+            bus=bus,
+            searcher=searcher,
+            lexical=lexical,
+            recorder=c.recorder,
+        ),
+    )
+    return c, facades
+
+
+def _apply_repairs(applier: OutboxApplier) -> tuple[int, int]:
+    stats = applier.apply_pending(ignore_schedule=True)
+    return stats.applied, stats.failed
+
+
+def active_backend(db: Database, settings: Settings) -> Settings:
+    """The settings with the vector backend the store's vectors live in (recorded in `store_state`).
+
+    A new store records the configured backend. After `ragstore index migrate` the recorded one wins when
+    RAGSTORE_VECTOR_BACKEND is not set; a setting that names another backend is refused, since a store
+    opened on the wrong backend would see none of its vectors (the in-memory test backend excepted: it is
+    rebuilt from SQL on every open).
+    """
+    recorded = read_state(db, BACKEND_KEY)
+    if recorded is None:
+        if settings.vector_backend != "memory":
+            write_state(db, BACKEND_KEY, {"backend": settings.vector_backend})
+        return settings
+    backend = str(recorded.get("backend"))
+    if backend == settings.vector_backend or settings.vector_backend == "memory":
+        return settings
+    if "vector_backend" in settings.model_fields_set:
+        raise ConfigError(
+            f"RAGSTORE_VECTOR_BACKEND={settings.vector_backend}, but this store's vectors are in {backend} "
+            f"(switched by `ragstore index migrate`): set it to {backend}, unset it, or move the vectors with "
+            f"`ragstore index migrate --to {settings.vector_backend}`"
+        )
+    return settings.model_copy(update={"vector_backend": backend})
+
+
+def _open_redis(settings: Settings) -> RedisConnection | None:
+    """The Redis connection pool when REDIS_URL is set (redis-py is the `redis` extra, imported only then)."""
+    if not settings.redis_url:
+        return None
+    try:
+        from ragstore.cache.redis import RedisConnection
+    except ImportError as exc:
+        raise ConfigError(
+            "REDIS_URL is set, but the redis package is not installed: pip install 'ragstore[redis]'"
+        ) from exc
+    return RedisConnection(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout_s=settings.redis_timeout_s,
+        retry_after_s=settings.redis_retry_after_s,
+    )
+
+
+def record_usage(db: Database, record: UsageRecord) -> None:
+    """Store what a paid embedding call cost; a failure to record never fails the call itself."""
+    if record.backend == "local":
+        return  # free and frequent: not worth a row per call
+    try:
+        db.write(
+            lambda s: s.add(
+                EmbeddingUsage(
+                    backend=record.backend,
+                    model=record.model,
+                    inputs=record.inputs,
+                    tokens=record.tokens,
+                    cost_usd=record.cost_usd,
+                    duration_ms=record.duration_ms,
+                    attempts=record.attempts,
+                )
+            )
+        )
+    except Exception:
+        log.exception("could not record embedding usage %s", record)
