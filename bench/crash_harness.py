@@ -433,7 +433,7 @@ class Harness:
                 found = {k: n for k, n in report["counts"].items() if n}
                 fail(f"{where}: the consistency check reports {kp.problems} problems: {found}")
             outbox = store.index.outbox_counts()
-            if outbox["pending"] or outbox["dead"]:
+            if outbox.pending or outbox.dead:
                 fail(f"{where}: the outbox holds {outbox} after recovery")
         finally:
             store.close()

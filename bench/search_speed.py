@@ -216,7 +216,7 @@ def main() -> None:
             seconds = load(store, texts, vectors)
             console.print(
                 f"loaded in {seconds:.0f} s ({args.chunks / seconds:,.0f} chunks/s, analyzer "
-                f"{store.index.lexical_status()[0]['analyzer']}, with the vector index built alongside)"
+                f"{store.index.lexical_status()[0].analyzer}, with the vector index built alongside)"
             )
             raw = raw_lexical(store)
             runs: list[tuple[str, Callable[[str, list[float]], Any]]] = [

@@ -142,7 +142,7 @@ def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
     repaired = loaded.consistency.check(repair=True)
     assert repaired is not None and sum(repaired["remaining"].values()) == 0
     assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
-    assert loaded.index.outbox_counts()[OpState.DEAD] == 0
+    assert loaded.index.outbox_counts().dead == 0
 
 
 def test_count_drift_is_recounted(loaded: RagStore) -> None:
@@ -169,7 +169,7 @@ def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded
     assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
     assert report["remaining"]["dimension_mismatch"] == 1
     assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
-    assert loaded.index.reembed("kb") == {"embedded": 1, "queued": 1}
+    assert loaded.index.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
     clean = loaded.consistency.check()
     assert clean is not None and clean["problems"] == 0
 

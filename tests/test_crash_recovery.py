@@ -94,13 +94,13 @@ def test_failing_index_keeps_the_write_pending_then_catches_up(store: RagStore) 
     assert outcome.status == "added" and outcome.index_state == "pending"
     assert store.search("kb", "지하철", k=3).hits == []  # stored, not yet searchable
     health = store.ops.health()
-    assert health["components"]["vector_index"]["pending_operations"] == 1
+    assert health.components.vector_index.pending_operations == 1
     with store.db.read() as s:
         op = s.scalars(select(SyncOperation)).one()
     assert op.attempts == 1 and "index volume unavailable" in (op.last_error or "")
 
     store.components.vectors.upsert = real_upsert  # type: ignore[method-assign]
-    assert store.index.sync_now()["applied"] == 1
+    assert store.index.sync_now().applied == 1
     assert store.search("kb", "지하철", k=3).hits[0].title == "subway"
     assert store.documents.get("kb", outcome.document_id or 0).index_state == "indexed"
 
@@ -118,10 +118,10 @@ def test_an_operation_that_keeps_failing_is_dead_lettered(
         store.components.vectors.upsert = broken  # type: ignore[method-assign]
         store.documents.add_text("kb", "text that will not index", title="t")
         store.index.sync_now()
-        assert store.index.outbox_counts()[OpState.DEAD] == 1
-        assert store.ops.health()["status"] == "degraded"
+        assert store.index.outbox_counts().dead == 1
+        assert store.ops.health().status == "degraded"
         del store.components.vectors.upsert  # the real method again
         assert store.components.applier.retry_dead() == 1
         store.index.sync_now()
-        assert store.index.outbox_counts()[OpState.DEAD] == 0
-        assert store.ops.health()["status"] == "ok"
+        assert store.index.outbox_counts().dead == 0
+        assert store.ops.health().status == "ok"

@@ -86,13 +86,13 @@ def test_the_analyzer_is_recorded_and_a_change_reindexes(
     with RagStore.open(make_settings(lexical_analyzer="bigram"), embedder=embedder) as store:
         store.collections.create("kb")
         store.documents.add("kb", DOCS)
-        assert store.index.lexical_status()[0]["analyzer"] == "bigram"
+        assert store.index.lexical_status()[0].analyzer == "bigram"
         # Bigrams: a one-syllable query word is looked up as a prefix of the stored bigrams.
         assert lexical_titles(store, "환불")[0] == "환불"
     with RagStore.open(make_settings(lexical_analyzer="kiwi"), embedder=embedder) as store:
         assert store.recovery.relexed_collections  # re-indexed at open
         status = store.index.lexical_status()[0]
-        assert status["analyzer"] == "kiwi" and status["current"]
+        assert status.analyzer == "kiwi" and status.current
         with store.db.read() as s:
             terms = s.scalars(select(ChunkLexeme.terms)).all()
             assert s.scalar(select(func.count()).select_from(LexicalIndexState)) == 1
@@ -153,7 +153,7 @@ def test_a_store_from_before_the_lexical_index_gets_its_terms_at_open(
         Migrator(store.db.engine).downgrade("0004")  # the chunks stay; the lexical tables go
     with RagStore.open(settings, embedder=embedder) as store:  # upgrades, then analyses every chunk
         assert store.recovery.relexed_collections == [store.components.catalog.resolve("kb").id]
-        assert count_lexemes(store) == 4 and store.index.lexical_status()[0]["current"]
+        assert count_lexemes(store) == 4 and store.index.lexical_status()[0].current
         assert lexical_titles(store, "환불")[0] == "환불"
     with RagStore.open(settings, embedder=embedder) as store:
         assert store.recovery.relexed_collections == []  # once

@@ -172,14 +172,14 @@ def test_redis_stopped_mid_run_degrades_and_recovers(
         one.documents.add("kb", [{"text": "c", "chunks": [{"text": "c", "vector": vector}]}])
         assert len(two.search("kb", vector=vector, k=5).hits) == 3  # SQL versions: still no stale result
         health = two.ops.health()
-        assert health["status"] == "degraded"
-        assert health["components"]["cache"]["status"] == "degraded"
-        assert "Error" in str(health["components"]["cache"]["redis"]["error"])
+        assert health.status == "degraded"
+        assert health.components.cache.status == "degraded"
+        assert health.components.cache.redis is not None and "Error" in str(health.components.cache.redis["error"])
 
         private_redis.start()
         wait_for(lambda: two.components.bus.healthy and one.components.bus.healthy, "the event bus resubscribed")
         two.search("kb", vector=vector, k=7)
-        wait_for(lambda: two.ops.health()["components"]["cache"]["status"] == "ok", "the cache recovered")
+        wait_for(lambda: two.ops.health().components.cache.status == "ok", "the cache recovered")
         assert one.search("kb", vector=vector, k=7).cached is True
 
 

@@ -174,7 +174,7 @@ def test_api_search_feedback_and_analytics(kb: RagStore) -> None:
 def test_zero_result_queries_are_reported(kb: RagStore) -> None:
     kb.search("kb", "우주 정거장", mode="lexical")
     report = kb.analytics.summary("kb")
-    assert report["zero_result_queries"] == [{"query": "우주 정거장", "count": 1}]
+    assert [q.model_dump() for q in report.zero_result_queries] == [{"query": "우주 정거장", "count": 1}]
 
 
 def test_cli_search_modes(kb: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,7 +146,7 @@ def test_a_store_opens_while_chroma_is_down_and_catches_up_when_it_starts(
         assert store.recovery.index_unavailable is not None
         added = store.documents.add_text("kb", "The refund arrives within seven days.", title="refund")
         assert added.status == "added" and added.index_state == "pending"
-        assert store.ops.health()["components"]["vector_index"]["status"] == "degraded"
+        assert store.ops.health().components.vector_index.status == "degraded"
         chroma_server.start()
         wait_until(lambda: store.documents.get("kb", added.document_id).index_state == "indexed")  # type: ignore[arg-type]
         assert store.search("kb", "refund days", k=1, mode="dense").hits[0].title == "refund"

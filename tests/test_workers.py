@@ -152,7 +152,7 @@ def test_a_running_worker_takes_over_from_a_process_that_dies_beside_it(syntheti
     assert child.stdout.readline().decode().strip() == "claimed 10"
     with worker_processes(synthetic.settings, 1, tmp_path, RAGSTORE_INDEX_PERSIST_INTERVAL_S="0.5") as logs:
         time.sleep(1.0)
-        assert synthetic.outbox_counts()["pending"] == 10  # the live child's leases are respected
+        assert synthetic.index.outbox_counts().pending == 10  # the live child's leases are respected
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         wait_until_applied(synthetic, timeout_s=30)  # the worker notices the death, not the one-hour lease
@@ -170,11 +170,11 @@ def test_a_lapsed_lease_of_another_host_is_taken_over(synthetic: RagStore) -> No
         )
 
     synthetic.db.write(lease_elsewhere)
-    assert synthetic.applier.release_dead_leases() == 0  # another host's process: its lease must lapse
-    assert synthetic.applier.claim(ignore_schedule=True) == []
+    assert synthetic.components.applier.release_dead_leases() == 0  # another host's process: its lease must lapse
+    assert synthetic.components.applier.claim(ignore_schedule=True) == []
     time.sleep(1.6)
-    assert synthetic.sync_now()["applied"] == 5
-    assert not synthetic.applier.has_pending()
+    assert synthetic.index.sync_now().applied == 5
+    assert not synthetic.components.applier.has_pending()
 
 
 def test_worker_once_drains_the_outbox_and_due_jobs(synthetic: RagStore) -> None:
@@ -185,7 +185,7 @@ def test_worker_once_drains_the_outbox_and_due_jobs(synthetic: RagStore) -> None
     proc = subprocess.run([str(RAGSTORE), "worker", "--once"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert '"applied": 3' in proc.stdout and '"jobs_run": 2' in proc.stdout
-    assert not synthetic.applier.has_pending()
+    assert not synthetic.components.applier.has_pending()
     states = {row["id"]: row for row in synthetic.jobs.recent()}
     assert states[job]["state"] == "done" and states[job]["result"] == {"rebuilt": {"kb": 3}}
     assert states[bad]["state"] == "dead" and "list of documents" in states[bad]["last_error"]

@@ -203,7 +203,7 @@ def worker(
         )
         if once:
             applied = store.index.sync_now()
-            applied["applied"] += store.recovery.applied_pending  # opening the store applies what is due
+            applied.applied += store.recovery.applied_pending  # opening the store applies what is due
             ran = 0
             while jobs and runner.run_one():
                 ran += 1
@@ -676,32 +676,24 @@ def index_reembed(collection: str = typer.Option(..., "--collection", "-c")) -> 
     """Embed again the chunks without a usable embedding (the remedy for `dimension_mismatch`)."""
     with opened_store() as store, domain_errors():
         result = store.index.reembed(collection)
-    out.print(f"{collection}: {result['embedded']} texts embedded, {result['queued']} chunks re-indexed")
+    out.print(f"{collection}: {result.embedded} texts embedded, {result.queued} chunks re-indexed")
 
 
 @index_app.command("status")
 def index_status(as_json: bool = JsonOpt) -> None:
     """Outbox state and vectors per collection."""
     with opened_store() as store, domain_errors():
-        data = {
-            "backend": store.components.vectors.name,
-            "outbox": store.index.outbox_counts(),
-            "lexical": {"backend": store.components.lexical.name, "collections": store.index.lexical_status()},
-            "collections": [
-                {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
-                for c in store.collections.list()
-            ],
-        }
+        status = store.index.status()
     if as_json:
-        print_json(data)
+        print_json(status)
         return
-    out.print(f"backend: {data['backend']}   outbox: {data['outbox']}")
-    for c in data["collections"]:
-        out.print(f"  {c['name']}: {c['indexed_chunks']}/{c['chunks']} chunks indexed")
-    out.print(f"lexical: {data['lexical']['backend']}")
-    for c in data["lexical"]["collections"]:
-        state = "current" if c["current"] else f"stale (configured: {c['configured']})"
-        out.print(f"  {c['collection']}: {c['analyzer']} {c['version']}, {state}")
+    out.print(f"backend: {status.backend}   outbox: {status.outbox.model_dump()}")
+    for c in status.collections:
+        out.print(f"  {c.name}: {c.indexed_chunks}/{c.chunks} chunks indexed")
+    out.print(f"lexical: {status.lexical.backend}")
+    for lex in status.lexical.collections:
+        state = "current" if lex.current else f"stale (configured: {lex.configured})"
+        out.print(f"  {lex.collection}: {lex.analyzer} {lex.version}, {state}")
 
 
 # -- consistency -----------------------------------------------------------------------------------------------

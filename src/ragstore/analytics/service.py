@@ -6,13 +6,13 @@ It takes the collection lookup as a function so that analytics, a low feature, n
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ragstore.analytics.feedback import record_feedback
 from ragstore.analytics.recorder import QueryRecorder
 from ragstore.analytics.summary import summarise
 from ragstore.db.engine import Database
 from ragstore.errors import InvalidInput
+from ragstore.schemas import AnalyticsSummary
 
 __all__ = ["AnalyticsService"]
 
@@ -46,7 +46,7 @@ class AnalyticsService:
             comment=comment,
         )
 
-    def summary(self, collection: str, *, days: int = 7, top: int = 10) -> dict[str, Any]:
+    def summary(self, collection: str, *, days: int = 7, top: int = 10) -> AnalyticsSummary:
         """The query log, feedback and chunk counters of a collection, summarised over the last `days`."""
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
             raise InvalidInput(f"days must be an integer from 1 to 3650, got {days!r}")

@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkAnalytics, Document, DocumentChunk, QueryLog, SearchFeedback, utcnow
+from ragstore.schemas import AnalyticsSummary
 
 __all__ = ["summarise"]
 
@@ -22,7 +23,7 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
     return round(sorted_values[index], 3)
 
 
-def summarise(db: Database, collection_id: int, collection: str, *, days: int = 7, top: int = 10) -> dict[str, Any]:
+def summarise(db: Database, collection_id: int, collection: str, *, days: int = 7, top: int = 10) -> AnalyticsSummary:
     since = utcnow() - timedelta(days=days)
     in_window = (QueryLog.collection_id == collection_id, QueryLog.created_at >= since)
     with db.read() as s:
@@ -100,37 +101,39 @@ def summarise(db: Database, collection_id: int, collection: str, *, days: int = 
         }
 
     total = int(total)
-    return {
-        "collection": collection,
-        "days": days,
-        "since": since.isoformat(),
-        "queries": {
-            "total": total,
-            "by_mode": {k: int(v) for k, v in sorted(by_mode.items())},
-            "cache_hits": int(hits),
-            "cache_hit_rate": round(int(hits) / total, 4) if total else None,
-            "zero_results": int(zero),
-            "filtered": int(filtered),
-            "latency_ms": {
-                "p50": _percentile(latencies, 0.50),
-                "p95": _percentile(latencies, 0.95),
-                "p99": _percentile(latencies, 0.99),
-                "mean": round(sum(latencies) / len(latencies), 3) if latencies else None,
+    return AnalyticsSummary.model_validate(
+        {
+            "collection": collection,
+            "days": days,
+            "since": since.isoformat(),
+            "queries": {
+                "total": total,
+                "by_mode": {k: int(v) for k, v in sorted(by_mode.items())},
+                "cache_hits": int(hits),
+                "cache_hit_rate": round(int(hits) / total, 4) if total else None,
+                "zero_results": int(zero),
+                "filtered": int(filtered),
+                "latency_ms": {
+                    "p50": _percentile(latencies, 0.50),
+                    "p95": _percentile(latencies, 0.95),
+                    "p99": _percentile(latencies, 0.99),
+                    "mean": round(sum(latencies) / len(latencies), 3) if latencies else None,
+                },
             },
-        },
-        "top_queries": [
-            {"query": q, "count": int(n), "avg_results": round(float(avg or 0), 2)} for q, n, avg in top_queries
-        ],
-        "zero_result_queries": [{"query": q, "count": int(n)} for q, n in zero_queries],
-        "feedback": {
-            "total": int(judged),
-            "relevant": int(relevant),
-            "irrelevant": int(judged) - int(relevant),
-            "precision": round(int(relevant) / int(judged), 4) if judged else None,
-        },
-        "chunks": {
-            "most_returned": [chunk(r) for r in most_returned],
-            "most_relevant": [chunk(r) for r in most_relevant],
-            "most_irrelevant": [chunk(r) for r in most_irrelevant],
-        },
-    }
+            "top_queries": [
+                {"query": q, "count": int(n), "avg_results": round(float(avg or 0), 2)} for q, n, avg in top_queries
+            ],
+            "zero_result_queries": [{"query": q, "count": int(n)} for q, n in zero_queries],
+            "feedback": {
+                "total": int(judged),
+                "relevant": int(relevant),
+                "irrelevant": int(judged) - int(relevant),
+                "precision": round(int(relevant) / int(judged), 4) if judged else None,
+            },
+            "chunks": {
+                "most_returned": [chunk(r) for r in most_returned],
+                "most_relevant": [chunk(r) for r in most_relevant],
+                "most_irrelevant": [chunk(r) for r in most_irrelevant],
+            },
+        }
+    )

@@ -7,7 +7,6 @@ calls an embedding API, except `reembed`, which exists for the chunks whose stor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ragstore.config import Settings
 from ragstore.consistency.index_migration import IndexMigration, MigrationReport
@@ -15,7 +14,15 @@ from ragstore.documents.catalog import Catalog
 from ragstore.errors import InvalidInput
 from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.indexer import LexicalIndexer
-from ragstore.schemas import OutboxCounts, SyncReport
+from ragstore.schemas import (
+    CollectionIndexState,
+    IndexStatus,
+    LexicalState,
+    LexicalStatus,
+    OutboxCounts,
+    ReembedReport,
+    SyncReport,
+)
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.vectors.base import VectorIndex
@@ -53,17 +60,17 @@ class IndexService:
         """The vector backend this store's vectors live in."""
         return self._vectors.name
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IndexStatus:
         """The vector backend, the outbox, and how far each collection's vectors and lexical terms are."""
-        return {
-            "backend": self._vectors.name,
-            "outbox": self.outbox_counts().model_dump(),
-            "lexical": {"backend": self._lexical.name, "collections": self.lexical_status()},
-            "collections": [
-                {"name": c.name, "indexed_chunks": c.indexed_chunk_count, "chunks": c.chunk_count}
+        return IndexStatus(
+            backend=self._vectors.name,
+            outbox=self.outbox_counts(),
+            lexical=LexicalStatus(backend=self._lexical.name, collections=self.lexical_status()),
+            collections=[
+                CollectionIndexState(name=c.name, indexed_chunks=c.indexed_chunk_count, chunks=c.chunk_count)
                 for c in self._catalog.list_collections()
             ],
-        }
+        )
 
     def wait(self, timeout_s: float = 600.0) -> None:
         """Block until no outbox operation is pending (raises Unavailable on timeout)."""
@@ -107,26 +114,27 @@ class IndexService:
                 done.append(ref.id)
         return done
 
-    def lexical_status(self) -> list[dict[str, Any]]:
+    def lexical_status(self) -> list[LexicalState]:
+        """Which analyzer built each collection's terms, and whether it is the configured one."""
         target = self._lexical_indexer.target()
         out = []
         for ref in self._catalog.active_refs():
             state = self._lexical_indexer.state(ref.id, fresh=True)
             out.append(
-                {
-                    "collection": ref.name,
-                    "analyzer": state.analyzer if state else None,
-                    "version": state.version if state else None,
-                    "current": self._lexical_indexer.is_current(state),
-                    "configured": f"{target.name} {target.version}",
-                }
+                LexicalState(
+                    collection=ref.name,
+                    analyzer=state.analyzer if state else None,
+                    version=state.version if state else None,
+                    current=self._lexical_indexer.is_current(state),
+                    configured=f"{target.name} {target.version}",
+                )
             )
         return out
 
-    def reembed(self, collection: str) -> dict[str, int]:
+    def reembed(self, collection: str) -> ReembedReport:
         """Embed again the chunks of a collection that lack a usable embedding (wrong dimension or none)."""
-        result = self._reembed(collection)
-        if result["queued"]:
+        result = ReembedReport.model_validate(self._reembed(collection))
+        if result.queued:
             self._changes.announce({self._catalog.resolve(collection).id})
             self._changes.apply_now()
         return result

@@ -6,7 +6,6 @@ Health reads only cheap in-process state and one `SELECT 1`, so a load balancer 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import text
 
@@ -19,6 +18,19 @@ from ragstore.db.models import OpState
 from ragstore.embeddings.base import Embedder
 from ragstore.lexical.base import LexicalIndex
 from ragstore.migrations import Migrator
+from ragstore.schemas import (
+    CacheHealth,
+    DatabaseHealth,
+    EmbedderHealth,
+    EventsHealth,
+    HealthComponents,
+    HealthReport,
+    QueryLogHealth,
+    ReplicaPosition,
+    SearchHealth,
+    SyncWorkerHealth,
+    VectorIndexHealth,
+)
 from ragstore.search.dense import DenseSearcher
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
@@ -55,64 +67,61 @@ class OpsService:
         self._lexical = lexical
         self._recorder = recorder
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthReport:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
-        components: dict[str, Any] = {"database": self.database_health()}
         outbox = self._applier.counts()
         retrying, last_error = self._applier.failing()
-        components["vector_index"] = {
-            # Degraded while writes wait on the index (it failed, they retry) or were dead-lettered:
-            # the documents are stored, their chunks pending, and searchable once the index catches up.
-            "status": "degraded" if outbox[OpState.DEAD] or retrying else "ok",
-            "backend": self._vectors.name,
-            "pending_operations": outbox[OpState.PENDING],
-            "retrying_operations": retrying,
-            "last_error": last_error,
-            "dead_operations": outbox[OpState.DEAD],
-            # This process's replica of the index: the outbox position it has reached.
-            "replica": {"owner": self._applier.owner, "watermark": self._applier.watermark},
-        }
-        components["cache"] = self._cache.status()
-        if self._bus is not None:
-            components["events"] = self._bus.status()
-        components["embedder"] = {"status": "ok", "backend": self._embedder.backend, "model": self._embedder.model}
         worker = self._changes.worker
-        if worker is not None:
-            components["sync_worker"] = {
-                "status": "ok" if worker.alive and not worker.last_error else "degraded",
-                "last_error": worker.last_error,
-            }
-        statuses = [c["status"] for c in components.values()]
-        overall = "down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok"
+        components = HealthComponents(
+            database=self.database_health(),
+            vector_index=VectorIndexHealth(
+                # Degraded while writes wait on the index (it failed, they retry) or were dead-lettered:
+                # the documents are stored, their chunks pending, and searchable once the index catches up.
+                status="degraded" if outbox[OpState.DEAD] or retrying else "ok",
+                backend=self._vectors.name,
+                pending_operations=outbox[OpState.PENDING],
+                retrying_operations=retrying,
+                last_error=last_error,
+                dead_operations=outbox[OpState.DEAD],
+                replica=ReplicaPosition(owner=self._applier.owner, watermark=self._applier.watermark),
+            ),
+            cache=CacheHealth.model_validate(self._cache.status()),
+            events=EventsHealth.model_validate(self._bus.status()) if self._bus is not None else None,
+            embedder=EmbedderHealth(status="ok", backend=self._embedder.backend, model=self._embedder.model),
+            sync_worker=None
+            if worker is None
+            else SyncWorkerHealth(
+                status="ok" if worker.alive and not worker.last_error else "degraded", last_error=worker.last_error
+            ),
+        )
+        statuses = components.statuses()
         counters = self._searcher.counters
-        return {
-            "status": overall,
-            "components": components,
-            "search": {
-                "searches": counters.searches,
-                "dropped_hits": counters.dropped_hits,
-                "orphan_hits": counters.orphan_hits,
-                "lexical_backend": self._lexical.name,
-                "analyzer": self._settings.lexical_analyzer,
-                "query_log": {
-                    "enabled": self._recorder.enabled,
-                    "written": self._recorder.written,
-                    "dropped": self._recorder.dropped,
-                },
-            },
-        }
+        return HealthReport(
+            status="down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok",
+            components=components,
+            search=SearchHealth(
+                searches=counters.searches,
+                dropped_hits=counters.dropped_hits,
+                orphan_hits=counters.orphan_hits,
+                lexical_backend=self._lexical.name,
+                analyzer=self._settings.lexical_analyzer,
+                query_log=QueryLogHealth(
+                    enabled=self._recorder.enabled, written=self._recorder.written, dropped=self._recorder.dropped
+                ),
+            ),
+        )
 
-    def database_health(self) -> dict[str, Any]:
+    def database_health(self) -> DatabaseHealth:
         started = time.perf_counter()
         try:
             with self._db.read() as s:
                 s.execute(text("SELECT 1"))
                 revision = Migrator(self._db.engine).current()
         except Exception as exc:
-            return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
-        return {
-            "status": "ok",
-            "dialect": self._db.engine.dialect.name,
-            "revision": revision,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
+            return DatabaseHealth(status="down", error=f"{type(exc).__name__}: {exc}")
+        return DatabaseHealth(
+            status="ok",
+            dialect=self._db.engine.dialect.name,
+            revision=revision,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )

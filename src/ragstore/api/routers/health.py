@@ -1,23 +1,37 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ragstore.api.deps import get_store
+from ragstore.schemas import DatabaseHealth, HealthReport
 from ragstore.service import RagStore
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Overall health: ok, degraded (serving, something behind) or down")
+@router.get(
+    "/health",
+    summary="Overall health: ok, degraded (serving, something behind) or down",
+    responses={
+        200: {"model": HealthReport, "description": "Serving: ok, or degraded (something is behind)"},
+        503: {"model": HealthReport, "description": "A component is down"},
+    },
+)
 def health(store: RagStore = Depends(get_store)) -> JSONResponse:
-    body: dict[str, Any] = store.ops.health()
-    return JSONResponse(body, status_code=503 if body["status"] == "down" else 200)
+    report = store.ops.health()
+    return JSONResponse(report.to_json(), status_code=503 if report.status == "down" else 200)
 
 
-@router.get("/health/database", summary="Database reachability, dialect, schema revision and latency")
+@router.get(
+    "/health/database",
+    summary="Database reachability, dialect, schema revision and latency",
+    responses={
+        200: {"model": DatabaseHealth, "description": "The database answers"},
+        503: {"model": DatabaseHealth, "description": "The database does not answer; `error` says why"},
+    },
+)
 def database_health(store: RagStore = Depends(get_store)) -> JSONResponse:
-    body = store.ops.database_health()
-    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+    report = store.ops.database_health()
+    body = report.model_dump(mode="json", exclude_none=True)
+    return JSONResponse(body, status_code=200 if report.status == "ok" else 503)

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
-from ragstore.schemas import SearchMode, SearchRequest, SearchResponse
+from ragstore.schemas import AnalyticsSummary, SearchMode, SearchRequest, SearchResponse
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["search"])
@@ -39,11 +37,15 @@ async def feedback(name: str, body: FeedbackRequest, store: RagStore = Depends(g
     return FeedbackResponse(id=feedback_id)
 
 
-@router.get("/analytics", summary="Searches, latency, cache hits, feedback and the chunks users find relevant")
+@router.get(
+    "/analytics",
+    response_model=AnalyticsSummary,
+    summary="Searches, latency, cache hits, feedback and the chunks users find relevant",
+)
 async def analytics(
     name: str,
     days: int = Query(7, ge=1, le=3650),
     top: int = Query(10, ge=1, le=100),
     store: RagStore = Depends(get_store),
-) -> dict[str, Any]:
+) -> AnalyticsSummary:
     return await run_in_threadpool(store.analytics.summary, name, days=days, top=top)

@@ -1,4 +1,4 @@
-"""The public result and input types, shared by the Python API, the HTTP API and the CLI's --json."""
+"""Collections, documents and search: the result and input types of the facade's data calls."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ __all__ = [
     "CollectionInfo",
     "DocumentInfo",
     "DocumentInput",
+    "IndexState",
     "IngestOutcome",
     "IngestReport",
-    "OutboxCounts",
+    "IngestStatus",
+    "Model",
     "SearchHit",
+    "SearchMode",
     "SearchRequest",
     "SearchResponse",
-    "SyncReport",
 ]
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
@@ -32,11 +34,13 @@ SearchMode = Literal["hybrid", "dense", "lexical"]
 MAX_SEARCH_DEPTH = 1000  # offset + k: the deepest result a search pages to
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
+    """The base of ragstore's result types: readable from ORM rows and dataclasses alike."""
+
     model_config = ConfigDict(from_attributes=True)
 
 
-class CollectionInfo(_Model):
+class CollectionInfo(Model):
     name: str
     description: str
     embedding_model: str
@@ -49,7 +53,7 @@ class CollectionInfo(_Model):
     updated_at: datetime | None = None
 
 
-class ChunkInfo(_Model):
+class ChunkInfo(Model):
     id: int
     ordinal: int
     text: str
@@ -58,7 +62,7 @@ class ChunkInfo(_Model):
     status: str
 
 
-class DocumentInfo(_Model):
+class DocumentInfo(Model):
     id: int
     collection: str
     source_uri: str
@@ -109,7 +113,7 @@ class DocumentInput(BaseModel):
     )
 
 
-class IngestOutcome(_Model):
+class IngestOutcome(Model):
     source_uri: str
     status: IngestStatus
     document_id: int | None = None
@@ -119,7 +123,7 @@ class IngestOutcome(_Model):
     error: str | None = None
 
 
-class IngestReport(_Model):
+class IngestReport(Model):
     collection: str
     outcomes: list[IngestOutcome] = Field(default_factory=list)
 
@@ -149,7 +153,7 @@ class SearchHit:
     explain: dict[str, Any] | None = None
 
 
-class SearchResponse(_Model):
+class SearchResponse(Model):
     collection: str
     query: str | None
     k: int
@@ -211,19 +215,3 @@ class SearchRequest(BaseModel):
                 "min_coverage",
             )
         }
-
-
-class OutboxCounts(_Model):
-    """Outbox operations by state: pending (waiting for the index), done (applied, kept a while), dead."""
-
-    pending: int = 0
-    done: int = 0
-    dead: int = 0
-
-
-class SyncReport(_Model):
-    """What one pass over the outbox did."""
-
-    applied: int = 0
-    failed: int = 0
-    dead: int = 0

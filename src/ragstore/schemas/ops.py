@@ -1,0 +1,175 @@
+"""What `store.ops` and `store.index` report: component health, the outbox, and how level the indexes are.
+
+Health is polled by load balancers and read by people; every field is named here so that neither has to
+guess which keys a component happens to send.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ragstore.schemas.core import Model
+
+__all__ = [
+    "CacheHealth",
+    "CollectionIndexState",
+    "DatabaseHealth",
+    "EmbedderHealth",
+    "EventsHealth",
+    "HealthComponents",
+    "HealthReport",
+    "HealthStatus",
+    "IndexStatus",
+    "LexicalState",
+    "LexicalStatus",
+    "OutboxCounts",
+    "QueryLogHealth",
+    "ReembedReport",
+    "ReplicaPosition",
+    "SearchHealth",
+    "SyncReport",
+    "SyncWorkerHealth",
+    "VectorIndexHealth",
+]
+
+HealthStatus = Literal["ok", "degraded", "down"]
+
+
+class OutboxCounts(Model):
+    """Outbox operations by state: pending (waiting for the index), done (applied, kept a while), dead."""
+
+    pending: int = 0
+    done: int = 0
+    dead: int = 0
+
+
+class SyncReport(Model):
+    """What one pass over the outbox did."""
+
+    applied: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+class DatabaseHealth(Model):
+    status: HealthStatus
+    dialect: str | None = None
+    revision: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class ReplicaPosition(Model):
+    """This process's replica of the index: the outbox position it has reached."""
+
+    owner: str
+    watermark: int
+
+
+class VectorIndexHealth(Model):
+    status: HealthStatus
+    backend: str
+    pending_operations: int
+    retrying_operations: int
+    last_error: str | None
+    dead_operations: int
+    replica: ReplicaPosition
+
+
+class CacheHealth(Model):
+    status: HealthStatus
+    backend: str
+    redis: dict[str, Any] | None  # the Redis client's own status, when REDIS_URL is set
+    layers: dict[str, Any]  # hits and misses by cache layer
+
+
+class EventsHealth(Model):
+    status: HealthStatus
+    channel: str
+    subscribed: bool
+    published: int
+    received: int
+
+
+class EmbedderHealth(Model):
+    status: HealthStatus
+    backend: str
+    model: str
+
+
+class SyncWorkerHealth(Model):
+    status: HealthStatus
+    last_error: str | None
+
+
+class HealthComponents(Model):
+    database: DatabaseHealth
+    vector_index: VectorIndexHealth
+    cache: CacheHealth
+    embedder: EmbedderHealth
+    events: EventsHealth | None = None  # only with Redis
+    sync_worker: SyncWorkerHealth | None = None  # only while this process runs one
+
+    def statuses(self) -> list[HealthStatus]:
+        parts = [self.database, self.vector_index, self.cache, self.embedder, self.events, self.sync_worker]
+        return [p.status for p in parts if p is not None]
+
+
+class QueryLogHealth(Model):
+    enabled: bool
+    written: int
+    dropped: int
+
+
+class SearchHealth(Model):
+    searches: int
+    dropped_hits: int
+    orphan_hits: int
+    lexical_backend: str
+    analyzer: str
+    query_log: QueryLogHealth
+
+
+class HealthReport(Model):
+    """`status` is ok, degraded (serving, something behind) or down."""
+
+    status: HealthStatus
+    components: HealthComponents
+    search: SearchHealth
+
+    def to_json(self) -> dict[str, Any]:
+        """The HTTP body: components that do not run in this process are left out, not sent as null."""
+        body = self.model_dump(mode="json")
+        body["components"] = {k: v for k, v in body["components"].items() if v is not None}
+        return body
+
+
+class LexicalState(Model):
+    collection: str
+    analyzer: str | None
+    version: str | None
+    current: bool
+    configured: str
+
+
+class LexicalStatus(Model):
+    backend: str
+    collections: list[LexicalState]
+
+
+class CollectionIndexState(Model):
+    name: str
+    indexed_chunks: int
+    chunks: int
+
+
+class IndexStatus(Model):
+    backend: str
+    outbox: OutboxCounts
+    lexical: LexicalStatus
+    collections: list[CollectionIndexState]
+
+
+class ReembedReport(Model):
+    embedded: int
+    queued: int
