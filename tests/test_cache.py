@@ -16,7 +16,9 @@ import redis
 from fastapi.testclient import TestClient
 
 from ragstore.api.app import create_app
+from ragstore.cache.layers import CacheLayers
 from ragstore.cache.memory import MemoryCache
+from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.identity import store_identity
 from ragstore.service import RagStore
@@ -117,17 +119,31 @@ def test_the_cached_answer_never_skips_validation(store: RagStore) -> None:
 
 
 def test_the_in_process_cache_is_bounded_and_expires() -> None:
-    cache = MemoryCache(max_entries=2)
+    clock = ManualClock()
+    cache = MemoryCache(max_entries=2, clock=clock)
     cache.set("a", b"1", ttl_s=60)
     cache.set("b", b"2", ttl_s=60)
     cache.set("c", b"3", ttl_s=60)
     assert len(cache) == 2 and cache.get("a") is None
     cache.set("short", b"x", ttl_s=0.05)
+    clock.advance(0.04)
     assert cache.get("short") == b"x"
-    import time
-
-    time.sleep(0.1)
+    clock.advance(0.02)
     assert cache.get("short") is None
+    assert cache.get("c") == b"3"  # a longer TTL outlives it
+
+
+def test_every_cache_layer_ages_by_the_clock_it_is_given() -> None:
+    clock = ManualClock()
+    layers = CacheLayers(max_entries=10, embedding_ttl_s=60, search_ttl_s=5, session_ttl_s=600, clock=clock)
+    for layer in layers.layers.values():
+        layer.set(layer.key("k"), b"v")
+    clock.advance(10)
+    assert layers.search.get(layers.search.key("k")) is None
+    assert layers.embeddings.get(layers.embeddings.key("k")) == b"v"
+    clock.advance(60)
+    assert layers.embeddings.get(layers.embeddings.key("k")) is None
+    assert layers.sessions.get(layers.sessions.key("k")) == b"v"
 
 
 def test_caches_are_shared_through_redis_under_the_documented_keys(
