@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from ragstore.api.app import create_app
 from ragstore.cache.layers import CacheLayers
 from ragstore.cache.memory import MemoryCache
+from ragstore.cache.redis import RedisConnection
+from ragstore.cache.versions import CollectionVersions
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.identity import store_identity
@@ -144,6 +146,42 @@ def test_every_cache_layer_ages_by_the_clock_it_is_given() -> None:
     clock.advance(60)
     assert layers.embeddings.get(layers.embeddings.key("k")) is None
     assert layers.sessions.get(layers.sessions.key("k")) == b"v"
+
+
+def test_a_known_write_version_is_reused_only_for_max_age_s_by_the_clock() -> None:
+    clock = ManualClock()
+    reads: list[int] = []
+
+    def read(collection_id: int) -> int:
+        reads.append(collection_id)
+        return 7
+
+    class HealthyBus:
+        healthy = True
+
+    versions = CollectionVersions(read, HealthyBus(), max_age_s=1.0, clock=clock)  # type: ignore[arg-type]
+    assert versions.current(1) == 7 and versions.current(1) == 7
+    clock.advance(0.9)
+    assert versions.known_without_waiting(1) == 7 and reads == [1]
+    clock.advance(0.2)
+    assert versions.current(1) == 7 and reads == [1, 1]  # too old: read again
+
+
+def test_the_redis_breaker_stays_open_for_retry_after_s_by_the_clock() -> None:
+    clock = ManualClock()
+    connection = RedisConnection(
+        "redis://127.0.0.1:1/0", max_connections=2, timeout_s=0.2, retry_after_s=30, clock=clock
+    )
+    try:
+        assert connection.call("GET", connection.client.get, "k", default="miss") == "miss"
+        assert not connection.available and connection.failures == 1
+        clock.advance(29)
+        assert connection.call("GET", connection.client.get, "k", default="skipped") == "skipped"
+        assert connection.failures == 1  # not asked while the breaker is open
+        clock.advance(2)
+        assert connection.available
+    finally:
+        connection.close()
 
 
 def test_caches_are_shared_through_redis_under_the_documented_keys(
