@@ -16,7 +16,11 @@ import redis
 from fastapi.testclient import TestClient
 
 from ragstore.api.app import create_app
+from ragstore.cache.layers import CacheLayers
 from ragstore.cache.memory import MemoryCache
+from ragstore.cache.redis import RedisConnection
+from ragstore.cache.versions import CollectionVersions
+from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.identity import store_identity
 from ragstore.service import RagStore
@@ -117,17 +121,67 @@ def test_the_cached_answer_never_skips_validation(store: RagStore) -> None:
 
 
 def test_the_in_process_cache_is_bounded_and_expires() -> None:
-    cache = MemoryCache(max_entries=2)
+    clock = ManualClock()
+    cache = MemoryCache(max_entries=2, clock=clock)
     cache.set("a", b"1", ttl_s=60)
     cache.set("b", b"2", ttl_s=60)
     cache.set("c", b"3", ttl_s=60)
     assert len(cache) == 2 and cache.get("a") is None
     cache.set("short", b"x", ttl_s=0.05)
+    clock.advance(0.04)
     assert cache.get("short") == b"x"
-    import time
-
-    time.sleep(0.1)
+    clock.advance(0.02)
     assert cache.get("short") is None
+    assert cache.get("c") == b"3"  # a longer TTL outlives it
+
+
+def test_every_cache_layer_ages_by_the_clock_it_is_given() -> None:
+    clock = ManualClock()
+    layers = CacheLayers(max_entries=10, embedding_ttl_s=60, search_ttl_s=5, session_ttl_s=600, clock=clock)
+    for layer in layers.layers.values():
+        layer.set(layer.key("k"), b"v")
+    clock.advance(10)
+    assert layers.search.get(layers.search.key("k")) is None
+    assert layers.embeddings.get(layers.embeddings.key("k")) == b"v"
+    clock.advance(60)
+    assert layers.embeddings.get(layers.embeddings.key("k")) is None
+    assert layers.sessions.get(layers.sessions.key("k")) == b"v"
+
+
+def test_a_known_write_version_is_reused_only_for_max_age_s_by_the_clock() -> None:
+    clock = ManualClock()
+    reads: list[int] = []
+
+    def read(collection_id: int) -> int:
+        reads.append(collection_id)
+        return 7
+
+    class HealthyBus:
+        healthy = True
+
+    versions = CollectionVersions(read, HealthyBus(), max_age_s=1.0, clock=clock)  # type: ignore[arg-type]
+    assert versions.current(1) == 7 and versions.current(1) == 7
+    clock.advance(0.9)
+    assert versions.known_without_waiting(1) == 7 and reads == [1]
+    clock.advance(0.2)
+    assert versions.current(1) == 7 and reads == [1, 1]  # too old: read again
+
+
+def test_the_redis_breaker_stays_open_for_retry_after_s_by_the_clock() -> None:
+    clock = ManualClock()
+    connection = RedisConnection(
+        "redis://127.0.0.1:1/0", max_connections=2, timeout_s=0.2, retry_after_s=30, clock=clock
+    )
+    try:
+        assert connection.call("GET", connection.client.get, "k", default="miss") == "miss"
+        assert not connection.available and connection.failures == 1
+        clock.advance(29)
+        assert connection.call("GET", connection.client.get, "k", default="skipped") == "skipped"
+        assert connection.failures == 1  # not asked while the breaker is open
+        clock.advance(2)
+        assert connection.available
+    finally:
+        connection.close()
 
 
 def test_caches_are_shared_through_redis_under_the_documented_keys(

@@ -1,11 +1,13 @@
-"""The job queue: leases, expiry, retries with backoff, dead letter."""
+"""The job queue: leases, expiry, retries with backoff, dead letter.
+
+Time is a ManualClock: a lease lapses or a backoff ends when the test advances it, never by sleeping.
+"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.errors import Conflict
@@ -14,11 +16,16 @@ from ragstore.sync.jobs import JobQueue, JobState
 
 
 @pytest.fixture
-def queue(settings: Settings) -> JobQueue:
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def queue(settings: Settings, clock: ManualClock) -> JobQueue:
     db = Database(settings)
     Migrator(db.engine).upgrade()
-    # A backoff of 0.25-0.5 s: long enough that a loaded machine still sees it, short enough to wait out.
-    return JobQueue(db, backoff_base_s=0.5, backoff_max_s=0.5)
+    # A backoff of 0.25-0.5 s (jittered): time only moves when a test advances the clock.
+    return JobQueue(db, backoff_base_s=0.5, backoff_max_s=0.5, clock=clock)
 
 
 def test_claim_complete(queue: JobQueue) -> None:
@@ -38,10 +45,11 @@ def test_priority_then_age(queue: JobQueue) -> None:
     assert (first.id, second.id) == (high, low)
 
 
-def test_an_expired_lease_is_taken_over(queue: JobQueue) -> None:
+def test_an_expired_lease_is_taken_over(queue: JobQueue, clock: ManualClock) -> None:
     job_id = queue.enqueue("work")
     assert queue.claim("dead-worker", lease_s=0.05) is not None
-    time.sleep(0.1)
+    assert queue.claim("w2") is None  # the lease still holds
+    clock.advance(0.1)
     job = queue.claim("w2")
     assert job is not None and job.id == job_id and job.attempts == 2
     with pytest.raises(Conflict):
@@ -49,13 +57,15 @@ def test_an_expired_lease_is_taken_over(queue: JobQueue) -> None:
     queue.complete(job_id, "w2")
 
 
-def test_failures_back_off_then_dead_letter(queue: JobQueue) -> None:
+def test_failures_back_off_then_dead_letter(queue: JobQueue, clock: ManualClock) -> None:
     job_id = queue.enqueue("flaky", max_attempts=2)
     job = queue.claim("w")
     assert job is not None
     assert queue.fail(job_id, "w", "boom") == JobState.QUEUED
     assert queue.claim("w") is None  # backing off
-    time.sleep(0.6)
+    clock.advance(0.24)
+    assert queue.claim("w") is None  # the shortest jittered backoff is 0.25 s
+    clock.advance(0.27)
     assert queue.claim("w") is not None
     assert queue.fail(job_id, "w", "boom again") == JobState.DEAD
     assert queue.counts() == {JobState.DEAD: 1}
@@ -63,9 +73,11 @@ def test_failures_back_off_then_dead_letter(queue: JobQueue) -> None:
     assert queue.claim("w") is not None
 
 
-def test_heartbeat_extends_the_lease(queue: JobQueue) -> None:
+def test_heartbeat_extends_the_lease(queue: JobQueue, clock: ManualClock) -> None:
     job_id = queue.enqueue("long")
     assert queue.claim("w", lease_s=0.05) is not None
     queue.heartbeat(job_id, "w", lease_s=60)
-    time.sleep(0.1)
+    clock.advance(59)
     assert queue.claim("other") is None
+    clock.advance(2)
+    assert queue.claim("other") is not None  # the renewed lease, too, lapses in the end

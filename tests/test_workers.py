@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from ragstore.clock import ManualClock
 from ragstore.config import Settings
-from ragstore.db.models import ChunkStatus, DocumentChunk, OpState, SyncOperation, utcnow
+from ragstore.db.models import ChunkStatus, DocumentChunk, OpState, SyncOperation
 from ragstore.service import RagStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,18 +162,22 @@ def test_a_running_worker_takes_over_from_a_process_that_dies_beside_it(syntheti
 
 def test_a_lapsed_lease_of_another_host_is_taken_over(synthetic: RagStore) -> None:
     queue_documents(synthetic, 5)
+    clock = ManualClock()  # after the writes: their operations are due by this clock
+    synthetic.components.applier.clock = clock
 
     def lease_elsewhere(s: Any) -> None:
         s.execute(
             update(SyncOperation).values(
-                lease_owner="another-host:4242:cafe", lease_expires_at=utcnow() + timedelta(seconds=1.5)
+                lease_owner="another-host:4242:cafe", lease_expires_at=clock.now() + timedelta(seconds=1.5)
             )
         )
 
     synthetic.db.write(lease_elsewhere)
     assert synthetic.components.applier.release_dead_leases() == 0  # another host's process: its lease must lapse
     assert synthetic.components.applier.claim(ignore_schedule=True) == []
-    time.sleep(1.6)
+    clock.advance(1.4)
+    assert synthetic.components.applier.claim(ignore_schedule=True) == []  # not yet
+    clock.advance(0.2)
     assert synthetic.index.sync_now().applied == 5
     assert not synthetic.components.applier.has_pending()
 

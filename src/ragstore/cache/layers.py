@@ -29,6 +29,7 @@ import numpy as np
 
 from ragstore.cache.base import Cache, CacheStats
 from ragstore.cache.memory import MemoryCache
+from ragstore.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:  # redis-py is an extra: imported only where Redis is configured
     from ragstore.cache.redis import RedisConnection
@@ -117,7 +118,9 @@ class CacheLayers:
         redis: RedisConnection | None = None,
         namespace: str = "ragstore",
         store: str = "0",
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """`clock` ages the in-process tiers' entries (Redis keeps its own TTLs on its own clock)."""
         self.redis = redis
         shared: Cache | None = None
         if redis is not None:
@@ -125,10 +128,14 @@ class CacheLayers:
 
             shared = RedisCache(redis)
         ns = namespace
-        self.embeddings = TieredCache("emb", MemoryCache(max_entries), shared, embedding_ttl_s, namespace=ns)
+        self.embeddings = TieredCache(
+            "emb", MemoryCache(max_entries, clock=clock), shared, embedding_ttl_s, namespace=ns
+        )
         mine = f"{namespace}:{FORMAT}:{store}"
-        self.search = TieredCache("search", MemoryCache(max_entries), shared, search_ttl_s, prefix=mine)
-        self.sessions = TieredCache("session", MemoryCache(max_entries), shared, session_ttl_s, prefix=mine)
+        self.search = TieredCache("search", MemoryCache(max_entries, clock=clock), shared, search_ttl_s, prefix=mine)
+        self.sessions = TieredCache(
+            "session", MemoryCache(max_entries, clock=clock), shared, session_ttl_s, prefix=mine
+        )
 
     @property
     def layers(self) -> dict[str, TieredCache]:

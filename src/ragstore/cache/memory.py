@@ -1,11 +1,16 @@
-"""The in-process cache: bounded (least recently used first out) with a TTL per entry, thread-safe."""
+"""The in-process cache: bounded (least recently used first out) with a TTL per entry, thread-safe.
+
+Entries expire by the cache's `clock` (its monotonic reading), so a test ages them with
+`ManualClock.advance` instead of sleeping out the TTL.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 
 from cachetools import TLRUCache
+
+from ragstore.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["MemoryCache"]
 
@@ -17,10 +22,10 @@ def _expires(_key: str, value: tuple[float, bytes], now: float) -> float:
 class MemoryCache:
     name = "memory"
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.max_entries = max_entries
         self._entries: TLRUCache[str, tuple[float, bytes]] = TLRUCache(
-            maxsize=max(max_entries, 1), ttu=_expires, timer=time.monotonic
+            maxsize=max(max_entries, 1), ttu=_expires, timer=clock.monotonic
         )
         self._lock = threading.Lock()
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 import redis
+
+from ragstore.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["RedisCache", "RedisConnection"]
 
@@ -22,8 +23,17 @@ log = logging.getLogger(__name__)
 class RedisConnection:
     """One connection pool per process, shared by the cache layers and the event bus, plus the breaker."""
 
-    def __init__(self, url: str, *, max_connections: int, timeout_s: float, retry_after_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int,
+        timeout_s: float,
+        retry_after_s: float,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.url = url
+        self.clock = clock  # times the breaker's `retry_after_s`
         self.retry_after_s = retry_after_s
         self.pool = redis.ConnectionPool.from_url(
             url,
@@ -40,7 +50,7 @@ class RedisConnection:
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return self.clock.monotonic() >= self._down_until
 
     def call(self, what: str, fn: Any, *args: Any, default: Any = None, **kwargs: Any) -> Any:
         """Run one Redis command; on a connection failure open the breaker and return `default`."""
@@ -60,7 +70,7 @@ class RedisConnection:
             first = self.last_error is None
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            self._down_until = time.monotonic() + self.retry_after_s
+            self._down_until = self.clock.monotonic() + self.retry_after_s
         if first:
             log.warning(
                 "Redis is unreachable (%s failed: %s); using the in-process caches, retrying in %.0f s",

@@ -9,10 +9,10 @@ announcement be lost.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from ragstore.cache.bus import EventBus
+from ragstore.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["CollectionVersions"]
 
@@ -25,8 +25,10 @@ class CollectionVersions:
         *,
         max_age_s: float = 1.0,
         local_reads: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._read = read
+        self.clock = clock  # ages what was read (`max_age_s`)
         self.bus = bus
         self.local_reads = local_reads  # reading SQL costs no network round trip (SQLite)
         self.max_age_s = max_age_s
@@ -34,7 +36,7 @@ class CollectionVersions:
         self._lock = threading.Lock()
 
     def current(self, collection_id: int) -> int:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self.bus is not None and self.bus.healthy:
             known = self._known.get(collection_id)
             if known is not None and now - known[1] < self.max_age_s:
@@ -48,7 +50,7 @@ class CollectionVersions:
         """The version if it can be had without a network round trip (for the event loop's fast path)."""
         if self.bus is not None and self.bus.healthy:
             known = self._known.get(collection_id)
-            if known is not None and time.monotonic() - known[1] < self.max_age_s:
+            if known is not None and self.clock.monotonic() - known[1] < self.max_age_s:
                 return known[0]
         return self.current(collection_id) if self.local_reads else None
 

@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
-from ragstore.db.models import Job, utcnow
+from ragstore.db.models import Job
 from ragstore.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["ClaimedJob", "JobQueue", "JobState"]
@@ -42,9 +43,16 @@ class ClaimedJob:
 
 class JobQueue:
     def __init__(
-        self, db: Database, *, backoff_base_s: float = 1.0, backoff_max_s: float = 600.0, lease_s: float = 60.0
+        self,
+        db: Database,
+        *,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 600.0,
+        lease_s: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.lease_s = lease_s
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -64,7 +72,7 @@ class JobQueue:
                 payload=payload or {},
                 priority=priority,
                 max_attempts=max_attempts,
-                run_after=utcnow() + timedelta(seconds=delay_s),
+                run_after=self.clock.now() + timedelta(seconds=delay_s),
                 state=JobState.QUEUED,
             )
             s.add(job)
@@ -78,7 +86,7 @@ class JobQueue:
         lease = self.lease_s if lease_s is None else lease_s
 
         def unit(s: Session) -> ClaimedJob | None:
-            now = utcnow()
+            now = self.clock.now()
             due = or_(
                 and_(Job.state == JobState.QUEUED, Job.run_after <= now),
                 and_(Job.state == JobState.LEASED, Job.lease_expires_at < now),
@@ -112,7 +120,7 @@ class JobQueue:
         lease = self.lease_s if lease_s is None else lease_s
 
         def unit(s: Session) -> None:
-            self._owned(s, job_id, owner).lease_expires_at = utcnow() + timedelta(seconds=lease)
+            self._owned(s, job_id, owner).lease_expires_at = self.clock.now() + timedelta(seconds=lease)
 
         self.db.write(unit)
 
@@ -134,7 +142,7 @@ class JobQueue:
                 job.state = JobState.DEAD
             else:
                 delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (job.attempts - 1))
-                job.run_after = utcnow() + timedelta(seconds=delay * (0.5 + random.random() / 2))
+                job.run_after = self.clock.now() + timedelta(seconds=delay * (0.5 + random.random() / 2))
                 job.state = JobState.QUEUED
             return job.state
 
@@ -147,7 +155,7 @@ class JobQueue:
                 raise NotFound(f"job {job_id} does not exist")
             if job.state != JobState.DEAD:
                 raise Conflict(f"job {job_id} is {job.state}, not dead")
-            job.state, job.attempts, job.run_after = JobState.QUEUED, 0, utcnow()
+            job.state, job.attempts, job.run_after = JobState.QUEUED, 0, self.clock.now()
 
         self.db.write(unit)
 
@@ -184,7 +192,9 @@ class JobQueue:
 
         def unit(s: Session) -> int:
             result = s.execute(
-                update(Job).where(Job.state == JobState.LEASED).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+                update(Job)
+                .where(Job.state == JobState.LEASED)
+                .values(lease_expires_at=self.clock.now() - timedelta(seconds=1))
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -54,17 +54,29 @@ def owner_is_dead_here(owner: str) -> bool:
 
 
 def queue_operation(
-    s: Session, collection_id: int, kind: str, chunk_ids: list[int], *, lease: bool = True
+    s: Session,
+    collection_id: int,
+    kind: str,
+    chunk_ids: list[int],
+    *,
+    lease: bool = True,
+    now: datetime | None = None,
 ) -> SyncOperation:
-    """Add an outbox row in the caller's transaction, leased to this process (or, `lease=False`, to none)."""
+    """Add an outbox row in the caller's transaction, leased to this process (or, `lease=False`, to none).
+
+    `now` (by default the real time) is when the operation becomes due and its creator's lease starts: a
+    caller driven by a `ragstore.clock.Clock` passes `clock.now()` so the applier's clock agrees with it.
+    """
     if kind not in (OpKind.UPSERT, OpKind.DELETE, OpKind.DROP_COLLECTION):
         raise ValueError(f"unknown sync operation kind {kind!r}")
+    now = utcnow() if now is None else now
     op = SyncOperation(
         collection_id=collection_id,
         kind=kind,
         chunk_ids=chunk_ids,
+        next_attempt_at=now,
         lease_owner=process_owner() if lease else None,
-        lease_expires_at=utcnow() + timedelta(seconds=CREATOR_LEASE_S) if lease else None,
+        lease_expires_at=now + timedelta(seconds=CREATOR_LEASE_S) if lease else None,
     )
     s.add(op)
     return op
