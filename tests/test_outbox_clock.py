@@ -1,9 +1,9 @@
-"""The outbox's times come from the applier's clock: backoff and retention move with a ManualClock, no sleeps.
+"""The outbox's times come from the store's clock: backoff and retention move with a ManualClock, no sleeps.
 
 (The lease of another process lapsing by the clock is in test_workers.py; the job queue's in test_jobs.py.)
 
-The operations are written by the store's writers with the real time, so each test's ManualClock starts a
-minute ahead of it: every operation written during the test is already due by the clock.
+The store is opened with the ManualClock (`RagStore.open(clock=...)`), so the writers date the operations they
+queue by the same clock the applier reads: what a write queues is due at once, whatever time the clock shows.
 """
 
 from __future__ import annotations
@@ -28,19 +28,14 @@ def doc(text: str, seed: int) -> dict[str, Any]:
     return {"text": text, "chunks": [{"text": text, "vector": vector}]}
 
 
-def ahead() -> ManualClock:
-    return ManualClock(SYSTEM_CLOCK.now() + timedelta(minutes=1))
-
-
 def test_a_failed_operation_waits_out_its_backoff_by_the_clock(
     make_settings: Callable[..., Settings], embedder: Any
 ) -> None:
     # The first retry comes 5 to 10 s after the failure (a jittered 10 s).
     settings = make_settings(vector_backend="memory", sync_backoff_base_s=10, sync_backoff_max_s=10)
-    with RagStore.open(settings, embedder=embedder) as store:
+    clock = ManualClock(SYSTEM_CLOCK.now() - timedelta(days=30))  # far from the real time, on purpose
+    with RagStore.open(settings, embedder=embedder, clock=clock) as store:
         store.collections.create("kb", embedding_model="synthetic", dimension=DIM)
-        clock = ahead()
-        store.components.applier.clock = clock
 
         def broken(*_: object) -> None:
             raise OSError("index volume unavailable")
@@ -63,10 +58,9 @@ def test_finished_operations_are_pruned_only_once_the_retention_has_passed_by_th
     make_settings: Callable[..., Settings], embedder: Any
 ) -> None:
     settings = make_settings(vector_backend="memory", sync_retain_s=3600)
-    with RagStore.open(settings, embedder=embedder) as store:
+    clock = ManualClock(SYSTEM_CLOCK.now() - timedelta(days=30))  # far from the real time, on purpose
+    with RagStore.open(settings, embedder=embedder, clock=clock) as store:
         store.collections.create("kb", embedding_model="synthetic", dimension=DIM)
-        clock = ahead()
-        store.components.applier.clock = clock
         for i in range(3):
             store.documents.add("kb", [doc(f"d{i}", i)])
         done = store.index.outbox_counts().done

@@ -20,6 +20,7 @@ from ragstore.backup.errors import BackupError
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import count_collections
 from ragstore.backup.verify import check_counts
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
 from ragstore.embeddings.base import Embedder
@@ -29,6 +30,7 @@ from ragstore.schemas import MAX_SEARCH_DEPTH
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.worker import SyncWorker
+from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.factory import create_vector_index
 from ragstore.wiring import active_backend, build, record_usage
 
@@ -41,10 +43,13 @@ MAX_K = MAX_SEARCH_DEPTH
 class RagStore:
     """Open with `RagStore.open(settings)`; use as a context manager or call `close()`."""
 
-    def __init__(self, settings: Settings, db: Database, vectors: Any, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, vectors: VectorIndex, embedder: Embedder, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
         self.db = db
-        self.components, facades = build(settings, db, vectors, embedder, _restore_beside)
+        self.clock = clock
+        self.components, facades = build(settings, db, vectors, embedder, _restore_beside, clock)
         self.collections = facades.collections
         self.documents = facades.documents
         self.search = facades.search
@@ -65,14 +70,17 @@ class RagStore:
         embedder: Embedder | None = None,
         start_worker: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> RagStore:
+        """Open (and recover) a store. `clock` is for tests: every lease, backoff, TTL and queued operation
+        of the store reads it, so a test moves time instead of sleeping."""
         settings = settings or load_settings()
         db = Database(settings)
         try:
             Migrator(db.engine).ensure_current(auto_upgrade=settings.auto_migrate)
             settings = active_backend(db, settings)
             chosen = embedder or create_embedder(settings, usage_sink=lambda record: record_usage(db, record))
-            store = cls(settings, db, create_vector_index(settings), chosen)
+            store = cls(settings, db, create_vector_index(settings), chosen, clock)
             store.recovery = store.components.applier.recover(progress=progress)
             store.recovery.relexed_collections = store.index.bring_lexical_current()
         except BaseException:

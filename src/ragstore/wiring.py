@@ -17,6 +17,7 @@ from ragstore.backup.service import BackupService, RestoreFn
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers
 from ragstore.cache.versions import CollectionVersions
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings
 from ragstore.consistency.checker import ConsistencyChecker
 from ragstore.consistency.index_migration import BACKEND_KEY
@@ -96,11 +97,19 @@ class SubFacades:
 
 
 def build(
-    settings: Settings, db: Database, vectors: VectorIndex, embedder: Embedder, restore: RestoreFn
+    settings: Settings,
+    db: Database,
+    vectors: VectorIndex,
+    embedder: Embedder,
+    restore: RestoreFn,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Components, SubFacades]:
-    """Every component of one store, and the sub-facades over them (nothing is started here)."""
+    """Every component of one store, and the sub-facades over them (nothing is started here).
+
+    One `clock` for every part that dates or times something, so a test that moves it moves the whole store.
+    """
     lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
-    catalog = Catalog(db, on_create=lexical_indexer.register)
+    catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock)
     applier = OutboxApplier(
         db,
         vectors,
@@ -109,11 +118,12 @@ def build(
         backoff_max_s=settings.sync_backoff_max_s,
         lease_s=settings.sync_lease_s,
         retain_s=settings.sync_retain_s,
+        clock=clock,
     )
-    redis = _open_redis(settings)
+    redis = _open_redis(settings, clock)
     store_id = f"{store_identity(db):x}"
     bus = EventBus(redis, namespace=settings.cache_namespace, store=store_id) if redis is not None else None
-    versions = CollectionVersions(catalog.write_version, bus, local_reads=db.is_sqlite)
+    versions = CollectionVersions(catalog.write_version, bus, local_reads=db.is_sqlite, clock=clock)
     searcher = DenseSearcher(db, vectors)
     lexical = create_lexical_index(settings, db)
     changes = ChangeFeed(applier, versions, bus)
@@ -124,6 +134,7 @@ def build(
         lexical_indexer,
         max_tokens=settings.chunk_size_tokens,
         overlap_tokens=settings.chunk_overlap_tokens,
+        clock=clock,
     )
     index = IndexService(
         settings,
@@ -150,7 +161,7 @@ def build(
         engine=SearchEngine(db, searcher, lexical, candidates=settings.hybrid_candidates),
         recorder=QueryRecorder(db, enabled=settings.query_log, retain_days=settings.query_log_retain_days),
         query_batcher=QueryBatcher(embedder),
-        jobs=JobQueue(db, lease_s=settings.sync_lease_s),
+        jobs=JobQueue(db, lease_s=settings.sync_lease_s, clock=clock),
         redis=redis,
         bus=bus,
         cache=CacheLayers(
@@ -161,6 +172,7 @@ def build(
             redis=redis,
             namespace=settings.cache_namespace,
             store=store_id,
+            clock=clock,
         ),
         versions=versions,
         checker=ConsistencyChecker(db, vectors, stuck_after_s=settings.check_stuck_after_s),
@@ -196,7 +208,7 @@ def build(
             checker=c.checker,
             repairer=Repairer(
                 db,
-                queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids),
+                queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids, now=clock.now()),
                 apply=lambda: _apply_repairs(applier),
                 retry_dead=applier.retry_dead,
             ),
@@ -252,7 +264,7 @@ def active_backend(db: Database, settings: Settings) -> Settings:
     return settings.model_copy(update={"vector_backend": backend})
 
 
-def _open_redis(settings: Settings) -> RedisConnection | None:
+def _open_redis(settings: Settings, clock: Clock) -> RedisConnection | None:
     """The Redis connection pool when REDIS_URL is set (redis-py is the `redis` extra, imported only then)."""
     if not settings.redis_url:
         return None
@@ -267,6 +279,7 @@ def _open_redis(settings: Settings) -> RedisConnection | None:
         max_connections=settings.redis_max_connections,
         timeout_s=settings.redis_timeout_s,
         retry_after_s=settings.redis_retry_after_s,
+        clock=clock,
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
@@ -56,11 +57,15 @@ _VERSION = select(Collection.write_version).where(Collection.id == bindparam("id
 
 
 class Catalog:
-    def __init__(self, db: Database, *, on_create: Callable[[Session, int], None] | None = None) -> None:
+    def __init__(
+        self, db: Database, *, on_create: Callable[[Session, int], None] | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         """`on_create` runs in a new collection's creating transaction (the lexical index records its
-        analyzer there)."""
+        analyzer there); `clock` dates the outbox operations it queues (the applier's clock decides when they
+        are due, so both must agree)."""
         self.db = db
         self.on_create = on_create
+        self.clock = clock
         self._refs: dict[str, tuple[float, CollectionRef]] = {}
 
     def resolve(self, name: str) -> CollectionRef:
@@ -190,7 +195,7 @@ class Catalog:
             row.status = "deleting"
             # Free the name at once: a new collection of the same name may be created right away.
             row.name = f"{row.name}.deleting.{row.id}"[:128]
-            queue_operation(s, row.id, OpKind.DROP_COLLECTION, [])
+            queue_operation(s, row.id, OpKind.DROP_COLLECTION, [], now=self.clock.now())
             return row.id
 
         return self.db.write(unit)
@@ -276,8 +281,7 @@ class Catalog:
 
         return self.db.write(unit)
 
-    @staticmethod
-    def mark_documents_deleting(s: Session, collection_id: int, document_ids: list[int]) -> int:
+    def mark_documents_deleting(self, s: Session, collection_id: int, document_ids: list[int]) -> int:
         """Within the caller's transaction: hide documents and queue their chunks' removal; returns the op id."""
         chunk_ids = [
             int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(document_ids)))
@@ -288,7 +292,7 @@ class Catalog:
             .where(DocumentChunk.document_id.in_(document_ids))
             .values(status=ChunkStatus.DELETING, updated_at=utcnow())
         )
-        op = queue_operation(s, collection_id, OpKind.DELETE, chunk_ids)
+        op = queue_operation(s, collection_id, OpKind.DELETE, chunk_ids, now=self.clock.now())
         bump_write_version(s, collection_id)
         s.flush()
         return op.id

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
 from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, utcnow
@@ -69,7 +70,9 @@ class Ingestor:
         *,
         max_tokens: int,
         overlap_tokens: int,
+        clock: Clock = SYSTEM_CLOCK,
     ):
+        self.clock = clock  # dates queued outbox operations, as the applier's clock reads them
         self.db = db
         self.catalog = catalog
         self.embedder = embedder
@@ -242,7 +245,7 @@ class Ingestor:
                     for h, v in vectors.items()
                 ],
             )
-            queue_operation(s, ref.id, OpKind.UPSERT, chunk_ids)
+            queue_operation(s, ref.id, OpKind.UPSERT, chunk_ids, now=self.clock.now())
 
         self.db.write(unit)
         return {"embedded": len(vectors), "queued": len(chunk_ids)}
@@ -358,9 +361,9 @@ class Ingestor:
         write_lexemes(s, lexeme_rows(coll_id, new_chunks, terms))
         replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
-        queue_operation(s, coll_id, OpKind.UPSERT, new_chunks, lease=lease)
+        queue_operation(s, coll_id, OpKind.UPSERT, new_chunks, lease=lease, now=self.clock.now())
         if replaced:
             s.flush()
-            Catalog.mark_documents_deleting(s, coll_id, replaced)
+            self.catalog.mark_documents_deleting(s, coll_id, replaced)
         bump_write_version(s, coll_id)
         return doc_ids
