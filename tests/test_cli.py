@@ -10,7 +10,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from ragstore.cli import app
+from ragstore.cli import app, common
 from ragstore.migrations import MIGRATIONS_DIR
 
 from conftest import ROOT
@@ -42,6 +42,13 @@ def test_init_then_migrate_status(env: Path) -> None:
     code, out = run("migrate", "status", "--json")
     status = json.loads(out)
     assert code == 0 and status["current"] == status["head"] and status["up_to_date"]
+    code, out = run("migrate", "status")
+    assert code == 0 and f"head: {status['head']}" in out and "up to date" in out
+    code, out = run("migrate", "list", "--json")
+    revisions = json.loads(out)
+    assert code == 0 and revisions == status["revisions"] and all(r["applied"] for r in revisions)
+    code, out = run("migrate", "list")
+    assert code == 0 and all(f"[x] {r['revision']}" in out for r in revisions)
 
 
 def test_ingest_search_documents_and_index(env: Path) -> None:
@@ -76,6 +83,52 @@ def test_collections_commands(env: Path) -> None:
     assert code == 0 and [c["name"] for c in json.loads(out)] == ["kb"]
     assert run("collections", "delete", "kb", "--yes")[0] == 0
     assert json.loads(run("collections", "list", "--json")[1]) == []
+
+
+def test_commands_that_change_data_print_json(env: Path) -> None:
+    code, out = run("init", "--json")
+    assert code == 0 and json.loads(out)["revision"] == json.loads(run("migrate", "status", "--json")[1])["head"]
+    code, out = run("collections", "create", "kb", "--json")
+    assert code == 0 and json.loads(out)["name"] == "kb"
+    code, out = run("ingest", "docs", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out)["summary"]["added"] == 2
+    doc_id = json.loads(run("documents", "list", "-c", "kb", "--json")[1])[0]["id"]
+    code, out = run("documents", "delete", str(doc_id), "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"deleted": doc_id, "collection": "kb"}
+    code, out = run("index", "rebuild", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"vectors": {"kb": 1}}
+    code, out = run("index", "relex", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"chunks_analysed": {"kb": 1}}
+    code, out = run("check", "run", "--json")
+    assert code == 0 and sum(json.loads(out)["remaining"].values()) == 0
+    code, out = run("config", "check", "--json")
+    assert code == 0 and json.loads(out)["up_to_date"] is True
+    code, out = run("collections", "delete", "kb", "--yes", "--json")
+    assert code == 0 and json.loads(out) == {"deleted": "kb"}
+
+
+def test_an_unconfirmed_destructive_command_exits_3_and_changes_nothing(env: Path) -> None:
+    run("init")
+    assert run("collections", "create", "kb")[0] == 0
+    # The runner's stdin is not a terminal: without --yes nobody can confirm, so nothing is asked.
+    code, out = run("collections", "delete", "kb")
+    assert code == 3 and "not confirmed" in out and "pass --yes" in out
+    code, out = run("migrate", "downgrade", "base")
+    assert code == 3 and "not confirmed" in out
+    code, out = run("backup", "restore", "some-id")
+    assert code == 3 and "not confirmed" in out
+    assert [c["name"] for c in json.loads(run("collections", "list", "--json")[1])] == ["kb"]
+    status = json.loads(run("migrate", "status", "--json")[1])
+    assert status["up_to_date"]
+
+
+def test_an_answer_of_no_at_a_terminal_exits_3(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("collections", "create", "kb")[0] == 0
+    monkeypatch.setattr(common, "stdin_is_terminal", lambda: True)
+    result = runner.invoke(app, ["collections", "delete", "kb"], input="n\n")
+    assert result.exit_code == 3 and "not confirmed" in result.output
+    result = runner.invoke(app, ["collections", "delete", "kb"], input="y\n")
+    assert result.exit_code == 0 and "deleted collection" in result.output
 
 
 def test_unknown_collection_and_bad_input_exit_2(env: Path) -> None:
