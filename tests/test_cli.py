@@ -111,6 +111,18 @@ def test_commands_that_change_data_print_json(env: Path) -> None:
     assert code == 0 and json.loads(out) == {"deleted": "kb"}
 
 
+def test_analytics_names_its_collection_with_c_and_still_takes_the_old_argument(env: Path) -> None:
+    assert run("collections", "create", "kb")[0] == 0
+    code, out = run("analytics", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out)["collection"] == "kb"
+    code, out = run("analytics", "kb", "--json")
+    assert code == 0 and json.loads(out)["collection"] == "kb"
+    code, out = run("analytics")
+    assert code == 2 and "--collection" in out
+    code, out = run("backup", "create", "-k", "full")  # -k is only the number of search results
+    assert code == 2 and "No such option: -k" in out
+
+
 def test_an_unconfirmed_destructive_command_exits_3_and_changes_nothing(env: Path) -> None:
     run("init")
     assert run("collections", "create", "kb")[0] == 0
