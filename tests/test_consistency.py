@@ -279,9 +279,20 @@ def test_the_cli_exits_1_while_problems_remain(
     assert body["counts"]["orphan_vectors"] == 1 and sum(body["remaining"].values()) == 0
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0 and "found 0, remaining 0" in result.output
-    result = runner.invoke(app, ["check", "--history", "--json"])
+    result = runner.invoke(app, ["check", "--history", "--json"])  # the old spelling of `check list`
     assert result.exit_code == 0 and len(json.loads(result.output)) == 3
     assert runner.invoke(app, ["check", "-c", "nope"]).exit_code == 2
+    result = runner.invoke(app, ["check", "run", "--json"])
+    assert result.exit_code == 0 and sum(json.loads(result.output)["remaining"].values()) == 0
+    result = runner.invoke(app, ["check", "list", "--json"])
+    runs = json.loads(result.output)
+    assert result.exit_code == 0 and len(runs) == 4 and runs[0]["problems"] == 0 and runs[-1]["problems"] == 1
+    result = runner.invoke(app, ["check", "show", str(runs[-1]["id"])])
+    assert result.exit_code == 0 and "orphan_vectors" in result.output and "found 1, remaining 1" in result.output
+    result = runner.invoke(app, ["check", "show", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["id"] == runs[0]["id"]
+    assert runner.invoke(app, ["check", "show", "999999"]).exit_code == 2
+    assert runner.invoke(app, ["check", "run", "-c", "nope"]).exit_code == 2
 
 
 def test_the_server_schedules_the_daily_check(loaded: RagStore) -> None:

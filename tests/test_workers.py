@@ -191,6 +191,6 @@ def test_worker_once_drains_the_outbox_and_due_jobs(synthetic: RagStore) -> None
     assert proc.returncode == 0, proc.stderr
     assert '"applied": 3' in proc.stdout and '"jobs_run": 2' in proc.stdout
     assert not synthetic.components.applier.has_pending()
-    states = {row["id"]: row for row in synthetic.jobs.recent()}
-    assert states[job]["state"] == "done" and states[job]["result"] == {"rebuilt": {"kb": 3}}
-    assert states[bad]["state"] == "dead" and "list of documents" in states[bad]["last_error"]
+    states = {row.id: row for row in synthetic.jobs.list()}
+    assert states[job].state == "done" and states[job].result == {"rebuilt": {"kb": 3}}
+    assert states[bad].state == "dead" and "list of documents" in (states[bad].last_error or "")

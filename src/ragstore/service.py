@@ -28,7 +28,6 @@ from ragstore.embeddings.factory import create_embedder
 from ragstore.migrations import Migrator
 from ragstore.schemas import MAX_SEARCH_DEPTH
 from ragstore.sync.applier import RecoveryReport
-from ragstore.sync.jobs import JobQueue
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.factory import create_vector_index
@@ -58,7 +57,7 @@ class RagStore:
         self.consistency = facades.consistency
         self.backups = facades.backups
         self.ops = facades.ops
-        self.jobs: JobQueue = self.components.jobs
+        self.jobs = facades.jobs
         self.recovery = RecoveryReport()
         self._closed = False
 

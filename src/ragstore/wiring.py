@@ -44,6 +44,7 @@ from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
+from ragstore.sync.job_service import JobService
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.outbox import queue_operation
 from ragstore.vectors.base import VectorIndex
@@ -93,6 +94,7 @@ class SubFacades:
     index: IndexService
     consistency: ConsistencyService
     backups: BackupService
+    jobs: JobService
     ops: OpsService
 
 
@@ -217,6 +219,7 @@ def build(
             persist=index.persist,
         ),
         backups=BackupService(c.backup_manager, restore),
+        jobs=JobService(c.jobs, bus),
         ops=OpsService(
             settings,
             db=db,

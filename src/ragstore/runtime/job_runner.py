@@ -31,7 +31,7 @@ class JobRunner:
         handlers: dict[str, Handler] | None = None,
     ) -> None:
         self.store = store
-        self.queue: JobQueue = store.jobs
+        self.queue: JobQueue = store.components.jobs
         self.handlers = handlers or HANDLERS
         self.threads = threads
         self.poll_interval_s = poll_interval_s

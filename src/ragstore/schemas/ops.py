@@ -6,6 +6,7 @@ guess which keys a component happens to send.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from ragstore.schemas.core import Model
@@ -20,6 +21,7 @@ __all__ = [
     "HealthReport",
     "HealthStatus",
     "IndexStatus",
+    "JobInfo",
     "LexicalState",
     "LexicalStatus",
     "OutboxCounts",
@@ -173,3 +175,17 @@ class IndexStatus(Model):
 class ReembedReport(Model):
     embedded: int
     queued: int
+
+
+class JobInfo(Model):
+    """One job of the queue that `ragstore worker` processes drain."""
+
+    id: int
+    kind: str
+    state: str
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime | None

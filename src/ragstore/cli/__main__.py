@@ -1,0 +1,5 @@
+"""`python -m ragstore.cli`: the same command as the `ragstore` console script."""
+
+from ragstore.cli import main
+
+main()

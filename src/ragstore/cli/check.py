@@ -1,0 +1,131 @@
+"""`ragstore check`: SQL against the vector index; run a check, list past runs, show one report.
+
+`ragstore check [-c NAME] [--repair]` with no subcommand still runs a check, as cron lines and the
+disaster-recovery procedure written before the subcommands expect; `check run` is the same command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ragstore.cli.common import (
+    EXIT_FAILED,
+    JsonOpt,
+    OptionalCollectionOpt,
+    domain_errors,
+    opened_store,
+    out,
+    print_json,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Compare SQL with the vector index: seven kinds of drift; `check` alone runs a check, exit 1 while "
+    "problems remain (for cron).",
+    invoke_without_command=True,
+)
+
+RepairOpt: Any = typer.Option(False, "--repair", help="Repair the safe kinds through the outbox.")
+
+
+@app.callback()
+def check_default(
+    ctx: typer.Context,
+    collection: str | None = OptionalCollectionOpt,
+    repair: bool = RepairOpt,
+    history: bool = typer.Option(False, "--history", hidden=True, help="Old spelling of `check list`."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Without a subcommand: run a check (the same as `check run`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if history:
+        check_list(limit=20, as_json=as_json)
+    else:
+        check_run(collection=collection, repair=repair, as_json=as_json)
+
+
+@app.command("run")
+def check_run(
+    collection: str | None = OptionalCollectionOpt, repair: bool = RepairOpt, as_json: bool = JsonOpt
+) -> None:
+    """Run a check (and the safe repairs with --repair) and store its report; exit 1 while problems remain."""
+    with opened_store() as store, domain_errors():
+        report = store.consistency.check(collection, repair=repair, trigger="cli")
+        assert report is not None
+    if as_json:
+        print_json(report)
+    else:
+        _print_report(report)
+    if sum(report["remaining"].values()):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("list")
+def check_list(
+    limit: int = typer.Option(20, min=1, max=1000, help="How many runs, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Past runs, newest first: when, what started them, how many problems they found."""
+    from rich.table import Table
+
+    with opened_store() as store, domain_errors():
+        runs = store.consistency.history(limit)
+    if as_json:
+        print_json(runs)
+        return
+    table = Table("id", "started", "trigger", "state", "problems", "ms")
+    for r in runs:
+        table.add_row(
+            str(r["id"]), r["started_at"], r["trigger"], r["state"], str(r["problems"]), str(r["duration_ms"])
+        )
+    out.print(table)
+
+
+@app.command("show")
+def check_show(
+    report_id: int | None = typer.Argument(None, help="A run id from `check list`; default: the newest."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One stored report, as `check run` printed it."""
+    with opened_store() as store, domain_errors():
+        report = store.consistency.report(report_id)
+    if as_json:
+        print_json(report)
+    else:
+        _print_report(report)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    if "remaining" not in report:  # a run that failed or is still running has no findings to show
+        error = f": {report['error']}" if report.get("error") else ""
+        out.print(f"consistency check {report['id']} {report['state']}{error}", highlight=False)
+        return
+    remaining = report["remaining"]
+    previous = report["previous"]
+    table = Table("kind", "safe", "found", "remaining", "vs previous", title=f"consistency check {report['id']}")
+    for kind, info in report["kinds"].items():
+        change = report["changes"][kind] if report["changes"] else None
+        table.add_row(
+            kind,
+            "yes" if info["safe"] else "no",
+            str(report["counts"][kind]),
+            str(remaining[kind]),
+            "" if change is None else f"{change:+d}",
+        )
+    out.print(table)
+    for f in report.get("remaining_findings", report["findings"]):
+        ids = ", ".join(str(i) for i in f["ids"]) + (" …" if f["count"] > len(f["ids"]) else "")
+        where = f" in {f['collection']}" if f["collection"] else ""
+        out.print(f"- {f['kind']}{where}: {f['count']} {f['detail']}" + (f" [{ids}]" if ids else ""))
+        out.print(f"  remedy: {f['remedy']}")
+    if report.get("repairs"):
+        out.print(f"repairs: {report['repairs']}")
+    took = f"{report['duration_ms']:.0f} ms"
+    since = f"; previous run {previous['id']} found {previous['problems']}" if previous else ""
+    out.print(f"found {report['problems']}, remaining {sum(remaining.values())} ({took}{since})")

@@ -1,0 +1,73 @@
+"""`ragstore collections`: list, create and delete collections (the collection is this group's argument)."""
+
+from __future__ import annotations
+
+import typer
+
+from ragstore.cli.common import JsonOpt, YesOpt, confirm_destructive, domain_errors, opened_store, out, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="List, create and delete collections.", no_args_is_help=True)
+
+
+@app.command("list")
+def collections_list(as_json: bool = JsonOpt) -> None:
+    """Collections with their document and chunk counts."""
+    from rich.table import Table
+
+    with opened_store() as store, domain_errors():
+        rows = store.collections.list()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table()
+    for col in ("name", "model", "dim", "documents", "chunks", "indexed"):
+        table.add_column(col)
+    for c in rows:
+        table.add_row(
+            c.name,
+            c.embedding_model,
+            str(c.dimension),
+            str(c.document_count),
+            str(c.chunk_count),
+            str(c.indexed_chunk_count),
+        )
+    out.print(table)
+
+
+@app.command("create")
+def collections_create(
+    name: str = typer.Argument(..., help="The new collection's name."),
+    description: str = typer.Option("", help="Free text."),
+    embedding_model: str | None = typer.Option(
+        None, help="Default: the configured embedder; another name means you bring vectors."
+    ),
+    dimension: int | None = typer.Option(None, help="Required with a custom embedding model."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a collection."""
+    with opened_store() as store, domain_errors():
+        info = store.collections.create(
+            name, description=description, embedding_model=embedding_model, dimension=dimension
+        )
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"created collection [bold]{info.name}[/] ({info.embedding_model}, {info.dimension}-d)")
+
+
+@app.command("delete")
+def collections_delete(
+    name: str = typer.Argument(..., help="The collection to delete."),
+    yes: bool = YesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a collection with all its documents and vectors (asks first; exit 3 if not confirmed)."""
+    confirm_destructive(f"Delete collection {name!r} and all its documents?", yes)
+    with opened_store() as store, domain_errors():
+        store.collections.delete(name)
+    if as_json:
+        print_json({"deleted": name})
+    else:
+        out.print(f"deleted collection [bold]{name}[/]")

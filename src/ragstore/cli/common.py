@@ -1,0 +1,179 @@
+"""What every command module shares: consoles, exit codes, opening the store, JSON output, common options.
+
+Kept light on purpose: `ragstore --help` imports every command module, so nothing here may import the
+facade, the database layer or a model at import time; those are imported inside the functions that need
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from ragstore.errors import ConfigError, InvalidInput, NotFound, RagstoreError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from ragstore.config import Settings
+    from ragstore.migrations import Migrator
+    from ragstore.service import RagStore
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_NOT_CONFIRMED",
+    "CollectionOpt",
+    "JsonOpt",
+    "OptionalCollectionOpt",
+    "YesOpt",
+    "confirm_destructive",
+    "domain_errors",
+    "err",
+    "exit_code_for",
+    "fail",
+    "human_size",
+    "migrator",
+    "opened_store",
+    "out",
+    "print_json",
+    "progress_bar",
+    "settings",
+    "stdin_is_terminal",
+]
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+# A destructive command that was not confirmed: no --yes and stdin not a terminal, or the answer was no.
+# Its own code, so a script can tell "nothing was done because nobody said yes" from a failure or bad input.
+EXIT_NOT_CONFIRMED = 3
+
+
+def exit_code_for(exc: RagstoreError) -> int:
+    """The one mapping from a domain error to the CLI's exit code (the API maps the same errors to statuses)."""
+    if isinstance(exc, (InvalidInput, NotFound, ConfigError)):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn ragstore errors into one line on stderr and the exit code for their kind."""
+    try:
+        yield
+    except RagstoreError as exc:
+        fail(exc.message, exit_code_for(exc))
+
+
+def settings() -> Settings:
+    from ragstore.config import load_settings
+
+    with domain_errors():
+        return load_settings()
+
+
+@contextmanager
+def opened_store(**kwargs: Any) -> Iterator[RagStore]:
+    """The facade, opened from the environment and closed after the command, with domain errors mapped."""
+    from ragstore.service import RagStore
+
+    with domain_errors():
+        store = RagStore.open(settings(), **kwargs)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def migrator() -> Iterator[Migrator]:
+    """Alembic on the configured database, without opening the store (which would refuse an old schema)."""
+    from ragstore.db.engine import Database
+    from ragstore.migrations import Migrator
+
+    with domain_errors():
+        db = Database(settings())
+        try:
+            yield Migrator(db.engine)
+        finally:
+            db.dispose()
+
+
+def print_json(data: Any) -> None:
+    from pydantic import BaseModel
+
+    def default(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        return str(value)
+
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=default) + "\n")
+
+
+def stdin_is_terminal() -> bool:
+    """Whether someone could answer a question (a function, so a test can stand in for a terminal)."""
+    return sys.stdin.isatty()
+
+
+def confirm_destructive(question: str, yes: bool) -> None:
+    """Go on only with --yes or a "yes" typed at a terminal; otherwise exit EXIT_NOT_CONFIRMED, for every command.
+
+    Without a terminal nobody can answer, so the command refuses at once rather than reading a script's stdin.
+    """
+    if yes:
+        return
+    if not stdin_is_terminal():
+        fail("not confirmed: stdin is not a terminal (pass --yes)", EXIT_NOT_CONFIRMED)
+    try:
+        confirmed = typer.confirm(question, default=False)
+    except typer.Abort:  # Ctrl-C or end of input at the prompt
+        confirmed = False
+    if not confirmed:
+        fail("not confirmed (pass --yes)", EXIT_NOT_CONFIRMED)
+
+
+@contextmanager
+def progress_bar(description: str = "{task.description}", *, disable: bool = False) -> Iterator[Progress]:
+    """A progress bar on stderr (rich.progress is imported only by the commands that show one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=disable) as bar:
+        yield bar
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
+
+
+# Options spelled the same in every command: -c/--collection names a collection, --json prints JSON,
+# -y/--yes confirms a destructive command. (-k is kept for the number of search results.)
+JsonOpt: Any = typer.Option(False, "--json", help="Print JSON instead of text.")
+CollectionOpt: Any = typer.Option(..., "--collection", "-c", help="The collection.")
+OptionalCollectionOpt: Any = typer.Option(None, "--collection", "-c", help="Default: every collection.")
+YesOpt: Any = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")

@@ -1,0 +1,109 @@
+"""`ragstore index`: the derived indexes (vector and lexical): status, rebuild from SQL, move, re-analyse."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+
+from ragstore.cli.common import (
+    CollectionOpt,
+    JsonOpt,
+    OptionalCollectionOpt,
+    domain_errors,
+    opened_store,
+    out,
+    print_json,
+    progress_bar,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The vector and lexical indexes: status, rebuild from the database, re-analyse.", no_args_is_help=True
+)
+
+
+@app.command("status")
+def index_status(as_json: bool = JsonOpt) -> None:
+    """Outbox state and vectors per collection."""
+    with opened_store() as store, domain_errors():
+        status = store.index.status()
+    if as_json:
+        print_json(status)
+        return
+    out.print(f"backend: {status.backend}   outbox: {status.outbox.model_dump()}")
+    for c in status.collections:
+        out.print(f"  {c.name}: {c.indexed_chunks}/{c.chunks} chunks indexed")
+    out.print(f"lexical: {status.lexical.backend}")
+    for lex in status.lexical.collections:
+        state = "current" if lex.current else f"stale (configured: {lex.configured})"
+        out.print(f"  {lex.collection}: {lex.analyzer} {lex.version}, {state}")
+
+
+@app.command("rebuild")
+def index_rebuild(collection: str | None = OptionalCollectionOpt, as_json: bool = JsonOpt) -> None:
+    """Rebuild the vector index from the chunks and embeddings in the database (no embedding calls)."""
+    with opened_store() as store, domain_errors(), progress_bar("rebuilding", disable=as_json) as bar:
+        task = bar.add_task("rebuild", total=None)
+        counts = store.index.rebuild(
+            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if as_json:
+        print_json({"vectors": counts})
+        return
+    for name, n in counts.items():
+        out.print(f"{name}: {n} vectors")
+
+
+@app.command("relex")
+def index_relex(collection: str | None = OptionalCollectionOpt, as_json: bool = JsonOpt) -> None:
+    """Rebuild the lexical index (the analysed terms) with the configured analyzer (RAGSTORE_LEXICAL_ANALYZER)."""
+    with opened_store() as store, domain_errors(), progress_bar("analysing", disable=as_json) as bar:
+        task = bar.add_task("relex", total=None)
+        counts = store.index.relex(
+            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if as_json:
+        print_json({"chunks_analysed": counts})
+        return
+    for name, n in counts.items():
+        out.print(f"{name}: {n} chunks analysed")
+
+
+@app.command("migrate")
+def index_migrate(
+    to: str = typer.Option(..., "--to", help="embedded, milvus or chroma (its settings: MILVUS_URI, CHROMA_URL, ...)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Move the vectors to another backend: rebuild from SQL, verify counts and queries, switch; resumes."""
+    with opened_store() as store, domain_errors(), progress_bar(disable=as_json) as bar:
+        task = bar.add_task(f"copying to {to}", total=None)
+        report = store.index.migrate(
+            to, progress=lambda name, done, total: bar.update(task, description=name, completed=done, total=total)
+        )
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
+    resumed = " (resumed)" if report.resumed else ""
+    out.print(f"vectors moved from {report.source} to {report.target}{resumed} in {report.seconds:.1f} s")
+    for name, counts in report.counts.items():
+        out.print(
+            f"  {name}: {counts['target']} vectors (SQL {counts['sql_indexed']}), {report.copied.get(name, 0)} copied, "
+            f"{report.levelled.get(name, 0)} levelled after, top-10 agreement {report.agreement[name]:.0%}"
+        )
+    out.print(
+        f"the store now uses {report.target}: restart running servers and workers; set RAGSTORE_VECTOR_BACKEND="
+        f"{report.target} or leave it unset. The {report.source} index was left in place."
+    )
+
+
+@app.command("reembed")
+def index_reembed(collection: str = CollectionOpt, as_json: bool = JsonOpt) -> None:
+    """Embed again the chunks without a usable embedding (the remedy for `dimension_mismatch`)."""
+    with opened_store() as store, domain_errors():
+        result = store.index.reembed(collection)
+    if as_json:
+        print_json({"collection": collection, **result.model_dump()})
+    else:
+        out.print(f"{collection}: {result.embedded} texts embedded, {result.queued} chunks re-indexed")

@@ -1,0 +1,59 @@
+"""`ragstore jobs`: put work on the queue that `ragstore worker` processes drain, and see what it holds."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ragstore.cli.common import EXIT_BAD_INPUT, JsonOpt, domain_errors, fail, opened_store, out, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The job queue that `ragstore worker` processes drain.", no_args_is_help=True)
+
+
+@app.command("enqueue")
+def jobs_enqueue(
+    kind: str = typer.Argument(..., help="ingest_documents, ingest_paths, rebuild_index or checkpoint."),
+    payload: str = typer.Option("{}", help="The job's payload as a JSON object."),
+    priority: int = typer.Option(0, help="Higher runs first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Queue a job for the workers."""
+    from ragstore.runtime.handlers import HANDLERS
+
+    if kind not in HANDLERS:
+        fail(f"unknown job kind {kind!r}; known: {', '.join(sorted(HANDLERS))}", EXIT_BAD_INPUT)
+    try:
+        body = json.loads(payload)
+    except ValueError as exc:
+        fail(f"--payload is not JSON: {exc}", EXIT_BAD_INPUT)
+    if not isinstance(body, dict):
+        fail("--payload must be a JSON object", EXIT_BAD_INPUT)
+    with opened_store() as store:
+        job_id = store.jobs.enqueue(kind, body, priority=priority)
+    if as_json:
+        print_json({"id": job_id, "kind": kind})
+    else:
+        out.print(f"queued job {job_id} ({kind})")
+
+
+@app.command("list")
+def jobs_list(
+    state: str | None = typer.Option(None, help="Only jobs in this state (queued, leased, done, dead)."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Jobs, newest first, with their state, attempts and last error."""
+    from rich.table import Table
+
+    with opened_store() as store, domain_errors():
+        rows = store.jobs.list(state=state, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "kind", "state", "attempts", "lease owner", "last error")
+    for row in rows:
+        table.add_row(str(row.id), row.kind, row.state, str(row.attempts), row.lease_owner or "", row.last_error or "")
+    out.print(table)

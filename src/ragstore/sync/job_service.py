@@ -1,0 +1,46 @@
+"""The jobs sub-facade, `store.jobs`: queue work for `ragstore worker` processes and see what the queue holds.
+
+Claiming, renewing and finishing jobs is the runner's business (`runtime/job_runner.py`, on the queue
+itself); a caller only enqueues and reads. Enqueueing announces itself on the event bus, so an idle worker
+starts at once instead of at its next poll.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from ragstore.cache.bus import EventBus
+from ragstore.schemas import JobInfo
+from ragstore.sync.jobs import JobQueue
+
+__all__ = ["JobService"]
+
+
+class JobService:
+    def __init__(self, queue: JobQueue, bus: EventBus | None) -> None:
+        self._queue = queue
+        self._bus = bus
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 5,
+        delay_s: float = 0.0,
+    ) -> int:
+        """Queue a job; returns its id. Workers run it at most `max_attempts` times, with backoff."""
+        job_id = self._queue.enqueue(kind, payload, priority=priority, max_attempts=max_attempts, delay_s=delay_s)
+        if self._bus is not None:
+            self._bus.publish("jobs")
+        return job_id
+
+    def list(self, *, state: str | None = None, limit: int = 50) -> builtins.list[JobInfo]:
+        """The newest jobs first, optionally only those in one state (queued, leased, done, dead)."""
+        return [JobInfo.model_validate(row) for row in self._queue.recent(state=state, limit=limit)]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state."""
+        return self._queue.counts()
