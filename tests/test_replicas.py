@@ -60,10 +60,10 @@ def test_an_older_replica_never_overwrites_newer_index_files(tmp_path: Path) -> 
         index.ensure_collection(spec)
     newer.upsert(1, np.arange(3, dtype=np.int64), vectors)
     newer.mark_applied(1, 10)
-    newer.index.persist()
+    newer.persist()
     older.upsert(1, np.arange(1, dtype=np.int64), vectors[:1])
     older.mark_applied(1, 4)
-    older.index.persist()  # skipped: the files on disk are at 10
+    older.persist()  # skipped: the files on disk are at 10
     reopened = EmbeddedVectorIndex(tmp_path)
     reopened.ensure_collection(spec)
     assert reopened.applied_seq(1) == 10 and reopened.count(1) == 3
