@@ -203,7 +203,7 @@ def test_caches_are_shared_through_redis_under_the_documented_keys(
             assert 0 < ttl <= settings.search_cache_ttl_s * 1000
             shared = two.search("kb", "마라톤 훈련", k=2)  # another store (process): found in Redis
             assert shared.cached is True and two.components.cache.search.stats.hits_shared == 1
-            assert two.ops.health()["components"]["cache"]["backend"] == "memory+redis"
+            assert two.ops.health().components.cache.backend == "memory+redis"
     finally:
         for key in shared_redis.scan_iter(f"{namespace}:*"):
             shared_redis.delete(key)

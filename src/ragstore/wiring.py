@@ -139,14 +139,14 @@ def build(
         clock=clock,
     )
     index = IndexService(
-        settings,
+        settings=settings,
         vectors=vectors,
         catalog=catalog,
         applier=applier,
         changes=changes,
         lexical=lexical,
         lexical_indexer=lexical_indexer,
-        reembed=ingestor.reembed,
+        reembed_chunks=ingestor.reembed,
     )
     c = Components(
         settings=settings,
@@ -188,10 +188,12 @@ def build(
         ),
     )
     facades = SubFacades(
-        collections=CollectionService(catalog, embedder, c.changes),
-        documents=DocumentService(catalog, c.ingestor, c.changes, max_document_bytes=settings.max_document_bytes),
+        collections=CollectionService(catalog=catalog, embedder=embedder, changes=c.changes),
+        documents=DocumentService(
+            catalog=catalog, ingestor=c.ingestor, changes=c.changes, max_document_bytes=settings.max_document_bytes
+        ),
         search=SearchService(
-            settings,
+            settings=settings,
             catalog=catalog,
             embedder=embedder,
             engine=c.engine,
@@ -202,7 +204,7 @@ def build(
             query_batcher=c.query_batcher,
             applier=applier,
         ),
-        analytics=AnalyticsService(db, c.recorder, lambda name: catalog.resolve(name).id),
+        analytics=AnalyticsService(db=db, recorder=c.recorder, collection_id=lambda name: catalog.resolve(name).id),
         index=index,
         consistency=ConsistencyService(
             catalog=catalog,
@@ -218,10 +220,10 @@ def build(
             backend=lambda: vectors.name,
             persist=index.persist,
         ),
-        backups=BackupService(c.backup_manager, restore),
-        jobs=JobService(c.jobs, bus),
+        backups=BackupService(manager=c.backup_manager, restore=restore),
+        jobs=JobService(queue=c.jobs, bus=bus),
         ops=OpsService(
-            settings,
+            settings=settings,
             db=db,
             vectors=vectors,
             embedder=embedder,

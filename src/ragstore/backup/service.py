@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ragstore.backup.manager import BackupManager
@@ -21,18 +22,20 @@ __all__ = ["BackupService", "RestoreFn"]
 RestoreFn = Callable[[Settings, str, str], dict[str, Any]]
 
 
+@dataclass(kw_only=True, slots=True)
 class BackupService:
-    def __init__(self, manager: BackupManager, restore: RestoreFn) -> None:
-        self._manager = manager
-        self._restore = restore
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    manager: BackupManager
+    restore: RestoreFn
 
     @property
     def settings(self) -> Settings:
-        return self._manager.settings
+        return self.manager.settings
 
     @property
     def runs(self) -> RunLog:
-        return self._manager.runs
+        return self.manager.runs
 
     def create(
         self, kind: str = "incremental", *, note: str | None = None, trigger: str = "cli", slot: str | None = None
@@ -42,37 +45,37 @@ class BackupService:
         `incremental` stores only blocks the repository lacks, `full` writes every block anew, `snapshot`
         is the database alone. None when `slot` was taken by another process (scheduled runs).
         """
-        return self._manager.create(kind, note=note, trigger=trigger, slot=slot)
+        return self.manager.create(kind, note=note, trigger=trigger, slot=slot)
 
     def start_in_background(self, kind: str, *, note: str | None = None, trigger: str = "api") -> dict[str, Any]:
         """Start a backup on a thread (the API answers 202 at once); its progress shows in `status`."""
-        return self._manager.start_in_background(kind, note=note, trigger=trigger)
+        return self.manager.start_in_background(kind, note=note, trigger=trigger)
 
     def list(self) -> builtins.list[dict[str, Any]]:
-        return self._manager.summaries()
+        return self.manager.summaries()
 
     def show(self, backup_id: str) -> dict[str, Any]:
-        return self._manager.show(backup_id)
+        return self.manager.show(backup_id)
 
     def verify(
         self, backup_id: str | None = None, *, every: bool = False, trigger: str = "cli"
     ) -> builtins.list[dict[str, Any]]:
-        return self._manager.verify(backup_id, every=every, trigger=trigger)
+        return self.manager.verify(backup_id, every=every, trigger=trigger)
 
     def prune(self, *, dry_run: bool = False, trigger: str = "cli") -> dict[str, Any]:
-        return self._manager.prune(dry_run=dry_run, trigger=trigger)
+        return self.manager.prune(dry_run=dry_run, trigger=trigger)
 
     def status(self) -> dict[str, Any]:
-        return self._manager.status()
+        return self.manager.status()
 
     def history(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
-        return self._manager.history(limit)
+        return self.manager.history(limit)
 
     def restore_copy(self, backup_id: str, to: str) -> dict[str, Any]:
         """Restore a backup beside this (open, live) store: into a new folder or database, never over it."""
         if not to or not isinstance(to, str):
             raise InvalidInput("to: a folder (SQLite) or postgresql:// URL to restore into is required")
-        return self._restore(self._manager.settings, backup_id, to)
+        return self.restore(self.manager.settings, backup_id, to)
 
     def dr_report(self) -> dict[str, Any]:
-        return readiness_report(self._manager)
+        return readiness_report(self.manager)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ragstore.consistency.checker import ConsistencyChecker
@@ -24,25 +25,17 @@ __all__ = ["ConsistencyService"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, slots=True)
 class ConsistencyService:
-    def __init__(
-        self,
-        *,
-        catalog: Catalog,
-        applier: OutboxApplier,
-        checker: ConsistencyChecker,
-        repairer: Repairer,
-        reports: ReportStore,
-        backend: Callable[[], str],
-        persist: Callable[[], None],
-    ) -> None:
-        self._catalog = catalog
-        self._applier = applier
-        self._checker = checker
-        self._repairer = repairer
-        self._reports = reports
-        self._backend = backend
-        self._persist = persist
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    catalog: Catalog
+    applier: OutboxApplier
+    checker: ConsistencyChecker
+    repairer: Repairer
+    reports: ReportStore
+    backend: Callable[[], str]
+    persist: Callable[[], None]
 
     def check(
         self,
@@ -59,16 +52,16 @@ class ConsistencyService:
         `slot` was already taken by another process (scheduled runs).
         """
         if collection is not None:
-            self._catalog.resolve(collection)
-        report_id = self._reports.start(
-            trigger=trigger, backend=self._backend(), collection=collection, repair=repair, slot=slot
+            self.catalog.resolve(collection)
+        report_id = self.reports.start(
+            trigger=trigger, backend=self.backend(), collection=collection, repair=repair, slot=slot
         )
         if report_id is None:
             return None
         started = time.perf_counter()
         try:
-            self._applier.advance()  # this replica level with every finished operation first
-            result = self._checker.check(collection)
+            self.applier.advance()  # this replica level with every finished operation first
+            result = self.checker.check(collection)
             found = result.counts()
             details: dict[str, Any] = {
                 "findings": [f.to_dict() for f in result.findings],
@@ -77,20 +70,20 @@ class ConsistencyService:
             }
             remaining = found
             if repair and result.findings:
-                details["repairs"] = self._repairer.repair(result).to_dict()
+                details["repairs"] = self.repairer.repair(result).to_dict()
                 if any(KINDS[f.kind].safe for f in result.findings):
-                    self._persist()
-                    after = self._checker.check(collection)
+                    self.persist()
+                    after = self.checker.check(collection)
                     remaining = after.counts()
                     details["remaining_findings"] = [f.to_dict() for f in after.findings]
             details["remaining"] = remaining
-            previous = self._reports.previous(report_id, collection)
+            previous = self.reports.previous(report_id, collection)
             details["previous"] = previous
             details["changes"] = (
                 {k: n - int(previous["counts"].get(k, 0)) for k, n in found.items()} if previous else None
             )
         except Exception as exc:
-            self._reports.finish(
+            self.reports.finish(
                 report_id,
                 counts={},
                 details={},
@@ -98,10 +91,10 @@ class ConsistencyService:
                 error=f"{type(exc).__name__}: {exc}",
             )
             raise
-        self._reports.finish(
+        self.reports.finish(
             report_id, counts=found, details=details, duration_ms=round((time.perf_counter() - started) * 1000, 1)
         )
-        report = self._reports.get(report_id)
+        report = self.reports.get(report_id)
         assert report is not None
         log.log(
             logging.WARNING if sum(remaining.values()) else logging.INFO,
@@ -116,11 +109,11 @@ class ConsistencyService:
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
-        return self._reports.history(limit)
+        return self.reports.history(limit)
 
     def report(self, report_id: int | None = None) -> dict[str, Any]:
         """A stored report by id, or the newest finished one."""
-        report = self._reports.latest() if report_id is None else self._reports.get(report_id)
+        report = self.reports.latest() if report_id is None else self.reports.get(report_id)
         if report is None:
             raise NotFound("no consistency report yet" if report_id is None else f"no consistency report {report_id}")
         return report

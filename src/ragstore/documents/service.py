@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,13 @@ __all__ = ["CollectionService", "DocumentService", "ProgressFn"]
 ProgressFn = Callable[[int, int, str], None]
 
 
+@dataclass(kw_only=True, slots=True)
 class CollectionService:
     """Create, list, read and drop collections."""
 
-    def __init__(self, catalog: Catalog, embedder: Embedder, changes: ChangeFeed) -> None:
-        self._catalog = catalog
-        self._embedder = embedder
-        self._changes = changes
+    catalog: Catalog
+    embedder: Embedder
+    changes: ChangeFeed
 
     def create(
         self,
@@ -48,39 +49,39 @@ class CollectionService:
 
         Name another `embedding_model` with its `dimension` for vectors you bring yourself.
         """
-        model = embedding_model or self._embedder.model
-        if model == self._embedder.model:
-            if dimension not in (None, self._embedder.dimension):
-                raise InvalidInput(f"model {model!r} has dimension {self._embedder.dimension}, not {dimension}")
-            dimension = self._embedder.dimension
+        model = embedding_model or self.embedder.model
+        if model == self.embedder.model:
+            if dimension not in (None, self.embedder.dimension):
+                raise InvalidInput(f"model {model!r} has dimension {self.embedder.dimension}, not {dimension}")
+            dimension = self.embedder.dimension
         elif dimension is None:
             raise InvalidInput(f"dimension is required for a collection with its own embedding model {model!r}")
-        self._catalog.create_collection(
+        self.catalog.create_collection(
             name, embedding_model=model, dimension=dimension, metric=metric, description=description
         )
         return self.get(name)
 
     def list(self) -> builtins.list[CollectionInfo]:
-        return self._catalog.list_collections()
+        return self.catalog.list_collections()
 
     def get(self, name: str) -> CollectionInfo:
-        return self._catalog.get_collection(name)
+        return self.catalog.get_collection(name)
 
     def delete(self, name: str) -> None:
         """Delete a collection, its documents and its vectors (through the outbox)."""
-        collection_id = self._catalog.begin_drop_collection(name)
-        self._changes.announce({collection_id})
-        self._changes.apply_now()
+        collection_id = self.catalog.begin_drop_collection(name)
+        self.changes.announce({collection_id})
+        self.changes.apply_now()
 
 
+@dataclass(kw_only=True, slots=True)
 class DocumentService:
     """Store documents (text, uploads, files), list, read and delete them."""
 
-    def __init__(self, catalog: Catalog, ingestor: Ingestor, changes: ChangeFeed, *, max_document_bytes: int) -> None:
-        self._catalog = catalog
-        self._ingestor = ingestor
-        self._changes = changes
-        self._max_bytes = max_document_bytes
+    catalog: Catalog
+    ingestor: Ingestor
+    changes: ChangeFeed
+    max_document_bytes: int
 
     def add(
         self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]], *, wait: bool = True
@@ -110,7 +111,7 @@ class DocumentService:
                 if any(c.vector is None for c in doc.chunks):
                     raise InvalidInput(f"{source}: give a vector for every chunk or for none")
                 vectors = [np.asarray(c.vector, dtype=np.float32) for c in doc.chunks if c.vector is not None]
-            prepared.append(self._ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
+            prepared.append(self.ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
             if not doc.source_uri:
                 prepared[-1].loaded.source_uri = f"text:{prepared[-1].content_hash[:16]}"
         return self._store(collection, prepared, wait=wait)
@@ -128,17 +129,17 @@ class DocumentService:
         metadata: dict[str, Any] | None = None,
     ) -> builtins.list[IngestOutcome]:
         """Store one uploaded file (a .jsonl file may hold several documents)."""
-        self._catalog.get_collection(collection)  # an unknown collection is refused before any parsing
-        loaded = load_bytes(data, filename, max_bytes=self._max_bytes, content_type=content_type)
+        self.catalog.get_collection(collection)  # an unknown collection is refused before any parsing
+        loaded = load_bytes(data, filename, max_bytes=self.max_document_bytes, content_type=content_type)
         for doc in loaded:
             doc.metadata = {**doc.metadata, **(metadata or {})}
-        return self._store(collection, [self._ingestor.prepare(d) for d in loaded])
+        return self._store(collection, [self.ingestor.prepare(d) for d in loaded])
 
     def ingest_paths(
         self, collection: str, paths: Iterable[str | Path], *, progress: ProgressFn | None = None, batch_size: int = 16
     ) -> IngestReport:
         """Ingest files, folders (recursively) and globs; a bad file is reported as failed, not fatal."""
-        self._catalog.get_collection(collection)
+        self.catalog.get_collection(collection)
         files = expand_paths(paths)
         report = IngestReport(collection=collection)
         batch: builtins.list[PreparedDocument] = []
@@ -150,8 +151,8 @@ class DocumentService:
 
         for done, path in enumerate(files, start=1):
             try:
-                for loaded in load_path(path, max_bytes=self._max_bytes):
-                    batch.append(self._ingestor.prepare(loaded))
+                for loaded in load_path(path, max_bytes=self.max_document_bytes):
+                    batch.append(self.ingestor.prepare(loaded))
             except RagstoreError as exc:
                 report.outcomes.append(IngestOutcome(source_uri=str(path), status="failed", error=exc.message))
             if len(batch) >= batch_size:
@@ -162,34 +163,34 @@ class DocumentService:
         return report
 
     def list(self, collection: str, *, limit: int = 100, offset: int = 0) -> builtins.list[DocumentInfo]:
-        return self._catalog.list_documents(collection, limit=limit, offset=offset)
+        return self.catalog.list_documents(collection, limit=limit, offset=offset)
 
     def get(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
-        return self._catalog.get_document(collection, document_id, with_chunks=with_chunks)
+        return self.catalog.get_document(collection, document_id, with_chunks=with_chunks)
 
     def delete(self, collection: str, document_id: int) -> None:
         """Hide the document now, remove its vectors, then its rows (the outbox's two phases)."""
-        self._catalog.begin_delete_document(collection, document_id)
-        self._changes.announce({self._catalog.resolve(collection).id})
-        self._changes.apply_now()
+        self.catalog.begin_delete_document(collection, document_id)
+        self.changes.announce({self.catalog.resolve(collection).id})
+        self.changes.apply_now()
 
     def _store(
         self, collection: str, prepared: builtins.list[PreparedDocument], *, wait: bool = True
     ) -> builtins.list[IngestOutcome]:
-        outcomes = self._ingestor.ingest(collection, prepared, lease=wait)
+        outcomes = self.ingestor.ingest(collection, prepared, lease=wait)
         if any(o.status in ("added", "replaced") for o in outcomes):
-            self._changes.announce({self._catalog.resolve(collection).id})
+            self.changes.announce({self.catalog.resolve(collection).id})
             if wait:
-                self._changes.apply_now()
+                self.changes.apply_now()
                 self._refresh_states(outcomes)
             else:
-                self._changes.queued()
+                self.changes.queued()
         return outcomes
 
     def _refresh_states(self, outcomes: builtins.list[IngestOutcome]) -> None:
         ids = [o.document_id for o in outcomes if o.document_id is not None and o.status in ("added", "replaced")]
-        with self._catalog.db.read() as s:
-            states = self._catalog.index_states(s, [int(i) for i in ids])
+        with self.catalog.db.read() as s:
+            states = self.catalog.index_states(s, [int(i) for i in ids])
         for o in outcomes:
             if o.document_id in states:
                 o.index_state = states[o.document_id]

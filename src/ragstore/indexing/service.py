@@ -7,6 +7,7 @@ calls an embedding API, except `reembed`, which exists for the chunks whose stor
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ragstore.config import Settings
 from ragstore.consistency.index_migration import IndexMigration, MigrationReport
@@ -33,99 +34,90 @@ __all__ = ["IndexService"]
 Progress = Callable[[int, int], None]
 
 
+@dataclass(kw_only=True, slots=True)
 class IndexService:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        vectors: VectorIndex,
-        catalog: Catalog,
-        applier: OutboxApplier,
-        changes: ChangeFeed,
-        lexical: LexicalIndex,
-        lexical_indexer: LexicalIndexer,
-        reembed: Callable[[str], dict[str, int]],
-    ) -> None:
-        self._settings = settings
-        self._vectors = vectors
-        self._catalog = catalog
-        self._applier = applier
-        self._changes = changes
-        self._lexical = lexical
-        self._lexical_indexer = lexical_indexer
-        self._reembed = reembed
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    settings: Settings
+    vectors: VectorIndex
+    catalog: Catalog
+    applier: OutboxApplier
+    changes: ChangeFeed
+    lexical: LexicalIndex
+    lexical_indexer: LexicalIndexer
+    reembed_chunks: Callable[[str], dict[str, int]]
 
     @property
     def backend(self) -> str:
         """The vector backend this store's vectors live in."""
-        return self._vectors.name
+        return self.vectors.name
 
     def status(self) -> IndexStatus:
         """The vector backend, the outbox, and how far each collection's vectors and lexical terms are."""
         return IndexStatus(
-            backend=self._vectors.name,
+            backend=self.vectors.name,
             outbox=self.outbox_counts(),
-            lexical=LexicalStatus(backend=self._lexical.name, collections=self.lexical_status()),
+            lexical=LexicalStatus(backend=self.lexical.name, collections=self.lexical_status()),
             collections=[
                 CollectionIndexState(name=c.name, indexed_chunks=c.indexed_chunk_count, chunks=c.chunk_count)
-                for c in self._catalog.list_collections()
+                for c in self.catalog.list_collections()
             ],
         )
 
     def wait(self, timeout_s: float = 600.0) -> None:
         """Block until no outbox operation is pending (raises Unavailable on timeout)."""
-        self._changes.wait_until_applied(timeout_s)
+        self.changes.wait_until_applied(timeout_s)
 
     def sync_now(self) -> SyncReport:
         """Apply every operation due in the outbox now, ignoring backoff schedules."""
-        stats = self._applier.apply_pending(ignore_schedule=True)
+        stats = self.applier.apply_pending(ignore_schedule=True)
         return SyncReport(applied=stats.applied, failed=stats.failed, dead=stats.dead)
 
     def persist(self) -> None:
         """Write the index replica to disk and drop outbox rows it now holds durably."""
-        with self._applier.lock:
-            self._vectors.persist()
-            self._applier.prune_done()
+        with self.applier.lock:
+            self.vectors.persist()
+            self.applier.prune_done()
 
     def outbox_counts(self) -> OutboxCounts:
-        return OutboxCounts.model_validate(self._applier.counts())
+        return OutboxCounts.model_validate(self.applier.counts())
 
     def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
         """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
-        targets = [self._catalog.resolve(collection)] if collection is not None else self._catalog.active_refs()
-        return {ref.name: self._applier.rebuild(ref.id, progress=progress) for ref in targets}
+        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
+        return {ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in targets}
 
     def relex(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
         """Rebuild lexical terms with the configured analyzer (all collections, or one), even if current."""
-        targets = [self._catalog.resolve(collection)] if collection is not None else self._catalog.active_refs()
+        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
         out = {}
         for ref in targets:
-            out[ref.name] = self._lexical_indexer.reindex(ref.id, progress=progress, force=True)
-            self._changes.announce({ref.id})
+            out[ref.name] = self.lexical_indexer.reindex(ref.id, progress=progress, force=True)
+            self.changes.announce({ref.id})
         return out
 
     def bring_lexical_current(self, progress: Progress | None = None) -> list[int]:
         """Re-index every collection whose terms another analyzer built (or none yet); returns their ids."""
         done = []
-        for ref in self._catalog.active_refs():
-            if not self._lexical_indexer.is_current(self._lexical_indexer.state(ref.id, fresh=True)):
-                self._lexical_indexer.reindex(ref.id, progress=progress)
-                self._changes.announce({ref.id})
+        for ref in self.catalog.active_refs():
+            if not self.lexical_indexer.is_current(self.lexical_indexer.state(ref.id, fresh=True)):
+                self.lexical_indexer.reindex(ref.id, progress=progress)
+                self.changes.announce({ref.id})
                 done.append(ref.id)
         return done
 
     def lexical_status(self) -> list[LexicalState]:
         """Which analyzer built each collection's terms, and whether it is the configured one."""
-        target = self._lexical_indexer.target()
+        target = self.lexical_indexer.target()
         out = []
-        for ref in self._catalog.active_refs():
-            state = self._lexical_indexer.state(ref.id, fresh=True)
+        for ref in self.catalog.active_refs():
+            state = self.lexical_indexer.state(ref.id, fresh=True)
             out.append(
                 LexicalState(
                     collection=ref.name,
                     analyzer=state.analyzer if state else None,
                     version=state.version if state else None,
-                    current=self._lexical_indexer.is_current(state),
+                    current=self.lexical_indexer.is_current(state),
                     configured=f"{target.name} {target.version}",
                 )
             )
@@ -133,10 +125,10 @@ class IndexService:
 
     def reembed(self, collection: str) -> ReembedReport:
         """Embed again the chunks of a collection that lack a usable embedding (wrong dimension or none)."""
-        result = ReembedReport.model_validate(self._reembed(collection))
+        result = ReembedReport.model_validate(self.reembed_chunks(collection))
         if result.queued:
-            self._changes.announce({self._catalog.resolve(collection).id})
-            self._changes.apply_now()
+            self.changes.announce({self.catalog.resolve(collection).id})
+            self.changes.apply_now()
         return result
 
     def migrate(self, target: str, *, progress: Callable[[str, int, int], None] | None = None) -> MigrationReport:
@@ -147,16 +139,16 @@ class IndexService:
         """
         if target not in BACKENDS or target == "memory":
             raise InvalidInput(f"--to must be one of embedded, milvus, chroma (got {target!r})")
-        if target == self._vectors.name:
+        if target == self.vectors.name:
             raise InvalidInput(f"the store's vectors are already in {target}")
-        target_settings = self._settings.model_copy(update={"vector_backend": target})
+        target_settings = self.settings.model_copy(update={"vector_backend": target})
         target_index = create_vector_index(target_settings)
         try:
             migration = IndexMigration(
-                self._catalog.db, self._vectors, target_index, target_name=target, records=self._applier.records
+                self.catalog.db, self.vectors, target_index, target_name=target, records=self.applier.records
             )
-            with self._applier.lock:
-                self._applier.advance()
+            with self.applier.lock:
+                self.applier.advance()
             return migration.run(progress)
         finally:
             target_index.close()

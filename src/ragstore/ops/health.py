@@ -6,6 +6,7 @@ Health reads only cheap in-process state and one `SELECT 1`, so a load balancer 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import text
 
@@ -39,55 +40,43 @@ from ragstore.vectors.base import VectorIndex
 __all__ = ["OpsService"]
 
 
+@dataclass(kw_only=True, slots=True)
 class OpsService:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        db: Database,
-        vectors: VectorIndex,
-        embedder: Embedder,
-        applier: OutboxApplier,
-        changes: ChangeFeed,
-        cache: CacheLayers,
-        bus: EventBus | None,
-        searcher: DenseSearcher,
-        lexical: LexicalIndex,
-        recorder: QueryRecorder,
-    ) -> None:
-        self._settings = settings
-        self._db = db
-        self._vectors = vectors
-        self._embedder = embedder
-        self._applier = applier
-        self._changes = changes
-        self._cache = cache
-        self._bus = bus
-        self._searcher = searcher
-        self._lexical = lexical
-        self._recorder = recorder
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    settings: Settings
+    db: Database
+    vectors: VectorIndex
+    embedder: Embedder
+    applier: OutboxApplier
+    changes: ChangeFeed
+    cache: CacheLayers
+    bus: EventBus | None
+    searcher: DenseSearcher
+    lexical: LexicalIndex
+    recorder: QueryRecorder
 
     def health(self) -> HealthReport:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
-        outbox = self._applier.counts()
-        retrying, last_error = self._applier.failing()
-        worker = self._changes.worker
+        outbox = self.applier.counts()
+        retrying, last_error = self.applier.failing()
+        worker = self.changes.worker
         components = HealthComponents(
             database=self.database_health(),
             vector_index=VectorIndexHealth(
                 # Degraded while writes wait on the index (it failed, they retry) or were dead-lettered:
                 # the documents are stored, their chunks pending, and searchable once the index catches up.
                 status="degraded" if outbox[OpState.DEAD] or retrying else "ok",
-                backend=self._vectors.name,
+                backend=self.vectors.name,
                 pending_operations=outbox[OpState.PENDING],
                 retrying_operations=retrying,
                 last_error=last_error,
                 dead_operations=outbox[OpState.DEAD],
-                replica=ReplicaPosition(owner=self._applier.owner, watermark=self._applier.watermark),
+                replica=ReplicaPosition(owner=self.applier.owner, watermark=self.applier.watermark),
             ),
-            cache=CacheHealth.model_validate(self._cache.status()),
-            events=EventsHealth.model_validate(self._bus.status()) if self._bus is not None else None,
-            embedder=EmbedderHealth(status="ok", backend=self._embedder.backend, model=self._embedder.model),
+            cache=CacheHealth.model_validate(self.cache.status()),
+            events=EventsHealth.model_validate(self.bus.status()) if self.bus is not None else None,
+            embedder=EmbedderHealth(status="ok", backend=self.embedder.backend, model=self.embedder.model),
             sync_worker=None
             if worker is None
             else SyncWorkerHealth(
@@ -95,7 +84,7 @@ class OpsService:
             ),
         )
         statuses = components.statuses()
-        counters = self._searcher.counters
+        counters = self.searcher.counters
         return HealthReport(
             status="down" if "down" in statuses else "degraded" if "degraded" in statuses else "ok",
             components=components,
@@ -103,10 +92,10 @@ class OpsService:
                 searches=counters.searches,
                 dropped_hits=counters.dropped_hits,
                 orphan_hits=counters.orphan_hits,
-                lexical_backend=self._lexical.name,
-                analyzer=self._settings.lexical_analyzer,
+                lexical_backend=self.lexical.name,
+                analyzer=self.settings.lexical_analyzer,
                 query_log=QueryLogHealth(
-                    enabled=self._recorder.enabled, written=self._recorder.written, dropped=self._recorder.dropped
+                    enabled=self.recorder.enabled, written=self.recorder.written, dropped=self.recorder.dropped
                 ),
             ),
         )
@@ -114,14 +103,14 @@ class OpsService:
     def database_health(self) -> DatabaseHealth:
         started = time.perf_counter()
         try:
-            with self._db.read() as s:
+            with self.db.read() as s:
                 s.execute(text("SELECT 1"))
-                revision = Migrator(self._db.engine).current()
+                revision = Migrator(self.db.engine).current()
         except Exception as exc:
             return DatabaseHealth(status="down", error=f"{type(exc).__name__}: {exc}")
         return DatabaseHealth(
             status="ok",
-            dialect=self._db.engine.dialect.name,
+            dialect=self.db.engine.dialect.name,
             revision=revision,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )

@@ -198,20 +198,3 @@ class SearchRequest(BaseModel):
     min_coverage: float | None = Field(
         None, ge=0, le=1, description="Hybrid: the share of the query's weighted terms a lexical hit must match"
     )
-
-    def options(self) -> dict[str, Any]:
-        """The scoring and paging options, without the query, the vector, the filter and the cursor."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "k",
-                "mode",
-                "offset",
-                "min_score",
-                "explain",
-                "rrf_k",
-                "dense_weight",
-                "lexical_weight",
-                "min_coverage",
-            )
-        }

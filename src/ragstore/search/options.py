@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput
-from ragstore.schemas import MAX_SEARCH_DEPTH, SearchMode
+from ragstore.schemas import MAX_SEARCH_DEPTH, SearchMode, SearchRequest
 
 __all__ = [
     "MAX_DEPTH",
@@ -68,19 +68,15 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
     return float(value)
 
 
-def make_options(
-    settings: Settings,
-    *,
-    mode: str | None = None,
-    k: int = 10,
-    offset: int = 0,
-    min_score: float | None = None,
-    explain: bool = False,
-    rrf_k: int | None = None,
-    dense_weight: float | None = None,
-    lexical_weight: float | None = None,
-    min_coverage: float | None = None,
-) -> SearchOptions:
+def make_options(settings: Settings, request: SearchRequest) -> SearchOptions:
+    """The request's scoring and paging options, checked, with the server's defaults for what it leaves out.
+
+    The HTTP API has validated the request against the model already; a Python caller's has not, so the
+    checks here are the facade's own, with messages that name the option.
+    """
+    mode, k, offset, min_score, explain = request.mode, request.k, request.offset, request.min_score, request.explain
+    rrf_k, dense_weight, lexical_weight = request.rrf_k, request.dense_weight, request.lexical_weight
+    min_coverage = request.min_coverage
     chosen = mode if mode is not None else settings.search_mode
     if chosen not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,33 +44,22 @@ __all__ = ["SearchService"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True, slots=True)
 class SearchService:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        catalog: Catalog,
-        embedder: Embedder,
-        engine: SearchEngine,
-        lexical_indexer: LexicalIndexer,
-        cache: CacheLayers,
-        versions: CollectionVersions,
-        recorder: QueryRecorder,
-        query_batcher: QueryBatcher,
-        applier: OutboxApplier,
-    ) -> None:
-        self._settings = settings
-        self._catalog = catalog
-        self._embedder = embedder
-        self._engine = engine
-        self._lexical_indexer = lexical_indexer
-        self._cache = cache
-        self._versions = versions
-        self._recorder = recorder
-        self._query_batcher = query_batcher
-        self._applier = applier
-        # The collection version this process's index replica was last levelled at, per collection.
-        self._replica_versions: dict[int, int] = {}
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    settings: Settings
+    catalog: Catalog
+    embedder: Embedder
+    engine: SearchEngine
+    lexical_indexer: LexicalIndexer
+    cache: CacheLayers
+    versions: CollectionVersions
+    recorder: QueryRecorder
+    query_batcher: QueryBatcher
+    applier: OutboxApplier
+    # The collection version this process's index replica was last levelled at, per collection.
+    replica_versions: dict[int, int] = field(default_factory=dict, init=False)
 
     def __call__(
         self,
@@ -117,22 +107,22 @@ class SearchService:
     def run(self, collection: str, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
         query, vector, filter_spec = request.query, request.vector, request.filter
-        options = make_options(self._settings, **request.options())
+        options = make_options(self.settings, request)
         if query is None and vector is None:
             raise InvalidInput("give a query (text), a vector, or both")
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise InvalidInput("query is empty")
-        ref = self._catalog.resolve(collection)
+        ref = self.catalog.resolve(collection)
         coll_id, model, dimension = ref.id, ref.embedding_model, ref.dimension
         qvec: np.ndarray | None = None
         if vector is not None:
             qvec = _checked_vector(vector, dimension, collection)
-        can_embed = query is not None and model == self._embedder.model
+        can_embed = query is not None and model == self.embedder.model
         run_mode = _run_mode(options.mode, has_vector=qvec is not None or can_embed, has_text=query is not None)
         if run_mode == "dense" and qvec is None and query is not None and not can_embed:
             raise InvalidInput(
                 f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
-                f"(it embeds with {self._embedder.model!r}): search it by vector, or with mode lexical"
+                f"(it embeds with {self.embedder.model!r}): search it by vector, or with mode lexical"
             )
         asked = [query, vector_digest(qvec) if qvec is not None else None]
         fingerprint = request_fingerprint(
@@ -144,13 +134,13 @@ class SearchService:
             options = dataclasses.replace(options, offset=decode_cursor(request.cursor, fingerprint))
             if options.offset + options.k > MAX_DEPTH:
                 raise InvalidInput(f"the cursor is past the deepest page (offset + k at most {MAX_DEPTH})")
-        version = self._versions.current(coll_id)
-        if self._replica_versions.get(coll_id) != version:
+        version = self.versions.current(coll_id)
+        if self.replica_versions.get(coll_id) != version:
             # Another process changed the collection: bring this process's index replica level first.
-            self._applier.advance()
-            self._lexical_indexer.forget(coll_id)
-            self._replica_versions[coll_id] = version
-        results = self._cache.search
+            self.applier.advance()
+            self.lexical_indexer.forget(coll_id)
+            self.replica_versions[coll_id] = version
+        results = self.cache.search
         key = self._result_key(coll_id, version, asked, options, filter_spec)
         cached = results.get(key)
         if cached is not None:
@@ -163,13 +153,13 @@ class SearchService:
             terms = None
             if query is not None and run_mode != "dense":
                 try:
-                    terms = self._lexical_indexer.query(coll_id, query)
+                    terms = self.lexical_indexer.query(coll_id, query)
                 except Unavailable:
                     if run_mode == "lexical":
                         raise
                     log.warning("collection %r: lexical side unavailable, searching dense only", collection)
                     run_mode = "dense"
-            ranked = self._engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter_spec)
+            ranked = self.engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter_spec)
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
                 encode_cursor(options.offset + options.k, fingerprint)
@@ -178,7 +168,7 @@ class SearchService:
             )
             results.set(key, encode_result(hits, dropped, run_mode, next_cursor))
         took = round((time.perf_counter() - started) * 1000, 3)
-        self._recorder.record(
+        self.recorder.record(
             coll_id,
             query,
             mode=run_mode,
@@ -209,15 +199,15 @@ class SearchService:
         the full path, which reports the problem).
         """
         started = time.perf_counter()
-        ref = self._catalog.cached_ref(collection)
+        ref = self.catalog.cached_ref(collection)
         if ref is None:
             return None
-        version = self._versions.known_without_waiting(ref.id)
-        if version is None or self._replica_versions.get(ref.id) != version:
+        version = self.versions.known_without_waiting(ref.id)
+        if version is None or self.replica_versions.get(ref.id) != version:
             return None
         query, vector, filter_spec = request.query, request.vector, request.filter
         try:
-            normal = make_options(self._settings, **request.options())
+            normal = make_options(self.settings, request)
             qvec = np.asarray(vector, dtype=np.float32).reshape(-1) if vector is not None else None
         except (RagstoreError, TypeError, ValueError):
             return None
@@ -234,7 +224,7 @@ class SearchService:
                 normal = dataclasses.replace(normal, offset=decode_cursor(request.cursor, fingerprint))
             except RagstoreError:
                 return None
-        results = self._cache.search
+        results = self.cache.search
         key = self._result_key(ref.id, version, asked, normal, filter_spec)
         stored = results.local.get(key) if results.enabled else None
         if stored is None:
@@ -244,7 +234,7 @@ class SearchService:
         body, mode, chunk_ids = splice_response(
             stored, collection=collection, query=query, k=request.k, offset=normal.offset, took_ms=took
         )
-        self._recorder.record(
+        self.recorder.record(
             ref.id,
             query,
             mode=mode,
@@ -260,16 +250,16 @@ class SearchService:
         self, collection_id: int, version: int, asked: list[Any], options: SearchOptions, filter_spec: Any
     ) -> str:
         """The L2 key: the same for the full path and the event loop's fast path, or neither would hit."""
-        return self._cache.search.key(collection_id, version, request_digest([asked, filter_spec, options.key_parts()]))
+        return self.cache.search.key(collection_id, version, request_digest([asked, filter_spec, options.key_parts()]))
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, from the L1 cache when this query was embedded before."""
-        layer = self._cache.embeddings
-        key = layer.key(self._embedder.model, request_digest(["query", query]))
+        layer = self.cache.embeddings
+        key = layer.key(self.embedder.model, request_digest(["query", query]))
         found = layer.get(key)
-        if found is not None and len(found) == 4 * self._embedder.dimension:
+        if found is not None and len(found) == 4 * self.embedder.dimension:
             return np.frombuffer(found, dtype="<f4")
-        qvec = np.asarray(self._query_batcher.embed(query), dtype="<f4")
+        qvec = np.asarray(self.query_batcher.embed(query), dtype="<f4")
         layer.set(key, qvec.tobytes())
         return qvec
 

@@ -8,6 +8,7 @@ starts at once instead of at its next poll.
 from __future__ import annotations
 
 import builtins
+from dataclasses import dataclass
 from typing import Any
 
 from ragstore.cache.bus import EventBus
@@ -17,10 +18,12 @@ from ragstore.sync.jobs import JobQueue
 __all__ = ["JobService"]
 
 
+@dataclass(kw_only=True, slots=True)
 class JobService:
-    def __init__(self, queue: JobQueue, bus: EventBus | None) -> None:
-        self._queue = queue
-        self._bus = bus
+    """Its fields are the parts it works with, handed in by `wiring.build`."""
+
+    queue: JobQueue
+    bus: EventBus | None
 
     def enqueue(
         self,
@@ -32,15 +35,15 @@ class JobService:
         delay_s: float = 0.0,
     ) -> int:
         """Queue a job; returns its id. Workers run it at most `max_attempts` times, with backoff."""
-        job_id = self._queue.enqueue(kind, payload, priority=priority, max_attempts=max_attempts, delay_s=delay_s)
-        if self._bus is not None:
-            self._bus.publish("jobs")
+        job_id = self.queue.enqueue(kind, payload, priority=priority, max_attempts=max_attempts, delay_s=delay_s)
+        if self.bus is not None:
+            self.bus.publish("jobs")
         return job_id
 
     def list(self, *, state: str | None = None, limit: int = 50) -> builtins.list[JobInfo]:
         """The newest jobs first, optionally only those in one state (queued, leased, done, dead)."""
-        return [JobInfo.model_validate(row) for row in self._queue.recent(state=state, limit=limit)]
+        return [JobInfo.model_validate(row) for row in self.queue.recent(state=state, limit=limit)]
 
     def counts(self) -> dict[str, int]:
         """Jobs by state."""
-        return self._queue.counts()
+        return self.queue.counts()
