@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ragstore.config import Settings, load_settings
-from ragstore.errors import ConfigError, InvalidInput, MigrationError, NotFound, RagstoreError
+from ragstore.errors import MigrationError, RagstoreError
 
 __all__ = ["app", "main"]
 
@@ -66,9 +66,8 @@ EXIT_BAD_INPUT = 2
 
 
 def exit_code_for(exc: RagstoreError) -> int:
-    if isinstance(exc, (InvalidInput, NotFound, ConfigError)):
-        return EXIT_BAD_INPUT
-    return EXIT_FAILED
+    """The error's category decides (`ragstore.errors`), so the CLI and the API can never disagree."""
+    return exc.exit_code
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -27,7 +27,7 @@ from typing import Literal
 import fastcdc
 import numpy as np
 
-from ragstore.backup.errors import BackupDamaged, BackupError, NoSpace
+from ragstore.backup.errors import BackupDamaged, BackupFailed, NoSpace
 from ragstore.backup.manifest import FileEntry
 from ragstore.backup.repository import Repository
 
@@ -236,7 +236,7 @@ class BlockWriter:
             while pending:
                 collect()
             if f.tell() != size:
-                raise BackupError(f"{path} changed size while it was read (expected {size} bytes)")
+                raise BackupFailed(f"{path} changed size while it was read (expected {size} bytes)")
         unit_map = UnitMap(
             blocks=list(blocks),
             digest=np.frombuffer(b"".join(digest_rows), dtype=np.uint8).reshape(-1, DIGEST_BYTES),

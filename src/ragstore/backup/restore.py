@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from ragstore.backup.errors import BackupError
+from ragstore.backup.errors import BackupFailed
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import search_path_schema
@@ -353,7 +353,7 @@ def _open_and_check(plan: RestorePlan, manifest: Manifest) -> dict[str, Any]:
             details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
         )
     if sum(report["remaining"].values()):
-        raise BackupError(
+        raise BackupFailed(
             f"backup {manifest.id} was restored, but the consistency check still finds "
             f"{sum(report['remaining'].values())} problems ({report['remaining']}); run `ragstore check --repair`"
         )
