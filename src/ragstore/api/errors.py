@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ragstore.errors import RagstoreError
 
-__all__ = ["install_error_handlers", "status_for"]
+__all__ = ["ErrorResponse", "error_responses", "install_error_handlers", "status_for"]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route's error statuses, each with what it means there and the error body."""
+    return {status: {"model": ErrorResponse, "description": meaning} for status, meaning in statuses}
 
 
 def status_for(exc: RagstoreError) -> int:
