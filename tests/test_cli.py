@@ -82,7 +82,7 @@ def test_ingest_search_documents_and_index(env: Path) -> None:
 def test_collections_commands(env: Path) -> None:
     assert run("collections", "create", "kb")[0] == 0
     code, out = run("collections", "create", "kb")
-    assert code == 1 and "already exists" in out
+    assert code == 2 and "already exists" in out  # a Conflict: the caller can pick another name
     code, out = run("collections", "list", "--json")
     assert code == 0 and [c["name"] for c in json.loads(out)] == ["kb"]
     assert run("collections", "delete", "kb", "--yes")[0] == 0

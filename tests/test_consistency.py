@@ -142,7 +142,7 @@ def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
     repaired = loaded.consistency.check(repair=True)
     assert repaired is not None and sum(repaired["remaining"].values()) == 0
     assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
-    assert loaded.index.outbox_counts().dead == 0
+    assert loaded.components.vectors.outbox_counts().dead == 0
 
 
 def test_count_drift_is_recounted(loaded: RagStore) -> None:
@@ -169,7 +169,7 @@ def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded
     assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
     assert report["remaining"]["dimension_mismatch"] == 1
     assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
-    assert loaded.index.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
+    assert loaded.components.vectors.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
     clean = loaded.consistency.check()
     assert clean is not None and clean["problems"] == 0
 
@@ -236,10 +236,13 @@ def test_the_admin_api_checks_repairs_and_lists(loaded: RagStore) -> None:
     ids = chunk_ids(loaded)
     loaded.components.vectors.delete(loaded.components.catalog.resolve("kb").id, np.array([ids[0]], dtype=np.int64))
     with TestClient(create_app(store=loaded)) as client:
-        found = client.get("/admin/consistency")
+        none_yet = client.get("/admin/consistency")
+        assert none_yet.status_code == 404 and "no consistency report yet" in none_yet.json()["error"]["message"]
+        found = client.post("/admin/consistency")
         assert found.status_code == 200 and found.json()["counts"]["missing_vectors"] == 1
         assert found.json()["findings"][0]["ids"] == [ids[0]]
         assert client.get("/admin/consistency", params={"latest": True}).json()["id"] == found.json()["id"]
+        assert client.get("/admin/consistency").json()["id"] == found.json()["id"]
         repaired = client.post("/admin/consistency/repair", json={"collection": "kb"})
         assert repaired.status_code == 200 and sum(repaired.json()["remaining"].values()) == 0
         history = client.get("/admin/consistency/history", params={"limit": 5}).json()
@@ -250,6 +253,44 @@ def test_the_admin_api_checks_repairs_and_lists(loaded: RagStore) -> None:
         assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
         assert client.post("/admin/consistency/repair", json={"colection": "kb"}).status_code == 422
         assert client.get("/admin/consistency/history", params={"limit": 0}).status_code == 422
+
+
+@pytest.mark.parametrize("loaded", ["embedded"], indirect=True)  # routing, whatever the backend
+def test_reading_reports_never_runs_a_check(loaded: RagStore) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragstore.api.app import create_app
+
+    with TestClient(create_app(store=loaded)) as client:
+        scoped = client.post("/admin/consistency", json={"collection": "kb"})
+        assert scoped.status_code == 200 and scoped.json()["collection"] == "kb"
+        for _ in range(3):
+            assert client.get("/admin/consistency").json()["id"] == scoped.json()["id"]
+        assert [r["id"] for r in client.get("/admin/consistency/history").json()] == [scoped.json()["id"]]
+        for old_way in ({"latest": False}, {"collection": "kb"}):  # once made GET run a check
+            refused = client.get("/admin/consistency", params=old_way)
+            assert refused.status_code == 422 and "POST /admin/consistency" in refused.json()["error"]["message"]
+        assert len(client.get("/admin/consistency/history").json()) == 1
+        unknown = client.post("/admin/consistency", json={"collection": "nope"})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+        assert client.post("/admin/consistency", json={"colection": "kb"}).status_code == 422
+        assert "post('/admin/consistency',{})" in client.get("/admin").text  # the admin page's button
+        paths = client.get("/openapi.json").json()["paths"]
+        documented = {
+            (method, path): set(operation["responses"])
+            for path, operations in paths.items()
+            if path.startswith("/admin/consistency")
+            for method, operation in operations.items()
+        }
+        assert documented == {
+            ("get", "/admin/consistency"): {"200", "404", "422"},
+            ("post", "/admin/consistency"): {"200", "404", "422", "503"},
+            ("post", "/admin/consistency/repair"): {"200", "404", "422", "503"},
+            ("get", "/admin/consistency/history"): {"200", "422"},
+            ("get", "/admin/consistency/{report_id}"): {"200", "404", "422"},
+        }
+        error_schema = paths["/admin/consistency"]["post"]["responses"]["404"]["content"]["application/json"]
+        assert error_schema["schema"]["$ref"].endswith("/ErrorResponse")
 
 
 def test_the_cli_exits_1_while_problems_remain(

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragstore.errors import ConfigError
+from ragstore.keys import decode_key
 
 __all__ = ["Profile", "Settings", "load_settings"]
 
@@ -194,13 +195,7 @@ class Settings(BaseSettings):
         ):
             _check_crontab(variable, line)
         if self.backup_encryption_key is not None and self.backup_encryption_key.get_secret_value():
-            from ragstore.backup.keys import parse_key
-            from ragstore.errors import RagstoreError
-
-            try:
-                parse_key(self.backup_encryption_key.get_secret_value())
-            except RagstoreError as exc:
-                raise ValueError(exc.message) from None
+            decode_key(self.backup_encryption_key.get_secret_value())  # a ValueError naming the variable
         if self.env == "production" and self.vector_backend == "memory":
             raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
         return self

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from ragstore.backup import restore as backup_restore
-from ragstore.backup.errors import BackupError
+from ragstore.backup.errors import BackupFailed
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import count_collections
 from ragstore.backup.verify import check_counts
@@ -194,7 +194,7 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
             details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
         )
     if sum(report["remaining"].values()):
-        raise BackupError(
+        raise BackupFailed(
             f"backup {manifest.id} was restored, but the consistency check still finds "
             f"{sum(report['remaining'].values())} problems ({report['remaining']}); run `ragstore check --repair`"
         )

@@ -1,47 +1,39 @@
-"""The one mapping from domain errors to HTTP status codes, and JSON bodies that name the problem."""
+"""Domain errors as HTTP responses: the status their category carries, and a JSON body that names the problem."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem, NoSpace
-from ragstore.errors import (
-    ConfigError,
-    Conflict,
-    InvalidInput,
-    MigrationError,
-    NotFound,
-    PayloadTooLarge,
-    RagstoreError,
-    Unavailable,
-    UnsupportedMediaType,
-)
+from ragstore.errors import RagstoreError
 
-__all__ = ["STATUS_BY_ERROR", "install_error_handlers", "status_for"]
+__all__ = ["ErrorResponse", "error_responses", "install_error_handlers", "status_for"]
 
-STATUS_BY_ERROR: list[tuple[type[RagstoreError], int]] = [
-    (PayloadTooLarge, 413),
-    (BackupDamaged, 422),  # the backup asked for is unusable; nothing live changed
-    (KeyProblem, 422),
-    (NoSpace, 507),
-    (BackupError, 500),
-    (UnsupportedMediaType, 415),
-    (InvalidInput, 422),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Unavailable, 503),
-    (ConfigError, 500),
-    (MigrationError, 500),
-]
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route's error statuses, each with what it means there and the error body."""
+    return {status: {"model": ErrorResponse, "description": meaning} for status, meaning in statuses}
 
 
 def status_for(exc: RagstoreError) -> int:
-    for kind, status in STATUS_BY_ERROR:
-        if isinstance(exc, kind):
-            return status
-    return 500
+    """The error's category decides (`ragstore.errors`), so the API and the CLI can never disagree."""
+    return exc.http_status
 
 
 def install_error_handlers(app: FastAPI) -> None:

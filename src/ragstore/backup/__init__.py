@@ -4,8 +4,8 @@
 live store, verified, then swapped in); `readiness` answers whether a restore would work now.
 """
 
-from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem, NoSpace
+from ragstore.backup.errors import BackupDamaged, BackupError, BackupFailed, KeyProblem, NoSpace
 from ragstore.backup.keys import generate_key
 from ragstore.backup.manifest import Manifest
 
-__all__ = ["BackupDamaged", "BackupError", "KeyProblem", "Manifest", "NoSpace", "generate_key"]
+__all__ = ["BackupDamaged", "BackupError", "BackupFailed", "KeyProblem", "Manifest", "NoSpace", "generate_key"]

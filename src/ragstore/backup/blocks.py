@@ -27,60 +27,16 @@ from typing import Literal
 import fastcdc
 import numpy as np
 
-from ragstore.backup.errors import BackupDamaged, BackupError, NoSpace
+from ragstore.backup.errors import BackupDamaged, BackupFailed, NoSpace
 from ragstore.backup.manifest import FileEntry
 from ragstore.backup.repository import Repository
+from ragstore.backup.unitmap import DIGEST_BYTES, UnitMap
 
 __all__ = ["BlockWriter", "Chunking", "UnitMap", "WriteStats", "assemble_file"]
 
 Chunking = Literal["fixed", "content"]
 WINDOW = 1024 * 1024  # the most file bytes whose changed units become one block
-DIGEST_BYTES = 16
 IN_FLIGHT = 8
-
-
-@dataclass
-class UnitMap:
-    """Where each unit of one file lives: its digest, its block (an index into `blocks`), offset, length."""
-
-    blocks: list[str]
-    digest: np.ndarray  # (n, 16) uint8
-    block: np.ndarray  # (n,) int32
-    offset: np.ndarray  # (n,) uint32, within the block's plaintext
-    length: np.ndarray  # (n,) uint32
-
-    def to_bytes(self) -> bytes:
-        out = io.BytesIO()
-        np.savez(
-            out,
-            blocks=np.array(self.blocks, dtype="S64"),
-            digest=self.digest,
-            block=self.block,
-            offset=self.offset,
-            length=self.length,
-        )
-        return out.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> UnitMap:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(
-                blocks=[b.decode() for b in z["blocks"].tolist()],
-                digest=z["digest"],
-                block=z["block"],
-                offset=z["offset"],
-                length=z["length"],
-            )
-
-    def lookup(self) -> dict[bytes, tuple[str, int, int]]:
-        """Unit digest -> (block, offset, length), for finding unchanged units in the next backup."""
-        blocks = self.blocks
-        return {
-            d.tobytes(): (blocks[b], int(o), int(n))
-            for d, b, o, n in zip(
-                self.digest, self.block.tolist(), self.offset.tolist(), self.length.tolist(), strict=True
-            )
-        }
 
 
 GIL_FREE_PIECE = 2047  # hashlib lets go of the GIL for inputs of 2,048 bytes or more
@@ -236,7 +192,7 @@ class BlockWriter:
             while pending:
                 collect()
             if f.tell() != size:
-                raise BackupError(f"{path} changed size while it was read (expected {size} bytes)")
+                raise BackupFailed(f"{path} changed size while it was read (expected {size} bytes)")
         unit_map = UnitMap(
             blocks=list(blocks),
             digest=np.frombuffer(b"".join(digest_rows), dtype=np.uint8).reshape(-1, DIGEST_BYTES),

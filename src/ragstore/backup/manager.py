@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ragstore.backup.blocks import BlockWriter
-from ragstore.backup.errors import BackupError, NoSpace
+from ragstore.backup.errors import BackupFailed, NoSpace
 from ragstore.backup.keys import parse_key
 from ragstore.backup.manifest import BackupKind, Manifest
 from ragstore.backup.repository import Repository
@@ -174,7 +174,7 @@ class BackupManager:
         if note is not None and len(note) > 1000:
             raise InvalidInput("--note must be at most 1,000 characters")
         if self._sqlite_path() is None and not self.db.is_sqlite and shutil.which("pg_dump") is None:
-            raise BackupError("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+            raise BackupFailed("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
         repo = self.repository(create=True)
         with repo.storage.lock(), self._run("backup", kind=kind, trigger=trigger, slot=slot, note=note) as outcome:
             if outcome is None:

@@ -3,7 +3,7 @@
     repository.json          format, whether it is encrypted, the key check, created_at (plain JSON)
     blocks/<ab>/<digest>     the changed units of up to 1 MiB of a file: framed (compressed, encrypted,
                              checksummed), named by the digest of its plaintext
-    maps/<backup id>/<n>     where each unit of the backup's n-th file lives (`blocks.UnitMap`), framed
+    maps/<backup id>/<n>     where each unit of the backup's n-th file lives (`unitmap.UnitMap`), framed
     manifests/<backup id>    one backup's manifest, framed the same way; written last
     verified/<backup id>     the outcome of the last `backup verify` of it (plain JSON)
     tmp/                     objects being written (an interrupted write leaves its part here)
@@ -19,17 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ragstore.backup.errors import BackupDamaged, BackupError, KeyProblem
 from ragstore.backup.frames import Codec, FrameCodec
 from ragstore.backup.keys import key_check
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.storage import Storage
+from ragstore.backup.unitmap import UnitMap
 from ragstore.errors import NotFound
-
-if TYPE_CHECKING:
-    from ragstore.backup.blocks import UnitMap
 
 __all__ = ["Repository"]
 
@@ -112,8 +110,6 @@ class Repository:
         return len(frame)
 
     def load_map(self, name: str, *, where: str) -> UnitMap:
-        from ragstore.backup.blocks import UnitMap
-
         try:
             frame = self.storage.get(name)
         except FileNotFoundError:

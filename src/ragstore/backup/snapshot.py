@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from ragstore.backup.blocks import Chunking
-from ragstore.backup.errors import BackupError, NoSpace
+from ragstore.backup.errors import BackupFailed, NoSpace
 from ragstore.backup.manifest import CollectionCounts
 
 __all__ = [
@@ -156,7 +156,7 @@ def search_path_schema(url: str) -> str | None:
 
 def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
     if shutil.which("pg_dump") is None:
-        raise BackupError("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+        raise BackupFailed("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
     command = [
         "pg_dump",
         "--format=custom",
@@ -175,7 +175,7 @@ def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         if "No space left" in done.stderr:
             raise NoSpace(f"the staging folder {target.parent} is full: pg_dump failed ({message})")
-        raise BackupError(f"pg_dump failed: {message}")
+        raise BackupFailed(f"pg_dump failed: {message}")
 
 
 def take_snapshot(

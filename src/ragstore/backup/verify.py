@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from ragstore.backup.blocks import assemble_file
-from ragstore.backup.errors import BackupDamaged, BackupError
+from ragstore.backup.errors import BackupDamaged, BackupFailed
 from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import count_collections, libpq_url
@@ -99,7 +99,7 @@ def check_sqlite(path: Path, manifest: Manifest, vectors: dict[int, int] | None)
 
 def pg_restore_list(dump: Path, where: str) -> int:
     if shutil.which("pg_restore") is None:
-        raise BackupError("pg_restore is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+        raise BackupFailed("pg_restore is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
     done = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BackupDamaged(f"{where}: pg_restore --list rejects the dump ({done.stderr.strip()[:300]})")

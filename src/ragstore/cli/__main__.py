@@ -2,4 +2,5 @@
 
 from ragstore.cli import main
 
-main()
+if __name__ == "__main__":  # importing the module (a test walking every module) must not run the CLI
+    main()

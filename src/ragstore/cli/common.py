@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 from rich.console import Console
 
-from ragstore.errors import ConfigError, InvalidInput, NotFound, RagstoreError
+from ragstore.errors import RagstoreError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -59,10 +59,8 @@ EXIT_NOT_CONFIRMED = 3
 
 
 def exit_code_for(exc: RagstoreError) -> int:
-    """The one mapping from a domain error to the CLI's exit code (the API maps the same errors to statuses)."""
-    if isinstance(exc, (InvalidInput, NotFound, ConfigError)):
-        return EXIT_BAD_INPUT
-    return EXIT_FAILED
+    """The error's category decides (`ragstore.errors`), so the CLI and the API can never disagree."""
+    return exc.exit_code
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -1,4 +1,8 @@
-"""Administration: the consistency checker's runs, reports and repairs (admin only, once API keys exist)."""
+"""Administration: the consistency checker's runs, reports and repairs (admin only, once API keys exist).
+
+GETs only read stored reports; a check (which stores a new report) is a POST, so a crawler, a prefetching
+browser or a retried GET never starts one.
+"""
 
 from __future__ import annotations
 
@@ -8,42 +12,84 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import error_responses
+from ragstore.errors import InvalidInput
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/admin/consistency", tags=["admin"])
 
+INVALID_REQUEST = (422, "A parameter or the body is not valid (the message names it).")
+UNKNOWN_COLLECTION = (404, "The collection named does not exist.")
+INDEX_DOWN = (503, "The vector index or the database cannot serve now; no report was stored.")
 
-class RepairRequest(BaseModel):
+
+class CheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collection: str | None = Field(None, min_length=1, max_length=128, description="Default: every collection.")
 
 
-@router.get("", summary="Run a consistency check now (no repair) and return its report")
-def check(
-    collection: str | None = Query(None, min_length=1, max_length=128),
-    latest: bool = Query(False, description="Return the newest stored report instead of running a check."),
+RepairRequest = CheckRequest  # the same body; the name the repair route has always documented
+
+
+@router.get(
+    "",
+    summary="The newest stored report (reads only: POST /admin/consistency runs a check)",
+    responses=error_responses((404, "No check has finished yet."), INVALID_REQUEST),
+)
+def latest_report(
+    latest: bool = Query(
+        True, deprecated=True, description="Kept for old clients: GET always returns the newest stored report."
+    ),
+    collection: str | None = Query(
+        None, deprecated=True, description="Refused: a check over one collection is POST /admin/consistency."
+    ),
     store: RagStore = Depends(get_store),
 ) -> dict[str, Any]:
-    if latest:
-        return store.consistency.report()
-    report = store.consistency.check(collection, trigger="api")
+    if not latest or collection is not None:
+        # These once made GET run a check; answering with an older report instead would mislead silently.
+        raise InvalidInput(
+            "GET /admin/consistency only reads the newest stored report; to run a check, "
+            'POST /admin/consistency (body {"collection": NAME} for one collection)'
+        )
+    return store.consistency.report()
+
+
+@router.post(
+    "",
+    summary="Run a consistency check now (no repair), store its report and return it",
+    responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
+)
+def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+    report = store.consistency.check(body.collection if body else None, trigger="api")
     assert report is not None  # only scheduled runs name a slot
     return report
 
 
-@router.post("/repair", summary="Run a check and repair the safe kinds through the outbox")
+@router.post(
+    "/repair",
+    summary="Run a check and repair the safe kinds through the outbox",
+    responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
+)
 def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
     report = store.consistency.check(body.collection if body else None, repair=True, trigger="api")
     assert report is not None
     return report
 
 
-@router.get("/history", summary="Past runs, newest first: when, how long, counts by kind")
+@router.get(
+    "/history",
+    summary="Past runs, newest first: when, how long, counts by kind",
+    responses=error_responses(INVALID_REQUEST),
+)
 def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
     return store.consistency.history(limit)
 
 
-@router.get("/{report_id}", summary="One stored report with its findings and repairs")
+@router.get(
+    "/{report_id}",
+    summary="One stored report with its findings and repairs",
+    responses=error_responses((404, "No report has this id."), INVALID_REQUEST),
+)
 def report(report_id: int, store: RagStore = Depends(get_store)) -> dict[str, Any]:
     return store.consistency.report(report_id)

@@ -1,7 +1,7 @@
 """The admin web page: backups, disaster-recovery readiness and the last consistency check, at a glance.
 
 Rendered on the server from the same facade calls as the JSON endpoints (no JavaScript needed to read it);
-two buttons post to the JSON API to start a backup or a check.
+its buttons POST to the JSON API to start a backup or run a consistency check (GETs there only read).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ SCRIPT = """
 async function post(url, body){
   const m=document.getElementById('message'); m.textContent='…';
   const r=await fetch(url,{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(body)});
-  const data=await r.json(); m.textContent=r.ok?'started: '+url:'error: '+(data.error?data.error.message:r.status);
+  const data=await r.json();
+  m.textContent=r.ok?(r.status===202?'started: ':'done: ')+url:'error: '+(data.error?data.error.message:r.status);
   m.className=r.ok?'ready':'failing'; if(r.ok){setTimeout(()=>location.reload(),1500);}
 }
 """
@@ -53,7 +54,9 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     parts.append(
         "<div><button id=backup-full onclick=\"post('/admin/backup/trigger',{kind:'full'})\">Full backup now</button>"
         "<button id=backup-incremental onclick=\"post('/admin/backup/trigger',{kind:'incremental'})\">"
-        "Incremental backup now</button><span id=message></span></div>"
+        "Incremental backup now</button>"
+        "<button id=check-consistency onclick=\"post('/admin/consistency',{})\">Check consistency now</button>"
+        "<span id=message></span></div>"
     )
     try:
         dr = store.backups.dr_report()
