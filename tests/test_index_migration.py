@@ -12,10 +12,10 @@ from numpy.typing import NDArray
 
 from ragstore import RagStore
 from ragstore.config import Settings
-from ragstore.consistency import index_migration
 from ragstore.embeddings.base import EmbedKind
 from ragstore.embeddings.local import LocalEmbedder
 from ragstore.errors import ConfigError, InvalidInput
+from ragstore.vectors import migration
 
 from conftest import CountingEmbedder
 
@@ -98,7 +98,7 @@ def test_an_interrupted_migration_resumes_where_it_stopped(
         store.create_collection("kb")
         store.add_documents("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         before = answers(store)
-        monkeypatch.setattr(index_migration, "BATCH", 2)
+        monkeypatch.setattr(migration, "BATCH", 2)
         real_upsert = ChromaVectorIndex.upsert
         calls = {"n": 0}
 
@@ -129,16 +129,16 @@ def test_writes_after_the_copy_are_levelled_before_the_switch(
     with RagStore.open(make_settings(), embedder=embedder) as store:
         store.create_collection("kb")
         store.add_documents("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
-        real_level = index_migration.IndexMigration._level
+        real_level = migration.IndexMigration._level
 
-        def write_meanwhile(self: index_migration.IndexMigration, *args: object) -> int:
+        def write_meanwhile(self: migration.IndexMigration, *args: object) -> int:
             if not getattr(self, "_wrote", False):
                 self._wrote = True  # type: ignore[attr-defined]
                 store.add_text("kb", "A late note about the migration window.", title="late")
                 store.delete_document("kb", store.list_documents("kb")[0].id)
             return real_level(self, *args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(index_migration.IndexMigration, "_level", write_meanwhile)
+        monkeypatch.setattr(migration.IndexMigration, "_level", write_meanwhile)
         report = store.migrate_index("milvus")
         assert report.levelled["kb"] == 2 and report.counts["kb"]["target"] == len(TEXTS)
     with RagStore.open(make_settings(), embedder=embedder) as store:

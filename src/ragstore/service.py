@@ -29,8 +29,7 @@ from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings, load_settings
-from ragstore.consistency import KINDS, ConsistencyChecker, Repairer, ReportStore
-from ragstore.consistency.index_migration import BACKEND_KEY, IndexMigration, MigrationReport
+from ragstore.consistency import KINDS, ConsistencyChecker, Repairer, ReportStore, vector_drift
 from ragstore.db.engine import Database
 from ragstore.db.identity import store_identity
 from ragstore.db.models import EmbeddingUsage, OpState
@@ -70,7 +69,8 @@ from ragstore.sync.outbox import queue_operation
 from ragstore.sync.worker import SyncWorker
 from ragstore.text.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, load_bytes, load_path
 from ragstore.vectors.base import VectorIndex
-from ragstore.vectors.factory import BACKENDS, create_vector_index
+from ragstore.vectors.migration import BACKEND_KEY, IndexMigration, MigrationReport
+from ragstore.vectors.registry import backend_spec, create_vector_index, migration_targets
 
 if TYPE_CHECKING:
     from ragstore.cache.redis import RedisConnection
@@ -797,15 +797,20 @@ class RagStore:
         Resumes an interrupted migration to the same target. Other processes keep their open index until
         they restart; the target's settings (MILVUS_URI, CHROMA_URL, ...) come from this store's Settings.
         """
-        if target not in BACKENDS or target == "memory":
-            raise InvalidInput(f"--to must be one of embedded, milvus, chroma (got {target!r})")
+        if target not in migration_targets():
+            raise InvalidInput(f"--to must be one of {', '.join(migration_targets())} (got {target!r})")
         if target == self.index.name:
             raise InvalidInput(f"the store's vectors are already in {target}")
         target_settings = self.settings.model_copy(update={"vector_backend": target})
         target_index = create_vector_index(target_settings)
         try:
             migration = IndexMigration(
-                self.db, self.index, target_index, target_name=target, records=self.applier.records
+                self.db,
+                self.index,
+                target_index,
+                target_name=target,
+                records=self.applier.records,
+                drift=vector_drift(self.db),
             )
             with self.applier.lock:
                 self.applier.advance()
@@ -949,11 +954,11 @@ def _active_backend(db: Database, settings: Settings) -> Settings:
     """
     recorded = read_state(db, BACKEND_KEY)
     if recorded is None:
-        if settings.vector_backend != "memory":
+        if backend_spec(settings.vector_backend).persistent:
             write_state(db, BACKEND_KEY, {"backend": settings.vector_backend})
         return settings
     backend = str(recorded.get("backend"))
-    if backend == settings.vector_backend or settings.vector_backend == "memory":
+    if backend == settings.vector_backend or not backend_spec(settings.vector_backend).persistent:
         return settings
     if "vector_backend" in settings.model_fields_set:
         raise ConfigError(
