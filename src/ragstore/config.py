@@ -61,9 +61,8 @@ class Settings(BaseSettings):
     )
 
     # vector index
-    vector_backend: Literal["embedded", "memory", "milvus", "chroma"] = Field(
-        "embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND")
-    )
+    # a name in the registry of vector backends (vectors/registry.py), checked in _check_combinations
+    vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
     # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server
     milvus_uri: str = Field("", validation_alias=_env("MILVUS_URI"))
     milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
@@ -201,8 +200,15 @@ class Settings(BaseSettings):
                 parse_key(self.backup_encryption_key.get_secret_value())
             except RagstoreError as exc:
                 raise ValueError(exc.message) from None
-        if self.env == "production" and self.vector_backend == "memory":
-            raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
+        # The registry, not this module, knows the backends (imported here: it builds indexes from Settings).
+        from ragstore.vectors.registry import BACKENDS
+
+        spec = BACKENDS.get(self.vector_backend)
+        if spec is None:
+            known = ", ".join(BACKENDS)
+            raise ValueError(f"RAGSTORE_VECTOR_BACKEND must be one of {known} (got {self.vector_backend!r})")
+        if self.env == "production" and not spec.persistent:
+            raise ValueError(f"RAGSTORE_VECTOR_BACKEND={spec.name} keeps nothing on disk and is refused in production")
         return self
 
     @property
