@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,10 +28,26 @@ from ragstore.vectors.base import (
 )
 from ragstore.vectors.embedded import EmbeddedVectorIndex
 from ragstore.vectors.registry import BACKENDS, BackendSpec
+from servers import ChromaServer, free_port
 
 DIM = 16
 Factory = Callable[[], VectorIndex]
 FILE_KEEPING = [name for name, spec in BACKENDS.items() if spec.keeps_files]
+# Backends that also run against a server of their own here: the settings that point the backend at it.
+SERVER_SETTINGS: dict[str, Callable[[ChromaServer], dict[str, Any]]] = {
+    "chroma": lambda server: {"chroma_url": server.url},
+}
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One `chroma run` for the module (each test drops the collections it made), started on first use."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"), free_port())
+    if not server.installed:
+        pytest.skip("chroma server: the chroma command is not installed (pip install 'ragstore[chroma]')")
+    server.start()
+    yield server
+    server.stop()
 
 
 def backend_settings(spec: BackendSpec, tmp_path: Path) -> Settings:
@@ -38,11 +55,14 @@ def backend_settings(spec: BackendSpec, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", vector_backend=spec.name, milvus_hnsw_threshold=40)
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(params=[*BACKENDS, *(f"{name}-server" for name in SERVER_SETTINGS)])
 def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     """Opens the backend again at each call (a restart); one that keeps nothing is the same object throughout."""
-    spec = BACKENDS[request.param]
+    name, _, server = str(request.param).partition("-")
+    spec = BACKENDS[name]
     settings = backend_settings(spec, tmp_path)
+    if server:
+        settings = settings.model_copy(update=SERVER_SETTINGS[name](request.getfixturevalue(f"{name}_server")))
     opened: list[VectorIndex] = []
 
     def open_index() -> VectorIndex:
@@ -55,6 +75,9 @@ def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Facto
         return opened[-1]
 
     yield open_index
+    if server and opened:  # the server outlives the test: leave it empty for the next one
+        for collection_id in opened[-1].collection_ids():
+            opened[-1].drop_collection(collection_id)
     for index in opened:
         index.close()
 
