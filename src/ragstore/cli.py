@@ -22,6 +22,7 @@ from rich.table import Table
 
 from ragstore.config import Settings, load_settings
 from ragstore.errors import ConfigError, InvalidInput, MigrationError, NotFound, RagstoreError
+from ragstore.vectors.registry import migration_targets
 
 __all__ = ["app", "main"]
 
@@ -640,7 +641,7 @@ def index_relex(
 
 @index_app.command("migrate")
 def index_migrate(
-    to: str = typer.Option(..., "--to", help="embedded, milvus or chroma (its settings: MILVUS_URI, CHROMA_URL, ...)."),
+    to: str = typer.Option(..., "--to", help=f"One of {', '.join(migration_targets())} (with its settings)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Move the vectors to another backend: rebuild from SQL, verify counts and queries, switch; resumes."""
