@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ragstore.config import Settings
-from ragstore.errors import ConfigError, InvalidInput
+from ragstore.errors import ConfigError, InvalidInput, NotFound
 from ragstore.vectors.base import (
     CollectionSpec,
     IndexFilesDamaged,
@@ -153,6 +153,14 @@ def test_delete_is_idempotent(make_index: Factory) -> None:
     assert index.count(1) == 2
     assert {int(i) for batch in index.iter_ids(1) for i in batch} == {1, 3}
     assert all(h.id != 2 for h in index.search(1, vectors(3)[1], k=3))
+
+
+def test_a_missing_collection_reads_as_empty_and_refuses_writes(make_index: Factory) -> None:
+    index = make_index()
+    assert index.count(9) == 0 and index.search(9, vectors(1)[0], k=3) == [] and index.dimension(9) is None
+    assert [int(i) for batch in index.iter_ids(9) for i in batch] == []
+    with pytest.raises((NotFound, InvalidInput)):
+        index.upsert(9, ids(1), vectors(1))
 
 
 def test_collections_are_separate(make_index: Factory) -> None:

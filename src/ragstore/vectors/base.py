@@ -103,8 +103,8 @@ class VectorIndex(abc.ABC):
     ) -> None:
         """Insert or replace vectors by id (with `records` aligned to ids, if given). Idempotent.
 
-        An empty `ids` does nothing. Raises InvalidInput on a dimension mismatch, NotFound (or creates
-        nothing) for a collection never ensured, Unavailable when the store cannot be reached.
+        Empty `ids` store nothing. Raises InvalidInput on a dimension mismatch, NotFound or InvalidInput for a
+        collection not ensured (never a silent success), Unavailable when the store cannot be reached.
         """
 
     @abc.abstractmethod
