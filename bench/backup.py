@@ -130,8 +130,9 @@ def change_documents(store: RagStore, docs: int, fraction: float, dim: int, seed
 
 
 def store_files(settings: Settings) -> list[Path]:
+    """The database, then every file of the index directory (its layout is the backend's; the lock aside)."""
     db = settings.data_dir / "ragstore.db"
-    return [db, *sorted(settings.index_dir.glob("*.usearch")), *sorted(settings.index_dir.glob("*.json"))]
+    return [db, *sorted(p for p in settings.index_dir.iterdir() if p.is_file() and not p.name.startswith("."))]
 
 
 def timed(fn: Any) -> tuple[float, Any]:

@@ -1,5 +1,6 @@
 """Private, throw-away servers for the fault tests: a Redis and a PostgreSQL cluster of the test's own,
-which a test may stop, kill and restart without touching the machine's shared servers.
+which a test may stop, kill and restart without touching the machine's shared servers, and a Chroma server
+(`chroma run`) for the vector backend suite and the store-down tests.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import redis
 
-__all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "postgres_bin"]
+__all__ = ["ChromaServer", "PrivatePostgres", "PrivateRedis", "free_port", "postgres_bin"]
 
 
 def free_port() -> int:
@@ -116,3 +119,43 @@ class PrivatePostgres:
             self._as_postgres(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "immediate", "-w")
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ChromaServer:
+    """`chroma run` as a subprocess on a loopback port, stopped and started on demand."""
+
+    def __init__(self, path: Path, port: int) -> None:
+        self.path, self.port = path, port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+
+    @property
+    def installed(self) -> bool:
+        """False without the `chroma` command (the `chroma` extra): its tests skip."""
+        return Path(self.exe).exists()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the Chroma server did not start within 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None

@@ -135,7 +135,8 @@ def add_bulk(store: RagStore, dimension: int, documents: int = 100) -> None:
 
 
 def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: Any, tmp_path: Path) -> None:
-    from ragstore.backup.snapshot import estimate_bytes
+    from ragstore.backup.snapshot import IndexExport, estimate_bytes
+    from ragstore.vectors.registry import backend_spec
 
     with small_filesystem(tmp_path / "tiny", "512k") as tiny, small_filesystem(tmp_path / "small", "4m") as small:
         cfg = sqlite_settings(tmp_path, backup_repository=str(tiny / "repo"))
@@ -147,7 +148,8 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
                 store.backups.create("full")
             # Space for the check but not for the blocks: the disk fills up while they are written.
             store.index.persist()
-            needed = estimate_bytes(cfg.data_dir / "ragstore.db", cfg.index_dir)
+            index = IndexExport(backend_spec(cfg.vector_backend).file_keeper(), cfg.index_dir)
+            needed = estimate_bytes(cfg.data_dir / "ragstore.db", index)
             assert needed > 8_000_000
             subprocess.run(["mount", "-o", f"remount,size={needed // 2}", str(small)], check=True)
             store.backups.settings = cfg.model_copy(

@@ -35,7 +35,6 @@ def test_profile_file_overrides_dotenv_and_environment_overrides_both(
     [
         ("RAGSTORE_CHUNK_SIZE_TOKENS", "abc", "RAGSTORE_CHUNK_SIZE_TOKENS"),
         ("RAGSTORE_API_PORT", "70000", "RAGSTORE_API_PORT"),
-        ("RAGSTORE_VECTOR_BACKEND", "pinecone", "RAGSTORE_VECTOR_BACKEND"),
         ("RAGSTORE_ENV", "staging", "RAGSTORE_ENV"),
         ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
         ("RAGSTORE_EMBEDDING_BACKEND", "openai", "OPENAI_API_KEY"),
@@ -64,3 +63,28 @@ def test_env_example_documents_every_setting() -> None:
     names = [str(f.validation_alias.choices[0]) for f in Settings.model_fields.values()]  # type: ignore[union-attr]
     missing = [n for n in names if n not in example]
     assert not missing, f".env.example does not document: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "backend", "message"),
+    [("local", "pinecone", "unknown backend 'pinecone'"), ("production", "memory", "refused in production")],
+)
+def test_a_vector_backend_the_registry_refuses_is_named_at_open_and_by_config_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, backend: str, message: str
+) -> None:
+    """Which backends exist is the vector registry's knowledge (config sits below it): the registry refuses
+    the name where settings become an index, and `ragstore config check` asks it too."""
+    from typer.testing import CliRunner
+
+    from ragstore.cli import app
+    from ragstore.service import RagStore
+
+    monkeypatch.setenv("RAGSTORE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAGSTORE_ENV", env)
+    monkeypatch.setenv("RAGSTORE_VECTOR_BACKEND", backend)
+    settings = load_settings(tmp_path)
+    with pytest.raises(ConfigError, match=f"RAGSTORE_VECTOR_BACKEND.*{message}|{message}"):
+        RagStore.open(settings)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2 and "RAGSTORE_VECTOR_BACKEND" in result.output and message in result.output

@@ -12,10 +12,11 @@ from numpy.typing import NDArray
 
 from ragstore import RagStore
 from ragstore.config import Settings
-from ragstore.consistency import index_migration
 from ragstore.embeddings.base import EmbedKind
 from ragstore.embeddings.local import LocalEmbedder
 from ragstore.errors import ConfigError, InvalidInput
+from ragstore.vectors import migration
+from ragstore.vectors.registry import migration_targets
 
 from conftest import CountingEmbedder
 
@@ -54,7 +55,10 @@ def test_vectors_move_embedded_milvus_chroma_and_back_without_embedding(
         store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         before = answers(store)
     embedded_texts = embedder.documents
-    for notes, target in enumerate(("milvus", "chroma", "embedded")):
+    # Every registered target, then back to where the store started (embedded, milvus, chroma, embedded today).
+    start = make_settings().vector_backend
+    tour = [t for t in migration_targets() if t != start] + [start]
+    for notes, target in enumerate(tour):
         with RagStore.open(make_settings(), embedder=embedder) as store:
             report = store.index.migrate(target)
             assert report.target == target and not report.resumed
@@ -68,8 +72,8 @@ def test_vectors_move_embedded_milvus_chroma_and_back_without_embedding(
             assert report_ is not None and report_["problems"] == 0
             store.documents.add_text("kb", f"A new note written on {target}.", title=f"new-{target}")
             assert store.search("kb", f"new note {target}", k=1, mode="dense").hits[0].title == f"new-{target}"
-    # Only the three new notes were embedded: every move came from the embeddings SQL holds.
-    assert embedded_texts == len(TEXTS) and embedder.documents == embedded_texts + 3
+    # Only the new notes were embedded, one per move: every move came from the embeddings SQL holds.
+    assert embedded_texts == len(TEXTS) and embedder.documents == embedded_texts + len(tour)
 
 
 def test_a_setting_that_disagrees_with_the_switch_is_refused(
@@ -98,7 +102,7 @@ def test_an_interrupted_migration_resumes_where_it_stopped(
         store.collections.create("kb")
         store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
         before = answers(store)
-        monkeypatch.setattr(index_migration, "BATCH", 2)
+        monkeypatch.setattr(migration, "BATCH", 2)
         real_upsert = ChromaVectorIndex.upsert
         calls = {"n": 0}
 
@@ -129,16 +133,16 @@ def test_writes_after_the_copy_are_levelled_before_the_switch(
     with RagStore.open(make_settings(), embedder=embedder) as store:
         store.collections.create("kb")
         store.documents.add("kb", [{"text": t, "title": f"t{i}"} for i, t in enumerate(TEXTS)])
-        real_level = index_migration.IndexMigration._level
+        real_level = migration.IndexMigration._level
 
-        def write_meanwhile(self: index_migration.IndexMigration, *args: object) -> int:
+        def write_meanwhile(self: migration.IndexMigration, *args: object) -> int:
             if not getattr(self, "_wrote", False):
                 self._wrote = True  # type: ignore[attr-defined]
                 store.documents.add_text("kb", "A late note about the migration window.", title="late")
                 store.documents.delete("kb", store.documents.list("kb")[0].id)
             return real_level(self, *args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(index_migration.IndexMigration, "_level", write_meanwhile)
+        monkeypatch.setattr(migration.IndexMigration, "_level", write_meanwhile)
         report = store.index.migrate("milvus")
         assert report.levelled["kb"] == 2 and report.counts["kb"]["target"] == len(TEXTS)
     with RagStore.open(make_settings(), embedder=embedder) as store:

@@ -21,8 +21,8 @@ LAYERS: list[set[str]] = [
     {"keys"},  # the text form of secret keys, which config validates
     {"config"},
     {"schemas"},
-    {"db", "text", "embeddings", "vectors", "cache"},
-    {"migrations", "lexical"},
+    {"db", "text", "embeddings", "cache"},
+    {"migrations", "lexical", "vectors"},  # derived from the system of record: they may read SQL
     {"sync"},
     {"documents", "analytics"},  # the catalog every feature reads; the query log search writes
     {"search", "consistency", "backup", "indexing"},

@@ -1,47 +1,113 @@
-"""One shared suite run against every VectorIndex backend: the in-memory reference, the embedded index,
-Milvus (Milvus Lite, the same client code a server gets) and Chroma (the embedded PersistentClient)."""
+"""One shared suite run against every registered VectorIndex backend (vectors/registry.py): today the
+in-memory reference, the embedded index, Milvus (Milvus Lite, the same client code a server gets) and Chroma
+(the embedded PersistentClient). A new backend is tested by adding its registry entry; one whose extra is
+not installed is skipped, naming the extra.
+
+File-keeping backends (`KeepsFiles`) also run the export / verify / place checks that backups rely on.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from ragstore.errors import InvalidInput
-from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
+from ragstore.config import Settings
+from ragstore.errors import ConfigError, InvalidInput, NotFound
+from ragstore.vectors.base import (
+    CollectionSpec,
+    IndexFilesDamaged,
+    KeepsFiles,
+    ReplicaIndex,
+    VectorIndex,
+    VectorRecord,
+)
 from ragstore.vectors.embedded import EmbeddedVectorIndex
-from ragstore.vectors.memory import MemoryVectorIndex
+from ragstore.vectors.registry import BACKENDS, BackendSpec
+from servers import ChromaServer, free_port
 
 DIM = 16
 Factory = Callable[[], VectorIndex]
+FILE_KEEPING = [name for name, spec in BACKENDS.items() if spec.keeps_files]
+# Backends that also run against a server of their own here: the settings that point the backend at it.
+SERVER_SETTINGS: dict[str, Callable[[ChromaServer], dict[str, Any]]] = {
+    "chroma": lambda server: {"chroma_url": server.url},
+}
 
 
-@pytest.fixture(params=["memory", "embedded", "milvus", "chroma"])
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One `chroma run` for the module (each test drops the collections it made), started on first use."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"), free_port())
+    if not server.installed:
+        pytest.skip("chroma server: the chroma command is not installed (pip install 'ragstore[chroma]')")
+    server.start()
+    yield server
+    server.stop()
+
+
+def backend_settings(spec: BackendSpec, tmp_path: Path) -> Settings:
+    """Settings choosing `spec`, everything in this test's folder (Milvus moves to HNSW past 40 vectors)."""
+    return Settings(data_dir=tmp_path / "data", vector_backend=spec.name, milvus_hnsw_threshold=40)
+
+
+@pytest.fixture(params=[*BACKENDS, *(f"{name}-server" for name in SERVER_SETTINGS)])
 def make_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    if request.param == "memory":
-        shared = MemoryVectorIndex()
-        yield lambda: shared
-    elif request.param == "milvus":
-        from ragstore.vectors.milvus import MilvusVectorIndex
+    """Opens the backend again at each call (a restart); one that keeps nothing is the same object throughout."""
+    name, _, server = str(request.param).partition("-")
+    spec = BACKENDS[name]
+    settings = backend_settings(spec, tmp_path)
+    if server:
+        settings = settings.model_copy(update=SERVER_SETTINGS[name](request.getfixturevalue(f"{name}_server")))
+    opened: list[VectorIndex] = []
 
-        opened: list[VectorIndex] = []
+    def open_index() -> VectorIndex:
+        if opened and not spec.persistent:
+            return opened[0]
+        try:
+            opened.append(spec.create(settings))
+        except ConfigError as exc:
+            pytest.skip(f"{spec.name}: {exc}")
+        return opened[-1]
 
-        def milvus() -> VectorIndex:
-            opened.append(MilvusVectorIndex(str(tmp_path / "milvus.db"), hnsw_threshold=40))
-            return opened[-1]
+    yield open_index
+    if server and opened:  # the server outlives the test: leave it empty for the next one
+        for collection_id in opened[-1].collection_ids():
+            opened[-1].drop_collection(collection_id)
+    for index in opened:
+        index.close()
 
-        yield milvus
-        for index in opened:
-            index.close()
-    elif request.param == "chroma":
-        from ragstore.vectors.chroma import ChromaVectorIndex
 
-        yield lambda: ChromaVectorIndex(path=tmp_path / "chroma")
-    else:
-        yield lambda: EmbeddedVectorIndex(tmp_path / "index")
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_the_spec_says_what_the_index_is(name: str, tmp_path: Path) -> None:
+    """What the rest of ragstore asks the spec must be true of the index it builds."""
+    spec = BACKENDS[name]
+    try:
+        index = spec.create(backend_settings(spec, tmp_path))
+    except ConfigError as exc:
+        pytest.skip(f"{name}: {exc}")
+    try:
+        assert type(index).name == name
+        assert isinstance(index, ReplicaIndex) == spec.process_local == (not index.shared)
+        assert isinstance(index, KeepsFiles) == spec.keeps_files
+        assert index.is_durable() == spec.persistent
+        if spec.keeps_files:
+            assert spec.file_keeper() is type(index)
+    finally:
+        index.close()
+
+
+def test_a_missing_extra_is_named() -> None:
+    def needs_a_package(settings: Settings) -> VectorIndex:
+        raise ImportError("No module named 'vectordb'")
+
+    spec = BackendSpec("example", needs_a_package, "a backend behind an extra", extra="example")
+    with pytest.raises(ConfigError, match=r"pip install 'ragstore\[example\]'"):
+        spec.create(Settings())
 
 
 def vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -87,6 +153,14 @@ def test_delete_is_idempotent(make_index: Factory) -> None:
     assert index.count(1) == 2
     assert {int(i) for batch in index.iter_ids(1) for i in batch} == {1, 3}
     assert all(h.id != 2 for h in index.search(1, vectors(3)[1], k=3))
+
+
+def test_a_missing_collection_reads_as_empty_and_refuses_writes(make_index: Factory) -> None:
+    index = make_index()
+    assert index.count(9) == 0 and index.search(9, vectors(1)[0], k=3) == [] and index.dimension(9) is None
+    assert [int(i) for batch in index.iter_ids(9) for i in batch] == []
+    with pytest.raises((NotFound, InvalidInput)):
+        index.upsert(9, ids(1), vectors(1))
 
 
 def test_collections_are_separate(make_index: Factory) -> None:
@@ -220,3 +294,39 @@ def test_every_vector_is_reachable_through_the_graph(tmp_path: Path) -> None:
     kept[::50] = False
     unreached = [int(k) for k, v in zip(keys[kept], data[kept], strict=True) if index.search(1, v, k=1)[0].id != k]
     assert unreached == []
+
+
+@pytest.mark.parametrize("name", FILE_KEEPING)
+def test_a_file_keeping_backend_exports_verifies_and_places_its_files(name: str, tmp_path: Path) -> None:
+    """What backups rely on: an export holds the saved collections, verify reads their counts back from the
+    files and refuses a damaged one, place puts them in a store's directory and sets the old files aside."""
+    spec = BACKENDS[name]
+    files = spec.file_keeper()
+    settings = backend_settings(spec, tmp_path)
+    index = spec.create(settings)
+    index.ensure_collection(CollectionSpec(1, DIM))
+    index.ensure_collection(CollectionSpec(2, DIM))
+    index.upsert(1, np.arange(1, 31, dtype=np.int64), vectors(30))
+    index.mark_applied(1, 3)
+    index.close()
+    assert files.files_size(settings.index_dir) > 0 and files.files_size(tmp_path / "nowhere") == 0
+    export = tmp_path / "export"
+    assert files.export_files(settings.index_dir, [1, 2, 3], export) == {1: 30, 2: 0}  # 3 was never saved
+    assert files.verify_files(export) == {1: 30, 2: 0} and files.verify_files(tmp_path / "nowhere") == {}
+
+    elsewhere = tmp_path / "restored" / "index"
+    files.place_files(export, elsewhere, aside=None)
+    assert not export.exists() and files.verify_files(elsewhere) == {1: 30, 2: 0}
+    again = spec.create(settings.model_copy(update={"data_dir": elsewhere.parent}))
+    again.ensure_collection(CollectionSpec(1, DIM))
+    assert again.count(1) == 30 and again.applied_seq(1) == 3
+    again.close()
+
+    aside = tmp_path / "aside" / "index"
+    files.place_files(tmp_path / "no-export", elsewhere, aside=aside)
+    assert not elsewhere.exists() and files.verify_files(aside) == {1: 30, 2: 0}
+
+    for damaged in [p for p in aside.iterdir() if p.is_file()]:
+        damaged.write_bytes(b"garbage")
+    with pytest.raises(IndexFilesDamaged, match="cannot be loaded"):
+        files.verify_files(aside)

@@ -62,9 +62,8 @@ class Settings(BaseSettings):
     )
 
     # vector index
-    vector_backend: Literal["embedded", "memory", "milvus", "chroma"] = Field(
-        "embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND")
-    )
+    # a name in the registry of vector backends (vectors/registry.py), checked in _check_combinations
+    vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
     # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server
     milvus_uri: str = Field("", validation_alias=_env("MILVUS_URI"))
     milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
@@ -196,8 +195,8 @@ class Settings(BaseSettings):
             _check_crontab(variable, line)
         if self.backup_encryption_key is not None and self.backup_encryption_key.get_secret_value():
             decode_key(self.backup_encryption_key.get_secret_value())  # a ValueError naming the variable
-        if self.env == "production" and self.vector_backend == "memory":
-            raise ValueError("RAGSTORE_VECTOR_BACKEND=memory keeps nothing on disk and is refused in production")
+        # Which backend names exist is the vector registry's knowledge, above this module: it checks
+        # RAGSTORE_VECTOR_BACKEND when settings become an index (vectors.registry.checked_spec).
         return self
 
     @property

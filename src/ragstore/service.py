@@ -30,7 +30,7 @@ from ragstore.schemas import MAX_SEARCH_DEPTH
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
-from ragstore.vectors.factory import create_vector_index
+from ragstore.vectors.registry import create_vector_index
 from ragstore.wiring import active_backend, build, record_usage
 
 __all__ = ["MAX_K", "RagStore", "restore_backup"]

@@ -19,8 +19,7 @@ from ragstore.cache.layers import CacheLayers
 from ragstore.cache.versions import CollectionVersions
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings
-from ragstore.consistency.checker import ConsistencyChecker
-from ragstore.consistency.index_migration import BACKEND_KEY
+from ragstore.consistency.checker import ConsistencyChecker, vector_drift
 from ragstore.consistency.repair import Repairer
 from ragstore.consistency.reports import ReportStore
 from ragstore.consistency.service import ConsistencyService
@@ -48,6 +47,8 @@ from ragstore.sync.job_service import JobService
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.outbox import queue_operation
 from ragstore.vectors.base import VectorIndex
+from ragstore.vectors.migration import BACKEND_KEY
+from ragstore.vectors.registry import backend_spec
 
 if TYPE_CHECKING:
     from ragstore.cache.redis import RedisConnection
@@ -147,6 +148,7 @@ def build(
         lexical=lexical,
         lexical_indexer=lexical_indexer,
         reembed_chunks=ingestor.reembed,
+        drift=vector_drift(db),
     )
     c = Components(
         settings=settings,
@@ -254,11 +256,11 @@ def active_backend(db: Database, settings: Settings) -> Settings:
     """
     recorded = read_state(db, BACKEND_KEY)
     if recorded is None:
-        if settings.vector_backend != "memory":
+        if backend_spec(settings.vector_backend).persistent:
             write_state(db, BACKEND_KEY, {"backend": settings.vector_backend})
         return settings
     backend = str(recorded.get("backend"))
-    if backend == settings.vector_backend or settings.vector_backend == "memory":
+    if backend == settings.vector_backend or not backend_spec(settings.vector_backend).persistent:
         return settings
     if "vector_backend" in settings.model_fields_set:
         raise ConfigError(

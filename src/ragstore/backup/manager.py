@@ -26,19 +26,18 @@ from ragstore.backup.manifest import BackupKind, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.retention import Retention, select_kept
 from ragstore.backup.runs import RunLog
-from ragstore.backup.snapshot import estimate_bytes, search_path_schema, take_snapshot
+from ragstore.backup.snapshot import IndexExport, estimate_bytes, search_path_schema, take_snapshot
 from ragstore.backup.storage import open_storage
 from ragstore.backup.verify import verify_into
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
+from ragstore.vectors.registry import backend_spec
 
 __all__ = ["KINDS", "BackupManager", "open_repository", "summary"]
 
 log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("full", "incremental", "snapshot")
-# Vectors of these backends are files in the data directory that a backup can carry.
-FILE_BACKENDS = ("embedded",)
 MIN_REPOSITORY_FREE = 1024 * 1024
 
 
@@ -239,18 +238,20 @@ class BackupManager:
         # The index files change far more than the database per document changed (a new vector rewrites the
         # neighbour lists of dozens of others): a full backup copies them, and an incremental names its
         # chain's full backup's copy, which recovery brings level at restore (outbox replay or rebuild).
-        base_full = self._newest_full(repo) if kind == "incremental" and backend in FILE_BACKENDS else None
-        own_index = backend in FILE_BACKENDS and (kind == "full" or (kind == "incremental" and base_full is None))
+        spec = backend_spec(backend)  # only a backend that keeps files has an index a backup can carry
+        base_full = self._newest_full(repo) if kind == "incremental" and spec.keeps_files else None
+        own_index = spec.keeps_files and (kind == "full" or (kind == "incremental" and base_full is None))
+        index = IndexExport(spec.file_keeper(), self.settings.index_dir) if own_index else None
         sqlite_path = self._sqlite_path()
         staging = self.settings.backup_staging / backup_id
-        self._check_space(repo, staging, sqlite_path, own_index)
+        self._check_space(repo, staging, sqlite_path, index)
         if own_index:
             self._persist_index()
         try:
             snap = take_snapshot(
                 self.db.engine,
                 sqlite_path=sqlite_path,
-                index_dir=self.settings.index_dir if own_index else None,
+                index=index,
                 collection_ids=self._collection_ids(),
                 staging=staging,
             )
@@ -335,8 +336,8 @@ class BackupManager:
         fulls = [m for m in repo.manifests() if m.kind == "full" and m.index_from == m.id]
         return fulls[-1] if fulls else None
 
-    def _check_space(self, repo: Repository, staging: Path, sqlite_path: Path | None, include_index: bool) -> None:
-        needed = estimate_bytes(sqlite_path, self.settings.index_dir if include_index else None)
+    def _check_space(self, repo: Repository, staging: Path, sqlite: Path | None, index: IndexExport | None) -> None:
+        needed = estimate_bytes(sqlite, index)
         staging.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(staging.parent).free
         if needed and free < needed * 1.1:

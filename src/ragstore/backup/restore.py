@@ -38,6 +38,8 @@ from ragstore.backup.verify import (
 )
 from ragstore.config import Settings
 from ragstore.errors import Conflict, InvalidInput
+from ragstore.vectors.base import KeepsFiles
+from ragstore.vectors.registry import backend_spec, self_contained_backend
 
 __all__ = ["CheckRestored", "RestorePlan", "restore_backup"]
 
@@ -138,18 +140,13 @@ def _restore_sqlite(
     shutil.rmtree(beside, ignore_errors=True)
     try:
         checks = verify_into(repo, manifest, beside, live_url=None, threads=settings.backup_threads)
-        _prepare_sqlite(
-            beside / "ragstore.db", manifest, drop_backend=not plan.live and manifest.vector_backend != "embedded"
-        )
+        _prepare_sqlite(beside / "ragstore.db", manifest, drop_backend=not plan.live and _switches_backend(manifest))
         if plan.live:
             _refuse_if_open(live_db)
             _swap_sqlite(beside, live_db, settings.index_dir.resolve(), manifest)
         else:
-            index_dir = plan.settings.index_dir.resolve()
             if (beside / "index").is_dir():
-                index_dir.parent.mkdir(parents=True, exist_ok=True)
-                shutil.rmtree(index_dir, ignore_errors=True)
-                os.replace(beside / "index", index_dir)
+                _index_files(manifest).place_files(beside / "index", plan.settings.index_dir.resolve(), aside=None)
             os.replace(beside / "ragstore.db", live_db)
     finally:
         shutil.rmtree(beside, ignore_errors=True)
@@ -160,9 +157,22 @@ def _settings_for_dir(settings: Settings, target_dir: Path, manifest: Manifest) 
     """A self-contained store in `target_dir`: its own database file and (for shared backends) an embedded
     index, so that opening the copy never touches the live Milvus or Chroma collections."""
     update: dict[str, Any] = {"data_dir": target_dir, "database_url": None, "chroma_path": None}
-    if manifest.vector_backend != "embedded":
-        update["vector_backend"] = "embedded"
+    if _switches_backend(manifest):
+        update["vector_backend"] = self_contained_backend().name
     return settings.model_copy(update=update)
+
+
+def _switches_backend(manifest: Manifest) -> bool:
+    """A copy restored elsewhere leaves a backend that keeps no files (a shared store: its collections are the
+    live store's) for the self-contained one."""
+    return not backend_spec(manifest.vector_backend).keeps_files
+
+
+def _index_files(manifest: Manifest) -> type[KeepsFiles]:
+    """The backend that places the restored index folder: the backup's own when it keeps files, else the one
+    whose directory (`Settings.index_dir`) a store restored from it opens."""
+    spec = backend_spec(manifest.vector_backend)
+    return (spec if spec.keeps_files else self_contained_backend()).file_keeper()
 
 
 def _prepare_sqlite(path: Path, manifest: Manifest, *, drop_backend: bool) -> None:
@@ -210,10 +220,7 @@ def _swap_sqlite(beside: Path, live_db: Path, index_dir: Path, manifest: Manifes
             side = Path(f"{live_db}{suffix}")
             if side.exists():
                 os.replace(side, aside / side.name)
-    if index_dir.is_dir():
-        os.replace(index_dir, aside / "index")
-    if (beside / "index").is_dir():
-        os.replace(beside / "index", index_dir)
+    _index_files(manifest).place_files(beside / "index", index_dir, aside=aside / "index")
     os.replace(beside / "ragstore.db", live_db)  # the commit point of the restore
 
 
@@ -255,9 +262,7 @@ def _restore_postgres(
         fresh_url = live_url.set(database=fresh).render_as_string(hide_password=False)
         try:
             restore_pg_dump(staging / "database.pgdump", fresh_url, f"backup {manifest.id}")
-            _prepare_postgres(
-                fresh_url, manifest, drop_backend=to is not None and manifest.vector_backend != "embedded"
-            )
+            _prepare_postgres(fresh_url, manifest, drop_backend=to is not None and _switches_backend(manifest))
             check_database_counts(fresh_url, manifest)  # before the swap: a wrong copy never goes live
             checks["counts"] = "match"
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
@@ -277,12 +282,12 @@ def _restore_postgres(
             raise
         url = live_url.render_as_string(hide_password=False)
         update: dict[str, Any] = {"database_url": url}
-        if to is not None and manifest.vector_backend != "embedded":
-            update["vector_backend"] = "embedded"
+        if to is not None and _switches_backend(manifest):
+            update["vector_backend"] = self_contained_backend().name
         if to is not None:
             update["data_dir"] = settings.data_dir / f"restored-{target_name}"
         plan = RestorePlan(settings.model_copy(update=update), live=to is None)
-        _place_index(staging / "index", plan.settings.index_dir.resolve())
+        _place_index(staging / "index", plan.settings.index_dir.resolve(), manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         admin.dispose()
@@ -290,17 +295,11 @@ def _restore_postgres(
     return plan, checks
 
 
-def _place_index(restored: Path, index_dir: Path) -> None:
+def _place_index(restored: Path, index_dir: Path, manifest: Manifest) -> None:
     """Put the backup's index files where the store keeps them; whatever was there goes aside, since index
     files newer than the restored database would hold vectors it does not know."""
-    if index_dir.is_dir() and any(index_dir.iterdir()):
-        aside = index_dir.parent / f"pre-restore-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-        aside.mkdir(parents=True, exist_ok=True)
-        os.replace(index_dir, aside / "index")
-    if restored.is_dir():
-        index_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(index_dir, ignore_errors=True)
-        shutil.move(str(restored), str(index_dir))
+    aside = index_dir.parent / f"pre-restore-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}" / "index"
+    _index_files(manifest).place_files(restored, index_dir, aside=aside)
 
 
 def _database_exists(admin: Any, name: str) -> bool:

@@ -11,8 +11,6 @@ process exports and counts from, so the manifest's counts are those of the dump.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import shutil
 import sqlite3
@@ -29,9 +27,11 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from ragstore.backup.blocks import Chunking
 from ragstore.backup.errors import BackupFailed, NoSpace
 from ragstore.backup.manifest import CollectionCounts
+from ragstore.vectors.base import KeepsFiles
 
 __all__ = [
     "COUNTS_SQL",
+    "IndexExport",
     "Snapshot",
     "StagedFile",
     "count_collections",
@@ -59,6 +59,15 @@ class StagedFile:
     rel: str
     role: Literal["database", "index"]
     chunking: Chunking
+
+
+@dataclass(frozen=True)
+class IndexExport:
+    """The index a snapshot carries: the directory a file-keeping backend keeps, and that backend's class,
+    which alone knows the files' names (the snapshot puts whatever it exports under `index/`)."""
+
+    files: type[KeepsFiles]
+    directory: Path
 
 
 @dataclass
@@ -99,24 +108,6 @@ def libpq_url(sqlalchemy_url: str) -> str:
     """The URL pg_dump and pg_restore understand (no SQLAlchemy driver suffix)."""
     url = make_url(sqlalchemy_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
-
-
-def copy_index_files(index_dir: Path, collection_ids: list[int], staging: Path) -> dict[int, int]:
-    """Copy each collection's index pair under the index directory's lock; vector count by collection."""
-    target = staging / "index"
-    target.mkdir(parents=True, exist_ok=True)
-    counts: dict[int, int] = {}
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+b") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)  # no process replaces a pair while it is copied
-        for cid in collection_ids:
-            data, meta = index_dir / f"{cid}.usearch", index_dir / f"{cid}.json"
-            if not (data.is_file() and meta.is_file()):
-                continue  # never saved (empty): the restore builds it from SQL
-            shutil.copyfile(data, target / data.name)
-            shutil.copyfile(meta, target / meta.name)
-            counts[cid] = int(json.loads(meta.read_text()).get("count", 0))
-    return counts
 
 
 def sqlite_snapshot(live: Path, staging: Path) -> Path:
@@ -179,15 +170,15 @@ def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
 
 
 def take_snapshot(
-    engine: Engine, *, sqlite_path: Path | None, index_dir: Path | None, collection_ids: list[int], staging: Path
+    engine: Engine, *, sqlite_path: Path | None, index: IndexExport | None, collection_ids: list[int], staging: Path
 ) -> Snapshot:
-    """Copy the index files (when `index_dir` is given) and then the database into `staging`."""
+    """Copy the index files (when `index` is given) and then the database into `staging`."""
     staging.mkdir(parents=True, exist_ok=True)
     snap = Snapshot()
     vectors: dict[int, int] | None = None
     started = time.perf_counter()
-    if index_dir is not None:
-        vectors = copy_index_files(index_dir, collection_ids, staging)
+    if index is not None:
+        vectors = index.files.export_files(index.directory, collection_ids, staging / "index")
         for name in sorted(os.listdir(staging / "index")):
             snap.files.append(StagedFile(staging / "index" / name, f"index/{name}", "index", "fixed"))
         snap.timings["index_copy_s"] = round(time.perf_counter() - started, 3)
@@ -213,13 +204,13 @@ def take_snapshot(
     return snap
 
 
-def estimate_bytes(sqlite_path: Path | None, index_dir: Path | None) -> int:
+def estimate_bytes(sqlite_path: Path | None, index: IndexExport | None) -> int:
     """About what a snapshot will occupy in staging (for the free-space check before it starts)."""
     total = 0
     if sqlite_path is not None:
         for suffix in ("", "-wal"):
             with contextlib.suppress(OSError):
                 total += Path(f"{sqlite_path}{suffix}").stat().st_size
-    if index_dir is not None and index_dir.is_dir():
-        total += sum(p.stat().st_size for p in index_dir.glob("*.usearch"))
+    if index is not None:
+        total += index.files.files_size(index.directory)
     return total

@@ -6,7 +6,6 @@ store, before anything is swapped), so a restore never puts in place what a veri
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import subprocess
@@ -24,6 +23,8 @@ from ragstore.backup.errors import BackupDamaged, BackupFailed
 from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import count_collections, libpq_url
+from ragstore.vectors.base import IndexFilesDamaged
+from ragstore.vectors.registry import backend_spec
 
 __all__ = ["check_counts", "check_database_counts", "reassemble", "restore_pg_dump", "verify_into"]
 
@@ -47,22 +48,13 @@ def reassemble(repo: Repository, manifest: Manifest, target: Path, *, threads: i
         assemble_file(repo, entry, target / entry.path, where=where, threads=threads)
 
 
-def index_vector_counts(folder: Path) -> dict[int, int]:
-    """Vectors in each restored index file, read from the file itself (not only its sidecar)."""
-    from usearch.index import Index
-
-    counts: dict[int, int] = {}
-    for meta in sorted((folder / "index").glob("*.json")):
-        data = meta.with_suffix(".usearch")
-        try:
-            recorded = int(json.loads(meta.read_text())["count"])
-            loaded = len(Index.restore(str(data), view=True) or [])
-        except Exception as exc:
-            raise BackupDamaged(f"index file {data.name} cannot be loaded ({type(exc).__name__}: {exc})") from None
-        if recorded != loaded:
-            raise BackupDamaged(f"index file {data.name} holds {loaded} vectors, its sidecar says {recorded}")
-        counts[int(meta.stem)] = loaded
-    return counts
+def index_vector_counts(folder: Path, manifest: Manifest) -> dict[int, int]:
+    """Vectors in each restored index file, read by the backend that wrote them (from the files themselves)."""
+    files = backend_spec(manifest.vector_backend).file_keeper()
+    try:
+        return files.verify_files(folder / "index")
+    except IndexFilesDamaged as exc:
+        raise BackupDamaged(str(exc)) from None
 
 
 def check_counts(expected: list[CollectionCounts], found: list[CollectionCounts], *, where: str) -> None:
@@ -167,7 +159,7 @@ def verify_into(
     started = time.perf_counter()
     reassemble(repo, manifest, folder, threads=threads)
     read_s = time.perf_counter() - started
-    vectors = index_vector_counts(folder) if manifest.index_included else None
+    vectors = index_vector_counts(folder, manifest) if manifest.index_included else None
     if manifest.dialect == "sqlite":
         checks = check_sqlite(folder / "ragstore.db", manifest, vectors)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ragstore.cli.common import JsonOpt, migrator, out, print_json, settings
+from ragstore.cli.common import JsonOpt, domain_errors, migrator, out, print_json, settings
 from ragstore.errors import MigrationError, RagstoreError
 
 __all__ = ["app"]
@@ -32,7 +32,11 @@ def config_show(as_json: bool = JsonOpt) -> None:
 @app.command("check")
 def config_check(as_json: bool = JsonOpt) -> None:
     """Validate the configuration, reach the database and verify its migration checksums."""
+    from ragstore.vectors.registry import checked_spec
+
     cfg = settings()
+    with domain_errors():
+        checked_spec(cfg)
     with migrator() as m:
         try:
             m.verify_checksums()

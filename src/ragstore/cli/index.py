@@ -73,7 +73,9 @@ def index_relex(collection: str | None = OptionalCollectionOpt, as_json: bool = 
 
 @app.command("migrate")
 def index_migrate(
-    to: str = typer.Option(..., "--to", help="embedded, milvus or chroma (its settings: MILVUS_URI, CHROMA_URL, ...)."),
+    to: str = typer.Option(
+        ..., "--to", help="A persistent backend of the registry, with its settings (an unknown name lists them)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Move the vectors to another backend: rebuild from SQL, verify counts and queries, switch; resumes."""

@@ -39,7 +39,7 @@ def serve(
     import uvicorn
 
     from ragstore.api.app import create_app
-    from ragstore.vectors.factory import check_server_processes
+    from ragstore.vectors.registry import check_server_processes
 
     cfg = settings()
     processes = workers or cfg.api_workers

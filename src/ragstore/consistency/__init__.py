@@ -1,6 +1,6 @@
 """The consistency checker: finds drift between SQL and the vector index, repairs the safe kinds."""
 
-from ragstore.consistency.checker import CheckResult, ConsistencyChecker, Finding
+from ragstore.consistency.checker import CheckResult, ConsistencyChecker, Finding, vector_drift
 from ragstore.consistency.kinds import KINDS, Kind
 from ragstore.consistency.repair import Repairer, RepairOutcome
 from ragstore.consistency.reports import ReportStore
@@ -14,4 +14,5 @@ __all__ = [
     "RepairOutcome",
     "Repairer",
     "ReportStore",
+    "vector_drift",
 ]

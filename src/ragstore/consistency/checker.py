@@ -8,7 +8,7 @@ is reported, so an ingest or delete in flight during the check is never mistaken
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpState, SyncOperation, utcnow
 from ragstore.vectors.base import VectorIndex
 
-__all__ = ["CheckResult", "ConsistencyChecker", "Finding"]
+__all__ = ["CheckResult", "ConsistencyChecker", "Finding", "vector_drift"]
 
 # Below this cosine similarity the index holds another vector than SQL (half precision keeps > 0.9999).
 SAME_VECTOR = 0.995
@@ -369,3 +369,16 @@ class ConsistencyChecker:
 def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def vector_drift(db: Database) -> Callable[[VectorIndex, str, int], tuple[list[int], list[int]]]:
+    """The drift `ragstore index migrate` mends in its target after the copy (vectors/migration.py's
+    `FindDrift`): chunk ids whose vector is missing or stale, and ids the index holds that SQL does not."""
+
+    def find(index: VectorIndex, name: str, collection_id: int) -> tuple[list[int], list[int]]:
+        findings = [f for f in ConsistencyChecker(db, index).check(name).findings if f.collection_id == collection_id]
+        missing = [i for f in findings if f.kind in (Kind.MISSING_VECTORS, Kind.STALE_VECTORS) for i in f.all_ids]
+        orphans = [i for f in findings if f.kind is Kind.ORPHAN_VECTORS for i in f.all_ids]
+        return missing, orphans
+
+    return find

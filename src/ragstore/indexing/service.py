@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ragstore.config import Settings
-from ragstore.consistency.index_migration import IndexMigration, MigrationReport
 from ragstore.documents.catalog import Catalog
 from ragstore.errors import InvalidInput
 from ragstore.lexical.base import LexicalIndex
@@ -27,7 +26,8 @@ from ragstore.schemas import (
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.vectors.base import VectorIndex
-from ragstore.vectors.factory import BACKENDS, create_vector_index
+from ragstore.vectors.migration import FindDrift, IndexMigration, MigrationReport
+from ragstore.vectors.registry import create_vector_index, migration_targets
 
 __all__ = ["IndexService"]
 
@@ -46,6 +46,7 @@ class IndexService:
     lexical: LexicalIndex
     lexical_indexer: LexicalIndexer
     reembed_chunks: Callable[[str], dict[str, int]]
+    drift: FindDrift  # the consistency checker's view of a target index, handed in (a feature of its own)
 
     @property
     def backend(self) -> str:
@@ -137,15 +138,20 @@ class IndexService:
         Resumes an interrupted migration to the same target. Other processes keep their open index until
         they restart; the target's settings (MILVUS_URI, CHROMA_URL, ...) come from this store's Settings.
         """
-        if target not in BACKENDS or target == "memory":
-            raise InvalidInput(f"--to must be one of embedded, milvus, chroma (got {target!r})")
+        if target not in migration_targets():
+            raise InvalidInput(f"--to must be one of {', '.join(migration_targets())} (got {target!r})")
         if target == self.vectors.name:
             raise InvalidInput(f"the store's vectors are already in {target}")
         target_settings = self.settings.model_copy(update={"vector_backend": target})
         target_index = create_vector_index(target_settings)
         try:
             migration = IndexMigration(
-                self.catalog.db, self.vectors, target_index, target_name=target, records=self.applier.records
+                self.catalog.db,
+                self.vectors,
+                target_index,
+                target_name=target,
+                records=self.applier.records,
+                drift=self.drift,
             )
             with self.applier.lock:
                 self.applier.advance()

@@ -3,18 +3,37 @@
 An index is derived data. It is keyed by chunk id, holds one sub-index per ragstore collection, and can be
 dropped and rebuilt from SQL at any time. Every mutating method is idempotent, because the outbox replays
 operations after a crash and an operation may reach the index twice.
+
+Three small base classes, so that a backend implements only what it is:
+
+- `VectorIndex`: the store operations every backend implements (abstract), and defaults for the rest. A
+  backend that subclasses only this one is *shared*: one store serves every process (Milvus, Chroma).
+- `ReplicaIndex`: a *process-local* index (each process holds its own replica, like the embedded and the
+  in-memory ones) adds the replica bookkeeping: how far it has followed the outbox.
+- `KeepsFiles`: a backend whose index is files in the data directory (the embedded one) exports, verifies
+  and places those files itself, so backup and restore never learn their names or layout.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CollectionSpec", "VectorHit", "VectorIndex", "VectorRecord"]
+__all__ = [
+    "CollectionSpec",
+    "IndexFilesDamaged",
+    "KeepsFiles",
+    "ReplicaIndex",
+    "VectorHit",
+    "VectorIndex",
+    "VectorRecord",
+]
 
 Vectors = NDArray[np.float32]
 Ids = NDArray[np.int64]
@@ -46,63 +65,164 @@ class VectorRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class VectorIndex(Protocol):
-    name: str
-    # True when one index serves every process (a Milvus or Chroma store): an operation applied by any
-    # process is in it, so no process replays another's work. False for a per-process replica.
-    shared: bool
-    # True when upsert uses `records` (the applier reads document ids and metadata only for such backends).
-    wants_records: bool
+class IndexFilesDamaged(ValueError):
+    """A file-keeping backend's files cannot be trusted (unreadable, or disagreeing with their own sidecar).
 
+    Raised by `KeepsFiles.verify_files`; backup turns it into BackupDamaged with the same message.
+    """
+
+
+class VectorIndex(abc.ABC):
+    """A vector store shared by every process, and the base of every backend.
+
+    Class attributes: `name` is the registry name (`RAGSTORE_VECTOR_BACKEND`); `shared` is True when one
+    store serves every process, so an operation applied by any process is in it and nobody replays another's
+    work (ReplicaIndex sets it False); `wants_records` is True when `upsert` uses its `records` (the outbox
+    applier reads document ids and metadata from SQL only for such backends).
+    """
+
+    name: ClassVar[str]
+    shared: ClassVar[bool] = True
+    wants_records: ClassVar[bool] = False
+
+    # -- store operations: every backend implements these ----------------------------------------------------
+    @abc.abstractmethod
     def ensure_collection(self, spec: CollectionSpec) -> None:
-        """Create the collection's sub-index if absent; a no-op if it exists with the same dimension."""
+        """Create (or open) the collection's sub-index. Idempotent: a no-op if it exists with this dimension.
 
+        Raises InvalidInput if it exists with another dimension, Unavailable when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
     def drop_collection(self, collection_id: int) -> None:
-        """Remove the sub-index and its files. Idempotent: dropping a missing collection does nothing."""
+        """Remove the sub-index and whatever it stores. Idempotent: dropping a missing collection does nothing."""
 
+    @abc.abstractmethod
     def upsert(
         self, collection_id: int, ids: Ids, vectors: Vectors, records: Sequence[VectorRecord] | None = None
     ) -> None:
         """Insert or replace vectors by id (with `records` aligned to ids, if given). Idempotent.
 
-        Raises InvalidInput on a dimension mismatch, Unavailable when the store cannot be reached.
+        Empty `ids` store nothing. Raises InvalidInput on a dimension mismatch, NotFound or InvalidInput for a
+        collection not ensured (never a silent success), Unavailable when the store cannot be reached.
         """
 
+    @abc.abstractmethod
     def delete(self, collection_id: int, ids: Ids) -> None:
-        """Remove vectors by id. Idempotent: missing ids are ignored."""
+        """Remove vectors by id. Idempotent: missing ids, and a missing collection, are ignored."""
 
+    @abc.abstractmethod
     def search(
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[VectorHit]:
-        """Up to k nearest vectors, best first; restricted to `allowed_ids` when given."""
+        """Up to k nearest vectors, best first (cosine similarity); only among `allowed_ids` when given.
 
+        A missing or empty collection, `k <= 0` or an empty `allowed_ids` gives []. Read-only.
+        """
+
+    @abc.abstractmethod
     def count(self, collection_id: int) -> int:
-        """Number of vectors in the collection (0 if it does not exist)."""
+        """Number of vectors in the collection; 0 if it does not exist. Read-only."""
 
+    @abc.abstractmethod
     def iter_ids(self, collection_id: int, batch_size: int = 10_000) -> Iterator[Ids]:
-        """Every id in the collection, in batches, for consistency checks."""
+        """Every id in the collection, in batches of at most `batch_size`; nothing for a missing collection."""
 
+    @abc.abstractmethod
     def get(self, collection_id: int, ids: Ids) -> tuple[Ids, Vectors]:
-        """The stored vectors of those ids that are present, as (ids, vectors); missing ids are left out."""
+        """The stored vectors of those ids that are present, as (ids, vectors); missing ids are left out.
 
+        A missing collection gives two empty arrays. The order need not follow `ids`.
+        """
+
+    @abc.abstractmethod
     def collection_ids(self) -> list[int]:
-        """Every collection the index holds (open or on disk), including ones SQL no longer knows."""
+        """Every collection the index holds (open or stored), including ones SQL no longer knows (drift)."""
 
+    @abc.abstractmethod
     def dimension(self, collection_id: int) -> int | None:
         """The dimension the index holds for a collection, or None if it holds no such collection."""
 
-    def applied_seq(self, collection_id: int) -> int:
-        """Highest outbox operation id whose effect is durable in this index (0 = nothing known)."""
-
-    def mark_applied(self, collection_id: int, seq: int) -> None:
-        """Record that operation `seq` is applied; becomes durable at the next persist()."""
-
+    # -- durability: defaults fit a store that writes through ------------------------------------------------
     def is_durable(self) -> bool:
-        """False for an index that keeps nothing across restarts (it is rebuilt from SQL on open)."""
+        """False for an index that keeps nothing across restarts (rebuilt from SQL on every open)."""
+        return True
 
     def persist(self) -> None:
-        """Make every applied change durable (and the applied_seq with it). Cheap when nothing changed."""
+        """Make every applied change durable (and, for a replica, its applied_seq). Idempotent; cheap when
+        nothing changed. The default does nothing: a write-through store is durable once upsert returns."""
+        return None
 
     def close(self) -> None:
-        """Persist and release resources."""
+        """Persist and release resources. Idempotent; the index is not used afterwards."""
+        self.persist()
+
+    # -- replica bookkeeping: defaults of a shared store (ReplicaIndex overrides them) -----------------------
+    def applied_seq(self, collection_id: int) -> int:
+        """Highest outbox operation id whose effect is durable in this index; 0 = nothing known.
+
+        A shared store answers 0: every finished operation is in it, whichever process applied it.
+        """
+        return 0
+
+    def mark_applied(self, collection_id: int, seq: int) -> None:
+        """Record that operation `seq` is applied (durable at the next persist). A shared store ignores it."""
+        return None
+
+
+class ReplicaIndex(VectorIndex):
+    """A process-local index: each process holds its own replica and follows the outbox to stay level.
+
+    Its watermark (`applied_seq`) tells the applier where to replay from after a restart or after another
+    process wrote; an index that is not durable is rebuilt from SQL at every open.
+    """
+
+    shared: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def applied_seq(self, collection_id: int) -> int:
+        """Highest outbox operation id this replica holds (durably, for a durable one); 0 for a collection not
+        open or never marked. Never goes down while the collection stays open."""
+
+    @abc.abstractmethod
+    def mark_applied(self, collection_id: int, seq: int) -> None:
+        """Raise the collection's watermark to `seq` (a lower `seq` is ignored; a collection not open is
+        ignored). Idempotent. Durable at the next `persist()`, together with the vectors it covers."""
+
+
+class KeepsFiles(abc.ABC):
+    """A backend whose index is files in one directory (`Settings.index_dir`), which backups carry.
+
+    Classmethods, because backup and restore work on directories and folders, not on an open index. Only
+    the backend knows its file names; the backup knows only "the index folder" and the counts returned.
+    """
+
+    @classmethod
+    @abc.abstractmethod
+    def export_files(cls, directory: Path, collection_ids: Sequence[int], dest: Path) -> dict[int, int]:
+        """Copy the saved files of these collections from `directory` into `dest` (created if missing), as
+        one consistent state (no process replaces them meanwhile). Returns the vector count of each collection
+        exported; a collection never saved is skipped (a restore rebuilds it from SQL). Read-only on
+        `directory`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def verify_files(cls, folder: Path) -> dict[int, int]:
+        """Load every collection's files in `folder` (an export, reassembled) and return its vector count,
+        read from the files themselves. Raises IndexFilesDamaged naming the file that cannot be trusted. An
+        empty or missing folder gives {}. Read-only."""
+
+    @classmethod
+    @abc.abstractmethod
+    def files_size(cls, directory: Path) -> int:
+        """About how many bytes an export of `directory` occupies (for a free-space check); 0 if missing."""
+
+    @classmethod
+    @abc.abstractmethod
+    def place_files(cls, restored: Path, directory: Path, *, aside: Path | None) -> None:
+        """Make `directory` hold exactly the restored export `restored` (moved, not copied).
+
+        What `directory` held goes to `aside` (or is deleted when `aside` is None), since files newer than a
+        restored database would hold vectors it does not know. A missing `restored` leaves `directory` absent
+        (the store rebuilds from SQL). Not atomic across the two moves; the caller holds the store closed.
+        """

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import collection_ids, collection_name, with_retries
 
 try:
@@ -43,9 +43,8 @@ T = TypeVar("T")
 SCALARS = (str, int, float, bool)
 
 
-class ChromaVectorIndex:
+class ChromaVectorIndex(VectorIndex):
     name = "chroma"
-    shared = True
     wants_records = True
 
     def __init__(
@@ -283,18 +282,6 @@ class ChromaVectorIndex:
         embeddings = sample.get("embeddings")
         return len(embeddings[0]) if embeddings is not None and len(embeddings) else None
 
-    # -- durability ------------------------------------------------------------------------------------------
-    def applied_seq(self, collection_id: int) -> int:
-        return 0  # shared: every finished operation is in Chroma
-
-    def mark_applied(self, collection_id: int, seq: int) -> None:
-        return None
-
-    def is_durable(self) -> bool:
-        return True
-
-    def persist(self) -> None:
-        return None  # Chroma writes through on every call
-
+    # -- durability (shared, and Chroma writes through on every call: VectorIndex's defaults hold) ----------
     def close(self) -> None:
         self._collections.clear()

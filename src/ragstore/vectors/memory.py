@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ragstore.errors import InvalidInput, NotFound
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, ReplicaIndex, VectorHit, VectorRecord, Vectors
 
 __all__ = ["MemoryVectorIndex"]
 
@@ -33,10 +33,8 @@ class _Sub:
         self.applied_seq = 0
 
 
-class MemoryVectorIndex:
+class MemoryVectorIndex(ReplicaIndex):
     name = "memory"
-    shared = False
-    wants_records = False
 
     def __init__(self) -> None:
         self._subs: dict[int, _Sub] = {}
@@ -143,9 +141,3 @@ class MemoryVectorIndex:
 
     def is_durable(self) -> bool:
         return False
-
-    def persist(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

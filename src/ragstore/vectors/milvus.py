@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import collection_ids, collection_name, with_retries
 
 try:
@@ -60,9 +60,8 @@ def is_lite(uri: str) -> bool:
     return "://" not in uri
 
 
-class MilvusVectorIndex:
+class MilvusVectorIndex(VectorIndex):
     name = "milvus"
-    shared = True
     wants_records = True
 
     def __init__(
@@ -367,16 +366,7 @@ class MilvusVectorIndex:
             return None
         return self._described_dimension(collection_id)
 
-    # -- durability ------------------------------------------------------------------------------------------
-    def applied_seq(self, collection_id: int) -> int:
-        return 0  # shared: every finished operation is in Milvus (see the module docstring)
-
-    def mark_applied(self, collection_id: int, seq: int) -> None:
-        return None
-
-    def is_durable(self) -> bool:
-        return True
-
+    # -- durability (shared: applied_seq and mark_applied keep VectorIndex's defaults) ----------------------
     def _flush(self, collection_id: int) -> None:
         with self._lock:
             if collection_id in self._dirty:

@@ -7,7 +7,8 @@ and embeddings SQL holds (no embedding call), then a proof that the target agree
    the position after each batch in `store_state` (`index_migration`), so an interrupted migration resumes
    where it stopped;
 2. level the target with SQL as it is *now* (writes went on meanwhile through the active backend): the
-   consistency checker compares the target with SQL, and what it misses or holds too much is mended;
+   consistency checker (handed in as `drift`, since the checker is a feature above this package) compares
+   the target with SQL, and what it misses or holds too much is mended;
 3. verify: the target's count equals SQL's indexed count for every collection, and the same queries (the
    vectors of sampled chunks) return the same top-10 from the source and the target;
 4. switch: `store_state.vector_backend` names the target; every process that opens the store after this
@@ -27,8 +28,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
-from ragstore.consistency.checker import ConsistencyChecker
-from ragstore.consistency.kinds import Kind
 from ragstore.db.chunk_vectors import iter_indexed_vectors, vectors_for_chunks
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Collection, DocumentChunk, SyncOperation
@@ -36,7 +35,7 @@ from ragstore.db.state import read_state, write_state
 from ragstore.errors import Conflict
 from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
 
-__all__ = ["BACKEND_KEY", "MIGRATION_KEY", "IndexMigration", "MigrationReport"]
+__all__ = ["BACKEND_KEY", "MIGRATION_KEY", "FindDrift", "IndexMigration", "MigrationReport"]
 
 log = logging.getLogger(__name__)
 BACKEND_KEY = "vector_backend"
@@ -46,6 +45,9 @@ SAMPLE_QUERIES = 20
 MIN_AGREEMENT = 0.9  # share of the source's top-10 the target must also return (both may be approximate)
 Progress = Callable[[str, int, int], None]
 RecordsFn = Callable[[np.ndarray], list[VectorRecord] | None]
+# (index, collection name, collection id) -> (ids SQL holds indexed that the index lacks or holds stale,
+# ids the index holds that SQL does not)
+FindDrift = Callable[[VectorIndex, str, int], tuple[list[int], list[int]]]
 
 
 @dataclass
@@ -62,13 +64,21 @@ class MigrationReport:
 
 class IndexMigration:
     def __init__(
-        self, db: Database, source: VectorIndex, target: VectorIndex, *, target_name: str, records: RecordsFn
+        self,
+        db: Database,
+        source: VectorIndex,
+        target: VectorIndex,
+        *,
+        target_name: str,
+        records: RecordsFn,
+        drift: FindDrift,
     ) -> None:
         self.db = db
         self.source = source
         self.target = target
         self.target_name = target_name
         self.records = records
+        self.drift = drift
 
     def run(self, progress: Progress | None = None) -> MigrationReport:
         started = time.perf_counter()
@@ -124,11 +134,8 @@ class IndexMigration:
     def _level(self, cid: int, name: str, model: str, dimension: int) -> int:
         """Mend what changed in SQL during the copy (and what an interrupted copy left unsaved)."""
         mended = 0
-        checker = ConsistencyChecker(self.db, self.target)
         for _ in range(3):
-            findings = [f for f in checker.check(name).findings if f.collection_id == cid]
-            missing = [i for f in findings if f.kind in (Kind.MISSING_VECTORS, Kind.STALE_VECTORS) for i in f.all_ids]
-            orphans = [i for f in findings if f.kind is Kind.ORPHAN_VECTORS for i in f.all_ids]
+            missing, orphans = self.drift(self.target, name, cid)
             if not missing and not orphans:
                 return mended
             if orphans:
