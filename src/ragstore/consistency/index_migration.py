@@ -31,7 +31,7 @@ from ragstore.consistency.checker import ConsistencyChecker
 from ragstore.consistency.kinds import Kind
 from ragstore.db.chunk_vectors import iter_indexed_vectors, vectors_for_chunks
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, DocumentChunk, SyncOperation
+from ragstore.db.models import ChunkStatus, Collection, CollectionStatus, DocumentChunk, SyncOperation
 from ragstore.db.state import read_state, write_state
 from ragstore.errors import Conflict
 from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
@@ -84,7 +84,7 @@ class IndexMigration:
                 select(
                     Collection.id, Collection.name, Collection.dimension, Collection.metric, Collection.embedding_model
                 )
-                .where(Collection.status == "active")
+                .where(Collection.status == CollectionStatus.ACTIVE)
                 .order_by(Collection.id)
             ).all()
         for cid, name, dimension, metric, model in collections:

@@ -7,6 +7,7 @@ why backups, consistency checks and backend migrations never need an embedding c
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -35,9 +36,11 @@ __all__ = [
     "ChunkLexeme",
     "ChunkStatus",
     "Collection",
+    "CollectionStatus",
     "ConsistencyReport",
     "Document",
     "DocumentChunk",
+    "DocumentStatus",
     "Embedding",
     "EmbeddingUsage",
     "Job",
@@ -84,7 +87,26 @@ class TimestampMixin:
     )
 
 
-class ChunkStatus:
+# Row statuses. StrEnums, so a member equals (and is stored as) its value string: the values are the
+# schema's, unchanged since migration 0001. Which combination a search may show is db/visibility.py's rule.
+class CollectionStatus(StrEnum):
+    """`deleting`: hidden at once by a drop (its name freed); the applier removes it once the index has."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class DocumentStatus(StrEnum):
+    """`deleting`: hidden at once by a delete or a replacement; the applier removes the row after its chunks."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class ChunkStatus(StrEnum):
+    """The outbox's view of one chunk: written `pending`, `indexed` once the vector index confirmed it,
+    `deleting` while its removal is queued."""
+
     PENDING = "pending"
     INDEXED = "indexed"
     DELETING = "deleting"
@@ -112,7 +134,7 @@ class Collection(TimestampMixin, Base):
     dimension: Mapped[int] = mapped_column(Integer)
     metric: Mapped[str] = mapped_column(String(16), default="cosine")
     settings: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=CollectionStatus.ACTIVE)
     # Bumped by every write; search caches key on it so a write invalidates results at once.
     write_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
@@ -146,7 +168,7 @@ class Document(TimestampMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
     # active: searchable once indexed; deleting: its chunks are leaving the index.
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
 
     collection: Mapped[Collection] = relationship(back_populates="documents")
