@@ -52,7 +52,7 @@ def kinds(report: dict) -> dict[str, int]:
 
 def test_a_clean_store_has_no_problems_and_every_run_is_stored(loaded: RagStore) -> None:
     first = loaded.check_consistency()
-    assert first is not None and first["problems"] == 0 and first["state"] == "done"
+    assert first is not None and first["problems"] == 0 and first["state"] == "complete"
     assert set(first["counts"]) == {k.value for k in Kind}
     assert first["collections"]["kb"] == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
     assert first["previous"] is None

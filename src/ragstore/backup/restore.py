@@ -38,6 +38,7 @@ from ragstore.backup.verify import (
     verify_into,
 )
 from ragstore.config import Settings
+from ragstore.db.runs import RunState
 from ragstore.errors import Conflict, InvalidInput
 
 __all__ = ["RestorePlan", "restore_backup"]
@@ -348,7 +349,7 @@ def _open_and_check(plan: RestorePlan, manifest: Manifest) -> dict[str, Any]:
             kind=manifest.kind,
             backup_id=manifest.id,
             size_bytes=manifest.logical_bytes,
-            state="complete" if not sum(report["remaining"].values()) else "failed",
+            state=RunState.COMPLETE if not sum(report["remaining"].values()) else RunState.FAILED,
             duration_ms=(time.perf_counter() - started) * 1000,
             details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
         )

@@ -49,6 +49,8 @@ __all__ = [
     "OpKind",
     "OpState",
     "QueryLog",
+    "RunRecord",
+    "RunState",
     "SearchFeedback",
     "StoreState",
     "SyncMarker",
@@ -110,6 +112,15 @@ class ChunkStatus(StrEnum):
     PENDING = "pending"
     INDEXED = "indexed"
     DELETING = "deleting"
+
+
+class RunState(StrEnum):
+    """How a run of the run ledger (db/runs.py) stands: one set for backups, checks and maintenance."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # left running by a process that stopped
 
 
 class OpKind:
@@ -394,50 +405,45 @@ class ChunkAnalytics(Base):
     last_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class ConsistencyReport(Base):
+class RunRecord:
+    """The columns every run-ledger table has (db/runs.py writes them); each table adds its own."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Unique: of several processes whose schedules fire at once, the one that inserts the slot runs the job.
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # cli, manual, api, schedule, restore
+    state: Mapped[str] = mapped_column(String(16))  # a RunState
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ConsistencyReport(RunRecord, Base):
     """One run of the consistency checker: counts by kind, the problems found and the repairs made."""
 
     __tablename__ = "consistency_reports"
     __table_args__ = (Index("ix_consistency_reports_started_at", "started_at"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Unique: of several processes whose schedules fire at once, the one that inserts the slot runs the check.
-    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # manual, api, schedule
-    state: Mapped[str] = mapped_column(String(16))  # running, done, failed
     backend: Mapped[str] = mapped_column(String(32))
     collection: Mapped[str | None] = mapped_column(String(128), nullable=True)  # None: every collection
     repair: Mapped[bool] = mapped_column(Boolean)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     problems: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counts: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-class BackupRun(Base):
+class BackupRun(RunRecord, Base):
     """One backup, verify, restore or prune: what was attempted, how it ended, how big and how long."""
 
     __tablename__ = "backup_runs"
     __table_args__ = (Index("ix_backup_runs_started_at", "started_at"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Unique: of several processes whose backup schedules fire at once, the one that inserts the slot runs it.
-    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     action: Mapped[str] = mapped_column(String(16))  # backup, verify, restore, prune
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # full, incremental, snapshot
     backup_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # cli, api, schedule
-    state: Mapped[str] = mapped_column(String(16))  # running, complete, failed, interrupted
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
-    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class StoreState(Base):
