@@ -52,7 +52,7 @@ def kinds(report: dict) -> dict[str, int]:
 
 def test_a_clean_store_has_no_problems_and_every_run_is_stored(loaded: RagStore) -> None:
     first = loaded.consistency.check()
-    assert first is not None and first["problems"] == 0 and first["state"] == "done"
+    assert first is not None and first["problems"] == 0 and first["state"] == "complete"
     assert set(first["counts"]) == {k.value for k in Kind}
     assert first["collections"]["kb"] == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
     assert first["previous"] is None
@@ -142,7 +142,7 @@ def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
     repaired = loaded.consistency.check(repair=True)
     assert repaired is not None and sum(repaired["remaining"].values()) == 0
     assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
-    assert loaded.components.vectors.outbox_counts().dead == 0
+    assert loaded.index.outbox_counts().dead == 0
 
 
 def test_count_drift_is_recounted(loaded: RagStore) -> None:
@@ -169,7 +169,7 @@ def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded
     assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
     assert report["remaining"]["dimension_mismatch"] == 1
     assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
-    assert loaded.components.vectors.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
+    assert loaded.index.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
     clean = loaded.consistency.check()
     assert clean is not None and clean["problems"] == 0
 

@@ -129,3 +129,23 @@ def test_processes_migrating_at_once_take_turns(settings: Settings) -> None:
     assert not errors, errors
     head = Migrator(Database(settings).engine).head()
     assert results == [head, head, head]
+
+
+def test_finished_checks_move_to_the_ledger_state_and_back(engine: Engine) -> None:
+    """0008: consistency reports written `done` before the run ledger read as `complete`, and back."""
+    migrator = Migrator(engine)
+    migrator.upgrade("0007")
+    insert = (
+        "INSERT INTO consistency_reports (trigger, state, backend, repair, counts, details, problems) "
+        "VALUES ('manual', :state, 'embedded', false, '{}', '{}', 0)"
+    )
+    with engine.begin() as conn:
+        for state in ("done", "failed", "running"):
+            conn.execute(text(insert), {"state": state})
+    migrator.upgrade()
+    states = "SELECT state FROM consistency_reports ORDER BY id"
+    with engine.connect() as conn:
+        assert list(conn.execute(text(states)).scalars()) == ["complete", "failed", "running"]
+    migrator.downgrade("0007")
+    with engine.connect() as conn:
+        assert list(conn.execute(text(states)).scalars()) == ["done", "failed", "running"]

@@ -23,6 +23,7 @@ from ragstore.backup.verify import check_counts
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings, load_settings
 from ragstore.db.engine import Database
+from ragstore.db.models import RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
 from ragstore.migrations import Migrator
@@ -189,7 +190,7 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
             kind=manifest.kind,
             backup_id=manifest.id,
             size_bytes=manifest.logical_bytes,
-            state="complete" if not sum(report["remaining"].values()) else "failed",
+            state=RunState.COMPLETE if not sum(report["remaining"].values()) else RunState.FAILED,
             duration_ms=(time.perf_counter() - started) * 1000,
             details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
         )

@@ -31,6 +31,7 @@ from ragstore.backup.storage import open_storage
 from ragstore.backup.verify import verify_into
 from ragstore.config import Settings
 from ragstore.db.engine import Database
+from ragstore.db.runs import RunState
 from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
 from ragstore.vectors.registry import backend_spec
 
@@ -132,7 +133,7 @@ class BackupManager:
             with contextlib.suppress(Exception):
                 self.runs.finish(
                     run_id,
-                    state="failed",
+                    state=RunState.FAILED,
                     duration_ms=(time.perf_counter() - started) * 1000,
                     backup_id=outcome["backup_id"],
                     details=outcome["details"],
@@ -144,7 +145,7 @@ class BackupManager:
                 self._active = None
         self.runs.finish(
             run_id,
-            state="complete",
+            state=RunState.COMPLETE,
             duration_ms=(time.perf_counter() - started) * 1000,
             size_bytes=outcome["size_bytes"],
             backup_id=outcome["backup_id"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import sqlite3
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
 
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
@@ -37,21 +37,17 @@ from ragstore.backup.verify import (
     verify_into,
 )
 from ragstore.config import Settings
+from ragstore.db.identity import renew_identity
+from ragstore.db.models import BackupRun
+from ragstore.db.runs import complete_running, interrupt_running
+from ragstore.db.state import VECTOR_BACKEND_KEY, clear_state
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.vectors.base import KeepsFiles
 from ragstore.vectors.registry import backend_spec, self_contained_backend
 
 __all__ = ["CheckRestored", "RestorePlan", "restore_backup"]
 
-FINISH_SQL = (
-    "UPDATE backup_runs SET state = 'complete', finished_at = CURRENT_TIMESTAMP "
-    "WHERE backup_id = :id AND state = 'running'"
-)
-ABANDON_SQL = (
-    "UPDATE backup_runs SET state = 'interrupted', error = 'running when the backup was taken' WHERE state = 'running'"
-)
-IDENTITY_SQL = "UPDATE sync_markers SET value = :value WHERE name = 'store_id'"
-BACKEND_SQL = "DELETE FROM store_state WHERE key = 'vector_backend'"
+ABANDONED = "running when the backup was taken"
 
 
 @dataclass
@@ -175,18 +171,27 @@ def _index_files(manifest: Manifest) -> type[KeepsFiles]:
     return (spec if spec.keeps_files else self_contained_backend()).file_keeper()
 
 
+def _prepare(conn: Connection, manifest: Manifest, *, drop_backend: bool) -> None:
+    """Make the copy a store of its own before it goes live, through the owners of what changes: a new
+    identity (db/identity.py); in its run ledger, the run that made this backup complete and any other
+    then in progress interrupted (db/runs.py); and, for a copy beside a shared vector backend, no recorded
+    backend (db/state.py), so the copy opens on an embedded index of its own."""
+    renew_identity(conn)
+    complete_running(conn, BackupRun, BackupRun.backup_id == manifest.id)
+    interrupt_running(conn, BackupRun, error=ABANDONED)
+    if drop_backend:
+        clear_state(conn, VECTOR_BACKEND_KEY)
+
+
 def _prepare_sqlite(path: Path, manifest: Manifest, *, drop_backend: bool) -> None:
-    conn = sqlite3.connect(str(path))
+    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
     try:
-        with conn:
-            conn.execute(IDENTITY_SQL.replace(":value", "?"), (secrets.randbits(62),))
-            conn.execute(FINISH_SQL.replace(":id", "?"), (manifest.id,))
-            conn.execute(ABANDON_SQL)
-            if drop_backend:
-                conn.execute(BACKEND_SQL)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with engine.begin() as conn:
+            _prepare(conn, manifest, drop_backend=drop_backend)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
-        conn.close()
+        engine.dispose()
 
 
 def _refuse_if_open(live_db: Path) -> None:
@@ -310,11 +315,7 @@ def _database_exists(admin: Any, name: str) -> bool:
 def _prepare_postgres(url: str, manifest: Manifest, *, drop_backend: bool) -> None:
     engine = create_engine(url)
     try:
-        with engine.begin() as c:
-            c.execute(text(IDENTITY_SQL), {"value": secrets.randbits(62)})
-            c.execute(text(FINISH_SQL), {"id": manifest.id})
-            c.execute(text(ABANDON_SQL))
-            if drop_backend:
-                c.execute(text(BACKEND_SQL))
+        with engine.begin() as conn:
+            _prepare(conn, manifest, drop_backend=drop_backend)
     finally:
         engine.dispose()

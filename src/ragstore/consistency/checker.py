@@ -20,7 +20,17 @@ from sqlalchemy.orm import aliased
 from ragstore.consistency.kinds import KINDS, Kind
 from ragstore.db.chunk_vectors import iter_indexed_vectors
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpState, SyncOperation, utcnow
+from ragstore.db.models import (
+    ChunkStatus,
+    Collection,
+    CollectionStatus,
+    Document,
+    DocumentChunk,
+    DocumentStatus,
+    OpState,
+    SyncOperation,
+    utcnow,
+)
 from ragstore.vectors.base import VectorIndex
 
 __all__ = ["CheckResult", "ConsistencyChecker", "Finding", "vector_drift"]
@@ -96,7 +106,7 @@ class ConsistencyChecker:
             # Active collections only: a collection being dropped is leaving the index through the outbox,
             # and its chunks would read as missing vectors until the drop finishes.
             query = select(Collection.id, Collection.name, Collection.dimension, Collection.embedding_model).where(
-                Collection.status == "active"
+                Collection.status == CollectionStatus.ACTIVE
             )
             if collection is not None:
                 query = query.where(Collection.name == collection)
@@ -256,7 +266,9 @@ class ConsistencyChecker:
             ids = list(
                 s.scalars(
                     select(Document.id).where(
-                        Document.collection_id == cid, Document.status == "active", Document.chunk_count != counted
+                        Document.collection_id == cid,
+                        Document.status == DocumentStatus.ACTIVE,
+                        Document.chunk_count != counted,
                     )
                 )
             )

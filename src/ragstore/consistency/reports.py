@@ -1,8 +1,8 @@
 """Each run of the checker is stored (`consistency_reports`) and compared with the run before it.
 
-A run's row is written `running` before the check starts and finished after, so a crash mid-check leaves
-a `running` row, never a report that looks complete. A scheduled run names its slot (the minute it was
-due): the unique slot lets exactly one of several server processes take it.
+A report is a record of the run ledger (db/runs.py), which says how a run starts (a unique slot for a
+scheduled one), ends and is found: this module adds what is particular to checks, the backend and scope,
+the counts by kind and the comparison with the previous run over the same scope.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from ragstore.db.engine import Database
-from ragstore.db.models import ConsistencyReport, utcnow
+from ragstore.db.models import ConsistencyReport
+from ragstore.db.runs import RunLedger, RunState
 
 __all__ = ["ReportStore"]
 
@@ -27,31 +24,15 @@ def _iso(value: datetime | None) -> str | None:
 class ReportStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.ledger = RunLedger(db, ConsistencyReport)
 
     def start(
         self, *, trigger: str, backend: str, collection: str | None, repair: bool, slot: str | None
     ) -> int | None:
         """The new report's id; None if another process already took this slot."""
-
-        def unit(s: Session) -> int:
-            row = ConsistencyReport(
-                slot=slot,
-                trigger=trigger,
-                state="running",
-                backend=backend,
-                collection=collection,
-                repair=repair,
-                counts={},
-                details={},
-            )
-            s.add(row)
-            s.flush()
-            return int(row.id)
-
-        try:
-            return self.db.write(unit)
-        except IntegrityError:
-            return None
+        return self.ledger.start(
+            trigger=trigger, slot=slot, backend=backend, collection=collection, repair=repair, counts={}
+        )
 
     def finish(
         self,
@@ -62,56 +43,32 @@ class ReportStore:
         duration_ms: float,
         error: str | None = None,
     ) -> None:
-        def unit(s: Session) -> None:
-            row = s.get(ConsistencyReport, report_id)
-            if row is None:
-                return
-            row.state = "failed" if error else "done"
-            row.counts = counts
-            row.problems = sum(counts.values())
-            row.details = details
-            row.duration_ms = duration_ms
-            row.finished_at = utcnow()
-            row.error = error
-
-        self.db.write(unit)
+        self.ledger.finish(
+            report_id,
+            state=RunState.FAILED if error else RunState.COMPLETE,
+            duration_ms=duration_ms,
+            details=details,
+            error=error,
+            counts=counts,
+            problems=sum(counts.values()),
+        )
 
     def previous(self, report_id: int, collection: str | None) -> dict[str, Any] | None:
         """The last finished run before this one over the same scope (all collections, or the same one)."""
-        with self.db.read() as s:
-            row = s.scalars(
-                select(ConsistencyReport)
-                .where(
-                    ConsistencyReport.id < report_id,
-                    ConsistencyReport.state == "done",
-                    ConsistencyReport.collection.is_(None)
-                    if collection is None
-                    else ConsistencyReport.collection == collection,
-                )
-                .order_by(ConsistencyReport.id.desc())
-                .limit(1)
-            ).first()
-            return self._summary(row) if row is not None else None
+        column = ConsistencyReport.collection
+        scope = column.is_(None) if collection is None else column == collection
+        return self.ledger.latest(
+            self._summary, ConsistencyReport.id < report_id, ConsistencyReport.state == RunState.COMPLETE, scope
+        )
 
     def get(self, report_id: int) -> dict[str, Any] | None:
-        with self.db.read() as s:
-            row = s.get(ConsistencyReport, report_id)
-            return self._full(row) if row is not None else None
+        return self.ledger.get(report_id, self._full)
 
     def latest(self) -> dict[str, Any] | None:
-        with self.db.read() as s:
-            row = s.scalars(
-                select(ConsistencyReport)
-                .where(ConsistencyReport.state != "running")
-                .order_by(ConsistencyReport.id.desc())
-                .limit(1)
-            ).first()
-            return self._full(row) if row is not None else None
+        return self.ledger.latest(self._full, ConsistencyReport.state != RunState.RUNNING)
 
     def history(self, limit: int = 20) -> list[dict[str, Any]]:
-        with self.db.read() as s:
-            rows = s.scalars(select(ConsistencyReport).order_by(ConsistencyReport.id.desc()).limit(limit))
-            return [self._summary(r) for r in rows]
+        return self.ledger.history(self._summary, limit=limit)
 
     @staticmethod
     def _summary(row: ConsistencyReport) -> dict[str, Any]:
@@ -130,5 +87,6 @@ class ReportStore:
             "error": row.error,
         }
 
-    def _full(self, row: ConsistencyReport) -> dict[str, Any]:
-        return {**self._summary(row), **dict(row.details or {})}
+    @classmethod
+    def _full(cls, row: ConsistencyReport) -> dict[str, Any]:
+        return {**cls._summary(row), **dict(row.details or {})}

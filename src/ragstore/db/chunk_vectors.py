@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import Embedding
+from ragstore.db.models import ChunkStatus, Embedding
 
 __all__ = ["BATCH", "VectorBatch", "iter_indexed_vectors", "vectors_for_chunks"]
 
@@ -58,10 +58,12 @@ class VectorBatch:
 _JOINED = (
     "SELECT c.id, e.vector FROM document_chunks c "
     "LEFT JOIN embeddings e ON e.model = {model} AND e.content_hash = c.content_hash "
-    "WHERE c.collection_id = {cid} AND c.status = 'indexed' AND c.id > {after} ORDER BY c.id LIMIT {limit}"
+    "WHERE c.collection_id = {cid} AND c.status = '{indexed}' AND c.id > {after} ORDER BY c.id LIMIT {limit}"
 )
-_SQLITE_JOINED = _JOINED.format(model="?", cid="?", after="?", limit="?")
-_PG_JOINED = text(_JOINED.format(model=":model", cid=":cid", after=":after", limit=":limit"))
+_SQLITE_JOINED = _JOINED.format(model="?", cid="?", indexed=ChunkStatus.INDEXED, after="?", limit="?")
+_PG_JOINED = text(
+    _JOINED.format(model=":model", cid=":cid", indexed=ChunkStatus.INDEXED, after=":after", limit=":limit")
+)
 
 
 def iter_indexed_vectors(

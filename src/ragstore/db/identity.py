@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
 from ragstore.db.models import SyncMarker
 
-__all__ = ["STORE_ID", "store_identity"]
+__all__ = ["STORE_ID", "renew_identity", "store_identity"]
 
 STORE_ID = "store_id"
 
@@ -36,3 +37,14 @@ def store_identity(db: Database) -> int:
         db.write(create)
     with db.read() as s:
         return int(s.scalar(select(SyncMarker.value).where(SyncMarker.name == STORE_ID)) or 0)
+
+
+def renew_identity(executor: Connection | Session) -> int:
+    """Give the database a new identity, in the caller's transaction; returns it.
+
+    For a copy that is to become a store of its own (a restore): cache entries computed from the database
+    it was copied from must never be served for it.
+    """
+    value = secrets.randbits(62)
+    executor.execute(update(SyncMarker).where(SyncMarker.name == STORE_ID).values(value=value))
+    return value

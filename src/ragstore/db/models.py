@@ -7,6 +7,7 @@ why backups, consistency checks and backend migrations never need an embedding c
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -35,9 +36,11 @@ __all__ = [
     "ChunkLexeme",
     "ChunkStatus",
     "Collection",
+    "CollectionStatus",
     "ConsistencyReport",
     "Document",
     "DocumentChunk",
+    "DocumentStatus",
     "Embedding",
     "EmbeddingUsage",
     "Job",
@@ -46,6 +49,8 @@ __all__ = [
     "OpKind",
     "OpState",
     "QueryLog",
+    "RunRecord",
+    "RunState",
     "SearchFeedback",
     "StoreState",
     "SyncMarker",
@@ -84,10 +89,38 @@ class TimestampMixin:
     )
 
 
-class ChunkStatus:
+# Row statuses. StrEnums, so a member equals (and is stored as) its value string: the values are the
+# schema's, unchanged since migration 0001. Which combination a search may show is db/visibility.py's rule.
+class CollectionStatus(StrEnum):
+    """`deleting`: hidden at once by a drop (its name freed); the applier removes it once the index has."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class DocumentStatus(StrEnum):
+    """`deleting`: hidden at once by a delete or a replacement; the applier removes the row after its chunks."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class ChunkStatus(StrEnum):
+    """The outbox's view of one chunk: written `pending`, `indexed` once the vector index confirmed it,
+    `deleting` while its removal is queued."""
+
     PENDING = "pending"
     INDEXED = "indexed"
     DELETING = "deleting"
+
+
+class RunState(StrEnum):
+    """How a run of the run ledger (db/runs.py) stands: one set for backups, checks and maintenance."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # left running by a process that stopped
 
 
 class OpKind:
@@ -112,7 +145,7 @@ class Collection(TimestampMixin, Base):
     dimension: Mapped[int] = mapped_column(Integer)
     metric: Mapped[str] = mapped_column(String(16), default="cosine")
     settings: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=CollectionStatus.ACTIVE)
     # Bumped by every write; search caches key on it so a write invalidates results at once.
     write_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
@@ -146,7 +179,7 @@ class Document(TimestampMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
     # active: searchable once indexed; deleting: its chunks are leaving the index.
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
 
     collection: Mapped[Collection] = relationship(back_populates="documents")
@@ -372,50 +405,45 @@ class ChunkAnalytics(Base):
     last_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class ConsistencyReport(Base):
+class RunRecord:
+    """The columns every run-ledger table has (db/runs.py writes them); each table adds its own."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Unique: of several processes whose schedules fire at once, the one that inserts the slot runs the job.
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # cli, manual, api, schedule, restore
+    state: Mapped[str] = mapped_column(String(16))  # a RunState
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ConsistencyReport(RunRecord, Base):
     """One run of the consistency checker: counts by kind, the problems found and the repairs made."""
 
     __tablename__ = "consistency_reports"
     __table_args__ = (Index("ix_consistency_reports_started_at", "started_at"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Unique: of several processes whose schedules fire at once, the one that inserts the slot runs the check.
-    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # manual, api, schedule
-    state: Mapped[str] = mapped_column(String(16))  # running, done, failed
     backend: Mapped[str] = mapped_column(String(32))
     collection: Mapped[str | None] = mapped_column(String(128), nullable=True)  # None: every collection
     repair: Mapped[bool] = mapped_column(Boolean)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     problems: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     counts: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-class BackupRun(Base):
+class BackupRun(RunRecord, Base):
     """One backup, verify, restore or prune: what was attempted, how it ended, how big and how long."""
 
     __tablename__ = "backup_runs"
     __table_args__ = (Index("ix_backup_runs_started_at", "started_at"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Unique: of several processes whose backup schedules fire at once, the one that inserts the slot runs it.
-    slot: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     action: Mapped[str] = mapped_column(String(16))  # backup, verify, restore, prune
     kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # full, incremental, snapshot
     backup_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    trigger: Mapped[str] = mapped_column(String(16))  # cli, api, schedule
-    state: Mapped[str] = mapped_column(String(16))  # running, complete, failed, interrupted
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
-    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class StoreState(Base):

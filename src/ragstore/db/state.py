@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
 from ragstore.db.models import StoreState
 
-__all__ = ["read_state", "write_state"]
+__all__ = ["VECTOR_BACKEND_KEY", "clear_state", "read_state", "write_state"]
+
+# Which vector backend holds the store's vectors: recorded at creation, switched by `ragstore index migrate`.
+VECTOR_BACKEND_KEY = "vector_backend"
 
 
 def read_state(db: Database, key: str) -> dict[str, Any] | None:
@@ -32,3 +37,8 @@ def write_state(db: Database, key: str, value: dict[str, Any] | None) -> None:
             row.value = value
 
     db.write(unit)
+
+
+def clear_state(executor: Connection | Session, key: str) -> None:
+    """Remove one fact in the caller's transaction (a restore prepares its copy through this)."""
+    executor.execute(delete(StoreState).where(StoreState.key == key))

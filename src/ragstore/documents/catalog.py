@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk, OpKind, utcnow
+from ragstore.db.models import (
+    ChunkStatus,
+    Collection,
+    CollectionStatus,
+    Document,
+    DocumentChunk,
+    DocumentStatus,
+    OpKind,
+    utcnow,
+)
 from ragstore.db.versions import bump_write_version
 from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
@@ -49,7 +58,7 @@ class CollectionRef:
 # how long another process's drop-and-recreate of the same name can go unseen.
 RESOLVE_TTL_S = 1.0
 _RESOLVE = select(Collection.id, Collection.name, Collection.embedding_model, Collection.dimension).where(
-    Collection.name == bindparam("name"), Collection.status == "active"
+    Collection.name == bindparam("name"), Collection.status == CollectionStatus.ACTIVE
 )
 
 
@@ -101,7 +110,7 @@ class Catalog:
         with self.db.read() as s:
             rows = s.execute(
                 select(Collection.id, Collection.name, Collection.embedding_model, Collection.dimension)
-                .where(Collection.status == "active")
+                .where(Collection.status == CollectionStatus.ACTIVE)
                 .order_by(Collection.name)
             ).all()
         return [CollectionRef(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
@@ -111,7 +120,9 @@ class Catalog:
 
     # -- collections ---------------------------------------------------------------------------------------
     def get_row(self, s: Session, name: str) -> Collection:
-        row = s.scalars(select(Collection).where(Collection.name == name, Collection.status == "active")).first()
+        row = s.scalars(
+            select(Collection).where(Collection.name == name, Collection.status == CollectionStatus.ACTIVE)
+        ).first()
         if row is None:
             raise NotFound(f"collection {name!r} does not exist", details={"collection": name})
         return row
@@ -128,7 +139,7 @@ class Catalog:
         def unit(s: Session) -> Collection:
             existing = s.scalars(select(Collection).where(Collection.name == name)).first()
             if existing is not None:
-                state = "is being deleted" if existing.status == "deleting" else "already exists"
+                state = "is being deleted" if existing.status == CollectionStatus.DELETING else "already exists"
                 raise Conflict(f"collection {name!r} {state}", details={"collection": name})
             row = Collection(
                 name=name,
@@ -137,7 +148,7 @@ class Catalog:
                 dimension=dimension,
                 metric=metric,
                 settings={},
-                status="active",
+                status=CollectionStatus.ACTIVE,
                 write_version=0,
             )
             s.add(row)
@@ -156,7 +167,7 @@ class Catalog:
         docs = s.scalar(
             select(func.count())
             .select_from(Document)
-            .where(Document.collection_id == row.id, Document.status == "active")
+            .where(Document.collection_id == row.id, Document.status == DocumentStatus.ACTIVE)
         )
         chunk_total, indexed = s.execute(
             select(
@@ -179,7 +190,9 @@ class Catalog:
 
     def list_collections(self) -> list[CollectionInfo]:
         with self.db.read() as s:
-            rows = s.scalars(select(Collection).where(Collection.status == "active").order_by(Collection.name))
+            rows = s.scalars(
+                select(Collection).where(Collection.status == CollectionStatus.ACTIVE).order_by(Collection.name)
+            )
             return [self.collection_info(s, row) for row in rows]
 
     def get_collection(self, name: str) -> CollectionInfo:
@@ -192,7 +205,7 @@ class Catalog:
         def unit(s: Session) -> int:
             row = self.get_row(s, name)
             self.forget(name)
-            row.status = "deleting"
+            row.status = CollectionStatus.DELETING
             # Free the name at once: a new collection of the same name may be created right away.
             row.name = f"{row.name}.deleting.{row.id}"[:128]
             queue_operation(s, row.id, OpKind.DROP_COLLECTION, [], now=self.clock.now())
@@ -232,7 +245,7 @@ class Catalog:
             metadata=dict(doc.metadata_ or {}),
             content_hash=doc.content_hash,
             status=doc.status,
-            index_state="deleting" if doc.status == "deleting" else state,
+            index_state="deleting" if doc.status == DocumentStatus.DELETING else state,
             chunk_count=doc.chunk_count,
             created_at=doc.created_at,
             updated_at=doc.updated_at,
@@ -246,7 +259,7 @@ class Catalog:
             raise InvalidInput("limit must be 1-10000 and offset >= 0")
         with self.db.read() as s:
             coll = self.get_row(s, collection)
-            query = select(Document).where(Document.collection_id == coll.id, Document.status == "active")
+            query = select(Document).where(Document.collection_id == coll.id, Document.status == DocumentStatus.ACTIVE)
             if source_uri is not None:
                 query = query.where(Document.source_uri == source_uri)
             docs = list(s.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
@@ -257,7 +270,7 @@ class Catalog:
         with self.db.read() as s:
             coll = self.get_row(s, collection)
             doc = s.get(Document, document_id)
-            if doc is None or doc.collection_id != coll.id or doc.status != "active":
+            if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             chunks = None
             if with_chunks:
@@ -275,7 +288,7 @@ class Catalog:
         def unit(s: Session) -> int:
             coll = self.get_row(s, collection)
             doc = s.get(Document, document_id)
-            if doc is None or doc.collection_id != coll.id or doc.status != "active":
+            if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             return self.mark_documents_deleting(s, coll.id, [doc.id])
 
@@ -286,7 +299,11 @@ class Catalog:
         chunk_ids = [
             int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(document_ids)))
         ]
-        s.execute(update(Document).where(Document.id.in_(document_ids)).values(status="deleting", updated_at=utcnow()))
+        s.execute(
+            update(Document)
+            .where(Document.id.in_(document_ids))
+            .values(status=DocumentStatus.DELETING, updated_at=utcnow())
+        )
         s.execute(
             update(DocumentChunk)
             .where(DocumentChunk.document_id.in_(document_ids))

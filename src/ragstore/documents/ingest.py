@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
 from ragstore.db.ids import allocate_ids
-from ragstore.db.models import ChunkStatus, Document, DocumentChunk, Embedding, OpKind, utcnow
+from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
 from ragstore.embeddings.base import Embedder
@@ -131,7 +131,7 @@ class Ingestor:
                     select(Document.content_hash, Document.id, Document.title).where(
                         Document.collection_id == coll_id,
                         Document.content_hash.in_(hashes),
-                        Document.status == "active",
+                        Document.status == DocumentStatus.ACTIVE,
                     )
                 )
             }
@@ -139,7 +139,9 @@ class Ingestor:
             by_source: dict[str, list[int]] = {}
             for src, doc_id in s.execute(
                 select(Document.source_uri, Document.id).where(
-                    Document.collection_id == coll_id, Document.source_uri.in_(sources), Document.status == "active"
+                    Document.collection_id == coll_id,
+                    Document.source_uri.in_(sources),
+                    Document.status == DocumentStatus.ACTIVE,
                 )
             ):
                 by_source.setdefault(src, []).append(int(doc_id))
@@ -324,7 +326,7 @@ class Ingestor:
                 "size_bytes": plan.doc.loaded.size_bytes,
                 "metadata": plan.doc.loaded.metadata,
                 "content_hash": plan.doc.content_hash,
-                "status": "active",
+                "status": DocumentStatus.ACTIVE,
                 "chunk_count": len(plan.doc.chunk_texts),
                 "created_at": now,
                 "updated_at": now,

@@ -18,7 +18,8 @@ from cachetools import TTLCache
 from sqlalchemy import ColumnClause, ColumnElement, Float, bindparam, func, literal_column, select
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkLexeme, ChunkStatus, Document, DocumentChunk
+from ragstore.db.models import ChunkLexeme, Document, DocumentChunk
+from ragstore.db.visibility import chunk_visible
 from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
 
 __all__ = ["PostgresFtsIndex", "tsquery_text"]
@@ -66,8 +67,7 @@ class PostgresFtsIndex:
             .where(
                 TSV.op("@@")(query),
                 ChunkLexeme.collection_id == collection_id,
-                DocumentChunk.status == ChunkStatus.INDEXED,
-                Document.status == "active",
+                chunk_visible(),
             )
             .order_by(literal_column("rank").desc(), ChunkLexeme.chunk_id)
             .limit(fetch)

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnClause, ColumnElement, Integer, column, literal_column, select, table, text
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Document, DocumentChunk
+from ragstore.db.models import Document, DocumentChunk
+from ragstore.db.visibility import VISIBLE_SQL, chunk_visible
 from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
 
 __all__ = ["SqliteFtsIndex", "fts_match"]
@@ -33,15 +34,14 @@ _RANKED = (
 )
 _VISIBLE = (
     "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
-    "WHERE c.id IN (SELECT value FROM json_each(?)) AND c.collection_id = ? AND c.status = 'indexed' "
-    "AND d.status = 'active'"
+    f"WHERE c.id IN (SELECT value FROM json_each(?)) AND c.collection_id = ? AND {VISIBLE_SQL}"
 )
 MAX_ROUNDS = 3
 # The last resort when the collection is a small part of a large store: rank only its visible chunks.
 _PLAIN = (
     "SELECT f.rowid, bm25(chunk_lexemes_fts) AS rank FROM chunk_lexemes_fts AS f "
     "JOIN document_chunks AS c ON c.id = f.rowid JOIN documents AS d ON d.id = c.document_id "
-    "WHERE chunk_lexemes_fts MATCH ? AND c.collection_id = ? AND c.status = 'indexed' AND d.status = 'active' "
+    f"WHERE chunk_lexemes_fts MATCH ? AND c.collection_id = ? AND {VISIBLE_SQL} "
     "ORDER BY rank LIMIT ?"
 )
 
@@ -93,8 +93,7 @@ class SqliteFtsIndex:
                 .where(
                     text("chunk_lexemes_fts MATCH :match"),
                     DocumentChunk.collection_id == collection_id,
-                    DocumentChunk.status == ChunkStatus.INDEXED,
-                    Document.status == "active",
+                    chunk_visible(),
                     condition,
                 )
                 .order_by(BM25)

@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, select
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Document, DocumentChunk
+from ragstore.db.models import Document, DocumentChunk
+from ragstore.db.visibility import is_visible
 from ragstore.schemas import SearchHit
 
 __all__ = ["ChunkRow", "read_rows"]
@@ -27,8 +28,8 @@ class ChunkRow(NamedTuple):
 
     @property
     def visible(self) -> bool:
-        """What every search mode may show: an indexed chunk of an active document."""
-        return self.chunk_status == ChunkStatus.INDEXED and self.doc_status == "active"
+        """Whether a search may show this row (db/visibility.py's rule, on the statuses read)."""
+        return is_visible(self.chunk_status, self.doc_status)
 
     def hit(self, score: float, explain: dict[str, Any] | None = None) -> SearchHit:
         return SearchHit(

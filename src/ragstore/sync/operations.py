@@ -26,8 +26,10 @@ from ragstore.db.engine import Database
 from ragstore.db.models import (
     ChunkStatus,
     Collection,
+    CollectionStatus,
     Document,
     DocumentChunk,
+    DocumentStatus,
     OpKind,
     OpState,
     SyncOperation,
@@ -124,9 +126,13 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
         if doc_ids:
             # A document leaves once its last chunk has left the index.
             remaining = select(DocumentChunk.id).where(DocumentChunk.document_id == Document.id).exists()
-            s.execute(delete(Document).where(Document.id.in_(doc_ids), Document.status == "deleting", ~remaining))
+            s.execute(
+                delete(Document).where(Document.id.in_(doc_ids), Document.status == DocumentStatus.DELETING, ~remaining)
+            )
     elif op.kind == OpKind.DROP_COLLECTION:
-        s.execute(delete(Collection).where(Collection.id == op.collection_id, Collection.status == "deleting"))
+        s.execute(
+            delete(Collection).where(Collection.id == op.collection_id, Collection.status == CollectionStatus.DELETING)
+        )
     if op.kind != OpKind.DROP_COLLECTION:
         bump_write_version(s, op.collection_id)  # what searches may return changed: cached results are stale
     return True

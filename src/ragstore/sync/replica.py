@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.chunk_vectors import iter_indexed_vectors
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, DocumentChunk, OpState, SyncMarker, SyncOperation
+from ragstore.db.models import (
+    ChunkStatus,
+    Collection,
+    CollectionStatus,
+    DocumentChunk,
+    OpState,
+    SyncMarker,
+    SyncOperation,
+)
 from ragstore.errors import Unavailable
 from ragstore.sync.operations import Operations, OutboxOp, load_ops, spec_of
 from ragstore.vectors.base import VectorIndex
@@ -232,7 +240,7 @@ class Replica:
             self.pruned_through(),
         )
         with self.db.read() as s:
-            ids = list(s.scalars(select(Collection.id).where(Collection.status == "active")))
+            ids = list(s.scalars(select(Collection.id).where(Collection.status == CollectionStatus.ACTIVE)))
         for cid in set(self.collections) - set(ids):
             self.index.drop_collection(cid)
             self.collections.discard(cid)

@@ -24,9 +24,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from usearch.index import Index
 
 from ragstore.errors import InvalidInput, NotFound
 from ragstore.vectors.base import (
@@ -39,6 +39,9 @@ from ragstore.vectors.base import (
     VectorRecord,
     Vectors,
 )
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 __all__ = ["EmbeddedVectorIndex"]
 
@@ -100,7 +103,7 @@ class EmbeddedVectorIndex(ReplicaIndex, KeepsFiles):
         return _files(self.directory, collection_id)
 
     def _new_index(self, dimension: int) -> Index:
-        return Index(
+        return _usearch_index()(
             ndim=dimension,
             metric="cos",
             dtype=self.dtype,
@@ -351,7 +354,7 @@ class EmbeddedVectorIndex(ReplicaIndex, KeepsFiles):
             data = meta.with_suffix(DATA_SUFFIX)
             try:
                 recorded = int(json.loads(meta.read_text())["count"])
-                loaded = len(Index.restore(str(data), view=True) or [])
+                loaded = len(_usearch_index().restore(str(data), view=True) or [])
             except Exception as exc:
                 raise IndexFilesDamaged(
                     f"index file {data.name} cannot be loaded ({type(exc).__name__}: {exc})"
@@ -386,3 +389,11 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _usearch_index() -> type[Index]:
+    """usearch's Index class, imported on first use: opening a store for a listing (`ragstore collections
+    list`) must not load the vector library."""
+    from usearch.index import Index
+
+    return Index

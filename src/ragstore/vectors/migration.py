@@ -30,15 +30,15 @@ from sqlalchemy import func, select
 
 from ragstore.db.chunk_vectors import iter_indexed_vectors, vectors_for_chunks
 from ragstore.db.engine import Database
-from ragstore.db.models import ChunkStatus, Collection, DocumentChunk, SyncOperation
-from ragstore.db.state import read_state, write_state
+from ragstore.db.models import ChunkStatus, Collection, CollectionStatus, DocumentChunk, SyncOperation
+from ragstore.db.state import VECTOR_BACKEND_KEY, read_state, write_state
 from ragstore.errors import Conflict
 from ragstore.vectors.base import CollectionSpec, VectorIndex, VectorRecord
 
 __all__ = ["BACKEND_KEY", "MIGRATION_KEY", "FindDrift", "IndexMigration", "MigrationReport"]
 
 log = logging.getLogger(__name__)
-BACKEND_KEY = "vector_backend"
+BACKEND_KEY = VECTOR_BACKEND_KEY
 MIGRATION_KEY = "index_migration"
 BATCH = 5_000
 SAMPLE_QUERIES = 20
@@ -94,7 +94,7 @@ class IndexMigration:
                 select(
                     Collection.id, Collection.name, Collection.dimension, Collection.metric, Collection.embedding_model
                 )
-                .where(Collection.status == "active")
+                .where(Collection.status == CollectionStatus.ACTIVE)
                 .order_by(Collection.id)
             ).all()
         for cid, name, dimension, metric, model in collections:
