@@ -17,18 +17,24 @@ Three small base classes, so that a backend implements only what it is:
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ragstore.errors import NotFound
+
+C = TypeVar("C", bound="ReplicaCollection")
 
 __all__ = [
     "CollectionSpec",
     "IndexFilesDamaged",
     "KeepsFiles",
+    "ReplicaCollection",
     "ReplicaIndex",
     "VectorHit",
     "VectorIndex",
@@ -170,24 +176,50 @@ class VectorIndex(abc.ABC):
         return None
 
 
-class ReplicaIndex(VectorIndex):
+class ReplicaCollection(Protocol):
+    """What a replica keeps per open collection, at the least: its watermark."""
+
+    applied_seq: int
+
+
+class ReplicaIndex(VectorIndex, Generic[C]):
     """A process-local index: each process holds its own replica and follows the outbox to stay level.
 
     Its watermark (`applied_seq`) tells the applier where to replay from after a restart or after another
-    process wrote; an index that is not durable is rebuilt from SQL at every open.
+    process wrote; an index that is not durable is rebuilt from SQL at every open. The open collections and
+    their watermarks are kept here, so every replica backend keeps them alike.
     """
 
     shared: ClassVar[bool] = False
 
-    @abc.abstractmethod
+    def __init__(self) -> None:
+        self._subs: dict[int, C] = {}
+        self._lock = threading.RLock()
+
+    def _sub(self, collection_id: int) -> C:
+        """The open collection, or NotFound (an operation on a collection never ensured is the caller's bug)."""
+        sub = self._subs.get(collection_id)
+        if sub is None:
+            raise NotFound(f"vector collection {collection_id} is not open in the index")
+        return sub
+
     def applied_seq(self, collection_id: int) -> int:
         """Highest outbox operation id this replica holds (durably, for a durable one); 0 for a collection not
         open or never marked. Never goes down while the collection stays open."""
+        sub = self._subs.get(collection_id)
+        return 0 if sub is None else sub.applied_seq
 
-    @abc.abstractmethod
     def mark_applied(self, collection_id: int, seq: int) -> None:
         """Raise the collection's watermark to `seq` (a lower `seq` is ignored; a collection not open is
         ignored). Idempotent. Durable at the next `persist()`, together with the vectors it covers."""
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is not None and seq > sub.applied_seq:
+                sub.applied_seq = seq
+                self._changed(sub)
+
+    def _changed(self, sub: C) -> None:
+        """A collection's state moved (its watermark): a durable replica notes it must save."""
 
 
 class KeepsFiles(abc.ABC):

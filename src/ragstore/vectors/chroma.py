@@ -24,17 +24,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+# Without the `chroma` extra this import fails, and the registry names the extra to install.
+import chromadb
 import numpy as np
+from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import collection_ids, collection_name, with_retries
-
-try:
-    import chromadb
-    from chromadb.errors import InvalidArgumentError, NotFoundError
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("RAGSTORE_VECTOR_BACKEND=chroma needs chromadb: pip install 'ragstore[chroma]'") from exc
 
 __all__ = ["ChromaVectorIndex"]
 

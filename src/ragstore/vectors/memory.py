@@ -6,12 +6,11 @@ index against it. Nothing survives a restart; ragstore rebuilds it from SQL on o
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ragstore.errors import InvalidInput, NotFound
+from ragstore.errors import InvalidInput
 from ragstore.vectors.base import CollectionSpec, Ids, ReplicaIndex, VectorHit, VectorRecord, Vectors
 
 __all__ = ["MemoryVectorIndex"]
@@ -33,18 +32,8 @@ class _Sub:
         self.applied_seq = 0
 
 
-class MemoryVectorIndex(ReplicaIndex):
+class MemoryVectorIndex(ReplicaIndex[_Sub]):
     name = "memory"
-
-    def __init__(self) -> None:
-        self._subs: dict[int, _Sub] = {}
-        self._lock = threading.RLock()
-
-    def _sub(self, collection_id: int) -> _Sub:
-        sub = self._subs.get(collection_id)
-        if sub is None:
-            raise NotFound(f"vector collection {collection_id} does not exist in the index")
-        return sub
 
     def ensure_collection(self, spec: CollectionSpec) -> None:
         with self._lock:
@@ -128,16 +117,6 @@ class MemoryVectorIndex(ReplicaIndex):
     def dimension(self, collection_id: int) -> int | None:
         sub = self._subs.get(collection_id)
         return None if sub is None else sub.dimension
-
-    def applied_seq(self, collection_id: int) -> int:
-        sub = self._subs.get(collection_id)
-        return 0 if sub is None else sub.applied_seq
-
-    def mark_applied(self, collection_id: int, seq: int) -> None:
-        with self._lock:
-            sub = self._subs.get(collection_id)
-            if sub is not None:
-                sub.applied_seq = max(sub.applied_seq, seq)
 
     def is_durable(self) -> bool:
         return False

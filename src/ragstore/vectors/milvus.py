@@ -30,14 +30,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+# Without the `milvus` extra this import fails, and the registry names the extra to install.
+from pymilvus import DataType, MilvusClient, MilvusException
+
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import collection_ids, collection_name, with_retries
-
-try:
-    from pymilvus import DataType, MilvusClient, MilvusException
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("RAGSTORE_VECTOR_BACKEND=milvus needs pymilvus: pip install 'ragstore[milvus]'") from exc
 
 __all__ = ["MilvusVectorIndex"]
 
