@@ -247,9 +247,6 @@ HEAVY = (
 )
 # What made `ragstore --help` take a second: the facade and everything it wires, the ORM, numpy.
 STORE = ("ragstore.service", "ragstore.db", "sqlalchemy", "alembic", "numpy")
-# Opening the store builds the configured vector index, so a command that opens it loads usearch (the
-# embedded backend) but still no model, no web framework and no other vector library.
-OPENS_THE_STORE = tuple(m for m in HEAVY if m != "usearch")
 
 
 def modules_loaded_by(env: Path, *args: str) -> set[str]:
@@ -278,7 +275,19 @@ def test_the_light_commands_import_no_model_web_or_vector_library(env: Path) -> 
     for args in ((), ("--help",), ("config", "show"), ("collections", "--help"), ("search", "--help")):
         assert not modules_loaded_by(env, *args) & {*HEAVY, *STORE}, args
     loaded = modules_loaded_by(env, "collections", "list")
-    assert "ragstore.service" in loaded and not loaded & set(OPENS_THE_STORE)
+    assert "ragstore.service" in loaded and not loaded & set(HEAVY)
+
+
+def test_listings_of_a_populated_store_open_no_vector_index(env: Path) -> None:
+    """A listing reads SQL only: it opens the store without recovering the index (RagStore.open(recover=False)),
+    so even with collections whose index files exist it loads no vector library and no analyzer."""
+    assert run("ingest", "docs", "-c", "kb")[0] == 0
+    assert (env / "data" / "index").is_dir() and any((env / "data" / "index").iterdir())
+    for args in (("collections", "list"), ("documents", "list", "-c", "kb"), ("check", "list"), ("jobs", "list")):
+        loaded = modules_loaded_by(env, *args)
+        assert "ragstore.service" in loaded and not loaded & {*HEAVY, "kiwipiepy"}, args
+    code, out = run("collections", "list", "--json")
+    assert code == 0 and json.loads(out)[0]["indexed_chunk_count"] == 2
 
 
 def test_the_lazy_package_still_exports_every_public_name() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from ragstore import InvalidInput, NotFound, RagStore
+from ragstore import InvalidInput, NotFound, RagStore, Settings, Unavailable
 from ragstore.db.models import ChunkStatus, DocumentChunk, Embedding, SyncOperation
 
 from conftest import CountingEmbedder
@@ -250,3 +250,24 @@ def test_many_request_threads_searching_at_once_never_exhaust_the_pool(store: Ra
     with ThreadPoolExecutor(max_workers=40) as pool:
         results = list(pool.map(lambda _: store.search("kb", vector=vector, k=1), range(200), timeout=60))
     assert all(r.hits[0].title == "photo" for r in results)
+
+
+def test_a_store_opened_for_reading_lists_but_refuses_searches_writes_and_backups(
+    settings: Settings, embedder: CountingEmbedder
+) -> None:
+    """recover=False opens no vector index: what SQL holds is readable, and everything that needs the index
+    fails loudly instead of running against an index nobody brought level."""
+    with RagStore.open(settings, embedder=embedder) as store:
+        store.collections.create("kb")
+        store.documents.add_text("kb", "전세 계약 전에는 등기부등본을 확인한다.", title="doc")
+    with RagStore.open(settings, embedder=embedder, recover=False) as reading:
+        assert [c.name for c in reading.collections.list()] == ["kb"]
+        assert reading.collections.get("kb").indexed_chunk_count == 1
+        assert len(reading.documents.list("kb")) == 1
+        with pytest.raises(Unavailable, match="opened without"):
+            reading.search("kb", "등기부등본", mode="dense")
+        with pytest.raises(Unavailable, match="opened without"):
+            reading.backups.create("full")
+        assert reading.worker is None
+    with RagStore.open(settings, embedder=embedder) as store:  # a normal open afterwards is unharmed
+        assert store.search("kb", "등기부등본", k=1).hits[0].title == "doc"

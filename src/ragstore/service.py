@@ -32,6 +32,7 @@ from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.registry import create_vector_index
+from ragstore.vectors.unopened import UnopenedIndex
 from ragstore.wiring import active_backend, build, record_usage
 
 __all__ = ["MAX_K", "RagStore", "restore_backup"]
@@ -71,18 +72,26 @@ class RagStore:
         start_worker: bool = False,
         progress: Callable[[int, int], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        recover: bool = True,
     ) -> RagStore:
         """Open (and recover) a store. `clock` is for tests: every lease, backoff, TTL and queued operation
-        of the store reads it, so a test moves time instead of sleeping."""
+        of the store reads it, so a test moves time instead of sleeping.
+
+        `recover=False` opens it only to read what SQL holds (listings, reports): the vector index is not
+        opened (no index files loaded, no vector library imported) and the lexical analyzer not checked, so
+        listing a large store stays fast. Searches and writes through such a store raise Unavailable.
+        """
         settings = settings or load_settings()
         db = Database(settings)
         try:
             Migrator(db.engine).ensure_current(auto_upgrade=settings.auto_migrate)
             settings = active_backend(db, settings)
             chosen = embedder or create_embedder(settings, usage_sink=lambda record: record_usage(db, record))
-            store = cls(settings, db, create_vector_index(settings), chosen, clock)
-            store.recovery = store.components.applier.recover(progress=progress)
-            store.recovery.relexed_collections = store.index.bring_lexical_current()
+            vectors = create_vector_index(settings) if recover else UnopenedIndex(settings.vector_backend)
+            store = cls(settings, db, vectors, chosen, clock)
+            if recover:
+                store.recovery = store.components.applier.recover(progress=progress)
+                store.recovery.relexed_collections = store.index.bring_lexical_current()
         except BaseException:
             db.dispose()
             raise
@@ -96,7 +105,7 @@ class RagStore:
             )
         if store.components.bus is not None:
             store.components.bus.start()
-        if start_worker:
+        if start_worker and recover:
             store.start_worker()
         return store
 

@@ -184,7 +184,7 @@ def build(
         backup_manager=BackupManager(
             settings,
             db,
-            vector_backend=lambda: vectors.name,
+            vector_backend=lambda: settings.vector_backend,  # the backend active_backend settled on
             persist_index=index.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),

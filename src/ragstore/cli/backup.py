@@ -50,7 +50,7 @@ def backup_list(as_json: bool = JsonOpt) -> None:
     """Every complete backup in the repository, oldest first, with its size and when it was last verified."""
     from rich.table import Table
 
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         backups = store.backups.list()
     if as_json:
         print_json(backups)
@@ -78,7 +78,7 @@ def backup_show(
     as_json: bool = typer.Option(False, "--json", help="Accepted for symmetry: the manifest is printed as JSON."),
 ) -> None:
     """One backup's manifest: versions, collections with their counts, files and checksums, timings (JSON)."""
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         print_json(store.backups.show(backup_id))
 
 

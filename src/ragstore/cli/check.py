@@ -72,7 +72,7 @@ def check_list(
     """Past runs, newest first: when, what started them, how many problems they found."""
     from rich.table import Table
 
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         runs = store.consistency.history(limit)
     if as_json:
         print_json(runs)
@@ -91,7 +91,7 @@ def check_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """One stored report, as `check run` printed it."""
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         report = store.consistency.report(report_id)
     if as_json:
         print_json(report)

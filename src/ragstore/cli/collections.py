@@ -16,7 +16,7 @@ def collections_list(as_json: bool = JsonOpt) -> None:
     """Collections with their document and chunk counts."""
     from rich.table import Table
 
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         rows = store.collections.list()
     if as_json:
         print_json(rows)

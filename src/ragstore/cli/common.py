@@ -86,7 +86,10 @@ def settings() -> Settings:
 
 @contextmanager
 def opened_store(**kwargs: Any) -> Iterator[RagStore]:
-    """The facade, opened from the environment and closed after the command, with domain errors mapped."""
+    """The facade, opened from the environment and closed after the command, with domain errors mapped.
+
+    Commands that only read what SQL holds (listings, reports) pass `recover=False`: the vector index is
+    then not opened, which keeps them fast on a large store (RagStore.open explains)."""
     from ragstore.service import RagStore
 
     with domain_errors():

@@ -23,7 +23,7 @@ def documents_list(
     """Documents of a collection."""
     from rich.table import Table
 
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         docs = store.documents.list(collection, limit=limit, offset=offset)
     if as_json:
         print_json(docs)
@@ -44,7 +44,7 @@ def documents_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """One document (and its chunks)."""
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         doc = store.documents.get(collection, document_id, with_chunks=chunks)
     if as_json:
         print_json(doc)

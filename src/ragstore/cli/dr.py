@@ -16,7 +16,7 @@ app = typer.Typer(
 @app.command("report")
 def dr_report(as_json: bool = JsonOpt) -> None:
     """Disaster-recovery readiness: newest verified backup, chain, key, free space, estimated restore time."""
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         report = store.backups.dr_report()
     if as_json:
         print_json(report)

@@ -48,7 +48,7 @@ def jobs_list(
     """Jobs, newest first, with their state, attempts and last error."""
     from rich.table import Table
 
-    with opened_store() as store, domain_errors():
+    with opened_store(recover=False) as store, domain_errors():
         rows = store.jobs.list(state=state, limit=limit)
     if as_json:
         print_json(rows)
