@@ -171,11 +171,12 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
         store.index.persist()
         report = store.consistency.check(repair=False, trigger="restore")
         assert report is not None
-        if report["problems"] and store.components.vectors.shared:
+        if report.problems and store.components.vectors.shared:
             # A shared store (Milvus, Chroma) answered a query before its rebuilt collection settled (seen once
             # on Milvus Lite under load): repair through the outbox, and report what was found and what remains.
             report = store.consistency.check(repair=True, trigger="restore")
             assert report is not None
+        remaining = sum((report.remaining or {}).values())
         with store.db.engine.connect() as c:
             found = count_collections(c, None)
         # Recovery may have indexed chunks the backup caught pending: every other count must be the manifest's.
@@ -190,21 +191,21 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
             kind=manifest.kind,
             backup_id=manifest.id,
             size_bytes=manifest.logical_bytes,
-            state=RunState.COMPLETE if not sum(report["remaining"].values()) else RunState.FAILED,
+            state=RunState.COMPLETE if not remaining else RunState.FAILED,
             duration_ms=(time.perf_counter() - started) * 1000,
-            details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
+            details={"live": plan.live, "found": report.problems, "remaining": remaining},
         )
-    if sum(report["remaining"].values()):
+    if remaining:
         raise BackupFailed(
             f"backup {manifest.id} was restored, but the consistency check still finds "
-            f"{sum(report['remaining'].values())} problems ({report['remaining']}); run `ragstore check --repair`"
+            f"{remaining} problems ({report.remaining}); run `ragstore check --repair`"
         )
     return {
         "rebuilt": rebuilt,
         "consistency": {
-            "report_id": report["id"],
-            "problems": sum(report["remaining"].values()),
-            "found": report["problems"],
+            "report_id": report.id,
+            "problems": remaining,
+            "found": report.problems,
         },
         "open_and_check_s": round(time.perf_counter() - started, 3),
     }

@@ -37,7 +37,7 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     except Exception:
         log.exception("the scheduled consistency check failed")
         return None
-    return None if report is None else int(report["id"])
+    return None if report is None else report.id
 
 
 def run_scheduled_backup(

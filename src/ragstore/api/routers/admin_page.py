@@ -6,6 +6,7 @@ its buttons POST to the JSON API to start a backup or run a consistency check (G
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -41,6 +42,11 @@ def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _when(value: datetime | None) -> str:
+    """The time as the JSON sends it (ISO 8601), so the page and the API read the same."""
+    return "" if value is None else value.isoformat()
 
 
 def _mib(n: int | None) -> str:
@@ -113,7 +119,7 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     parts.append(
         _table(
             ["report", "started", "trigger", "state", "problems"],
-            [[r["id"], r["started_at"], r["trigger"], r["state"], r["problems"]] for r in history],
+            [[r.id, _when(r.started_at), r.trigger, r.state, r.problems] for r in history],
             "consistency",
         )
     )
