@@ -152,7 +152,7 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
             needed = estimate_bytes(cfg.data_dir / "ragstore.db", index)
             assert needed > 8_000_000
             subprocess.run(["mount", "-o", f"remount,size={needed // 2}", str(small)], check=True)
-            store.backups.settings = cfg.model_copy(
+            store.backups.manager.settings = cfg.model_copy(
                 update={"backup_repository": str(small / "repo"), "backup_compression": "none"}
             )
             with pytest.raises(NoSpace, match=rf"{small / 'repo'} is full: no space left writing blocks/"):
@@ -163,7 +163,7 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
             assert not list((small / "repo" / "tmp").glob("*"))  # the part being written was removed
             assert not list(cfg.backup_staging.glob("*"))  # and the staged snapshot
             # With room again, the next backup works; a restore onto a full disk fails and leaves nothing.
-            store.backups.settings = cfg.model_copy(update={"backup_repository": str(tmp_path / "repo")})
+            store.backups.manager.settings = cfg.model_copy(update={"backup_repository": str(tmp_path / "repo")})
             made = store.backups.create("full")
             assert made is not None
             for p in sorted(small.rglob("*"), reverse=True):
