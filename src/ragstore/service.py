@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from ragstore.backup import restore as backup_restore
 from ragstore.backup.errors import BackupFailed
@@ -27,7 +26,7 @@ from ragstore.db.models import RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
 from ragstore.migrations import Migrator
-from ragstore.schemas import MAX_SEARCH_DEPTH
+from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck, RestoreReport
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
@@ -150,16 +149,16 @@ class RagStore:
         self.close()
 
 
-def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> dict[str, Any]:
+def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> RestoreReport:
     """Restore `backup_id` (over the live store, or `to` a new folder or database), then open and check it."""
     return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check)
 
 
-def _restore_beside(settings: Settings, backup_id: str, to: str) -> dict[str, Any]:
+def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreReport:
     return restore_backup(settings, backup_id, to=to)
 
 
-def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dict[str, Any]:
+def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> RestoredCheck:
     """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
     run the consistency checker, which must find nothing."""
     started = time.perf_counter()
@@ -200,12 +199,8 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
             f"backup {manifest.id} was restored, but the consistency check still finds "
             f"{remaining} problems ({report.remaining}); run `ragstore check --repair`"
         )
-    return {
-        "rebuilt": rebuilt,
-        "consistency": {
-            "report_id": report.id,
-            "problems": remaining,
-            "found": report.problems,
-        },
-        "open_and_check_s": round(time.perf_counter() - started, 3),
-    }
+    return RestoredCheck(
+        rebuilt=rebuilt,
+        consistency=RestoreConsistency(report_id=report.id, problems=remaining, found=report.problems),
+        open_and_check_s=round(time.perf_counter() - started, 3),
+    )

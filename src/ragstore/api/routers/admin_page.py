@@ -67,26 +67,26 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     try:
         dr = store.backups.dr_report()
         parts.append(
-            f"<h2>Disaster recovery: <span id=dr-status class={escape(dr['status'])}>{escape(dr['status'])}</span></h2>"
+            f"<h2>Disaster recovery: <span id=dr-status class={escape(dr.status)}>{escape(dr.status)}</span></h2>"
         )
-        parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr["problems"]))
-        parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr["warnings"]) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr.problems))
+        parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr.warnings) + "</ul>")
         backups = store.backups.list()
         rows = [
             [
-                b["id"],
-                b["kind"],
-                b["created_at"],
-                b["documents"],
-                b["chunks"],
-                _mib(b["logical_bytes"]),
-                _mib(b["stored_bytes"]),
-                b["verified_at"] or ("FAILED" if b["verify"] else "no"),
-                b["note"] or "",
+                b.id,
+                b.kind,
+                b.created_at,
+                b.documents,
+                b.chunks,
+                _mib(b.logical_bytes),
+                _mib(b.stored_bytes),
+                b.verified_at or ("FAILED" if b.verify else "no"),
+                b.note or "",
             ]
             for b in reversed(backups)
         ]
-        parts.append(f"<h2>Backups ({len(backups)}) in {escape(dr['repository'])}</h2>")
+        parts.append(f"<h2>Backups ({len(backups)}) in {escape(dr.repository)}</h2>")
         parts.append(
             _table(["id", "kind", "created", "docs", "chunks", "size", "stored", "verified", "note"], rows, "backups")
         )
@@ -99,15 +99,15 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
             ["run", "action", "kind", "backup", "state", "started", "seconds", "size", "error"],
             [
                 [
-                    r["id"],
-                    r["action"],
-                    r["kind"] or "",
-                    r["backup_id"] or "",
-                    r["state"],
-                    r["started_at"],
-                    "" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f}",
-                    _mib(r["size_bytes"]),
-                    r["error"] or "",
+                    r.id,
+                    r.action,
+                    r.kind or "",
+                    r.backup_id or "",
+                    r.state,
+                    _when(r.started_at),
+                    "" if r.duration_ms is None else f"{r.duration_ms / 1000:.1f}",
+                    _mib(r.size_bytes),
+                    r.error or "",
                 ]
                 for r in runs
             ],
