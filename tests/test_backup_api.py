@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -182,3 +183,19 @@ def test_cli_backup_commands_and_exit_codes(cfg: Settings, loaded: RagStore, mon
     restored = runner.invoke(cli_app, ["backup", "restore", backup_id, "--yes"])
     assert restored.exit_code == 0 and "0 problems" in restored.output, restored.output
     _ = COLLECTION
+
+
+def test_openapi_documents_every_backup_answer(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def answer(method: str, path: str) -> str:
+        responses = paths[f"/admin/backup/{path}"][method]["responses"]
+        schema = next(r for code, r in responses.items() if code.startswith("2"))["content"]["application/json"]
+        return json.dumps(schema["schema"])
+
+    assert answer("post", "trigger").endswith('/BackupStarted"}')
+    assert answer("get", "status").endswith('/BackupStatus"}')
+    assert "/BackupRunInfo" in answer("get", "history") and "/BackupSummary" in answer("get", "list")
+    assert answer("post", "verify").endswith('/VerifyResult"}')
+    assert answer("post", "restore").endswith('/RestoreReport"}')
+    assert answer("get", "dr").endswith('/ReadinessReport"}')

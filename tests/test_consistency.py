@@ -371,3 +371,35 @@ def test_a_collection_being_dropped_is_not_drift(loaded: RagStore, monkeypatch: 
     loaded.components.vectors.drop_collection(store_id)  # the index applied it; phase two has not run yet
     report = loaded.consistency.check()
     assert report is not None and report.problems == 0, report.findings
+
+
+@pytest.mark.parametrize("loaded", ["embedded"], indirect=True)  # the report's shape, whatever the backend
+def test_a_failed_report_leaves_out_what_it_never_reached_and_openapi_documents_reports(
+    loaded: RagStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragstore.api.app import create_app
+
+    done = loaded.consistency.check()
+    assert done is not None and done.previous is None
+    body = done.model_dump(mode="json")
+    assert body["previous"] is None and body["changes"] is None  # null when there is nothing to compare with
+    assert "repairs" not in body and "remaining_findings" not in body  # no repair ran
+    assert body["started_at"] == done.started_at.isoformat()  # the text the JSON has always had
+
+    def broken(_collection: object = None) -> None:
+        raise RuntimeError("index unreachable")
+
+    monkeypatch.setattr(loaded.components.checker, "check", broken)
+    with pytest.raises(RuntimeError):
+        loaded.consistency.check()
+    failed = loaded.consistency.report(loaded.consistency.history(1)[0].id)
+    assert failed.state == "failed" and failed.findings is None
+    with TestClient(create_app(store=loaded)) as client:
+        sent = client.get(f"/admin/consistency/{failed.id}").json()
+        assert sent == failed.model_dump(mode="json")
+        assert not {"findings", "remaining", "previous", "changes"} & set(sent)  # absent, not null
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        assert {"findings", "remaining", "previous", "changes"} <= set(schemas["ConsistencyReport"]["properties"])
+        assert "ConsistencyRunSummary" in schemas and "ConsistencyFinding" in schemas
