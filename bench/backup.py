@@ -42,7 +42,7 @@ from ragstore import RagStore
 from ragstore.backup.keys import generate_key
 from ragstore.backup.manager import open_repository
 from ragstore.config import Settings
-from ragstore.schemas import ChunkInput, DocumentInput
+from ragstore.schemas import BackupSummary, ChunkInput, DocumentInput, RestoreReport
 from ragstore.service import restore_backup
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -226,8 +226,8 @@ def main() -> None:
             (
                 "ragstore backup --kind full",
                 full_s,
-                full["logical_bytes"],
-                f"stored {full['stored_bytes'] / 1e6:,.0f} MB",
+                full.logical_bytes,
+                f"stored {full.stored_bytes / 1e6:,.0f} MB",
             )
         )
         noop_s, noop = timed(lambda: store.backups.create("incremental"))
@@ -235,56 +235,56 @@ def main() -> None:
             (
                 "ragstore incremental, nothing changed",
                 noop_s,
-                noop["logical_bytes"],
-                f"stored {noop['stored_bytes'] / 1e6:,.2f} MB",
+                noop.logical_bytes,
+                f"stored {noop.stored_bytes / 1e6:,.2f} MB",
             )
         )
         changed = change_documents(store, args.docs, args.change, args.dim, args.seed)
         inc_s, inc = timed(lambda: store.backups.create("incremental"))
-        share = inc["stored_bytes"] / full["stored_bytes"]
+        share = inc.stored_bytes / full.stored_bytes
         rows.append(
             (
                 f"ragstore incremental, {changed:,} docs replaced",
                 inc_s,
-                inc["logical_bytes"],
-                f"stored {inc['stored_bytes'] / 1e6:,.1f} MB = {share:.1%} of the full",
+                inc.logical_bytes,
+                f"stored {inc.stored_bytes / 1e6:,.1f} MB = {share:.1%} of the full",
             )
         )
         split: Table | None = None
-        result: dict[str, Any] | None = None
+        result: RestoreReport | None = None
     if not args.quick:
         with RagStore.open(settings, embedder=embedder) as store:
-            verify_s, _ = timed(lambda: store.backups.verify(inc["id"]))
-            rows.append(("ragstore backup verify (incremental)", verify_s, inc["logical_bytes"], "reassemble + checks"))
+            verify_s, _ = timed(lambda: store.backups.verify(inc.id))
+            rows.append(("ragstore backup verify (incremental)", verify_s, inc.logical_bytes, "reassemble + checks"))
             repo = open_repository(settings, create=False)
             split = Table(
                 "file", "size MB", "units", "stored by the incremental", title="what the incremental stored, by file"
             )
-            for f in repo.manifest(inc["id"]).files:
-                own = f.map.startswith(f"maps/{inc['id']}/")
+            for f in repo.manifest(inc.id).files:
+                own = f.map.startswith(f"maps/{inc.id}/")
                 stored = f"{f.new_units:,} ({f.new_units / max(1, f.units):.1%})" if own else "named from the full"
                 split.add_row(f.path, f"{f.size / 1e6:,.1f}", f"{f.units:,}", stored)
-        restore_s, result = timed(lambda: restore_backup(settings, inc["id"], to=str(work / "restored")))
+        restore_s, result = timed(lambda: restore_backup(settings, inc.id, to=str(work / "restored")))
         rows.append(
             (
                 "ragstore backup restore --to (incremental)",
                 restore_s,
-                inc["logical_bytes"],
-                f"consistency problems: {result['consistency']['problems']}",
+                inc.logical_bytes,
+                f"consistency problems: {result.consistency.problems}",
             )
         )
         snap_settings = settings
         with RagStore.open(snap_settings, embedder=embedder) as store:
             made = store.backups.create("snapshot")
             assert made is not None
-            snap: dict[str, Any] = made
-        rebuild_s, rebuilt = timed(lambda: restore_backup(settings, snap["id"], to=str(work / "rebuilt")))
+            snap: BackupSummary = made
+        rebuild_s, rebuilt = timed(lambda: restore_backup(settings, snap.id, to=str(work / "rebuilt")))
         rows.append(
             (
                 "restore of a snapshot (index rebuilt from SQL)",
                 rebuild_s,
-                snap["logical_bytes"],
-                f"consistency problems: {rebuilt['consistency']['problems']}",
+                snap.logical_bytes,
+                f"consistency problems: {rebuilt.consistency.problems}",
             )
         )
 
@@ -299,16 +299,16 @@ def main() -> None:
     if split is not None:
         console.print(split)
     phases = (
-        f"; restore phases: verify {result['verify']['total_s']} s, open + check {result['open_and_check_s']} s"
+        f"; restore phases: verify {result.verify.total_s} s, open + check {result.open_and_check_s} s"
         if result is not None
         else ""
     )
     console.print(
         f"block size {args.block_kb} KiB, {args.compression} level {args.level}, {args.threads} threads, "
-        f"encrypted: {args.encrypt}; the full backup took {full['seconds']} s{phases}"
+        f"encrypted: {args.encrypt}; the full backup took {full.seconds} s{phases}"
     )
     console.print(
-        f"targets: full >= 0.50x cp + sync ({(full['logical_bytes'] / full_s) / limit:.2f}x); "
+        f"targets: full >= 0.50x cp + sync ({(full.logical_bytes / full_s) / limit:.2f}x); "
         f"incremental <= 5 % ({share:.1%})"
     )
     if not args.keep:

@@ -43,7 +43,7 @@ from ragstore.consistency.checker import ConsistencyChecker
 from ragstore.db.chunk_vectors import iter_indexed_vectors
 from ragstore.db.models import ChunkStatus, Collection, Document, DocumentChunk
 from ragstore.embeddings.base import Embedder
-from ragstore.schemas import ChunkInput, DocumentInput
+from ragstore.schemas import ChunkInput, ConsistencyReport, DocumentInput, RepairReport
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 COLLECTION = "consistency"
@@ -333,9 +333,9 @@ def inject_drift(store: RagStore, per_kind: int, dim: int, seed: int) -> dict[st
     }
 
 
-def finding_ids(report: dict[str, Any], kind: str) -> set[int]:
+def finding_ids(report: ConsistencyReport, kind: str) -> set[int]:
     """The sample ids of a kind's findings (a finding lists up to 20; the count is exact)."""
-    return {int(i) for f in report.get("findings", []) if f["kind"] == kind for i in f["ids"]}
+    return {int(i) for f in report.findings or [] if f.kind == kind for i in f.ids}
 
 
 # -- main ------------------------------------------------------------------------------------------------
@@ -404,9 +404,9 @@ def main() -> None:
         first = store.consistency.check()
         first_s = time.perf_counter() - started
         assert first is not None
-        console.print(f"first check after opening: {first_s:.2f} s, {first['problems']} problems (not in the median)")
-        if first["problems"]:
-            console.print(f"[yellow]the store was not clean ({first['counts']}): repairing, then checking again[/]")
+        console.print(f"first check after opening: {first_s:.2f} s, {first.problems} problems (not in the median)")
+        if first.problems:
+            console.print(f"[yellow]the store was not clean ({first.counts}): repairing, then checking again[/]")
             store.consistency.check(repair=True)
         window = reset_window_peak()
         clean_runs: list[float] = []
@@ -415,10 +415,10 @@ def main() -> None:
             clean = store.consistency.check()
             clean_runs.append(time.perf_counter() - started)
             assert clean is not None
-            assert clean["problems"] == 0, clean["counts"]
+            assert clean.problems == 0, clean.counts
             console.print(
-                f"clean check: {clean_runs[-1]:.2f} s wall, {clean['duration_ms'] / 1000:.2f} s reported, "
-                f"{clean['problems']} problems, collections {clean['collections']}; load average {load_average()}"
+                f"clean check: {clean_runs[-1]:.2f} s wall, {(clean.duration_ms or 0) / 1000:.2f} s reported, "
+                f"{clean.problems} problems, collections {clean.collections}; load average {load_average()}"
             )
         check_peak = window_peak_mib() if window else None
         clean_s = float(np.median(clean_runs))
@@ -435,8 +435,8 @@ def main() -> None:
         drifted = store.consistency.check()
         drift_s = time.perf_counter() - started
         assert drifted is not None
-        expected = {kind: 0 for kind in drifted["counts"]} | {k: len(v) for k, v in injected.items()}
-        assert drifted["counts"] == expected, f"found {drifted['counts']}, injected {expected}"
+        expected = {kind: 0 for kind in drifted.counts} | {k: len(v) for k, v in injected.items()}
+        assert drifted.counts == expected, f"found {drifted.counts}, injected {expected}"
         for kind, ids in injected.items():
             sample = finding_ids(drifted, kind)
             assert sample <= set(ids), f"{kind}: reported ids {sorted(sample - set(ids))[:5]} were not injected"
@@ -444,8 +444,8 @@ def main() -> None:
         repaired = store.consistency.check(repair=True)
         repair_s = time.perf_counter() - started
         assert repaired is not None
-        remaining = sum(repaired["remaining"].values())
-        assert remaining == 0, repaired["remaining"]
+        remaining = sum((repaired.remaining or {}).values())
+        assert remaining == 0, repaired.remaining
         after_in_index = index_count(store)
         indexed, _ = sql_counts(store)
         assert after_in_index == indexed == args.chunks, (after_in_index, indexed)
@@ -484,12 +484,12 @@ def main() -> None:
         for col in ("kind", "injected", "found", "remaining after repair"):
             drift.add_column(col, justify="left" if col == "kind" else "right")
         for kind, ids in injected.items():
-            drift.add_row(kind, str(len(ids)), str(drifted["counts"][kind]), str(repaired["remaining"][kind]))
+            drift.add_row(kind, str(len(ids)), str(drifted.counts[kind]), str((repaired.remaining or {})[kind]))
         console.print(drift)
-        repairs = repaired.get("repairs", {})
+        repairs = repaired.repairs or RepairReport()
         console.print(
-            f"repair: {repairs.get('queued_operations')} queued, {repairs.get('applied')} applied, "
-            f"{repairs.get('failed')} failed; report duration {repaired['duration_ms'] / 1000:.2f} s "
+            f"repair: {repairs.queued_operations} queued, {repairs.applied} applied, "
+            f"{repairs.failed} failed; report duration {(repaired.duration_ms or 0) / 1000:.2f} s "
             "(check + repair + check again)"
         )
         if phases:

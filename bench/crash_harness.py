@@ -428,9 +428,9 @@ class Harness:
 
             report = store.consistency.check()
             assert report is not None
-            kp.problems = int(report["problems"])
+            kp.problems = int(report.problems or 0)
             if kp.problems:
-                found = {k: n for k, n in report["counts"].items() if n}
+                found = {k: n for k, n in report.counts.items() if n}
                 fail(f"{where}: the consistency check reports {kp.problems} problems: {found}")
             outbox = store.index.outbox_counts()
             if outbox.pending or outbox.dead:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ragstore.schemas import BackupSummary, RestoreReport
 from ragstore.service import RagStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ def load_corpus(store: RagStore) -> None:
     store.index.wait()
 
 
-def full_backup_then_add(store: RagStore, text: str, title: str) -> dict[str, Any]:
+def full_backup_then_add(store: RagStore, text: str, title: str) -> BackupSummary:
     """A full backup of the loaded corpus, then one more document indexed after it: what an incremental
     stores, or what a restore of the full backup must not bring back."""
     made = store.backups.create("full")
@@ -84,15 +85,15 @@ def copy_target(database_url: str | None, folder: Path, postgres_admin: Any) -> 
     return str(folder) if database_url is None else str(postgres_admin.new_database_url())
 
 
-def copied_settings(cfg: Any, result: dict[str, Any]) -> Any:
+def copied_settings(cfg: Any, result: RestoreReport) -> Any:
     """The settings that open the store a `--to` restore produced."""
-    backend = result["vector_backend"]
+    backend = result.vector_backend
     if cfg.is_sqlite:
         return cfg.model_copy(
-            update={"data_dir": Path(result["data_dir"]), "database_url": None, "vector_backend": backend}
+            update={"data_dir": Path(result.data_dir), "database_url": None, "vector_backend": backend}
         )
     return cfg.model_copy(
-        update={"database_url": result["target"], "data_dir": Path(result["data_dir"]), "vector_backend": backend}
+        update={"database_url": result.target, "data_dir": Path(result.data_dir), "vector_backend": backend}
     )
 
 

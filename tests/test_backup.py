@@ -43,32 +43,32 @@ def test_restore_reproduces_identical_search_results(
         load_corpus(store)
         before = answers(store)
         made = store.backups.create("full", note="before the change")
-        assert made is not None and made["kind"] == "full" and made["note"] == "before the change"
+        assert made is not None and made.kind == "full" and made.note == "before the change"
         identity = store_identity(store.db)
         # Written after the backup: the restored copy must not have it.
         store.documents.add_text(COLLECTION, "백업 이후에 추가된 문서입니다. added after the backup", title="later")
         store.index.wait()
-        manifest = store.backups.show(made["id"])
+        manifest = store.backups.show(made.id)
         target = str(tmp_path / "restored") if database_url is None else postgres_admin.new_database_url()
-        result = store.backups.restore_copy(made["id"], target)
-    assert result["consistency"]["problems"] == 0 and result["consistency"]["found"] == 0  # nothing to repair
-    assert result["verify"]["counts"] == "match"
+        result = store.backups.restore_copy(made.id, target)
+    assert result.consistency.problems == 0 and result.consistency.found == 0  # nothing to repair
+    assert result.verify.counts == "match"
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
         assert store_identity(copy.db) != identity  # cache keys of the old store never match the copy
         docs = copy.documents.list(COLLECTION, limit=1000)
         assert "later" not in {d.title for d in docs}
-        assert len(docs) == manifest["collections"][0]["documents"]
+        assert len(docs) == manifest.collections[0].documents
     # The manifest says what the backup holds.
-    assert manifest["alembic_revision"] and manifest["ragstore_version"]
-    assert manifest["embedding_models"] == [embedder.model]
-    assert manifest["collections"][0]["chunks"] > 0
-    assert all(f["sha256"] and f["size"] > 0 for f in manifest["files"])
-    assert {"database_copy_s", "store_s", "total_s"} <= set(manifest["timings"])
+    assert manifest.alembic_revision and manifest.ragstore_version
+    assert manifest.embedding_models == [embedder.model]
+    assert manifest.collections[0].chunks > 0
+    assert all(f.sha256 and f.size > 0 for f in manifest.files)
+    assert {"database_copy_s", "store_s", "total_s"} <= set(manifest.timings)
     if database_url is None:
-        assert manifest["index_included"] and any(f["role"] == "index" for f in manifest["files"])
+        assert manifest.index_included and any(f.role == "index" for f in manifest.files)
     else:
-        assert manifest["database_format"] == "pg_dump-custom"
+        assert manifest.database_format == "pg_dump-custom"
 
 
 def test_incremental_stores_only_changed_blocks_and_restores_the_chain(
@@ -81,16 +81,16 @@ def test_incremental_stores_only_changed_blocks_and_restores_the_chain(
         incremental = store.backups.create("incremental")
         again = store.backups.create("incremental")  # nothing changed since: almost nothing to store
         assert incremental is not None and again is not None
-        assert incremental["stored_bytes"] < full["stored_bytes"]
-        assert again["stored_bytes"] <= incremental["stored_bytes"]
-        assert store.backups.show(incremental["id"])["parent"] == full["id"]
-        assert [b["id"] for b in store.backups.list()] == [full["id"], incremental["id"], again["id"]]
+        assert incremental.stored_bytes < full.stored_bytes
+        assert again.stored_bytes <= incremental.stored_bytes
+        assert store.backups.show(incremental.id).parent == full.id
+        assert [b.id for b in store.backups.list()] == [full.id, incremental.id, again.id]
         verified = store.backups.verify(every=True)
-        assert [v["ok"] for v in verified] == [True, True, True]
+        assert [v.ok for v in verified] == [True, True, True]
         result = store.backups.restore_copy(
-            incremental["id"], copy_target(database_url, tmp_path / "copy", postgres_admin)
+            incremental.id, copy_target(database_url, tmp_path / "copy", postgres_admin)
         )
-        assert result["consistency"]["problems"] == 0
+        assert result.consistency.problems == 0
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == after_change
         assert "delta" in {d.title for d in copy.documents.list(COLLECTION, limit=1000)}
@@ -103,11 +103,11 @@ def test_snapshot_is_the_database_alone_and_restore_rebuilds_the_index(
         load_corpus(store)
         before = answers(store)
         snap = store.backups.create("snapshot")
-        assert snap is not None and not snap["index_included"]
-        assert [f["role"] for f in store.backups.show(snap["id"])["files"]] == ["database"]
-        result = store.backups.restore_copy(snap["id"], copy_target(database_url, tmp_path / "copy", postgres_admin))
-        assert result["index"] == "rebuilt from the embeddings table"
-        assert result["consistency"]["problems"] == 0
+        assert snap is not None and not snap.index_included
+        assert [f.role for f in store.backups.show(snap.id).files] == ["database"]
+        result = store.backups.restore_copy(snap.id, copy_target(database_url, tmp_path / "copy", postgres_admin))
+        assert result.index == "rebuilt from the embeddings table"
+        assert result.consistency.problems == 0
     calls_before = embedder.texts_embedded
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
@@ -120,16 +120,16 @@ def test_live_restore_swaps_in_the_backup_and_keeps_the_old_store_aside(tmp_path
         load_corpus(store)
         before = answers(store)
         made = full_backup_then_add(store, "복원되면 사라져야 하는 문서", "doomed")
-    result = restore_backup(backup_cfg, made["id"])
-    assert result["live"] and result["consistency"]["problems"] == 0
+    result = restore_backup(backup_cfg, made.id)
+    assert result.live and result.consistency.problems == 0
     with RagStore.open(backup_cfg, embedder=embedder) as store:
         assert answers(store) == before
         assert "doomed" not in {d.title for d in store.documents.list(COLLECTION, limit=1000)}
         runs = store.backups.history()
-        assert runs[0]["action"] == "restore" and runs[0]["state"] == "complete"
+        assert runs[0].action == "restore" and runs[0].state == "complete"
         # The backup's own run was still `running` in the snapshot; the restored log says it completed.
-        mine = [r for r in runs if r["action"] == "backup" and r["backup_id"] == made["id"]]
-        assert mine and mine[0]["state"] == "complete"
+        mine = [r for r in runs if r.action == "backup" and r.backup_id == made.id]
+        assert mine and mine[0].state == "complete"
     aside = sorted(backup_cfg.data_dir.glob("pre-restore-*"))
     assert len(aside) == 1 and (aside[0] / "ragstore.db").is_file()
     conn = sqlite3.connect(aside[0] / "ragstore.db")
@@ -147,8 +147,8 @@ def test_encrypted_backups_need_the_right_key(
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
         made = store.backups.create("full")
-        assert made is not None and made["encrypted"]
-        assert store.backups.verify()[0]["ok"]
+        assert made is not None and made.encrypted
+        assert store.backups.verify()[0].ok
     # No plaintext of the corpus is visible in the repository.
     blob = b"".join(p.read_bytes() for p in repo_files(tmp_path / "repo"))
     assert "서울".encode() not in blob and b"SQLite format 3" not in blob
@@ -160,7 +160,7 @@ def test_encrypted_backups_need_the_right_key(
         store.backups.list()
     other = cfg.model_copy(update={"backup_encryption_key": cfg.backup_encryption_key.__class__(generate_key())})
     with pytest.raises(KeyProblem, match="not the key the repository"):
-        restore_backup(other, made["id"], to=copy_target(database_url, tmp_path / "copy", postgres_admin))
+        restore_backup(other, made.id, to=copy_target(database_url, tmp_path / "copy", postgres_admin))
     assert not (tmp_path / "copy" / "ragstore.db").exists()
 
 
@@ -181,15 +181,15 @@ def test_every_flipped_byte_is_detected(backup_cfg: Settings, embedder: Any, tmp
                     if path.parent.name == "verified":
                         # A damaged verify record proves nothing: the backup reads as not verified.
                         listed = store.backups.list()[0]
-                        assert listed["verified_at"] is None
-                        assert "unreadable" in listed["verify"]["error"]
+                        assert listed.verified_at is None
+                        assert "unreadable" in listed.verify.error
                         continue
                     with pytest.raises((BackupDamaged, KeyProblem)) as caught:
-                        store.backups.verify(made["id"])
-                    assert made["id"] in caught.value.message or "repository" in caught.value.message
+                        store.backups.verify(made.id)
+                    assert made.id in caught.value.message or "repository" in caught.value.message
                 finally:
                     restore_byte(path, at, original)
-        assert store.backups.verify(made["id"])[0]["ok"]
+        assert store.backups.verify(made.id)[0].ok
 
 
 def test_retention_keeps_the_newest_of_each_period() -> None:
@@ -220,13 +220,13 @@ def test_prune_removes_forgotten_backups_and_their_unshared_blocks(
         second = store.backups.create("incremental")
         assert second is not None
         dry = store.backups.prune(dry_run=True)
-        assert dry["removed_backups"] == [first["id"]] and len(store.backups.list()) == 2
+        assert dry.removed_backups == [first.id] and len(store.backups.list()) == 2
         pruned = store.backups.prune()
-        assert pruned["removed_backups"] == [first["id"]]
-        assert pruned["removed_maps"] >= 1 and pruned["freed_bytes"] > 0  # the full's database map at least
-        assert [b["id"] for b in store.backups.list()] == [second["id"]]
+        assert pruned.removed_backups == [first.id]
+        assert pruned.removed_maps >= 1 and pruned.freed_bytes > 0  # the full's database map at least
+        assert [b.id for b in store.backups.list()] == [second.id]
         # The incremental still restores: every block it names was kept, wherever it was first written.
-        assert store.backups.verify(second["id"])[0]["ok"]
+        assert store.backups.verify(second.id)[0].ok
 
 
 def test_bad_settings_and_arguments_name_the_problem(
@@ -255,7 +255,7 @@ def test_bad_settings_and_arguments_name_the_problem(
         (tmp_path / "occupied").mkdir()
         (tmp_path / "occupied" / "ragstore.db").write_bytes(b"someone's data")
         with pytest.raises(InvalidInput, match=r"already holds a ragstore\.db"):
-            store.backups.restore_copy(made["id"], str(tmp_path / "occupied"))
+            store.backups.restore_copy(made.id, str(tmp_path / "occupied"))
         assert (tmp_path / "occupied" / "ragstore.db").read_bytes() == b"someone's data"
 
 
@@ -273,17 +273,17 @@ def test_a_milvus_store_backs_up_its_database_and_restores_by_rebuilding_the_vec
         load_corpus(store)
         before = ids(store)
         made = store.backups.create("full")
-        assert made is not None and not made["index_included"]
-        assert store.backups.show(made["id"])["index_restore"] == "rebuild from the embeddings table"
+        assert made is not None and not made.index_included
+        assert store.backups.show(made.id).index_restore == "rebuild from the embeddings table"
         # Beside the live store: the copy gets an embedded index of its own, never the live Milvus collections.
-        copy = store.backups.restore_copy(made["id"], str(tmp_path / "copy"))
-        assert copy["consistency"]["problems"] == 0
+        copy = store.backups.restore_copy(made.id, str(tmp_path / "copy"))
+        assert copy.consistency.problems == 0
         store.documents.add_text(COLLECTION, "밀버스 복원 뒤에는 없어야 할 문서", title="gone after restore")
         store.index.wait()
     with RagStore.open(copied_settings(cfg, copy), embedder=embedder) as restored:
         assert restored.components.vectors.name == "embedded" and ids(restored) == before
-    result = restore_backup(cfg, made["id"])  # over the live store: its Milvus collections are rebuilt
-    assert result["consistency"]["problems"] == 0 and result["rebuilt"] == {COLLECTION: made["chunks"]}
+    result = restore_backup(cfg, made.id)  # over the live store: its Milvus collections are rebuilt
+    assert result.consistency.problems == 0 and result.rebuilt == {COLLECTION: made.chunks}
     with RagStore.open(cfg, embedder=embedder) as store:
         assert store.components.vectors.name == "milvus" and ids(store) == before
 
@@ -295,8 +295,8 @@ def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder
         load_corpus(store)
         before = answers(store)
         made = full_backup_then_add(store, "복원되면 사라질 문서", "doomed")
-    result = restore_backup(cfg, made["id"])
-    assert result["live"] and result["consistency"]["problems"] == 0 and result["verify"]["counts"] == "match"
+    result = restore_backup(cfg, made.id)
+    assert result.live and result.consistency.problems == 0 and result.verify.counts == "match"
     with RagStore.open(cfg, embedder=embedder) as store:
         assert answers(store) == before
         assert "doomed" not in {d.title for d in store.documents.list(COLLECTION, limit=1000)}
@@ -321,7 +321,7 @@ def test_a_schema_backup_is_not_swapped_over_a_whole_database(backup_cfg: Settin
         made = store.backups.create("snapshot")
         assert made is not None
     with pytest.raises(InvalidInput, match="not a whole database"):
-        restore_backup(backup_cfg, made["id"])
+        restore_backup(backup_cfg, made.id)
 
 
 def test_a_backup_taken_while_writes_wait_for_the_index_restores_them_indexed(tmp_path: Path, embedder: Any) -> None:
@@ -336,10 +336,10 @@ def test_a_backup_taken_while_writes_wait_for_the_index_restores_them_indexed(tm
         assert outcomes[0].index_state == "pending"
         made = store.backups.create("full")
         assert made is not None
-        manifest = store.backups.show(made["id"])
-        assert manifest["collections"][0]["indexed_chunks"] < manifest["collections"][0]["chunks"]
-        result = store.backups.restore_copy(made["id"], str(tmp_path / "copy"))
-    assert result["consistency"]["problems"] == 0
+        manifest = store.backups.show(made.id)
+        assert manifest.collections[0].indexed_chunks < manifest.collections[0].chunks
+        result = store.backups.restore_copy(made.id, str(tmp_path / "copy"))
+    assert result.consistency.problems == 0
     with RagStore.open(copied_settings(cfg, result), embedder=embedder) as copy:
         hits = copy.search(COLLECTION, "아직 색인되지 않은 문서", k=2, mode="dense").hits
         assert "pending" in {h.title for h in hits}

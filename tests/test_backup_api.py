@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -133,7 +134,7 @@ def test_the_admin_page_in_a_real_browser(loaded: RagStore, tmp_path: Path) -> N
             page.wait_for_selector("#backups tbody tr", timeout=30_000)  # the page reloads when it is done
             row = page.locator("#backups tbody tr").first.inner_text()
             assert "full" in row
-            assert loaded.backups.list()[0]["id"] in row
+            assert loaded.backups.list()[0].id in row
             browser.close()
     finally:
         server.should_exit = True
@@ -143,12 +144,12 @@ def test_the_admin_page_in_a_real_browser(loaded: RagStore, tmp_path: Path) -> N
 def test_scheduled_backups_run_once_per_slot_verify_and_prune(loaded: RagStore) -> None:
     due = datetime(2026, 12, 1, 3, 0)
     made = run_scheduled_backup(loaded, "full", verify=True, due=due)
-    assert made is not None and made["kind"] == "full"
+    assert made is not None and made.kind == "full"
     assert run_scheduled_backup(loaded, "full", verify=True, due=due) is None  # another process took the slot
     runs = loaded.backups.history()
-    assert [r["action"] for r in runs[:3]] == ["prune", "verify", "backup"]
-    assert all(r["trigger"] == "schedule" and r["state"] == "complete" for r in runs[:3])
-    assert loaded.backups.list()[0]["verified_at"] is not None
+    assert [r.action for r in runs[:3]] == ["prune", "verify", "backup"]
+    assert all(r.trigger == "schedule" and r.state == "complete" for r in runs[:3])
+    assert loaded.backups.list()[0].verified_at is not None
     scheduler = MaintenanceScheduler(
         loaded, check_schedule="", check_repair=True, backup_schedules={"full": "0 3 * * *", "incremental": "0 * * * *"}
     )
@@ -182,3 +183,19 @@ def test_cli_backup_commands_and_exit_codes(cfg: Settings, loaded: RagStore, mon
     restored = runner.invoke(cli_app, ["backup", "restore", backup_id, "--yes"])
     assert restored.exit_code == 0 and "0 problems" in restored.output, restored.output
     _ = COLLECTION
+
+
+def test_openapi_documents_every_backup_answer(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def answer(method: str, path: str) -> str:
+        responses = paths[f"/admin/backup/{path}"][method]["responses"]
+        schema = next(r for code, r in responses.items() if code.startswith("2"))["content"]["application/json"]
+        return json.dumps(schema["schema"])
+
+    assert answer("post", "trigger").endswith('/BackupStarted"}')
+    assert answer("get", "status").endswith('/BackupStatus"}')
+    assert "/BackupRunInfo" in answer("get", "history") and "/BackupSummary" in answer("get", "list")
+    assert answer("post", "verify").endswith('/VerifyResult"}')
+    assert answer("post", "restore").endswith('/RestoreReport"}')
+    assert answer("get", "dr").endswith('/ReadinessReport"}')

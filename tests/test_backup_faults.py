@@ -62,19 +62,19 @@ def test_truncated_and_corrupted_blocks_and_a_truncated_manifest(cfg: Settings, 
     block = blocks_of(repo)[0]
     original = block.read_bytes()
     block.write_bytes(original[: len(original) // 2])  # truncated
-    live_restore_fails_cleanly(cfg, made["id"], BackupDamaged, rf"{block.name}.*(authentication|checksum|decompress)")
+    live_restore_fails_cleanly(cfg, made.id, BackupDamaged, rf"{block.name}.*(authentication|checksum|decompress)")
     damaged = bytearray(original)
     damaged[len(damaged) // 3] ^= 0xFF  # corrupted
     block.write_bytes(bytes(damaged))
-    live_restore_fails_cleanly(cfg, made["id"], BackupDamaged, rf"file (ragstore\.db|index/).*{block.name}")
+    live_restore_fails_cleanly(cfg, made.id, BackupDamaged, rf"file (ragstore\.db|index/).*{block.name}")
     block.write_bytes(original)
-    manifest = repo / "manifests" / made["id"]
+    manifest = repo / "manifests" / made.id
     body = manifest.read_bytes()
     manifest.write_bytes(body[:-10])
-    live_restore_fails_cleanly(cfg, made["id"], BackupDamaged, "manifests/")
+    live_restore_fails_cleanly(cfg, made.id, BackupDamaged, "manifests/")
     manifest.write_bytes(body)
     assert "keep me" in titles(cfg)
-    restore_backup(cfg, made["id"], to=str(tmp_path / "copy"))  # intact again: it restores
+    restore_backup(cfg, made.id, to=str(tmp_path / "copy"))  # intact again: it restores
 
 
 def test_a_missing_chain_link_names_the_backup_that_wrote_it(cfg: Settings, embedder: Any, tmp_path: Path) -> None:
@@ -85,23 +85,23 @@ def test_a_missing_chain_link_names_the_backup_that_wrote_it(cfg: Settings, embe
         assert incremental is not None
         # Someone deletes the full backup by hand, blocks and all: the incremental's chain is broken.
         repo = tmp_path / "repo"
-        shared = set(store.backups.show(incremental["id"])["files"][0].get("blocks_list", []))
+        shared = set(store.backups.show(incremental.id).model_dump(mode="json")["files"][0].get("blocks_list", []))
         assert not shared  # show() gives block counts only; read the manifest for names
         from ragstore.backup.manager import open_repository
 
-        full_manifest = open_repository(cfg, create=False).manifest(full["id"])
-        incremental_manifest = open_repository(cfg, create=False).manifest(incremental["id"])
+        full_manifest = open_repository(cfg, create=False).manifest(full.id)
+        incremental_manifest = open_repository(cfg, create=False).manifest(incremental.id)
         reused = sorted(set(full_manifest.new_blocks) & incremental_manifest.referenced_blocks())
         assert reused
         for digest in full_manifest.new_blocks:
             (repo / "blocks" / digest[:2] / digest).unlink()
         # The full's manifest is still there to name the writer; the report names the block and the backup.
-        with pytest.raises(BackupDamaged, match=rf"{incremental['id']}.*missing.*written by backup {full['id']}"):
-            store.backups.verify(incremental["id"])
+        with pytest.raises(BackupDamaged, match=rf"{incremental.id}.*missing.*written by backup {full.id}"):
+            store.backups.verify(incremental.id)
         report = store.backups.dr_report()
-        assert report["status"] == "failing"
-        assert report["newest"]["chain_complete"] is False
-    live_restore_fails_cleanly(cfg, incremental["id"], BackupDamaged, "chain is broken and nothing was restored")
+        assert report.status == "failing"
+        assert report.newest.chain_complete is False
+    live_restore_fails_cleanly(cfg, incremental.id, BackupDamaged, "chain is broken and nothing was restored")
 
 
 @contextlib.contextmanager
@@ -152,25 +152,25 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
             needed = estimate_bytes(cfg.data_dir / "ragstore.db", index)
             assert needed > 8_000_000
             subprocess.run(["mount", "-o", f"remount,size={needed // 2}", str(small)], check=True)
-            store.backups.settings = cfg.model_copy(
+            store.backups.manager.settings = cfg.model_copy(
                 update={"backup_repository": str(small / "repo"), "backup_compression": "none"}
             )
             with pytest.raises(NoSpace, match=rf"{small / 'repo'} is full: no space left writing blocks/"):
                 store.backups.create("full")
             assert store.backups.list() == []  # nothing that looks complete
             failed = store.backups.history()[0]
-            assert failed["state"] == "failed" and "no space left" in failed["error"]
+            assert failed.state == "failed" and "no space left" in failed.error
             assert not list((small / "repo" / "tmp").glob("*"))  # the part being written was removed
             assert not list(cfg.backup_staging.glob("*"))  # and the staged snapshot
             # With room again, the next backup works; a restore onto a full disk fails and leaves nothing.
-            store.backups.settings = cfg.model_copy(update={"backup_repository": str(tmp_path / "repo")})
+            store.backups.manager.settings = cfg.model_copy(update={"backup_repository": str(tmp_path / "repo")})
             made = store.backups.create("full")
             assert made is not None
             for p in sorted(small.rglob("*"), reverse=True):
                 p.unlink() if p.is_file() else p.rmdir()
             subprocess.run(["mount", "-o", "remount,size=2m", str(small)], check=True)
             with pytest.raises(NoSpace, match="no space left"):
-                restore_backup(store.backups.settings, made["id"], to=str(small / "copy"))
+                restore_backup(store.backups.settings, made.id, to=str(small / "copy"))
             assert not (small / "copy" / "ragstore.db").exists()
 
 
@@ -208,16 +208,16 @@ def test_a_backup_killed_mid_way_leaves_no_complete_looking_entry(cfg: Settings,
     assert not list((tmp_path / "repo" / "manifests").glob("*"))
     with RagStore.open(cfg, embedder=embedder) as store:
         assert store.backups.list() == []
-        assert store.backups.history()[0]["state"] == "running"  # until the next run finds it dead
+        assert store.backups.history()[0].state == "running"  # until the next run finds it dead
         made = store.backups.create("full")
         assert made is not None
         runs = store.backups.history()
-        assert runs[0]["state"] == "complete" and runs[1]["state"] == "interrupted"
-        assert store.backups.verify()[0]["ok"]
-        assert [b["id"] for b in store.backups.list()] == [made["id"]]
+        assert runs[0].state == "complete" and runs[1].state == "interrupted"
+        assert store.backups.verify()[0].ok
+        assert [b.id for b in store.backups.list()] == [made.id]
         pruned = store.backups.prune()
-        assert pruned["removed_blocks"] >= 0  # the killed run's unreferenced blocks go
-        assert store.backups.verify()[0]["ok"]
+        assert pruned.removed_blocks >= 0  # the killed run's unreferenced blocks go
+        assert store.backups.verify()[0].ok
         assert answers(store) == before
 
 
@@ -267,9 +267,9 @@ def test_restore_refuses_while_another_process_has_the_store_open(cfg: Settings,
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         with pytest.raises(Conflict, match=rf"process {holder.pid} has .*ragstore\.db open"):
-            restore_backup(cfg, made["id"])
+            restore_backup(cfg, made.id)
     finally:
         holder.kill()
         holder.wait()
     assert not list(cfg.data_dir.glob(".restore-*"))
-    assert restore_backup(cfg, made["id"])["consistency"]["problems"] == 0
+    assert restore_backup(cfg, made.id).consistency.problems == 0

@@ -18,6 +18,7 @@ from ragstore.config import Settings
 from ragstore.consistency import Kind
 from ragstore.db.models import Document, DocumentChunk, Embedding, OpState, SyncOperation, utcnow
 from ragstore.errors import NotFound
+from ragstore.schemas import ConsistencyReport
 from ragstore.vectors.base import CollectionSpec
 
 from conftest import CountingEmbedder
@@ -46,21 +47,21 @@ def chunk_ids(store: RagStore) -> list[int]:
         return sorted(s.scalars(select(DocumentChunk.id)))
 
 
-def kinds(report: dict) -> dict[str, int]:
-    return {k: n for k, n in report["counts"].items() if n}
+def kinds(report: ConsistencyReport) -> dict[str, int]:
+    return {k: n for k, n in report.counts.items() if n}
 
 
 def test_a_clean_store_has_no_problems_and_every_run_is_stored(loaded: RagStore) -> None:
     first = loaded.consistency.check()
-    assert first is not None and first["problems"] == 0 and first["state"] == "complete"
-    assert set(first["counts"]) == {k.value for k in Kind}
-    assert first["collections"]["kb"] == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
-    assert first["previous"] is None
+    assert first is not None and first.problems == 0 and first.state == "complete"
+    assert set(first.counts) == {k.value for k in Kind}
+    assert first.collections["kb"].model_dump() == {"sql_indexed": 4, "index_vectors": 4, "documents": 4}
+    assert first.previous is None
     second = loaded.consistency.check()
-    assert second is not None and second["previous"]["id"] == first["id"]
-    assert second["changes"] == {k.value: 0 for k in Kind}
-    assert [r["id"] for r in loaded.consistency.history()] == [second["id"], first["id"]]
-    assert loaded.consistency.report()["id"] == second["id"]
+    assert second is not None and second.previous.id == first.id
+    assert second.changes == {k.value: 0 for k in Kind}
+    assert [r.id for r in loaded.consistency.history()] == [second.id, first.id]
+    assert loaded.consistency.report().id == second.id
 
 
 def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStore) -> None:
@@ -80,25 +81,25 @@ def test_orphan_missing_and_stale_vectors_are_found_and_repaired(loaded: RagStor
     report = loaded.consistency.check()
     assert report is not None
     assert kinds(report) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}
-    by_kind = {f["kind"]: f for f in report["findings"]}
-    assert by_kind["orphan_vectors"]["ids"] == [999_999] and by_kind["orphan_vectors"]["safe"] is True
-    assert by_kind["missing_vectors"]["ids"] == [ids[0]]
-    assert by_kind["stale_vectors"]["ids"] == [ids[1]]
+    by_kind = {f.kind: f for f in report.findings}
+    assert by_kind["orphan_vectors"].ids == [999_999] and by_kind["orphan_vectors"].safe is True
+    assert by_kind["missing_vectors"].ids == [ids[0]]
+    assert by_kind["stale_vectors"].ids == [ids[1]]
 
     repaired = loaded.consistency.check(repair=True)
     assert repaired is not None
     assert kinds(repaired) == {"orphan_vectors": 1, "missing_vectors": 1, "stale_vectors": 1}  # what was found
-    assert sum(repaired["remaining"].values()) == 0
-    assert repaired["repairs"]["queued_operations"] == {"delete": 1, "upsert": 2}
-    assert repaired["changes"]["orphan_vectors"] == 0  # the same as the run before it
+    assert sum(repaired.remaining.values()) == 0
+    assert repaired.repairs.queued_operations == {"delete": 1, "upsert": 2}
+    assert repaired.changes["orphan_vectors"] == 0  # the same as the run before it
     # Through the outbox: the repair operations are rows like any other write, and they are done.
     with loaded.db.read() as s:
         states = set(s.scalars(select(SyncOperation.state)))
     assert states == {OpState.DONE}
     assert loaded.search("kb", "전세 계약 등기부등본", k=1, mode="dense").hits[0].title == "doc0"
     after = loaded.consistency.check()
-    assert after is not None and after["problems"] == 0
-    assert after["changes"]["orphan_vectors"] == -1
+    assert after is not None and after.problems == 0
+    assert after.changes["orphan_vectors"] == -1
 
 
 def test_an_index_collection_sql_does_not_know_is_an_orphan_and_dropped(loaded: RagStore) -> None:
@@ -106,9 +107,9 @@ def test_an_index_collection_sql_does_not_know_is_an_orphan_and_dropped(loaded: 
     loaded.components.vectors.upsert(4242, np.array([1, 2], dtype=np.int64), np.ones((2, 8), dtype=np.float32))
     report = loaded.consistency.check()
     assert report is not None and kinds(report) == {"orphan_vectors": 2}
-    assert report["findings"][0]["reason"] == "collection"
+    assert report.findings[0].reason == "collection"
     repaired = loaded.consistency.check(repair=True)
-    assert repaired is not None and sum(repaired["remaining"].values()) == 0
+    assert repaired is not None and sum(repaired.remaining.values()) == 0
     assert 4242 not in loaded.components.vectors.collection_ids()
 
 
@@ -137,11 +138,11 @@ def test_stuck_and_dead_operations_are_retried(loaded: RagStore) -> None:
     report = loaded.consistency.check()
     assert report is not None
     assert kinds(report) == {"stuck_operations": 2, "missing_vectors": 2}
-    reasons = sorted(f["reason"] for f in report["findings"] if f["kind"] == "stuck_operations")
+    reasons = sorted(f.reason for f in report.findings if f.kind == "stuck_operations")
     assert reasons == ["dead", "overdue"]
     repaired = loaded.consistency.check(repair=True)
-    assert repaired is not None and sum(repaired["remaining"].values()) == 0
-    assert repaired["repairs"]["requeued_dead"] == 1 and repaired["repairs"]["rescheduled_operations"] == 1
+    assert repaired is not None and sum(repaired.remaining.values()) == 0
+    assert repaired.repairs.requeued_dead == 1 and repaired.repairs.rescheduled_operations == 1
     assert loaded.index.outbox_counts().dead == 0
 
 
@@ -149,7 +150,7 @@ def test_count_drift_is_recounted(loaded: RagStore) -> None:
     loaded.db.write(lambda s: s.execute(update(Document).where(Document.title == "doc2").values(chunk_count=7)))
     report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"count_drift": 1}
-    assert sum(report["remaining"].values()) == 0 and report["repairs"]["recounted_documents"] == 1
+    assert sum(report.remaining.values()) == 0 and report.repairs.recounted_documents == 1
     with loaded.db.read() as s:
         assert s.scalar(select(Document.chunk_count).where(Document.title == "doc2")) == 1
 
@@ -165,13 +166,13 @@ def test_dimension_mismatch_is_reported_not_repaired_and_reembed_fixes_it(loaded
     )
     report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"dimension_mismatch": 1}
-    finding = report["findings"][0]
-    assert finding["safe"] is False and finding["ids"] == [ids[2]] and "reembed" in finding["remedy"]
-    assert report["remaining"]["dimension_mismatch"] == 1
-    assert report["repairs"]["left_alone"] == {"dimension_mismatch": 1}
+    finding = report.findings[0]
+    assert finding.safe is False and finding.ids == [ids[2]] and "reembed" in finding.remedy
+    assert report.remaining["dimension_mismatch"] == 1
+    assert report.repairs.left_alone == {"dimension_mismatch": 1}
     assert loaded.index.reembed("kb").model_dump() == {"embedded": 1, "queued": 1}
     clean = loaded.consistency.check()
-    assert clean is not None and clean["problems"] == 0
+    assert clean is not None and clean.problems == 0
 
 
 def test_dangling_chunks_are_reported_with_ids(loaded: RagStore) -> None:
@@ -189,16 +190,16 @@ def test_dangling_chunks_are_reported_with_ids(loaded: RagStore) -> None:
             conn.execute(text("SET session_replication_role = origin"))
     report = loaded.consistency.check(repair=True)
     assert report is not None and kinds(report) == {"duplicate_content": 1}
-    finding = report["findings"][0]
-    assert finding["reason"] == "dangling_chunks" and finding["ids"] == [ids[3]] and finding["safe"] is False
-    assert report["remaining"]["duplicate_content"] == 1
+    finding = report.findings[0]
+    assert finding.reason == "dangling_chunks" and finding.ids == [ids[3]] and finding.safe is False
+    assert report.remaining["duplicate_content"] == 1
 
 
 def test_a_check_of_an_unknown_collection_is_refused(loaded: RagStore) -> None:
     with pytest.raises(NotFound):
         loaded.consistency.check("nope")
     report = loaded.consistency.check("kb")
-    assert report is not None and report["collection"] == "kb" and report["problems"] == 0
+    assert report is not None and report.collection == "kb" and report.problems == 0
 
 
 def test_a_scheduled_slot_runs_once(loaded: RagStore) -> None:
@@ -213,8 +214,8 @@ def test_a_failed_check_is_stored_as_failed(loaded: RagStore, monkeypatch: pytes
     monkeypatch.setattr(loaded.components.checker, "check", broken)
     with pytest.raises(RuntimeError):
         loaded.consistency.check()
-    assert loaded.consistency.history(1)[0]["state"] == "failed"
-    assert "index unreachable" in loaded.consistency.history(1)[0]["error"]
+    assert loaded.consistency.history(1)[0].state == "failed"
+    assert "index unreachable" in loaded.consistency.history(1)[0].error
 
 
 def test_the_check_survives_reopening(settings: Settings, embedder: CountingEmbedder) -> None:
@@ -224,7 +225,7 @@ def test_the_check_survives_reopening(settings: Settings, embedder: CountingEmbe
         assert store.consistency.check() is not None
     with RagStore.open(settings, embedder=embedder) as store:
         report = store.consistency.check()
-        assert report is not None and report["problems"] == 0 and report["previous"] is not None
+        assert report is not None and report.problems == 0 and report.previous is not None
 
 
 # -- the three faces: API, CLI, schedule --------------------------------------------------------------------
@@ -349,7 +350,7 @@ def test_the_server_schedules_the_daily_check(loaded: RagStore) -> None:
     assert MaintenanceScheduler(loaded, check_schedule="", check_repair=True).jobs == {}
     due = datetime(2026, 12, 1, 4, 30)
     first = run_scheduled_check(loaded, repair=True, due=due)
-    assert first is not None and loaded.consistency.report(first)["trigger"] == "schedule"
+    assert first is not None and loaded.consistency.report(first).trigger == "schedule"
     assert run_scheduled_check(loaded, repair=True, due=due) is None  # another process took the slot
 
 
@@ -369,4 +370,36 @@ def test_a_collection_being_dropped_is_not_drift(loaded: RagStore, monkeypatch: 
     loaded.collections.delete("kb")
     loaded.components.vectors.drop_collection(store_id)  # the index applied it; phase two has not run yet
     report = loaded.consistency.check()
-    assert report is not None and report["problems"] == 0, report["findings"]
+    assert report is not None and report.problems == 0, report.findings
+
+
+@pytest.mark.parametrize("loaded", ["embedded"], indirect=True)  # the report's shape, whatever the backend
+def test_a_failed_report_leaves_out_what_it_never_reached_and_openapi_documents_reports(
+    loaded: RagStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from ragstore.api.app import create_app
+
+    done = loaded.consistency.check()
+    assert done is not None and done.previous is None
+    body = done.model_dump(mode="json")
+    assert body["previous"] is None and body["changes"] is None  # null when there is nothing to compare with
+    assert "repairs" not in body and "remaining_findings" not in body  # no repair ran
+    assert body["started_at"] == done.started_at.isoformat()  # the text the JSON has always had
+
+    def broken(_collection: object = None) -> None:
+        raise RuntimeError("index unreachable")
+
+    monkeypatch.setattr(loaded.components.checker, "check", broken)
+    with pytest.raises(RuntimeError):
+        loaded.consistency.check()
+    failed = loaded.consistency.report(loaded.consistency.history(1)[0].id)
+    assert failed.state == "failed" and failed.findings is None
+    with TestClient(create_app(store=loaded)) as client:
+        sent = client.get(f"/admin/consistency/{failed.id}").json()
+        assert sent == failed.model_dump(mode="json")
+        assert not {"findings", "remaining", "previous", "changes"} & set(sent)  # absent, not null
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        assert {"findings", "remaining", "previous", "changes"} <= set(schemas["ConsistencyReport"]["properties"])
+        assert "ConsistencyRunSummary" in schemas and "ConsistencyFinding" in schemas

@@ -69,7 +69,7 @@ def test_vectors_move_embedded_milvus_chroma_and_back_without_embedding(
             assert store.components.vectors.name == target
             assert [a[0] for a in answers(store)] == [b[0] for b in before]
             report_ = store.consistency.check()
-            assert report_ is not None and report_["problems"] == 0
+            assert report_ is not None and report_.problems == 0
             store.documents.add_text("kb", f"A new note written on {target}.", title=f"new-{target}")
             assert store.search("kb", f"new note {target}", k=1, mode="dense").hits[0].title == f"new-{target}"
     # Only the new notes were embedded, one per move: every move came from the embeddings SQL holds.

@@ -91,7 +91,7 @@ def test_a_write_while_chroma_is_down_is_kept_and_indexed_when_it_returns(
         assert hits["hits"][0]["title"] == "refund"
         assert client.get("/health").json()["components"]["vector_index"]["status"] == "ok"
         report = store.consistency.check()
-        assert report is not None and report["problems"] == 0
+        assert report is not None and report.problems == 0
 
 
 def test_a_store_opens_while_chroma_is_down_and_catches_up_when_it_starts(
@@ -112,4 +112,4 @@ def test_a_store_opens_while_chroma_is_down_and_catches_up_when_it_starts(
         assert store.search("kb", "refund days", k=1, mode="dense").hits[0].title == "refund"
         assert store.search("kb", "김치 담그기", k=1, mode="dense").hits[0].title == "kimchi"
         report = store.consistency.check()
-        assert report is not None and report["problems"] == 0
+        assert report is not None and report.problems == 0

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from ragstore.backup import restore as backup_restore
 from ragstore.backup.errors import BackupFailed
@@ -27,7 +26,7 @@ from ragstore.db.models import RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
 from ragstore.migrations import Migrator
-from ragstore.schemas import MAX_SEARCH_DEPTH
+from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck, RestoreReport
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
@@ -159,16 +158,16 @@ class RagStore:
         self.close()
 
 
-def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> dict[str, Any]:
+def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> RestoreReport:
     """Restore `backup_id` (over the live store, or `to` a new folder or database), then open and check it."""
     return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check)
 
 
-def _restore_beside(settings: Settings, backup_id: str, to: str) -> dict[str, Any]:
+def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreReport:
     return restore_backup(settings, backup_id, to=to)
 
 
-def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dict[str, Any]:
+def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> RestoredCheck:
     """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
     run the consistency checker, which must find nothing."""
     started = time.perf_counter()
@@ -180,11 +179,12 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
         store.index.persist()
         report = store.consistency.check(repair=False, trigger="restore")
         assert report is not None
-        if report["problems"] and store.components.vectors.shared:
+        if report.problems and store.components.vectors.shared:
             # A shared store (Milvus, Chroma) answered a query before its rebuilt collection settled (seen once
             # on Milvus Lite under load): repair through the outbox, and report what was found and what remains.
             report = store.consistency.check(repair=True, trigger="restore")
             assert report is not None
+        remaining = sum((report.remaining or {}).values())
         with store.db.engine.connect() as c:
             found = count_collections(c, None)
         # Recovery may have indexed chunks the backup caught pending: every other count must be the manifest's.
@@ -199,21 +199,17 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> dic
             kind=manifest.kind,
             backup_id=manifest.id,
             size_bytes=manifest.logical_bytes,
-            state=RunState.COMPLETE if not sum(report["remaining"].values()) else RunState.FAILED,
+            state=RunState.COMPLETE if not remaining else RunState.FAILED,
             duration_ms=(time.perf_counter() - started) * 1000,
-            details={"live": plan.live, "found": report["problems"], "remaining": sum(report["remaining"].values())},
+            details={"live": plan.live, "found": report.problems, "remaining": remaining},
         )
-    if sum(report["remaining"].values()):
+    if remaining:
         raise BackupFailed(
             f"backup {manifest.id} was restored, but the consistency check still finds "
-            f"{sum(report['remaining'].values())} problems ({report['remaining']}); run `ragstore check --repair`"
+            f"{remaining} problems ({report.remaining}); run `ragstore check --repair`"
         )
-    return {
-        "rebuilt": rebuilt,
-        "consistency": {
-            "report_id": report["id"],
-            "problems": sum(report["remaining"].values()),
-            "found": report["problems"],
-        },
-        "open_and_check_s": round(time.perf_counter() - started, 3),
-    }
+    return RestoredCheck(
+        rebuilt=rebuilt,
+        consistency=RestoreConsistency(report_id=report.id, problems=remaining, found=report.problems),
+        open_and_check_s=round(time.perf_counter() - started, 3),
+    )

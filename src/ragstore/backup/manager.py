@@ -33,9 +33,21 @@ from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.db.runs import RunState
 from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
+from ragstore.schemas import (
+    BackupDetail,
+    BackupRunInfo,
+    BackupSchedule,
+    BackupStarted,
+    BackupStatus,
+    BackupSummary,
+    PruneReport,
+    RetentionPolicy,
+    RunningAction,
+    VerifyResult,
+)
 from ragstore.vectors.registry import backend_spec
 
-__all__ = ["KINDS", "BackupManager", "open_repository", "summary"]
+__all__ = ["KINDS", "BackupManager", "open_repository"]
 
 log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("full", "incremental", "snapshot")
@@ -51,29 +63,6 @@ def open_repository(settings: Settings, *, create: bool) -> Repository:
         key=parse_key(key_text),
         create=create,
     )
-
-
-def summary(m: Manifest, verified: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What `backup list` shows of one backup."""
-    return {
-        "id": m.id,
-        "kind": m.kind,
-        "created_at": m.created_at,
-        "parent": m.parent,
-        "note": m.note,
-        "dialect": m.dialect,
-        "vector_backend": m.vector_backend,
-        "index_included": m.index_included,
-        "collections": len(m.collections),
-        "documents": sum(c.documents for c in m.collections),
-        "chunks": sum(c.chunks for c in m.collections),
-        "logical_bytes": m.logical_bytes,
-        "stored_bytes": m.stored_bytes,
-        "encrypted": m.encrypted,
-        "seconds": m.timings.get("total_s"),
-        "verified_at": (verified or {}).get("verified_at") if (verified or {}).get("ok") else None,
-        "verify": verified,
-    }
 
 
 def ragstore_version() -> str:
@@ -167,7 +156,7 @@ class BackupManager:
         trigger: str = "cli",
         slot: str | None = None,
         on_started: Callable[[], None] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> BackupSummary | None:
         """Make one backup; returns its summary (None when another process took this scheduled slot)."""
         if kind not in KINDS:
             raise InvalidInput(f"--kind must be one of {', '.join(KINDS)} (got {kind!r})")
@@ -198,9 +187,9 @@ class BackupManager:
             manifest.stored_bytes,
             manifest.timings["total_s"],
         )
-        return summary(manifest)
+        return BackupSummary.of(manifest)
 
-    def start_in_background(self, kind: str, *, note: str | None = None, trigger: str = "api") -> dict[str, Any]:
+    def start_in_background(self, kind: str, *, note: str | None = None, trigger: str = "api") -> BackupStarted:
         """Start a backup in a thread of this process (for the API); Conflict when one is running."""
         if kind not in KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
@@ -224,9 +213,7 @@ class BackupManager:
 
         threading.Thread(target=run, name="ragstore-backup", daemon=True).start()
         started.wait(10)
-        with self._active_lock:
-            active = dict(self._active) if self._active else None
-        return {"accepted": True, "kind": kind, "running": active}
+        return BackupStarted(accepted=True, kind=kind, running=self._running_here())
 
     def _make(self, repo: Repository, kind: BackupKind, note: str | None, outcome: dict[str, Any]) -> Manifest:
         started = time.perf_counter()
@@ -352,22 +339,21 @@ class BackupManager:
             raise NoSpace(f"the backup repository {repo.location} has only {_mib(repo_free)} free")
 
     # -- read ----------------------------------------------------------------------------------------------
-    def summaries(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[BackupSummary]:
         repo = self._existing()
         if repo is None:
             return []
-        return [summary(m, repo.verified(m.id)) for m in repo.manifests()]
+        return [BackupSummary.of(m, _verified(repo, m.id)) for m in repo.manifests()]
 
-    def show(self, backup_id: str) -> dict[str, Any]:
+    def show(self, backup_id: str) -> BackupDetail:
         repo = self.repository(create=False)
         m = repo.manifest(backup_id)
-        body = m.model_dump(exclude={"new_blocks"})
-        for f in body["files"]:
-            f["blocks"] = len(f["blocks"])
-        body["new_blocks"] = len(m.new_blocks)
-        body["verify"] = repo.verified(backup_id)
-        body["missing_blocks"] = len(repo.missing_blocks(m))
-        return body
+        extra = {"verify": _verified(repo, backup_id), "missing_blocks": len(repo.missing_blocks(m))}
+        return BackupDetail(**dict(m), **extra)
+
+    def _running_here(self) -> RunningAction | None:
+        with self._active_lock:
+            return RunningAction(**self._active) if self._active else None
 
     def _existing(self) -> Repository | None:
         """The repository, or None before the first backup made it."""
@@ -377,9 +363,7 @@ class BackupManager:
             return None
 
     # -- verify --------------------------------------------------------------------------------------------
-    def verify(
-        self, backup_id: str | None = None, *, every: bool = False, trigger: str = "cli"
-    ) -> list[dict[str, Any]]:
+    def verify(self, backup_id: str | None = None, *, every: bool = False, trigger: str = "cli") -> list[VerifyResult]:
         """Restore into a temporary folder and check everything; raises on the first damaged backup."""
         repo = self.repository(create=False)
         ids = repo.backup_ids() if every else [backup_id or (repo.backup_ids() or [""])[-1]]
@@ -395,7 +379,7 @@ class BackupManager:
                     record = self._verify_one(repo, manifest)
                     outcome["details"] = record
                     outcome["size_bytes"] = manifest.logical_bytes
-                results.append(record)
+                results.append(VerifyResult.model_validate(record))
         return results
 
     def _verify_one(self, repo: Repository, manifest: Manifest) -> dict[str, Any]:
@@ -426,7 +410,7 @@ class BackupManager:
             monthly=s.backup_keep_monthly,
         )
 
-    def prune(self, *, dry_run: bool = False, trigger: str = "cli") -> dict[str, Any]:
+    def prune(self, *, dry_run: bool = False, trigger: str = "cli") -> PruneReport:
         """Forget backups the retention policy does not keep, then delete blocks no manifest names."""
         repo = self.repository(create=False)
         with repo.storage.lock(), self._run("prune", trigger=trigger) as outcome:
@@ -451,45 +435,51 @@ class BackupManager:
                 for name in stale_maps:
                     freed += repo.delete_object(name)
                 repo.storage.clear_temporary()
-            result = {
-                "dry_run": dry_run,
-                "kept": {k: v for k, v in sorted(kept.items())},
-                "removed_backups": removed,
-                "removed_blocks": len(unreferenced),
-                "removed_maps": len(stale_maps),
-                "freed_bytes": freed,
-            }
-            outcome["details"] = result
+            result = PruneReport(
+                dry_run=dry_run,
+                kept=dict(sorted(kept.items())),
+                removed_backups=removed,
+                removed_blocks=len(unreferenced),
+                removed_maps=len(stale_maps),
+                freed_bytes=freed,
+            )
+            outcome["details"] = result.model_dump(mode="json")
             outcome["size_bytes"] = freed
         return result
 
     # -- status --------------------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        with self._active_lock:
-            active = dict(self._active) if self._active else None
+    def status(self) -> BackupStatus:
+        active = self._running_here()
         latest = None
         repo = self._existing()
         if repo is not None:
             newest = repo.latest()
-            latest = summary(newest, repo.verified(newest.id)) if newest else None
-        return {
-            "repository": self.settings.backup_location,
-            "running_here": active,
-            "running": self.runs.running(),
-            "latest": latest,
-            "last_runs": self.runs.history(5),
-            "schedule": {
-                "full": self.settings.backup_schedule_full or None,
-                "incremental": self.settings.backup_schedule_incremental or None,
-                "verify_scheduled": self.settings.backup_verify_scheduled,
-            },
-            "retention": self.retention().__dict__,
-        }
+            latest = BackupSummary.of(newest, _verified(repo, newest.id)) if newest else None
+        s = self.settings
+        return BackupStatus(
+            repository=s.backup_location,
+            running_here=active,
+            running=self.runs.running(),
+            latest=latest,
+            last_runs=self.runs.history(5),
+            schedule=BackupSchedule(
+                full=s.backup_schedule_full or None,
+                incremental=s.backup_schedule_incremental or None,
+                verify_scheduled=s.backup_verify_scheduled,
+            ),
+            retention=RetentionPolicy.model_validate(self.retention()),
+        )
 
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+    def history(self, limit: int = 50) -> list[BackupRunInfo]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
         return self.runs.history(limit)
+
+
+def _verified(repo: Repository, backup_id: str) -> VerifyResult | None:
+    """The record of a backup's last verify, passed or failed; None when it was never verified."""
+    record = repo.verified(backup_id)
+    return VerifyResult.model_validate(record) if record is not None else None
 
 
 def _now() -> datetime:

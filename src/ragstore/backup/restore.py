@@ -42,6 +42,7 @@ from ragstore.db.models import BackupRun
 from ragstore.db.runs import complete_running, interrupt_running
 from ragstore.db.state import VECTOR_BACKEND_KEY, clear_state
 from ragstore.errors import Conflict, InvalidInput
+from ragstore.schemas import RestoredCheck, RestoreReport, VerifyResult
 from ragstore.vectors.base import KeepsFiles
 from ragstore.vectors.registry import backend_spec, self_contained_backend
 
@@ -58,12 +59,10 @@ class RestorePlan:
     live: bool
 
 
-CheckRestored = Callable[[RestorePlan, Manifest], dict[str, Any]]
+CheckRestored = Callable[[RestorePlan, Manifest], RestoredCheck]
 
 
-def restore_backup(
-    settings: Settings, backup_id: str, *, check: CheckRestored, to: str | None = None
-) -> dict[str, Any]:
+def restore_backup(settings: Settings, backup_id: str, *, check: CheckRestored, to: str | None = None) -> RestoreReport:
     """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL).
 
     `check` opens the restored store and proves it consistent; it needs the whole facade, which sits above
@@ -80,19 +79,21 @@ def restore_backup(
             plan, checks = _restore_postgres(settings, repo, manifest, to)
     restored_s = time.perf_counter() - started
     after = check(plan, manifest)
-    return {
-        "backup_id": backup_id,
-        "kind": manifest.kind,
-        "live": plan.live,
-        "target": plan.settings.sqlalchemy_url if not plan.settings.is_sqlite else str(plan.settings.data_dir),
-        "data_dir": str(plan.settings.data_dir),
-        "vector_backend": plan.settings.vector_backend,
-        "verify": checks,
-        "restore_s": round(restored_s, 3),
-        "index": "files" if manifest.index_included else "rebuilt from the embeddings table",
-        **after,
-        "total_s": round(time.perf_counter() - started, 3),
-    }
+    return RestoreReport(
+        backup_id=backup_id,
+        kind=manifest.kind,
+        live=plan.live,
+        target=plan.settings.sqlalchemy_url if not plan.settings.is_sqlite else str(plan.settings.data_dir),
+        data_dir=str(plan.settings.data_dir),
+        vector_backend=plan.settings.vector_backend,
+        verify=VerifyResult.model_validate(checks),
+        restore_s=round(restored_s, 3),
+        index="files" if manifest.index_included else "rebuilt from the embeddings table",
+        rebuilt=after.rebuilt,
+        consistency=after.consistency,
+        open_and_check_s=after.open_and_check_s,
+        total_s=round(time.perf_counter() - started, 3),
+    )
 
 
 def _check_revision_known(manifest: Manifest) -> None:

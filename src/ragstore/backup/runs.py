@@ -11,6 +11,7 @@ from typing import Any
 from ragstore.db.engine import Database
 from ragstore.db.models import BackupRun
 from ragstore.db.runs import RunLedger, RunState
+from ragstore.schemas import BackupRunInfo
 
 __all__ = ["RunLog"]
 
@@ -66,27 +67,13 @@ class RunLog:
         """Runs left `running` by a process that died (called while holding the repository lock)."""
         return self.ledger.mark_interrupted(keep=keep)
 
-    def history(self, limit: int = 50, *, action: str | None = None) -> list[dict[str, Any]]:
+    def history(self, limit: int = 50, *, action: str | None = None) -> list[BackupRunInfo]:
         where = [BackupRun.action == action] if action is not None else []
         return self.ledger.history(_row, limit=limit, where=where)
 
-    def running(self) -> list[dict[str, Any]]:
+    def running(self) -> list[BackupRunInfo]:
         return self.ledger.running(_row)
 
 
-def _row(r: BackupRun) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "action": r.action,
-        "kind": r.kind,
-        "backup_id": r.backup_id,
-        "trigger": r.trigger,
-        "state": r.state,
-        "started_at": r.started_at.isoformat() if r.started_at else None,
-        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-        "duration_ms": r.duration_ms,
-        "size_bytes": r.size_bytes,
-        "note": r.note,
-        "error": r.error,
-        "details": r.details,
-    }
+def _row(r: BackupRun) -> BackupRunInfo:
+    return BackupRunInfo.model_validate(r)

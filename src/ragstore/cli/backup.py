@@ -40,8 +40,8 @@ def backup_create(
         print_json(made)
         return
     out.print(
-        f"backup [bold]{made['id']}[/] ({made['kind']}): {made['documents']} documents, {made['chunks']} chunks, "
-        f"{human_size(made['logical_bytes'])} read, {human_size(made['stored_bytes'])} stored, {made['seconds']:.1f} s"
+        f"backup [bold]{made.id}[/] ({made.kind}): {made.documents} documents, {made.chunks} chunks, "
+        f"{human_size(made.logical_bytes)} read, {human_size(made.stored_bytes)} stored, {made.seconds or 0:.1f} s"
     )
 
 
@@ -57,17 +57,17 @@ def backup_list(as_json: bool = JsonOpt) -> None:
         return
     table = Table("id", "kind", "created", "docs", "chunks", "size", "stored", "verified", "note")
     for b in backups:
-        verified = b["verified_at"] or ("FAILED" if b["verify"] else "")
+        verified = b.verified_at or ("FAILED" if b.verify else "")
         table.add_row(
-            b["id"],
-            b["kind"],
-            b["created_at"],
-            str(b["documents"]),
-            str(b["chunks"]),
-            human_size(b["logical_bytes"]),
-            human_size(b["stored_bytes"]),
+            b.id,
+            b.kind,
+            b.created_at,
+            str(b.documents),
+            str(b.chunks),
+            human_size(b.logical_bytes),
+            human_size(b.stored_bytes),
             verified or "",
-            b["note"] or "",
+            b.note or "",
         )
     out.print(table)
 
@@ -95,10 +95,10 @@ def backup_verify(
         print_json(results)
         return
     for r in results:
-        db_check = r.get("integrity_check") or f"pg_restore --list: {r.get('pg_restore_list')} entries"
+        db_check = r.integrity_check or f"pg_restore --list: {r.pg_restore_list} entries"
         out.print(
-            f"backup {r['backup_id']}: ok ({r['files']} files, {r['blocks']} blocks, {human_size(r['bytes'])}; "
-            f"{db_check}; counts {r['counts']}; {r['total_s']:.1f} s)"
+            f"backup {r.backup_id}: ok ({r.files} files, {r.blocks} blocks, {human_size(r.bytes or 0)}; "
+            f"{db_check}; counts {r.counts}; {r.total_s or 0:.1f} s)"
         )
 
 
@@ -126,10 +126,10 @@ def backup_restore(
     if as_json:
         print_json(result)
         return
-    where = "the live store" if result["live"] else result["target"]
+    where = "the live store" if result.live else result.target
     out.print(
-        f"restored backup [bold]{backup_id}[/] into {where} in {result['total_s']:.1f} s "
-        f"(index: {result['index']}); consistency check: {result['consistency']['problems']} problems"
+        f"restored backup [bold]{backup_id}[/] into {where} in {result.total_s:.1f} s "
+        f"(index: {result.index}); consistency check: {result.consistency.problems} problems"
     )
 
 
@@ -146,8 +146,8 @@ def backup_prune(
         return
     verb = "would remove" if dry_run else "removed"
     out.print(
-        f"kept {len(result['kept'])} backups; {verb} {len(result['removed_backups'])} backups and "
-        f"{result['removed_blocks']} blocks ({human_size(result['freed_bytes'])} freed)"
+        f"kept {len(result.kept)} backups; {verb} {len(result.removed_backups)} backups and "
+        f"{result.removed_blocks} blocks ({human_size(result.freed_bytes)} freed)"
     )
 
 

@@ -6,7 +6,7 @@ disaster-recovery procedure written before the subcommands expect; `check run` i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from ragstore.cli.common import (
     out,
     print_json,
 )
+
+if TYPE_CHECKING:  # the schemas load numpy, which `ragstore --help` must not wait for
+    from ragstore.schemas import ConsistencyReport
 
 __all__ = ["app"]
 
@@ -60,7 +63,7 @@ def check_run(
         print_json(report)
     else:
         _print_report(report)
-    if sum(report["remaining"].values()):
+    if sum((report.remaining or {}).values()):
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -79,9 +82,8 @@ def check_list(
         return
     table = Table("id", "started", "trigger", "state", "problems", "ms")
     for r in runs:
-        table.add_row(
-            str(r["id"]), r["started_at"], r["trigger"], r["state"], str(r["problems"]), str(r["duration_ms"])
-        )
+        started = r.started_at.isoformat() if r.started_at else ""
+        table.add_row(str(r.id), started, r.trigger, r.state, str(r.problems), str(r.duration_ms))
     out.print(table)
 
 
@@ -99,33 +101,34 @@ def check_show(
         _print_report(report)
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: ConsistencyReport) -> None:
     from rich.table import Table
 
-    if "remaining" not in report:  # a run that failed or is still running has no findings to show
-        error = f": {report['error']}" if report.get("error") else ""
-        out.print(f"consistency check {report['id']} {report['state']}{error}", highlight=False)
+    if report.remaining is None:  # a run that failed or is still running has no findings to show
+        error = f": {report.error}" if report.error else ""
+        out.print(f"consistency check {report.id} {report.state}{error}", highlight=False)
         return
-    remaining = report["remaining"]
-    previous = report["previous"]
-    table = Table("kind", "safe", "found", "remaining", "vs previous", title=f"consistency check {report['id']}")
-    for kind, info in report["kinds"].items():
-        change = report["changes"][kind] if report["changes"] else None
+    remaining = report.remaining
+    previous = report.previous
+    table = Table("kind", "safe", "found", "remaining", "vs previous", title=f"consistency check {report.id}")
+    for kind, info in (report.kinds or {}).items():
+        change = report.changes[kind] if report.changes else None
         table.add_row(
             kind,
-            "yes" if info["safe"] else "no",
-            str(report["counts"][kind]),
+            "yes" if info.safe else "no",
+            str(report.counts[kind]),
             str(remaining[kind]),
             "" if change is None else f"{change:+d}",
         )
     out.print(table)
-    for f in report.get("remaining_findings", report["findings"]):
-        ids = ", ".join(str(i) for i in f["ids"]) + (" …" if f["count"] > len(f["ids"]) else "")
-        where = f" in {f['collection']}" if f["collection"] else ""
-        out.print(f"- {f['kind']}{where}: {f['count']} {f['detail']}" + (f" [{ids}]" if ids else ""))
-        out.print(f"  remedy: {f['remedy']}")
-    if report.get("repairs"):
-        out.print(f"repairs: {report['repairs']}")
-    took = f"{report['duration_ms']:.0f} ms"
-    since = f"; previous run {previous['id']} found {previous['problems']}" if previous else ""
-    out.print(f"found {report['problems']}, remaining {sum(remaining.values())} ({took}{since})")
+    shown = report.remaining_findings if report.remaining_findings is not None else report.findings
+    for f in shown or []:
+        ids = ", ".join(str(i) for i in f.ids) + (" …" if f.count > len(f.ids) else "")
+        where = f" in {f.collection}" if f.collection else ""
+        out.print(f"- {f.kind}{where}: {f.count} {f.detail}" + (f" [{ids}]" if ids else ""))
+        out.print(f"  remedy: {f.remedy}")
+    if report.repairs:
+        out.print(f"repairs: {report.repairs.model_dump()}")
+    took = f"{report.duration_ms or 0:.0f} ms"
+    since = f"; previous run {previous.id} found {previous.problems}" if previous else ""
+    out.print(f"found {report.problems}, remaining {sum(remaining.values())} ({took}{since})")

@@ -21,24 +21,24 @@ def dr_report(as_json: bool = JsonOpt) -> None:
     if as_json:
         print_json(report)
     else:
-        out.print(f"disaster recovery: [bold]{report['status']}[/] (repository {report['repository']})")
-        newest, verified = report["newest"], report["newest_verified"]
+        out.print(f"disaster recovery: [bold]{report.status}[/] (repository {report.repository})")
+        newest, verified = report.newest, report.newest_verified
         if newest:
-            chain = "complete" if newest["chain_complete"] else f"BROKEN ({newest['missing_blocks']} blocks missing)"
-            out.print(f"  newest backup: {newest['id']}, {newest['age_hours']:.1f} h old, chain {chain}")
+            chain = "complete" if newest.chain_complete else f"BROKEN ({newest.missing_blocks} blocks missing)"
+            out.print(f"  newest backup: {newest.id}, {newest.age_hours:.1f} h old, chain {chain}")
         if verified:
             out.print(
-                f"  newest verified: {verified['id']}, {verified['backup_age_hours']:.1f} h old, "
-                f"verified {verified['verified_hours_ago']:.1f} h ago"
+                f"  newest verified: {verified.id}, {verified.backup_age_hours:.1f} h old, "
+                f"verified {verified.verified_hours_ago:.1f} h ago"
             )
-        out.print(f"  key present: {'yes' if report['key_present'] else 'no'}; encrypted: {report['encrypted']}")
-        free = report["free_bytes"]
-        out.print(f"  free: data {human_size(free['data_dir'])}, repository {human_size(free['repository'])}")
-        estimate = report["estimated_restore_s"]
-        out.print(f"  estimated restore: {estimate['seconds']:.1f} s ({estimate['basis']})")
-        for p in report["problems"]:
+        out.print(f"  key present: {'yes' if report.key_present else 'no'}; encrypted: {report.encrypted}")
+        free = report.free_bytes
+        out.print(f"  free: data {human_size(free.data_dir)}, repository {human_size(free.repository)}")
+        estimate = report.estimated_restore_s
+        out.print(f"  estimated restore: {estimate.seconds:.1f} s ({estimate.basis})")
+        for p in report.problems:
             out.print(f"  [red]problem:[/] {p}")
-        for w in report["warnings"]:
+        for w in report.warnings:
             out.print(f"  [yellow]warning:[/] {w}")
-    if report["status"] == "failing":
+    if report.status == "failing":
         raise typer.Exit(EXIT_FAILED)

@@ -7,24 +7,20 @@ the counts by kind and the comparison with the previous run over the same scope.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from ragstore.db.engine import Database
-from ragstore.db.models import ConsistencyReport
+from ragstore.db.models import ConsistencyReport as ReportRow
 from ragstore.db.runs import RunLedger, RunState
+from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 
 __all__ = ["ReportStore"]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 class ReportStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.ledger = RunLedger(db, ConsistencyReport)
+        self.ledger = RunLedger(db, ReportRow)
 
     def start(
         self, *, trigger: str, backend: str, collection: str | None, repair: bool, slot: str | None
@@ -53,25 +49,23 @@ class ReportStore:
             problems=sum(counts.values()),
         )
 
-    def previous(self, report_id: int, collection: str | None) -> dict[str, Any] | None:
+    def previous(self, report_id: int, collection: str | None) -> ConsistencyRunSummary | None:
         """The last finished run before this one over the same scope (all collections, or the same one)."""
-        column = ConsistencyReport.collection
+        column = ReportRow.collection
         scope = column.is_(None) if collection is None else column == collection
-        return self.ledger.latest(
-            self._summary, ConsistencyReport.id < report_id, ConsistencyReport.state == RunState.COMPLETE, scope
-        )
+        return self.ledger.latest(self._summary, ReportRow.id < report_id, ReportRow.state == RunState.COMPLETE, scope)
 
-    def get(self, report_id: int) -> dict[str, Any] | None:
+    def get(self, report_id: int) -> ConsistencyReport | None:
         return self.ledger.get(report_id, self._full)
 
-    def latest(self) -> dict[str, Any] | None:
-        return self.ledger.latest(self._full, ConsistencyReport.state != RunState.RUNNING)
+    def latest(self) -> ConsistencyReport | None:
+        return self.ledger.latest(self._full, ReportRow.state != RunState.RUNNING)
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+    def history(self, limit: int = 20) -> list[ConsistencyRunSummary]:
         return self.ledger.history(self._summary, limit=limit)
 
     @staticmethod
-    def _summary(row: ConsistencyReport) -> dict[str, Any]:
+    def _fields(row: ReportRow) -> dict[str, Any]:
         return {
             "id": row.id,
             "trigger": row.trigger,
@@ -79,8 +73,8 @@ class ReportStore:
             "backend": row.backend,
             "collection": row.collection,
             "repair": row.repair,
-            "started_at": _iso(row.started_at),
-            "finished_at": _iso(row.finished_at),
+            "started_at": row.started_at,
+            "finished_at": row.finished_at,
             "duration_ms": row.duration_ms,
             "problems": row.problems,
             "counts": dict(row.counts or {}),
@@ -88,5 +82,10 @@ class ReportStore:
         }
 
     @classmethod
-    def _full(cls, row: ConsistencyReport) -> dict[str, Any]:
-        return {**cls._summary(row), **dict(row.details or {})}
+    def _summary(cls, row: ReportRow) -> ConsistencyRunSummary:
+        return ConsistencyRunSummary.model_validate(cls._fields(row))
+
+    @classmethod
+    def _full(cls, row: ReportRow) -> ConsistencyReport:
+        """The run's record with the details stored with it; a part the run did not reach stays absent."""
+        return ConsistencyReport.model_validate({**cls._fields(row), **dict(row.details or {})})

@@ -18,6 +18,7 @@ from ragstore.consistency.repair import Repairer
 from ragstore.consistency.reports import ReportStore
 from ragstore.documents.catalog import Catalog
 from ragstore.errors import InvalidInput, NotFound
+from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 from ragstore.sync.applier import OutboxApplier
 
 __all__ = ["ConsistencyService"]
@@ -44,7 +45,7 @@ class ConsistencyService:
         repair: bool = False,
         trigger: str = "manual",
         slot: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> ConsistencyReport | None:
         """Compare SQL with the vector index, store the report, and (with `repair`) mend the safe kinds.
 
         Returns the stored report: `counts` what the check found by kind, `remaining` what is left after
@@ -78,10 +79,8 @@ class ConsistencyService:
                     details["remaining_findings"] = [f.to_dict() for f in after.findings]
             details["remaining"] = remaining
             previous = self.reports.previous(report_id, collection)
-            details["previous"] = previous
-            details["changes"] = (
-                {k: n - int(previous["counts"].get(k, 0)) for k, n in found.items()} if previous else None
-            )
+            details["previous"] = previous.model_dump(mode="json") if previous else None
+            details["changes"] = {k: n - int(previous.counts.get(k, 0)) for k, n in found.items()} if previous else None
         except Exception as exc:
             self.reports.finish(
                 report_id,
@@ -106,12 +105,12 @@ class ConsistencyService:
         )
         return report
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+    def history(self, limit: int = 20) -> list[ConsistencyRunSummary]:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput(f"limit must be an integer from 1 to 1000, got {limit!r}")
         return self.reports.history(limit)
 
-    def report(self, report_id: int | None = None) -> dict[str, Any]:
+    def report(self, report_id: int | None = None) -> ConsistencyReport:
         """A stored report by id, or the newest finished one."""
         report = self.reports.latest() if report_id is None else self.reports.get(report_id)
         if report is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from ragstore.errors import Conflict
 
 if TYPE_CHECKING:
+    from ragstore.schemas import BackupSummary
     from ragstore.service import RagStore
 
 __all__ = ["BACKUP_JOBS", "CHECK_JOB", "MaintenanceScheduler", "run_scheduled_backup", "run_scheduled_check"]
@@ -37,12 +38,12 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     except Exception:
         log.exception("the scheduled consistency check failed")
         return None
-    return None if report is None else int(report["id"])
+    return None if report is None else report.id
 
 
 def run_scheduled_backup(
     store: RagStore, kind: str, *, verify: bool, due: datetime | None = None
-) -> dict[str, Any] | None:
+) -> BackupSummary | None:
     """One scheduled backup, then its verify and a prune; the backup's summary, or None when skipped."""
     slot = f"backup-{kind}:{(due or datetime.now()).strftime('%Y-%m-%dT%H:%M')}"
     try:
@@ -57,10 +58,10 @@ def run_scheduled_backup(
         return None
     try:
         if verify:
-            store.backups.verify(made["id"], trigger="schedule")
+            store.backups.verify(made.id, trigger="schedule")
         store.backups.prune(trigger="schedule")
     except Exception:
-        log.exception("verifying or pruning after the scheduled backup %s failed", made["id"])
+        log.exception("verifying or pruning after the scheduled backup %s failed", made.id)
     return made
 
 

@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 __all__ = [
     "MAX_SEARCH_DEPTH",
@@ -20,11 +28,13 @@ __all__ = [
     "IngestOutcome",
     "IngestReport",
     "IngestStatus",
+    "IsoTime",
     "Model",
     "SearchHit",
     "SearchMode",
     "SearchRequest",
     "SearchResponse",
+    "SparseModel",
 ]
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
@@ -38,6 +48,26 @@ class Model(BaseModel):
     """The base of ragstore's result types: readable from ORM rows and dataclasses alike."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+# A time the run records have always sent as `datetime.isoformat()` ("+00:00", not pydantic's "Z"):
+# typed for Python callers, the same text for the clients that parse it.
+IsoTime = Annotated[datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")]
+
+
+class SparseModel(Model):
+    """A result whose optional parts are absent, not null, when it has none (e.g. a failed run's findings).
+
+    The JSON these results replace left such keys out, and clients test for the key; so a dump carries only
+    the fields that were given, and a field given as None stays null.
+    """
+
+    # Unannotated on purpose: pydantic documents the return annotation of a serializer as the response
+    # schema, which would make OpenAPI show a bare object instead of this model's fields.
+    @model_serializer(mode="wrap")
+    def _given_fields_only(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        body = handler(self)
+        return {k: v for k, v in body.items() if k in self.model_fields_set}
 
 
 class CollectionInfo(Model):

@@ -6,14 +6,13 @@ browser or a retried GET never starts one.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import error_responses
 from ragstore.errors import InvalidInput
+from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/admin/consistency", tags=["admin"])
@@ -34,6 +33,7 @@ RepairRequest = CheckRequest  # the same body; the name the repair route has alw
 
 @router.get(
     "",
+    response_model=ConsistencyReport,
     summary="The newest stored report (reads only: POST /admin/consistency runs a check)",
     responses=error_responses((404, "No check has finished yet."), INVALID_REQUEST),
 )
@@ -45,7 +45,7 @@ def latest_report(
         None, deprecated=True, description="Refused: a check over one collection is POST /admin/consistency."
     ),
     store: RagStore = Depends(get_store),
-) -> dict[str, Any]:
+) -> ConsistencyReport:
     if not latest or collection is not None:
         # These once made GET run a check; answering with an older report instead would mislead silently.
         raise InvalidInput(
@@ -57,10 +57,11 @@ def latest_report(
 
 @router.post(
     "",
+    response_model=ConsistencyReport,
     summary="Run a consistency check now (no repair), store its report and return it",
     responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
 )
-def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     report = store.consistency.check(body.collection if body else None, trigger="api")
     assert report is not None  # only scheduled runs name a slot
     return report
@@ -68,10 +69,11 @@ def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)
 
 @router.post(
     "/repair",
+    response_model=ConsistencyReport,
     summary="Run a check and repair the safe kinds through the outbox",
     responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
 )
-def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     report = store.consistency.check(body.collection if body else None, repair=True, trigger="api")
     assert report is not None
     return report
@@ -79,17 +81,19 @@ def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_stor
 
 @router.get(
     "/history",
+    response_model=list[ConsistencyRunSummary],
     summary="Past runs, newest first: when, how long, counts by kind",
     responses=error_responses(INVALID_REQUEST),
 )
-def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
+def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[ConsistencyRunSummary]:
     return store.consistency.history(limit)
 
 
 @router.get(
     "/{report_id}",
+    response_model=ConsistencyReport,
     summary="One stored report with its findings and repairs",
     responses=error_responses((404, "No report has this id."), INVALID_REQUEST),
 )
-def report(report_id: int, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+def report(report_id: int, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     return store.consistency.report(report_id)

@@ -6,6 +6,7 @@ its buttons POST to the JSON API to start a backup or run a consistency check (G
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -43,6 +44,11 @@ def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _when(value: datetime | None) -> str:
+    """The time as the JSON sends it (ISO 8601), so the page and the API read the same."""
+    return "" if value is None else value.isoformat()
+
+
 def _mib(n: int | None) -> str:
     return "" if n is None else f"{n / 1024 / 1024:,.1f} MiB"
 
@@ -61,26 +67,26 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     try:
         dr = store.backups.dr_report()
         parts.append(
-            f"<h2>Disaster recovery: <span id=dr-status class={escape(dr['status'])}>{escape(dr['status'])}</span></h2>"
+            f"<h2>Disaster recovery: <span id=dr-status class={escape(dr.status)}>{escape(dr.status)}</span></h2>"
         )
-        parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr["problems"]))
-        parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr["warnings"]) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li class=failing>{escape(p)}</li>" for p in dr.problems))
+        parts.append("".join(f"<li class=warning>{escape(w)}</li>" for w in dr.warnings) + "</ul>")
         backups = store.backups.list()
         rows = [
             [
-                b["id"],
-                b["kind"],
-                b["created_at"],
-                b["documents"],
-                b["chunks"],
-                _mib(b["logical_bytes"]),
-                _mib(b["stored_bytes"]),
-                b["verified_at"] or ("FAILED" if b["verify"] else "no"),
-                b["note"] or "",
+                b.id,
+                b.kind,
+                b.created_at,
+                b.documents,
+                b.chunks,
+                _mib(b.logical_bytes),
+                _mib(b.stored_bytes),
+                b.verified_at or ("FAILED" if b.verify else "no"),
+                b.note or "",
             ]
             for b in reversed(backups)
         ]
-        parts.append(f"<h2>Backups ({len(backups)}) in {escape(dr['repository'])}</h2>")
+        parts.append(f"<h2>Backups ({len(backups)}) in {escape(dr.repository)}</h2>")
         parts.append(
             _table(["id", "kind", "created", "docs", "chunks", "size", "stored", "verified", "note"], rows, "backups")
         )
@@ -93,15 +99,15 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
             ["run", "action", "kind", "backup", "state", "started", "seconds", "size", "error"],
             [
                 [
-                    r["id"],
-                    r["action"],
-                    r["kind"] or "",
-                    r["backup_id"] or "",
-                    r["state"],
-                    r["started_at"],
-                    "" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.1f}",
-                    _mib(r["size_bytes"]),
-                    r["error"] or "",
+                    r.id,
+                    r.action,
+                    r.kind or "",
+                    r.backup_id or "",
+                    r.state,
+                    _when(r.started_at),
+                    "" if r.duration_ms is None else f"{r.duration_ms / 1000:.1f}",
+                    _mib(r.size_bytes),
+                    r.error or "",
                 ]
                 for r in runs
             ],
@@ -113,7 +119,7 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     parts.append(
         _table(
             ["report", "started", "trigger", "state", "problems"],
-            [[r["id"], r["started_at"], r["trigger"], r["state"], r["problems"]] for r in history],
+            [[r.id, _when(r.started_at), r.trigger, r.state, r.problems] for r in history],
             "consistency",
         )
     )

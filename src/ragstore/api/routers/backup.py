@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.errors import InvalidInput
+from ragstore.schemas import (
+    BackupRunInfo,
+    BackupStarted,
+    BackupStatus,
+    BackupSummary,
+    ReadinessReport,
+    RestoreReport,
+    VerifyResult,
+)
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/admin/backup", tags=["admin"])
@@ -41,35 +49,55 @@ class RestoreRequest(BaseModel):
     )
 
 
-@router.post("/trigger", status_code=202, summary="Start a backup in the background; follow it in /status")
-def trigger(body: TriggerRequest | None = None, store: RagStore = Depends(get_store)) -> JSONResponse:
+@router.post(
+    "/trigger",
+    status_code=202,
+    response_model=BackupStarted,
+    summary="Start a backup in the background; follow it in /status",
+)
+def trigger(body: TriggerRequest | None = None, store: RagStore = Depends(get_store)) -> BackupStarted:
     request = body or TriggerRequest()
-    started = store.backups.start_in_background(request.kind, note=request.note)
-    return JSONResponse(status_code=202, content=started)
+    return store.backups.start_in_background(request.kind, note=request.note)
 
 
-@router.get("/status", summary="What is running now, the newest backup, the schedule and the retention policy")
-def status(store: RagStore = Depends(get_store)) -> dict[str, Any]:
+@router.get(
+    "/status",
+    response_model=BackupStatus,
+    summary="What is running now, the newest backup, the schedule and the retention policy",
+)
+def status(store: RagStore = Depends(get_store)) -> BackupStatus:
     return store.backups.status()
 
 
-@router.get("/history", summary="Every backup, verify, restore and prune run, newest first (backup_runs)")
-def history(limit: int = Query(50, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
+@router.get(
+    "/history",
+    response_model=list[BackupRunInfo],
+    summary="Every backup, verify, restore and prune run, newest first (backup_runs)",
+)
+def history(limit: int = Query(50, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[BackupRunInfo]:
     return store.backups.history(limit)
 
 
-@router.get("/list", summary="The complete backups in the repository, oldest first")
-def listing(store: RagStore = Depends(get_store)) -> list[dict[str, Any]]:
+@router.get("/list", response_model=list[BackupSummary], summary="The complete backups in the repository, oldest first")
+def listing(store: RagStore = Depends(get_store)) -> list[BackupSummary]:
     return store.backups.list()
 
 
-@router.post("/verify", summary="Restore a backup into a temporary folder and check it against its manifest")
-def verify(body: VerifyRequest | None = None, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+@router.post(
+    "/verify",
+    response_model=VerifyResult,
+    summary="Restore a backup into a temporary folder and check it against its manifest",
+)
+def verify(body: VerifyRequest | None = None, store: RagStore = Depends(get_store)) -> VerifyResult:
     return store.backups.verify(body.backup_id if body else None, trigger="api")[0]
 
 
-@router.post("/restore", summary="Restore a backup into a new folder or database beside the live store")
-def restore(body: RestoreRequest, store: RagStore = Depends(get_store)) -> dict[str, Any]:
+@router.post(
+    "/restore",
+    response_model=RestoreReport,
+    summary="Restore a backup into a new folder or database beside the live store",
+)
+def restore(body: RestoreRequest, store: RagStore = Depends(get_store)) -> RestoreReport:
     if body.to is None:
         raise InvalidInput(
             "to is required: a running server never replaces its own live store (other processes would go on "
@@ -79,6 +107,6 @@ def restore(body: RestoreRequest, store: RagStore = Depends(get_store)) -> dict[
     return store.backups.restore_copy(body.backup_id, body.to)
 
 
-@router.get("/dr", summary="Disaster-recovery readiness (as `ragstore dr report`)")
-def dr(store: RagStore = Depends(get_store)) -> dict[str, Any]:
+@router.get("/dr", response_model=ReadinessReport, summary="Disaster-recovery readiness (as `ragstore dr report`)")
+def dr(store: RagStore = Depends(get_store)) -> ReadinessReport:
     return store.backups.dr_report()
