@@ -8,7 +8,7 @@ its chunks in state `pending`, new embeddings and the outbox operations; the app
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -60,25 +60,16 @@ class _Planned:
     replaces: list[int]
 
 
+@dataclass
 class Ingestor:
-    def __init__(
-        self,
-        db: Database,
-        catalog: Catalog,
-        embedder: Embedder,
-        lexical: LexicalIndexer,
-        *,
-        max_tokens: int,
-        overlap_tokens: int,
-        clock: Clock = SYSTEM_CLOCK,
-    ):
-        self.clock = clock  # dates queued outbox operations, as the applier's clock reads them
-        self.db = db
-        self.catalog = catalog
-        self.embedder = embedder
-        self.lexical = lexical
-        self.max_tokens = max_tokens
-        self.overlap_tokens = overlap_tokens
+    db: Database
+    catalog: Catalog
+    embedder: Embedder
+    lexical: LexicalIndexer
+    _: KW_ONLY
+    max_tokens: int
+    overlap_tokens: int
+    clock: Clock = SYSTEM_CLOCK  # dates queued outbox operations, as the applier's clock reads them
 
     def prepare(
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None

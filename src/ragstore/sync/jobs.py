@@ -9,7 +9,7 @@ other; on SQLite the claim runs inside `BEGIN IMMEDIATE`, which serialises write
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,21 +41,14 @@ class ClaimedJob:
     lease_expires_at: datetime
 
 
+@dataclass
 class JobQueue:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        backoff_base_s: float = 1.0,
-        backoff_max_s: float = 600.0,
-        lease_s: float = 60.0,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.lease_s = lease_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+    db: Database
+    _: KW_ONLY
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 600.0
+    lease_s: float = 60.0
+    clock: Clock = SYSTEM_CLOCK
 
     def enqueue(
         self,

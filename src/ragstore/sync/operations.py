@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -138,6 +138,7 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
     return True
 
 
+@dataclass
 class Operations:
     """Effects of operations on one process's index, and the outbox rows that record their outcome.
 
@@ -145,24 +146,14 @@ class Operations:
     effect that creates or drops a collection in the index updates it.
     """
 
-    def __init__(
-        self,
-        db: Database,
-        index: VectorIndex,
-        collections: set[int],
-        *,
-        max_attempts: int = 8,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 300.0,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.db = db
-        self.index = index
-        self.collections = collections
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
-        self.clock = clock
+    db: Database
+    index: VectorIndex
+    collections: set[int]
+    _: KW_ONLY
+    max_attempts: int = 8
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 300.0
+    clock: Clock = SYSTEM_CLOCK
 
     def effect(self, op: OutboxOp, *, replay: bool) -> None:
         """Make the index reflect `op`. Idempotent; reads current SQL state for upserts."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,23 +62,15 @@ class MigrationReport:
     seconds: float = 0.0
 
 
+@dataclass
 class IndexMigration:
-    def __init__(
-        self,
-        db: Database,
-        source: VectorIndex,
-        target: VectorIndex,
-        *,
-        target_name: str,
-        records: RecordsFn,
-        drift: FindDrift,
-    ) -> None:
-        self.db = db
-        self.source = source
-        self.target = target
-        self.target_name = target_name
-        self.records = records
-        self.drift = drift
+    db: Database
+    source: VectorIndex
+    target: VectorIndex
+    _: KW_ONLY
+    target_name: str
+    records: RecordsFn
+    drift: FindDrift
 
     def run(self, progress: Progress | None = None) -> MigrationReport:
         started = time.perf_counter()
