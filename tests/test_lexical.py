@@ -98,7 +98,7 @@ def test_the_analyzer_is_recorded_and_a_change_reindexes(
             assert s.scalar(select(func.count()).select_from(LexicalIndexState)) == 1
         assert any("환불" in t.split() for t in terms)  # a morpheme, not the bigram pieces of 환불을
         assert lexical_titles(store, "환불을 하려면")[0] == "환불"
-        assert store.index.relex("kb") == {"kb": 4}  # forced: the same analyzer again
+        assert store.index.relex("kb").chunks_analysed == {"kb": 4}  # forced: the same analyzer again
 
 
 def test_an_index_built_by_an_analyzer_this_process_cannot_reproduce_is_refused_clearly(store: RagStore) -> None:

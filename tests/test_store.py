@@ -140,7 +140,7 @@ def test_index_rebuild_from_sql_makes_no_embedding_calls(store: RagStore, embedd
     store.documents.add_text("kb", PHOTO, title="photo")
     before = store.search("kb", "김치", k=2)
     embedded = embedder.texts_embedded
-    assert store.index.rebuild() == {"kb": 2}
+    assert store.index.rebuild().vectors == {"kb": 2}
     assert embedder.texts_embedded == embedded
     after = store.search("kb", "김치", k=2)
     assert [h.chunk_id for h in after.hits] == [h.chunk_id for h in before.hits]

@@ -175,7 +175,7 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
         rebuilt: dict[str, int] = {}
         if not manifest.index_included and store.components.vectors.shared:
             # An embedded index with no files is rebuilt by recovery at open; a shared store is not.
-            rebuilt = store.index.rebuild()
+            rebuilt = store.index.rebuild().vectors
         store.index.persist()
         report = store.consistency.check(repair=False, trigger="restore")
         assert report is not None

@@ -6,9 +6,10 @@ and replaced on its own, and `service.py` only hands the finished sub-facades ou
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragstore.analytics.recorder import QueryRecorder
 from ragstore.analytics.service import AnalyticsService
@@ -51,36 +52,45 @@ from ragstore.vectors.migration import BACKEND_KEY
 from ragstore.vectors.registry import backend_spec
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from ragstore.cache.redis import RedisConnection
 
 __all__ = ["Components", "SubFacades", "active_backend", "build", "record_usage"]
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound="DataclassInstance")
 
 
 @dataclass(slots=True)
 class Components:
     """The parts of an open store, for the sub-facades, the runtime drivers and tests that look inside."""
 
+    # What the store was opened with.
     settings: Settings
     db: Database
     vectors: VectorIndex
     embedder: Embedder
+    # Documents and their analysis.
     catalog: Catalog
-    applier: OutboxApplier
-    changes: ChangeFeed
     ingestor: Ingestor
     lexical_indexer: LexicalIndexer
+    # The outbox between SQL and the vector index.
+    applier: OutboxApplier
+    changes: ChangeFeed
+    # Search.
     lexical: LexicalIndex
     searcher: DenseSearcher
     engine: SearchEngine
     recorder: QueryRecorder
     query_batcher: QueryBatcher
+    # Jobs, events and caches.
     jobs: JobQueue
     redis: RedisConnection | None
     bus: EventBus | None
     cache: CacheLayers
     versions: CollectionVersions
+    # Consistency and backups.
     checker: ConsistencyChecker
     reports: ReportStore
     backup_manager: BackupManager
@@ -129,37 +139,24 @@ def build(
     versions = CollectionVersions(catalog.write_version, bus, local_reads=db.is_sqlite, clock=clock)
     searcher = DenseSearcher(db, vectors)
     lexical = create_lexical_index(settings, db)
-    changes = ChangeFeed(applier, versions, bus)
-    ingestor = Ingestor(
-        db,
-        catalog,
-        embedder,
-        lexical_indexer,
-        max_tokens=settings.chunk_size_tokens,
-        overlap_tokens=settings.chunk_overlap_tokens,
-        clock=clock,
-    )
-    index = IndexService(
-        settings=settings,
-        vectors=vectors,
-        catalog=catalog,
-        applier=applier,
-        changes=changes,
-        lexical=lexical,
-        lexical_indexer=lexical_indexer,
-        reembed_chunks=ingestor.reembed,
-        drift=vector_drift(db),
-    )
     c = Components(
         settings=settings,
         db=db,
         vectors=vectors,
         embedder=embedder,
         catalog=catalog,
-        applier=applier,
-        changes=changes,
-        ingestor=ingestor,
+        ingestor=Ingestor(
+            db,
+            catalog,
+            embedder,
+            lexical_indexer,
+            max_tokens=settings.chunk_size_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            clock=clock,
+        ),
         lexical_indexer=lexical_indexer,
+        applier=applier,
+        changes=ChangeFeed(applier, versions, bus),
         lexical=lexical,
         searcher=searcher,
         engine=SearchEngine(db, searcher, lexical, candidates=settings.hybrid_candidates),
@@ -185,60 +182,45 @@ def build(
             settings,
             db,
             vector_backend=lambda: settings.vector_backend,  # the backend active_backend settled on
-            persist_index=index.persist,
+            persist_index=applier.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),
     )
+    # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
-        collections=CollectionService(catalog=catalog, embedder=embedder, changes=c.changes),
-        documents=DocumentService(
-            catalog=catalog, ingestor=c.ingestor, changes=c.changes, max_document_bytes=settings.max_document_bytes
-        ),
-        search=SearchService(
-            settings=settings,
-            catalog=catalog,
-            embedder=embedder,
-            engine=c.engine,
-            lexical_indexer=lexical_indexer,
-            cache=c.cache,
-            versions=versions,
-            recorder=c.recorder,
-            query_batcher=c.query_batcher,
-            applier=applier,
-        ),
-        analytics=AnalyticsService(db=db, recorder=c.recorder, collection_id=lambda name: catalog.resolve(name).id),
-        index=index,
-        consistency=ConsistencyService(
-            catalog=catalog,
-            applier=applier,
-            checker=c.checker,
+        collections=_wired(CollectionService, c),
+        documents=_wired(DocumentService, c, max_document_bytes=settings.max_document_bytes),
+        search=_wired(SearchService, c),
+        analytics=_wired(AnalyticsService, c, collection_id=lambda name: catalog.resolve(name).id),
+        index=_wired(IndexService, c, reembed_chunks=c.ingestor.reembed, drift=vector_drift(db)),
+        consistency=_wired(
+            ConsistencyService,
+            c,
             repairer=Repairer(
                 db,
                 queue=lambda s, cid, kind, ids: queue_operation(s, cid, kind, ids, now=clock.now()),
                 apply=lambda: _apply_repairs(applier),
                 retry_dead=applier.retry_dead,
             ),
-            reports=c.reports,
             backend=lambda: vectors.name,
-            persist=index.persist,
+            persist=applier.persist,
         ),
         backups=BackupService(manager=c.backup_manager, restore=restore),
         jobs=JobService(queue=c.jobs, bus=bus),
-        ops=OpsService(
-            settings=settings,
-            db=db,
-            vectors=vectors,
-            embedder=embedder,
-            applier=applier,
-            changes=c.changes,
-            cache=c.cache,
-            bus=bus,
-            searcher=searcher,
-            lexical=lexical,
-            recorder=c.recorder,
-        ),
+        ops=_wired(OpsService, c),
     )
     return c, facades
+
+
+def _wired(facade: type[F], c: Components, **given: Any) -> F:
+    """A sub-facade whose every field not `given` is the component of that name.
+
+    The sub-facades name their fields after the components on purpose, so that wiring one lists only what
+    is not a plain component (a setting, a callback) rather than `catalog=catalog` for every part; a field
+    named after no component fails here, when the first store opens.
+    """
+    taken = {f.name: getattr(c, f.name) for f in dataclasses.fields(facade) if f.init and f.name not in given}
+    return facade(**taken, **given)
 
 
 def _apply_repairs(applier: OutboxApplier) -> tuple[int, int]:
@@ -295,18 +277,6 @@ def record_usage(db: Database, record: UsageRecord) -> None:
     if record.backend == "local":
         return  # free and frequent: not worth a row per call
     try:
-        db.write(
-            lambda s: s.add(
-                EmbeddingUsage(
-                    backend=record.backend,
-                    model=record.model,
-                    inputs=record.inputs,
-                    tokens=record.tokens,
-                    cost_usd=record.cost_usd,
-                    duration_ms=record.duration_ms,
-                    attempts=record.attempts,
-                )
-            )
-        )
+        db.write(lambda s: s.add(EmbeddingUsage(**dataclasses.asdict(record))))  # a row holds every field
     except Exception:
         log.exception("could not record embedding usage %s", record)

@@ -115,31 +115,28 @@ class BackupManager:
         started = time.perf_counter()
         with self._active_lock:
             self._active = {"run_id": run_id, "action": action, "kind": kind, "started_at": _now().isoformat()}
+
+        def finish(state: RunState, **fields: Any) -> None:
+            self.runs.finish(
+                run_id,
+                state=state,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                backup_id=outcome["backup_id"],
+                details=outcome["details"],
+                **fields,
+            )
+
         try:
             yield outcome
         except BaseException as exc:
             error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
-                self.runs.finish(
-                    run_id,
-                    state=RunState.FAILED,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    backup_id=outcome["backup_id"],
-                    details=outcome["details"],
-                    error=error,
-                )
+                finish(RunState.FAILED, error=error)
             raise
         finally:
             with self._active_lock:
                 self._active = None
-        self.runs.finish(
-            run_id,
-            state=RunState.COMPLETE,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            size_bytes=outcome["size_bytes"],
-            backup_id=outcome["backup_id"],
-            details=outcome["details"],
-        )
+        finish(RunState.COMPLETE, size_bytes=outcome["size_bytes"])
 
     def _sqlite_path(self) -> Path | None:
         if not self.db.is_sqlite:

@@ -34,26 +34,10 @@ class RunLog:
         """A new running entry; None when `slot` is taken (another process runs this scheduled job)."""
         return self.ledger.start(trigger=trigger, slot=slot, action=action, kind=kind, note=note, backup_id=backup_id)
 
-    def finish(
-        self,
-        run_id: int,
-        *,
-        state: RunState,
-        duration_ms: float,
-        size_bytes: int | None = None,
-        backup_id: str | None = None,
-        details: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.ledger.finish(
-            run_id,
-            state=state,
-            duration_ms=duration_ms,
-            details=details,
-            error=error,
-            size_bytes=size_bytes,
-            backup_id=backup_id,
-        )
+    def finish(self, run_id: int, *, state: RunState, duration_ms: float, **fields: Any) -> None:
+        """Close a running entry (the ledger's `finish`: `details`, `error`, and this table's `size_bytes`
+        and `backup_id`; a field left out or given as None keeps its value)."""
+        self.ledger.finish(run_id, state=state, duration_ms=duration_ms, **fields)
 
     def attach(self, run_id: int, backup_id: str) -> None:
         """Name the backup a running entry makes, before its snapshot, so the snapshot's own log names it."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,6 +18,9 @@ from ragstore.cli.common import (
     print_json,
     progress_bar,
 )
+
+if TYPE_CHECKING:
+    from ragstore.service import RagStore
 
 __all__ = ["app"]
 
@@ -41,34 +46,44 @@ def index_status(as_json: bool = JsonOpt) -> None:
         out.print(f"  {lex.collection}: {lex.analyzer} {lex.version}, {state}")
 
 
+Progress = Callable[[int, int], None]
+PassFn = Callable[["RagStore", str | None, Progress], dict[str, int]]
+
+
+def _collection_pass(title: str, *, json_key: str, unit: str) -> Callable[[PassFn], Callable[..., None]]:
+    """Make a command of a pass over every collection (or `-c` one): a progress bar, then a count per
+    collection, or `{json_key: {collection: count}}` with --json. `rebuild` and `relex` are such passes; the
+    decorated function says only what the pass runs, and its docstring is the command's help."""
+
+    def decorate(run: PassFn) -> Callable[..., None]:
+        def command(collection: str | None = OptionalCollectionOpt, as_json: bool = JsonOpt) -> None:
+            with opened_store() as store, domain_errors(), progress_bar(title, disable=as_json) as bar:
+                task = bar.add_task(title, total=None)
+                counts = run(store, collection, lambda done, total: bar.update(task, completed=done, total=total))
+            if as_json:
+                print_json({json_key: counts})
+                return
+            for name, n in counts.items():
+                out.print(f"{name}: {n} {unit}")
+
+        command.__name__, command.__doc__ = run.__name__, run.__doc__
+        return command
+
+    return decorate
+
+
 @app.command("rebuild")
-def index_rebuild(collection: str | None = OptionalCollectionOpt, as_json: bool = JsonOpt) -> None:
+@_collection_pass("rebuilding", json_key="vectors", unit="vectors")
+def index_rebuild(store: RagStore, collection: str | None, progress: Progress) -> dict[str, int]:
     """Rebuild the vector index from the chunks and embeddings in the database (no embedding calls)."""
-    with opened_store() as store, domain_errors(), progress_bar("rebuilding", disable=as_json) as bar:
-        task = bar.add_task("rebuild", total=None)
-        counts = store.index.rebuild(
-            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    if as_json:
-        print_json({"vectors": counts})
-        return
-    for name, n in counts.items():
-        out.print(f"{name}: {n} vectors")
+    return store.index.rebuild(collection, progress=progress).vectors
 
 
 @app.command("relex")
-def index_relex(collection: str | None = OptionalCollectionOpt, as_json: bool = JsonOpt) -> None:
+@_collection_pass("analysing", json_key="chunks_analysed", unit="chunks analysed")
+def index_relex(store: RagStore, collection: str | None, progress: Progress) -> dict[str, int]:
     """Rebuild the lexical index (the analysed terms) with the configured analyzer (RAGSTORE_LEXICAL_ANALYZER)."""
-    with opened_store() as store, domain_errors(), progress_bar("analysing", disable=as_json) as bar:
-        task = bar.add_task("relex", total=None)
-        counts = store.index.relex(
-            collection, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    if as_json:
-        print_json({"chunks_analysed": counts})
-        return
-    for name, n in counts.items():
-        out.print(f"{name}: {n} chunks analysed")
+    return store.index.relex(collection, progress=progress).chunks_analysed
 
 
 @app.command("migrate")

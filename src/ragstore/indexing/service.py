@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ragstore.config import Settings
-from ragstore.documents.catalog import Catalog
+from ragstore.documents.catalog import Catalog, CollectionRef
 from ragstore.errors import InvalidInput
 from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.indexer import LexicalIndexer
@@ -20,7 +20,9 @@ from ragstore.schemas import (
     LexicalState,
     LexicalStatus,
     OutboxCounts,
+    RebuildReport,
     ReembedReport,
+    RelexReport,
     SyncReport,
 )
 from ragstore.sync.applier import OutboxApplier
@@ -76,26 +78,28 @@ class IndexService:
 
     def persist(self) -> None:
         """Write the index replica to disk and drop outbox rows it now holds durably."""
-        with self.applier.lock:
-            self.vectors.persist()
-            self.applier.prune_done()
+        self.applier.persist()
 
     def outbox_counts(self) -> OutboxCounts:
         return OutboxCounts.model_validate(self.applier.counts())
 
-    def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
+    def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> RebuildReport:
         """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
-        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
-        return {ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in targets}
+        return RebuildReport(
+            vectors={ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in self._targets(collection)}
+        )
 
-    def relex(self, collection: str | None = None, *, progress: Progress | None = None) -> dict[str, int]:
+    def relex(self, collection: str | None = None, *, progress: Progress | None = None) -> RelexReport:
         """Rebuild lexical terms with the configured analyzer (all collections, or one), even if current."""
-        targets = [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
-        out = {}
-        for ref in targets:
-            out[ref.name] = self.lexical_indexer.reindex(ref.id, progress=progress, force=True)
+        analysed = {}
+        for ref in self._targets(collection):
+            analysed[ref.name] = self.lexical_indexer.reindex(ref.id, progress=progress, force=True)
             self.changes.announce({ref.id})
-        return out
+        return RelexReport(chunks_analysed=analysed)
+
+    def _targets(self, collection: str | None) -> list[CollectionRef]:
+        """The named collection, or every active one."""
+        return [self.catalog.resolve(collection)] if collection is not None else self.catalog.active_refs()
 
     def bring_lexical_current(self, progress: Progress | None = None) -> list[int]:
         """Re-index every collection whose terms another analyzer built (or none yet); returns their ids."""

@@ -1,4 +1,4 @@
-"""The `LexicalIndex` protocol and the terms it is written and queried with.
+"""The `LexicalIndex` base class and the terms it is written and queried with.
 
 Every backend reads the same rows: `chunk_lexemes` holds each chunk's analysed terms, written in the
 chunk's own transaction (`write_lexemes`) and deleted with it by a cascading foreign key. What differs is
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import ColumnElement, Table, insert
 from sqlalchemy.orm import Session
@@ -54,9 +55,10 @@ class LexicalHit:
     coverage: float | None = None
 
 
-@runtime_checkable
-class LexicalIndex(Protocol):
-    name: str
+class LexicalIndex(ABC):
+    """A full-text backend: it ranks (`_rank`) and knows its IDF weights; the shared `search` adds the rest."""
+
+    name: ClassVar[str]
 
     def search(
         self,
@@ -72,6 +74,33 @@ class LexicalIndex(Protocol):
         Only chunks a search may show (indexed, of an active document) that satisfy the metadata
         `condition` are ranked: the filter runs inside the full-text query, never after it.
         """
+        if not terms or limit <= 0:
+            return []
+        hits, stored = self._rank(collection_id, terms, limit, condition)
+        if not with_coverage or not hits:
+            return hits
+        if stored is None:
+            stored = self._stored_terms([h.chunk_id for h in hits])
+        weights = self._weights(collection_id, terms)
+        return [
+            LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
+            for h in hits
+        ]
+
+    @abstractmethod
+    def _rank(
+        self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
+    ) -> tuple[list[LexicalHit], Mapping[int, str] | None]:
+        """The hits, best first, and the stored terms of the chunks ranked when the ranking read them anyway
+        (None: `_stored_terms` reads them, only if coverage is asked for)."""
+
+    @abstractmethod
+    def _stored_terms(self, chunk_ids: Sequence[int]) -> Mapping[int, str]:
+        """The stored terms of these chunks (for `coverage`)."""
+
+    @abstractmethod
+    def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
+        """IDF per query term, from the statistics this backend ranks with."""
 
 
 def idf(total: int, df: int) -> float:

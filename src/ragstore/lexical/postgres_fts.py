@@ -20,7 +20,7 @@ from sqlalchemy import ColumnClause, ColumnElement, Float, bindparam, func, lite
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkLexeme, Document, DocumentChunk
 from ragstore.db.visibility import chunk_visible
-from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, idf
 
 __all__ = ["PostgresFtsIndex", "tsquery_text"]
 
@@ -36,7 +36,7 @@ def tsquery_text(terms: Sequence[QueryTerm]) -> str:
     return " | ".join(t.text + (":*" if t.prefix else "") for t in terms)
 
 
-class PostgresFtsIndex:
+class PostgresFtsIndex(LexicalIndex):
     name = "postgres-tsvector"
 
     def __init__(self, db: Database, *, rerank: Literal["bm25", "none"] = "bm25") -> None:
@@ -46,17 +46,9 @@ class PostgresFtsIndex:
         self._df: TTLCache[tuple[int, str, bool], int] = TTLCache(maxsize=100_000, ttl=STATS_TTL_S)
         self._sizes: TTLCache[int, tuple[int, float]] = TTLCache(maxsize=10_000, ttl=STATS_TTL_S)
 
-    def search(
-        self,
-        collection_id: int,
-        terms: Sequence[QueryTerm],
-        limit: int,
-        condition: ColumnElement[bool] | None = None,
-        *,
-        with_coverage: bool = False,
-    ) -> list[LexicalHit]:
-        if not terms or limit <= 0:
-            return []
+    def _rank(
+        self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
+    ) -> tuple[list[LexicalHit], dict[int, str]]:
         query = func.to_tsquery("simple", bindparam("q"))
         rank = func.ts_rank(TSV, query, 1, type_=Float)  # 1: divided by 1 + log(length)
         fetch = limit if self.rerank == "none" else max(limit * 4, 200)
@@ -79,14 +71,11 @@ class PostgresFtsIndex:
             hits = [LexicalHit(int(r[0]), round(float(r[1]), 6)) for r in rows]
         else:
             hits = self._bm25(collection_id, terms, rows)[:limit]
-        if with_coverage and hits:
-            weights = self._weights(collection_id, terms)
-            stored = {int(r[0]): r[2] for r in rows}
-            hits = [
-                LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
-                for h in hits
-            ]
-        return hits
+        return hits, {int(r[0]): r[2] for r in rows}  # the candidates' terms, read with them
+
+    def _stored_terms(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        rows = self.db.fetch(select(ChunkLexeme.chunk_id, ChunkLexeme.terms).where(ChunkLexeme.chunk_id.in_(chunk_ids)))
+        return {int(r[0]): r[1] for r in rows}
 
     def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
         total, _ = self._size(collection_id)

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnClause, ColumnElement, Integer, column, literal_col
 from ragstore.db.engine import Database
 from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import VISIBLE_SQL, chunk_visible
-from ragstore.lexical.base import LexicalHit, QueryTerm, coverage, idf
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, idf
 
 __all__ = ["SqliteFtsIndex", "fts_match"]
 
@@ -61,24 +61,16 @@ def fts_match(terms: Sequence[QueryTerm]) -> str:
     return " OR ".join(parts)
 
 
-class SqliteFtsIndex:
+class SqliteFtsIndex(LexicalIndex):
     name = "sqlite-fts5"
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._total: tuple[float, int] | None = None
 
-    def search(
-        self,
-        collection_id: int,
-        terms: Sequence[QueryTerm],
-        limit: int,
-        condition: ColumnElement[bool] | None = None,
-        *,
-        with_coverage: bool = False,
-    ) -> list[LexicalHit]:
-        if not terms or limit <= 0:
-            return []
+    def _rank(
+        self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
+    ) -> tuple[list[LexicalHit], None]:
         match = fts_match(terms)
         if condition is None:
             rows = self._ranked_visible(match, collection_id, limit)
@@ -100,16 +92,11 @@ class SqliteFtsIndex:
                 .limit(limit)
             )
             rows = [tuple(r) for r in self.db.fetch(statement, {"match": match})]
-        # bm25() is lower-is-better (negative); the protocol's scores are higher-is-better.
-        hits = [LexicalHit(int(r[0]), round(-float(r[1]), 6)) for r in rows]
-        if with_coverage and hits:
-            weights = self._weights(terms)
-            stored = dict(self.db.raw_sqlite_rows(_TERMS, (json.dumps([h.chunk_id for h in hits]),)))
-            hits = [
-                LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
-                for h in hits
-            ]
-        return hits
+        # bm25() is lower-is-better (negative); LexicalIndex's scores are higher-is-better.
+        return [LexicalHit(int(r[0]), round(-float(r[1]), 6)) for r in rows], None
+
+    def _stored_terms(self, chunk_ids: Sequence[int]) -> dict[int, str]:
+        return dict(self.db.raw_sqlite_rows(_TERMS, (json.dumps(list(chunk_ids)),)))
 
     def _ranked_visible(self, match: str, collection_id: int, limit: int) -> list[tuple[int, float]]:
         """The best `limit` visible chunks of the collection: ranked by FTS5 alone, then checked; when
@@ -127,8 +114,9 @@ class SqliteFtsIndex:
             fetch *= 4
         return [(int(r[0]), float(r[1])) for r in self.db.raw_sqlite_rows(_PLAIN, (match, collection_id, limit))]
 
-    def _weights(self, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
-        """IDF per query term, from the fts5vocab table (store-wide, like bm25's own statistics)."""
+    def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
+        """IDF per query term, from the fts5vocab table (store-wide, like bm25's own statistics, so the
+        collection plays no part)."""
         now = time.monotonic()
         if self._total is None or now - self._total[0] > STATS_TTL_S:
             rows = self.db.raw_sqlite_rows("SELECT count(*) FROM chunk_lexemes", ())

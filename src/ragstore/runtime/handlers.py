@@ -47,7 +47,7 @@ def ingest_paths(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
 def rebuild_index(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
     """Rebuild one collection's index replica (or all) from SQL in the worker's own process."""
     name = payload.get("collection")
-    return {"rebuilt": store.index.rebuild(name if isinstance(name, str) else None)}
+    return {"rebuilt": store.index.rebuild(name if isinstance(name, str) else None).vectors}
 
 
 def checkpoint(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,9 @@ __all__ = [
     "LexicalStatus",
     "OutboxCounts",
     "QueryLogHealth",
+    "RebuildReport",
     "ReembedReport",
+    "RelexReport",
     "ReplicaPosition",
     "SearchHealth",
     "SyncReport",
@@ -175,6 +177,18 @@ class IndexStatus(Model):
 class ReembedReport(Model):
     embedded: int
     queued: int
+
+
+class RebuildReport(Model):
+    """What `store.index.rebuild` did: vectors written per collection, from the embeddings SQL holds."""
+
+    vectors: dict[str, int]
+
+
+class RelexReport(Model):
+    """What `store.index.relex` did: chunks analysed again per collection, with the configured analyzer."""
+
+    chunks_analysed: dict[str, int]
 
 
 class JobInfo(Model):

@@ -150,6 +150,13 @@ class OutboxApplier:
         """Delete finished operations every replica is past and that are older than `retain_s`."""
         return self.replica.prune_done(keep_last=keep_last)
 
+    def persist(self) -> None:
+        """Write the index replica to disk and drop outbox rows it now holds durably (under the apply lock,
+        so no operation lands between the save and the prune)."""
+        with self.lock:
+            self.index.persist()
+            self.prune_done()
+
     # -- applying ------------------------------------------------------------------------------------------
     def claim(self, *, ignore_schedule: bool = False, limit: int = 1000) -> list[OutboxOp]:
         """Lease due pending operations: unclaimed ones, lapsed leases, and this process's own writes."""

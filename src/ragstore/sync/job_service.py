@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from ragstore.cache.bus import EventBus
 from ragstore.schemas import JobInfo
-from ragstore.sync.jobs import JobQueue
+from ragstore.sync.jobs import JobOptions, JobQueue
 
-__all__ = ["JobService"]
+__all__ = ["JobCounts", "JobService"]
 
 
 @dataclass(kw_only=True, slots=True)
@@ -25,17 +25,10 @@ class JobService:
     queue: JobQueue
     bus: EventBus | None
 
-    def enqueue(
-        self,
-        kind: str,
-        payload: dict[str, Any] | None = None,
-        *,
-        priority: int = 0,
-        max_attempts: int = 5,
-        delay_s: float = 0.0,
-    ) -> int:
-        """Queue a job; returns its id. Workers run it at most `max_attempts` times, with backoff."""
-        job_id = self.queue.enqueue(kind, payload, priority=priority, max_attempts=max_attempts, delay_s=delay_s)
+    def enqueue(self, kind: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> int:
+        """Queue a job; returns its id. Workers run it at most `max_attempts` times (5 unless given), with
+        backoff; `priority` (0) orders due jobs, `delay_s` (0) holds it back."""
+        job_id = self.queue.enqueue(kind, payload, **options)
         if self.bus is not None:
             self.bus.publish("jobs")
         return job_id
@@ -44,6 +37,16 @@ class JobService:
         """The newest jobs first, optionally only those in one state (queued, leased, done, dead)."""
         return [JobInfo.model_validate(row) for row in self.queue.recent(state=state, limit=limit)]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> JobCounts:
         """Jobs by state."""
-        return self.queue.counts()
+        return JobCounts(**self.queue.counts())
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    """How many jobs the queue holds in each state (a state with none is 0)."""
+
+    queued: int = 0
+    leased: int = 0
+    done: int = 0
+    dead: int = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from ragstore.db.engine import Database
 from ragstore.db.models import Job
 from ragstore.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["ClaimedJob", "JobQueue", "JobState"]
+__all__ = ["ClaimedJob", "JobOptions", "JobQueue", "JobState"]
 
 
 class JobState:
@@ -29,6 +29,14 @@ class JobState:
     LEASED = "leased"
     DONE = "done"
     DEAD = "dead"
+
+
+class JobOptions(TypedDict, total=False):
+    """`JobQueue.enqueue`'s keywords, for a caller that passes them on (their defaults stay there)."""
+
+    priority: int
+    max_attempts: int
+    delay_s: float
 
 
 @dataclass(frozen=True)

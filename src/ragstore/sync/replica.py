@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, func, select
@@ -59,6 +59,7 @@ class RecoveryReport:
     index_unavailable: str | None = None
 
 
+@dataclass(eq=False)
 class Replica:
     """Watermark, replay, rebuild and pruning for one process's index.
 
@@ -66,26 +67,21 @@ class Replica:
     order. `operations` makes an operation's effect (the same code whether applied first here or replayed).
     """
 
-    def __init__(
-        self,
-        db: Database,
-        index: VectorIndex,
-        operations: Operations,
-        lock: threading.RLock,
-        *,
-        retain_s: float = 3600.0,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.db = db
-        self.index = index
-        self.operations = operations
-        self.lock = lock
-        self.retain_s = retain_s
-        self.clock = clock
-        self.watermark = 0
-        self.reflected_above: set[int] = set()  # finished operations above the watermark this replica holds
-        self.collections = operations.collections  # the collections this replica holds (shared)
-        self.replays = 0
+    db: Database
+    index: VectorIndex
+    operations: Operations
+    lock: threading.RLock
+    _: KW_ONLY
+    retain_s: float = 3600.0
+    clock: Clock = SYSTEM_CLOCK
+    watermark: int = field(default=0, init=False)
+    # Finished operations above the watermark this replica holds.
+    reflected_above: set[int] = field(default_factory=set, init=False)
+    collections: set[int] = field(init=False)  # the collections this replica holds (shared with `operations`)
+    replays: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.collections = self.operations.collections
 
     def note_applied(self, op: OutboxOp) -> None:
         """An operation this process applied itself: reflected here, so never replayed."""

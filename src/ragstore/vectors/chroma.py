@@ -31,7 +31,7 @@ from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
-from ragstore.vectors.remote import collection_ids, collection_name, with_retries
+from ragstore.vectors.remote import RemoteStore, collection_ids
 
 __all__ = ["ChromaVectorIndex"]
 
@@ -40,7 +40,7 @@ T = TypeVar("T")
 SCALARS = (str, int, float, bool)
 
 
-class ChromaVectorIndex(VectorIndex):
+class ChromaVectorIndex(RemoteStore, VectorIndex):
     name = "chroma"
     wants_records = True
 
@@ -95,22 +95,18 @@ class ChromaVectorIndex(VectorIndex):
         self.client  # noqa: B018 - connects, which reads the server's batch limit
         return self._max_batch
 
-    def _name(self, collection_id: int) -> str:
-        return collection_name(self.prefix, collection_id)
+    def _transient(self, exc: Exception) -> bool:
+        # Not a refusal (a wrong argument, a missing collection) nor an unreachable server (the lazy client
+        # already failed to connect).
+        return not isinstance(exc, (InvalidArgumentError, NotFoundError, Unavailable))
+
+    def _describe(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """One client call, retried on anything but a refusal (a wrong argument, a missing collection) or an
-        unreachable server (the lazy client already failed to connect)."""
+        """One client call, retried on transient failures; a wrong argument is the caller's error."""
         try:
-            return with_retries(
-                fn,
-                what=what,
-                where=self.where,
-                retries=self.retries,
-                backoff_s=self.backoff_s,
-                transient=lambda exc: not isinstance(exc, (InvalidArgumentError, NotFoundError, Unavailable)),
-                describe=lambda exc: f"{type(exc).__name__}: {exc}",
-            )
+            return self._retried(what, fn)
         except InvalidArgumentError as exc:
             raise InvalidInput(f"{self.where}: {what}: {exc}") from exc
 

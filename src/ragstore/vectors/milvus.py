@@ -35,7 +35,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
-from ragstore.vectors.remote import collection_ids, collection_name, with_retries
+from ragstore.vectors.remote import RemoteStore, collection_ids
 
 __all__ = ["MilvusVectorIndex"]
 
@@ -58,7 +58,7 @@ def is_lite(uri: str) -> bool:
     return "://" not in uri
 
 
-class MilvusVectorIndex(VectorIndex):
+class MilvusVectorIndex(RemoteStore, VectorIndex):
     name = "milvus"
     wants_records = True
 
@@ -77,6 +77,7 @@ class MilvusVectorIndex(VectorIndex):
     ) -> None:
         self.uri = uri
         self.lite = is_lite(uri)
+        self.where = f"Milvus Lite {uri}" if self.lite else uri
         if self.lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -103,36 +104,20 @@ class MilvusVectorIndex(VectorIndex):
                 raise Unavailable(f"{self.where}: cannot connect: {exc.message}") from exc
         return self._client
 
-    @property
-    def where(self) -> str:
-        return f"Milvus Lite {self.uri}" if self.lite else self.uri
+    def _transient(self, exc: Exception) -> bool:
+        if isinstance(exc, MilvusException):
+            return exc.code not in PERMANENT_CODES
+        return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
-    def _name(self, collection_id: int) -> str:
-        return collection_name(self.prefix, collection_id)
+    def _describe(self, exc: Exception) -> str:
+        return f"{exc.message} (code {exc.code})" if isinstance(exc, MilvusException) else str(exc)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """One client call, retried on transient failures (a permanent code is a wrong call: not retried)."""
-
-        def transient(exc: Exception) -> bool:
-            if isinstance(exc, MilvusException):
-                return exc.code not in PERMANENT_CODES
-            return isinstance(exc, (ConnectionError, TimeoutError, OSError))
-
-        def describe(exc: Exception) -> str:
-            return f"{exc.message} (code {exc.code})" if isinstance(exc, MilvusException) else str(exc)
-
         try:
-            return with_retries(
-                fn,
-                what=what,
-                where=self.where,
-                retries=self.retries,
-                backoff_s=self.backoff_s,
-                transient=transient,
-                describe=describe,
-            )
+            return self._retried(what, fn)
         except MilvusException as exc:  # permanent: a wrong call, surfaced as the store refusing it
-            raise Unavailable(f"{self.where}: {what} failed: {describe(exc)}") from exc
+            raise Unavailable(f"{self.where}: {what} failed: {self._describe(exc)}") from exc
 
     # -- collections -----------------------------------------------------------------------------------------
     def _index_params(self, index_type: str) -> Any:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from ragstore.errors import Unavailable
 
-__all__ = ["collection_ids", "collection_name", "with_retries"]
+__all__ = ["RemoteStore", "collection_ids", "collection_name", "with_retries"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,3 +58,36 @@ def with_retries(
         time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")
+
+
+class RemoteStore:
+    """The part of a client-server backend (Milvus, Chroma) that names its collections and retries its calls.
+
+    A backend sets `where`, `prefix`, `retries` and `backoff_s`, and says which failures a retry can fix
+    (`_transient`) and how to word one (`_describe`); what a permanent failure becomes stays its own.
+    """
+
+    where: str  # the store, as messages name it
+    prefix: str
+    retries: int
+    backoff_s: float
+
+    def _name(self, collection_id: int) -> str:
+        return collection_name(self.prefix, collection_id)
+
+    def _transient(self, exc: Exception) -> bool:
+        raise NotImplementedError
+
+    def _describe(self, exc: Exception) -> str:
+        return str(exc)
+
+    def _retried(self, what: str, fn: Callable[[], T]) -> T:
+        return with_retries(
+            fn,
+            what=what,
+            where=self.where,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            transient=self._transient,
+            describe=self._describe,
+        )
