@@ -12,6 +12,8 @@ from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.errors import Conflict
 from ragstore.migrations import Migrator
+from ragstore.service import RagStore
+from ragstore.sync.job_service import JobCounts
 from ragstore.sync.jobs import JobQueue, JobState
 
 
@@ -81,3 +83,16 @@ def test_heartbeat_extends_the_lease(queue: JobQueue, clock: ManualClock) -> Non
     assert queue.claim("other") is None
     clock.advance(2)
     assert queue.claim("other") is not None  # the renewed lease, too, lapses in the end
+
+
+def test_the_facade_counts_jobs_by_state_and_passes_options_on(store: RagStore) -> None:
+    """`store.jobs` returns typed counts (every state, 0 when empty) and hands enqueue's options to the queue."""
+    assert store.jobs.counts() == JobCounts()
+    first = store.jobs.enqueue("checkpoint")
+    urgent = store.jobs.enqueue("checkpoint", priority=5, max_attempts=1)
+    store.jobs.enqueue("checkpoint", delay_s=3600)  # not due for an hour
+    job = store.jobs.queue.claim("w")
+    assert job is not None and job.id == urgent  # the priority reached the queue
+    store.jobs.queue.fail(urgent, "w", "boom")  # max_attempts=1: dead at once
+    assert store.jobs.counts() == JobCounts(queued=2, dead=1)
+    assert store.jobs.counts().leased == 0 and first < urgent

@@ -28,7 +28,7 @@ MAX_COMMENT = 2_000
 
 @dataclass(kw_only=True, slots=True)
 class AnalyticsService:
-    """Its fields are the parts it works with, handed in by `wiring.build`."""
+    """`wiring.build` makes `collection_id` for it; `db` and `recorder` are the store's components."""
 
     db: Database
     recorder: QueryRecorder

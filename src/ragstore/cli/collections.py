@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from ragstore.cli.common import JsonOpt, YesOpt, confirm_destructive, domain_errors, opened_store, out, print_json
+from ragstore.cli.common import (
+    JsonOpt,
+    YesOpt,
+    confirm_destructive,
+    domain_errors,
+    opened_store,
+    out,
+    print_json,
+    print_listing,
+)
 
 __all__ = ["app"]
 
@@ -14,26 +23,21 @@ app = typer.Typer(help="List, create and delete collections.", no_args_is_help=T
 @app.command("list")
 def collections_list(as_json: bool = JsonOpt) -> None:
     """Collections with their document and chunk counts."""
-    from rich.table import Table
-
     with opened_store(recover=False) as store, domain_errors():
         rows = store.collections.list()
-    if as_json:
-        print_json(rows)
-        return
-    table = Table()
-    for col in ("name", "model", "dim", "documents", "chunks", "indexed"):
-        table.add_column(col)
-    for c in rows:
-        table.add_row(
+    print_listing(
+        rows,
+        ("name", "model", "dim", "documents", "chunks", "indexed"),
+        lambda c: (
             c.name,
             c.embedding_model,
             str(c.dimension),
             str(c.document_count),
             str(c.chunk_count),
             str(c.indexed_chunk_count),
-        )
-    out.print(table)
+        ),
+        as_json=as_json,
+    )
 
 
 @app.command("create")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -43,10 +43,13 @@ __all__ = [
     "opened_store",
     "out",
     "print_json",
+    "print_listing",
     "progress_bar",
     "settings",
     "stdin_is_terminal",
 ]
+
+T = TypeVar("T")
 
 out = Console()
 err = Console(stderr=True)
@@ -127,6 +130,22 @@ def print_json(data: Any) -> None:
     elif isinstance(data, list):
         data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=default) + "\n")
+
+
+def print_listing(
+    rows: Sequence[T], columns: Sequence[str], cells: Callable[[T], Sequence[str | None]], *, as_json: bool
+) -> None:
+    """What a `list` command prints: the rows as JSON with --json, else a table of `columns` with one line of
+    `cells(row)` per row (rich.table is imported only by a command that prints one)."""
+    if as_json:
+        print_json(list(rows))
+        return
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*cells(row))
+    out.print(table)
 
 
 def stdin_is_terminal() -> bool:

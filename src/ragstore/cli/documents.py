@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from ragstore.cli.common import CollectionOpt, JsonOpt, domain_errors, opened_store, out, print_json
+from ragstore.cli.common import CollectionOpt, JsonOpt, domain_errors, opened_store, out, print_json, print_listing
 
 __all__ = ["app"]
 
@@ -21,19 +21,14 @@ def documents_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """Documents of a collection."""
-    from rich.table import Table
-
     with opened_store(recover=False) as store, domain_errors():
         docs = store.documents.list(collection, limit=limit, offset=offset)
-    if as_json:
-        print_json(docs)
-        return
-    table = Table()
-    for col in ("id", "title", "source", "type", "chunks", "state"):
-        table.add_column(col)
-    for d in docs:
-        table.add_row(str(d.id), d.title, d.source_uri, d.mime_type, str(d.chunk_count), d.index_state)
-    out.print(table)
+    print_listing(
+        docs,
+        ("id", "title", "source", "type", "chunks", "state"),
+        lambda d: (str(d.id), d.title, d.source_uri, d.mime_type, str(d.chunk_count), d.index_state),
+        as_json=as_json,
+    )
 
 
 @app.command("show")

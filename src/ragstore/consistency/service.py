@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(kw_only=True, slots=True)
 class ConsistencyService:
-    """Its fields are the parts it works with, handed in by `wiring.build`."""
+    """`wiring.build` makes `repairer`, `backend` and `persist` for it; each other field is the store's
+    component of that name."""
 
     catalog: Catalog
     applier: OutboxApplier

@@ -38,7 +38,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass(kw_only=True, slots=True)
 class IndexService:
-    """Its fields are the parts it works with, handed in by `wiring.build`."""
+    """`wiring.build` makes `reembed_chunks` and `drift` for it; each other field is the store's component of
+    that name."""
 
     settings: Settings
     vectors: VectorIndex

@@ -42,7 +42,7 @@ __all__ = ["OpsService"]
 
 @dataclass(kw_only=True, slots=True)
 class OpsService:
-    """Its fields are the parts it works with, handed in by `wiring.build`."""
+    """Each field is the store's component of that name, handed in by `wiring.build`."""
 
     settings: Settings
     db: Database

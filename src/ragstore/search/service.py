@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(kw_only=True, slots=True)
 class SearchService:
-    """Its fields are the parts it works with, handed in by `wiring.build`."""
+    """Each field is the store's component of that name, handed in by `wiring.build`."""
 
     settings: Settings
     catalog: Catalog
