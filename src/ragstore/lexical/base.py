@@ -94,9 +94,10 @@ class LexicalIndex(ABC):
         """The hits, best first, and the stored terms of the chunks ranked when the ranking read them anyway
         (None: `_stored_terms` reads them, only if coverage is asked for)."""
 
-    @abstractmethod
     def _stored_terms(self, chunk_ids: Sequence[int]) -> Mapping[int, str]:
-        """The stored terms of these chunks (for `coverage`)."""
+        """The stored terms of these chunks (for `coverage`): a backend whose `_rank` does not return them
+        reads them here."""
+        raise NotImplementedError
 
     @abstractmethod
     def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:

@@ -73,10 +73,6 @@ class PostgresFtsIndex(LexicalIndex):
             hits = self._bm25(collection_id, terms, rows)[:limit]
         return hits, {int(r[0]): r[2] for r in rows}  # the candidates' terms, read with them
 
-    def _stored_terms(self, chunk_ids: Sequence[int]) -> dict[int, str]:
-        rows = self.db.fetch(select(ChunkLexeme.chunk_id, ChunkLexeme.terms).where(ChunkLexeme.chunk_id.in_(chunk_ids)))
-        return {int(r[0]): r[1] for r in rows}
-
     def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
         total, _ = self._size(collection_id)
         return {t: idf(total, df) for t, df in self._frequencies(collection_id, terms).items()}
