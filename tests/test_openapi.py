@@ -111,6 +111,9 @@ def test_a_get_on_a_post_route_is_405_not_a_bad_id(client: TestClient) -> None:
     assert answer.headers["allow"] == "POST"
     assert answer.json()["error"]["code"] == "method_not_allowed"
     assert "POST" in answer.json()["error"]["message"]
+    # `Allow` names every method of the path, not only those of the first route that matched it.
+    assert client.request("OPTIONS", "/v1/collections").headers["allow"] == "GET, POST"
+    assert client.put("/v1/collections/kb/documents/1").headers["allow"] == "DELETE, GET"
     assert client.get("/admin/consistency/123456").status_code == 404  # an id still reaches the report route
 
 
