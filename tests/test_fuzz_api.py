@@ -31,7 +31,6 @@ from schemathesis.specs.openapi.checks import (
 
 from hostile.live import LiveServer, start_server, stop_server
 from ragstore.api.app import create_app
-from ragstore.config import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +46,11 @@ COUNTS: Counter[str] = Counter()
 STARTED: list[float] = []
 CONFIG = schemathesis.Config.from_dict({"seed": SEED, "generation": {"deterministic": True, "database": "none"}})
 
-# The operations are read from the document the app builds (no server is needed for that), so that each is a
-# test of its own; the cases are sent to the served store. (`@schema.parametrize()` is not used: schemathesis
-# 4.32 reads `Function._nodeid`, which pytest 9.2 no longer has.)
-DOCUMENT = create_app(Settings(data_dir=Path("unused"))).openapi()
+# The operations are read from the document the app builds (no server is needed for that), so that pytest
+# collects one test per operation; the cases are sent to the served store, whose document must be the same.
+# (The lazy form, `schemathesis.pytest.from_fixture`, is not used: schemathesis 4.32 reads `Function._nodeid`
+# there, which pytest 9.2 no longer has.)
+DOCUMENT = create_app().openapi()  # no store is opened (that happens when the app starts)
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG).exclude(path=NOT_FUZZED)
 
 
