@@ -117,6 +117,17 @@ def test_a_get_on_a_post_route_is_405_not_a_bad_id(client: TestClient) -> None:
     assert client.get("/admin/consistency/123456").status_code == 404  # an id still reaches the report route
 
 
+def test_every_path_refuses_the_methods_it_does_not_document(client: TestClient, document: dict[str, Any]) -> None:
+    """No route with a path parameter swallows another route's path (a 422 for a bad id instead of a 405)."""
+    for path, item in document["paths"].items():
+        concrete = path.replace("{name}", "kb").replace("{document_id}", "1").replace("{report_id}", "1")
+        documented = {m.upper() for m in item if m in METHODS}
+        for method in sorted({"GET", "POST", "DELETE", "PUT"} - documented):
+            answer = client.request(method, concrete)
+            assert answer.status_code == 405, f"{method} {path}: {answer.status_code} {answer.text}"
+            assert set(answer.headers["allow"].split(", ")) == documented, f"{method} {path}"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "code"),
     [
