@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -117,8 +117,8 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
             raise InvalidInput(
                 f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
-        except UnicodeDecodeError as exc:  # json.loads decodes bytes first: not UTF-8 is not a server error
-            raise InvalidInput(f"request body is not UTF-8 (byte {exc.start})") from exc
+        except UnicodeDecodeError as exc:  # json.loads decodes bytes first; a 400, as FastAPI answers elsewhere
+            raise HTTPException(400, f"request body is not UTF-8 (byte {exc.start})") from exc
         items = payload if isinstance(payload, list) else [payload]
         try:
             docs = [DocumentInput.model_validate(item) for item in items]
