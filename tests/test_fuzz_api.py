@@ -95,6 +95,7 @@ def test_every_operation_keeps_its_contract(case: schemathesis.Case, served: Liv
     case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60)
 
 
+@pytest.mark.timeout(600)  # ~1,500 chained calls: well under a minute alone, slower on a shared CI machine
 def test_chained_operations_keep_their_contract(api_schema: Any) -> None:
     base = api_schema.as_state_machine()
 
