@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Table, bindparam, delete, insert, text
+from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from ragstore.db.engine import Database
-from ragstore.db.models import QueryLog, utcnow
+from ragstore.db.models import Collection, QueryLog, utcnow
 
 __all__ = ["QueryRecorder"]
 
@@ -128,6 +128,12 @@ class QueryRecorder:
             return len(entries)
 
     def _write(self, s: Session, entries: list[_Entry]) -> None:
+        # A collection deleted since its search leaves its entries out: its rows would fail the foreign key,
+        # and since a failed batch is kept for the next flush, they would stop the log for every collection.
+        live = set(s.scalars(select(Collection.id).where(Collection.id.in_({e.collection_id for e in entries}))))
+        entries = [e for e in entries if e.collection_id in live]
+        if not entries:
+            return
         s.execute(
             insert(QUERY_LOG),
             [

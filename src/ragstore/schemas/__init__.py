@@ -66,6 +66,7 @@ from ragstore.schemas.core import (
     SearchRequest,
     SearchResponse,
     SparseModel,
+    UtcTime,
 )
 from ragstore.schemas.ops import (
     CacheHealth,
@@ -168,6 +169,7 @@ __all__ = [
     "SyncWorkerHealth",
     "TopChunks",
     "TopQuery",
+    "UtcTime",
     "VectorIndexHealth",
     "VerifiedBackup",
     "VerifyResult",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,7 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "SparseModel",
+    "UtcTime",
 ]
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
@@ -50,9 +52,17 @@ class Model(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _as_utc(value: datetime) -> datetime:
+    """Every stored time is UTC, but SQLite hands it back naive: name the zone, or the JSON fails `date-time`."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A time in UTC, timezone-aware on SQLite and PostgreSQL alike (OpenAPI `date-time` requires the offset).
+UtcTime = Annotated[datetime, AfterValidator(_as_utc)]
+
 # A time the run records have always sent as `datetime.isoformat()` ("+00:00", not pydantic's "Z"):
 # typed for Python callers, the same text for the clients that parse it.
-IsoTime = Annotated[datetime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")]
+IsoTime = Annotated[UtcTime, PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")]
 
 
 class SparseModel(Model):
@@ -79,8 +89,8 @@ class CollectionInfo(Model):
     document_count: int = 0
     chunk_count: int = 0
     indexed_chunk_count: int = 0
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: UtcTime | None = None
+    updated_at: UtcTime | None = None
 
 
 class ChunkInfo(Model):
@@ -104,8 +114,8 @@ class DocumentInfo(Model):
     status: str
     index_state: IndexState
     chunk_count: int
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: UtcTime | None = None
+    updated_at: UtcTime | None = None
     chunks: list[ChunkInfo] | None = None
 
 

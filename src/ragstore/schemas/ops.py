@@ -6,10 +6,9 @@ guess which keys a component happens to send.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from ragstore.schemas.core import Model
+from ragstore.schemas.core import Model, UtcTime
 
 __all__ = [
     "CacheHealth",
@@ -199,7 +198,7 @@ class JobInfo(Model):
     state: str
     attempts: int
     lease_owner: str | None
-    lease_expires_at: datetime | None
+    lease_expires_at: UtcTime | None
     last_error: str | None
     result: dict[str, Any] | None
-    created_at: datetime | None
+    created_at: UtcTime | None

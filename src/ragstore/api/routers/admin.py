@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
-from ragstore.api.errors import error_responses
+from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.errors import InvalidInput
 from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/admin/consistency", tags=["admin"])
 
-INVALID_REQUEST = (422, "A parameter or the body is not valid (the message names it).")
+INVALID_REQUEST = INVALID
 UNKNOWN_COLLECTION = (404, "The collection named does not exist.")
 INDEX_DOWN = (503, "The vector index or the database cannot serve now; no report was stored.")
 
@@ -35,7 +35,7 @@ RepairRequest = CheckRequest  # the same body; the name the repair route has alw
     "",
     response_model=ConsistencyReport,
     summary="The newest stored report (reads only: POST /admin/consistency runs a check)",
-    responses=error_responses((404, "No check has finished yet."), INVALID_REQUEST),
+    responses=error_responses((404, "No check has finished yet."), INVALID_REQUEST, DOWN),
 )
 def latest_report(
     latest: bool = Query(
@@ -59,7 +59,7 @@ def latest_report(
     "",
     response_model=ConsistencyReport,
     summary="Run a consistency check now (no repair), store its report and return it",
-    responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
+    responses=error_responses(*JSON_BODY, UNKNOWN_COLLECTION, INDEX_DOWN),
 )
 def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     report = store.consistency.check(body.collection if body else None, trigger="api")
@@ -71,7 +71,7 @@ def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)
     "/repair",
     response_model=ConsistencyReport,
     summary="Run a check and repair the safe kinds through the outbox",
-    responses=error_responses(UNKNOWN_COLLECTION, INVALID_REQUEST, INDEX_DOWN),
+    responses=error_responses(*JSON_BODY, UNKNOWN_COLLECTION, INDEX_DOWN),
 )
 def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     report = store.consistency.check(body.collection if body else None, repair=True, trigger="api")
@@ -83,17 +83,18 @@ def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_stor
     "/history",
     response_model=list[ConsistencyRunSummary],
     summary="Past runs, newest first: when, how long, counts by kind",
-    responses=error_responses(INVALID_REQUEST),
+    responses=error_responses(INVALID_REQUEST, DOWN),
 )
 def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get_store)) -> list[ConsistencyRunSummary]:
     return store.consistency.history(limit)
 
 
+# `:int`, so that a path of another route (GET /admin/consistency/repair) is a 405, not a 422 for a bad id.
 @router.get(
-    "/{report_id}",
+    "/{report_id:int}",
     response_model=ConsistencyReport,
     summary="One stored report with its findings and repairs",
-    responses=error_responses((404, "No report has this id."), INVALID_REQUEST),
+    responses=error_responses((404, "No report has this id."), INVALID_REQUEST, DOWN),
 )
 def report(report_id: int, store: RagStore = Depends(get_store)) -> ConsistencyReport:
     return store.consistency.report(report_id)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import DOWN, error_responses_of_a_page
 from ragstore.errors import RagstoreError
 from ragstore.service import RagStore
 
@@ -53,7 +54,9 @@ def _mib(n: int | None) -> str:
     return "" if n is None else f"{n / 1024 / 1024:,.1f} MiB"
 
 
-@router.get("/admin", response_class=HTMLResponse, summary="The admin page (HTML)")
+@router.get(
+    "/admin", response_class=HTMLResponse, summary="The admin page (HTML)", responses=error_responses_of_a_page(DOWN)
+)
 def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ragstore admin</title><style>{STYLE}"]
     parts.append(f"</style><script>{SCRIPT}</script></head><body><h1>ragstore admin</h1>")

@@ -4,10 +4,14 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.schemas import CollectionInfo
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+UNKNOWN = (404, "The collection does not exist.")
+TAKEN = (409, "A collection of this name exists or is being deleted; nothing changed.")
 
 
 class CollectionCreate(BaseModel):
@@ -22,12 +26,23 @@ class CollectionCreate(BaseModel):
     metric: str = "cosine"
 
 
-@router.get("", response_model=list[CollectionInfo], summary="List collections with their counts")
+@router.get(
+    "",
+    response_model=list[CollectionInfo],
+    summary="List collections with their counts",
+    responses=error_responses(DOWN),
+)
 def list_collections(store: RagStore = Depends(get_store)) -> list[CollectionInfo]:
     return store.collections.list()
 
 
-@router.post("", response_model=CollectionInfo, status_code=201, summary="Create a collection")
+@router.post(
+    "",
+    response_model=CollectionInfo,
+    status_code=201,
+    summary="Create a collection",
+    responses=error_responses(*JSON_BODY, TAKEN, DOWN),
+)
 def create_collection(body: CollectionCreate, store: RagStore = Depends(get_store)) -> CollectionInfo:
     return store.collections.create(
         body.name,
@@ -38,12 +53,22 @@ def create_collection(body: CollectionCreate, store: RagStore = Depends(get_stor
     )
 
 
-@router.get("/{name}", response_model=CollectionInfo, summary="One collection with its counts")
+@router.get(
+    "/{name}",
+    response_model=CollectionInfo,
+    summary="One collection with its counts",
+    responses=error_responses(UNKNOWN, INVALID, DOWN),
+)
 def get_collection(name: str, store: RagStore = Depends(get_store)) -> CollectionInfo:
     return store.collections.get(name)
 
 
-@router.delete("/{name}", status_code=204, summary="Delete a collection, its documents and vectors")
+@router.delete(
+    "/{name}",
+    status_code=204,
+    summary="Delete a collection, its documents and vectors",
+    responses=error_responses(UNKNOWN, INVALID, DOWN),
+)
 def delete_collection(name: str, store: RagStore = Depends(get_store)) -> Response:
     store.collections.delete(name)
     return Response(status_code=204)

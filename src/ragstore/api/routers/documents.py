@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import BAD_BODY, BODY_TOO_LARGE, DOWN, INVALID, error_responses
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+
+UNKNOWN = (404, "The collection does not exist.")
+UNKNOWN_DOCUMENT = (404, "The collection or the document does not exist.")
 
 # Multipart framing around the file; the file itself is limited by RAGSTORE_MAX_DOCUMENT_BYTES.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -25,6 +29,27 @@ class IngestResponse(BaseModel):
     collection: str
     documents: list[IngestOutcome]
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` written in place: a schema given in `openapi_extra` is not searched for models,
+    so a `#/$defs/...` reference would point nowhere in the OpenAPI document (and fuzzers skip what it names)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined
+
+
+DOCUMENT_SCHEMA = _inlined(DocumentInput.model_json_schema())
 
 UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {
@@ -39,7 +64,14 @@ UPLOAD_DOC: dict[str, Any] = {
                     "required": ["file"],
                 }
             },
-            "application/json": {"schema": DocumentInput.model_json_schema()},
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        DOCUMENT_SCHEMA,
+                        {"type": "array", "items": DOCUMENT_SCHEMA, "minItems": 1, "title": "Documents"},
+                    ]
+                }
+            },
         },
         "required": True,
     }
@@ -64,6 +96,15 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     status_code=201,
     summary="Add a document: a file upload (multipart 'file', optional 'metadata' JSON) or JSON text",
     openapi_extra=UPLOAD_DOC,
+    responses=error_responses(
+        BAD_BODY,
+        UNKNOWN,
+        (409, "A concurrent write stored the same document, or re-indexed the collection; retry."),
+        BODY_TOO_LARGE,
+        (415, "Neither multipart/form-data nor application/json, or a file type ragstore cannot read."),
+        INVALID,
+        DOWN,
+    ),
 )
 async def add_document(name: str, request: Request, store: RagStore = Depends(get_store)) -> IngestResponse:
     limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
@@ -76,6 +117,8 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
             raise InvalidInput(
                 f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
+        except UnicodeDecodeError as exc:  # json.loads decodes bytes first; a 400, as FastAPI answers elsewhere
+            raise HTTPException(400, f"request body is not UTF-8 (byte {exc.start})") from exc
         items = payload if isinstance(payload, list) else [payload]
         try:
             docs = [DocumentInput.model_validate(item) for item in items]
@@ -118,7 +161,12 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
     )
 
 
-@router.get("", response_model=list[DocumentInfo], summary="List documents")
+@router.get(
+    "",
+    response_model=list[DocumentInfo],
+    summary="List documents",
+    responses=error_responses(UNKNOWN, INVALID, DOWN),
+)
 def list_documents(
     name: str,
     limit: int = Query(100, ge=1, le=10_000),
@@ -128,14 +176,24 @@ def list_documents(
     return store.documents.list(name, limit=limit, offset=offset)
 
 
-@router.get("/{document_id}", response_model=DocumentInfo, summary="One document, optionally with its chunks")
+@router.get(
+    "/{document_id}",
+    response_model=DocumentInfo,
+    summary="One document, optionally with its chunks",
+    responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
+)
 def get_document(
     name: str, document_id: int, chunks: bool = Query(False), store: RagStore = Depends(get_store)
 ) -> DocumentInfo:
     return store.documents.get(name, document_id, with_chunks=chunks)
 
 
-@router.delete("/{document_id}", status_code=204, summary="Delete a document and its vectors")
+@router.delete(
+    "/{document_id}",
+    status_code=204,
+    summary="Delete a document and its vectors",
+    responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
+)
 def delete_document(name: str, document_id: int, store: RagStore = Depends(get_store)) -> Response:
     store.documents.delete(name, document_id)
     return Response(status_code=204)

@@ -5,10 +5,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.schemas import AnalyticsSummary, SearchMode, SearchRequest, SearchResponse
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["search"])
+
+UNKNOWN = (404, "The collection does not exist.")
 
 
 class FeedbackRequest(BaseModel):
@@ -25,13 +28,24 @@ class FeedbackResponse(BaseModel):
     id: int
 
 
-@router.post("/search", response_model=SearchResponse, summary="Dense, lexical or hybrid search")
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Dense, lexical or hybrid search",
+    responses=error_responses(*JSON_BODY, UNKNOWN, DOWN),
+)
 async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> SearchResponse:
     # Cached results never get here (api/fast_search.py); the full search runs on a worker thread.
     return await run_in_threadpool(store.search.run, name, body)
 
 
-@router.post("/feedback", response_model=FeedbackResponse, status_code=201, summary="Mark a result relevant or not")
+@router.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    status_code=201,
+    summary="Mark a result relevant or not",
+    responses=error_responses(*JSON_BODY, (404, "The collection does not exist, or the chunk is not in it."), DOWN),
+)
 async def feedback(name: str, body: FeedbackRequest, store: RagStore = Depends(get_store)) -> FeedbackResponse:
     feedback_id = await run_in_threadpool(store.analytics.feedback, name, **body.model_dump())
     return FeedbackResponse(id=feedback_id)
@@ -41,6 +55,7 @@ async def feedback(name: str, body: FeedbackRequest, store: RagStore = Depends(g
     "/analytics",
     response_model=AnalyticsSummary,
     summary="Searches, latency, cache hits, feedback and the chunks users find relevant",
+    responses=error_responses(UNKNOWN, INVALID, DOWN),
 )
 async def analytics(
     name: str,
