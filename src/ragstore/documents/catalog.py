@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.db.batches import in_batches
 from ragstore.db.engine import Database
 from ragstore.db.models import (
     ChunkStatus,
@@ -218,15 +219,19 @@ class Catalog:
     def index_states(s: Session, document_ids: list[int]) -> dict[int, IndexState]:
         if not document_ids:
             return {}
-        rows = s.execute(
-            select(
-                DocumentChunk.document_id,
-                func.sum(case((DocumentChunk.status == ChunkStatus.PENDING, 1), else_=0)),
-                func.sum(case((DocumentChunk.status == ChunkStatus.DELETING, 1), else_=0)),
+        rows = [
+            row
+            for part in in_batches(document_ids)
+            for row in s.execute(
+                select(
+                    DocumentChunk.document_id,
+                    func.sum(case((DocumentChunk.status == ChunkStatus.PENDING, 1), else_=0)),
+                    func.sum(case((DocumentChunk.status == ChunkStatus.DELETING, 1), else_=0)),
+                )
+                .where(DocumentChunk.document_id.in_(part))
+                .group_by(DocumentChunk.document_id)
             )
-            .where(DocumentChunk.document_id.in_(document_ids))
-            .group_by(DocumentChunk.document_id)
-        ).all()
+        ]
         states: dict[int, IndexState] = {doc_id: "indexed" for doc_id in document_ids}
         for doc_id, pending, deleting in rows:
             states[doc_id] = "deleting" if deleting else "pending" if pending else "indexed"
@@ -296,19 +301,21 @@ class Catalog:
 
     def mark_documents_deleting(self, s: Session, collection_id: int, document_ids: list[int]) -> int:
         """Within the caller's transaction: hide documents and queue their chunks' removal; returns the op id."""
-        chunk_ids = [
-            int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(document_ids)))
-        ]
-        s.execute(
-            update(Document)
-            .where(Document.id.in_(document_ids))
-            .values(status=DocumentStatus.DELETING, updated_at=utcnow())
-        )
-        s.execute(
-            update(DocumentChunk)
-            .where(DocumentChunk.document_id.in_(document_ids))
-            .values(status=ChunkStatus.DELETING, updated_at=utcnow())
-        )
+        chunk_ids: list[int] = []
+        for part in in_batches(document_ids):  # a replacing batch may name thousands of documents
+            chunk_ids += [
+                int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(part)))
+            ]
+            s.execute(
+                update(Document)
+                .where(Document.id.in_(part))
+                .values(status=DocumentStatus.DELETING, updated_at=utcnow())
+            )
+            s.execute(
+                update(DocumentChunk)
+                .where(DocumentChunk.document_id.in_(part))
+                .values(status=ChunkStatus.DELETING, updated_at=utcnow())
+            )
         op = queue_operation(s, collection_id, OpKind.DELETE, chunk_ids, now=self.clock.now())
         bump_write_version(s, collection_id)
         s.flush()
