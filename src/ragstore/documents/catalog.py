@@ -29,6 +29,7 @@ from ragstore.db.versions import bump_write_version
 from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
 from ragstore.sync.outbox import queue_operation
+from ragstore.valid_text import INT64_MAX, checked_text
 
 __all__ = ["Catalog", "validate_collection_name"]
 
@@ -132,6 +133,8 @@ class Catalog:
         self, name: str, *, embedding_model: str, dimension: int, metric: str = "cosine", description: str = ""
     ) -> Collection:
         validate_collection_name(name)
+        checked_text(description, "description")
+        checked_text(embedding_model, "embedding_model")
         if metric not in METRICS:
             raise InvalidInput(f"unsupported metric {metric!r}; supported: {', '.join(METRICS)}")
         if not isinstance(dimension, int) or not 1 <= dimension <= 16_384:
@@ -260,8 +263,8 @@ class Catalog:
     def list_documents(
         self, collection: str, *, limit: int = 100, offset: int = 0, source_uri: str | None = None
     ) -> list[DocumentInfo]:
-        if not 1 <= limit <= 10_000 or offset < 0:
-            raise InvalidInput("limit must be 1-10000 and offset >= 0")
+        if not 1 <= limit <= 10_000 or not 0 <= offset <= INT64_MAX:
+            raise InvalidInput("limit must be 1-10000 and offset from 0 to 2^63-1")
         with self.db.read() as s:
             coll = self.get_row(s, collection)
             query = select(Document).where(Document.collection_id == coll.id, Document.status == DocumentStatus.ACTIVE)
@@ -274,7 +277,7 @@ class Catalog:
     def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
         with self.db.read() as s:
             coll = self.get_row(s, collection)
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if 1 <= document_id <= INT64_MAX else None
             if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             chunks = None
@@ -292,7 +295,7 @@ class Catalog:
 
         def unit(s: Session) -> int:
             coll = self.get_row(s, collection)
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if 1 <= document_id <= INT64_MAX else None
             if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             return self.mark_documents_deleting(s, coll.id, [doc.id])

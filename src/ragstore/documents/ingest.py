@@ -36,6 +36,7 @@ from ragstore.sync.outbox import queue_operation
 from ragstore.text.chunking import chunk_text, count_tokens
 from ragstore.text.hashing import content_hash, normalize_text
 from ragstore.text.loaders import LoadedDocument
+from ragstore.valid_text import checked_json, checked_text, without_nul
 
 __all__ = ["Ingestor", "PreparedDocument", "active_by_source"]
 
@@ -43,6 +44,17 @@ ACTIVE_SOURCE_INDEX = "uq_documents_active_source"
 SOURCE_RETRIES = 3
 # SQLite names the columns of a violated unique index, not the index.
 SQLITE_SOURCE_COLUMNS = "documents.collection_id, documents.source_uri"
+
+
+def _check_strings(loaded: LoadedDocument) -> None:
+    """Every string of the document is storable (valid_text.py): refused naming the field, or, for NUL in
+    the text or the title (both may come from an extracted file), removed, the same on both dialects. Every
+    face (API, CLI, Python, files) passes here."""
+    checked_text(loaded.source_uri, "source_uri")
+    loaded.title = without_nul(checked_text(loaded.title, "title", allow_nul=True))
+    checked_text(loaded.mime_type, "mime_type")
+    checked_json(loaded.metadata, "metadata")
+    loaded.text = without_nul(checked_text(loaded.text, "text", allow_nul=True))
 
 
 def _source_lock_key(collection_id: int, source: str) -> int:
@@ -120,8 +132,9 @@ class Ingestor:
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
     ) -> PreparedDocument:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
+        _check_strings(loaded)
         if chunks is not None:
-            texts = [normalize_text(c) for c in chunks]
+            texts = [normalize_text(without_nul(checked_text(c, "chunks.text", allow_nul=True))) for c in chunks]
             if not texts or any(not t for t in texts):
                 raise InvalidInput(f"{loaded.source_uri}: chunks must be a non-empty list of non-empty texts")
             if not loaded.text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -13,6 +13,7 @@ from starlette.datastructures import UploadFile
 from ragstore.api.deps import get_store
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
+from ragstore.schemas.core import INT64_MAX
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
@@ -122,7 +123,7 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
 def list_documents(
     name: str,
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
     store: RagStore = Depends(get_store),
 ) -> list[DocumentInfo]:
     return store.documents.list(name, limit=limit, offset=offset)
@@ -130,12 +131,17 @@ def list_documents(
 
 @router.get("/{document_id}", response_model=DocumentInfo, summary="One document, optionally with its chunks")
 def get_document(
-    name: str, document_id: int, chunks: bool = Query(False), store: RagStore = Depends(get_store)
+    name: str,
+    document_id: int = Path(ge=1, le=INT64_MAX),
+    chunks: bool = Query(False),
+    store: RagStore = Depends(get_store),
 ) -> DocumentInfo:
     return store.documents.get(name, document_id, with_chunks=chunks)
 
 
 @router.delete("/{document_id}", status_code=204, summary="Delete a document and its vectors")
-def delete_document(name: str, document_id: int, store: RagStore = Depends(get_store)) -> Response:
+def delete_document(
+    name: str, document_id: int = Path(ge=1, le=INT64_MAX), store: RagStore = Depends(get_store)
+) -> Response:
     store.documents.delete(name, document_id)
     return Response(status_code=204)
