@@ -284,22 +284,15 @@ class ConsistencyChecker:
 
     def _duplicates(self, cid: int, name: str) -> list[Finding | None]:
         with self.db.read() as s:
-            hashes = list(
-                s.scalars(
-                    select(Document.content_hash)
-                    .where(Document.collection_id == cid)
-                    .group_by(Document.content_hash)
-                    .having(func.count() > 1)
-                )
+            # A subquery, not a list of bound hashes: no count of duplicates can pass SQLite's variable limit.
+            hashes = (
+                select(Document.content_hash)
+                .where(Document.collection_id == cid)
+                .group_by(Document.content_hash)
+                .having(func.count() > 1)
             )
-            doubled = (
-                list(
-                    s.scalars(
-                        select(Document.id).where(Document.collection_id == cid, Document.content_hash.in_(hashes))
-                    )
-                )
-                if hashes
-                else []
+            doubled = list(
+                s.scalars(select(Document.id).where(Document.collection_id == cid, Document.content_hash.in_(hashes)))
             )
             parent = aliased(Document)
             dangling = list(

@@ -51,10 +51,11 @@ def _check_strings(loaded: LoadedDocument) -> None:
     the text or the title (both may come from an extracted file), removed, the same on both dialects. Every
     face (API, CLI, Python, files) passes here."""
     checked_text(loaded.source_uri, "source_uri")
+    # The text before the title: a file's title is often its first line, and the text is where it came from.
+    loaded.text = without_nul(checked_text(loaded.text, "text", allow_nul=True))
     loaded.title = without_nul(checked_text(loaded.title, "title", allow_nul=True))
     checked_text(loaded.mime_type, "mime_type")
     checked_json(loaded.metadata, "metadata")
-    loaded.text = without_nul(checked_text(loaded.text, "text", allow_nul=True))
 
 
 def _source_lock_key(collection_id: int, source: str) -> int:

@@ -17,10 +17,11 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.db.batches import in_batches
 from ragstore.db.chunk_vectors import BATCH, vectors_for_chunks
 from ragstore.db.engine import Database
 from ragstore.db.models import (
@@ -126,9 +127,9 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
         if doc_ids:
             # A document leaves once its last chunk has left the index.
             remaining = select(DocumentChunk.id).where(DocumentChunk.document_id == Document.id).exists()
-            s.execute(
-                delete(Document).where(Document.id.in_(doc_ids), Document.status == DocumentStatus.DELETING, ~remaining)
-            )
+            for part in in_batches(sorted(doc_ids)):  # a replacing bulk ingest retires thousands at once
+                retired = and_(Document.id.in_(part), Document.status == DocumentStatus.DELETING, ~remaining)
+                s.execute(delete(Document).where(retired))
     elif op.kind == OpKind.DROP_COLLECTION:
         s.execute(
             delete(Collection).where(Collection.id == op.collection_id, Collection.status == CollectionStatus.DELETING)
