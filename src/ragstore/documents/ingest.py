@@ -295,12 +295,8 @@ class Ingestor:
 
         def unit(s: Session) -> None:
             now = utcnow()
-            for start in range(0, len(hashes), 5000):
-                s.execute(
-                    delete(Embedding).where(
-                        Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + 5000])
-                    )
-                )
+            for part in in_batches(hashes):
+                s.execute(delete(Embedding).where(Embedding.model == model, Embedding.content_hash.in_(part)))
             s.execute(
                 insert(EMBEDDINGS),
                 [
@@ -327,8 +323,7 @@ class Ingestor:
         known: set[str] = set()
         all_hashes = list(wanted) + list(given)
         with self.db.read() as s:
-            for start in range(0, len(all_hashes), 5000):
-                part = all_hashes[start : start + 5000]
+            for part in in_batches(all_hashes):
                 known.update(
                     s.scalars(
                         select(Embedding.content_hash).where(Embedding.model == model, Embedding.content_hash.in_(part))

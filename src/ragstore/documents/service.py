@@ -143,10 +143,26 @@ class DocumentService:
         metadata: dict[str, Any] | None = None,
     ) -> builtins.list[IngestOutcome]:
         """Store one uploaded file (a .jsonl file may hold several documents)."""
+        loaded = self.load_upload(collection, data, filename, content_type=content_type, metadata=metadata)
+        return self.add_loaded(collection, loaded)
+
+    def load_upload(
+        self,
+        collection: str,
+        data: bytes,
+        filename: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> builtins.list[LoadedDocument]:
+        """Parse an uploaded file into documents, storing nothing (the API queues a large one as a job)."""
         self.catalog.get_collection(collection)  # an unknown collection is refused before any parsing
         loaded = load_bytes(data, filename, max_bytes=self.max_document_bytes, content_type=content_type)
         for doc in loaded:
             doc.metadata = {**doc.metadata, **(metadata or {})}
+        return loaded
+
+    def add_loaded(self, collection: str, loaded: builtins.list[LoadedDocument]) -> builtins.list[IngestOutcome]:
         return self._store(collection, [self.ingestor.prepare(d) for d in loaded])
 
     def ingest_paths(

@@ -107,19 +107,18 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
         log.warning("sync operation %d was taken over by another process while this one applied it", op.id)
         return False
     if op.kind == OpKind.UPSERT:
-        for start in range(0, len(op.chunk_ids), 10_000):
+        for ids in in_batches(op.chunk_ids):
             s.execute(
                 update(DocumentChunk)
                 .where(
-                    DocumentChunk.id.in_(op.chunk_ids[start : start + 10_000]),
+                    DocumentChunk.id.in_(ids),
                     DocumentChunk.status == ChunkStatus.PENDING,
                 )
                 .values(status=ChunkStatus.INDEXED, updated_at=now)
             )
     elif op.kind == OpKind.DELETE:
         doc_ids: set[int] = set()
-        for start in range(0, len(op.chunk_ids), 10_000):
-            part = op.chunk_ids[start : start + 10_000]
+        for part in in_batches(op.chunk_ids):
             doc_ids.update(s.scalars(select(DocumentChunk.document_id).where(DocumentChunk.id.in_(part))))
             s.execute(
                 delete(DocumentChunk).where(DocumentChunk.id.in_(part), DocumentChunk.status == ChunkStatus.DELETING)
