@@ -100,6 +100,7 @@ def test_twenty_clients_on_one_source_leave_one_active_document(store: RagStore)
 def test_twenty_clients_for_thirty_seconds(store: RagStore) -> None:
     """The issue's figure: 20 clients for 30 s (left 20 active documents before the constraint)."""
     outcomes = _hammer(store, seconds=30.0)
+    print(dict(outcomes))
     assert outcomes["replaced"] + outcomes["added"] > 100, outcomes
     _assert_one_or_none(store)
 
