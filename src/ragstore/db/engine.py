@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ragstore.config import Settings
-from ragstore.db.failures import classify, first_line, is_locked
+from ragstore.db.failures import classify, first_line, is_locked, is_transient
 from ragstore.errors import Unavailable
 
 __all__ = ["Database"]
@@ -193,8 +193,9 @@ class Database:
             cursor.close()
 
     def write(self, unit: Callable[[Session], T]) -> T:
-        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock, or when a
-        PostgreSQL connection was lost before COMMIT."""
+        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock, when a
+        PostgreSQL connection was lost before COMMIT, or when PostgreSQL aborted it as a deadlock victim or a
+        serialization failure (it committed nothing, so running it again is safe)."""
         attempts = self.settings.sqlite_lock_retries + 1 if self.is_sqlite else RECONNECT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             committing = False
@@ -216,7 +217,10 @@ class Database:
                     log.warning("lost the database connection (%s); retrying in %.1fs", _first_line(exc), delay)
                     time.sleep(delay)
                     continue
-                if not (self.is_sqlite and isinstance(exc, OperationalError) and _is_locked(exc)):
+                retryable = (self.is_sqlite and isinstance(exc, OperationalError) and _is_locked(exc)) or (
+                    not self.is_sqlite and is_transient(exc) and not committing
+                )
+                if not retryable:
                     known = classify(exc, is_sqlite=self.is_sqlite)
                     if known is not None:
                         raise known from exc
@@ -224,9 +228,11 @@ class Database:
                 if attempt == attempts:
                     raise Unavailable(
                         f"the database stayed locked by another writer after {attempts} attempts; retry shortly"
+                        if self.is_sqlite
+                        else f"the transaction kept clashing with concurrent ones: {_first_line(exc)}; retry shortly"
                     ) from exc
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
-                log.warning("database is locked; retrying the transaction in %.2fs (attempt %d)", delay, attempt)
+                log.warning("%s; retrying the transaction in %.2fs (attempt %d)", _first_line(exc), delay, attempt)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -20,7 +20,7 @@ from ragstore.errors import (
     Unavailable,
 )
 
-__all__ = ["classify", "first_line", "is_locked"]
+__all__ = ["classify", "first_line", "is_locked", "is_transient"]
 
 # SQLite reports these by message only (the Python module exposes no extended result code before 3.11's
 # `sqlite_errorname`, and not on every build), so they are matched on the text.
@@ -75,6 +75,12 @@ def first_line(exc: BaseException) -> str:
 def is_locked(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """PostgreSQL aborted the transaction to resolve a clash with another (deadlock, serialization)."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001")
 
 
 def classify(exc: DBAPIError, *, is_sqlite: bool) -> RagstoreError | None:
