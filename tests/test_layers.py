@@ -18,7 +18,7 @@ ROOT = Path(ragstore.__file__).parent
 # Lowest first. A name is a subpackage or a top-level module of ragstore.
 LAYERS: list[set[str]] = [
     {"errors", "clock"},
-    {"keys"},  # the text form of secret keys, which config validates
+    {"keys", "valid_text"},  # the text form of secret keys (config validates it); what makes a string storable
     {"config"},
     {"schemas"},
     {"db", "text", "embeddings", "cache"},

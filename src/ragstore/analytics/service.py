@@ -19,6 +19,7 @@ from ragstore.db.engine import Database
 from ragstore.db.models import ChunkAnalytics, DocumentChunk, SearchFeedback
 from ragstore.errors import InvalidInput, NotFound
 from ragstore.schemas import AnalyticsSummary
+from ragstore.valid_text import INT64_MAX, checked_text
 
 __all__ = ["AnalyticsService"]
 
@@ -53,8 +54,10 @@ class AnalyticsService:
             raise InvalidInput(f"query must be a non-empty text of at most {MAX_QUERY} characters")
         if not isinstance(relevant, bool):
             raise InvalidInput(f"relevant must be true or false, got {relevant!r}")
-        if isinstance(chunk_id, bool) or not isinstance(chunk_id, int):
-            raise InvalidInput(f"chunk_id must be an integer, got {chunk_id!r}")
+        checked_text(query, "query")
+        checked_text(comment, "comment")
+        if isinstance(chunk_id, bool) or not isinstance(chunk_id, int) or not 1 <= chunk_id <= INT64_MAX:
+            raise InvalidInput(f"chunk_id must be an integer from 1 to 2^63-1, got {chunk_id!r}")
         if len(comment) > MAX_COMMENT:
             raise InvalidInput(f"comment must be at most {MAX_COMMENT} characters")
 

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, search
+from ragstore.api.ingest_jobs import stop_ingest_runner
+from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search
 from ragstore.config import Settings
 from ragstore.runtime.scheduler import MaintenanceScheduler
 from ragstore.service import RagStore
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             yield
         finally:
             maintenance.stop()
+            stop_ingest_runner(app)
             if owned:
                 app.state.store.close()
 
@@ -69,4 +71,5 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(admin.router)
     app.include_router(backup.router)
     app.include_router(admin_page.router)
+    app.include_router(jobs.router)
     return app

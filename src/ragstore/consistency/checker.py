@@ -186,6 +186,7 @@ class ConsistencyChecker:
         )
         out.append(self._count_drift(cid, name))
         out += self._duplicates(cid, name)
+        out.append(self._duplicate_sources(cid, name))
         summary = {"sql_indexed": len(indexed), "index_vectors": len(in_index), "documents": documents}
         return [f for f in out if f is not None], summary
 
@@ -283,22 +284,15 @@ class ConsistencyChecker:
 
     def _duplicates(self, cid: int, name: str) -> list[Finding | None]:
         with self.db.read() as s:
-            hashes = list(
-                s.scalars(
-                    select(Document.content_hash)
-                    .where(Document.collection_id == cid)
-                    .group_by(Document.content_hash)
-                    .having(func.count() > 1)
-                )
+            # A subquery, not a list of bound hashes: no count of duplicates can pass SQLite's variable limit.
+            hashes = (
+                select(Document.content_hash)
+                .where(Document.collection_id == cid)
+                .group_by(Document.content_hash)
+                .having(func.count() > 1)
             )
-            doubled = (
-                list(
-                    s.scalars(
-                        select(Document.id).where(Document.collection_id == cid, Document.content_hash.in_(hashes))
-                    )
-                )
-                if hashes
-                else []
+            doubled = list(
+                s.scalars(select(Document.id).where(Document.collection_id == cid, Document.content_hash.in_(hashes)))
             )
             parent = aliased(Document)
             dangling = list(
@@ -329,6 +323,35 @@ class ConsistencyChecker:
                 name,
             ),
         ]
+
+    def _duplicate_sources(self, cid: int, name: str) -> Finding | None:
+        """Active documents that share a source with another active one (every one of them, by id)."""
+        with self.db.read() as s:
+            doubled = (
+                select(Document.source_uri)
+                .where(Document.collection_id == cid, Document.status == DocumentStatus.ACTIVE)
+                .group_by(Document.source_uri)
+                .having(func.count() > 1)
+            ).subquery()
+            ids = list(
+                s.scalars(
+                    select(Document.id)
+                    .where(
+                        Document.collection_id == cid,
+                        Document.status == DocumentStatus.ACTIVE,
+                        Document.source_uri.in_(select(doubled.c.source_uri)),
+                    )
+                    .order_by(Document.source_uri, Document.id)
+                )
+            )
+        return _finding(
+            Kind.DUPLICATE_SOURCE,
+            "active_documents",
+            ids,
+            "active documents sharing one source_uri (document ids, grouped by source)",
+            cid,
+            name,
+        )
 
     # -- across collections --------------------------------------------------------------------------------
     def _orphan_collections(self, known: set[int]) -> list[Finding]:

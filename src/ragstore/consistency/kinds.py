@@ -1,4 +1,4 @@
-"""The seven kinds of drift between the relational store and the vector index, each with a stable code.
+"""The kinds of drift between the relational store and the vector index, each with a stable code.
 
 Codes are part of the interface (reports, the API, `ragstore check --json`, alerts built on them): never
 rename one. A kind is *safe* when its repair can only bring the index back to what SQL says, through the
@@ -21,6 +21,7 @@ class Kind(StrEnum):
     COUNT_DRIFT = "count_drift"
     DIMENSION_MISMATCH = "dimension_mismatch"
     DUPLICATE_CONTENT = "duplicate_content"
+    DUPLICATE_SOURCE = "duplicate_source"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ KINDS: dict[Kind, KindInfo] = {
             False,
             "one content hash stored twice in a collection, or chunks whose document row is gone",
             "not repaired: inspect the ids and delete what is wrong with `ragstore documents delete`",
+        ),
+        KindInfo(
+            Kind.DUPLICATE_SOURCE,
+            False,
+            "more than one active document with the same source_uri in a collection (the index of migration "
+            "0009 forbids it; only a database written without that index can hold it)",
+            "not repaired: delete all but the newest with `ragstore documents delete`, or ingest the source again",
         ),
     )
 }

@@ -20,6 +20,7 @@ from ragstore.documents.catalog import Catalog
 from ragstore.errors import InvalidInput, NotFound
 from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 from ragstore.sync.applier import OutboxApplier
+from ragstore.valid_text import INT64_MAX
 
 __all__ = ["ConsistencyService"]
 
@@ -113,6 +114,8 @@ class ConsistencyService:
 
     def report(self, report_id: int | None = None) -> ConsistencyReport:
         """A stored report by id, or the newest finished one."""
+        if report_id is not None and not 1 <= report_id <= INT64_MAX:
+            raise NotFound(f"no consistency report {report_id}")  # no row can have it: never an overflow
         report = self.reports.latest() if report_id is None else self.reports.get(report_id)
         if report is None:
             raise NotFound("no consistency report yet" if report_id is None else f"no consistency report {report_id}")

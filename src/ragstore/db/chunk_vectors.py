@@ -14,12 +14,13 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from ragstore.db.batches import IN_BATCH
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkStatus, Embedding
 
 __all__ = ["BATCH", "VectorBatch", "iter_indexed_vectors", "vectors_for_chunks"]
 
-BATCH = 5000
+BATCH = IN_BATCH  # ids per query: each is a bound parameter (db/batches.py)
 
 
 def vectors_for_chunks(

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ragstore.config import Settings
+from ragstore.db.failures import classify, first_line, is_locked, is_transient
 from ragstore.errors import Unavailable
 
 __all__ = ["Database"]
@@ -52,21 +53,21 @@ RECONNECT_ATTEMPTS = 4
 
 
 def _is_disconnect(exc: DBAPIError) -> bool:
-    """A lost or refused connection (not a bad statement): what a server restart produces."""
+    """A lost or refused PostgreSQL connection (not a bad statement): what a server restart produces.
+
+    SQLite has no connection to lose; its `OperationalError` (same class name) is classified by
+    `db/failures.py` instead, or a full disk would be reported as an unreachable database.
+    """
     if exc.connection_invalidated:
         return True
+    if isinstance(exc.orig, sqlite3.Error):
+        return False
     name = type(exc.orig).__name__
     return name in {"AdminShutdown", "OperationalError", "InterfaceError", "ConnectionFailure", "CannotConnectNow"}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _is_locked(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+_first_line = first_line
+_is_locked = is_locked
 
 
 class Database:
@@ -150,9 +151,7 @@ class Database:
             with self._read() as session:
                 yield session
         except DBAPIError as exc:
-            if _is_disconnect(exc):
-                raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from exc
-            raise
+            raise self._domain_error(exc) from exc
 
     def fetch(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """Rows of one read-only Core statement, without a session or an explicit transaction."""
@@ -160,9 +159,14 @@ class Database:
             with self.autocommit_reads.connect() as conn:
                 return list(conn.execute(statement, params or {}).all())
         except DBAPIError as exc:
-            if _is_disconnect(exc):
-                raise Unavailable(f"the database is unreachable: {_first_line(exc)}") from exc
-            raise
+            raise self._domain_error(exc) from exc
+
+    def _domain_error(self, exc: DBAPIError) -> Exception:
+        """What to raise for a driver error outside a write unit: a lost connection is `Unavailable`, a
+        condition `db/failures.py` knows is its category, anything else stays the driver's error."""
+        if not self.is_sqlite and _is_disconnect(exc):
+            return Unavailable(f"the database is unreachable: {_first_line(exc)}")
+        return classify(exc, is_sqlite=self.is_sqlite) or exc
 
     def raw_sqlite_rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement on this thread's own DBAPI connection (SQLite only).
@@ -189,8 +193,9 @@ class Database:
             cursor.close()
 
     def write(self, unit: Callable[[Session], T]) -> T:
-        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock, or when a
-        PostgreSQL connection was lost before COMMIT."""
+        """Run `unit` in one transaction and commit it; retried whole while SQLite reports a lock, when a
+        PostgreSQL connection was lost before COMMIT, or when PostgreSQL aborted it as a deadlock victim or a
+        serialization failure (it committed nothing, so running it again is safe)."""
         attempts = self.settings.sqlite_lock_retries + 1 if self.is_sqlite else RECONNECT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             committing = False
@@ -212,12 +217,22 @@ class Database:
                     log.warning("lost the database connection (%s); retrying in %.1fs", _first_line(exc), delay)
                     time.sleep(delay)
                     continue
-                if not (self.is_sqlite and isinstance(exc, OperationalError) and _is_locked(exc)):
+                retryable = (self.is_sqlite and isinstance(exc, OperationalError) and _is_locked(exc)) or (
+                    not self.is_sqlite and is_transient(exc) and not committing
+                )
+                if not retryable:
+                    known = classify(exc, is_sqlite=self.is_sqlite)
+                    if known is not None:
+                        raise known from exc
                     raise
                 if attempt == attempts:
-                    raise Unavailable(f"the database stayed locked after {attempts} attempts") from exc
+                    raise Unavailable(
+                        f"the database stayed locked by another writer after {attempts} attempts; retry shortly"
+                        if self.is_sqlite
+                        else f"the transaction kept clashing with concurrent ones: {_first_line(exc)}; retry shortly"
+                    ) from exc
                 delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
-                log.warning("database is locked; retrying the transaction in %.2fs (attempt %d)", delay, attempt)
+                log.warning("%s; retrying the transaction in %.2fs (attempt %d)", _first_line(exc), delay, attempt)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -160,6 +161,16 @@ class Document(TimestampMixin, Base):
         UniqueConstraint("collection_id", "content_hash", name="uq_documents_collection_content_hash"),
         Index("ix_documents_collection_source", "collection_id", "source_uri"),
         Index("ix_documents_collection_status", "collection_id", "status"),
+        # One active document per source (migration 0009): concurrent replacements of a source can never
+        # leave two; ingest serialises them and re-reads the active one inside its transaction.
+        Index(
+            "uq_documents_active_source",
+            "collection_id",
+            "source_uri",
+            unique=True,
+            sqlite_where=sql_text("status = 'active'"),
+            postgresql_where=sql_text("status = 'active'"),
+        ),
         # PostgreSQL only: metadata equality filters compile to JSONB containment (@>), which this serves.
         Index(
             "ix_documents_metadata_gin",

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.db.batches import in_batches
 from ragstore.db.engine import Database
 from ragstore.db.models import (
     ChunkStatus,
@@ -28,6 +29,7 @@ from ragstore.db.versions import bump_write_version
 from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
 from ragstore.sync.outbox import queue_operation
+from ragstore.valid_text import INT64_MAX, checked_text
 
 __all__ = ["Catalog", "validate_collection_name"]
 
@@ -131,6 +133,8 @@ class Catalog:
         self, name: str, *, embedding_model: str, dimension: int, metric: str = "cosine", description: str = ""
     ) -> Collection:
         validate_collection_name(name)
+        checked_text(description, "description")
+        checked_text(embedding_model, "embedding_model")
         if metric not in METRICS:
             raise InvalidInput(f"unsupported metric {metric!r}; supported: {', '.join(METRICS)}")
         if not isinstance(dimension, int) or not 1 <= dimension <= 16_384:
@@ -218,15 +222,19 @@ class Catalog:
     def index_states(s: Session, document_ids: list[int]) -> dict[int, IndexState]:
         if not document_ids:
             return {}
-        rows = s.execute(
-            select(
-                DocumentChunk.document_id,
-                func.sum(case((DocumentChunk.status == ChunkStatus.PENDING, 1), else_=0)),
-                func.sum(case((DocumentChunk.status == ChunkStatus.DELETING, 1), else_=0)),
+        rows = [
+            row
+            for part in in_batches(document_ids)
+            for row in s.execute(
+                select(
+                    DocumentChunk.document_id,
+                    func.sum(case((DocumentChunk.status == ChunkStatus.PENDING, 1), else_=0)),
+                    func.sum(case((DocumentChunk.status == ChunkStatus.DELETING, 1), else_=0)),
+                )
+                .where(DocumentChunk.document_id.in_(part))
+                .group_by(DocumentChunk.document_id)
             )
-            .where(DocumentChunk.document_id.in_(document_ids))
-            .group_by(DocumentChunk.document_id)
-        ).all()
+        ]
         states: dict[int, IndexState] = {doc_id: "indexed" for doc_id in document_ids}
         for doc_id, pending, deleting in rows:
             states[doc_id] = "deleting" if deleting else "pending" if pending else "indexed"
@@ -255,8 +263,8 @@ class Catalog:
     def list_documents(
         self, collection: str, *, limit: int = 100, offset: int = 0, source_uri: str | None = None
     ) -> list[DocumentInfo]:
-        if not 1 <= limit <= 10_000 or offset < 0:
-            raise InvalidInput("limit must be 1-10000 and offset >= 0")
+        if not 1 <= limit <= 10_000 or not 0 <= offset <= INT64_MAX:
+            raise InvalidInput("limit must be 1-10000 and offset from 0 to 2^63-1")
         with self.db.read() as s:
             coll = self.get_row(s, collection)
             query = select(Document).where(Document.collection_id == coll.id, Document.status == DocumentStatus.ACTIVE)
@@ -269,7 +277,7 @@ class Catalog:
     def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
         with self.db.read() as s:
             coll = self.get_row(s, collection)
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if 1 <= document_id <= INT64_MAX else None
             if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             chunks = None
@@ -287,7 +295,7 @@ class Catalog:
 
         def unit(s: Session) -> int:
             coll = self.get_row(s, collection)
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if 1 <= document_id <= INT64_MAX else None
             if doc is None or doc.collection_id != coll.id or doc.status != DocumentStatus.ACTIVE:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             return self.mark_documents_deleting(s, coll.id, [doc.id])
@@ -296,19 +304,21 @@ class Catalog:
 
     def mark_documents_deleting(self, s: Session, collection_id: int, document_ids: list[int]) -> int:
         """Within the caller's transaction: hide documents and queue their chunks' removal; returns the op id."""
-        chunk_ids = [
-            int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(document_ids)))
-        ]
-        s.execute(
-            update(Document)
-            .where(Document.id.in_(document_ids))
-            .values(status=DocumentStatus.DELETING, updated_at=utcnow())
-        )
-        s.execute(
-            update(DocumentChunk)
-            .where(DocumentChunk.document_id.in_(document_ids))
-            .values(status=ChunkStatus.DELETING, updated_at=utcnow())
-        )
+        chunk_ids: list[int] = []
+        for part in in_batches(document_ids):  # a replacing batch may name thousands of documents
+            chunk_ids += [
+                int(i) for i in s.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id.in_(part)))
+            ]
+            s.execute(
+                update(Document)
+                .where(Document.id.in_(part))
+                .values(status=DocumentStatus.DELETING, updated_at=utcnow())
+            )
+            s.execute(
+                update(DocumentChunk)
+                .where(DocumentChunk.document_id.in_(part))
+                .values(status=ChunkStatus.DELETING, updated_at=utcnow())
+            )
         op = queue_operation(s, collection_id, OpKind.DELETE, chunk_ids, now=self.clock.now())
         bump_write_version(s, collection_id)
         s.flush()

@@ -7,19 +7,21 @@ its chunks in state `pending`, new embeddings and the outbox operations; the app
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, and_, delete, insert, or_, select
+from sqlalchemy import Table, and_, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.db.batches import in_batches
 from ragstore.db.engine import Database
 from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
@@ -34,8 +36,64 @@ from ragstore.sync.outbox import queue_operation
 from ragstore.text.chunking import chunk_text, count_tokens
 from ragstore.text.hashing import content_hash, normalize_text
 from ragstore.text.loaders import LoadedDocument
+from ragstore.valid_text import checked_json, checked_text, without_nul
 
-__all__ = ["Ingestor", "PreparedDocument"]
+__all__ = ["Ingestor", "PreparedDocument", "active_by_source"]
+
+ACTIVE_SOURCE_INDEX = "uq_documents_active_source"
+SOURCE_RETRIES = 3
+# SQLite names the columns of a violated unique index, not the index.
+SQLITE_SOURCE_COLUMNS = "documents.collection_id, documents.source_uri"
+
+
+def _check_strings(loaded: LoadedDocument) -> None:
+    """Every string of the document is storable (valid_text.py): refused naming the field, or, for NUL in
+    the text or the title (both may come from an extracted file), removed, the same on both dialects. Every
+    face (API, CLI, Python, files) passes here."""
+    checked_text(loaded.source_uri, "source_uri")
+    # The text before the title: a file's title is often its first line, and the text is where it came from.
+    loaded.text = without_nul(checked_text(loaded.text, "text", allow_nul=True))
+    loaded.title = without_nul(checked_text(loaded.title, "title", allow_nul=True))
+    checked_text(loaded.mime_type, "mime_type")
+    checked_json(loaded.metadata, "metadata")
+
+
+def _source_lock_key(collection_id: int, source: str) -> int:
+    digest = hashlib.sha256(f"{collection_id}\x00{source}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def active_by_source(s: Session, collection_id: int, sources: list[str], is_sqlite: bool) -> dict[str, list[int]]:
+    """Within a write transaction: the active documents of each source, after taking each source's lock.
+
+    SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer. On PostgreSQL a
+    transaction-scoped advisory lock per (collection, source), taken in key order so two batches never
+    deadlock, makes concurrent replacements of one source take turns; under READ COMMITTED the read that
+    follows sees what the previous holder committed.
+    """
+    unique = sorted(set(sources))
+    if not is_sqlite and unique:
+        keys = sorted({_source_lock_key(collection_id, src) for src in unique})
+        # One array parameter, however many sources: no variable limit applies.
+        s.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) "
+                "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS l"
+            ),
+            {"keys": keys},
+        )
+    found: dict[str, list[int]] = {}
+    for names in in_batches(unique):
+        for src, doc_id in s.execute(
+            select(Document.source_uri, Document.id).where(
+                Document.collection_id == collection_id,
+                Document.source_uri.in_(names),
+                Document.status == DocumentStatus.ACTIVE,
+            )
+        ):
+            found.setdefault(src, []).append(int(doc_id))
+    return found
+
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping.
 DOCUMENTS = cast(Table, Document.__table__)
@@ -75,8 +133,9 @@ class Ingestor:
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
     ) -> PreparedDocument:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
+        _check_strings(loaded)
         if chunks is not None:
-            texts = [normalize_text(c) for c in chunks]
+            texts = [normalize_text(without_nul(checked_text(c, "chunks.text", allow_nul=True))) for c in chunks]
             if not texts or any(not t for t in texts):
                 raise InvalidInput(f"{loaded.source_uri}: chunks must be a non-empty list of non-empty texts")
             if not loaded.text:
@@ -116,30 +175,23 @@ class Ingestor:
             coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
             lexical_state = LexicalIndexer.read_state(s, coll_id)
             hashes = list({d.content_hash for d in docs})
-            existing = {
-                h: (i, t)
-                for h, i, t in s.execute(
-                    select(Document.content_hash, Document.id, Document.title).where(
-                        Document.collection_id == coll_id,
-                        Document.content_hash.in_(hashes),
-                        Document.status == DocumentStatus.ACTIVE,
+            existing: dict[str, tuple[int, str]] = {}
+            for part in in_batches(hashes):
+                existing.update(
+                    (h, (i, t))
+                    for h, i, t in s.execute(
+                        select(Document.content_hash, Document.id, Document.title).where(
+                            Document.collection_id == coll_id,
+                            Document.content_hash.in_(part),
+                            Document.status == DocumentStatus.ACTIVE,
+                        )
                     )
                 )
-            }
-            sources = list({d.loaded.source_uri for d in docs})
-            by_source: dict[str, list[int]] = {}
-            for src, doc_id in s.execute(
-                select(Document.source_uri, Document.id).where(
-                    Document.collection_id == coll_id,
-                    Document.source_uri.in_(sources),
-                    Document.status == DocumentStatus.ACTIVE,
-                )
-            ):
-                by_source.setdefault(src, []).append(int(doc_id))
 
         outcomes: list[IngestOutcome | None] = [None] * len(docs)
         planned: list[tuple[int, _Planned]] = []
         seen: dict[str, int] = {}
+        sources: dict[str, str] = {}
         for pos, doc in enumerate(docs):
             src = doc.loaded.source_uri
             if doc.content_hash in existing:
@@ -150,12 +202,18 @@ class Ingestor:
                 outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", title=doc.loaded.title)
                 continue
             seen[doc.content_hash] = pos
+            if sources.setdefault(src, doc.content_hash) != doc.content_hash:
+                # Which of the two should stay active is the caller's to say; refuse before anything is stored.
+                raise InvalidInput(
+                    f"{src}: source_uri given twice with different content in one request",
+                    details={"field": "source_uri", "source_uri": src},
+                )
             if doc.vectors is not None and doc.vectors.shape[1] != dimension:
                 raise InvalidInput(
                     f"{src}: vectors have dimension {doc.vectors.shape[1]}, "
                     f"collection {collection!r} expects {dimension}"
                 )
-            planned.append((pos, _Planned(doc, [content_hash(t) for t in doc.chunk_texts], by_source.get(src, []))))
+            planned.append((pos, _Planned(doc, [content_hash(t) for t in doc.chunk_texts], [])))
 
         if planned:
             plans = [p for _, p in planned]
@@ -166,14 +224,12 @@ class Ingestor:
             terms = analyzer.terms_batch(
                 [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
             )
-            try:
-                ids = self.db.write(
-                    lambda s: self._write(
-                        s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection
-                    )
-                )
-            except IntegrityError as exc:
-                raise Conflict(f"a concurrent write stored the same document in {collection!r}; retry") from exc
+            ids = self._write_retrying(
+                lambda s: self._write(
+                    s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection
+                ),
+                collection,
+            )
             for (pos, plan), doc_id in zip(planned, ids, strict=True):
                 outcomes[pos] = IngestOutcome(
                     source_uri=plan.doc.loaded.source_uri,
@@ -184,6 +240,20 @@ class Ingestor:
                     index_state="pending",
                 )
         return [o for o in outcomes if o is not None]
+
+    def _write_retrying(self, unit: Callable[[Session], list[int]], collection: str) -> list[int]:
+        """Run the ingest transaction; a unique violation on the one-active-document-per-source index means
+        another writer replaced the source between our lock and our insert (not possible under the lock,
+        but a writer of an older version takes none), so the whole transaction runs again as a replacement."""
+        for attempt in range(1, SOURCE_RETRIES + 1):
+            try:
+                return self.db.write(unit)
+            except IntegrityError as exc:
+                on_source = ACTIVE_SOURCE_INDEX in str(exc.orig) or SQLITE_SOURCE_COLUMNS in str(exc.orig)
+                if on_source and attempt < SOURCE_RETRIES:
+                    continue
+                raise Conflict(f"a concurrent write stored the same document in {collection!r}; retry") from exc
+        raise AssertionError("unreachable")
 
     def reembed(self, collection: str, *, batch: int = 256) -> dict[str, int]:
         """Embed again every chunk of a collection that lacks a usable embedding under its model.
@@ -225,12 +295,8 @@ class Ingestor:
 
         def unit(s: Session) -> None:
             now = utcnow()
-            for start in range(0, len(hashes), 5000):
-                s.execute(
-                    delete(Embedding).where(
-                        Embedding.model == model, Embedding.content_hash.in_(hashes[start : start + 5000])
-                    )
-                )
+            for part in in_batches(hashes):
+                s.execute(delete(Embedding).where(Embedding.model == model, Embedding.content_hash.in_(part)))
             s.execute(
                 insert(EMBEDDINGS),
                 [
@@ -257,8 +323,7 @@ class Ingestor:
         known: set[str] = set()
         all_hashes = list(wanted) + list(given)
         with self.db.read() as s:
-            for start in range(0, len(all_hashes), 5000):
-                part = all_hashes[start : start + 5000]
+            for part in in_batches(all_hashes):
                 known.update(
                     s.scalars(
                         select(Embedding.content_hash).where(Embedding.model == model, Embedding.content_hash.in_(part))
@@ -305,6 +370,17 @@ class Ingestor:
             stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(EMBEDDINGS)
             for start in range(0, len(rows), 2000):
                 s.execute(stmt.on_conflict_do_nothing(), rows[start : start + 2000])
+        # The documents each source replaces, read inside this transaction and after the per-source lock:
+        # read before it, two concurrent ingests of one source would each keep theirs active.
+        by_source = active_by_source(s, coll_id, [plan.doc.loaded.source_uri for plan in plans], self.db.is_sqlite)
+        for plan in plans:
+            plan.replaces = by_source.get(plan.doc.loaded.source_uri, [])
+        replaced = [doc_id for plan in plans for doc_id in plan.replaces]
+        if replaced:
+            # Hidden before the new rows go in (the partial unique index allows one active row per source);
+            # their chunks and the index follow below, after the new vectors' upsert is queued.
+            for part in in_batches(replaced):
+                s.execute(update(DOCUMENTS).where(DOCUMENTS.c.id.in_(part)).values(status=DocumentStatus.DELETING))
         # Ids allocated up front, so each table is one executemany (db/ids.py says why).
         doc_ids = allocate_ids(s, DOCUMENTS, len(plans))
         doc_rows = [
@@ -324,7 +400,8 @@ class Ingestor:
             }
             for doc_id, plan in zip(doc_ids, plans, strict=True)
         ]
-        s.execute(insert(DOCUMENTS), doc_rows)
+        for start in range(0, len(doc_rows), 2000):
+            s.execute(insert(DOCUMENTS), doc_rows[start : start + 2000])
         chunks = [
             (doc_id, ordinal, text, h)
             for doc_id, plan in zip(doc_ids, plans, strict=True)
@@ -352,7 +429,6 @@ class Ingestor:
         # The lexical index in the chunks' own transaction: it can never hold terms of a chunk that is not
         # stored, nor miss those of one that is.
         write_lexemes(s, lexeme_rows(coll_id, new_chunks, terms))
-        replaced = [doc_id for plan in plans for doc_id in plan.replaces]
         # New vectors first, then the old document's removal: a replaced document never vanishes meanwhile.
         queue_operation(s, coll_id, OpKind.UPSERT, new_chunks, lease=lease, now=self.clock.now())
         if replaced:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
@@ -26,6 +27,19 @@ from ragstore.text.paths import expand_paths
 __all__ = ["CollectionService", "DocumentService", "ProgressFn"]
 
 ProgressFn = Callable[[int, int, str], None]
+
+
+def _document_input(raw: dict[str, Any], position: int) -> DocumentInput:
+    """A Python caller's dict, validated by the API's own model; its problems as InvalidInput naming the field
+    (the same words the API answers with 422), never pydantic's exception."""
+    try:
+        return DocumentInput.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"documents[{position}].{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False)
+        ]
+        raise InvalidInput("; ".join(problems), details={"problems": problems}) from None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -95,7 +109,7 @@ class DocumentService:
         """
         prepared = []
         for i, raw in enumerate(documents):
-            doc = raw if isinstance(raw, DocumentInput) else DocumentInput.model_validate(raw)
+            doc = raw if isinstance(raw, DocumentInput) else _document_input(raw, i)
             source = doc.source_uri or f"text:{i}"
             loaded = LoadedDocument(
                 source_uri=source,
@@ -129,10 +143,26 @@ class DocumentService:
         metadata: dict[str, Any] | None = None,
     ) -> builtins.list[IngestOutcome]:
         """Store one uploaded file (a .jsonl file may hold several documents)."""
+        loaded = self.load_upload(collection, data, filename, content_type=content_type, metadata=metadata)
+        return self.add_loaded(collection, loaded)
+
+    def load_upload(
+        self,
+        collection: str,
+        data: bytes,
+        filename: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> builtins.list[LoadedDocument]:
+        """Parse an uploaded file into documents, storing nothing (the API queues a large one as a job)."""
         self.catalog.get_collection(collection)  # an unknown collection is refused before any parsing
         loaded = load_bytes(data, filename, max_bytes=self.max_document_bytes, content_type=content_type)
         for doc in loaded:
             doc.metadata = {**doc.metadata, **(metadata or {})}
+        return loaded
+
+    def add_loaded(self, collection: str, loaded: builtins.list[LoadedDocument]) -> builtins.list[IngestOutcome]:
         return self._store(collection, [self.ingestor.prepare(d) for d in loaded])
 
     def ingest_paths(

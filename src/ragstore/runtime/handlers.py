@@ -14,9 +14,15 @@ from ragstore.errors import InvalidInput
 if TYPE_CHECKING:
     from ragstore.service import RagStore
 
-__all__ = ["HANDLERS", "Handler"]
+__all__ = ["HANDLERS", "INGEST_JOB_BATCH", "Handler", "Progress"]
 
-Handler = Callable[["RagStore", dict[str, Any]], dict[str, Any]]
+# A handler's third argument reports progress (done, total); the runner records it on the job, so
+# `GET /v1/jobs/{id}` shows how far a long job has got.
+Progress = Callable[[int, int], None]
+Handler = Callable[["RagStore", dict[str, Any], Progress], dict[str, Any]]
+# Documents stored per transaction by an ingest job: a progress step, and a retry after a crash redoes at
+# most this many (the rest are found unchanged by their content hash).
+INGEST_JOB_BATCH = 500
 
 
 def _collection(payload: dict[str, Any]) -> str:
@@ -26,31 +32,44 @@ def _collection(payload: dict[str, Any]) -> str:
     return name
 
 
-def ingest_documents(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
-    """Store documents given in the payload (re-running it is harmless: content hashes deduplicate)."""
+def ingest_documents(store: RagStore, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Store documents given in the payload, in batches with progress (re-running it is harmless: content
+    hashes deduplicate)."""
     documents = payload.get("documents")
     if not isinstance(documents, list):
         raise InvalidInput("the job payload needs a list of documents")
-    outcomes = store.documents.add(_collection(payload), documents)
-    return {"statuses": [o.status for o in outcomes], "document_ids": [o.document_id for o in outcomes]}
+    collection = _collection(payload)
+    statuses: list[str] = []
+    document_ids: list[int | None] = []
+    progress(0, len(documents))
+    for start in range(0, len(documents), INGEST_JOB_BATCH):
+        outcomes = store.documents.add(collection, documents[start : start + INGEST_JOB_BATCH])
+        statuses += [o.status for o in outcomes]
+        document_ids += [o.document_id for o in outcomes]
+        progress(min(start + INGEST_JOB_BATCH, len(documents)), len(documents))
+    counts = {s: statuses.count(s) for s in ("added", "replaced", "unchanged")}
+    total = len(documents)
+    return {"done": total, "total": total, **counts, "statuses": statuses, "document_ids": document_ids}
 
 
-def ingest_paths(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
+def ingest_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Ingest files and folders that the worker can read."""
     paths = payload.get("paths")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise InvalidInput("the job payload needs a list of paths")
-    report = store.documents.ingest_paths(_collection(payload), paths)
+    report = store.documents.ingest_paths(
+        _collection(payload), paths, progress=lambda done, total, _path: progress(done, total)
+    )
     return dict(report.summary)
 
 
-def rebuild_index(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
+def rebuild_index(store: RagStore, payload: dict[str, Any], _progress: Progress) -> dict[str, Any]:
     """Rebuild one collection's index replica (or all) from SQL in the worker's own process."""
     name = payload.get("collection")
     return {"rebuilt": store.index.rebuild(name if isinstance(name, str) else None).vectors}
 
 
-def checkpoint(store: RagStore, payload: dict[str, Any]) -> dict[str, Any]:
+def checkpoint(store: RagStore, payload: dict[str, Any], _progress: Progress) -> dict[str, Any]:
     """Persist the worker's index replica and prune the outbox rows every replica is past."""
     store.index.persist()
     return {"outbox": store.index.outbox_counts().model_dump()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ragstore.errors import Conflict, RagstoreError
@@ -82,7 +83,7 @@ class JobRunner:
         keeper = threading.Thread(target=self._keep_lease, args=(job, renew), daemon=True)
         keeper.start()
         try:
-            result = self.handlers[job.kind](self.store, job.payload)
+            result = self.handlers[job.kind](self.store, job.payload, self._progress_of(job))
         except Exception as exc:
             renew.set()
             keeper.join()
@@ -101,6 +102,15 @@ class JobRunner:
         self.completed += 1
         log.info("job %d (%s) done", job.id, job.kind)
         return True
+
+    def _progress_of(self, job: ClaimedJob) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            try:
+                self.queue.progress(job.id, job.lease_owner, done, total)
+            except RagstoreError as exc:  # progress is for the reader; the job's work goes on
+                log.warning("could not record the progress of job %d: %s", job.id, exc.message)
+
+        return report
 
     def _keep_lease(self, job: ClaimedJob, done: threading.Event) -> None:
         """Renew the lease at a third of its length, so a long job is never taken over while it runs."""

@@ -18,7 +18,11 @@ from pydantic import (
     model_serializer,
 )
 
+from ragstore.errors import InvalidInput
+from ragstore.valid_text import checked_json, text_problem
+
 __all__ = [
+    "INT64_MAX",
     "MAX_SEARCH_DEPTH",
     "ChunkInfo",
     "ChunkInput",
@@ -36,6 +40,9 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "SparseModel",
+    "StorableJson",
+    "StorableStr",
+    "StorableText",
     "UtcTime",
 ]
 
@@ -44,6 +51,39 @@ IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
 IndexState = Literal["indexed", "pending", "deleting"]
 SearchMode = Literal["hybrid", "dense", "lexical"]
 MAX_SEARCH_DEPTH = 1000  # offset + k: the deepest result a search pages to
+
+
+def _storable(value: str) -> str:
+    """A request string that is valid Unicode without NUL (valid_text.py has the rule and why)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _storable_body(value: str) -> str:
+    """Document text and titles: lone surrogates refused; NUL allowed here, the core removes it."""
+    problem = text_problem(value, allow_nul=True)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _storable_json(value: Any) -> Any:
+    try:
+        return checked_json(value, "value")
+    except InvalidInput as exc:
+        raise ValueError(exc.message.removeprefix("value").lstrip(": ").lstrip(".") or exc.message) from None
+
+
+# Request strings, checked by the API before any work (422 naming the field); the core checks again for
+# Python and CLI callers.
+StorableStr = Annotated[str, AfterValidator(_storable)]
+StorableText = Annotated[str, AfterValidator(_storable_body)]
+StorableJson = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+# Any integer a request names (ids, offsets, counts): it must fit the signed 64-bit columns it is compared
+# with, or SQLite raises OverflowError (a 500) before the query runs.
+INT64_MAX = 2**63 - 1
 
 
 class Model(BaseModel):
@@ -133,7 +173,7 @@ class ChunkInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    text: str = Field(min_length=1)
+    text: StorableText = Field(min_length=1)
     vector: Annotated[np.ndarray | list[float] | None, BeforeValidator(_as_vector)] = Field(
         None, json_schema_extra={"type": "array", "items": {"type": "number"}}
     )
@@ -144,10 +184,10 @@ class DocumentInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field("", description="The document text; may be empty only when `chunks` are given.")
-    title: str = ""
-    source_uri: str | None = Field(None, max_length=2048)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    text: StorableText = Field("", description="The document text; may be empty only when `chunks` are given.")
+    title: StorableText = ""
+    source_uri: StorableStr | None = Field(None, max_length=2048)
+    metadata: StorableJson = Field(default_factory=dict)
     chunks: list[ChunkInput] | None = Field(
         None, description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore."
     )
@@ -219,17 +259,19 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str | None = Field(None, max_length=10_000, description="Text to search for (embedded, and analysed)")
+    query: StorableStr | None = Field(
+        None, max_length=10_000, description="Text to search for (embedded, and analysed)"
+    )
     vector: list[float] | None = Field(None, description="A query vector of the collection's dimension")
     k: int = Field(10, ge=1, le=MAX_SEARCH_DEPTH, description="How many results")
     mode: SearchMode | None = Field(
         None, description="Default: the server's RAGSTORE_SEARCH_MODE (hybrid unless configured otherwise)"
     )
-    filter: dict[str, Any] | None = Field(
+    filter: StorableJson | None = Field(
         None, description="Document fields or metadata keys: a value, a list (any of), or {$gt,$gte,$lt,$lte,$ne,$in}"
     )
     offset: int = Field(0, ge=0, le=MAX_SEARCH_DEPTH, description="Skip this many results")
-    cursor: str | None = Field(None, max_length=200, description="A previous response's next_cursor")
+    cursor: StorableStr | None = Field(None, max_length=200, description="A previous response's next_cursor")
     min_score: float | None = Field(None, description="Leave out results scoring below this (the mode's score)")
     explain: bool = Field(False, description="Give each hit its dense and lexical rank and score")
     rrf_k: int | None = Field(None, ge=1, le=10_000, description="Reciprocal rank fusion's k (hybrid)")

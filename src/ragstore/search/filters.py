@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement as CE
 
 from ragstore.db.models import Document
 from ragstore.errors import InvalidInput
+from ragstore.valid_text import checked_json
 
 __all__ = ["compile_filter"]
 
@@ -30,6 +31,8 @@ _FIELDS: dict[str, Any] = {
     "mime_type": Document.mime_type,
 }
 _DATES: dict[str, Any] = {"created_at": Document.created_at, "updated_at": Document.updated_at}
+# Values of one `$in`: each is a bound parameter, and the statement must stay under SQLite's variable limit.
+MAX_IN = 1000
 _OPS = ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte")
 
 
@@ -59,6 +62,8 @@ def _metadata_column(key: str, sample: Any) -> Any:
 def _check_scalar(key: str, value: Any) -> None:
     if not isinstance(value, (str, int, float, bool)):
         raise InvalidInput(f"filter {key!r}: values must be strings, numbers or booleans, got {type(value).__name__}")
+    # Compared in SQL: an integer past 64 bits overflows the driver (a 500), a surrogate or NUL the encoder.
+    checked_json(value, f"filter.{key}")
 
 
 def _contains(key: str, value: Any) -> ColumnElement[bool]:
@@ -67,7 +72,7 @@ def _contains(key: str, value: Any) -> ColumnElement[bool]:
 
 
 def _condition(key: str, value: Any, *, postgres: bool) -> ColumnElement[bool]:
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise InvalidInput(f"filter key {key!r} is not a valid field or metadata key")
     ops: dict[str, Any]
     if isinstance(value, dict):
@@ -84,6 +89,8 @@ def _condition(key: str, value: Any, *, postgres: bool) -> ColumnElement[bool]:
         values = operand if op == "$in" else [operand]
         if op == "$in" and (not isinstance(operand, list) or not operand):
             raise InvalidInput(f"filter {key!r}: $in needs a non-empty list")
+        if op == "$in" and len(operand) > MAX_IN:
+            raise InvalidInput(f"filter {key!r}: $in takes at most {MAX_IN} values, got {len(operand)}")
         for v in values:
             _check_scalar(key, v)
         if key in _DATES:

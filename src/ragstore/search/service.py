@@ -38,6 +38,7 @@ from ragstore.search.options import (
 )
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
 from ragstore.sync.applier import OutboxApplier
+from ragstore.valid_text import checked_json, checked_text
 
 __all__ = ["SearchService"]
 
@@ -110,6 +111,10 @@ class SearchService:
         options = make_options(self.settings, request)
         if query is None and vector is None:
             raise InvalidInput("give a query (text), a vector, or both")
+        if query is not None:
+            checked_text(query, "query")
+        if filter_spec is not None:
+            checked_json(filter_spec, "filter")
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise InvalidInput("query is empty")
         ref = self.catalog.resolve(collection)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from ragstore.cache.bus import EventBus
+from ragstore.errors import NotFound
 from ragstore.schemas import JobInfo
 from ragstore.sync.jobs import JobOptions, JobQueue
+from ragstore.valid_text import INT64_MAX
 
 __all__ = ["JobCounts", "JobService"]
 
@@ -36,6 +38,13 @@ class JobService:
     def list(self, *, state: str | None = None, limit: int = 50) -> builtins.list[JobInfo]:
         """The newest jobs first, optionally only those in one state (queued, leased, done, dead)."""
         return [JobInfo.model_validate(row) for row in self.queue.recent(state=state, limit=limit)]
+
+    def get(self, job_id: int) -> JobInfo:
+        """One job: its state, attempts, and `result` (while an ingest runs, `{"progress": {done, total}}`)."""
+        rows = self.queue.recent(job_id=job_id, limit=1) if 1 <= job_id <= INT64_MAX else []
+        if not rows:
+            raise NotFound(f"job {job_id} does not exist", details={"job_id": job_id})
+        return JobInfo.model_validate(rows[0])
 
     def counts(self) -> JobCounts:
         """Jobs by state."""

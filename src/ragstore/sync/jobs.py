@@ -125,6 +125,17 @@ class JobQueue:
 
         self.db.write(unit)
 
+    def progress(self, job_id: int, owner: str, done: int, total: int) -> None:
+        """Record how far a running job has got (in `result`, until the finished result replaces it), and
+        renew its lease: a job that reports progress is alive."""
+
+        def unit(s: Session) -> None:
+            job = self._owned(s, job_id, owner)
+            job.result = {"progress": {"done": done, "total": total}}
+            job.lease_expires_at = self.clock.now() + timedelta(seconds=self.lease_s)
+
+        self.db.write(unit)
+
     def complete(self, job_id: int, owner: str, result: dict[str, Any] | None = None) -> None:
         def unit(s: Session) -> None:
             job = self._owned(s, job_id, owner)
@@ -160,9 +171,11 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def recent(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The newest jobs as plain dicts (for `ragstore jobs list` and the API)."""
+    def recent(self, *, state: str | None = None, limit: int = 50, job_id: int | None = None) -> list[dict[str, Any]]:
+        """The newest jobs as plain dicts (for `ragstore jobs list` and the API), or the one `job_id`."""
         query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if job_id is not None:
+            query = query.where(Job.id == job_id)
         if state is not None:
             if state not in (JobState.QUEUED, JobState.LEASED, JobState.DONE, JobState.DEAD):
                 raise InvalidInput(f"unknown job state {state!r}")

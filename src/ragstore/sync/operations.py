@@ -17,10 +17,11 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.db.batches import in_batches
 from ragstore.db.chunk_vectors import BATCH, vectors_for_chunks
 from ragstore.db.engine import Database
 from ragstore.db.models import (
@@ -106,19 +107,18 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
         log.warning("sync operation %d was taken over by another process while this one applied it", op.id)
         return False
     if op.kind == OpKind.UPSERT:
-        for start in range(0, len(op.chunk_ids), 10_000):
+        for ids in in_batches(op.chunk_ids):
             s.execute(
                 update(DocumentChunk)
                 .where(
-                    DocumentChunk.id.in_(op.chunk_ids[start : start + 10_000]),
+                    DocumentChunk.id.in_(ids),
                     DocumentChunk.status == ChunkStatus.PENDING,
                 )
                 .values(status=ChunkStatus.INDEXED, updated_at=now)
             )
     elif op.kind == OpKind.DELETE:
         doc_ids: set[int] = set()
-        for start in range(0, len(op.chunk_ids), 10_000):
-            part = op.chunk_ids[start : start + 10_000]
+        for part in in_batches(op.chunk_ids):
             doc_ids.update(s.scalars(select(DocumentChunk.document_id).where(DocumentChunk.id.in_(part))))
             s.execute(
                 delete(DocumentChunk).where(DocumentChunk.id.in_(part), DocumentChunk.status == ChunkStatus.DELETING)
@@ -126,9 +126,9 @@ def finish_operation(s: Session, *, op: OutboxOp, owner: str, now: datetime) -> 
         if doc_ids:
             # A document leaves once its last chunk has left the index.
             remaining = select(DocumentChunk.id).where(DocumentChunk.document_id == Document.id).exists()
-            s.execute(
-                delete(Document).where(Document.id.in_(doc_ids), Document.status == DocumentStatus.DELETING, ~remaining)
-            )
+            for part in in_batches(sorted(doc_ids)):  # a replacing bulk ingest retires thousands at once
+                retired = and_(Document.id.in_(part), Document.status == DocumentStatus.DELETING, ~remaining)
+                s.execute(delete(Document).where(retired))
     elif op.kind == OpKind.DROP_COLLECTION:
         s.execute(
             delete(Collection).where(Collection.id == op.collection_id, Collection.status == CollectionStatus.DELETING)

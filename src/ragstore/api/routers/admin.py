@@ -6,13 +6,14 @@ browser or a retried GET never starts one.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.errors import InvalidInput
 from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
+from ragstore.schemas.core import INT64_MAX, StorableStr
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/admin/consistency", tags=["admin"])
@@ -25,7 +26,7 @@ INDEX_DOWN = (503, "The vector index or the database cannot serve now; no report
 class CheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collection: str | None = Field(None, min_length=1, max_length=128, description="Default: every collection.")
+    collection: StorableStr | None = Field(None, min_length=1, max_length=128, description="Default: every collection.")
 
 
 RepairRequest = CheckRequest  # the same body; the name the repair route has always documented
@@ -96,5 +97,5 @@ def history(limit: int = Query(20, ge=1, le=1000), store: RagStore = Depends(get
     summary="One stored report with its findings and repairs",
     responses=error_responses((404, "No report has this id."), INVALID_REQUEST, DOWN),
 )
-def report(report_id: int, store: RagStore = Depends(get_store)) -> ConsistencyReport:
+def report(report_id: int = Path(ge=1, le=INT64_MAX), store: RagStore = Depends(get_store)) -> ConsistencyReport:
     return store.consistency.report(report_id)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.schemas import CollectionInfo
+from ragstore.schemas.core import StorableStr
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -17,13 +18,13 @@ TAKEN = (409, "A collection of this name exists or is being deleted; nothing cha
 class CollectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
-    description: str = Field("", max_length=10_000)
-    embedding_model: str | None = Field(
+    name: StorableStr = Field(min_length=1, max_length=128)
+    description: StorableStr = Field("", max_length=10_000)
+    embedding_model: StorableStr | None = Field(
         None, description="Default: the server's embedder. Another name means you send vectors."
     )
     dimension: int | None = Field(None, ge=1, le=16_384)
-    metric: str = "cosine"
+    metric: StorableStr = "cosine"
 
 
 @router.get(

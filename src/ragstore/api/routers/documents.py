@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import BAD_BODY, BODY_TOO_LARGE, DOWN, INVALID, error_responses
+from ragstore.api.ingest_jobs import IngestJobAccepted, is_large, queue_ingest
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
+from ragstore.schemas.core import INT64_MAX
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
@@ -78,6 +82,18 @@ UPLOAD_DOC: dict[str, Any] = {
 }
 
 
+def _document_inputs(items: list[Any]) -> list[DocumentInput]:
+    try:
+        return [DocumentInput.model_validate(item) for item in items]
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise InvalidInput("; ".join(problems), details={"problems": problems}) from exc
+
+
+def _accepted(job: IngestJobAccepted) -> JSONResponse:
+    return JSONResponse(status_code=202, content=job.model_dump(), headers={"location": job.status_url})
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -104,9 +120,18 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         (415, "Neither multipart/form-data nor application/json, or a file type ragstore cannot read."),
         INVALID,
         DOWN,
-    ),
+    )
+    | {
+        202: {
+            "model": IngestJobAccepted,
+            "description": "A large ingest (more than RAGSTORE_INGEST_JOB_DOCUMENTS documents or "
+            "RAGSTORE_INGEST_JOB_BYTES bytes) was queued as a job; follow it at status_url.",
+        }
+    },
 )
-async def add_document(name: str, request: Request, store: RagStore = Depends(get_store)) -> IngestResponse:
+async def add_document(
+    name: str, request: Request, store: RagStore = Depends(get_store)
+) -> IngestResponse | JSONResponse:
     limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
@@ -119,14 +144,11 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
             ) from exc
         except UnicodeDecodeError as exc:  # json.loads decodes bytes first; a 400, as FastAPI answers elsewhere
             raise HTTPException(400, f"request body is not UTF-8 (byte {exc.start})") from exc
-        items = payload if isinstance(payload, list) else [payload]
-        try:
-            docs = [DocumentInput.model_validate(item) for item in items]
-        except ValidationError as exc:
-            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise InvalidInput("; ".join(problems), details={"problems": problems}) from exc
+        docs = _document_inputs(payload if isinstance(payload, list) else [payload])
         if not docs:
             raise InvalidInput("no documents in the request")
+        if is_large(store, len(docs), len(raw)):
+            return _accepted(await run_in_threadpool(queue_ingest, request.app, store, name, docs))
         outcomes = await run_in_threadpool(store.documents.add, name, docs)
         return IngestResponse(collection=name, documents=outcomes)
     if content_type == "multipart/form-data":
@@ -147,14 +169,22 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
                 raise InvalidInput(f"'metadata' is not valid JSON: {exc.msg}") from exc
             if not isinstance(metadata, dict):
                 raise InvalidInput("'metadata' must be a JSON object")
-        outcomes = await run_in_threadpool(
-            store.documents.ingest_bytes,
-            name,
-            data,
-            upload.filename or "upload",
-            content_type=upload.content_type,
-            metadata=metadata,
+        loaded = await run_in_threadpool(
+            partial(
+                store.documents.load_upload,
+                name,
+                data,
+                upload.filename or "upload",
+                content_type=upload.content_type,
+                metadata=metadata,
+            )
         )
+        if is_large(store, len(loaded), len(data)):
+            docs = _document_inputs(
+                [{"text": d.text, "title": d.title, "source_uri": d.source_uri, "metadata": d.metadata} for d in loaded]
+            )
+            return _accepted(await run_in_threadpool(queue_ingest, request.app, store, name, docs))
+        outcomes = await run_in_threadpool(store.documents.add_loaded, name, loaded)
         return IngestResponse(collection=name, documents=outcomes)
     raise UnsupportedMediaType(
         f"send multipart/form-data (a file) or application/json (text), not {content_type or 'no content type'}"
@@ -170,7 +200,7 @@ async def add_document(name: str, request: Request, store: RagStore = Depends(ge
 def list_documents(
     name: str,
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
     store: RagStore = Depends(get_store),
 ) -> list[DocumentInfo]:
     return store.documents.list(name, limit=limit, offset=offset)
@@ -183,7 +213,10 @@ def list_documents(
     responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
 )
 def get_document(
-    name: str, document_id: int, chunks: bool = Query(False), store: RagStore = Depends(get_store)
+    name: str,
+    document_id: int = Path(ge=1, le=INT64_MAX),
+    chunks: bool = Query(False),
+    store: RagStore = Depends(get_store),
 ) -> DocumentInfo:
     return store.documents.get(name, document_id, with_chunks=chunks)
 
@@ -194,6 +227,8 @@ def get_document(
     summary="Delete a document and its vectors",
     responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
 )
-def delete_document(name: str, document_id: int, store: RagStore = Depends(get_store)) -> Response:
+def delete_document(
+    name: str, document_id: int = Path(ge=1, le=INT64_MAX), store: RagStore = Depends(get_store)
+) -> Response:
     store.documents.delete(name, document_id)
     return Response(status_code=204)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.schemas import AnalyticsSummary, SearchMode, SearchRequest, SearchResponse
+from ragstore.schemas.core import INT64_MAX, StorableStr
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["search"])
@@ -17,11 +18,11 @@ UNKNOWN = (404, "The collection does not exist.")
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=10_000, description="The query the result was returned for")
-    chunk_id: int = Field(description="The result's chunk_id")
+    query: StorableStr = Field(min_length=1, max_length=10_000, description="The query the result was returned for")
+    chunk_id: int = Field(ge=1, le=INT64_MAX, description="The result's chunk_id")
     relevant: bool
     mode: SearchMode | None = None
-    comment: str = Field("", max_length=2000)
+    comment: StorableStr = Field("", max_length=2000)
 
 
 class FeedbackResponse(BaseModel):
