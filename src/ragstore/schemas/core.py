@@ -125,7 +125,7 @@ class ChunkInput(BaseModel):
 
     text: str = Field(min_length=1)
     vector: Annotated[np.ndarray | list[float] | None, BeforeValidator(_as_vector)] = Field(
-        None, json_schema_extra={"type": "array", "items": {"type": "number"}}
+        None, max_length=16_384, json_schema_extra={"type": "array", "items": {"type": "number"}, "maxItems": 16_384}
     )
 
 
@@ -139,7 +139,9 @@ class DocumentInput(BaseModel):
     source_uri: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] = Field(default_factory=dict)
     chunks: list[ChunkInput] | None = Field(
-        None, description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore."
+        None,
+        max_length=100_000,
+        description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore.",
     )
 
 
@@ -198,6 +200,10 @@ class SearchResponse(Model):
     dropped: int = 0
     # Served from the search-result cache (L2): the hits are those the same request got at this write version.
     cached: bool = False
+    # The query was longer than a search reads (RAGSTORE_QUERY_MAX_TOKENS): only its first query_chars_used
+    # characters were embedded and analysed.
+    query_truncated: bool = False
+    query_chars_used: int | None = None
 
 
 class SearchRequest(BaseModel):
@@ -210,7 +216,9 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str | None = Field(None, max_length=10_000, description="Text to search for (embedded, and analysed)")
-    vector: list[float] | None = Field(None, description="A query vector of the collection's dimension")
+    vector: list[float] | None = Field(
+        None, max_length=16_384, description="A query vector of the collection's dimension (at most 16,384)"
+    )
     k: int = Field(10, ge=1, le=MAX_SEARCH_DEPTH, description="How many results")
     mode: SearchMode | None = Field(
         None, description="Default: the server's RAGSTORE_SEARCH_MODE (hybrid unless configured otherwise)"

@@ -1,0 +1,208 @@
+"""Request bodies bounded while they stream in, and JSON bodies bounded in shape before anything parses them.
+
+A body is counted as `receive()` hands it over, so a request past its route's limit is answered 413 the
+moment the limit is passed, whether it declared a Content-Length or came chunked; nothing reads (or spools
+to disk, as multipart parsing does) a byte beyond it. JSON bodies (small by their limit) are gathered here,
+checked for nesting depth with a byte scan (the `json` module recurses once per level, and 100,000 levels
+raise RecursionError, a 500), then replayed to the app. Other bodies (multipart uploads) stream through,
+counted: the first chunk past the limit raises PayloadTooLarge, which the app's error handler (or this
+middleware, if nothing inside answered yet) turns into the documented 413.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragstore.config import Settings
+from ragstore.errors import InvalidInput, PayloadTooLarge, RagstoreError
+
+__all__ = ["BodyLimits", "RequestLimitsMiddleware", "json_depth", "send_error"]
+
+# Multipart framing around an uploaded file; the file itself is limited by RAGSTORE_MAX_DOCUMENT_BYTES.
+MULTIPART_OVERHEAD = 64 * 1024
+_SEARCH = re.compile(r"/v1/collections/[^/]+/search")
+_DOCUMENTS = re.compile(r"/v1/collections/[^/]+/documents")
+# A JSON string, escapes included (the unrolled form: no per-character alternation).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SCAN_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """The most bytes a body may have on each kind of route, and how deep a JSON body may nest."""
+
+    json: int
+    search: int
+    upload: int
+    depth: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BodyLimits:
+        return cls(
+            json=settings.max_json_body_bytes,
+            search=settings.max_search_body_bytes,
+            upload=settings.max_document_bytes + MULTIPART_OVERHEAD,
+            depth=settings.max_json_depth,
+        )
+
+    def for_request(self, method: str, path: str) -> tuple[int, str]:
+        """(limit, the setting that sets it), for the error message."""
+        if method == "POST" and _SEARCH.fullmatch(path):
+            return self.search, "RAGSTORE_MAX_SEARCH_BODY_BYTES"
+        if method == "POST" and _DOCUMENTS.fullmatch(path):
+            return self.upload, "RAGSTORE_MAX_DOCUMENT_BYTES"
+        return self.json, "RAGSTORE_MAX_JSON_BODY_BYTES"
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep `body` nests arrays and objects, exactly when that is more than `limit` (else at most it).
+
+    Brackets inside strings do not nest, so strings are cut out first; what is left is counted in numpy.
+    A body with fewer opening brackets than `limit` cannot be deeper, which settles almost every request
+    with two `bytes.count` calls. An invalid body may be mis-scanned after its first error, but the parser
+    stops there too, so the depth the parser would reach is always seen.
+    """
+    opens = body.count(b"[") + body.count(b"{")
+    if opens <= limit:
+        return opens
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    deepest = level = 0
+    for start in range(0, len(brackets), _SCAN_BLOCK):
+        block = np.frombuffer(brackets, dtype=np.uint8, count=min(_SCAN_BLOCK, len(brackets) - start), offset=start)
+        steps = np.where((block == ord("[")) | (block == ord("{")), 1, -1).astype(np.int32)
+        levels = np.cumsum(steps, dtype=np.int32) + level
+        deepest = max(deepest, int(levels.max()))
+        level = int(levels[-1])
+    return deepest
+
+
+async def send_error(send: Send, error: RagstoreError) -> None:
+    """The documented error body, `{"error": {"code", "message"}}`, with the error's status."""
+    body = json.dumps({"error": error.to_dict()}, ensure_ascii=False).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.http_status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limit: int, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"request body is over the limit of {limit:,} bytes ({setting})", details={"limit_bytes": limit}
+    )
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind: bytes = value.split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or kind.endswith(b"+json")
+    return False
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, setting = self.limits.for_request(scope["method"], scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    await send_error(send, InvalidInput("Content-Length is not a number"))
+                    return
+                if int(value) > limit:
+                    await send_error(send, _too_large(limit, setting))
+                    return
+                break
+        if _is_json(scope):
+            await self._json(scope, receive, send, limit, setting)
+        else:
+            await self._streamed(scope, receive, send, limit, setting)
+
+    async def _json(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
+        """Gather the body (at most `limit` bytes), check its depth, and hand it on in one message."""
+        first = await receive()
+        if first["type"] != "http.request":
+            return  # the client went away
+        body = first.get("body", b"")
+        if first.get("more_body", False):
+            parts = [body]
+            size = len(body)
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await send_error(send, _too_large(limit, setting))
+                    return
+                parts.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(parts)
+        if len(body) > limit:
+            await send_error(send, _too_large(limit, setting))
+            return
+        depth = json_depth(body, self.limits.depth)
+        if depth > self.limits.depth:
+            await send_error(
+                send,
+                InvalidInput(
+                    f"the JSON body nests {depth:,} levels deep; at most {self.limits.depth} are accepted "
+                    "(RAGSTORE_MAX_JSON_DEPTH)",
+                    details={"max_depth": self.limits.depth},
+                ),
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
+        """Pass the body through as it comes, counting; past the limit, the next read raises."""
+        size = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise _too_large(limit, setting)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except PayloadTooLarge as exc:
+            if started:
+                raise
+            await send_error(send, exc)
