@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.limits import BodyLimits, RequestLimitsMiddleware
+from ragstore.api.limits import BodyLimits, RequestLimitsMiddleware, document_guard_responses
 from ragstore.api.origin import WRITE_HEADER, SiteGuardMiddleware, allowed_hosts
 from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, search
 from ragstore.config import Settings, load_settings
@@ -85,4 +85,5 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(admin.router)
     app.include_router(backup.router)
     app.include_router(admin_page.router)
+    document_guard_responses(app)
     return app

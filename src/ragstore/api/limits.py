@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ragstore.api.errors import ErrorResponse
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput, PayloadTooLarge, RagstoreError
 
-__all__ = ["BodyLimits", "RequestLimitsMiddleware", "json_depth", "send_error"]
+__all__ = ["BodyLimits", "RequestLimitsMiddleware", "document_guard_responses", "json_depth", "send_error"]
 
 # Multipart framing around an uploaded file; the file itself is limited by RAGSTORE_MAX_DOCUMENT_BYTES.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -206,3 +209,45 @@ class RequestLimitsMiddleware:
             if started:
                 raise
             await send_error(send, exc)
+
+
+GUARD_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
+    "every": (
+        (400, "The Host header names a host this server does not answer to (RAGSTORE_ALLOWED_HOSTS)."),
+        (413, "The request body is over its route's limit (the message names the setting)."),
+    ),
+    "post": (
+        (415, "A POST must be JSON (Content-Type: application/json) or carry an X-Requested-With header."),
+        (403, "A multipart upload without an X-Requested-With header (a form on another site could send it)."),
+        (422, "The body is not valid, or its JSON nests deeper than RAGSTORE_MAX_JSON_DEPTH."),
+    ),
+}
+
+
+def document_guard_responses(app: FastAPI) -> None:
+    """Add the statuses the request guards answer before any route runs to every operation in OpenAPI.
+
+    They come from middleware, so no route declares them; a client (and a contract fuzzer) must still find
+    them documented. FastAPI's documented way to extend the schema: wrap `app.openapi` once.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                statuses = GUARD_STATUSES["every"] + (GUARD_STATUSES["post"] if method == "post" else ())
+                for status, meaning in statuses:
+                    operation.setdefault("responses", {}).setdefault(
+                        str(status), {"description": meaning, "content": body}
+                    )
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ErrorResponse", ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
