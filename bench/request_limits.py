@@ -5,8 +5,8 @@
 
 Both servers run side by side (`bench/load.py`'s `server`, SQLite, the sample corpus), each importing its
 own source tree through PYTHONPATH; the baseline's `src` is exported from git with `git archive`. The
-rounds alternate between them (baseline, then this tree), so a machine that slows down during the run
-slows both alike. Each round is `bench/load.py`'s `repeated` mix: one of the 60 sample questions again
+rounds alternate between them (and which goes first alternates too), so a machine that slows down during
+the run slows both alike. Each round is `bench/load.py`'s `repeated` mix: one of the 60 sample questions again
 and again, answered from the result cache. Prints req/s and p95 per round and the ratio of the medians;
 asserts nothing.
 """
@@ -67,7 +67,8 @@ def main() -> None:
         for col in ("round", "server", "req/s", "p50 ms", "p95 ms", "errors"):
             table.add_column(col, justify="left" if col == "server" else "right")
         for round_no in range(1, args.rounds + 1):
-            for name, base in bases.items():
+            order = list(bases.items())
+            for name, base in order if round_no % 2 else reversed(order):  # who goes first alternates
                 started = time.perf_counter()
                 results = asyncio.run(drive(base, args.clients, args.duration, args.max_requests, {"repeated": 1}, []))
                 latencies, errors = results["repeated"]

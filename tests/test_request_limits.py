@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from ragstore import RagStore
 from ragstore.api.app import create_app
-from ragstore.api.limits import BodyLimits, RequestLimitsMiddleware, json_depth
+from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, json_depth
 from ragstore.api.origin import allowed_hosts, host_name
 from ragstore.config import Settings
 from ragstore.embeddings.local import LocalEmbedder
@@ -118,7 +118,8 @@ def run_asgi(app: Any, scope: dict[str, Any], receive: Body) -> tuple[int, bytes
 
 
 def http_scope(path: str, content_type: bytes) -> dict[str, Any]:
-    return {"type": "http", "method": "POST", "path": path, "headers": [(b"content-type", content_type)]}
+    headers = [(b"content-type", content_type), (b"x-requested-with", b"test")]
+    return {"type": "http", "method": "POST", "path": path, "headers": headers}
 
 
 @pytest.mark.parametrize("content_type", [b"application/json", b"multipart/form-data; boundary=x"])
@@ -136,7 +137,7 @@ def test_nothing_is_read_past_the_limit(content_type: bytes) -> None:
     limits = BodyLimits(json=JSON_LIMIT, search=SEARCH_LIMIT, upload=1024 * 1024, depth=64)
     body = Body(1024**3)
     path = "/v1/collections/kb/documents" if content_type.startswith(b"multipart") else "/v1/collections"
-    status, answer = run_asgi(RequestLimitsMiddleware(app, limits), http_scope(path, content_type), body)
+    status, answer = run_asgi(RequestGuardMiddleware(app, limits, None), http_scope(path, content_type), body)
     assert status == 413 and b"payload_too_large" in answer
     limit = limits.upload if content_type.startswith(b"multipart") else limits.json
     assert body.taken <= limit + body.chunk

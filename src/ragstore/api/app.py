@@ -12,8 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.limits import BodyLimits, RequestLimitsMiddleware, document_guard_responses
-from ragstore.api.origin import WRITE_HEADER, SiteGuardMiddleware, allowed_hosts
+from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
+from ragstore.api.origin import WRITE_HEADER, allowed_hosts
 from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, search
 from ragstore.config import Settings, load_settings
 from ragstore.runtime.scheduler import MaintenanceScheduler
@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     # Bounded requests and no cross-site writes (issue 15), outermost last: the Host and the form of a write
     # are checked before any body is read, and every body is counted before anything parses it.
     limited = store.settings if store is not None else (settings or load_settings())
-    app.add_middleware(RequestLimitsMiddleware, limits=BodyLimits.from_settings(limited))
     origins = [o.strip() for o in limited.cors_origins.split(",") if o.strip()]
     if origins:  # CORS is off unless configured: no foreign page may read an answer or preflight a write
         app.add_middleware(
@@ -77,7 +76,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["content-type", WRITE_HEADER.decode()],
         )
-    app.add_middleware(SiteGuardMiddleware, hosts=allowed_hosts(limited))
+    app.add_middleware(RequestGuardMiddleware, limits=BodyLimits.from_settings(limited), hosts=allowed_hosts(limited))
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)

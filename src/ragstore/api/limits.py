@@ -21,10 +21,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstore.api.errors import ErrorResponse
+from ragstore.api.origin import WRITE_HEADER, host_name, host_refusal, is_json_type, write_refusal
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput, PayloadTooLarge, RagstoreError
 
-__all__ = ["BodyLimits", "RequestLimitsMiddleware", "document_guard_responses", "json_depth", "send_error"]
+__all__ = ["BodyLimits", "RequestGuardMiddleware", "document_guard_responses", "json_depth", "send_error"]
 
 # Multipart framing around an uploaded file; the file itself is limited by RAGSTORE_MAX_DOCUMENT_BYTES.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -56,10 +57,11 @@ class BodyLimits:
 
     def for_request(self, method: str, path: str) -> tuple[int, str]:
         """(limit, the setting that sets it), for the error message."""
-        if method == "POST" and _SEARCH.fullmatch(path):
-            return self.search, "RAGSTORE_MAX_SEARCH_BODY_BYTES"
-        if method == "POST" and _DOCUMENTS.fullmatch(path):
-            return self.upload, "RAGSTORE_MAX_DOCUMENT_BYTES"
+        if method == "POST" and path.startswith("/v1/collections/"):  # the string tests spare most regexes
+            if path.endswith("/search") and _SEARCH.fullmatch(path):
+                return self.search, "RAGSTORE_MAX_SEARCH_BODY_BYTES"
+            if path.endswith("/documents") and _DOCUMENTS.fullmatch(path):
+                return self.upload, "RAGSTORE_MAX_DOCUMENT_BYTES"
         return self.json, "RAGSTORE_MAX_JSON_BODY_BYTES"
 
 
@@ -98,90 +100,125 @@ async def send_error(send: Send, error: RagstoreError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _too_deep(depth: int, limit: int) -> InvalidInput:
+    return InvalidInput(
+        f"the JSON body nests {depth:,} levels deep; at most {limit} are accepted (RAGSTORE_MAX_JSON_DEPTH)",
+        details={"max_depth": limit},
+    )
+
+
 def _too_large(limit: int, setting: str) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"request body is over the limit of {limit:,} bytes ({setting})", details={"limit_bytes": limit}
     )
 
 
-def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            kind: bytes = value.split(b";", 1)[0].strip().lower()
-            return kind == b"application/json" or kind.endswith(b"+json")
-    return False
+class RequestGuardMiddleware:
+    """The Host and the form of a write (api/origin.py), then the body's size and depth: one pass over the
+    headers for all of it, since every request, cached searches included, goes through here."""
 
-
-class RequestLimitsMiddleware:
-    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+    def __init__(self, app: ASGIApp, limits: BodyLimits, hosts: frozenset[str] | None) -> None:
         self.app = app
         self.limits = limits
+        self.hosts = hosts
+        # Header values seen before and what they meant; a client sends the same few again and again.
+        self._host_ok: dict[bytes, bool] = {}
+        self._json_type: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit, setting = self.limits.for_request(scope["method"], scope["path"])
+        host = content_type = length = b""
+        marked = False
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit():
-                    await send_error(send, InvalidInput("Content-Length is not a number"))
-                    return
-                if int(value) > limit:
-                    await send_error(send, _too_large(limit, setting))
-                    return
-                break
-        if _is_json(scope):
-            await self._json(scope, receive, send, limit, setting)
-        else:
+            if name == b"host":
+                host = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == WRITE_HEADER:
+                marked = True
+        if self.hosts is not None and not self._allowed(host):
+            await send_error(send, host_refusal(host))
+            return
+        is_json = self._json_type.get(content_type)
+        if is_json is None:
+            is_json = is_json_type(content_type)
+            if len(self._json_type) < 256:
+                self._json_type[content_type] = is_json
+        method = scope["method"]
+        if method == "POST" and not marked and not is_json:
+            await send_error(send, write_refusal(content_type))
+            return
+        limit, setting = self.limits.for_request(method, scope["path"])
+        if length:
+            if not length.isdigit():
+                await send_error(send, InvalidInput("Content-Length is not a number"))
+                return
+            if int(length) > limit:
+                await send_error(send, _too_large(limit, setting))
+                return
+        if not is_json:
             await self._streamed(scope, receive, send, limit, setting)
-
-    async def _json(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
-        """Gather the body (at most `limit` bytes), check its depth, and hand it on in one message."""
-        first = await receive()
-        if first["type"] != "http.request":
+            return
+        # A JSON body: gathered (at most `limit` bytes), its depth checked, handed on in one message. Inline,
+        # not a method: a cached search comes this way, and each coroutine layer costs it.
+        message = await receive()
+        if message["type"] != "http.request":
             return  # the client went away
-        body = first.get("body", b"")
-        if first.get("more_body", False):
-            parts = [body]
-            size = len(body)
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    await send_error(send, _too_large(limit, setting))
-                    return
-                parts.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(parts)
+        if message.get("more_body", False):
+            gathered = await self._gather(message, receive, send, limit, setting)
+            if gathered is None:
+                return
+            message = gathered
+        body = message.get("body", b"")
         if len(body) > limit:
             await send_error(send, _too_large(limit, setting))
             return
-        depth = json_depth(body, self.limits.depth)
-        if depth > self.limits.depth:
-            await send_error(
-                send,
-                InvalidInput(
-                    f"the JSON body nests {depth:,} levels deep; at most {self.limits.depth} are accepted "
-                    "(RAGSTORE_MAX_JSON_DEPTH)",
-                    details={"max_depth": self.limits.depth},
-                ),
-            )
-            return
+        if len(body) > self.limits.depth:
+            depth = json_depth(body, self.limits.depth)
+            if depth > self.limits.depth:
+                await send_error(send, _too_deep(depth, self.limits.depth))
+                return
         replayed = False
 
         async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                return message
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _allowed(self, host: bytes) -> bool:
+        ok = self._host_ok.get(host)
+        if ok is None:
+            assert self.hosts is not None
+            ok = host_name(host.decode("latin-1")) in self.hosts
+            if len(self._host_ok) < 256:
+                self._host_ok[host] = ok
+        return ok
+
+    @staticmethod
+    async def _gather(first: Message, receive: Receive, send: Send, limit: int, setting: str) -> Message | None:
+        """The body of several messages as one, or None once it passed `limit` (answered 413) or the client left."""
+        parts = [first.get("body", b"")]
+        size = len(parts[0])
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await send_error(send, _too_large(limit, setting))
+                return None
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
 
     async def _streamed(self, scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
         """Pass the body through as it comes, counting; past the limit, the next read raises."""

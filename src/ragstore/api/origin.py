@@ -3,7 +3,8 @@
 DNS rebinding points an attacker's name at 127.0.0.1, so a page the victim opens talks to the local server
 as a same-origin page, with the attacker's name in the Host header: answering only the names the server is
 meant to be reached by closes that. Starlette's TrustedHostMiddleware does the same check but answers in
-plain text; ragstore's error body is part of its contract, so the check is here (a few lines).
+plain text; ragstore's error body is part of its contract, so the check is ragstore's own. The policy is
+here; api/limits.py's middleware applies it in the same pass over the headers as the body limits.
 
 A page on another site can send, without asking the server first (no CORS preflight), only a POST whose
 Content-Type is a form's (urlencoded, multipart) or text/plain, with no header of its own choosing. So a
@@ -16,13 +17,10 @@ takes one still answers 405).
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from ragstore.api.limits import send_error
 from ragstore.config import Settings
 from ragstore.errors import BadRequest, Forbidden, UnsupportedMediaType
 
-__all__ = ["SiteGuardMiddleware", "allowed_hosts", "host_name"]
+__all__ = ["WRITE_HEADER", "allowed_hosts", "host_name", "host_refusal", "is_json_type", "write_refusal"]
 
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 WRITE_HEADER = b"x-requested-with"
@@ -47,43 +45,22 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class SiteGuardMiddleware:
-    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None) -> None:
-        self.app = app
-        self.hosts = hosts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        host = content_type = b""
-        marked = False
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == WRITE_HEADER:
-                marked = True
-        if self.hosts is not None and host_name(host.decode("latin-1")) not in self.hosts:
-            shown = host.decode("latin-1")[:100] or "(none)"
-            await send_error(
-                send,
-                BadRequest(
-                    f"this server does not answer to the host {shown!r}; set RAGSTORE_ALLOWED_HOSTS to the names "
-                    "clients use to reach it"
-                ),
-            )
-            return
-        if scope["type"] == "http" and scope["method"] == "POST" and not marked:
-            kind = content_type.split(b";", 1)[0].strip().lower()
-            if kind != b"application/json" and not kind.endswith(b"+json"):
-                await send_error(send, _refusal(kind.decode("latin-1")))
-                return
-        await self.app(scope, receive, send)
+def host_refusal(host: bytes) -> BadRequest:
+    shown = host.decode("latin-1")[:100] or "(none)"
+    return BadRequest(
+        f"this server does not answer to the host {shown!r}; set RAGSTORE_ALLOWED_HOSTS to the names clients "
+        "use to reach it"
+    )
 
 
-def _refusal(kind: str) -> Forbidden | UnsupportedMediaType:
+def is_json_type(content_type: bytes) -> bool:
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    return kind == b"application/json" or kind.endswith(b"+json")
+
+
+def write_refusal(content_type: bytes) -> Forbidden | UnsupportedMediaType:
+    """Why a POST without a JSON content type or the X-Requested-With header is refused."""
+    kind = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
     if kind == "multipart/form-data":
         return Forbidden(
             "a multipart upload must carry an X-Requested-With header (any value), which a page on another "
