@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(64, ge=2, le=500, validation_alias=_env("RAGSTORE_MAX_JSON_DEPTH"))
     # a longer query is cut to this many (estimated) tokens before it is embedded and analysed; never more
     # than the embedding model reads
-    query_max_tokens: int = Field(128, ge=8, le=8192, validation_alias=_env("RAGSTORE_QUERY_MAX_TOKENS"))
+    query_max_tokens: int = Field(64, ge=8, le=8192, validation_alias=_env("RAGSTORE_QUERY_MAX_TOKENS"))
     # Host names the server answers to (comma-separated, "*" for any); empty: localhost, 127.0.0.1, ::1 and
     # RAGSTORE_API_HOST unless it is 0.0.0.0 or ::
     allowed_hosts: str = Field("", validation_alias=_env("RAGSTORE_ALLOWED_HOSTS"))
