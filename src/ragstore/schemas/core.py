@@ -217,7 +217,7 @@ class SearchRequest(BaseModel):
 
     query: str | None = Field(None, max_length=10_000, description="Text to search for (embedded, and analysed)")
     vector: list[float] | None = Field(
-        None, max_length=16_384, description="A query vector of the collection's dimension (at most 16,384)"
+        None, max_length=16_384, description="A query vector of the collection's dimension"
     )
     k: int = Field(10, ge=1, le=MAX_SEARCH_DEPTH, description="How many results")
     mode: SearchMode | None = Field(
