@@ -30,6 +30,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    # Starlette's TestClient sends `Host: testserver`; a test server answers to it as to loopback names
+    # (Django's test runner adds the same name to ALLOWED_HOSTS).
+    monkeypatch.setenv("RAGSTORE_ALLOWED_HOSTS", "localhost,127.0.0.1,::1,testserver")
 
 
 class CountingEmbedder:

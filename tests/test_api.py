@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 from ragstore import RagStore
 from ragstore.api.app import create_app
 
+# A multipart upload carries this header: a form on another site cannot (api/origin.py).
+UPLOAD = {"X-Requested-With": "test"}
+
 
 @pytest.fixture
 def client(store: RagStore) -> Iterator[TestClient]:
@@ -82,6 +85,7 @@ def test_file_upload(client: TestClient, name: str, content: str, mime: str) -> 
         "/v1/collections/kb/documents",
         files={"file": (name, content.encode(), mime)},
         data={"metadata": json.dumps({"team": "ops"})},
+        headers=UPLOAD,
     )
     assert response.status_code == 201, response.text
     doc = response.json()["documents"][0]
@@ -94,7 +98,9 @@ def test_jsonl_upload_makes_one_document_per_line(client: TestClient) -> None:
     make_collection(client)
     lines = "\n".join(json.dumps({"title": f"r{i}", "text": f"record number {i}"}) for i in range(3))
     response = client.post(
-        "/v1/collections/kb/documents", files={"file": ("faq.jsonl", lines.encode(), "application/x-ndjson")}
+        "/v1/collections/kb/documents",
+        files={"file": ("faq.jsonl", lines.encode(), "application/x-ndjson")},
+        headers=UPLOAD,
     )
     assert response.status_code == 201
     assert len(response.json()["documents"]) == 3

@@ -18,6 +18,10 @@ from conftest import CountingEmbedder
 LIMIT = 4096
 
 
+# A multipart upload carries this header: a form on another site cannot (api/origin.py).
+UPLOAD = {"X-Requested-With": "test"}
+
+
 @pytest.fixture
 def small_store(make_settings: Callable[..., Settings], embedder: CountingEmbedder) -> Iterator[RagStore]:
     with RagStore.open(make_settings(max_document_bytes=LIMIT), embedder=embedder) as store:
@@ -58,7 +62,7 @@ def test_bad_uploads_are_refused_and_store_nothing(
     client: TestClient, small_store: RagStore, name: str, data: bytes, mime: str, status: int, message: str
 ) -> None:
     before = counts(small_store)
-    response = client.post("/v1/collections/kb/documents", files={"file": (name, data, mime)})
+    response = client.post("/v1/collections/kb/documents", files={"file": (name, data, mime)}, headers=UPLOAD)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error["message"] and error["code"]
@@ -101,7 +105,9 @@ def test_unknown_collection_is_404_everywhere(client: TestClient, small_store: R
     before = counts(small_store)
     assert client.post("/v1/collections/nope/documents", json={"text": "x"}).status_code == 404
     assert (
-        client.post("/v1/collections/nope/documents", files={"file": ("a.txt", b"text", "text/plain")}).status_code
+        client.post(
+            "/v1/collections/nope/documents", files={"file": ("a.txt", b"text", "text/plain")}, headers=UPLOAD
+        ).status_code
         == 404
     )
     response = client.post("/v1/collections/nope/search", json={"query": "x"})
@@ -125,6 +131,6 @@ def test_wrong_search_input(client: TestClient) -> None:
 
 def test_what_was_stored_before_survives(client: TestClient, small_store: RagStore) -> None:
     for name, data, mime, *_ in FILES:
-        client.post("/v1/collections/kb/documents", files={"file": (name, data, mime)})
+        client.post("/v1/collections/kb/documents", files={"file": (name, data, mime)}, headers=UPLOAD)
     hits = small_store.search("kb", "저장된 문서", k=1).hits
     assert hits and hits[0].title == "kept"

@@ -175,6 +175,24 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, le=2 * 1024**3, validation_alias=_env("RAGSTORE_INGEST_JOB_BYTES")
     )
 
+    # request limits and cross-site protection (api/limits.py, api/origin.py): every body is counted as it
+    # streams in and refused with 413 past its route's limit; document uploads take RAGSTORE_MAX_DOCUMENT_BYTES
+    max_json_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("RAGSTORE_MAX_JSON_BODY_BYTES")
+    )
+    max_search_body_bytes: int = Field(
+        512 * 1024, ge=1024, le=1024**3, validation_alias=_env("RAGSTORE_MAX_SEARCH_BODY_BYTES")
+    )
+    max_json_depth: int = Field(64, ge=2, le=500, validation_alias=_env("RAGSTORE_MAX_JSON_DEPTH"))
+    # a longer query is cut to this many (estimated) tokens before it is embedded and analysed; never more
+    # than the embedding model reads
+    query_max_tokens: int = Field(64, ge=8, le=8192, validation_alias=_env("RAGSTORE_QUERY_MAX_TOKENS"))
+    # Host names the server answers to (comma-separated, "*" for any); empty: localhost, 127.0.0.1, ::1 and
+    # RAGSTORE_API_HOST unless it is 0.0.0.0 or ::
+    allowed_hosts: str = Field("", validation_alias=_env("RAGSTORE_ALLOWED_HOSTS"))
+    # Origins a browser page may call the API from (comma-separated); empty turns CORS off
+    cors_origins: str = Field("", validation_alias=_env("RAGSTORE_CORS_ORIGINS"))
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_size_tokens:

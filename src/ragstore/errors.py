@@ -26,8 +26,10 @@ __all__ = [
     "CATEGORIES",
     "EXIT_CALLER_ERROR",
     "EXIT_FAILED",
+    "BadRequest",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "InsufficientStorage",
     "InvalidInput",
     "MigrationError",
@@ -83,6 +85,22 @@ class PayloadTooLarge(InvalidInput):
 class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
     http_status = 415
+
+
+class BadRequest(InvalidInput):
+    """A request the server will not read at all (e.g. a Host header it does not answer to)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class Forbidden(RagstoreError):
+    """The request is well formed but refused as it was sent (e.g. a state change a cross-site page could
+    forge); sent another way (with the header the message names) it is accepted."""
+
+    code = "forbidden"
+    http_status = 403
+    exit_code = EXIT_CALLER_ERROR
 
 
 class NotFound(RagstoreError):
@@ -151,6 +169,8 @@ CATEGORIES: tuple[type[RagstoreError], ...] = (
     InvalidInput,
     PayloadTooLarge,
     UnsupportedMediaType,
+    BadRequest,
+    Forbidden,
     NotFound,
     Conflict,
     OperationFailed,

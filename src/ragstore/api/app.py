@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.ingest_jobs import stop_ingest_runner
+from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
+from ragstore.api.origin import WRITE_HEADER, allowed_hosts
 from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search
-from ragstore.config import Settings
+from ragstore.config import Settings, load_settings
 from ragstore.runtime.scheduler import MaintenanceScheduler
 from ragstore.service import RagStore
 
@@ -64,6 +67,18 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     )
     install_error_handlers(app)
     app.add_middleware(CachedSearchMiddleware)
+    # Bounded requests and no cross-site writes (issue 15), outermost last: the Host and the form of a write
+    # are checked before any body is read, and every body is counted before anything parses it.
+    limited = store.settings if store is not None else (settings or load_settings())
+    origins = [o.strip() for o in limited.cors_origins.split(",") if o.strip()]
+    if origins:  # CORS is off unless configured: no foreign page may read an answer or preflight a write
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["content-type", WRITE_HEADER.decode()],
+        )
+    app.add_middleware(RequestGuardMiddleware, limits=BodyLimits.from_settings(limited), hosts=allowed_hosts(limited))
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
@@ -72,4 +87,5 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(backup.router)
     app.include_router(admin_page.router)
     app.include_router(jobs.router)
+    document_guard_responses(app)
     return app

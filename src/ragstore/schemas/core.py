@@ -175,7 +175,7 @@ class ChunkInput(BaseModel):
 
     text: StorableText = Field(min_length=1)
     vector: Annotated[np.ndarray | list[float] | None, BeforeValidator(_as_vector)] = Field(
-        None, json_schema_extra={"type": "array", "items": {"type": "number"}}
+        None, max_length=16_384, json_schema_extra={"type": "array", "items": {"type": "number"}, "maxItems": 16_384}
     )
 
 
@@ -189,7 +189,9 @@ class DocumentInput(BaseModel):
     source_uri: StorableStr | None = Field(None, max_length=2048)
     metadata: StorableJson = Field(default_factory=dict)
     chunks: list[ChunkInput] | None = Field(
-        None, description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore."
+        None,
+        max_length=100_000,
+        description="Pre-split chunks (and optional vectors); when absent the text is chunked by ragstore.",
     )
 
 
@@ -248,6 +250,10 @@ class SearchResponse(Model):
     dropped: int = 0
     # Served from the search-result cache (L2): the hits are those the same request got at this write version.
     cached: bool = False
+    # The query was longer than a search reads (RAGSTORE_QUERY_MAX_TOKENS): only its first query_chars_used
+    # characters were embedded and analysed.
+    query_truncated: bool = False
+    query_chars_used: int | None = None
 
 
 class SearchRequest(BaseModel):
@@ -262,7 +268,9 @@ class SearchRequest(BaseModel):
     query: StorableStr | None = Field(
         None, max_length=10_000, description="Text to search for (embedded, and analysed)"
     )
-    vector: list[float] | None = Field(None, description="A query vector of the collection's dimension")
+    vector: list[float] | None = Field(
+        None, max_length=16_384, description="A query vector of the collection's dimension"
+    )
     k: int = Field(10, ge=1, le=MAX_SEARCH_DEPTH, description="How many results")
     mode: SearchMode | None = Field(
         None, description="Default: the server's RAGSTORE_SEARCH_MODE (hybrid unless configured otherwise)"

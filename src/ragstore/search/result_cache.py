@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from ragstore.schemas import SearchHit
+from ragstore.search.query_cut import QueryCut
 
 __all__ = ["CachedResult", "decode_result", "encode_result", "splice_response"]
 
@@ -50,7 +51,7 @@ def decode_result(entry: bytes) -> CachedResult:
 
 
 def splice_response(
-    entry: bytes, *, collection: str, query: str | None, k: int, offset: int, took_ms: float
+    entry: bytes, *, collection: str, query: str | None, k: int, offset: int, took_ms: float, cut: QueryCut | None
 ) -> tuple[bytes, str, tuple[int, ...]]:
     """A whole response body from a stored entry without parsing its hits: (body, mode, chunk ids)."""
     ids_line, _, body = entry.partition(b"\n")
@@ -58,7 +59,18 @@ def splice_response(
         :-1
     ].encode()
     chunk_ids = tuple(int(i) for i in ids_line.split(b",")) if ids_line else ()
-    response = head + b"," + body[1:-1] + f',"took_ms":{took_ms},"cached":true}}'.encode()
+    truncated = b"true" if cut is not None and cut.truncated else b"false"
+    used = str(len(cut.text)).encode() if cut is not None else b"null"
+    response = (
+        head
+        + b","
+        + body[1:-1]
+        + f',"took_ms":{took_ms},"cached":true,"query_truncated":'.encode()
+        + truncated
+        + b',"query_chars_used":'
+        + used
+        + b"}"
+    )
     return response, _stored_mode(body), chunk_ids
 
 

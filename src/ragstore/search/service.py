@@ -36,6 +36,7 @@ from ragstore.search.options import (
     make_options,
     request_fingerprint,
 )
+from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
 from ragstore.sync.applier import OutboxApplier
 from ragstore.valid_text import checked_json, checked_text
@@ -145,6 +146,7 @@ class SearchService:
             self.applier.advance()
             self.lexical_indexer.forget(coll_id)
             self.replica_versions[coll_id] = version
+        cut = self._cut(query)
         results = self.cache.search
         key = self._result_key(coll_id, version, asked, options, filter_spec)
         cached = results.get(key)
@@ -153,12 +155,12 @@ class SearchService:
             hits, dropped, run_mode, next_cursor = found.hits, found.dropped, found.mode, found.next_cursor  # type: ignore[assignment]
         else:
             if run_mode != "lexical" and qvec is None:
-                assert query is not None
-                qvec = self._query_vector(query)
+                assert cut is not None
+                qvec = self._query_vector(cut.text)
             terms = None
-            if query is not None and run_mode != "dense":
+            if cut is not None and run_mode != "dense":
                 try:
-                    terms = self.lexical_indexer.query(coll_id, query)
+                    terms = self.lexical_indexer.query(coll_id, cut.text)
                 except Unavailable:
                     if run_mode == "lexical":
                         raise
@@ -194,6 +196,8 @@ class SearchService:
             took_ms=took,
             dropped=dropped,
             cached=cached is not None,
+            query_truncated=cut is not None and cut.truncated,
+            query_chars_used=len(cut.text) if cut is not None else None,
         )
 
     def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
@@ -237,7 +241,13 @@ class SearchService:
         results.stats.count("hits_local")
         took = round((time.perf_counter() - started) * 1000, 3)
         body, mode, chunk_ids = splice_response(
-            stored, collection=collection, query=query, k=request.k, offset=normal.offset, took_ms=took
+            stored,
+            collection=collection,
+            query=query,
+            k=request.k,
+            offset=normal.offset,
+            took_ms=took,
+            cut=self._cut(query),
         )
         self.recorder.record(
             ref.id,
@@ -250,6 +260,14 @@ class SearchService:
             filtered=bool(filter_spec),
         )
         return body
+
+    def _cut(self, query: str | None) -> QueryCut | None:
+        """What of the query a search reads (RAGSTORE_QUERY_MAX_TOKENS, and never past the model's limit)."""
+        if query is None:
+            return None
+        model_limit = getattr(self.embedder, "max_input_tokens", None)
+        limit = self.settings.query_max_tokens
+        return cut_query(query, min(limit, model_limit) if isinstance(model_limit, int) else limit)
 
     def _result_key(
         self, collection_id: int, version: int, asked: list[Any], options: SearchOptions, filter_spec: Any

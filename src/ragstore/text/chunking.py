@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Chunk", "chunk_text", "count_tokens", "split_sentences"]
+__all__ = ["Chunk", "chunk_text", "count_tokens", "split_sentences", "token_prefix"]
 
 # Approximates a multilingual subword tokenizer without loading one: Hangul in runs of two syllables,
 # other letters/digits as whole words, punctuation as one token each.
@@ -21,6 +21,18 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 
 def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
+
+
+def token_prefix(text: str, max_tokens: int) -> int:
+    """Where the first `max_tokens` (estimated) tokens of `text` end: reads no further than that."""
+    end = 0
+    for n, match in enumerate(_TOKEN.finditer(text), 1):
+        end = match.end()
+        if n == max_tokens:
+            break
+    else:
+        return len(text)
+    return end
 
 
 @dataclass(frozen=True)
