@@ -43,6 +43,7 @@ __all__ = [
     "opened_store",
     "out",
     "print_json",
+    "printable",
     "progress_bar",
     "settings",
     "stdin_is_terminal",
@@ -63,8 +64,18 @@ def exit_code_for(exc: RagstoreError) -> int:
     return exc.exit_code
 
 
+def printable(text: str) -> str:
+    """`text` as a terminal can take it: secrets masked, rich markup inert, lone surrogates (from a file or an
+    argument that is not valid UTF-8) shown as `\\udcff` escapes rather than failing the write."""
+    from rich.markup import escape
+
+    from ragstore.secrets_mask import mask
+
+    return escape(mask(text).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {printable(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -93,7 +104,9 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
     from ragstore.service import RagStore
 
     with domain_errors():
-        store = RagStore.open(settings(), **kwargs)
+        cfg = settings()
+        cfg.make_data_dir()
+        store = RagStore.open(cfg, **kwargs)
         try:
             yield store
         finally:
@@ -103,13 +116,21 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
 @contextmanager
 def migrator() -> Iterator[Migrator]:
     """Alembic on the configured database, without opening the store (which would refuse an old schema)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     from ragstore.db.engine import Database
+    from ragstore.errors import Unavailable
     from ragstore.migrations import Migrator
 
     with domain_errors():
-        db = Database(settings())
+        cfg = settings()
+        cfg.make_data_dir()
+        db = Database(cfg)
         try:
             yield Migrator(db.engine)
+        except (OperationalError, InterfaceError) as exc:  # the server is down, refuses the login, ...
+            problem = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise Unavailable(f"the database {cfg.sqlalchemy_url} cannot be used: {problem}") from exc
         finally:
             db.dispose()
 
