@@ -6,6 +6,7 @@ One data directory, initialised once, serves the whole module (each run costs a 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,6 +112,26 @@ def test_deleting_a_collection_that_does_not_exist_asks_nothing(store: Store) ->
     # stdin is not a terminal: were it asked first, the answer would be exit 3 "not confirmed".
     assert_one_line(run(store.env, "collections", "delete", "no-such-thing"), says="does not exist")
     assert_one_line(run(store.env, "collections", "delete", "[/bold]markup"), says="[/bold]markup")
+
+
+def test_stored_text_that_looks_like_markup_prints_as_it_is(store: Store) -> None:
+    """rich reads `[...]` as markup: a title `[/b]` failed every listing and search that showed it."""
+    odd = store.work / "odd.jsonl"
+    odd.write_text('{"text": "Parrots [/b] talk [red]", "title": "[/b] odd [title]"}\n', encoding="utf-8")
+    assert run(store.env, "ingest", str(odd), "-c", COLLECTION).code == 0
+    for args in (
+        ("documents", "list", "-c", COLLECTION),
+        ("search", "-c", COLLECTION, "parrots talk"),
+        ("search", "-c", COLLECTION, "[/b] parrots"),
+        ("analytics", "-c", COLLECTION),
+    ):
+        result = run(store.env, *args)
+        assert result.code == 0 and "Traceback" not in result.stderr, result
+        assert "[/b]" in result.stdout, result.stdout
+    listed = run(store.env, "documents", "list", "-c", COLLECTION, "--json").stdout
+    document_id = next(d["id"] for d in json.loads(listed) if d["title"].startswith("[/b]"))
+    shown = run(store.env, "documents", "show", str(document_id), "-c", COLLECTION, "--chunks")
+    assert shown.code == 0 and "[/b] odd [title]" in shown.stdout and "Parrots [/b] talk [red]" in shown.stdout
 
 
 def test_the_store_still_answers_afterwards(store: Store) -> None:

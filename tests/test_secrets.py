@@ -120,6 +120,7 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(tmp_pat
     result = cli(tmp_path, *command)
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr and "127.0.0.1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert_no_secret(result.stdout + result.stderr)
 
 

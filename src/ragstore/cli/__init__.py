@@ -12,6 +12,7 @@ facade, the database and any model inside the commands that need them.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -82,6 +83,9 @@ def main() -> None:
     RAGSTORE_LOG_LEVEL=DEBUG to see the traceback)."""
     from ragstore.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, fail
 
+    for stream in (sys.stdout, sys.stderr):  # text stored before it was checked must still print
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     problem = _invalid_argument(sys.argv[1:])
     if problem is not None:
         try:

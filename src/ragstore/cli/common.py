@@ -42,6 +42,7 @@ __all__ = [
     "migrator",
     "opened_store",
     "out",
+    "plain",
     "print_json",
     "printable",
     "progress_bar",
@@ -64,18 +65,25 @@ def exit_code_for(exc: RagstoreError) -> int:
     return exc.exit_code
 
 
-def printable(text: str) -> str:
-    """`text` as a terminal can take it: secrets masked, rich markup inert, lone surrogates (from a file or an
-    argument that is not valid UTF-8) shown as `\\udcff` escapes rather than failing the write."""
+def plain(value: object) -> str:
+    """Stored text (a title, a chunk, a query) as rich prints it literally: its brackets are not markup (a
+    title `[/b]` would fail the print), and lone surrogates show as `\\udcff` escapes rather than failing."""
     from rich.markup import escape
 
+    return escape(str(value).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def printable(text: str) -> str:
+    """A message as `plain` prints it, with its secrets masked."""
     from ragstore.secrets_mask import mask
 
-    return escape(mask(text).encode("utf-8", "backslashreplace").decode("utf-8"))
+    return plain(mask(text))
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {printable(message)}", highlight=False, soft_wrap=True)
+    """One line on stderr (a library's multi-line message is joined), then the exit code."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {printable(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from ragstore.cli.common import CollectionOpt, JsonOpt, domain_errors, opened_store, out, print_json
+from ragstore.cli.common import CollectionOpt, JsonOpt, domain_errors, opened_store, out, plain, print_json
 
 __all__ = ["app"]
 
@@ -32,7 +32,9 @@ def documents_list(
     for col in ("id", "title", "source", "type", "chunks", "state"):
         table.add_column(col)
     for d in docs:
-        table.add_row(str(d.id), d.title, d.source_uri, d.mime_type, str(d.chunk_count), d.index_state)
+        table.add_row(
+            str(d.id), plain(d.title), plain(d.source_uri), plain(d.mime_type), str(d.chunk_count), d.index_state
+        )
     out.print(table)
 
 
@@ -50,10 +52,10 @@ def documents_show(
         print_json(doc)
         return
     for key in ("id", "title", "source_uri", "mime_type", "size_bytes", "content_hash", "index_state", "chunk_count"):
-        out.print(f"[bold]{key}[/]: {getattr(doc, key)}", highlight=False)
-    out.print(f"[bold]metadata[/]: {json.dumps(doc.metadata, ensure_ascii=False)}", highlight=False)
+        out.print(f"[bold]{key}[/]: {plain(getattr(doc, key))}", highlight=False)
+    out.print(f"[bold]metadata[/]: {plain(json.dumps(doc.metadata, ensure_ascii=False))}", highlight=False)
     for c in doc.chunks or []:
-        out.print(f"\n[dim]chunk {c.ordinal} ({c.token_count} tokens, {c.status})[/]\n{c.text}", highlight=False)
+        out.print(f"\n[dim]chunk {c.ordinal} ({c.token_count} tokens, {c.status})[/]\n{plain(c.text)}", highlight=False)
 
 
 @app.command("delete")
