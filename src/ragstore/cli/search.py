@@ -127,7 +127,11 @@ def search(
     try:
         request = SearchRequest.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        # The query is the argument QUERY (the same limit as the API's: 10,000 characters); the rest are options.
+        def named(loc: tuple[int | str, ...]) -> str:
+            return "QUERY" if loc == ("query",) else "--" + ".".join(map(str, loc)).replace("_", "-")
+
+        problems = "; ".join(f"{named(e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(problems, EXIT_BAD_INPUT)
     with opened_store() as store, domain_errors():
         result = store.search.run(collection, request)
