@@ -33,6 +33,7 @@ __all__ = [
     "JsonOpt",
     "OptionalCollectionOpt",
     "YesOpt",
+    "check_data_dir",
     "confirm_destructive",
     "domain_errors",
     "err",
@@ -96,6 +97,15 @@ def domain_errors() -> Iterator[None]:
         fail(exc.message, exit_code_for(exc))
 
 
+def check_data_dir(cfg: Settings) -> None:
+    """RAGSTORE_DATA_DIR made, or one line saying why it cannot be, before anything tries to write in it.
+
+    On PostgreSQL a missing data dir is left alone: a container may run migrations or a worker over a
+    read-only working directory, and whatever needs the folder (an embedded index) makes it then."""
+    if cfg.is_sqlite or cfg.data_dir.exists():
+        cfg.make_data_dir()
+
+
 def settings() -> Settings:
     from ragstore.config import load_settings
 
@@ -113,7 +123,7 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
 
     with domain_errors():
         cfg = settings()
-        cfg.make_data_dir()
+        check_data_dir(cfg)
         store = RagStore.open(cfg, **kwargs)
         try:
             yield store
@@ -132,7 +142,7 @@ def migrator() -> Iterator[Migrator]:
 
     with domain_errors():
         cfg = settings()
-        cfg.make_data_dir()
+        check_data_dir(cfg)
         db = Database(cfg)
         try:
             yield Migrator(db.engine)

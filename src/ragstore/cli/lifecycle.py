@@ -9,6 +9,7 @@ import typer
 from ragstore.cli.common import (
     EXIT_BAD_INPUT,
     JsonOpt,
+    check_data_dir,
     domain_errors,
     fail,
     migrator,
@@ -56,7 +57,7 @@ def serve(
     cfg = settings()
     processes = workers or cfg.api_workers
     with domain_errors():
-        cfg.make_data_dir()
+        check_data_dir(cfg)
         check_server_processes(cfg, processes)
     options: dict[str, Any] = {
         "host": host or cfg.api_host,
