@@ -88,3 +88,23 @@ def test_a_vector_backend_the_registry_refuses_is_named_at_open_and_by_config_ch
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 2 and "RAGSTORE_VECTOR_BACKEND" in result.output and message in result.output
+
+
+def test_the_milvus_uri_is_ragstores_own_name_and_the_old_one_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pymilvus reads MILVUS_URI itself (vectors/milvus.py keeps it from seeing it); ragstore's name is its own."""
+    monkeypatch.setenv("MILVUS_URI", "./old/milvus.db")
+    assert load_settings(tmp_path).milvus_uri == "./old/milvus.db"
+    monkeypatch.setenv("RAGSTORE_MILVUS_URI", "./new/milvus.db")
+    assert load_settings(tmp_path).milvus_uri == "./new/milvus.db"
+    assert load_settings(tmp_path).masked()["RAGSTORE_MILVUS_URI"] == "./new/milvus.db"
+
+
+@pytest.mark.parametrize("shape", ["file", "below a file"])
+def test_a_data_dir_that_cannot_be_a_folder_is_a_config_error_naming_it(tmp_path: Path, shape: str) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    settings = load_settings(tmp_path, data_dir=blocker if shape == "file" else blocker / "data")
+    with pytest.raises(ConfigError, match="RAGSTORE_DATA_DIR"):
+        settings.make_data_dir()

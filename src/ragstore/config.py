@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragstore.errors import ConfigError
 from ragstore.keys import decode_key
+from ragstore.secrets_mask import install_log_masking, mask, register, url_password
 
 __all__ = ["Profile", "Settings", "load_settings"]
 
@@ -24,9 +25,10 @@ Profile = Literal["local", "production", "test"]
 PROFILES: tuple[str, ...] = ("local", "production", "test")
 
 
-def _env(name: str) -> Any:
-    """A field read from exactly one environment variable, so error messages can name it."""
-    return AliasChoices(name)
+def _env(name: str, *old_names: str) -> Any:
+    """A field read from one environment variable, so error messages can name it (the first name; older
+    spellings after it are still read, for configurations written before the rename)."""
+    return AliasChoices(name, *old_names)
 
 
 class Settings(BaseSettings):
@@ -64,8 +66,10 @@ class Settings(BaseSettings):
     # vector index
     # a name in the registry of vector backends (vectors/registry.py), checked in _check_combinations
     vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
-    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server
-    milvus_uri: str = Field("", validation_alias=_env("MILVUS_URI"))
+    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server.
+    # RAGSTORE_MILVUS_URI, not MILVUS_URI: pymilvus reads MILVUS_URI itself when imported and refuses a path
+    # (vectors/milvus.py keeps it from seeing one); MILVUS_URI is still read here for older configurations.
+    milvus_uri: str = Field("", validation_alias=_env("RAGSTORE_MILVUS_URI", "MILVUS_URI"))
     milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
     milvus_password: SecretStr = Field(SecretStr(""), validation_alias=_env("MILVUS_PASSWORD"))
     milvus_timeout_s: float = Field(10.0, gt=0, le=600, validation_alias=_env("MILVUS_TIMEOUT"))
@@ -209,7 +213,7 @@ class Settings(BaseSettings):
         if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
             raise ValueError(f"CHROMA_URL must start with http:// or https:// (got {self.chroma_url!r})")
         if self.milvus_uri.startswith(("tcp://", "grpc://")):
-            raise ValueError(f"MILVUS_URI must be a path or http(s)://host:port (got {self.milvus_uri!r})")
+            raise ValueError(f"RAGSTORE_MILVUS_URI must be a path or http(s)://host:port (got {self.milvus_uri!r})")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
         for variable, line in (
@@ -223,6 +227,31 @@ class Settings(BaseSettings):
         # Which backend names exist is the vector registry's knowledge, above this module: it checks
         # RAGSTORE_VECTOR_BACKEND when settings become an index (vectors.registry.checked_spec).
         return self
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Settings:
+        """Tell the masking (secrets_mask) what this process must never show: every secret setting and every
+        password inside a URL setting. Done where settings are built, so no process can hold a secret that
+        its errors and logs would not hide."""
+        register(*self.secret_values())
+        install_log_masking()
+        return self
+
+    def secret_values(self) -> list[str]:
+        values = [v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)]
+        urls = (self.database_url, self.redis_url, self.chroma_url, self.openai_base_url, self.milvus_uri)
+        values += [p for p in (url_password(u) for u in urls) if p]
+        return [v for v in values if v]
+
+    def make_data_dir(self) -> None:
+        """Create RAGSTORE_DATA_DIR if it is missing; a ConfigError naming it when it is a file or cannot be made."""
+        path = self.data_dir
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"RAGSTORE_DATA_DIR: {path} is a file, not a folder")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"RAGSTORE_DATA_DIR: cannot create {path}: {exc.strerror or exc}") from exc
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -264,11 +293,11 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = "**********" if value.get_secret_value() else ""
             elif isinstance(value, Path):
-                value = str(value)
-            elif name == "database_url" and value:
-                value = _mask_url(value)
+                value = mask(str(value))
+            elif isinstance(value, str):
+                value = mask(value)  # a password inside any URL (DATABASE_URL, REDIS_URL, CHROMA_URL, ...)
             shown[str(key)] = value
-        shown["DATABASE_URL (effective)"] = _mask_url(self.sqlalchemy_url)
+        shown["DATABASE_URL (effective)"] = mask(self.sqlalchemy_url)
         return shown
 
 
@@ -283,14 +312,12 @@ def _check_crontab(variable: str, line: str) -> None:
         raise ValueError(f"{variable} must be a crontab line like '30 4 * * *' or empty (got {line!r}: {exc})") from exc
 
 
-def _mask_url(url: str) -> str:
-    """Hide a password inside a database URL."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+def _shown_input(loc: tuple[Any, ...], value: Any) -> str:
+    """A wrong value as an error message may echo it: never a secret setting's, and no password in a URL."""
+    field = Settings.model_fields.get(str(loc[0])) if loc else None
+    if field is not None and field.annotation in (SecretStr, SecretStr | None):
+        return "a value that is not shown"
+    return mask(repr(value))
 
 
 def _field_env_name(loc: tuple[Any, ...]) -> str:
@@ -323,9 +350,11 @@ def load_settings(env_dir: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = mask(str(err["msg"]).removeprefix("Value error, "))
             if err["loc"]:
-                problems.append(f"{_field_env_name(err['loc'])}: {msg} (got {err.get('input')!r})")
+                problems.append(
+                    f"{_field_env_name(err['loc'])}: {msg} (got {_shown_input(err['loc'], err.get('input'))})"
+                )
             else:
                 problems.append(msg)
         raise ConfigError("invalid configuration: " + "; ".join(problems), details={"problems": problems}) from exc

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ragstore.secrets_mask import mask, mask_value
+
 __all__ = [
     "CATEGORIES",
     "EXIT_CALLER_ERROR",
@@ -55,9 +57,11 @@ class RagstoreError(Exception):
     exit_code: ClassVar[int] = EXIT_FAILED
 
     def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
+        # Masked once, here, so no face (an API body, a CLI line, a log) can show a password or key it carries.
+        message = mask(message)
         super().__init__(message)
         self.message = message
-        self.details = details or {}
+        self.details = mask_value(details) if details else {}
 
     def to_dict(self) -> dict[str, object]:
         body: dict[str, object] = {"code": self.code, "message": self.message}

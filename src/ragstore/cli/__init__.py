@@ -12,6 +12,10 @@ facade, the database and any model inside the commands that need them.
 
 from __future__ import annotations
 
+import io
+import os
+import sys
+
 import typer
 
 from ragstore.cli import (
@@ -57,5 +61,46 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
 
 
+def _invalid_argument(argv: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8, as a readable line (None when all are).
+
+    Python turns bytes of an argument that are not UTF-8 into lone surrogates; such a string can reach no
+    database, model or terminal, so it is refused here, once, for every command."""
+    for position, arg in enumerate(argv, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            return f"argument {position} is not valid UTF-8 text: {shown}"
+    return None
+
+
 def main() -> None:
-    app()
+    """The console script: every outcome is an exit code and, on failure, one line on stderr.
+
+    Errors a command expects are turned into their line where they happen (`cli.common.domain_errors`);
+    this is the net under them, so an unexpected one is a line too rather than a traceback (set
+    RAGSTORE_LOG_LEVEL=DEBUG to see the traceback)."""
+    from ragstore.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, fail
+
+    for stream in (sys.stdout, sys.stderr):  # text stored before it was checked must still print
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    problem = _invalid_argument(sys.argv[1:])
+    if problem is not None:
+        try:
+            fail(problem, EXIT_BAD_INPUT)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("RAGSTORE_LOG_LEVEL", "").upper() == "DEBUG":
+            raise
+        # Text that is not valid Unicode (a lone surrogate from a file) is the input's fault, not ragstore's.
+        code = EXIT_BAD_INPUT if isinstance(exc, UnicodeError) else EXIT_FAILED
+        what = "input is not valid Unicode text" if code == EXIT_BAD_INPUT else f"unexpected {type(exc).__name__}"
+        try:
+            fail(f"{what}: {exc}", code)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)

@@ -68,6 +68,8 @@ def collections_delete(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a collection with all its documents and vectors (asks first; exit 3 if not confirmed)."""
+    with opened_store(recover=False) as store, domain_errors():
+        store.collections.get(name)  # a name that does not exist is exit 2 at once, not a question first
     confirm_destructive(f"Delete collection {name!r} and all its documents?", yes)
     with opened_store() as store, domain_errors():
         store.collections.delete(name)

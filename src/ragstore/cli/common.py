@@ -33,6 +33,7 @@ __all__ = [
     "JsonOpt",
     "OptionalCollectionOpt",
     "YesOpt",
+    "check_data_dir",
     "confirm_destructive",
     "domain_errors",
     "err",
@@ -42,8 +43,10 @@ __all__ = [
     "migrator",
     "opened_store",
     "out",
+    "plain",
     "print_json",
     "print_listing",
+    "printable",
     "progress_bar",
     "settings",
     "stdin_is_terminal",
@@ -66,8 +69,25 @@ def exit_code_for(exc: RagstoreError) -> int:
     return exc.exit_code
 
 
+def plain(value: object) -> str:
+    """Stored text (a title, a chunk, a query) as rich prints it literally: its brackets are not markup (a
+    title `[/b]` would fail the print), and lone surrogates show as `\\udcff` escapes rather than failing."""
+    from rich.markup import escape
+
+    return escape(str(value).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def printable(text: str) -> str:
+    """A message as `plain` prints it, with its secrets masked."""
+    from ragstore.secrets_mask import mask
+
+    return plain(mask(text))
+
+
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr (a library's multi-line message is joined), then the exit code."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    err.print(f"[bold red]error:[/] {printable(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -78,6 +98,15 @@ def domain_errors() -> Iterator[None]:
         yield
     except RagstoreError as exc:
         fail(exc.message, exit_code_for(exc))
+
+
+def check_data_dir(cfg: Settings) -> None:
+    """RAGSTORE_DATA_DIR made, or one line saying why it cannot be, before anything tries to write in it.
+
+    On PostgreSQL a missing data dir is left alone: a container may run migrations or a worker over a
+    read-only working directory, and whatever needs the folder (an embedded index) makes it then."""
+    if cfg.is_sqlite or cfg.data_dir.exists():
+        cfg.make_data_dir()
 
 
 def settings() -> Settings:
@@ -96,7 +125,9 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
     from ragstore.service import RagStore
 
     with domain_errors():
-        store = RagStore.open(settings(), **kwargs)
+        cfg = settings()
+        check_data_dir(cfg)
+        store = RagStore.open(cfg, **kwargs)
         try:
             yield store
         finally:
@@ -106,13 +137,21 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
 @contextmanager
 def migrator() -> Iterator[Migrator]:
     """Alembic on the configured database, without opening the store (which would refuse an old schema)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     from ragstore.db.engine import Database
+    from ragstore.errors import Unavailable
     from ragstore.migrations import Migrator
 
     with domain_errors():
-        db = Database(settings())
+        cfg = settings()
+        check_data_dir(cfg)
+        db = Database(cfg)
         try:
             yield Migrator(db.engine)
+        except (OperationalError, InterfaceError) as exc:  # the server is down, refuses the login, ...
+            problem = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise Unavailable(f"the database {cfg.sqlalchemy_url} cannot be used: {problem}") from exc
         finally:
             db.dispose()
 

@@ -44,7 +44,8 @@ def config_check(as_json: bool = JsonOpt) -> None:
         except RagstoreError:
             raise
         except Exception as exc:
-            raise MigrationError(f"cannot reach the database {cfg.sqlalchemy_url.split('@')[-1]}: {exc}") from exc
+            problem = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MigrationError(f"cannot reach the database {cfg.sqlalchemy_url}: {problem}") from exc
     if as_json:
         print_json({"ok": True, "profile": cfg.env, "current": current, "head": head, "up_to_date": current == head})
         return

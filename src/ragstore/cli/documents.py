@@ -6,7 +6,16 @@ import json
 
 import typer
 
-from ragstore.cli.common import CollectionOpt, JsonOpt, domain_errors, opened_store, out, print_json, print_listing
+from ragstore.cli.common import (
+    CollectionOpt,
+    JsonOpt,
+    domain_errors,
+    opened_store,
+    out,
+    plain,
+    print_json,
+    print_listing,
+)
 
 __all__ = ["app"]
 
@@ -26,7 +35,14 @@ def documents_list(
     print_listing(
         docs,
         ("id", "title", "source", "type", "chunks", "state"),
-        lambda d: (str(d.id), d.title, d.source_uri, d.mime_type, str(d.chunk_count), d.index_state),
+        lambda d: (
+            str(d.id),
+            plain(d.title),
+            plain(d.source_uri),
+            plain(d.mime_type),
+            str(d.chunk_count),
+            d.index_state,
+        ),
         as_json=as_json,
     )
 
@@ -45,10 +61,10 @@ def documents_show(
         print_json(doc)
         return
     for key in ("id", "title", "source_uri", "mime_type", "size_bytes", "content_hash", "index_state", "chunk_count"):
-        out.print(f"[bold]{key}[/]: {getattr(doc, key)}", highlight=False)
-    out.print(f"[bold]metadata[/]: {json.dumps(doc.metadata, ensure_ascii=False)}", highlight=False)
+        out.print(f"[bold]{key}[/]: {plain(getattr(doc, key))}", highlight=False)
+    out.print(f"[bold]metadata[/]: {plain(json.dumps(doc.metadata, ensure_ascii=False))}", highlight=False)
     for c in doc.chunks or []:
-        out.print(f"\n[dim]chunk {c.ordinal} ({c.token_count} tokens, {c.status})[/]\n{c.text}", highlight=False)
+        out.print(f"\n[dim]chunk {c.ordinal} ({c.token_count} tokens, {c.status})[/]\n{plain(c.text)}", highlight=False)
 
 
 @app.command("delete")

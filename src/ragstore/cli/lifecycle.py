@@ -6,7 +6,19 @@ from typing import Any
 
 import typer
 
-from ragstore.cli.common import JsonOpt, domain_errors, migrator, out, print_json, settings
+from ragstore.cli.common import (
+    EXIT_BAD_INPUT,
+    JsonOpt,
+    check_data_dir,
+    domain_errors,
+    fail,
+    migrator,
+    out,
+    print_json,
+    printable,
+    settings,
+)
+from ragstore.secrets_mask import mask
 
 __all__ = ["init", "serve"]
 
@@ -18,15 +30,16 @@ def init(as_json: bool = JsonOpt) -> None:
         m.verify_checksums()
         before = m.current()
         after = m.upgrade("head")
-    cfg.index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cfg.index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the index folder {cfg.index_dir}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    database = mask(cfg.sqlalchemy_url.split("?")[0])
     if as_json:
-        from sqlalchemy.engine import make_url
-
-        database = make_url(cfg.sqlalchemy_url.split("?")[0]).render_as_string(hide_password=True)
         print_json({"before": before, "revision": after, "database": database, "index_dir": str(cfg.index_dir)})
         return
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-    out.print(f"database {state} revision [bold]{after}[/] ({cfg.sqlalchemy_url.split('?')[0]})")
+    out.print(f"database {state} revision [bold]{after}[/] ({printable(database)})")
     out.print(f"index directory {cfg.index_dir}")
 
 
@@ -44,6 +57,7 @@ def serve(
     cfg = settings()
     processes = workers or cfg.api_workers
     with domain_errors():
+        check_data_dir(cfg)
         check_server_processes(cfg, processes)
     options: dict[str, Any] = {
         "host": host or cfg.api_host,

@@ -16,7 +16,9 @@ from ragstore.cli.common import (
     fail,
     opened_store,
     out,
+    plain,
     print_json,
+    printable,
     progress_bar,
 )
 
@@ -48,7 +50,7 @@ def ingest(
     else:
         failed = [o for o in report.outcomes if o.status == "failed"]
         for o in failed:
-            err.print(f"[red]failed[/] {o.error}", highlight=False)
+            err.print(f"[red]failed[/] {printable(str(o.error))}", highlight=False)
         s = report.summary
         out.print(
             f"{collection}: [green]{s['added']} added[/], {s['unchanged']} unchanged, "
@@ -125,7 +127,11 @@ def search(
     try:
         request = SearchRequest.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        # The query is the argument QUERY (the same limit as the API's: 10,000 characters); the rest are options.
+        def named(loc: tuple[int | str, ...]) -> str:
+            return "QUERY" if loc == ("query",) else "--" + ".".join(map(str, loc)).replace("_", "-")
+
+        problems = "; ".join(f"{named(e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(problems, EXIT_BAD_INPUT)
     with opened_store() as store, domain_errors():
         result = store.search.run(collection, request)
@@ -140,8 +146,9 @@ def search(
     if explain:
         table.add_column("dense / lexical rank", justify="right")
     for rank, hit in enumerate(result.hits, start=result.offset + 1):
-        snippet = hit.text if len(hit.text) <= 300 else hit.text[:300] + "…"
-        row = [str(rank), f"{hit.score:.4g}", f"{hit.title}\n[dim]{hit.source_uri}#{hit.ordinal}[/]", snippet]
+        snippet = plain(hit.text if len(hit.text) <= 300 else hit.text[:300] + "…")
+        document = f"{plain(hit.title)}\n[dim]{plain(hit.source_uri)}#{hit.ordinal}[/]"
+        row = [str(rank), f"{hit.score:.4g}", document, snippet]
         if explain and hit.explain is not None:
             row.append(f"{hit.explain.get('dense_rank') or '-'} / {hit.explain.get('lexical_rank') or '-'}")
         table.add_row(*row)
@@ -181,5 +188,5 @@ def analytics(
     table.add_column("count", justify="right")
     table.add_column("avg results", justify="right")
     for row in data.top_queries:
-        table.add_row(row.query, str(row.count), str(row.avg_results))
+        table.add_row(plain(row.query), str(row.count), str(row.avg_results))
     out.print(table)

@@ -30,6 +30,7 @@ import numpy as np
 from chromadb.errors import InvalidArgumentError, NotFoundError
 
 from ragstore.errors import InvalidInput, Unavailable
+from ragstore.secrets_mask import mask
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import RemoteStore, collection_ids
 
@@ -55,7 +56,7 @@ class ChromaVectorIndex(RemoteStore, VectorIndex):
     ) -> None:
         from chromadb.config import Settings as ChromaSettings
 
-        self.where = url or f"Chroma {path}"
+        self.where = mask(url) if url else f"Chroma {path}"
         self.prefix = prefix
         self.retries = retries
         self.backoff_s = backoff_s

@@ -1,6 +1,6 @@
 """Milvus behind the VectorIndex contract, through pymilvus `MilvusClient`.
 
-`MILVUS_URI` is a local path (Milvus Lite: the database lives in that folder, one process at a time) or
+`RAGSTORE_MILVUS_URI` is a local path (Milvus Lite: the database lives in that folder, one process at a time) or
 `http://host:19530` (a server or a cluster, any number of processes). The same code serves both; what
 differs is written where it matters:
 
@@ -23,6 +23,7 @@ in it for all, and nobody replays another's work (`sync/applier.py`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,12 +31,28 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-# Without the `milvus` extra this import fails, and the registry names the extra to install.
-from pymilvus import DataType, MilvusClient, MilvusException
-
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import RemoteStore, collection_ids
+
+# pymilvus reads MILVUS_URI (and the older MILVUS_DEFAULT_CONNECTION) when it is imported, to set up a
+# default connection, and refuses a path there ("Illegal uri") before ragstore runs; it also loads the first
+# `.env` above its install folder into os.environ, which would turn a project's `.env` into environment
+# variables that outrank `.env.{profile}`. ragstore passes the URI to every client it makes and never uses
+# that default, so pymilvus is imported with both variables blank and its `.env` loading off, and the
+# environment is put back as it was. This is the one module that imports pymilvus.
+_PYMILVUS_ENV = {"MILVUS_URI": "", "MILVUS_DEFAULT_CONNECTION": "", "PYTHON_DOTENV_DISABLED": "1"}
+_saved_env = {name: os.environ.get(name) for name in _PYMILVUS_ENV}
+os.environ.update(_PYMILVUS_ENV)
+try:
+    # Without the `milvus` extra this import fails, and the registry names the extra to install.
+    from pymilvus import DataType, MilvusClient, MilvusException
+finally:
+    for _name, _value in _saved_env.items():
+        if _value is None:
+            os.environ.pop(_name, None)
+        else:
+            os.environ[_name] = _value
 
 __all__ = ["MilvusVectorIndex"]
 

@@ -221,7 +221,9 @@ def check_server_processes(settings: Settings, processes: int) -> None:
     """
     local_store = single_process_store(settings)
     if processes > 1 and local_store is not None:
-        raise ConfigError(f"--workers {processes}: {local_store}. Use a Milvus server (MILVUS_URI=http://...).")
+        raise ConfigError(
+            f"--workers {processes}: {local_store}. Use a Milvus server (RAGSTORE_MILVUS_URI=http://...)."
+        )
     if processes > 1 and backend_spec(settings.vector_backend).process_local and settings.is_sqlite:
         raise ConfigError(
             f"--workers {processes}: the embedded profile (SQLite with RAGSTORE_VECTOR_BACKEND="
