@@ -183,7 +183,7 @@ def print_listing(
 
     table = Table(*columns)
     for row in rows:
-        table.add_row(*cells(row))
+        table.add_row(*(None if cell is None else plain(cell) for cell in cells(row)))  # stored text, literally
     out.print(table)
 
 

@@ -37,9 +37,9 @@ def documents_list(
         ("id", "title", "source", "type", "chunks", "state"),
         lambda d: (
             str(d.id),
-            plain(d.title),
-            plain(d.source_uri),
-            plain(d.mime_type),
+            d.title,
+            d.source_uri,
+            d.mime_type,
             str(d.chunk_count),
             d.index_state,
         ),

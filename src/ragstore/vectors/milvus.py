@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
+from ragstore.secrets_mask import mask
 from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import RemoteStore, collection_ids
 
@@ -94,7 +95,7 @@ class MilvusVectorIndex(RemoteStore, VectorIndex):
     ) -> None:
         self.uri = uri
         self.lite = is_lite(uri)
-        self.where = f"Milvus Lite {uri}" if self.lite else uri
+        self.where = f"Milvus Lite {uri}" if self.lite else mask(uri)
         if self.lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
