@@ -141,6 +141,8 @@ def _sqlite_target(settings: Settings, to: str, *, confine: bool) -> RestoreTarg
     forbidden = [settings.index_dir.resolve(), settings.backup_staging.resolve()]
     if "://" not in settings.backup_location or settings.backup_location.startswith("file://"):
         forbidden.append(Path(settings.backup_location.removeprefix("file://")).expanduser().resolve())
+    if "://" in to:
+        raise InvalidInput("to: the backup is of a SQLite store, so to must be a folder, not a URL")
     root_label = "<RAGSTORE_RESTORE_ROOT>" if settings.restore_root is not None else "<data dir>/restores"
     return prepare_target(
         to,
