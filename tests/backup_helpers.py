@@ -77,6 +77,7 @@ def backup_settings(make_settings: Any, tmp_path: Path, **overrides: Any) -> Any
     overrides.setdefault("backup_schedule_full", "")
     overrides.setdefault("backup_schedule_incremental", "")
     overrides.setdefault("check_schedule", "")
+    overrides.setdefault("restore_root", tmp_path)  # `store.backups.restore_copy` (the API's) stays below it
     return make_settings(**overrides)
 
 

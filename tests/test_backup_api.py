@@ -71,10 +71,17 @@ def test_trigger_status_history_verify_and_restore_beside(client: TestClient, lo
     # A running server never replaces its own store; it restores beside itself.
     refused = client.post("/admin/backup/restore", json={"backup_id": latest["id"]})
     assert refused.status_code == 422 and "never replaces its own live store" in refused.json()["error"]["message"]
-    restored = client.post("/admin/backup/restore", json={"backup_id": latest["id"], "to": str(tmp_path / "beside")})
+    # Only below the restore root (<data dir>/restores): a relative `to` is taken from there.
+    outside = client.post("/admin/backup/restore", json={"backup_id": latest["id"], "to": str(tmp_path / "beside")})
+    assert outside.status_code == 422 and "<data dir>/restores" in outside.json()["error"]["message"]
+    assert not (tmp_path / "beside").exists()
+    restored = client.post("/admin/backup/restore", json={"backup_id": latest["id"], "to": "beside"})
     assert restored.status_code == 200, restored.json()
     assert restored.json()["consistency"]["problems"] == 0
-    copy_cfg = loaded.settings.model_copy(update={"data_dir": tmp_path / "beside"})
+    assert restored.json()["data_dir"] == "<data dir>/restores/beside"  # no absolute server path
+    beside = loaded.settings.restore_root_dir / "beside"
+    assert (beside / "ragstore.db").stat().st_mode & 0o777 == 0o600 and beside.stat().st_mode & 0o777 == 0o700
+    copy_cfg = loaded.settings.model_copy(update={"data_dir": beside})
     with RagStore.open(copy_cfg, embedder=loaded.components.embedder) as copy:
         assert answers(copy) == answers(loaded)
     assert client.get("/admin/backup/dr").json()["newest_verified"]["id"] == latest["id"]
@@ -84,7 +91,7 @@ def test_bad_requests_are_4xx_and_name_the_problem(client: TestClient, tmp_path:
     assert client.post("/admin/backup/trigger", json={"kind": "weekly"}).status_code == 422
     assert client.post("/admin/backup/trigger", json={"kind": "full", "extra": 1}).status_code == 422
     assert client.post("/admin/backup/trigger", json={"note": "x" * 2000}).status_code == 422
-    missing = client.post("/admin/backup/restore", json={"backup_id": "nope", "to": str(tmp_path / "x")})
+    missing = client.post("/admin/backup/restore", json={"backup_id": "nope", "to": "x"})
     assert missing.status_code == 404 and "no backup" in missing.json()["error"]["message"]
     client.post("/admin/backup/trigger", json={"kind": "snapshot"})
     backup_id = wait_for_backup(client)["latest"]["id"]
@@ -94,8 +101,10 @@ def test_bad_requests_are_4xx_and_name_the_problem(client: TestClient, tmp_path:
     damaged = client.post("/admin/backup/verify", json={"backup_id": backup_id})
     assert damaged.status_code == 422
     assert backup_id in damaged.json()["error"]["message"] and "blocks/" in damaged.json()["error"]["message"]
-    again = client.post("/admin/backup/restore", json={"backup_id": backup_id, "to": str(tmp_path / "y")})
-    assert again.status_code == 422 and not (tmp_path / "y" / "ragstore.db").exists()
+    again = client.post("/admin/backup/restore", json={"backup_id": backup_id, "to": "y"})
+    restores = Path(client.app.state.store.settings.restore_root_dir)  # type: ignore[attr-defined]
+    assert again.status_code == 422 and not (restores / "y").exists()  # nothing partial left behind
+    assert str(tmp_path) not in again.text
     assert client.get("/admin/backup/history?limit=0").status_code == 422
 
 

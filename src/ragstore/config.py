@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     backup_keep_weekly: int = Field(4, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_WEEKLY"))
     backup_keep_monthly: int = Field(6, ge=0, le=10_000, validation_alias=_env("RAGSTORE_BACKUP_KEEP_MONTHLY"))
 
+    # Restores through the API (POST /admin/backup/restore) go only below this folder (default: <data dir>/restores)
+    restore_root: Path | None = Field(None, validation_alias=_env("RAGSTORE_RESTORE_ROOT"))
+
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
     api_port: int = Field(8000, ge=1, le=65535, validation_alias=_env("RAGSTORE_API_PORT"))
@@ -266,6 +269,11 @@ class Settings(BaseSettings):
     @property
     def backup_staging(self) -> Path:
         return Path(self.backup_staging_dir) if self.backup_staging_dir else self.data_dir / ".backup-staging"
+
+    @property
+    def restore_root_dir(self) -> Path:
+        """Where API restores may go: RAGSTORE_RESTORE_ROOT, else `<data dir>/restores`."""
+        return self.restore_root or self.data_dir / "restores"
 
     @property
     def index_dir(self) -> Path:

@@ -158,13 +158,19 @@ class RagStore:
         self.close()
 
 
-def restore_backup(settings: Settings, backup_id: str, *, to: str | None = None) -> RestoreReport:
-    """Restore `backup_id` (over the live store, or `to` a new folder or database), then open and check it."""
-    return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check)
+def restore_backup(
+    settings: Settings, backup_id: str, *, to: str | None = None, confine: bool = False
+) -> RestoreReport:
+    """Restore `backup_id` (over the live store, or `to` a new folder or database), then open and check it.
+
+    `confine`: only below the restore root and on the configured PostgreSQL server (the HTTP API's rule).
+    """
+    return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check, confine=confine)
 
 
 def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreReport:
-    return restore_backup(settings, backup_id, to=to)
+    """The API's restore beside a running server: confined (`backup.targets`)."""
+    return restore_backup(settings, backup_id, to=to, confine=True)
 
 
 def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> RestoredCheck:

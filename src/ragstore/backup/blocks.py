@@ -219,19 +219,40 @@ def file_checksum(unit_digests: list[bytes]) -> str:
     return hashlib.sha256(b"".join(unit_digests)).hexdigest()
 
 
-def assemble_file(repo: Repository, entry: FileEntry, target: Path, *, where: str, threads: int = 3) -> None:
-    """Write one file of a backup from its map and blocks; check it against the manifest's size and SHA-256."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+# A map row: 16-byte digest, int32 block, uint32 offset and length; each block name 64 bytes; plus the npz's
+# headers. What a map of `units` rows naming `blocks` blocks can take, decompressed.
+MAP_ROW_BYTES = DIGEST_BYTES + 12
+MAP_OVERHEAD = 64 * 1024
+
+
+def assemble_file(
+    repo: Repository, entry: FileEntry, target: Path, *, where: str, block_limit: int, threads: int = 3
+) -> None:
+    """Write one file of a backup from its map and blocks; check it against the manifest's size and SHA-256.
+
+    `block_limit` is the most a block of this backup can hold (from the manifest's block size): no block is
+    decompressed past it, and no map row may point past it. The file is created new (never through a
+    symlink, never over an existing file), readable by its owner only.
+    """
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     label = f"{where}, file {entry.path}"
-    unit_map = repo.load_map(entry.map, where=label)
+    map_limit = entry.units * MAP_ROW_BYTES + len(entry.blocks) * 64 + MAP_OVERHEAD
+    unit_map = repo.load_map(entry.map, where=label, max_size=map_limit)
+    if len(unit_map.block) != entry.units or (
+        len(unit_map.block) and int((unit_map.offset.astype(np.int64) + unit_map.length).max()) > block_limit
+    ):
+        raise BackupDamaged(f"{label}: its map does not match the manifest's units and block size (altered)")
     unit_digests: list[bytes] = []
     order = unit_map.block.tolist()
+    if order and (min(order) < 0 or max(order) >= len(unit_map.blocks)):
+        raise BackupDamaged(f"{label}: its map names a block it does not list (altered)")
     last_use = {b: i for i, b in enumerate(order)}
     first_use = list(dict.fromkeys(order))
     names = unit_map.blocks
     decoded: dict[int, Future[bytes]] = {}
     try:
-        with open(target, "wb") as out, ThreadPoolExecutor(max_workers=threads) as pool:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(fd, "wb") as out, ThreadPoolExecutor(max_workers=threads) as pool:
             ahead = iter(first_use)
 
             def prefetch(count: int) -> None:
@@ -239,13 +260,13 @@ def assemble_file(repo: Repository, entry: FileEntry, target: Path, *, where: st
                     b = next(ahead, None)
                     if b is None:
                         return
-                    decoded[b] = pool.submit(repo.get_block, names[b], where=label)
+                    decoded[b] = pool.submit(repo.get_block, names[b], where=label, max_size=block_limit)
 
             prefetch(IN_FLIGHT)
             offsets, lengths = unit_map.offset.tolist(), unit_map.length.tolist()
             for i, b in enumerate(order):
                 if b not in decoded:
-                    decoded[b] = pool.submit(repo.get_block, names[b], where=label)
+                    decoded[b] = pool.submit(repo.get_block, names[b], where=label, max_size=block_limit)
                 data = decoded[b].result()
                 piece = data[offsets[i] : offsets[i] + lengths[i]]
                 if len(piece) != lengths[i]:

@@ -10,12 +10,12 @@ authentication, and the checksum field is zero (the tag does its work).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import hmac
 import os
 import struct
 import threading
+import zlib
 from typing import Literal
 
 import zstandard
@@ -57,8 +57,12 @@ class FrameCodec:
         nonce = os.urandom(NONCE_BYTES)
         return header + nonce + self._aead.encrypt(nonce, body, header + name.encode())
 
-    def decode(self, name: str, frame: bytes, *, where: str) -> bytes:
-        """The plaintext, or BackupDamaged naming `where` (the backup and the file) and what failed."""
+    def decode(self, name: str, frame: bytes, *, where: str, max_size: int) -> bytes:
+        """The plaintext, or BackupDamaged naming `where` (the backup and the file) and what failed.
+
+        `max_size` is the most the object may hold (from the manifest's declared sizes): decompression stops
+        there, so a small forged object cannot expand into all of the server's memory.
+        """
         if len(frame) < HEADER.size:
             raise BackupDamaged(f"{where}: {name} is truncated ({len(frame)} bytes)")
         magic, codec_id, encrypted, digest = HEADER.unpack_from(frame)
@@ -85,9 +89,12 @@ class FrameCodec:
         elif not hmac.compare_digest(hashlib.sha256(body).digest(), digest):
             raise BackupDamaged(f"{where}: {name} fails its checksum (altered or truncated)")
         try:
-            return _decompress(codec, body)
+            plain = _decompress(codec, body, max_size)
         except Exception as exc:  # zstd and gzip raise their own types on damaged input
             raise BackupDamaged(f"{where}: {name} cannot be decompressed ({type(exc).__name__}: {exc})") from None
+        if plain is None:
+            raise BackupDamaged(f"{where}: {name} decompresses past its declared size ({max_size:,} bytes; altered)")
+        return plain
 
     def _compress(self, data: bytes | memoryview) -> bytes:
         if self.codec == "zstd":
@@ -96,13 +103,31 @@ class FrameCodec:
                 compressor = self._local.zstd = zstandard.ZstdCompressor(level=self.level, write_checksum=True)
             return compressor.compress(data)
         if self.codec == "gzip":
+            import gzip
+
             return gzip.compress(bytes(data), compresslevel=max(1, min(self.level, 9)), mtime=0)
         return bytes(data)
 
 
-def _decompress(codec: str, body: bytes) -> bytes:
+def _decompress(codec: str, body: bytes, limit: int) -> bytes | None:
+    """The plaintext, or None when it would pass `limit` bytes (nothing past limit + 1 is ever produced)."""
     if codec == "zstd":
-        return zstandard.ZstdDecompressor().decompress(body)
+        parts: list[bytes] = []
+        total = 0
+        with zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True) as reader:
+            while total <= limit:
+                piece = reader.read(min(limit + 1 - total, 1 << 20))
+                if not piece:
+                    break
+                parts.append(piece)
+                total += len(piece)
+        return b"".join(parts) if total <= limit else None
     if codec == "gzip":
-        return gzip.decompress(body)
-    return body
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        plain = inflate.decompress(body, limit + 1)
+        if len(plain) > limit:
+            return None
+        if not inflate.eof or inflate.unused_data:
+            raise ValueError("the gzip stream is truncated or has trailing data")
+        return plain
+    return body if len(body) <= limit else None

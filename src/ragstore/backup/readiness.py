@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ragstore.backup.manager import BackupManager
+from ragstore.backup.public import hide_paths
 from ragstore.errors import NotFound, RagstoreError
 from ragstore.schemas import FreeSpace, NewestBackup, ReadinessReport, RestoreEstimate, VerifiedBackup
 
@@ -18,7 +19,8 @@ DEFAULT_RESTORE_MB_S = 100.0
 MAX_VERIFIED_AGE_H = 26.0
 
 
-def readiness_report(manager: BackupManager) -> ReadinessReport:
+def readiness_report(manager: BackupManager, *, public: bool = False) -> ReadinessReport:
+    """`public` (the HTTP API): no absolute server path and no free-space figure (`backup.public`)."""
     settings = manager.settings
     problems: list[str] = []
     warnings: list[str] = []
@@ -75,18 +77,23 @@ def readiness_report(manager: BackupManager) -> ReadinessReport:
     needed = newest.logical_bytes if newest else 0
     if needed and data_free < needed * 2:
         problems.append(
-            f"the data directory has {data_free:,} bytes free; a restore beside the store needs {needed * 2:,}"
+            "the data directory has too little free space for a restore beside the store"
+            if public
+            else f"the data directory has {data_free:,} bytes free; a restore beside the store needs {needed * 2:,}"
         )
     if repo_path.exists() and os.stat(repo_path).st_dev == os.stat(data_dir).st_dev:
         warnings.append("the repository is on the same filesystem as the data: a lost disk loses both")
+    if public:
+        problems = [hide_paths(p, settings) for p in problems]
+        warnings = [hide_paths(w, settings) for w in warnings]
     return ReadinessReport(
-        repository=settings.backup_location,
+        repository=hide_paths(settings.backup_location, settings) if public else settings.backup_location,
         key_present=key_set,
         encrypted=encrypted,
         backups=len(manifests),
         newest=newest_info,
         newest_verified=newest_verified,
-        free_bytes=FreeSpace(data_dir=data_free, repository=repo_free, restore_needs=needed),
+        free_bytes=None if public else FreeSpace(data_dir=data_free, repository=repo_free, restore_needs=needed),
         estimated_restore_s=_estimate(manager, needed),
         problems=problems,
         warnings=warnings,

@@ -26,6 +26,7 @@ from ragstore.backup.frames import Codec, FrameCodec
 from ragstore.backup.keys import key_check
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.storage import Storage
+from ragstore.backup.targets import BACKUP_ID, check_backup_id, check_block_digest
 from ragstore.backup.unitmap import UnitMap
 from ragstore.errors import NotFound
 
@@ -33,6 +34,11 @@ __all__ = ["Repository"]
 
 CONFIG = "repository.json"
 REPO_FORMAT = 1
+# The most a block's plaintext can hold: one window of file bytes plus the largest content-defined unit
+# (4 x the largest RAGSTORE_BACKUP_BLOCK_KB); decompression stops there whatever a manifest claims.
+MAX_BLOCK_BYTES = 1024 * 1024 + 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # about 3 million block names: a store of several terabytes
+MAX_RECORD_BYTES = 1024 * 1024
 
 
 class Repository:
@@ -94,28 +100,30 @@ class Repository:
         self.storage.put(name, frame)
         return len(frame)
 
-    def get_block(self, digest: str, *, where: str) -> bytes:
-        name = self.block_name(digest)
+    def get_block(self, digest: str, *, where: str, max_size: int = MAX_BLOCK_BYTES) -> bytes:
+        """A block's plaintext; BackupDamaged if it would decompress past `max_size` (the manifest's bound)."""
+        name = self.block_name(check_block_digest(digest, where=where))
         try:
             frame = self.storage.get(name)
         except FileNotFoundError:
             writer = self.writer_of(digest)
             by = f", written by backup {writer}" if writer else ""
             raise BackupDamaged(f"{where}: block {name} is missing{by} (the chain is broken)") from None
-        return self.frames.decode(name, frame, where=where)
+        return self.frames.decode(name, frame, where=where, max_size=min(max_size, MAX_BLOCK_BYTES))
 
     def put_object(self, name: str, data: bytes) -> int:
         frame = self.frames.encode(name, data)
         self.storage.put(name, frame)
         return len(frame)
 
-    def load_map(self, name: str, *, where: str) -> UnitMap:
+    def load_map(self, name: str, *, where: str, max_size: int = MAX_MANIFEST_BYTES) -> UnitMap:
+        """A file's unit map; `max_size` is what its declared units and blocks can take (`FileEntry`)."""
         try:
             frame = self.storage.get(name)
         except FileNotFoundError:
             raise BackupDamaged(f"{where}: its map {name} is missing (the chain is broken)") from None
         try:
-            return UnitMap.from_bytes(self.frames.decode(name, frame, where=where))
+            return UnitMap.from_bytes(self.frames.decode(name, frame, where=where, max_size=max_size))
         except BackupError:
             raise
         except Exception as exc:
@@ -141,9 +149,12 @@ class Repository:
 
     def backup_ids(self) -> list[str]:
         """Every complete backup, oldest first (ids sort by time)."""
-        return [n.rsplit("/", 1)[1] for n in self.storage.list("manifests")]
+        names = (n.rsplit("/", 1)[1] for n in self.storage.list("manifests"))
+        return [n for n in names if BACKUP_ID.fullmatch(n)]  # a stray file there is no backup
 
     def manifest(self, backup_id: str) -> Manifest:
+        """A backup's manifest; InvalidInput for a malformed id (never a path outside manifests/)."""
+        check_backup_id(backup_id)
         cached = self._manifests.get(backup_id)
         if cached is not None:
             return cached
@@ -153,11 +164,13 @@ class Repository:
         except FileNotFoundError:
             raise NotFound(f"no backup {backup_id!r} in {self.location}") from None
         where = f"backup {backup_id}"
-        body = self.frames.decode(name, frame, where=where)
+        body = self.frames.decode(name, frame, where=where, max_size=MAX_MANIFEST_BYTES)
         try:
             manifest = Manifest.model_validate_json(body)
         except ValueError as exc:
             raise BackupDamaged(f"{where}: its manifest cannot be read ({exc})") from None
+        if manifest.id != backup_id:
+            raise BackupDamaged(f"{where}: its manifest names another backup ({manifest.id[:80]!r}; altered)")
         self._manifests[backup_id] = manifest
         return manifest
 
@@ -210,7 +223,8 @@ class Repository:
         except FileNotFoundError:
             return None
         try:
-            return dict(json.loads(self.frames.decode(name, frame, where=f"backup {backup_id}")))
+            body = self.frames.decode(name, frame, where=f"backup {backup_id}", max_size=MAX_RECORD_BYTES)
+            return dict(json.loads(body))
         except (BackupError, ValueError) as exc:
             message = exc.message if isinstance(exc, BackupError) else str(exc)
             return {"ok": False, "error": f"the verify record is unreadable: {message}"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import re
 import sqlite3
 import time
 import uuid
@@ -23,16 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from ragstore.backup.manager import open_repository
 from ragstore.backup.manifest import Manifest
 from ragstore.backup.snapshot import search_path_schema
+from ragstore.backup.targets import RestoreTarget, check_backup_id, prepare_target, remove_tree
 from ragstore.backup.verify import (
     check_database_counts,
     create_database,
     drop_database,
+    rename_database,
     restore_pg_dump,
     verify_into,
 )
@@ -62,28 +65,45 @@ class RestorePlan:
 CheckRestored = Callable[[RestorePlan, Manifest], RestoredCheck]
 
 
-def restore_backup(settings: Settings, backup_id: str, *, check: CheckRestored, to: str | None = None) -> RestoreReport:
+def restore_backup(
+    settings: Settings, backup_id: str, *, check: CheckRestored, to: str | None = None, confine: bool = False
+) -> RestoreReport:
     """Restore `backup_id`; with `to`, into a new data directory (SQLite) or database URL (PostgreSQL).
 
     `check` opens the restored store and proves it consistent; it needs the whole facade, which sits above
-    this package, so the service layer hands it in (`ragstore.service.restore_backup`).
+    this package, so the service layer hands it in (`ragstore.service.restore_backup`). `confine` (the HTTP
+    API) keeps a folder below the restore root and a database on the configured PostgreSQL server; the CLI
+    (the operator) may name any new folder or server.
     """
+    check_backup_id(backup_id)
     repo = open_repository(settings, create=False)
     manifest = repo.manifest(backup_id)
     _check_revision_known(manifest)
     started = time.perf_counter()
-    with repo.storage.lock():
-        if manifest.dialect == "sqlite":
-            plan, checks = _restore_sqlite(settings, repo, manifest, to)
-        else:
-            plan, checks = _restore_postgres(settings, repo, manifest, to)
-    restored_s = time.perf_counter() - started
-    after = check(plan, manifest)
+    target: RestoreTarget | None = None
+    if manifest.dialect == "sqlite" and to is not None:
+        target = _sqlite_target(settings, to, confine=confine)
+    try:
+        with repo.storage.lock():
+            if manifest.dialect == "sqlite":
+                plan, checks = _restore_sqlite(settings, repo, manifest, target)
+            else:
+                plan, checks = _restore_postgres(settings, repo, manifest, to, confine=confine)
+        restored_s = time.perf_counter() - started
+        after = check(plan, manifest)
+    except BaseException:
+        if target is not None:
+            target.discard()
+        raise
+    if target is not None:
+        target.seal()
     return RestoreReport(
         backup_id=backup_id,
         kind=manifest.kind,
         live=plan.live,
-        target=plan.settings.sqlalchemy_url if not plan.settings.is_sqlite else str(plan.settings.data_dir),
+        target=make_url(plan.settings.sqlalchemy_url).render_as_string(hide_password=True)
+        if not plan.settings.is_sqlite
+        else str(plan.settings.data_dir),
         data_dir=str(plan.settings.data_dir),
         vector_backend=plan.settings.vector_backend,
         verify=VerifyResult.model_validate(checks),
@@ -115,14 +135,29 @@ def _check_revision_known(manifest: Manifest) -> None:
 
 
 # -- SQLite ------------------------------------------------------------------------------------------------
+def _sqlite_target(settings: Settings, to: str, *, confine: bool) -> RestoreTarget:
+    """The checked, created target folder (`backup.targets`): never the live store, its index, the repository
+    or the staging area; through the API, only below the restore root."""
+    forbidden = [settings.index_dir.resolve(), settings.backup_staging.resolve()]
+    if "://" not in settings.backup_location or settings.backup_location.startswith("file://"):
+        forbidden.append(Path(settings.backup_location.removeprefix("file://")).expanduser().resolve())
+    if "://" in to:
+        raise InvalidInput("to: the backup is of a SQLite store, so to must be a folder, not a URL")
+    root_label = "<RAGSTORE_RESTORE_ROOT>" if settings.restore_root is not None else "<data dir>/restores"
+    return prepare_target(
+        to,
+        root=settings.restore_root_dir if confine else None,
+        live=settings.data_dir.resolve(),
+        forbidden=forbidden,
+        root_label=root_label,
+    )
+
+
 def _restore_sqlite(
-    settings: Settings, repo: Any, manifest: Manifest, to: str | None
+    settings: Settings, repo: Any, manifest: Manifest, target: RestoreTarget | None
 ) -> tuple[RestorePlan, dict[str, Any]]:
-    if to is not None:
-        target_dir = Path(to).expanduser().resolve()
-        if (target_dir / "ragstore.db").exists():
-            raise InvalidInput(f"--to {target_dir} already holds a ragstore.db; choose an empty folder")
-        plan = RestorePlan(_settings_for_dir(settings, target_dir, manifest), live=False)
+    if target is not None:
+        plan = RestorePlan(_settings_for_dir(settings, target.path, manifest), live=False)
     else:
         if not settings.is_sqlite:
             raise InvalidInput(
@@ -134,7 +169,7 @@ def _restore_sqlite(
     data_dir = live_db.parent
     data_dir.mkdir(parents=True, exist_ok=True)
     beside = data_dir / f".restore-{manifest.id}"
-    shutil.rmtree(beside, ignore_errors=True)
+    remove_tree(beside)  # a crashed restore's leftovers (a symlink planted there is removed, not followed)
     try:
         checks = verify_into(repo, manifest, beside, live_url=None, threads=settings.backup_threads)
         _prepare_sqlite(beside / "ragstore.db", manifest, drop_backend=not plan.live and _switches_backend(manifest))
@@ -146,7 +181,7 @@ def _restore_sqlite(
                 _index_files(manifest).place_files(beside / "index", plan.settings.index_dir.resolve(), aside=None)
             os.replace(beside / "ragstore.db", live_db)
     finally:
-        shutil.rmtree(beside, ignore_errors=True)
+        remove_tree(beside)
     return plan, checks
 
 
@@ -231,11 +266,50 @@ def _swap_sqlite(beside: Path, live_db: Path, index_dir: Path, manifest: Manifes
 
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------
+# A database name as ragstore will quote it (psycopg `sql.Identifier`): no NUL, control character or path
+# separator (the copy's index folder is named after it), and room for the `_restore_<hex>` staging suffix
+# within PostgreSQL's 63-byte identifiers.
+DATABASE_NAME = re.compile(r"[^\x00-\x1f\x7f/\\]{1,46}")
+
+
+def _target_url(settings: Settings, manifest: Manifest, to: str, *, confine: bool) -> URL:
+    """The `to` URL, checked: a PostgreSQL URL naming a database; through the API, on the configured server
+    (same host, port and user; the configured password is used when `to` gives none). Never echoed whole."""
+    if not to.startswith("postgresql"):
+        raise InvalidInput(f"backup {manifest.id} is of a PostgreSQL store: to must be a postgresql:// URL")
+    try:
+        url = make_url(to)
+    except (ArgumentError, ValueError):
+        raise InvalidInput("to is not a valid postgresql:// URL") from None
+    if not to.startswith("postgresql+"):
+        url = url.set(drivername="postgresql+psycopg")
+    name = url.database or ""
+    if not DATABASE_NAME.fullmatch(name) or name in (".", ".."):
+        raise InvalidInput("to must name a new database: 1 to 46 characters, without control characters or slashes")
+    if confine:
+        if settings.is_sqlite:
+            raise InvalidInput(
+                "to: this server's store is on SQLite, so it has no PostgreSQL server to restore into; restore "
+                "it with the CLI (`ragstore backup restore ID --to postgresql://...`)"
+            )
+        live = make_url(settings.sqlalchemy_url)
+        if (url.host or "localhost", url.port or 5432, url.username) != (
+            live.host or "localhost",
+            live.port or 5432,
+            live.username,
+        ):
+            raise InvalidInput(
+                "to: restores through the API go only to a new database on the configured PostgreSQL server "
+                "(the host, port and user of DATABASE_URL)"
+            )
+        if url.password is None:
+            url = url.set(password=live.password)
+    return url
+
+
 def _restore_postgres(
-    settings: Settings, repo: Any, manifest: Manifest, to: str | None
+    settings: Settings, repo: Any, manifest: Manifest, to: str | None, *, confine: bool = False
 ) -> tuple[RestorePlan, dict[str, Any]]:
-    if to is not None and not to.startswith("postgresql"):
-        raise InvalidInput(f"backup {manifest.id} is of a PostgreSQL store: --to must be a postgresql:// URL")
     if to is None and settings.is_sqlite:
         raise InvalidInput(
             f"backup {manifest.id} is of a PostgreSQL store and this store is on SQLite: restore it with "
@@ -247,9 +321,7 @@ def _restore_postgres(
             f"backup {manifest.id} is of the schema {manifest.pg_schema}, not a whole database: restore it with "
             "--to postgresql://host/new_database and point DATABASE_URL there"
         )
-    live_url = make_url(to or settings.sqlalchemy_url)
-    if to is not None and not to.startswith("postgresql+"):
-        live_url = live_url.set(drivername="postgresql+psycopg")
+    live_url = make_url(settings.sqlalchemy_url) if to is None else _target_url(settings, manifest, to, confine=confine)
     if to is not None and manifest.pg_schema and search_path_schema(to) is None:
         # The dump holds the tables in their schema: connections to the copy must look there.
         live_url = live_url.update_query_dict({"options": f"-csearch_path={manifest.pg_schema}"})
@@ -258,11 +330,11 @@ def _restore_postgres(
     admin_url = live_url.set(database="postgres").render_as_string(hide_password=False)
     admin = create_engine(admin_url)
     staging = settings.backup_staging / f"restore-{manifest.id}"
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging)
     try:
         exists = _database_exists(admin, target_name)
         if to is not None and exists:
-            raise InvalidInput(f"--to: the database {target_name} exists already; name a new one")
+            raise InvalidInput(f"to: the database {target_name!r} exists already; name a new one")
         checks = verify_into(repo, manifest, staging, live_url=None, threads=settings.backup_threads)
         create_database(admin, fresh)
         fresh_url = live_url.set(database=fresh).render_as_string(hide_password=False)
@@ -271,9 +343,9 @@ def _restore_postgres(
             _prepare_postgres(fresh_url, manifest, drop_backend=to is not None and _switches_backend(manifest))
             check_database_counts(fresh_url, manifest)  # before the swap: a wrong copy never goes live
             checks["counts"] = "match"
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                if exists:
-                    aside = f"{target_name}_pre_restore_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+            if exists:
+                aside = f"{target_name}_pre_restore_{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+                with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                     c.execute(
                         text(
                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -281,8 +353,8 @@ def _restore_postgres(
                         ),
                         {"name": target_name},
                     )
-                    c.execute(text(f'ALTER DATABASE "{target_name}" RENAME TO "{aside}"'))
-                c.execute(text(f'ALTER DATABASE "{fresh}" RENAME TO "{target_name}"'))
+                rename_database(admin, target_name, aside)
+            rename_database(admin, fresh, target_name)
         except BaseException:
             drop_database(admin, fresh)
             raise
@@ -295,7 +367,7 @@ def _restore_postgres(
         plan = RestorePlan(settings.model_copy(update=update), live=to is None)
         _place_index(staging / "index", plan.settings.index_dir.resolve(), manifest)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         admin.dispose()
     checks["database"] = target_name
     return plan, checks

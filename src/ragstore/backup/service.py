@@ -87,5 +87,6 @@ class BackupService:
             raise InvalidInput("to: a folder (SQLite) or postgresql:// URL to restore into is required")
         return self.restore(self.manager.settings, backup_id, to)
 
-    def dr_report(self) -> ReadinessReport:
-        return readiness_report(self.manager)
+    def dr_report(self, *, public: bool = False) -> ReadinessReport:
+        """`public` for the HTTP API: no absolute server paths or free-space figures (the CLI shows them)."""
+        return readiness_report(self.manager, public=public)

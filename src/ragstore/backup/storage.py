@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from ragstore.backup.errors import NoSpace
+from ragstore.backup.errors import BackupDamaged, NoSpace
 from ragstore.errors import ConfigError, Conflict
 
 __all__ = ["LocalStorage", "Storage", "open_storage"]
@@ -63,8 +63,9 @@ class LocalStorage:
         self.location = str(root)
 
     def _path(self, name: str) -> Path:
-        if name.startswith("/") or ".." in name.split("/"):
-            raise ValueError(f"bad object name {name!r}")
+        if name.startswith("/") or "\x00" in name or any(p in ("", ".", "..") for p in name.split("/")):
+            # Names come from manifests, which an unencrypted repository lets anyone edit.
+            raise BackupDamaged(f"{name[:80]!r} is not a repository object name (a manifest was altered)")
         return self.root / name
 
     def put(self, name: str, data: bytes) -> None:

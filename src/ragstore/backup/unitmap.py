@@ -7,6 +7,7 @@ Its own module because both sides need it: `blocks` writes maps and `repository`
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,12 @@ class UnitMap:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UnitMap:
+        """Read a map back; its arrays must be stored uncompressed (as `to_bytes` writes them), so none can
+        expand past the bytes already read and bounded by the frame's declared size."""
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for info in z.infolist():
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(data):
+                    raise ValueError(f"map member {info.filename!r} is compressed or larger than the map")
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return cls(
                 blocks=[b.decode() for b in z["blocks"].tolist()],

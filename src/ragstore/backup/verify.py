@@ -15,25 +15,44 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from psycopg import sql
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
-from ragstore.backup.blocks import assemble_file
+from ragstore.backup.blocks import WINDOW, assemble_file
 from ragstore.backup.errors import BackupDamaged, BackupFailed
 from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import count_collections, libpq_url
+from ragstore.backup.targets import check_manifest_names
 from ragstore.vectors.base import IndexFilesDamaged
 from ragstore.vectors.registry import backend_spec
 
-__all__ = ["check_counts", "check_database_counts", "reassemble", "restore_pg_dump", "verify_into"]
+__all__ = [
+    "check_counts",
+    "check_database_counts",
+    "create_database",
+    "drop_database",
+    "reassemble",
+    "rename_database",
+    "restore_pg_dump",
+    "verify_into",
+]
 
 Progress = Callable[[str], None]
 
 
 def reassemble(repo: Repository, manifest: Manifest, target: Path, *, threads: int = 3) -> None:
-    """Every file of the backup under `target`, each checked block by block and whole."""
+    """Every file of the backup under `target`, each checked block by block and whole.
+
+    Every name the manifest holds is checked first (a file path that would land outside `target`, a map or
+    block name outside the repository's folders), so a forged manifest writes nothing anywhere.
+    """
     where = f"backup {manifest.id}"
+    check_manifest_names([(f.path, f.map, f.blocks) for f in manifest.files], backup_id=manifest.id)
+    if not 0 < manifest.block_size <= WINDOW:
+        raise BackupDamaged(f"{where}: its manifest declares a block size of {manifest.block_size} bytes (altered)")
+    block_limit = WINDOW + 4 * manifest.block_size  # a window of units plus the largest content-defined unit
     missing = repo.missing_blocks(manifest)
     if missing:
         first = missing[0] if missing[0].startswith("maps/") else repo.block_name(missing[0])
@@ -45,7 +64,7 @@ def reassemble(repo: Repository, manifest: Manifest, target: Path, *, threads: i
             details={"missing_blocks": missing[:20]},
         )
     for entry in manifest.files:
-        assemble_file(repo, entry, target / entry.path, where=where, threads=threads)
+        assemble_file(repo, entry, target / entry.path, where=where, block_limit=block_limit, threads=threads)
 
 
 def index_vector_counts(folder: Path, manifest: Manifest) -> dict[int, int]:
@@ -98,14 +117,22 @@ def pg_restore_list(dump: Path, where: str) -> int:
     return sum(1 for line in done.stdout.splitlines() if line and not line.startswith(";"))
 
 
-def create_database(admin: Engine, name: str) -> None:
+def _ddl(admin: Engine, statement: sql.Composable) -> None:
+    """A database-level statement (outside a transaction) with names quoted by psycopg, never spliced in."""
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+        c.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+
+
+def create_database(admin: Engine, name: str) -> None:
+    _ddl(admin, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(admin: Engine, name: str) -> None:
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _ddl(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def rename_database(admin: Engine, name: str, new_name: str) -> None:
+    _ddl(admin, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(new_name)))
 
 
 def restore_pg_dump(dump: Path, url: str, where: str) -> None:

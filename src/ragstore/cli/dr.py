@@ -33,7 +33,8 @@ def dr_report(as_json: bool = JsonOpt) -> None:
             )
         out.print(f"  key present: {'yes' if report.key_present else 'no'}; encrypted: {report.encrypted}")
         free = report.free_bytes
-        out.print(f"  free: data {human_size(free.data_dir)}, repository {human_size(free.repository)}")
+        if free is not None:  # always here: only the HTTP report leaves it out
+            out.print(f"  free: data {human_size(free.data_dir)}, repository {human_size(free.repository)}")
         estimate = report.estimated_restore_s
         out.print(f"  estimated restore: {estimate.seconds:.1f} s ({estimate.basis})")
         for p in report.problems:

@@ -301,7 +301,7 @@ class ReadinessReport(Model):
     backups: int
     newest: NewestBackup | None
     newest_verified: VerifiedBackup | None
-    free_bytes: FreeSpace
+    free_bytes: FreeSpace | None  # None over HTTP: free space is the server's business
     estimated_restore_s: RestoreEstimate
     problems: list[str]
     warnings: list[str]
