@@ -7,6 +7,7 @@ and replaced on its own, and `service.py` only hands the finished sub-facades ou
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,7 @@ from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.outbox import queue_operation
+from ragstore.text.limits import LoadLimits
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.migration import BACKEND_KEY
 from ragstore.vectors.registry import backend_spec
@@ -84,6 +86,7 @@ class Components:
     checker: ConsistencyChecker
     reports: ReportStore
     backup_manager: BackupManager
+    stopping: threading.Event  # set when the store shuts down: in-flight loads and ingests stop (text/limits.py)
 
 
 @dataclass(slots=True)
@@ -130,6 +133,7 @@ def build(
     searcher = DenseSearcher(db, vectors)
     lexical = create_lexical_index(settings, db)
     changes = ChangeFeed(applier, versions, bus)
+    stopping = threading.Event()
     ingestor = Ingestor(
         db,
         catalog,
@@ -138,6 +142,7 @@ def build(
         max_tokens=settings.chunk_size_tokens,
         overlap_tokens=settings.chunk_overlap_tokens,
         clock=clock,
+        stopping=stopping,
     )
     index = IndexService(
         settings=settings,
@@ -188,11 +193,23 @@ def build(
             persist_index=index.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),
+        stopping=stopping,
     )
     facades = SubFacades(
         collections=CollectionService(catalog=catalog, embedder=embedder, changes=c.changes),
         documents=DocumentService(
-            catalog=catalog, ingestor=c.ingestor, changes=c.changes, max_document_bytes=settings.max_document_bytes
+            catalog=catalog,
+            ingestor=c.ingestor,
+            changes=c.changes,
+            max_document_bytes=settings.max_document_bytes,
+            limits=LoadLimits(
+                max_pages=settings.max_pdf_pages,
+                max_depth=settings.max_html_depth,
+                max_chars=settings.max_extracted_chars,
+                timeout_s=settings.load_timeout_s,
+            ),
+            clock=clock,
+            stopping=stopping,
         ),
         search=SearchService(
             settings=settings,
