@@ -10,8 +10,11 @@ import pytest
 
 from ragstore.clock import ManualClock
 from ragstore.errors import InvalidInput, PayloadTooLarge, Unavailable
+from ragstore.service import RagStore
 from ragstore.text.limits import LoadLimits
 from ragstore.text.loaders import load_bytes
+
+from conftest import CountingEmbedder
 
 LIMIT = 64 * 1024 * 1024
 
@@ -179,3 +182,30 @@ def test_a_page_tree_claiming_ten_million_pages_is_refused() -> None:
     with pytest.raises(InvalidInput) as excinfo:
         load_bytes(data, "tree.pdf", max_bytes=LIMIT)
     assert "tree.pdf" in excinfo.value.message and 400 <= excinfo.value.http_status < 500
+
+
+def test_a_store_shutting_down_stores_nothing_more(store: RagStore, embedder: CountingEmbedder) -> None:
+    """Between embedding calls and before the transaction the ingest checks the shutdown: no rows."""
+    store.collections.create("kb")
+    store.components.ingestor.embed_slice = 2
+    calls = len(embedder.calls)
+
+    class StopAfterFirstCall:
+        """The real embedder; the store begins shutting down once it has embedded the first slice."""
+
+        model, dimension = embedder.model, embedder.dimension
+
+        def embed(self, texts: list[str], *, kind: str) -> object:
+            store.begin_shutdown()
+            return embedder.embed(texts, kind=kind)  # type: ignore[arg-type]
+
+    store.components.ingestor.embedder = StopAfterFirstCall()  # type: ignore[assignment]
+    text = "\n\n".join(
+        f"Paragraph {i} about backups and restores, long enough to be its own chunk." * 8 for i in range(12)
+    )
+    with pytest.raises(Unavailable, match="shutting down"):
+        store.documents.add_text("kb", text)
+    assert len(embedder.calls) == calls + 1  # stopped after one slice, not after all of them
+    assert store.documents.list("kb") == []
+    with pytest.raises(Unavailable):
+        store.documents.ingest_bytes("kb", b"<p>late</p>", "late.html")

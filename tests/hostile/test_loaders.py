@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -100,13 +101,15 @@ def test_hostile_files_get_a_quick_4xx_and_store_nothing(live_server: LiveServer
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(
         tmp_path_factory.mktemp("limited") / "data",
         {"RAGSTORE_LOAD_TIMEOUT_S": "1", "RAGSTORE_MAX_EXTRACTED_CHARS": "2000000"},
     )
-    yield server  # type: ignore[misc]
-    stop_server(server)
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def test_a_big_page_past_the_time_limit_is_stopped_with_a_413(limited_server: LiveServer) -> None:
