@@ -73,7 +73,7 @@ class Ingestor:
     overlap_tokens: int
     clock: Clock = SYSTEM_CLOCK  # dates queued outbox operations, as the applier's clock reads them
     stopping: threading.Event | None = None  # the store's shutdown, checked between embedding batches
-    embed_slice: int = 256  # texts per embed call: how often a shutdown is noticed while embedding
+    embed_slice: int = 64  # texts per embed call: how often a shutdown is noticed while embedding
 
     def prepare(
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
@@ -91,7 +91,13 @@ class Ingestor:
             if not loaded.text:
                 raise InvalidInput(f"{loaded.source_uri}: contains no text")
             texts = [
-                c.text for c in chunk_text(loaded.text, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
+                c.text
+                for c in chunk_text(
+                    loaded.text,
+                    max_tokens=self.max_tokens,
+                    overlap_tokens=self.overlap_tokens,
+                    checkpoint=lambda: check_stopping(self.stopping, loaded.source_uri),
+                )
             ]
             check_stopping(self.stopping, loaded.source_uri)
         matrix: NDArray[np.float32] | None = None
