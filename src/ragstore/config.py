@@ -200,6 +200,15 @@ class Settings(BaseSettings):
     # Origins a browser page may call the API from (comma-separated); empty turns CORS off
     cors_origins: str = Field("", validation_alias=_env("RAGSTORE_CORS_ORIGINS"))
 
+    # what one file may cost to read (text/limits.py): pages of a PDF, nesting of an HTML page, characters
+    # of extracted text, and wall-clock seconds; a file over any of them is refused (4xx), nothing stored
+    max_pdf_pages: int = Field(5_000, ge=1, le=1_000_000, validation_alias=_env("RAGSTORE_MAX_PDF_PAGES"))
+    max_html_depth: int = Field(512, ge=8, le=100_000, validation_alias=_env("RAGSTORE_MAX_HTML_DEPTH"))
+    max_extracted_chars: int = Field(
+        25_000_000, ge=1_000, le=2 * 1024**3, validation_alias=_env("RAGSTORE_MAX_EXTRACTED_CHARS")
+    )
+    load_timeout_s: float = Field(120.0, gt=0, le=86_400, validation_alias=_env("RAGSTORE_LOAD_TIMEOUT_S"))
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_size_tokens:

@@ -132,11 +132,20 @@ class RagStore:
             )
             c.changes.worker.start()
 
+    def begin_shutdown(self) -> None:
+        """Ask in-flight loads and ingests to stop at their next checkpoint (Unavailable, nothing stored).
+
+        The server calls it on SIGTERM, before uvicorn waits for the requests in flight, so a huge upload
+        ends within seconds instead of running to its end; `close()` calls it too. Safe from a signal handler.
+        """
+        self.components.stopping.set()
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         c = self.components
+        c.stopping.set()
         if c.changes.worker is not None:
             c.changes.worker.stop()
         if c.bus is not None:

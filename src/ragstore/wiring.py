@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +48,7 @@ from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
 from ragstore.sync.jobs import JobQueue
 from ragstore.sync.outbox import queue_operation
+from ragstore.text.limits import LoadLimits
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.migration import BACKEND_KEY
 from ragstore.vectors.registry import backend_spec
@@ -94,6 +96,7 @@ class Components:
     checker: ConsistencyChecker
     reports: ReportStore
     backup_manager: BackupManager
+    stopping: threading.Event  # set when the store shuts down: in-flight loads and ingests stop (text/limits.py)
 
 
 @dataclass(slots=True)
@@ -139,6 +142,7 @@ def build(
     versions = CollectionVersions(catalog.write_version, bus, local_reads=db.is_sqlite, clock=clock)
     searcher = DenseSearcher(db, vectors)
     lexical = create_lexical_index(settings, db)
+    stopping = threading.Event()
     c = Components(
         settings=settings,
         db=db,
@@ -153,6 +157,7 @@ def build(
             max_tokens=settings.chunk_size_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
             clock=clock,
+            stopping=stopping,
         ),
         lexical_indexer=lexical_indexer,
         applier=applier,
@@ -185,11 +190,23 @@ def build(
             persist_index=applier.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),
+        stopping=stopping,
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
         collections=_wired(CollectionService, c),
-        documents=_wired(DocumentService, c, max_document_bytes=settings.max_document_bytes),
+        documents=_wired(
+            DocumentService,
+            c,
+            max_document_bytes=settings.max_document_bytes,
+            limits=LoadLimits(
+                max_pages=settings.max_pdf_pages,
+                max_depth=settings.max_html_depth,
+                max_chars=settings.max_extracted_chars,
+                timeout_s=settings.load_timeout_s,
+            ),
+            clock=clock,
+        ),
         search=_wired(SearchService, c),
         analytics=_wired(AnalyticsService, c, collection_id=lambda name: catalog.resolve(name).id),
         index=_wired(IndexService, c, reembed_chunks=c.ingestor.reembed, drift=vector_drift(db)),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
+            _stop_work_on_sigterm(app.state.store)
         app.state.maintenance = maintenance
         try:
             yield
@@ -89,3 +92,24 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(jobs.router)
     document_guard_responses(app)
     return app
+
+
+def _stop_work_on_sigterm(store: RagStore) -> None:
+    """On SIGTERM (or SIGINT), tell in-flight loads and ingests to stop, then let uvicorn's handler run.
+
+    uvicorn waits for requests in flight before the lifespan's shutdown, so `store.close()` there comes too
+    late for an upload that would run for minutes: the store is told here, when the signal arrives. Only
+    the main thread may set a handler (uvicorn runs the lifespan there; a test client does not).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue  # no Python handler to chain (not under uvicorn): leave the default behaviour alone
+
+        def on_signal(received: int, frame: object, previous: Callable[..., object] = previous) -> None:
+            store.begin_shutdown()
+            previous(received, frame)
+
+        signal.signal(signum, on_signal)

@@ -8,6 +8,7 @@ its chunks in state `pending`, new embeddings and the outbox operations; the app
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
@@ -35,6 +36,7 @@ from ragstore.schemas import IngestOutcome
 from ragstore.sync.outbox import queue_operation
 from ragstore.text.chunking import chunk_text, count_tokens
 from ragstore.text.hashing import content_hash, normalize_text
+from ragstore.text.limits import check_stopping
 from ragstore.text.loaders import LoadedDocument
 from ragstore.valid_text import checked_json, checked_text, without_nul
 
@@ -128,11 +130,14 @@ class Ingestor:
     max_tokens: int
     overlap_tokens: int
     clock: Clock = SYSTEM_CLOCK  # dates queued outbox operations, as the applier's clock reads them
+    stopping: threading.Event | None = None  # the store's shutdown, checked between embedding batches
+    embed_slice: int = 64  # texts per embed call: how often a shutdown is noticed while embedding
 
     def prepare(
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
     ) -> PreparedDocument:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
+        check_stopping(self.stopping, loaded.source_uri)
         _check_strings(loaded)
         if chunks is not None:
             texts = [normalize_text(without_nul(checked_text(c, "chunks.text", allow_nul=True))) for c in chunks]
@@ -145,8 +150,15 @@ class Ingestor:
             if not loaded.text:
                 raise InvalidInput(f"{loaded.source_uri}: contains no text")
             texts = [
-                c.text for c in chunk_text(loaded.text, max_tokens=self.max_tokens, overlap_tokens=self.overlap_tokens)
+                c.text
+                for c in chunk_text(
+                    loaded.text,
+                    max_tokens=self.max_tokens,
+                    overlap_tokens=self.overlap_tokens,
+                    checkpoint=lambda: check_stopping(self.stopping, loaded.source_uri),
+                )
             ]
+            check_stopping(self.stopping, loaded.source_uri)
         matrix: NDArray[np.float32] | None = None
         if vectors is not None:
             if len(vectors) != len(texts):
@@ -224,6 +236,8 @@ class Ingestor:
             terms = analyzer.terms_batch(
                 [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
             )
+            # The last point before the transaction: a shutdown now stores nothing at all.
+            check_stopping(self.stopping, collection)
             ids = self._write_retrying(
                 lambda s: self._write(
                     s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection
@@ -337,7 +351,12 @@ class Ingestor:
                     f"collection {collection!r} uses embedding model {model!r} but this server embeds with "
                     f"{self.embedder.model!r}: send vectors with the chunks"
                 )
-            vectors = self.embedder.embed(list(missing.values()), kind="document")
+            texts = list(missing.values())
+            parts = []
+            for start in range(0, len(texts), self.embed_slice):
+                check_stopping(self.stopping, collection)
+                parts.append(self.embedder.embed(texts[start : start + self.embed_slice], kind="document"))
+            vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if vectors.shape[1] != dimension:
                 raise InvalidInput(
                     f"the embedder returned dimension {vectors.shape[1]}, the collection expects {dimension}"

@@ -7,6 +7,7 @@ worker), which is why both classes take the store's `ChangeFeed` rather than the
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import InvalidInput, RagstoreError
 from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, IngestReport
 from ragstore.sync.changes import ChangeFeed
+from ragstore.text.limits import DEFAULT_LIMITS, LoadLimits
 from ragstore.text.loaders import LoadedDocument, load_bytes, load_path
 from ragstore.text.paths import expand_paths
 
@@ -96,6 +99,9 @@ class DocumentService:
     ingestor: Ingestor
     changes: ChangeFeed
     max_document_bytes: int
+    limits: LoadLimits = DEFAULT_LIMITS  # what one file may cost to read
+    clock: Clock = SYSTEM_CLOCK  # times the per-file limit
+    stopping: threading.Event | None = None  # the store's shutdown: loads stop at their next checkpoint
 
     def add(
         self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]], *, wait: bool = True
@@ -157,7 +163,15 @@ class DocumentService:
     ) -> builtins.list[LoadedDocument]:
         """Parse an uploaded file into documents, storing nothing (the API queues a large one as a job)."""
         self.catalog.get_collection(collection)  # an unknown collection is refused before any parsing
-        loaded = load_bytes(data, filename, max_bytes=self.max_document_bytes, content_type=content_type)
+        loaded = load_bytes(
+            data,
+            filename,
+            max_bytes=self.max_document_bytes,
+            content_type=content_type,
+            limits=self.limits,
+            clock=self.clock,
+            stopping=self.stopping,
+        )
         for doc in loaded:
             doc.metadata = {**doc.metadata, **(metadata or {})}
         return loaded
@@ -181,7 +195,14 @@ class DocumentService:
 
         for done, path in enumerate(files, start=1):
             try:
-                for loaded in load_path(path, max_bytes=self.max_document_bytes):
+                loads = load_path(
+                    path,
+                    max_bytes=self.max_document_bytes,
+                    limits=self.limits,
+                    clock=self.clock,
+                    stopping=self.stopping,
+                )
+                for loaded in loads:
                     batch.append(self.ingestor.prepare(loaded))
             except RagstoreError as exc:
                 report.outcomes.append(IngestOutcome(source_uri=str(path), status="failed", error=exc.message))

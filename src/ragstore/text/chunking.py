@@ -7,6 +7,7 @@ chunks and the same content hashes: re-ingesting it costs nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Chunk", "chunk_text", "count_tokens", "split_sentences", "token_prefix"]
@@ -123,8 +124,12 @@ def _join(segments: list[_Segment]) -> str:
     return "".join(parts)
 
 
-def chunk_text(text: str, *, max_tokens: int, overlap_tokens: int) -> list[Chunk]:
+def chunk_text(
+    text: str, *, max_tokens: int, overlap_tokens: int, checkpoint: Callable[[], None] | None = None
+) -> list[Chunk]:
     """Chunks of at most `max_tokens` (estimated) tokens; a heading always opens a new chunk.
+
+    `checkpoint` is called every 1,024 segments (a 10 MB text takes seconds), so a shutdown can stop it.
 
     Consecutive chunks inside one section share up to `overlap_tokens` of trailing sentences, so an answer
     that straddles a boundary is still found whole in one of them.
@@ -136,7 +141,9 @@ def chunk_text(text: str, *, max_tokens: int, overlap_tokens: int) -> list[Chunk
     current_tokens = 0
     has_body = False
 
-    for seg in _segments(text, max_tokens):
+    for n, seg in enumerate(_segments(text, max_tokens)):
+        if checkpoint is not None and n % 1024 == 1023:
+            checkpoint()
         if seg.heading and has_body:
             chunks.append(current)
             current, current_tokens, has_body = [], 0, False

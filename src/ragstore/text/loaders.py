@@ -10,15 +10,19 @@ import io
 import json
 import mimetypes
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ragstore.text.hashing import normalize_text
+from ragstore.text.html import html_to_text
+from ragstore.text.limits import DEFAULT_LIMITS, LoadBudget, LoadLimits
 
-__all__ = ["SUPPORTED_EXTENSIONS", "LoadedDocument", "load_bytes", "load_path", "mime_for"]
+__all__ = ["SUPPORTED_EXTENSIONS", "LoadLimits", "LoadedDocument", "load_bytes", "load_path", "mime_for"]
 
 
 @dataclass
@@ -86,7 +90,7 @@ def _first_line_title(text: str, fallback: str) -> str:
     return fallback
 
 
-def _load_plain(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
+def _load_plain(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
     text = _decode_text(data, name)
     if mime == "text/markdown":
         match = _HEADING.search(text)
@@ -96,32 +100,14 @@ def _load_plain(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
     return [LoadedDocument(name, title, mime, text, len(data))]
 
 
-def _load_html(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
-    from bs4 import BeautifulSoup
-
-    raw = _decode_text(data, name)
-    soup = BeautifulSoup(raw, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "svg"]):
-        tag.decompose()
-    title_tag = soup.find("title")
-    title = title_tag.get_text(strip=True) if title_tag else ""
-    if soup.head:
-        soup.head.decompose()
-    # Block elements become paragraph breaks so the chunker still sees the structure.
-    for block in soup.find_all(
-        ["p", "div", "section", "article", "li", "tr", "br", "h1", "h2", "h3", "h4", "h5", "h6"]
-    ):
-        if block.name and block.name.startswith("h") and len(block.name) == 2:
-            block.insert_before("\n\n" + "#" * int(block.name[1]) + " ")
-        block.insert_after("\n\n")
-    text = re.sub(r"[ \t]+", " ", soup.get_text())
-    text = re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
+def _load_html(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
+    title, text = html_to_text(_decode_text(data, name), budget)
     return [LoadedDocument(name, title or _first_line_title(text, Path(name).stem), mime, text, len(data))]
 
 
-def _load_pdf(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
+def _load_pdf(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     if not data.startswith(b"%PDF"):
         raise InvalidInput(f"{name}: is not a PDF file (no %PDF header)")
@@ -129,13 +115,32 @@ def _load_pdf(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise InvalidInput(f"{name}: is an encrypted PDF; decrypt it before ingesting")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        budget.pages(len(reader.pages))
+        pages: list[str] = []
+        chars = 0
+        for page in reader.pages:
+            budget.check()
+            # extract_text swallows pypdf's decompression limit and returns "": decoding the content
+            # first lets a flate bomb surface as the LimitReachedError it is.
+            contents = page.get_contents()
+            if contents is not None:
+                contents.get_data()
+            pages.append((page.extract_text() or "").strip())
+            chars += len(pages[-1])
+            budget.chars(chars)
         title = ""
         if reader.metadata is not None and reader.metadata.title:
             title = str(reader.metadata.title)
     except InvalidInput:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except LimitReachedError as exc:
+        # pypdf's own guards (a flate bomb, a page tree of millions of pages, ...): the file is built to
+        # cost more than any honest document.
+        raise PayloadTooLarge(
+            f"{name}: the PDF exceeds a safety limit of the PDF reader ({exc}); nothing was stored",
+            details={"source": name, "limit": "pdf_reader"},
+        ) from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidInput(f"{name}: is a malformed PDF ({exc})") from exc
     text = "\n\n".join(p for p in pages if p)
     meta = {"pages": len(pages)}
@@ -155,7 +160,7 @@ def _record(obj: Any, name: str, where: str, size: int, mime: str) -> LoadedDocu
     return LoadedDocument(name + where, str(title), mime, text, size, dict(metadata))
 
 
-def _load_json(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
+def _load_json(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
     raw = _decode_text(data, name)
     try:
         obj = json.loads(raw)
@@ -166,10 +171,12 @@ def _load_json(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
     return [_record(obj, name, "", len(data), mime)]
 
 
-def _load_jsonl(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
+def _load_jsonl(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
     raw = _decode_text(data, name)
     docs = []
     for lineno, line in enumerate(raw.splitlines()):
+        if lineno % 1024 == 0:
+            budget.check()
         if not line.strip():
             continue
         try:
@@ -180,7 +187,7 @@ def _load_jsonl(data: bytes, name: str, mime: str) -> list[LoadedDocument]:
     return docs
 
 
-_LOADERS: dict[str, Callable[[bytes, str, str], list[LoadedDocument]]] = {
+_LOADERS: dict[str, Callable[[bytes, str, str, LoadBudget], list[LoadedDocument]]] = {
     "text/plain": _load_plain,
     "text/markdown": _load_plain,
     "text/html": _load_html,
@@ -190,8 +197,21 @@ _LOADERS: dict[str, Callable[[bytes, str, str], list[LoadedDocument]]] = {
 }
 
 
-def load_bytes(data: bytes, name: str, *, max_bytes: int, content_type: str | None = None) -> list[LoadedDocument]:
-    """Parse one file's bytes; raises InvalidInput (or a subclass) naming the file and the problem."""
+def load_bytes(
+    data: bytes,
+    name: str,
+    *,
+    max_bytes: int,
+    content_type: str | None = None,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    clock: Clock = SYSTEM_CLOCK,
+    stopping: threading.Event | None = None,
+) -> list[LoadedDocument]:
+    """Parse one file's bytes; raises InvalidInput (or a subclass) naming the file and the problem.
+
+    `limits` bound what the file may cost (pages, nesting, characters, seconds on `clock`); `stopping`
+    is the store's shutdown event, which ends the work at the next checkpoint (Unavailable).
+    """
     _, mime = mime_for(name, content_type)
     if len(data) > max_bytes:
         raise PayloadTooLarge(
@@ -199,7 +219,10 @@ def load_bytes(data: bytes, name: str, *, max_bytes: int, content_type: str | No
         )
     if not data.strip():
         raise InvalidInput(f"{name}: is empty")
-    docs = _LOADERS[mime](data, name, mime)
+    budget = LoadBudget(name, limits, clock=clock, stopping=stopping)
+    budget.check()
+    docs = _LOADERS[mime](data, name, mime, budget)
+    budget.chars(sum(len(doc.text) for doc in docs))
     for doc in docs:
         doc.text = normalize_text(doc.text)
         if not doc.text:
@@ -209,11 +232,18 @@ def load_bytes(data: bytes, name: str, *, max_bytes: int, content_type: str | No
     return docs
 
 
-def load_path(path: Path, *, max_bytes: int) -> list[LoadedDocument]:
+def load_path(
+    path: Path,
+    *,
+    max_bytes: int,
+    limits: LoadLimits = DEFAULT_LIMITS,
+    clock: Clock = SYSTEM_CLOCK,
+    stopping: threading.Event | None = None,
+) -> list[LoadedDocument]:
     mime_for(path.name)  # refuse an unsupported type before reading a possibly huge file
     size = path.stat().st_size
     if size > max_bytes:
         raise PayloadTooLarge(
             f"{path}: {size:,} bytes is over the limit of {max_bytes:,} bytes (RAGSTORE_MAX_DOCUMENT_BYTES)"
         )
-    return load_bytes(path.read_bytes(), str(path), max_bytes=max_bytes)
+    return load_bytes(path.read_bytes(), str(path), max_bytes=max_bytes, limits=limits, clock=clock, stopping=stopping)

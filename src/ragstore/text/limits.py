@@ -1,0 +1,92 @@
+"""What one file may cost to read: pages, nesting, characters, wall-clock time, and the store's shutdown.
+
+A loader is handed a `LoadBudget` and calls `check()` at its checkpoints (every few thousand HTML events,
+every PDF page). Python cannot interrupt a thread from outside, so a limit that "really stops the work"
+has to be asked for by the work itself; the checkpoints are frequent enough that a stop takes effect
+within milliseconds. The same checkpoints honour the store's shutdown event, so a SIGTERM ends a huge
+upload in seconds instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ragstore.clock import SYSTEM_CLOCK, Clock
+from ragstore.errors import InvalidInput, PayloadTooLarge, Unavailable
+
+__all__ = ["DEFAULT_LIMITS", "LoadBudget", "LoadLimits", "check_stopping"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadLimits:
+    """Per-file limits (RAGSTORE_MAX_PDF_PAGES, RAGSTORE_MAX_HTML_DEPTH, RAGSTORE_MAX_EXTRACTED_CHARS,
+    RAGSTORE_LOAD_TIMEOUT_S); the defaults are the settings' defaults."""
+
+    max_pages: int = 5_000
+    max_depth: int = 512
+    max_chars: int = 25_000_000
+    timeout_s: float = 120.0
+
+
+DEFAULT_LIMITS = LoadLimits()
+
+
+def check_stopping(stopping: threading.Event | None, what: str) -> None:
+    """Raise Unavailable when the store is shutting down: the work stops and nothing is stored."""
+    if stopping is not None and stopping.is_set():
+        raise Unavailable(f"{what}: the server is shutting down; nothing was stored, send it again later")
+
+
+class LoadBudget:
+    """One file's budget: the limits, its deadline on `clock`, and the store's shutdown event."""
+
+    __slots__ = ("clock", "deadline", "limits", "name", "stopping")
+
+    def __init__(
+        self,
+        name: str,
+        limits: LoadLimits = DEFAULT_LIMITS,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self.clock = clock
+        self.stopping = stopping
+        self.deadline = clock.monotonic() + limits.timeout_s
+
+    def check(self) -> None:
+        """A checkpoint: stop on shutdown or once the file's time is up."""
+        check_stopping(self.stopping, self.name)
+        if self.clock.monotonic() > self.deadline:
+            raise PayloadTooLarge(
+                f"{self.name}: reading it took longer than the limit of {self.limits.timeout_s:g} s "
+                "(RAGSTORE_LOAD_TIMEOUT_S); nothing was stored",
+                details={"source": self.name, "limit": "RAGSTORE_LOAD_TIMEOUT_S"},
+            )
+
+    def chars(self, count: int) -> None:
+        if count > self.limits.max_chars:
+            raise PayloadTooLarge(
+                f"{self.name}: more than {self.limits.max_chars:,} characters of text, over the limit "
+                "(RAGSTORE_MAX_EXTRACTED_CHARS); nothing was stored",
+                details={"source": self.name, "limit": "RAGSTORE_MAX_EXTRACTED_CHARS"},
+            )
+
+    def pages(self, count: int) -> None:
+        if count > self.limits.max_pages:
+            raise PayloadTooLarge(
+                f"{self.name}: {count:,} pages is over the limit of {self.limits.max_pages:,} pages "
+                "(RAGSTORE_MAX_PDF_PAGES); nothing was stored",
+                details={"source": self.name, "limit": "RAGSTORE_MAX_PDF_PAGES"},
+            )
+
+    def depth(self, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise InvalidInput(
+                f"{self.name}: HTML elements nested more than {self.limits.max_depth:,} deep, over the limit "
+                "(RAGSTORE_MAX_HTML_DEPTH); nothing was stored",
+                details={"source": self.name, "limit": "RAGSTORE_MAX_HTML_DEPTH"},
+            )
