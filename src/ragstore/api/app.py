@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from ragstore import __version__
@@ -81,7 +82,12 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["content-type", WRITE_HEADER.decode()],
         )
-    app.add_middleware(RequestGuardMiddleware, limits=BodyLimits.from_settings(limited), hosts=allowed_hosts(limited))
+    app.add_middleware(
+        RequestGuardMiddleware,
+        limits=BodyLimits.from_settings(limited),
+        hosts=allowed_hosts(limited),
+        takes_post=lambda path: _takes_post(app, path),
+    )
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
@@ -113,3 +119,11 @@ def _stop_work_on_sigterm(store: RagStore) -> None:
             previous(received, frame)
 
         signal.signal(signum, on_signal)
+
+
+def _takes_post(app: FastAPI, path: str) -> bool:
+    """Whether some route answers POST at `path` (asked only of a POST the write rule would refuse)."""
+    return any(
+        isinstance(route, APIRoute) and "POST" in route.methods and route.path_regex.match(path) is not None
+        for route in app.router.routes
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,10 +118,19 @@ class RequestGuardMiddleware:
     """The Host and the form of a write (api/origin.py), then the body's size and depth: one pass over the
     headers for all of it, since every request, cached searches included, goes through here."""
 
-    def __init__(self, app: ASGIApp, limits: BodyLimits, hosts: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: BodyLimits,
+        hosts: frozenset[str] | None,
+        takes_post: Callable[[str], bool] = lambda path: True,
+    ) -> None:
         self.app = app
         self.limits = limits
         self.hosts = hosts
+        # Whether a route takes POST at this path: a POST to one that does not is routing's 405, not a
+        # refused write (the write rule protects only what a write could change).
+        self.takes_post = takes_post
         # Header values seen before and what they meant; a client sends the same few again and again.
         self._host_ok: dict[bytes, bool] = {}
         self._json_type: dict[bytes, bool] = {}
@@ -149,7 +159,7 @@ class RequestGuardMiddleware:
             if len(self._json_type) < 256:
                 self._json_type[content_type] = is_json
         method = scope["method"]
-        if method == "POST" and not marked and not is_json:
+        if method == "POST" and not marked and not is_json and self.takes_post(scope["path"]):
             await send_error(send, write_refusal(content_type))
             return
         limit, setting = self.limits.for_request(method, scope["path"])
