@@ -29,7 +29,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Settings:
-    return sqlite_settings(tmp_path)
+    return sqlite_settings(tmp_path, restore_root=None)  # the default root: <data dir>/restores
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragstore.errors import ConfigError
@@ -168,6 +168,12 @@ class Settings(BaseSettings):
 
     # Restores through the API (POST /admin/backup/restore) go only below this folder (default: <data dir>/restores)
     restore_root: Path | None = Field(None, validation_alias=_env("RAGSTORE_RESTORE_ROOT"))
+
+    @field_validator("restore_root", mode="before")
+    @classmethod
+    def _empty_restore_root(cls, value: Any) -> Any:
+        """`RAGSTORE_RESTORE_ROOT=` (as in .env.example) is the default, not the working directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     # HTTP server
     api_host: str = Field("127.0.0.1", validation_alias=_env("RAGSTORE_API_HOST"))
