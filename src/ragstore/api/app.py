@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
 
 from ragstore import __version__
 from ragstore.api.errors import install_error_handlers
@@ -123,7 +123,5 @@ def _stop_work_on_sigterm(store: RagStore) -> None:
 
 def _takes_post(app: FastAPI, path: str) -> bool:
     """Whether some route answers POST at `path` (asked only of a POST the write rule would refuse)."""
-    return any(
-        isinstance(route, APIRoute) and "POST" in route.methods and route.path_regex.match(path) is not None
-        for route in app.router.routes
-    )
+    scope = {"type": "http", "path": path, "method": "POST", "root_path": ""}
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
