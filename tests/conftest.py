@@ -147,13 +147,14 @@ class PostgresDatabases:
     def created_database_url(self) -> str:
         """A new, empty database of the test's own (whole, not a schema), dropped at the end."""
         import psycopg
+        from psycopg import sql
         from sqlalchemy.engine import make_url
 
         url = self.new_database_url()
         admin = make_url(self.base_url).set(drivername="postgresql", database="postgres")
         try:
             with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{make_url(url).database}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(make_url(url).database))))
         except psycopg.OperationalError as exc:
             service_missing(f"PostgreSQL at {self.base_url} is not available: {exc}")
         return url
@@ -162,6 +163,7 @@ class PostgresDatabases:
         if not self.names:
             return
         import psycopg
+        from psycopg import sql
         from sqlalchemy.engine import make_url
 
         url = make_url(self.base_url).set(drivername="postgresql", database="postgres")
@@ -169,7 +171,7 @@ class PostgresDatabases:
             rows = conn.execute("SELECT datname FROM pg_database").fetchall()
             for (name,) in rows:
                 if any(name.startswith(n) for n in self.names):
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -177,3 +179,17 @@ def postgres_admin() -> Iterator[PostgresDatabases]:
     databases = PostgresDatabases(TEST_DATABASE_URL)
     yield databases
     databases.drop_all()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `ragstore serve` over a throwaway store (tests/hostile/live.py), one per test module; tests must
+    leave it as they found it (row counts, a clean check). Defined here, not in a conftest of tests/hostile:
+    two modules named `conftest` on the path would shadow each other."""
+    from hostile.live import start_server, stop_server
+
+    server = start_server(tmp_path_factory.mktemp("hostile") / "data")
+    try:
+        yield server
+    finally:
+        stop_server(server)

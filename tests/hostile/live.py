@@ -30,6 +30,10 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     data_dir: Path
     env: dict[str, str]
+    log_path: Path  # the server's stderr (a file, not a pipe: a full pipe would block the server)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
@@ -81,17 +85,19 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     (docs / "ko.md").write_text("# 전세 계약\n\n전세 계약을 갱신할 때 확인할 사항을 정리합니다.\n")
     _cli(env, "init")
     _cli(env, "ingest", str(docs), "--collection", COLLECTION)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ragstore.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ragstore.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code < 500:
                 break
@@ -101,7 +107,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
             process.kill()
             raise RuntimeError("server did not answer /health within 120 s")
         time.sleep(0.2)
-    return LiveServer(url=url, process=process, data_dir=data_dir, env=env)
+    return LiveServer(url=url, process=process, data_dir=data_dir, env=env, log_path=log_path)
 
 
 def stop_server(server: LiveServer) -> None:
