@@ -15,8 +15,9 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ragstore.api.replay import replaying
 from ragstore.schemas import SearchRequest
 
 __all__ = ["CachedSearchMiddleware"]
@@ -75,16 +76,7 @@ class CachedSearchMiddleware:
             )
             await send({"type": "http.response.body", "body": answer})
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying({"type": "http.request", "body": body, "more_body": False}, receive), send)
 
     def _cached(self, scope: Scope, name: str, body: bytes) -> bytes | None:
         store = getattr(getattr(scope.get("app"), "state", None), "store", None)

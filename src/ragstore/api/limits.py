@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstore.api.errors import ErrorResponse
 from ragstore.api.origin import WRITE_HEADER, host_name, host_refusal, is_json_type, write_refusal
+from ragstore.api.replay import replaying
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput, PayloadTooLarge, RagstoreError
 
@@ -192,16 +193,7 @@ class RequestGuardMiddleware:
             if depth > self.limits.depth:
                 await send_error(send, _too_deep(depth, self.limits.depth))
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return message
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(message, receive), send)
 
     def _allowed(self, host: bytes) -> bool:
         ok = self._host_ok.get(host)
