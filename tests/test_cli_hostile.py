@@ -171,3 +171,32 @@ def test_a_milvus_uri_in_a_dotenv_file_reaches_neither_pymilvus_nor_the_environm
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["''", "./exported/milvus.db", "None", "None"]
+
+
+def test_odd_valid_strings_round_trip_through_the_cli(store: Store) -> None:
+    """Every kind of odd but valid text (test_valid_text.ODD) goes in through `ingest` and comes back the same
+    through `documents show`, `documents list` and `search`, both as JSON and as printed text."""
+    from test_valid_text import ODD, _odd_document
+
+    source = store.work / "odd.jsonl"
+    docs = {kind: _odd_document(kind, value) for kind, value in ODD.items()}
+    source.write_text("".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs.values()), encoding="utf-8")
+    ingested = run(store.env, "ingest", str(source), "-c", "odd", "--json")
+    assert ingested.code == 0, ingested.stderr
+    listed = run(store.env, "documents", "list", "-c", "odd", "--json")
+    assert listed.code == 0, listed.stderr
+    # A file's documents are known by the file and their line (`odd.jsonl#N`), whatever source a line names.
+    ids = {doc["source_uri"]: doc["id"] for doc in json.loads(listed.stdout)}
+    assert set(ids) == {f"{source}#{line}" for line in range(len(docs))}
+    for line, (kind, doc) in enumerate(docs.items()):
+        doc_id = ids[f"{source}#{line}"]
+        shown = run(store.env, "documents", "show", str(doc_id), "-c", "odd", "--json")
+        assert shown.code == 0, shown.stderr
+        got = json.loads(shown.stdout)
+        assert got["title"] == doc["title"], kind
+        assert {k: got["metadata"][k] for k in doc["metadata"]} == doc["metadata"], kind
+        found = run(store.env, "search", ODD[kind], "-c", "odd", "--filter", json.dumps({kind: ODD[kind]}), "--json")
+        assert found.code == 0, found.stderr
+        assert [hit["document_id"] for hit in json.loads(found.stdout)["hits"]] == [doc_id], kind
+    for printed in (run(store.env, "documents", "list", "-c", "odd"), run(store.env, "search", "sample", "-c", "odd")):
+        assert printed.code == 0 and "Traceback" not in printed.stderr, printed.stderr
