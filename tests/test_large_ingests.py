@@ -150,7 +150,9 @@ def test_a_large_request_becomes_a_job_with_progress(job_client: TestClient) -> 
 def test_a_large_jsonl_upload_becomes_a_job(job_client: TestClient) -> None:
     lines = "\n".join(f'{{"text": "Line {i} about indexes."}}' for i in range(15)).encode()
     accepted = job_client.post(
-        "/v1/collections/kb/documents", files={"file": ("many.jsonl", lines, "application/x-ndjson")}
+        "/v1/collections/kb/documents",
+        files={"file": ("many.jsonl", lines, "application/x-ndjson")},
+        headers={"x-requested-with": "ragstore-tests"},
     )
     assert accepted.status_code == 202, accepted.text
     job = _finished(job_client, accepted.json()["status_url"])
@@ -158,5 +160,6 @@ def test_a_large_jsonl_upload_becomes_a_job(job_client: TestClient) -> None:
     bad = job_client.post(
         "/v1/collections/kb/documents",
         files={"file": ("bad.jsonl", b'{"text": "fine"}\n' * 11 + b'{"text": "\\ud800"}\n', "application/x-ndjson")},
+        headers={"x-requested-with": "ragstore-tests"},
     )
     assert bad.status_code == 422 and "text" in bad.json()["error"]["message"]
