@@ -256,3 +256,15 @@ def test_postgresql_targets_on_the_configured_server_with_quoted_names(
     finally:  # dropped here, quoted (the shared fixture's cleanup splices names into its SQL)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_pg_tools_get_the_password_through_the_environment_not_the_command_line() -> None:
+    """`ps` shows every user a command line; pg_dump and pg_restore read PGPASSWORD from their environment."""
+    from ragstore.backup.snapshot import libpq_command
+
+    dbname, env = libpq_command("postgresql+psycopg://ragstore:s3cret-pw@db.example:5433/store")
+    assert dbname == "--dbname=postgresql://ragstore@db.example:5433/store"
+    assert env["PGPASSWORD"] == "s3cret-pw"
+    no_password, env = libpq_command("postgresql+psycopg://postgres@127.0.0.1/test")
+    assert "PGPASSWORD" not in env or env["PGPASSWORD"] == os.environ.get("PGPASSWORD")
+    assert no_password == "--dbname=postgresql://postgres@127.0.0.1/test"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from ragstore.backup.blocks import Chunking
 from ragstore.backup.errors import BackupFailed, NoSpace
@@ -36,7 +36,7 @@ __all__ = [
     "StagedFile",
     "count_collections",
     "estimate_bytes",
-    "libpq_url",
+    "libpq_command",
     "take_snapshot",
 ]
 
@@ -104,10 +104,15 @@ def _identity_and_revision(conn: Connection) -> tuple[int, str | None]:
     return int(identity or 0), None if revision is None else str(revision)
 
 
-def libpq_url(sqlalchemy_url: str) -> str:
-    """The URL pg_dump and pg_restore understand (no SQLAlchemy driver suffix)."""
+def libpq_command(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:
+    """`--dbname` for pg_dump or pg_restore without the password, and the environment that carries it: a
+    command line is readable by every user of the machine (`ps`), the process's environment is not."""
     url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return f"--dbname={bare.render_as_string(hide_password=False)}", env
 
 
 def sqlite_snapshot(live: Path, staging: Path) -> Path:
@@ -148,6 +153,7 @@ def search_path_schema(url: str) -> str | None:
 def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
     if shutil.which("pg_dump") is None:
         raise BackupFailed("pg_dump is not on PATH: install the PostgreSQL client (Debian: postgresql-client)")
+    dbname, env = libpq_command(url)
     command = [
         "pg_dump",
         "--format=custom",
@@ -156,12 +162,12 @@ def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
         "--no-privileges",
         f"--snapshot={snapshot_id}",
         f"--file={target}",
-        f"--dbname={libpq_url(url)}",
+        dbname,
     ]
     schema = search_path_schema(url)
     if schema is not None:
         command.append(f"--schema={schema}")
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         if "No space left" in done.stderr:

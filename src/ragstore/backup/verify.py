@@ -23,7 +23,7 @@ from ragstore.backup.blocks import WINDOW, assemble_file
 from ragstore.backup.errors import BackupDamaged, BackupFailed
 from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
-from ragstore.backup.snapshot import count_collections, libpq_url
+from ragstore.backup.snapshot import count_collections, libpq_command
 from ragstore.backup.targets import check_manifest_names
 from ragstore.vectors.base import IndexFilesDamaged
 from ragstore.vectors.registry import backend_spec
@@ -136,11 +136,13 @@ def rename_database(admin: Engine, name: str, new_name: str) -> None:
 
 
 def restore_pg_dump(dump: Path, url: str, where: str) -> None:
+    dbname, env = libpq_command(url)
     done = subprocess.run(
-        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={libpq_url(url)}", str(dump)],
+        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", dbname, str(dump)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise BackupDamaged(f"{where}: pg_restore failed ({done.stderr.strip()[:300]})")
