@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
@@ -117,22 +116,26 @@ def pg_restore_list(dump: Path, where: str) -> int:
     return sum(1 for line in done.stdout.splitlines() if line and not line.startswith(";"))
 
 
-def _ddl(admin: Engine, statement: sql.Composable) -> None:
-    """A database-level statement (outside a transaction) with names quoted by psycopg, never spliced in."""
+def _ddl(admin: Engine, template: str, *names: str) -> None:
+    """A database-level statement (outside a transaction) with names quoted by psycopg, never spliced in.
+    psycopg is the `postgres` extra, imported only here: a SQLite store never gets this far."""
+    from psycopg import sql
+
+    statement = sql.SQL(template).format(*(sql.Identifier(name) for name in names))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
 
 
 def create_database(admin: Engine, name: str) -> None:
-    _ddl(admin, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _ddl(admin, "CREATE DATABASE {}", name)
 
 
 def drop_database(admin: Engine, name: str) -> None:
-    _ddl(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _ddl(admin, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
 
 
 def rename_database(admin: Engine, name: str, new_name: str) -> None:
-    _ddl(admin, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(new_name)))
+    _ddl(admin, "ALTER DATABASE {} RENAME TO {}", name, new_name)
 
 
 def restore_pg_dump(dump: Path, url: str, where: str) -> None:
