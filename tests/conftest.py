@@ -193,3 +193,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def unchanged(live_server: Any) -> Iterator[None]:
+    """The live store is exactly as before the test (row counts), its check is clean, and it still answers a
+    normal search: what every hostile input must leave behind."""
+    before = live_server.row_counts()
+    yield
+    assert live_server.row_counts() == before
+    live_server.check_clean()
+    live_server.assert_serves_search()

@@ -15,6 +15,7 @@ from ragstore.text.limits import LoadLimits
 from ragstore.text.loaders import load_bytes
 
 from conftest import CountingEmbedder
+from pdf_builders import raw_pdf
 
 LIMIT = 64 * 1024 * 1024
 
@@ -142,23 +143,9 @@ def test_a_stopping_store_ends_the_load_at_the_next_checkpoint() -> None:
             load_bytes(data, name, max_bytes=LIMIT, stopping=stopping)
 
 
-def _raw_pdf(objects: list[bytes]) -> bytes:
-    """A PDF from numbered object bodies (1-based), with a correct xref table."""
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
 def test_a_flate_bomb_is_a_clear_413() -> None:
     bomb = zlib.compress(b" " * 100_000_000, 9)  # 100 MB of content from about 100 KB
-    data = _raw_pdf(
+    data = raw_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -172,7 +159,7 @@ def test_a_flate_bomb_is_a_clear_413() -> None:
 
 
 def test_a_page_tree_claiming_ten_million_pages_is_refused() -> None:
-    data = _raw_pdf(
+    data = raw_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 10000000 >>",

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+
 from live import COLLECTION, LiveServer
 
 BIG = 2**64

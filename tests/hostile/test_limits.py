@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+
 from live import COLLECTION, LiveServer
 
 MIB = 1024 * 1024
@@ -75,16 +76,6 @@ def _length(answer: bytes) -> int:
 def gigabyte(chunk: bytes) -> Iterator[bytes]:
     for _ in range(1024**3 // len(chunk)):
         yield chunk
-
-
-@pytest.fixture
-def unchanged(live_server: LiveServer) -> Iterator[None]:
-    """Row counts before and after are equal, the check is clean, a normal search still answers."""
-    before = live_server.row_counts()
-    yield
-    assert live_server.row_counts() == before
-    live_server.check_clean()
-    live_server.assert_serves_search()
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from live import COLLECTION, LiveServer, start_server, stop_server
+from pdf_builders import raw_pdf
 
 WRITE = {"x-requested-with": "ragstore-tests"}  # an upload from a page of our own (api/origin.py)
 UPLOAD = f"/v1/collections/{COLLECTION}/documents"
@@ -38,22 +40,9 @@ def _page(size: int) -> bytes:
     return ("".join(parts) + "</body></html>").encode()
 
 
-def _raw_pdf(objects: list[bytes]) -> bytes:
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
 def _flate_bomb() -> bytes:
     bomb = zlib.compress(b" " * 100_000_000, 9)
-    return _raw_pdf(
+    return raw_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -64,7 +53,7 @@ def _flate_bomb() -> bytes:
 
 
 def _page_tree() -> bytes:
-    return _raw_pdf(
+    return raw_pdf(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 10000000 >>",
