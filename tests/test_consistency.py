@@ -283,12 +283,14 @@ def test_reading_reports_never_runs_a_check(loaded: RagStore) -> None:
             if path.startswith("/admin/consistency")
             for method, operation in operations.items()
         }
+        # Every route: 400 (a Host not allowed), 413 (a body over the limit), 422 and 503 (api/limits.py); a POST
+        # also 403 and 415 (the write rule, api/origin.py).
         assert documented == {
-            ("get", "/admin/consistency"): {"200", "404", "422"},
-            ("post", "/admin/consistency"): {"200", "404", "422", "503"},
-            ("post", "/admin/consistency/repair"): {"200", "404", "422", "503"},
-            ("get", "/admin/consistency/history"): {"200", "422"},
-            ("get", "/admin/consistency/{report_id}"): {"200", "404", "422"},
+            ("get", "/admin/consistency"): {"200", "400", "404", "413", "422", "503"},
+            ("post", "/admin/consistency"): {"200", "400", "403", "404", "413", "415", "422", "503"},
+            ("post", "/admin/consistency/repair"): {"200", "400", "403", "404", "413", "415", "422", "503"},
+            ("get", "/admin/consistency/history"): {"200", "400", "413", "422", "503"},
+            ("get", "/admin/consistency/{report_id}"): {"200", "400", "404", "413", "422", "503"},
         }
         error_schema = paths["/admin/consistency"]["post"]["responses"]["404"]["content"]["application/json"]
         assert error_schema["schema"]["$ref"].endswith("/ErrorResponse")

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     model_serializer,
 )
 
@@ -53,17 +54,21 @@ SearchMode = Literal["hybrid", "dense", "lexical"]
 MAX_SEARCH_DEPTH = 1000  # offset + k: the deepest result a search pages to
 
 
-def _storable(value: str) -> str:
-    """A request string that is valid Unicode without NUL (valid_text.py has the rule and why)."""
-    problem = text_problem(value)
+def _storable(value: Any) -> Any:
+    """A request string that is valid Unicode without NUL (valid_text.py has the rule and why).
+
+    A before-validator (anything but a string is left to the `str` schema that follows): that way a field's
+    own length constraints stay on the string itself, with pydantic's plain "at most N characters" message.
+    """
+    problem = text_problem(value) if isinstance(value, str) else None
     if problem is not None:
         raise ValueError(problem)
     return value
 
 
-def _storable_body(value: str) -> str:
+def _storable_body(value: Any) -> Any:
     """Document text and titles: lone surrogates refused; NUL allowed here, the core removes it."""
-    problem = text_problem(value, allow_nul=True)
+    problem = text_problem(value, allow_nul=True) if isinstance(value, str) else None
     if problem is not None:
         raise ValueError(problem)
     return value
@@ -78,9 +83,12 @@ def _storable_json(value: Any) -> Any:
 
 # Request strings, checked by the API before any work (422 naming the field); the core checks again for
 # Python and CLI callers.
-StorableStr = Annotated[str, AfterValidator(_storable)]
-StorableText = Annotated[str, AfterValidator(_storable_body)]
+StorableStr = Annotated[str, BeforeValidator(_storable)]
+StorableText = Annotated[str, BeforeValidator(_storable_body)]
 StorableJson = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+# The length constraint before the check, so that it applies to the string itself ("at most 10000
+# characters"); after a validator pydantic can only count "items after validation".
+SearchQuery = Annotated[str, StringConstraints(max_length=10_000), BeforeValidator(_storable)]
 # Any integer a request names (ids, offsets, counts): it must fit the signed 64-bit columns it is compared
 # with, or SQLite raises OverflowError (a 500) before the query runs.
 INT64_MAX = 2**63 - 1
@@ -265,9 +273,7 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: StorableStr | None = Field(
-        None, max_length=10_000, description="Text to search for (embedded, and analysed)"
-    )
+    query: SearchQuery | None = Field(None, description="Text to search for (embedded, and analysed)")
     vector: list[float] | None = Field(
         None, max_length=16_384, description="A query vector of the collection's dimension"
     )
