@@ -61,32 +61,38 @@ class LoadBudget:
         """A checkpoint: stop on shutdown or once the file's time is up."""
         check_stopping(self.stopping, self.name)
         if self.clock.monotonic() > self.deadline:
-            raise PayloadTooLarge(
-                f"{self.name}: reading it took longer than the limit of {self.limits.timeout_s:g} s "
-                "(RAGSTORE_LOAD_TIMEOUT_S); nothing was stored",
-                details={"source": self.name, "limit": "RAGSTORE_LOAD_TIMEOUT_S"},
+            raise self._over(
+                PayloadTooLarge,
+                f"reading it took longer than the limit of {self.limits.timeout_s:g} s",
+                "RAGSTORE_LOAD_TIMEOUT_S",
             )
 
     def chars(self, count: int) -> None:
         if count > self.limits.max_chars:
-            raise PayloadTooLarge(
-                f"{self.name}: more than {self.limits.max_chars:,} characters of text, over the limit "
-                "(RAGSTORE_MAX_EXTRACTED_CHARS); nothing was stored",
-                details={"source": self.name, "limit": "RAGSTORE_MAX_EXTRACTED_CHARS"},
+            raise self._over(
+                PayloadTooLarge,
+                f"more than {self.limits.max_chars:,} characters of text, over the limit",
+                "RAGSTORE_MAX_EXTRACTED_CHARS",
             )
 
     def pages(self, count: int) -> None:
         if count > self.limits.max_pages:
-            raise PayloadTooLarge(
-                f"{self.name}: {count:,} pages is over the limit of {self.limits.max_pages:,} pages "
-                "(RAGSTORE_MAX_PDF_PAGES); nothing was stored",
-                details={"source": self.name, "limit": "RAGSTORE_MAX_PDF_PAGES"},
+            raise self._over(
+                PayloadTooLarge,
+                f"{count:,} pages is over the limit of {self.limits.max_pages:,} pages",
+                "RAGSTORE_MAX_PDF_PAGES",
             )
 
     def depth(self, depth: int) -> None:
         if depth > self.limits.max_depth:
-            raise InvalidInput(
-                f"{self.name}: HTML elements nested more than {self.limits.max_depth:,} deep, over the limit "
-                "(RAGSTORE_MAX_HTML_DEPTH); nothing was stored",
-                details={"source": self.name, "limit": "RAGSTORE_MAX_HTML_DEPTH"},
+            raise self._over(
+                InvalidInput,
+                f"HTML elements nested more than {self.limits.max_depth:,} deep, over the limit",
+                "RAGSTORE_MAX_HTML_DEPTH",
             )
+
+    def _over(self, error: type[InvalidInput], what: str, setting: str) -> InvalidInput:
+        """The refusal of this file: what was over which setting, and that nothing was stored."""
+        return error(
+            f"{self.name}: {what} ({setting}); nothing was stored", details={"source": self.name, "limit": setting}
+        )
