@@ -82,6 +82,8 @@ def test_a_vector_backend_the_registry_refuses_is_named_at_open_and_by_config_ch
     monkeypatch.setenv("RAGSTORE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RAGSTORE_ENV", env)
     monkeypatch.setenv("RAGSTORE_VECTOR_BACKEND", backend)
+    for secret in ("API_KEY_SALT", "JWT_SECRET", "AUDIT_SIGNING_KEY", "ENCRYPTION_KEY"):  # production needs them
+        monkeypatch.setenv(secret, "ab" * 32)
     settings = load_settings(tmp_path)
     with pytest.raises(ConfigError, match=f"RAGSTORE_VECTOR_BACKEND.*{message}|{message}"):
         RagStore.open(settings)

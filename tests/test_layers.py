@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"schemas"},
     {"db", "text", "embeddings", "cache"},
     {"migrations", "lexical", "vectors"},  # derived from the system of record: they may read SQL
+    {"security"},  # principals, keys, sessions, limits, usage, audit: every feature may record an action
     {"sync"},
     {"documents", "analytics"},  # the catalog every feature reads; the query log search writes
     {"search", "consistency", "backup", "indexing"},

@@ -215,6 +215,37 @@ class Settings(BaseSettings):
     )
     load_timeout_s: float = Field(120.0, gt=0, le=86_400, validation_alias=_env("RAGSTORE_LOAD_TIMEOUT_S"))
 
+    # who may do what (issue 16, security/): every HTTP call carries a key or a session unless RAGSTORE_AUTH=off,
+    # which is refused unless the server binds to a loopback address
+    auth: Literal["required", "off"] = Field("required", validation_alias=_env("RAGSTORE_AUTH"))
+    # The server-side secrets. Unset in the local and test profiles, each is generated once into
+    # <data dir>/secrets/ (mode 0600, security/local_secrets.py); the production profile refuses to start
+    # without them, because several servers must share them and a backup must not be their only copy.
+    api_key_salt: SecretStr | None = Field(None, validation_alias=_env("API_KEY_SALT"))  # HMAC pepper of key secrets
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("JWT_SECRET"))
+    audit_signing_key: SecretStr | None = Field(None, validation_alias=_env("AUDIT_SIGNING_KEY"))  # Ed25519 seed
+    encryption_key: SecretStr | None = Field(None, validation_alias=_env("ENCRYPTION_KEY"))  # AES-256-GCM
+    # the key ENCRYPTION_KEY replaces, still accepted for reading while `ragstore secrets rotate` runs
+    encryption_key_previous: SecretStr | None = Field(None, validation_alias=_env("ENCRYPTION_KEY_PREVIOUS"))
+    access_token_ttl_s: int = Field(900, ge=30, le=86_400, validation_alias=_env("RAGSTORE_ACCESS_TOKEN_TTL_S"))
+    refresh_token_ttl_s: int = Field(
+        14 * 86_400, ge=60, le=365 * 86_400, validation_alias=_env("RAGSTORE_REFRESH_TOKEN_TTL_S")
+    )
+    key_rotation_grace_s: int = Field(
+        86_400, ge=0, le=90 * 86_400, validation_alias=_env("RAGSTORE_KEY_ROTATION_GRACE_S")
+    )
+    # a signed checkpoint of the audit chain this often (crontab line), written even when nothing happened
+    audit_checkpoint_schedule: str = Field("0 * * * *", validation_alias=_env("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE"))
+
+    # rate limits (the `limits` library; Redis when REDIS_URL is set) and usage accounting
+    rate_limit_default: str = Field("600/minute", validation_alias=_env("RAGSTORE_RATE_LIMIT_DEFAULT"))
+    # per-role overrides, e.g. "read=1200/minute;admin=6000/minute"; a key's own limit overrides both
+    rate_limit_roles: str = Field("", validation_alias=_env("RAGSTORE_RATE_LIMIT_ROLES"))
+    rate_limit_login: str = Field("10/minute", validation_alias=_env("RAGSTORE_RATE_LIMIT_LOGIN"))
+    rate_limit_anonymous: str = Field("60/minute", validation_alias=_env("RAGSTORE_RATE_LIMIT_ANONYMOUS"))
+    max_concurrent_requests: int = Field(16, ge=1, le=10_000, validation_alias=_env("MAX_CONCURRENT_REQUESTS"))
+    usage_retain_days: int = Field(90, ge=1, le=3650, validation_alias=_env("RAGSTORE_USAGE_RETAIN_DAYS"))
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_size_tokens:
@@ -238,10 +269,26 @@ class Settings(BaseSettings):
             ("RAGSTORE_CHECK_SCHEDULE", self.check_schedule),
             ("RAGSTORE_BACKUP_SCHEDULE_FULL", self.backup_schedule_full),
             ("RAGSTORE_BACKUP_SCHEDULE_INCREMENTAL", self.backup_schedule_incremental),
+            ("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE", self.audit_checkpoint_schedule),
         ):
             _check_crontab(variable, line)
         if self.backup_encryption_key is not None and self.backup_encryption_key.get_secret_value():
             decode_key(self.backup_encryption_key.get_secret_value())  # a ValueError naming the variable
+        if self.env == "production":
+            missing = [
+                variable
+                for variable, value in (
+                    ("API_KEY_SALT", self.api_key_salt),
+                    ("JWT_SECRET", self.jwt_secret),
+                    ("AUDIT_SIGNING_KEY", self.audit_signing_key),
+                    ("ENCRYPTION_KEY", self.encryption_key),
+                )
+                if value is None or not value.get_secret_value()
+            ]
+            if missing:
+                raise ValueError(
+                    f"RAGSTORE_ENV=production needs {', '.join(missing)} set (make them with `ragstore secrets keygen`)"
+                )
         # Which backend names exist is the vector registry's knowledge, above this module: it checks
         # RAGSTORE_VECTOR_BACKEND when settings become an index (vectors.registry.checked_spec).
         return self

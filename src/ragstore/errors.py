@@ -39,6 +39,8 @@ __all__ = [
     "OperationFailed",
     "PayloadTooLarge",
     "RagstoreError",
+    "TooManyRequests",
+    "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
     "category_of",
@@ -98,9 +100,33 @@ class BadRequest(InvalidInput):
     http_status = 400
 
 
+class Unauthorized(RagstoreError):
+    """No credentials, or credentials that prove nothing (unknown, expired, revoked key; bad token or password).
+
+    The HTTP face adds `WWW-Authenticate: Bearer`. The message never says which of these it was, so a guesser
+    learns nothing from it; the audit log records the reason.
+    """
+
+    code = "unauthorized"
+    http_status = 401
+    exit_code = EXIT_CALLER_ERROR
+
+
+class TooManyRequests(RagstoreError):
+    """Over a rate limit or the cap on concurrent requests; `retry_after_s` says when to come back."""
+
+    code = "rate_limited"
+    http_status = 429
+    exit_code = EXIT_CALLER_ERROR
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, details: dict[str, object] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
+
+
 class Forbidden(RagstoreError):
-    """The request is well formed but refused as it was sent (e.g. a state change a cross-site page could
-    forge); sent another way (with the header the message names) it is accepted."""
+    """The request is well formed but refused: the caller's key or session lacks the permission, or it was
+    sent in a form a cross-site page could forge (sent with the header the message names it is accepted)."""
 
     code = "forbidden"
     http_status = 403
@@ -174,9 +200,11 @@ CATEGORIES: tuple[type[RagstoreError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     Conflict,
+    TooManyRequests,
     OperationFailed,
     Unavailable,
     InsufficientStorage,

@@ -43,6 +43,7 @@ from ragstore.ops.health import OpsService
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
+from ragstore.security.audit import AuditTrail
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
@@ -97,6 +98,8 @@ class Components:
     reports: ReportStore
     backup_manager: BackupManager
     stopping: threading.Event  # set when the store shuts down: in-flight loads and ingests stop (text/limits.py)
+    # Identity and accounting (issue 16).
+    audit_trail: AuditTrail
 
 
 @dataclass(slots=True)
@@ -191,6 +194,7 @@ def build(
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),
         stopping=stopping,
+        audit_trail=AuditTrail(db, clock=clock),
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(

@@ -53,8 +53,8 @@ MIGRATION_LOCK_KEY = 0x7261_6773_746F  # "ragsto"
 
 # Objects the migrations create that the models do not declare: the full-text index over `chunk_lexemes`
 # (SQLite's FTS5 table, its shadow tables and its fts5vocab table; PostgreSQL's generated tsvector column
-# and its GIN index).
-DATABASE_ONLY_TABLE_PREFIX = ("chunk_lexemes_fts", "chunk_lexemes_vocab")
+# and its GIN index), and the monthly partitions of `api_usage_logs` on PostgreSQL (migration 0010).
+DATABASE_ONLY_TABLE_PREFIX = ("chunk_lexemes_fts", "chunk_lexemes_vocab", "api_usage_logs_")
 DATABASE_ONLY = frozenset({("column", "tsv"), ("index", "ix_chunk_lexemes_tsv")})
 
 

@@ -1,0 +1,84 @@
+"""The server-side secrets (API_KEY_SALT, JWT_SECRET, AUDIT_SIGNING_KEY, ENCRYPTION_KEY), configured or made.
+
+A setting wins. Without one (the local and test profiles; production refuses to start, see config.py) the
+secret is generated once with `secrets.token_bytes` and kept in `<data dir>/secrets/<name>` with mode 0600,
+so `make run` needs no set-up and every process on the machine agrees on it. The folder is never part of
+a backup: a key stored beside the data it protects protects nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from ragstore.config import Settings
+from ragstore.errors import ConfigError
+from ragstore.secrets_mask import register
+
+__all__ = ["SECRET_BYTES", "decode_secret", "secrets_dir", "server_secret"]
+
+SECRET_BYTES = 32
+_SETTINGS = {
+    "api_key_salt": "API_KEY_SALT",
+    "jwt_secret": "JWT_SECRET",
+    "audit_signing_key": "AUDIT_SIGNING_KEY",
+    "encryption_key": "ENCRYPTION_KEY",
+}
+
+
+def secrets_dir(settings: Settings) -> Path:
+    return settings.data_dir / "secrets"
+
+
+def decode_secret(text: str, variable: str) -> bytes:
+    """32 bytes from 64 hex digits or base64 (what `ragstore secrets keygen` prints); ConfigError otherwise."""
+    value = text.strip()
+    candidates: list[bytes] = []
+    with contextlib.suppress(ValueError):
+        candidates.append(bytes.fromhex(value))
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        with contextlib.suppress(binascii.Error, ValueError):
+            candidates.append(decode(value + "=" * (-len(value) % 4)))
+    for candidate in candidates:
+        if len(candidate) == SECRET_BYTES:
+            return candidate
+    raise ConfigError(
+        f"{variable} must be 32 bytes written as 64 hex digits or base64 (got {len(value)} characters); "
+        "make one with `ragstore secrets keygen`"
+    )
+
+
+def server_secret(settings: Settings, name: str) -> bytes:
+    """The 32-byte secret `name` (a Settings field of `_SETTINGS`): configured, else read or made once."""
+    variable = _SETTINGS[name]
+    configured: SecretStr | None = getattr(settings, name)
+    if configured is not None and configured.get_secret_value().strip():
+        return decode_secret(configured.get_secret_value(), variable)
+    if settings.env == "production":
+        raise ConfigError(f"{variable} is not set (RAGSTORE_ENV=production generates no secrets)")
+    path = secrets_dir(settings) / name
+    if not path.exists():
+        _create(path)
+    text = path.read_text().strip()
+    register(text)
+    return decode_secret(text, f"{variable} (from {path})")
+
+
+def _create(path: Path) -> None:
+    """Write a new secret with mode 0600 from the first byte; of two processes racing, the first one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(path.parent, 0o700)
+    value = secrets.token_bytes(SECRET_BYTES).hex()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
