@@ -112,6 +112,10 @@ def make_settings(tmp_path: Path, database_url: str | None) -> Callable[..., Set
 
     def build(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", tmp_path / "data")
+        # Tests of a feature call its routes as the local operator (auth off, which TestClient's loopback
+        # allows); who may call what is proven by the authorization matrix, the fuzz runs with and without
+        # keys and the live server, which run with RAGSTORE_AUTH=required (the default everywhere else).
+        overrides.setdefault("auth", "off")
         if database_url is not None:
             overrides.setdefault("database_url", database_url)
         return Settings(**overrides)
