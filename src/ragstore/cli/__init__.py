@@ -43,6 +43,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _as_the_local_operator() -> None:
+    """Every command acts as the operating-system user running it (`cli:<user>` in the audit log): the CLI
+    runs beside the data files, so it needs no key (issue 16)."""
+    from ragstore.security.context import operator_principal, set_call
+
+    set_call(operator_principal())
+
+
 app.command("init")(lifecycle.init)
 app.command("serve")(lifecycle.serve)
 app.command("worker")(worker.worker)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ragstore.security.principal import Principal
 
-__all__ = ["CallContext", "acting_as", "current_call", "operator_principal"]
+__all__ = ["CallContext", "acting_as", "current_call", "operator_principal", "set_call"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +52,8 @@ def acting_as(principal: Principal, *, request_id: str = "", client_address: str
         yield call
     finally:
         _current.reset(token)
+
+
+def set_call(principal: Principal, *, request_id: str = "", client_address: str = "") -> None:
+    """Set the call for the rest of this context (a CLI command: the process is the call)."""
+    _current.set(CallContext(principal, request_id, client_address))
