@@ -8,6 +8,7 @@ start-up with the variable's name, never later in the middle of a request.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,34 @@ from ragstore.errors import ConfigError
 from ragstore.keys import decode_key
 from ragstore.secrets_mask import install_log_masking, mask, register, url_password
 
-__all__ = ["Profile", "Settings", "load_settings"]
+__all__ = ["RATE_LIMIT", "Profile", "Settings", "load_settings", "parse_role_limits"]
+
+# One rate limit, "N/second|minute|hour|day|month|year" or "N per M minutes": the grammar of the `limits`
+# library, which parses them when the server starts limiting (its parser is not imported here: `limits`
+# costs ~120 ms to import, and every command reads its settings).
+RATE_LIMIT = re.compile(
+    r"\s*[1-9][0-9]{0,8}\s*(?:/|\s+per\s+)\s*(?:[1-9][0-9]{0,5}\s*)?(?:second|minute|hour|day|month|year)s?\s*",
+    re.IGNORECASE,
+)
+_RATE_LIMIT_ROLES = ("read", "write", "admin", "metrics")
+
+
+def parse_role_limits(text: str) -> dict[str, str]:
+    """RAGSTORE_RATE_LIMIT_ROLES, "read=1200/minute;admin=6000/minute", as {role: limit}; a ValueError names
+    the variable and the part it cannot read."""
+    limits: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        role, _, limit = (x.strip() for x in part.partition("="))
+        if role.lower() not in _RATE_LIMIT_ROLES or not RATE_LIMIT.fullmatch(limit):
+            raise ValueError(
+                f"RAGSTORE_RATE_LIMIT_ROLES: {part!r} is not ROLE=LIMIT with a role of "
+                f"{', '.join(_RATE_LIMIT_ROLES)} and a limit like 1200/minute"
+            )
+        limits[role.lower()] = limit
+    return limits
+
 
 Profile = Literal["local", "production", "test"]
 PROFILES: tuple[str, ...] = ("local", "production", "test")
@@ -272,6 +300,14 @@ class Settings(BaseSettings):
             ("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE", self.audit_checkpoint_schedule),
         ):
             _check_crontab(variable, line)
+        for variable, limit in (
+            ("RAGSTORE_RATE_LIMIT_DEFAULT", self.rate_limit_default),
+            ("RAGSTORE_RATE_LIMIT_LOGIN", self.rate_limit_login),
+            ("RAGSTORE_RATE_LIMIT_ANONYMOUS", self.rate_limit_anonymous),
+        ):
+            if not RATE_LIMIT.fullmatch(limit):
+                raise ValueError(f"{variable}={limit!r} is not a rate limit: write it like 600/minute or 10 per second")
+        parse_role_limits(self.rate_limit_roles)
         if self.backup_encryption_key is not None and self.backup_encryption_key.get_secret_value():
             decode_key(self.backup_encryption_key.get_secret_value())  # a ValueError naming the variable
         if self.env == "production":

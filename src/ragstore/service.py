@@ -2,7 +2,7 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`. `RagStore.open()` verifies the schema (and its migration checksums), opens the
+`store.jobs`, `store.ops`, `store.usage`. `RagStore.open()` verifies the schema (and its migration checksums), opens the
 vector index and brings it level with SQL (rebuild or outbox replay) before the first request, so a store
 that opens is consistent. Building the parts is `wiring.py`'s job.
 """
@@ -59,6 +59,7 @@ class RagStore:
         self.backups = facades.backups
         self.ops = facades.ops
         self.jobs = facades.jobs
+        self.usage = facades.usage
         self.recovery = RecoveryReport()
         self._closed = False
 
@@ -152,6 +153,7 @@ class RagStore:
             c.bus.stop()
         c.query_batcher.close()
         c.recorder.close()
+        c.usage_writer.close()  # the rows of the last requests are written before the database closes
         with c.applier.lock:
             c.vectors.close()
         if c.redis is not None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import select
 
 from ragstore.analytics.recorder import QueryRecorder
 from ragstore.analytics.service import AnalyticsService
@@ -28,10 +31,12 @@ from ragstore.consistency.service import ConsistencyService
 from ragstore.db.engine import Database
 from ragstore.db.identity import store_identity
 from ragstore.db.models import EmbeddingUsage
+from ragstore.db.security_models import ApiKey
 from ragstore.db.state import read_state, write_state
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.ingest import Ingestor
 from ragstore.documents.service import CollectionService, DocumentService
+from ragstore.embeddings.accounting import charge
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.errors import ConfigError
@@ -44,6 +49,8 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.ratelimit import RateLimiter
+from ragstore.security.usage import UsageService, UsageWriter
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
@@ -100,6 +107,8 @@ class Components:
     stopping: threading.Event  # set when the store shuts down: in-flight loads and ingests stop (text/limits.py)
     # Identity and accounting (issue 16).
     audit_trail: AuditTrail
+    usage_writer: UsageWriter  # usage rows, queued by the API's metering middleware and written in batches
+    rate_limiter: RateLimiter  # the server's rate limits (security/ratelimit.py); `limits` loads on first use
 
 
 @dataclass(slots=True)
@@ -113,6 +122,7 @@ class SubFacades:
     backups: BackupService
     jobs: JobService
     ops: OpsService
+    usage: UsageService
 
 
 def build(
@@ -195,6 +205,8 @@ def build(
         ),
         stopping=stopping,
         audit_trail=AuditTrail(db, clock=clock),
+        usage_writer=UsageWriter(db),
+        rate_limiter=RateLimiter(settings, key_limit=_key_limit_reader(db), clock=clock),
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
@@ -229,6 +241,7 @@ def build(
         backups=BackupService(manager=c.backup_manager, restore=restore),
         jobs=JobService(queue=c.jobs, bus=bus),
         ops=_wired(OpsService, c),
+        usage=_wired(UsageService, c, clock=clock, retain_days=settings.usage_retain_days),
     )
     return c, facades
 
@@ -242,6 +255,17 @@ def _wired(facade: type[F], c: Components, **given: Any) -> F:
     """
     taken = {f.name: getattr(c, f.name) for f in dataclasses.fields(facade) if f.init and f.name not in given}
     return facade(**taken, **given)
+
+
+def _key_limit_reader(db: Database) -> Callable[[int], str | None]:
+    """How the rate limiter reads a key's own limit (`api_keys.rate_limit`; None: the role's applies)."""
+
+    def read(key_id: int) -> str | None:
+        with db.read() as s:
+            value = s.scalar(select(ApiKey.rate_limit).where(ApiKey.id == key_id))
+        return None if value is None else str(value)
+
+    return read
 
 
 def _apply_repairs(applier: OutboxApplier) -> tuple[int, int]:
@@ -294,7 +318,9 @@ def _open_redis(settings: Settings, clock: Clock) -> RedisConnection | None:
 
 
 def record_usage(db: Database, record: UsageRecord) -> None:
-    """Store what a paid embedding call cost; a failure to record never fails the call itself."""
+    """Store what a paid embedding call cost, and charge it to the request in progress (the usage log);
+    a failure to record never fails the call itself."""
+    charge(record)
     if record.backend == "local":
         return  # free and frequent: not worth a row per call
     try:

@@ -17,10 +17,11 @@ from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.ingest_jobs import stop_ingest_runner
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
+from ragstore.api.metering import MeteringMiddleware
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
-from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search
+from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search, usage
 from ragstore.config import Settings, load_settings
-from ragstore.runtime.scheduler import MaintenanceScheduler
+from ragstore.runtime.scheduler import USAGE_SCHEDULE, MaintenanceScheduler
 from ragstore.service import RagStore
 
 __all__ = ["create_app"]
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
                 "incremental": configured.backup_schedule_incremental,
             },
             verify_backups=configured.backup_verify_scheduled,
+            usage_schedule=USAGE_SCHEDULE,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -71,6 +73,9 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     )
     install_error_handlers(app)
     app.add_middleware(CachedSearchMiddleware)
+    # Rate limits and usage: inside authentication (which the lead adds right after this line: it reads the
+    # principal that middleware sets), outside the cached-search fast path, so cached searches count too.
+    app.add_middleware(MeteringMiddleware)
     # Bounded requests and no cross-site writes (issue 15), outermost last: the Host and the form of a write
     # are checked before any body is read, and every body is counted before anything parses it.
     limited = store.settings if store is not None else (settings or load_settings())
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(backup.router)
     app.include_router(admin_page.router)
     app.include_router(jobs.router)
+    app.include_router(usage.router)
     document_guard_responses(app)
     return app
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ragstore.api.metering import ROUTE_TEMPLATE
 from ragstore.api.replay import replaying
 from ragstore.schemas import SearchRequest
 
@@ -25,6 +26,7 @@ __all__ = ["CachedSearchMiddleware"]
 log = logging.getLogger(__name__)
 
 PATH = re.compile(r"/v1/collections/([^/]+)/search")
+ROUTE = "/v1/collections/{name}/search"  # the route's template, for the usage log (api/metering.py)
 MAX_BODY = 64 * 1024  # larger bodies (long vectors with filters) take the normal path
 
 
@@ -67,6 +69,8 @@ class CachedSearchMiddleware:
             log.debug("cached-search fast path failed; taking the normal path", exc_info=True)
             answer = None
         if answer is not None:
+            scope[ROUTE_TEMPLATE] = ROUTE  # what routing would have set, for the usage log
+            scope["path_params"] = {"name": match.group(1)}
             await send(
                 {
                     "type": "http.response.start",

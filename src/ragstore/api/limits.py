@@ -256,6 +256,11 @@ GUARD_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
     "every": (
         (400, "The Host header names a host this server does not answer to (RAGSTORE_ALLOWED_HOSTS)."),
         (413, "The request body is over its route's limit (the message names the setting)."),
+        (
+            429,
+            "Over the caller's rate limit or its cap on requests in flight (Retry-After and RateLimit-* headers "
+            "say when to come back).",
+        ),
     ),
     "post": (
         (415, "A POST must be JSON (Content-Type: application/json) or carry an X-Requested-With header."),
@@ -266,7 +271,8 @@ GUARD_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
 
 
 def document_guard_responses(app: FastAPI) -> None:
-    """Add the statuses the request guards answer before any route runs to every operation in OpenAPI.
+    """Add the statuses the request guards and the rate limiter (api/metering.py) answer before any route runs
+    to every operation in OpenAPI.
 
     They come from middleware, so no route declares them; a client (and a contract fuzzer) must still find
     them documented. FastAPI's documented way to extend the schema: wrap `app.openapi` once.

@@ -31,6 +31,7 @@ from ragstore.cli import (
     lifecycle,
     migrate,
     search,
+    usage,
     worker,
 )
 
@@ -60,6 +61,7 @@ app.command("worker")(worker.worker)
 app.command("ingest")(search.ingest)
 app.command("search")(search.search)
 app.command("analytics")(search.analytics)
+app.command("usage")(usage.usage)
 app.add_typer(collections.app, name="collections")
 app.add_typer(documents.app, name="documents")
 app.add_typer(config.app, name="config")

@@ -5,6 +5,9 @@ ones (measured: 19.8 against 45.2 ms a query). A search thread hands its query t
 waits; one thread takes everything queued (up to `max_batch`) and embeds it in one call. Under no load a
 query waits for nothing but a thread hand-off; under load, queries that would have queued on the model
 ride along in the next batch instead.
+
+A batch's embedding call is charged to the requests it served (embeddings/accounting.py): each counts the
+call once, and the call's tokens are shared out in proportion to the length of each query.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ragstore.embeddings.accounting import EmbeddingTally, current_tally, tallying
 from ragstore.embeddings.base import Embedder
 
 __all__ = ["QueryBatcher"]
@@ -29,6 +33,7 @@ class _Slot:
     done: threading.Event = field(default_factory=threading.Event)
     vector: NDArray[np.float32] | None = None
     error: BaseException | None = None
+    tally: EmbeddingTally | None = field(default_factory=current_tally)  # the request that asked, if counted
 
 
 class QueryBatcher:
@@ -68,7 +73,8 @@ class QueryBatcher:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
             try:
-                vectors = self.embedder.embed([slot.text for slot in batch], kind="query")
+                with tallying() as spent:
+                    vectors = self.embedder.embed([slot.text for slot in batch], kind="query")
             except BaseException as exc:  # every waiting search gets the error, none hangs
                 for slot in batch:
                     slot.error = exc
@@ -76,6 +82,7 @@ class QueryBatcher:
                 continue
             self.calls += 1
             self.queries += len(batch)
+            _share(spent, batch)
             for slot, vector in zip(batch, vectors, strict=True):
                 slot.vector = np.asarray(vector, dtype=np.float32)
                 slot.done.set()
@@ -87,3 +94,13 @@ class QueryBatcher:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+
+
+def _share(spent: EmbeddingTally, batch: list[_Slot]) -> None:
+    """Charge the batch's call to each request it served: the call once each, tokens by query length."""
+    if not spent.calls:
+        return  # the embedder reports no usage (a test double): nothing to share
+    length = sum(len(slot.text) for slot in batch) or 1
+    for slot in batch:
+        if slot.tally is not None:
+            slot.tally.add(1, 1, round(spent.tokens * len(slot.text) / length))

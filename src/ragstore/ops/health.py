@@ -27,12 +27,15 @@ from ragstore.schemas import (
     HealthComponents,
     HealthReport,
     QueryLogHealth,
+    RateLimiterHealth,
     ReplicaPosition,
     SearchHealth,
     SyncWorkerHealth,
     VectorIndexHealth,
 )
 from ragstore.search.dense import DenseSearcher
+from ragstore.security.ratelimit import RateLimiter
+from ragstore.security.usage import UsageWriter
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.vectors.base import VectorIndex
@@ -55,6 +58,8 @@ class OpsService:
     searcher: DenseSearcher
     lexical: LexicalIndex
     recorder: QueryRecorder
+    rate_limiter: RateLimiter
+    usage_writer: UsageWriter
 
     def health(self) -> HealthReport:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""
@@ -81,6 +86,11 @@ class OpsService:
             if worker is None
             else SyncWorkerHealth(
                 status="ok" if worker.alive and not worker.last_error else "degraded", last_error=worker.last_error
+            ),
+            # Degraded while Redis fails: each server process then counts alone, so a key gets its limit once
+            # per process (security/ratelimit.py).
+            rate_limiter=RateLimiterHealth.model_validate(
+                {**self.rate_limiter.status(), "usage": self.usage_writer.health()}
             ),
         )
         statuses = components.statuses()

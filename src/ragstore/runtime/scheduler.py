@@ -6,6 +6,9 @@ run names its slot (the minute it was due), and the unique slot in `consistency_
 one process take it. Backups work the same way (`backup_runs.slot`); a scheduled backup is verified (when
 RAGSTORE_BACKUP_VERIFY_SCHEDULED) and followed by a prune under the retention policy. When the full and the
 incremental schedules fire together, the one that takes the repository's lock runs and the other is skipped.
+Usage retention runs daily (USAGE_SCHEDULE): it makes the coming months' partitions of `api_usage_logs` on
+PostgreSQL and removes rows past RAGSTORE_USAGE_RETAIN_DAYS; every step is idempotent, so several processes
+may run it.
 """
 
 from __future__ import annotations
@@ -20,14 +23,27 @@ from apscheduler.triggers.cron import CronTrigger
 from ragstore.errors import Conflict
 
 if TYPE_CHECKING:
-    from ragstore.schemas import BackupSummary
+    from ragstore.schemas import BackupSummary, UsageMaintenance
     from ragstore.service import RagStore
 
-__all__ = ["BACKUP_JOBS", "CHECK_JOB", "MaintenanceScheduler", "run_scheduled_backup", "run_scheduled_check"]
+__all__ = [
+    "BACKUP_JOBS",
+    "CHECK_JOB",
+    "USAGE_JOB",
+    "USAGE_SCHEDULE",
+    "MaintenanceScheduler",
+    "run_scheduled_backup",
+    "run_scheduled_check",
+    "run_usage_maintenance",
+]
 
 log = logging.getLogger(__name__)
 CHECK_JOB = "consistency-check"
 BACKUP_JOBS = {"full": "backup-full", "incremental": "backup-incremental"}
+USAGE_JOB = "usage-retention"
+USAGE_SCHEDULE = (
+    "17 3 * * *"  # daily, off the hour; partitions are made three months ahead, so a missed day is harmless
+)
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -65,6 +81,28 @@ def run_scheduled_backup(
     return made
 
 
+def run_usage_maintenance(store: RagStore) -> UsageMaintenance | None:
+    """Partitions ahead and retention of the usage log (by the store's clock); what it did, or None if it failed.
+
+    Removing usage rows destroys records, so a run that removed any writes `usage.prune` to the audit log."""
+    try:
+        report = store.usage.maintain()
+    except Exception:
+        log.exception("the usage retention job failed")
+        return None
+    if report.partitions_dropped or report.rows_deleted:
+        store.components.audit_trail.record(
+            "usage.prune",
+            target="api_usage_logs",
+            details={
+                "cutoff": report.cutoff.isoformat(),
+                "partitions_dropped": report.partitions_dropped,
+                "rows_deleted": report.rows_deleted,
+            },
+        )
+    return report
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -74,6 +112,7 @@ class MaintenanceScheduler:
         check_repair: bool,
         backup_schedules: dict[str, str] | None = None,
         verify_backups: bool = True,
+        usage_schedule: str = "",  # the server passes USAGE_SCHEDULE
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -94,6 +133,15 @@ class MaintenanceScheduler:
                 args=[store],
                 kwargs={"repair": check_repair},
                 id=CHECK_JOB,
+                misfire_grace_time=3600,
+            )
+
+        if usage_schedule.strip():
+            self.scheduler.add_job(
+                run_usage_maintenance,
+                CronTrigger.from_crontab(usage_schedule),
+                args=[store],
+                id=USAGE_JOB,
                 misfire_grace_time=3600,
             )
 

@@ -83,6 +83,7 @@ from ragstore.schemas.ops import (
     LexicalStatus,
     OutboxCounts,
     QueryLogHealth,
+    RateLimiterHealth,
     RebuildReport,
     ReembedReport,
     RelexReport,
@@ -90,7 +91,14 @@ from ragstore.schemas.ops import (
     SearchHealth,
     SyncReport,
     SyncWorkerHealth,
+    UsageHealth,
     VectorIndexHealth,
+)
+from ragstore.schemas.usage import (
+    UsageMaintenance,
+    UsageRow,
+    UsageSummary,
+    UsageTotals,
 )
 
 __all__ = [
@@ -145,6 +153,7 @@ __all__ = [
     "QueryCount",
     "QueryLogHealth",
     "QueryTotals",
+    "RateLimiterHealth",
     "ReadinessReport",
     "ReadinessStatus",
     "RebuildReport",
@@ -169,6 +178,11 @@ __all__ = [
     "SyncWorkerHealth",
     "TopChunks",
     "TopQuery",
+    "UsageHealth",
+    "UsageMaintenance",
+    "UsageRow",
+    "UsageSummary",
+    "UsageTotals",
     "UtcTime",
     "VectorIndexHealth",
     "VerifiedBackup",

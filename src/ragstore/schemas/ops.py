@@ -25,6 +25,7 @@ __all__ = [
     "LexicalStatus",
     "OutboxCounts",
     "QueryLogHealth",
+    "RateLimiterHealth",
     "RebuildReport",
     "ReembedReport",
     "RelexReport",
@@ -32,6 +33,7 @@ __all__ = [
     "SearchHealth",
     "SyncReport",
     "SyncWorkerHealth",
+    "UsageHealth",
     "VectorIndexHealth",
 ]
 
@@ -105,6 +107,25 @@ class SyncWorkerHealth(Model):
     last_error: str | None
 
 
+class UsageHealth(Model):
+    queued: int
+    written: int
+    dropped: int  # rows lost because the queue was full or a flush failed (never a request)
+    last_error: str | None = None
+
+
+class RateLimiterHealth(Model):
+    """Degraded while Redis fails and each server process counts on its own (security/ratelimit.py)."""
+
+    status: HealthStatus
+    storage: str  # memory, or redis when REDIS_URL is set
+    counting_in: str  # where counts go now: redis, or memory (per process) while Redis fails
+    error: str | None = None
+    fallbacks: int = 0
+    refused: int = 0
+    usage: UsageHealth | None = None
+
+
 class HealthComponents(Model):
     database: DatabaseHealth
     vector_index: VectorIndexHealth
@@ -112,9 +133,18 @@ class HealthComponents(Model):
     embedder: EmbedderHealth
     events: EventsHealth | None = None  # only with Redis
     sync_worker: SyncWorkerHealth | None = None  # only while this process runs one
+    rate_limiter: RateLimiterHealth | None = None  # only once this process limits requests (a server)
 
     def statuses(self) -> list[HealthStatus]:
-        parts = [self.database, self.vector_index, self.cache, self.embedder, self.events, self.sync_worker]
+        parts = [
+            self.database,
+            self.vector_index,
+            self.cache,
+            self.embedder,
+            self.events,
+            self.sync_worker,
+            self.rate_limiter,
+        ]
         return [p.status for p in parts if p is not None]
 
 

@@ -1,0 +1,167 @@
+"""Rate limits and usage accounting for every HTTP request: one middleware, so a request pays one layer.
+
+It sits INSIDE the authentication middleware (api/auth.py puts the caller's principal in
+`scope["state"]["principal"]`) and OUTSIDE the cached-search fast path, so a search answered from the cache
+is limited and accounted like any other. Without a principal the caller is anonymous (limited by address)
+when RAGSTORE_AUTH=required, and the local operator (not limited) when auth is off, as
+`api.permissions.principal_of` decides for the routes.
+
+In order: the request's bucket and cost (security/ratelimit.py); over the limit or the cap on requests in
+flight, a 429 with `Retry-After` and the `RateLimit-*` headers, answered here; else the app runs with the
+`RateLimit-*` headers added to its answer, and the embedding work it causes tallied (embeddings/accounting.py).
+Last, whatever the outcome, one usage row is queued for the buffered writer (security/usage.py): the route
+TEMPLATE, never the raw path (a path holds collection names and ids, unbounded and possibly private).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragstore.api.permissions import LOCAL_OPERATOR
+from ragstore.embeddings.accounting import tallying
+from ragstore.errors import TooManyRequests
+from ragstore.security.principal import Principal
+from ragstore.security.ratelimit import Admission, route_cost
+
+__all__ = ["ROUTE_TEMPLATE", "UNMATCHED", "MeteringMiddleware"]
+
+ROUTE_TEMPLATE = "ragstore.route"  # a scope key: the template of a route answered before routing (fast path)
+UNMATCHED = "(unmatched)"
+_COLLECTION_ROUTES = "/v1/collections/{name}"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class MeteringMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        store = getattr(getattr(scope.get("app"), "state", None), "store", None)
+        if scope["type"] != "http" or store is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        principal: Principal | None = (scope.get("state") or {}).get("principal")
+        if principal is None and store.settings.auth == "off":
+            principal = LOCAL_OPERATOR
+        client = scope.get("client")
+        address = client[0] if client else ""
+        method: str = scope["method"]
+        path: str = scope["path"]
+        length: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else None
+                break
+        limiter = store.usage.rate_limiter
+        admission: Admission | None = None
+        bucket = await limiter.bucket_for(principal, address, path)
+        if bucket is not None:
+            admission = await limiter.admit(bucket, route_cost(method, path, length))
+        status = 500  # if the app raises before answering, the server's error middleware answers 500
+        sent = 0
+        received = length or 0
+        calls = tokens = 0
+        try:
+            if admission is not None and not admission.allowed:
+                status, sent = 429, await _refuse(send, admission)
+                scope.setdefault(ROUTE_TEMPLATE, _match_route(scope))
+                return
+            extra = admission.headers() if admission is not None else None
+
+            async def metered_send(message: Message) -> None:
+                nonlocal status, sent
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    if extra:
+                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                elif message["type"] == "http.response.body":
+                    sent += len(message.get("body", b""))
+                await send(message)
+
+            metered_receive = receive
+            if length is None and method in _BODY_METHODS:  # a chunked body: count it as it arrives
+
+                async def metered_receive() -> Message:
+                    nonlocal received
+                    message = await receive()
+                    received += len(message.get("body", b""))
+                    return message
+
+            with tallying() as tally:
+                try:
+                    await self.app(scope, metered_receive, metered_send)
+                finally:
+                    calls, tokens = tally.calls, tally.tokens
+        finally:
+            if admission is not None:
+                limiter.release(admission)
+            store.usage.record(_row(scope, store, principal, address, status, started, received, sent, calls, tokens))
+
+
+def _row(
+    scope: Scope,
+    store: Any,
+    principal: Principal | None,
+    address: str,
+    status: int,
+    started: float,
+    received: int,
+    sent: int,
+    calls: int,
+    tokens: int,
+) -> dict[str, Any]:
+    route = getattr(scope.get("route"), "path", None) or scope.get(ROUTE_TEMPLATE) or UNMATCHED
+    collection = None
+    if route.startswith(_COLLECTION_ROUTES):
+        name = (scope.get("path_params") or {}).get("name")
+        collection = None if name is None else str(name)[:128]
+    return {
+        "created_at": store.clock.now(),
+        "api_key_id": principal.key_id if principal is not None else None,
+        "user_id": principal.user_id if principal is not None else None,
+        "method": scope["method"][:8],
+        "route": route[:200],
+        "collection": collection,
+        "status": status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "request_bytes": received,
+        "response_bytes": sent,
+        "embedding_calls": calls,
+        "embedding_tokens": tokens,
+        "client_address": address[:64],
+    }
+
+
+async def _refuse(send: Send, admission: Admission) -> int:
+    """The 429, in the error body every route answers with; returns the body's length."""
+    error = TooManyRequests(
+        f"too many requests: {admission.reason}; retry after {max(1, round(admission.retry_after_s))} s",
+        retry_after_s=admission.retry_after_s,
+        details={"limit": admission.limit, "remaining": admission.remaining},
+    )
+    body = json.dumps({"error": error.to_dict()}, ensure_ascii=False).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *admission.headers(),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return len(body)
+
+
+def _match_route(scope: Scope) -> str:
+    """The template of the route a refused request was for (it never reached routing; rare, so matched here)."""
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            scope["path_params"] = child.get("path_params", {})
+            return str(getattr(route, "path", UNMATCHED))
+    return UNMATCHED
