@@ -8,6 +8,7 @@ take "Redis" away and bring it back without touching the shared server.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -85,10 +86,8 @@ class Proxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -96,9 +95,7 @@ class Proxy:
             self._listener = None
         with self._lock:
             for s in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
             self._sockets.clear()

@@ -18,16 +18,16 @@ import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from limits_helpers import PrincipalFromHeader, Proxy, principal_header
 from ragstore.api.app import create_app
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.security_models import ApiKey
 from ragstore.security.principal import Principal, PrincipalKind, Role
-from ragstore.security.ratelimit import COST_UNIT_BYTES, MAX_COST, LOGIN_PATH, RateLimiter, route_cost
+from ragstore.security.ratelimit import COST_UNIT_BYTES, LOGIN_PATH, MAX_COST, RateLimiter, route_cost
 from ragstore.service import RagStore
 
 from conftest import CountingEmbedder, service_missing
-from limits_helpers import PrincipalFromHeader, Proxy, principal_header
 
 REDIS_URL = os.environ.get("RAGSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED_PORT = 18499  # in this suite's range; nothing listens there
@@ -42,9 +42,7 @@ def _app(store: RagStore) -> FastAPI:
 
 
 @pytest.fixture
-def open_store(
-    make_settings: Callable[..., Settings], embedder: CountingEmbedder
-) -> Iterator[Callable[..., RagStore]]:
+def open_store(make_settings: Callable[..., Settings], embedder: CountingEmbedder) -> Iterator[Callable[..., RagStore]]:
     opened: list[RagStore] = []
 
     def open_(clock: ManualClock | None = None, **overrides: Any) -> RagStore:
@@ -145,9 +143,7 @@ def test_the_cost_comes_off_the_budget_and_never_exceeds_the_limit(open_store: C
         search = client.post("/v1/collections/kb/search", json={"query": "x"}, headers=_key(5, "write"))
         assert search.status_code != 429 and search.headers["RateLimit-Remaining"] == "1"
         # A request dearer than the whole limit is charged the limit, so it can pass once the window is clear.
-        big = client.post(
-            "/v1/collections/kb/documents", content=body, headers={**headers, **_key(6, "admin")}
-        )
+        big = client.post("/v1/collections/kb/documents", content=body, headers={**headers, **_key(6, "admin")})
         assert big.status_code != 429 and big.headers["RateLimit-Remaining"] == "0"
 
 
@@ -286,7 +282,10 @@ def test_processes_share_their_counts_through_redis(shared_redis: redis.Redis) -
 
 def test_redis_down_falls_back_to_memory_and_recovers(shared_redis: redis.Redis) -> None:
     """Redis is "taken away" by closing a forwarding port of this suite's own; the shared server runs on."""
-    host, port = shared_redis.connection_pool.connection_kwargs["host"], shared_redis.connection_pool.connection_kwargs["port"]
+    host, port = (
+        shared_redis.connection_pool.connection_kwargs["host"],
+        shared_redis.connection_pool.connection_kwargs["port"],
+    )
     namespace = f"test-{uuid.uuid4().hex[:8]}"
     clock = ManualClock()
     limiter = _limiter(f"redis://127.0.0.1:{PROXY_PORT}/0", namespace, clock)

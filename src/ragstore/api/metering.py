@@ -16,10 +16,11 @@ TEMPLATE, never the raw path (a path holds collection names and ids, unbounded a
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstore.api.permissions import LOCAL_OPERATOR
@@ -157,11 +158,23 @@ async def _refuse(send: Send, admission: Admission) -> int:
 
 
 def _match_route(scope: Scope) -> str:
-    """The template of the route a refused request was for (it never reached routing; rare, so matched here)."""
+    """The template of the route a refused request was for. It never reached routing, so it is matched here
+    against the documented routes (rare: only refused requests pay for it; the table is built once per app)."""
     app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, child = route.matches(scope)
-        if match is Match.FULL:
-            scope["path_params"] = child.get("path_params", {})
-            return str(getattr(route, "path", UNMATCHED))
+    state = getattr(app, "state", None)
+    table: list[tuple[re.Pattern[str], frozenset[str], str]] | None = getattr(state, "route_templates", None)
+    if table is None:
+        openapi = getattr(app, "openapi", None)
+        paths = openapi().get("paths", {}) if callable(openapi) else {}
+        table = [
+            (compile_path(template)[0], frozenset(m.upper() for m in item), template)
+            for template, item in paths.items()
+        ]
+        if state is not None:
+            state.route_templates = table
+    for pattern, methods, template in table:
+        found = pattern.match(scope["path"])
+        if found is not None and scope["method"] in methods:
+            scope["path_params"] = found.groupdict()
+            return template
     return UNMATCHED

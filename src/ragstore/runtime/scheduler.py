@@ -21,6 +21,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from ragstore.errors import Conflict
+from ragstore.security.context import acting_as
+from ragstore.security.principal import Principal
 
 if TYPE_CHECKING:
     from ragstore.schemas import BackupSummary, UsageMaintenance
@@ -91,15 +93,16 @@ def run_usage_maintenance(store: RagStore) -> UsageMaintenance | None:
         log.exception("the usage retention job failed")
         return None
     if report.partitions_dropped or report.rows_deleted:
-        store.components.audit_trail.record(
-            "usage.prune",
-            target="api_usage_logs",
-            details={
-                "cutoff": report.cutoff.isoformat(),
-                "partitions_dropped": report.partitions_dropped,
-                "rows_deleted": report.rows_deleted,
-            },
-        )
+        with acting_as(Principal.system()):
+            store.components.audit_trail.record(
+                "usage.prune",
+                target="api_usage_logs",
+                details={
+                    "cutoff": report.cutoff.isoformat(),
+                    "partitions_dropped": report.partitions_dropped,
+                    "rows_deleted": report.rows_deleted,
+                },
+            )
     return report
 
 

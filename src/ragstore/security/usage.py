@@ -42,8 +42,17 @@ MAX_SUMMARY_ROWS = 10_000
 class UsageWriter:
     """The bounded queue of usage rows and the thread that writes them in batches."""
 
-    def __init__(self, db: Database, *, capacity: int = 20_000, batch_rows: int = 500, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        capacity: int = 20_000,
+        batch_rows: int = 500,
+        interval_s: float = 1.0,
+        background: bool = True,  # False: only `flush()` writes (a test that drives the writer itself)
+    ) -> None:
         self.db = db
+        self.background = background
         self.capacity = capacity
         self.batch_rows = batch_rows
         self.interval_s = interval_s
@@ -63,7 +72,7 @@ class UsageWriter:
             self.dropped += 1
             return
         self._queue.append(row)
-        if self._thread is None:
+        if self._thread is None and self.background:
             self._start()
         if len(self._queue) >= self.batch_rows:
             self._wake.set()

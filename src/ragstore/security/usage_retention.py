@@ -63,6 +63,24 @@ def maintain_usage_table(db: Database, *, now: datetime, retain_days: int, batch
     return report
 
 
+def _create_partition(month: date, session: Session) -> None:
+    """Create the month's partition, moving into it any rows the DEFAULT partition caught for that month
+    (written while no partition existed: PostgreSQL refuses the new partition while DEFAULT holds its rows).
+    One transaction: the rows are never lost nor seen twice; if a row lands meanwhile, it all rolls back and
+    the next run tries again."""
+    bounds = {"start": month, "end": next_month(month)}
+    session.execute(
+        text(
+            "CREATE TEMPORARY TABLE usage_moving ON COMMIT DROP AS WITH moved AS ("
+            "DELETE FROM api_usage_logs_default WHERE created_at >= :start AND created_at < :end RETURNING *"
+            ") SELECT * FROM moved"
+        ),
+        bounds,
+    )
+    session.execute(text(month_partition_ddl(month)))
+    session.execute(text("INSERT INTO api_usage_logs SELECT * FROM usage_moving"))
+
+
 def _execute(statement: str, session: Session) -> None:
     session.execute(text(statement))
 
@@ -85,7 +103,7 @@ def _create_ahead(db: Database, today: date) -> list[str]:
         name = f"api_usage_logs_{month:%Y%m}"
         if name not in existing:
             try:
-                db.write(partial(_execute, month_partition_ddl(month)))
+                db.write(partial(_create_partition, month))
             except Exception as exc:  # e.g. the DEFAULT partition already holds rows of that month
                 log.warning("could not create the usage partition %s: %s", name, exc)
             else:
