@@ -208,6 +208,18 @@ def test_the_cap_on_requests_in_flight_with_a_real_server(open_store: Callable[.
         thread.join(10)
 
 
+def test_counting_in_memory_starts_no_thread_per_request(tmp_path: Any) -> None:
+    """limits' MemoryStorage would start a timer thread every 10 ms of traffic (ratelimit._quiet_memory_storage)."""
+    limiter = RateLimiter(Settings(data_dir=tmp_path, rate_limit_default="1000000/minute"), key_limit=lambda k: None)
+    asyncio.run(_admit(limiter, 5))
+    before = threading.active_count()
+    started = time.monotonic()
+    while time.monotonic() - started < 0.1:  # traffic spread over more than ten of the library's 10 ms timers
+        asyncio.run(_admit(limiter, 20))
+    assert threading.active_count() <= before
+    assert all(not isinstance(t, threading.Timer) or not t.is_alive() for t in threading.enumerate())
+
+
 def test_bad_rate_limit_settings_are_refused_naming_the_variable(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="RAGSTORE_RATE_LIMIT_ROLES"):
         Settings(data_dir=tmp_path, rate_limit_roles="read=lots")

@@ -270,10 +270,9 @@ class RateLimiter:
 
     def _memory_limiter(self) -> Any:
         if self._memory is None:
-            from limits.storage import MemoryStorage
             from limits.strategies import SlidingWindowCounterRateLimiter
 
-            self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
+            self._memory = SlidingWindowCounterRateLimiter(_quiet_memory_storage())
         return self._memory
 
     def _redis_limiter(self) -> Any:
@@ -328,6 +327,37 @@ class RateLimiter:
             "fallbacks": self.fallbacks,
             "refused": self.refused,
         }
+
+
+_SWEEP_S = 60.0  # how often counters nobody asked about again are dropped from memory
+
+
+def _quiet_memory_storage() -> Any:
+    """limits' MemoryStorage, without a new thread every 10 ms.
+
+    After each hit it starts a `threading.Timer` of 10 ms to expire counters unless one is running, so under
+    steady load it starts a thread every 10 ms, and the request that starts it waits for the thread to come
+    up: measured here 0.1-2 ms each, about 110 µs a request on average on a busy machine, five times the rest
+    of the limiter. Expiry does not need it: `get` drops an expired counter when it is read, so only counters
+    of callers who never come back linger; a sweep once a minute, by the request that finds it due, drops
+    those. The storage's own (name-mangled) scheduler is replaced on the instance, not in a subclass (a
+    subclass of a `limits` storage wraps every method once more and registers itself for `memory://`); if a
+    `limits` release renames it, the replacement is never called and the library's timer works as before.
+    """
+    from limits.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    next_sweep = 0.0
+
+    def schedule_expiry() -> None:
+        nonlocal next_sweep
+        now = time.monotonic()
+        if now >= next_sweep:
+            next_sweep = now + _SWEEP_S
+            storage._MemoryStorage__expire_events()
+
+    storage._MemoryStorage__schedule_expiry = schedule_expiry
+    return storage
 
 
 def _async_uri(url: str) -> str:

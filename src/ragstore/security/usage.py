@@ -125,8 +125,10 @@ class UsageWriter:
 
 
 def _insert(rows: list[dict[str, Any]], session: Session) -> None:
-    """One INSERT of many rows (a multi-row VALUES list), not one statement per row."""
-    session.execute(insert(ApiUsageLog).values(rows))
+    """One INSERT statement for the whole batch, executed with many parameter sets (SQLite's executemany;
+    on PostgreSQL SQLAlchemy folds them into multi-row VALUES). Not `.values(rows)`: compiling a statement
+    of 500 x 13 literals costs the writer thread ~10 ms of the GIL per batch, which the requests pay."""
+    session.execute(insert(ApiUsageLog), rows)
 
 
 def _day(dialect: str) -> ColumnElement[str]:
