@@ -354,9 +354,9 @@ def _quiet_memory_storage() -> Any:
         now = time.monotonic()
         if now >= next_sweep:
             next_sweep = now + _SWEEP_S
-            storage._MemoryStorage__expire_events()
+            storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
-    storage._MemoryStorage__schedule_expiry = schedule_expiry
+    storage._MemoryStorage__schedule_expiry = schedule_expiry  # type: ignore[attr-defined]
     return storage
 
 
