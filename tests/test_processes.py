@@ -50,6 +50,8 @@ def server_process(settings: Settings, log: Path, *args: str, **env: str) -> Ite
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     full.update(RAGSTORE_DATA_DIR=str(settings.data_dir), RAGSTORE_SYNC_POLL_INTERVAL_S="0.2", **env)
+    # Not a test of rate limits (test_rate_limits.py): these servers take many requests from one address.
+    full.update(RAGSTORE_RATE_LIMIT_ANONYMOUS="1000000/minute", RAGSTORE_RATE_LIMIT_DEFAULT="1000000/minute")
     if settings.database_url:
         full["DATABASE_URL"] = settings.database_url
     with log.open("wb") as out:

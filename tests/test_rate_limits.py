@@ -5,6 +5,7 @@ and Redis: shared counts, and when it goes away, memory per process and a degrad
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -126,7 +127,7 @@ def test_an_ingest_costs_by_its_size() -> None:
     assert route_cost("POST", documents, 100) == 1
     assert route_cost("POST", documents, 3 * COST_UNIT_BYTES + 1) == 4
     assert route_cost("POST", documents, 10**12) == MAX_COST
-    assert route_cost("POST", documents, None) == MAX_COST  # no declared length: the most
+    assert route_cost("POST", documents, None) == 1  # no declared length: charged by its bytes afterwards
 
 
 def test_the_cost_comes_off_the_budget_and_never_exceeds_the_limit(open_store: Callable[..., RagStore]) -> None:
@@ -142,6 +143,17 @@ def test_the_cost_comes_off_the_budget_and_never_exceeds_the_limit(open_store: C
         assert third.status_code == 429
         search = client.post("/v1/collections/kb/search", json={"query": "x"}, headers=_key(5, "write"))
         assert search.status_code != 429 and search.headers["RateLimit-Remaining"] == "1"
+        # A chunked upload (no Content-Length) is admitted at 1 and charged afterwards by the bytes the app read.
+        padded = json.dumps({"text": 1, "pad": "x" * (3 * COST_UNIT_BYTES)}).encode()
+        chunked = client.post(
+            "/v1/collections/kb/documents",
+            content=iter([padded[: COST_UNIT_BYTES * 2], padded[COST_UNIT_BYTES * 2 :]]),
+            headers={"content-type": "application/json", **_key(10, "write")},
+        )
+        assert "content-length" not in chunked.request.headers
+        assert chunked.status_code != 429 and chunked.headers["RateLimit-Remaining"] == "9"
+        after = client.get("/v1/collections", headers=_key(10, "write"))
+        assert after.headers["RateLimit-Remaining"] == "5"  # 1 + 3 for the upload, 1 for this request
         # A request dearer than the whole limit is charged the limit, so it can pass once the window is clear.
         big = client.post("/v1/collections/kb/documents", content=body, headers={**headers, **_key(6, "admin")})
         assert big.status_code != 429 and big.headers["RateLimit-Remaining"] == "0"

@@ -72,11 +72,16 @@ def _cli(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "ragstore.cli", *args], env=env, check=True, capture_output=True, timeout=600)
 
 
+UNLIMITED = "1000000/minute"
+
+
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
     """Initialise `data_dir`, load three documents into COLLECTION and serve it on a free port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL", "MILVUS_", "CHROMA_"))}
     env.update({"RAGSTORE_DATA_DIR": str(data_dir), "RAGSTORE_API_PORT": str(port), "RAGSTORE_LOG_LEVEL": "WARNING"})
+    # Hundreds of requests a minute from one address: not what rate limits are tested with (test_rate_limits.py).
+    env.update({"RAGSTORE_RATE_LIMIT_ANONYMOUS": UNLIMITED, "RAGSTORE_RATE_LIMIT_DEFAULT": UNLIMITED})
     env.update(extra_env or {})
     docs = data_dir.parent / f"{data_dir.name}-docs"
     docs.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from ragstore.api.permissions import LOCAL_OPERATOR
 from ragstore.embeddings.accounting import tallying
 from ragstore.errors import TooManyRequests
 from ragstore.security.principal import Principal
-from ragstore.security.ratelimit import Admission, route_cost
+from ragstore.security.ratelimit import Admission, body_cost, is_ingest, route_cost
 
 __all__ = ["ROUTE_TEMPLATE", "UNMATCHED", "MeteringMiddleware"]
 
@@ -102,6 +102,8 @@ class MeteringMiddleware:
         finally:
             if admission is not None:
                 limiter.release(admission)
+                if bucket is not None and length is None and admission.allowed and is_ingest(method, path):
+                    await limiter.charge(bucket, body_cost(received) - 1)  # a chunked upload: by what it sent
             store.usage.record(_row(scope, store, principal, address, status, started, received, sent, calls, tokens))
 
 

@@ -20,6 +20,7 @@ request fails because Redis is down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -42,6 +43,8 @@ __all__ = [
     "Admission",
     "Bucket",
     "RateLimiter",
+    "body_cost",
+    "is_ingest",
     "route_cost",
     "strongest_role",
 ]
@@ -57,17 +60,21 @@ _KEY_LIMIT_TTL_S = 60.0  # how long a key's own limit is trusted before it is re
 _KEY_LIMIT_ENTRIES = 10_000
 
 
-def route_cost(method: str, path: str, content_length: int | None) -> int:
-    """What one request takes from its budget: 1, or for an ingest 1 + one per 64 KiB of body (capped).
+def is_ingest(method: str, path: str) -> bool:
+    return method == "POST" and path.endswith("/documents") and _INGEST.fullmatch(path) is not None
 
-    Decided from the method, the path and the declared length, before anything reads the body; an upload
-    that declares no length costs the most, since nothing bounds it but RAGSTORE_MAX_DOCUMENT_BYTES.
-    """
-    if method == "POST" and path.endswith("/documents") and _INGEST.fullmatch(path):
-        if content_length is None:
-            return MAX_COST
-        return min(MAX_COST, 1 + content_length // COST_UNIT_BYTES)
+
+def route_cost(method: str, path: str, content_length: int | None) -> int:
+    """What one request takes from its budget before it runs: 1, or for an ingest 1 + one per 64 KiB of its
+    declared body (capped). An upload that declares no length (chunked) is admitted at 1 and charged the
+    rest by the bytes it sent, when it is done (`body_cost`, `RateLimiter.charge`)."""
+    if content_length is not None and is_ingest(method, path):
+        return body_cost(content_length)
     return 1
+
+
+def body_cost(size: int) -> int:
+    return min(MAX_COST, 1 + size // COST_UNIT_BYTES)
 
 
 def strongest_role(principal: Principal) -> Role | None:
@@ -223,6 +230,24 @@ class RateLimiter:
                 reason=f"over the rate limit of {bucket.limit} ({bucket.source})",
             )
         return Admission(True, bucket.name, item.amount, remaining, reset_s, holds_slot=True)
+
+    async def charge(self, bucket: Bucket, cost: int) -> None:
+        """Take `cost` more from the bucket after the fact (a chunked upload's bytes), as much as is left: the
+        request already ran, so this only makes the next ones wait."""
+        item = self._item(bucket.limit)
+        remaining = 0
+        with contextlib.suppress(Exception):
+            remaining = await self._remaining(item, bucket.name)
+        cost = min(cost, remaining)
+        if cost > 0:
+            await self._hit(item, bucket.name, cost)
+
+    async def _remaining(self, item: RateLimitItem, name: str) -> int:
+        if self.storage_name == "redis" and self.clock.monotonic() >= self._down_until and self.last_error is None:
+            stats = await self._redis_limiter().get_window_stats(item, name)
+        else:
+            stats = self._memory_limiter().get_window_stats(item, name)
+        return int(stats.remaining)
 
     def release(self, admission: Admission) -> None:
         if admission.holds_slot:
