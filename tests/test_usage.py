@@ -98,7 +98,7 @@ def test_every_request_is_logged_with_its_route_template_caller_and_cost(metered
 def test_a_refused_request_is_logged_as_429_with_its_route(
     make_settings: Callable[..., Settings], embedder: Any
 ) -> None:
-    settings = make_settings(auth="required", rate_limit_default="1/minute")
+    settings = make_settings(auth="required", rate_limit_default="1/hour")
     with RagStore.open(settings, embedder=embedder) as store:
         app = create_app(store=store)
         app.add_middleware(PrincipalFromHeader)
