@@ -1,7 +1,8 @@
-"""Rate limits over HTTP (limits per hour where counts are asserted exactly: the sliding window weighs the
-previous window's count, so a boundary crossed mid-test would blur them): 429 with Retry-After and RateLimit-* headers, per key, user, role and address, the
-cost of an ingest by its size, the cap on requests in flight (real concurrent requests to a uvicorn server),
-and Redis: shared counts, and when it goes away, memory per process and a degraded health, until it returns."""
+"""Rate limits over HTTP: 429 with Retry-After and RateLimit-* headers, per key, user, role and address,
+the cost of an ingest by its size, the cap on requests in flight (real concurrent requests to a uvicorn
+server), and Redis: shared counts, and when it goes away, memory per process and a degraded health, until
+it returns. Limits are per hour where counts are asserted exactly: the sliding window weighs the previous
+window's count, so a boundary crossed mid-test would blur them."""
 
 from __future__ import annotations
 
