@@ -59,6 +59,7 @@ class RagStore:
         self.backups = facades.backups
         self.ops = facades.ops
         self.jobs = facades.jobs
+        self.secrets = facades.secrets
         self.recovery = RecoveryReport()
         self._closed = False
 

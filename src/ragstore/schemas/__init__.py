@@ -92,6 +92,7 @@ from ragstore.schemas.ops import (
     SyncWorkerHealth,
     VectorIndexHealth,
 )
+from ragstore.schemas.secrets import RotationReport, SecretInfo
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -157,6 +158,7 @@ __all__ = [
     "RestoreReport",
     "RestoredCheck",
     "RetentionPolicy",
+    "RotationReport",
     "RunStateName",
     "RunningAction",
     "SearchHealth",
@@ -164,6 +166,7 @@ __all__ = [
     "SearchMode",
     "SearchRequest",
     "SearchResponse",
+    "SecretInfo",
     "SparseModel",
     "SyncReport",
     "SyncWorkerHealth",
