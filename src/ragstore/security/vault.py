@@ -40,7 +40,7 @@ from ragstore.errors import ConfigError, InvalidInput, NotFound, OperationFailed
 from ragstore.schemas.secrets import RotationReport, SecretInfo
 from ragstore.secrets_mask import register
 from ragstore.security.audit import AuditTrail
-from ragstore.security.local_secrets import decode_secret, server_secret
+from ragstore.security.local_secrets import decode_secret, register_key, server_secret
 from ragstore.valid_text import text_problem
 
 __all__ = [
@@ -103,7 +103,7 @@ class KeyRing:
         previous = None
         configured = settings.encryption_key_previous
         if configured is not None and configured.get_secret_value().strip():
-            previous = decode_secret(configured.get_secret_value(), "ENCRYPTION_KEY_PREVIOUS")
+            previous = register_key(decode_secret(configured.get_secret_value(), "ENCRYPTION_KEY_PREVIOUS"))
         return cls.of(current, previous)
 
     @classmethod
