@@ -109,3 +109,21 @@ def test_a_wrong_encryption_key_is_a_line_naming_the_variable(env: Path, monkeyp
     monkeypatch.setenv("ENCRYPTION_KEY", "too-short-to-be-a-key")
     code, out = run("secrets", "set", "mcp:1", "token", stdin="value")
     assert code == 2 and "ENCRYPTION_KEY must be 32 bytes" in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_config_show_masks_generated_and_configured_server_keys(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local profile generates what is not configured; `config show` names the file, never the value."""
+    monkeypatch.delenv("ENCRYPTION_KEY")
+    monkeypatch.setenv("JWT_SECRET", NEW_KEY)
+    monkeypatch.setenv("ENCRYPTION_KEY_PREVIOUS", OLD_KEY)
+    assert run("secrets", "set", "mcp:1", "token", stdin="value-under-a-generated-key")[0] == 0
+    generated = (env / "data" / "secrets" / "encryption_key").read_text().strip()
+    key = decode_secret(generated, "ENCRYPTION_KEY")
+    code, out = run("config", "show", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["ENCRYPTION_KEY"].startswith("********** (generated in ")
+    assert shown["JWT_SECRET"] == shown["ENCRYPTION_KEY_PREVIOUS"] == "**********"
+    code, text = run("config", "show")
+    for spelling in (generated, key.hex(), base64.b64encode(key).decode(), NEW_KEY, OLD_KEY):
+        assert spelling not in out and spelling not in text
