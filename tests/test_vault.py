@@ -262,3 +262,28 @@ def test_no_secret_value_is_in_the_database_files_or_a_dump(db: Database, tmp_pa
     ).stdout
     assert b"encrypted_secrets" in dump
     assert_absent(dump, "pg_dump")
+
+
+def test_concurrent_first_writes_of_one_name_both_succeed(db: Database) -> None:
+    """Two processes storing the same new secret at once: one value wins, neither caller gets an error."""
+    import threading
+
+    vault = vault_for(db, OLD_KEY)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write(value: str) -> None:
+        barrier.wait()
+        try:
+            vault.put("mcp:9", "token", value)
+        except BaseException as exc:  # collected: the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(f"value-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert vault.get("mcp:9", "token") in {f"value-{i}" for i in range(4)}
+    assert len(vault.list()) == 1

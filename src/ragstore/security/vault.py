@@ -25,11 +25,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
@@ -165,13 +167,7 @@ class SecretVault:
             nonce = os.urandom(NONCE_BYTES)
             sealed = key.aead.encrypt(nonce, plaintext, _associated_data(scope, name))
             now = self.clock.now()
-            row = s.execute(
-                select(EncryptedSecret).where(EncryptedSecret.scope == scope, EncryptedSecret.name == name)
-            ).scalar_one_or_none()
-            created = row is None
-            if row is None:
-                row = EncryptedSecret(scope=scope, name=name, created_at=now)
-                s.add(row)
+            row, created = self._row_for(s, scope, name, now)
             row.key_id, row.nonce, row.ciphertext, row.updated_at = key.key_id, nonce, sealed, now
             s.flush()
             self.audit_trail.append(
@@ -180,6 +176,29 @@ class SecretVault:
             return SecretInfo.model_validate(row)
 
         return self._in(session, unit)
+
+    @staticmethod
+    def _row_for(s: Session, scope: str, name: str, now: datetime) -> tuple[EncryptedSecret, bool]:
+        """The row of (scope, name), made if there is none yet (and whether it was made).
+
+        Two first writes of one name can race on PostgreSQL (SQLite serialises writers): the loser's insert
+        runs in a savepoint, so its unique violation undoes only the insert, and it updates the winner's row.
+        """
+        query = select(EncryptedSecret).where(EncryptedSecret.scope == scope, EncryptedSecret.name == name)
+        row = s.execute(query).scalar_one_or_none()
+        if row is not None:
+            return row, False
+        fresh = EncryptedSecret(scope=scope, name=name, key_id="", nonce=b"", ciphertext=b"", created_at=now)
+        if s.get_bind().dialect.name != "postgresql":
+            s.add(fresh)
+            return fresh, True
+        try:
+            with s.begin_nested():
+                s.add(fresh)
+                s.flush()
+        except IntegrityError:
+            return s.execute(query).scalar_one(), False
+        return fresh, True
 
     def delete(self, scope: str, name: str, *, session: Session | None = None) -> None:
         """Remove a secret; NotFound when there is none (nothing to audit, nothing changed)."""
