@@ -65,6 +65,8 @@ KEYS: dict[str, tuple[bytes, str]] = {
     "ENCRYPTION_KEY_PREVIOUS": (known_key("previous"), known_key("previous").hex().upper()),
     "BACKUP_ENCRYPTION_KEY": (known_key("backup"), b64(known_key("backup"))),
 }
+# What the local profile generates into <data dir>/secrets/ when they are not configured.
+SERVER_KEYS = ("API_KEY_SALT", "JWT_SECRET", "AUDIT_SIGNING_KEY", "ENCRYPTION_KEY", "ENCRYPTION_KEY_PREVIOUS")
 OPENAI_API_KEY = "sk-proj-leakcheck-5Qw8Zr2Tn6Yb1Vx4"
 PG_PASSWORD = "pgpass-leakcheck-7c4d1e"
 REDIS_PASSWORD = "redispass-leakcheck-2b9f0a"
@@ -156,10 +158,10 @@ def redis_with_password(tmp_path: Path) -> Iterator[str | None]:
         proc.wait(10)
 
 
-def environment(tmp_path: Path, database_url: str | None, redis_url: str | None) -> dict[str, str]:
+def environment(tmp_path: Path, database_url: str | None, redis_url: str | None, keys: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL", "REDIS_URL"))}
     env = {k: v for k, v in env.items() if k not in KEYS and k != "OPENAI_API_KEY"}
-    env.update({name: text for name, (_, text) in KEYS.items()})
+    env.update({name: text for name, (_, text) in KEYS.items() if keys == "configured" or name not in SERVER_KEYS})
     env.update(
         RAGSTORE_DATA_DIR=str(tmp_path / "data"),
         RAGSTORE_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -287,16 +289,24 @@ def database_blob(env: dict[str, str], data_dir: Path) -> bytes:
     return dump.stdout
 
 
+@pytest.mark.parametrize(
+    ("database_url", "keys"),
+    [("sqlite", "configured"), ("postgresql", "configured"), ("sqlite", "generated")],
+    indirect=["database_url"],
+)
 def test_no_secret_reaches_a_log_a_body_the_cli_or_the_database(
-    tmp_path: Path, database_url: str | None, redis_with_password: str | None
+    tmp_path: Path, database_url: str | None, redis_with_password: str | None, keys: str
 ) -> None:
-    env = environment(tmp_path, database_url, redis_with_password)
+    """`configured`: every key set, in different spellings. `generated`: the server keys unset, as `make run`
+    has them, so they are made into <data dir>/secrets/ and must be masked as they are read."""
+    env = environment(tmp_path, database_url, redis_with_password, keys)
     data_dir = tmp_path / "data"
     seen = Seen()
     assert cli(env, seen, "init").returncode == 0
     # A secret stored under the previous key, so the server reads it through the pair and the CLI rotates it.
-    before_rotation = {**env, "ENCRYPTION_KEY": KEYS["ENCRYPTION_KEY_PREVIOUS"][1]}
-    before_rotation.pop("ENCRYPTION_KEY_PREVIOUS")
+    before_rotation = {**env}
+    if keys == "configured":
+        before_rotation["ENCRYPTION_KEY"] = before_rotation.pop("ENCRYPTION_KEY_PREVIOUS")
     stored = cli(before_rotation, seen, "secrets", "set", "collection:leak", "openai_api_key", stdin=VAULT_VALUE)
     assert stored.returncode == 0, stored.stderr
 
@@ -327,12 +337,19 @@ def test_no_secret_reaches_a_log_a_body_the_cli_or_the_database(
     seen.add("server log", log_path.read_bytes())
 
     secrets = all_secrets(with_pg=database_url is not None, with_redis=redis_with_password is not None)
+    if keys == "generated":
+        made = {p.name: p.read_text().strip() for p in (data_dir / "secrets").iterdir()}
+        assert "encryption_key" in made, made  # the vault used it (the other keys once their features do)
+        secrets |= {f"generated {name}": text for name, text in made.items()}
+        secrets |= {f"generated {name} (bytes)": bytes.fromhex(text) for name, text in made.items()}
     assert b"GET /admin/backup/status" in seen.outputs["server log"] and len(seen.outputs) > 40
     found = {where: names for where, blob in seen.outputs.items() if (names := leaks(blob, secrets))}
     assert not found, f"secrets seen: {found}"
     # The rotation happened and config show masked what it shows.
-    assert b"re-encrypted 1 secret(s)" in seen.outputs["ragstore secrets rotate (exit 0)"]
-    assert b"**********" in seen.outputs["ragstore config show --json (exit 0)"]
+    rotated = b"re-encrypted 1 secret(s)" if keys == "configured" else b"re-encrypted 0 secret(s)"
+    assert rotated in seen.outputs["ragstore secrets rotate (exit 0)"]
+    shown = seen.outputs["ragstore config show --json (exit 0)"]
+    assert b"**********" in shown and (keys == "configured") != (b"(generated in " in shown)
 
     at_rest = database_blob(env, data_dir)
     assert not leaks(at_rest, secrets), leaks(at_rest, secrets)
