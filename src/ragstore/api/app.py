@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
                 "incremental": configured.backup_schedule_incremental,
             },
             verify_backups=configured.backup_verify_scheduled,
+            session_cleanup=True,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
