@@ -6,44 +6,22 @@ users: `request.state.principal = user_principal(request)`, a refused CSRF token
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
 from ragstore.api.app import create_app
-from ragstore.api.limits import send_error
-from ragstore.api.user_auth import LOGIN_COOKIE, SESSION_COOKIE, user_principal
+from ragstore.api.user_auth import LOGIN_COOKIE, SESSION_COOKIE
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
-from ragstore.errors import RagstoreError
 from ragstore.security.login import BAD_CREDENTIALS, FREE_ATTEMPTS
 from ragstore.service import RagStore
+from user_helpers import with_user_auth
 
 PASSWORD = "correct horse battery staple"
 JSON = {"content-type": "application/json"}
-
-
-def with_user_auth(app: FastAPI) -> FastAPI:
-    """What the authentication middleware does for users (the lead wires the real one at the merge)."""
-
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        try:
-            request.state.principal = user_principal(request)
-        except RagstoreError as exc:
-            answer: list[Any] = []
-
-            async def capture(message: Any) -> None:
-                answer.append(message)
-
-            await send_error(capture, exc)
-            return Response(answer[1]["body"], status_code=exc.http_status, media_type="application/json")
-        return await call_next(request)
-
-    return app
 
 
 @pytest.fixture
