@@ -89,6 +89,12 @@ def test_bad_logins_look_alike_and_a_locked_account_is_429_with_retry_after(clie
     assert locked.json()["error"]["code"] == "rate_limited"
     too_long = client.post("/v1/auth/login", json={"email": "a@b.c", "password": "x" * 2000})
     assert too_long.status_code == 422
+    for body in (
+        '{"email": "\\ud800@example.org", "password": "pass\\u0000word"}',
+        '{"email": "a@b.c", "password": "\\udfff"}',
+    ):
+        odd = client.post("/v1/auth/login", content=body, headers=JSON)  # lone surrogates, NUL: no 500
+        assert odd.status_code in (401, 422), odd.text
 
 
 def test_only_admins_manage_users(client: TestClient, secured: RagStore) -> None:

@@ -253,3 +253,31 @@ def test_lock_seconds_double_up_to_the_cap() -> None:
     assert lock_seconds(FREE_ATTEMPTS + 1) == 2 * lock_seconds(FREE_ATTEMPTS)
     assert lock_seconds(10_000) == lock_seconds(100) > 0
     assert timedelta(seconds=lock_seconds(100)) <= timedelta(minutes=15)
+
+
+def test_a_hash_of_older_parameters_is_replaced_at_the_next_login(users_store: RagStore, clock: ManualClock) -> None:
+    from argon2 import PasswordHasher
+
+    from ragstore.security.passwords import PasswordHashing
+    from ragstore.security.users import UserService
+
+    c = users_store.components
+    cheap = PasswordHashing(PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+    old = UserService(db=c.db, settings=c.settings, audit_trail=c.audit_trail, clock=clock, hashing=cheap)
+    old.create("ada@example.org", PASSWORD)
+    with users_store.db.read() as session:
+        assert "m=8192" in session.scalars(select(User.password_hash)).one()
+    users_store.users.login("ada@example.org", PASSWORD)
+    with users_store.db.read() as session:
+        renewed = session.scalars(select(User.password_hash)).one()
+    assert renewed.startswith("$argon2id$") and "m=65536" in renewed
+    assert users_store.users.login("ada@example.org", PASSWORD).user.email == "ada@example.org"
+
+
+def test_text_no_account_could_have_is_a_plain_401(users_store: RagStore) -> None:
+    users_store.users.create("ada@example.org", PASSWORD)
+    for email, password in (("ada@example.org", PASSWORD + "\x00"), ("\ud800@example.org", PASSWORD), ("a", "\udfff")):
+        with pytest.raises(Unauthorized):
+            users_store.users.login(email, password)
+    with pytest.raises(InvalidInput):
+        users_store.users.set_password("ada@example.org", "surrogate \udfff here")

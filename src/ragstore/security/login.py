@@ -34,6 +34,7 @@ from ragstore.security.audit import AuditTrail, Outcome
 from ragstore.security.passwords import MAX_PASSWORD_CHARS, PasswordHashing
 from ragstore.security.sessions import SessionStore, as_utc
 from ragstore.security.tokens import TokenKind, TokenSigner
+from ragstore.valid_text import text_problem
 
 __all__ = ["BAD_CREDENTIALS", "FREE_ATTEMPTS", "LOCK_BASE_S", "LOCK_MAX_S", "CookieLogin", "Logins", "lock_seconds"]
 
@@ -169,8 +170,10 @@ class Logins:
 
     def _authenticate(self, email: str, password: str) -> UserInfo:
         address = normal_email(email) if isinstance(email, str) else ""
-        if len(address) > 320 or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+        if len(address) > 320 or text_problem(address) is not None:
             address = ""  # not an account of ours; still costs a hash below
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS or text_problem(password) is not None:
+            password = ""  # matches no hash (a password has 8 characters at least), and hashes like any other
         now = self.clock.now()
         with self.db.read() as session:
             user = session.scalars(select(User).where(User.email == address)).first() if address else None
@@ -181,7 +184,7 @@ class Logins:
         user_id, password_hash, active, locked_until = found
         if locked_until is not None and as_utc(locked_until) > now:
             self._refuse_locked(address, as_utc(locked_until) - now, user_id=user_id)
-        matches = self.hashing.verify(password_hash, password) if isinstance(password, str) else False
+        matches = bool(password) and self.hashing.verify(password_hash, password)
         if not matches or not active:
             self._count_failure(user_id, address, "disabled" if matches else "wrong password")
             raise Unauthorized(BAD_CREDENTIALS)
@@ -274,7 +277,7 @@ class Logins:
             failures, locked_until = self._unknown.get(address, (0, None))
         if locked_until is not None and locked_until > now:
             self._refuse_locked(address, locked_until - now, user_id=None)
-        self.hashing.burn(password if isinstance(password, str) else "")
+        self.hashing.burn(password)
         failures += 1
         locked_s = lock_seconds(failures)
         with self._unknown_lock:
