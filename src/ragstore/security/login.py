@@ -101,13 +101,11 @@ class Logins:
     # -- the public calls --------------------------------------------------------------------------------
 
     def login(self, email: str, password: str, user_agent: str = "", client_address: str = "") -> LoginResult:
-        user = self._authenticate(email, password)
-        token, row = self._open(user, TokenKind.REFRESH, self.refresh_ttl_s, user_agent, client_address)
+        user, token, row = self._log_in(email, password, TokenKind.REFRESH, user_agent, client_address)
         return self._result(user, row, token)
 
     def cookie_login(self, email: str, password: str, user_agent: str = "", client_address: str = "") -> CookieLogin:
-        user = self._authenticate(email, password)
-        token, _ = self._open(user, TokenKind.COOKIE, self.cookie_ttl_s, user_agent, client_address)
+        user, token, _ = self._log_in(email, password, TokenKind.COOKIE, user_agent, client_address)
         return CookieLogin(token=token, max_age_s=self.cookie_ttl_s, user=user)
 
     def refresh(self, token: str, user_agent: str = "", client_address: str = "") -> LoginResult:
@@ -168,7 +166,43 @@ class Logins:
 
     # -- the steps ---------------------------------------------------------------------------------------
 
-    def _authenticate(self, email: str, password: str) -> UserInfo:
+    def _log_in(
+        self, email: str, password: str, kind: TokenKind, user_agent: str, client_address: str
+    ) -> tuple[UserInfo, str, UserSession]:
+        """Check the password, then in one transaction: clear the failure count, store a rehash if one is due,
+        open the session and audit the login."""
+        user_id, rehash = self._authenticate(email, password)
+        ttl_s = self.refresh_ttl_s if kind is TokenKind.REFRESH else self.cookie_ttl_s
+
+        def succeed(session: Session) -> tuple[UserInfo, str, UserSession] | None:
+            row = session.get(User, user_id, with_for_update=True)
+            if row is None or not row.active:  # disabled (or deleted) since the password was checked
+                return None
+            row.failed_logins = 0
+            row.locked_until = None
+            if rehash is not None:
+                row.password_hash = rehash
+            session.flush()
+            user = UserInfo.model_validate(row)
+            token, opened = self.sessions.open(
+                session, user_id=user_id, kind=kind, ttl_s=ttl_s, user_agent=user_agent, client_address=client_address
+            )
+            self.audit.append(
+                session,
+                "login.success",
+                target=f"user:{user.email}",
+                details={"session_id": opened.id, "kind": kind.value, "user_agent": user_agent[:200]},
+                actor=f"user:{user.email}",
+            )
+            return user, token, opened
+
+        done = self.db.write(succeed)
+        if done is None:
+            raise Unauthorized(BAD_CREDENTIALS)
+        return done
+
+    def _authenticate(self, email: str, password: str) -> tuple[int, str | None]:
+        """The id of the account whose password this is, and its new hash when the parameters changed."""
         address = normal_email(email) if isinstance(email, str) else ""
         if len(address) > 320 or text_problem(address) is not None:
             address = ""  # not an account of ours; still costs a hash below
@@ -189,41 +223,7 @@ class Logins:
             self._count_failure(user_id, address, "disabled" if matches else "wrong password")
             raise Unauthorized(BAD_CREDENTIALS)
         rehash = self.hashing.hash(password) if password_hash and self.hashing.needs_rehash(password_hash) else None
-
-        def succeed(session: Session) -> UserInfo:
-            row = session.get(User, user_id, with_for_update=True)
-            assert row is not None
-            row.failed_logins = 0
-            row.locked_until = None
-            if rehash is not None:
-                row.password_hash = rehash
-            session.flush()
-            return UserInfo.model_validate(row)
-
-        return self.db.write(succeed)
-
-    def _open(
-        self, user: UserInfo, kind: TokenKind, ttl_s: int, user_agent: str, client_address: str
-    ) -> tuple[str, UserSession]:
-        def open_session(session: Session) -> tuple[str, UserSession]:
-            token, row = self.sessions.open(
-                session,
-                user_id=user.id,
-                kind=kind,
-                ttl_s=ttl_s,
-                user_agent=user_agent,
-                client_address=client_address,
-            )
-            self.audit.append(
-                session,
-                "login.success",
-                target=f"user:{user.email}",
-                details={"session_id": row.id, "kind": kind.value, "user_agent": user_agent[:200]},
-                actor=f"user:{user.email}",
-            )
-            return token, row
-
-        return self.db.write(open_session)
+        return user_id, rehash
 
     def _result(self, user: UserInfo, row: UserSession, refresh_token: str) -> LoginResult:
         access = self.signer.access_token(
