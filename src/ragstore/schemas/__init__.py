@@ -93,6 +93,7 @@ from ragstore.schemas.ops import (
     VectorIndexHealth,
 )
 from ragstore.schemas.users import (
+    AdminLogin,
     LoginRequest,
     LoginResult,
     LogoutRequest,
@@ -102,11 +103,13 @@ from ragstore.schemas.users import (
     UserCreate,
     UserInfo,
     UserRole,
+    Whoami,
 )
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MAX_SEARCH_DEPTH",
+    "AdminLogin",
     "AnalyticsSummary",
     "BackupDetail",
     "BackupKind",
@@ -193,4 +196,5 @@ __all__ = [
     "VectorIndexHealth",
     "VerifiedBackup",
     "VerifyResult",
+    "Whoami",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragstore.schemas.core import Model, StorableStr, UtcTime
 
 __all__ = [
+    "AdminLogin",
     "LoginRequest",
     "LoginResult",
     "LogoutRequest",
@@ -22,6 +23,7 @@ __all__ = [
     "UserCreate",
     "UserInfo",
     "UserRole",
+    "Whoami",
 ]
 
 UserRole = Literal["read", "write", "admin", "metrics"]
@@ -53,6 +55,23 @@ class LoginResult(Model):
     refresh_expires_in: int = Field(description="Seconds the refresh token is valid for, unless used or revoked.")
     session_id: int
     user: UserInfo
+
+
+class Whoami(Model):
+    """Who the caller is, as the server sees them (`GET /v1/auth/me`)."""
+
+    kind: str = Field(description="user, key, cli, anonymous (auth off) or system.")
+    name: str
+    actor: str = Field(description="How the audit log names the caller.")
+    grants: dict[str, UserRole] = Field(description="Role by collection name; `*` is every collection.")
+    user: UserInfo | None = None
+
+
+class AdminLogin(Model):
+    """The admin page's login: who logged in, and the page to go to (the session is in the cookie)."""
+
+    user: UserInfo
+    next: str = "/admin"
 
 
 class SessionCleanup(Model):

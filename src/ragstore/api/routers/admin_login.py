@@ -12,7 +12,6 @@ from html import escape
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses, error_responses_of_a_page
@@ -26,7 +25,7 @@ from ragstore.api.user_auth import (
     too_many,
 )
 from ragstore.errors import Forbidden, TooManyRequests, Unauthorized
-from ragstore.schemas.users import LoginRequest, UserInfo
+from ragstore.schemas.users import AdminLogin, LoginRequest
 from ragstore.security.tokens import new_token
 from ragstore.service import RagStore
 
@@ -56,13 +55,6 @@ document.getElementById('login').addEventListener('submit', async (event) => {
   m.textContent = data && data.error ? data.error.message : 'HTTP ' + r.status;
 });
 """
-
-
-class AdminLogin(BaseModel):
-    """Who logged in, and the page to go to."""
-
-    user: UserInfo
-    next: str = "/admin"
 
 
 def _login_csrf(store: RagStore, nonce: str) -> str:

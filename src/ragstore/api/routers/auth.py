@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses
 from ragstore.api.permissions import public
 from ragstore.api.user_auth import request_principal, too_many
 from ragstore.errors import TooManyRequests, Unauthorized
-from ragstore.schemas.users import LoginRequest, LoginResult, LogoutRequest, RefreshRequest, UserInfo
-from ragstore.security.principal import Role
+from ragstore.schemas.users import LoginRequest, LoginResult, LogoutRequest, RefreshRequest, Whoami
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -28,16 +26,6 @@ BAD_LOGIN = (401, "The e-mail address or the password is wrong, or the account i
 LOCKED = (429, "Too many failed logins for this account, or from this address; Retry-After says when to retry.")
 BAD_REFRESH = (401, "The refresh token is expired, revoked, already used or unknown: log in again.")
 NOBODY = (401, "No access token, API key or admin session proves who is calling.")
-
-
-class Whoami(BaseModel):
-    """Who the caller is, as the server sees them."""
-
-    kind: str
-    name: str
-    actor: str
-    grants: dict[str, Role]
-    user: UserInfo | None = None
 
 
 def _client(request: Request) -> tuple[str, str]:
@@ -96,10 +84,5 @@ def me(request: Request, store: RagStore = Depends(get_store)) -> Whoami:
     if principal is None:
         raise Unauthorized("log in (POST /v1/auth/login) or send an API key")
     user = store.users.get(principal.user_id) if principal.user_id is not None else None
-    return Whoami(
-        kind=principal.kind.value,
-        name=principal.name,
-        actor=principal.actor,
-        grants=dict(principal.grants),
-        user=user,
-    )
+    grants = {collection: role.value for collection, role in principal.grants.items()}
+    return Whoami(kind=principal.kind.value, name=principal.name, actor=principal.actor, grants=grants, user=user)
