@@ -109,10 +109,13 @@ class Logins:
         return CookieLogin(token=token, max_age_s=self.cookie_ttl_s, user=user)
 
     def refresh(self, token: str, user_agent: str = "", client_address: str = "") -> LoginResult:
+        touched: list[int] = []
+
         def rotate(session: Session) -> tuple[str, UserSession, UserInfo] | str:
             row = self.sessions.find(session, TokenKind.REFRESH, token, for_update=True)
             if row is None:
                 return "unknown"
+            touched[:] = [row.user_id]
             user = session.get(User, row.user_id)
             if row.revoked_at is not None or not self.sessions.revoke(session, row):
                 revoked = self.sessions.revoke_all(session, row.user_id)
@@ -137,7 +140,8 @@ class Logins:
             return new_token, new_row, UserInfo.model_validate(user)
 
         outcome = self.db.write(rotate)
-        self.sessions.forget()
+        for user_id in touched:
+            self.sessions.forget(user_id)
         if isinstance(outcome, str):
             raise Unauthorized("the refresh token is not valid (expired, revoked or unknown); log in again")
         new_token, new_row, user = outcome
@@ -146,10 +150,13 @@ class Logins:
     def logout(self, token: str, kind: TokenKind = TokenKind.REFRESH) -> bool:
         """Revoke the session of a refresh token (or an admin page cookie); False when there was none to end."""
 
+        touched: list[int] = []
+
         def end(session: Session) -> bool:
             row = self.sessions.find(session, kind, token, for_update=True)
             if row is None or row.revoked_at is not None or not self.sessions.revoke(session, row):
                 return False
+            touched[:] = [row.user_id]
             user = session.get(User, row.user_id)
             self.audit.append(
                 session,
@@ -161,7 +168,8 @@ class Logins:
             return True
 
         ended = self.db.write(end)
-        self.sessions.forget()
+        for user_id in touched:
+            self.sessions.forget(user_id)
         return ended
 
     # -- the steps ---------------------------------------------------------------------------------------

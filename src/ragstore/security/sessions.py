@@ -108,10 +108,15 @@ class SessionStore:
     def is_expired(self, row: UserSession) -> bool:
         return as_utc(row.expires_at) <= self.clock.now()
 
-    def forget(self) -> None:
-        """Drop every cached answer: this process sees a revocation it made at once."""
+    def forget(self, user_id: int | None = None) -> None:
+        """Drop the cached answers about a user's sessions (every answer without `user_id`): this process sees
+        a revocation it made at once. A session that was unknown when asked is cached as None and stays so."""
         with self._lock:
-            self._cache.clear()
+            if user_id is None:
+                self._cache.clear()
+                return
+            for key in [k for k, state in self._cache.items() if state is not None and state.user_id == user_id]:
+                self._cache.pop(key, None)
 
     # -- the per-request question, cached -----------------------------------------------------------------
 

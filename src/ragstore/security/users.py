@@ -152,7 +152,7 @@ class UserService:
             return UserInfo.model_validate(row)
 
         info = self.db.write(change)
-        self.sessions.forget()
+        self.sessions.forget(info.id)
         return info
 
     # -- logins ----------------------------------------------------------------------------------------------
