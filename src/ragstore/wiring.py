@@ -44,6 +44,7 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.users import UserService
 from ragstore.security.vault import SecretVault
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
@@ -115,6 +116,7 @@ class SubFacades:
     jobs: JobService
     ops: OpsService
     secrets: SecretVault  # issue 16: user secrets at rest (security/vault.py)
+    users: UserService
 
 
 def build(
@@ -232,6 +234,7 @@ def build(
         jobs=JobService(queue=c.jobs, bus=bus),
         ops=_wired(OpsService, c),
         secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
+        users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
     )
     return c, facades
 

@@ -18,7 +18,19 @@ from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.ingest_jobs import stop_ingest_runner
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
-from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search
+from ragstore.api.routers import (
+    admin,
+    admin_login,
+    admin_page,
+    auth,
+    backup,
+    collections,
+    documents,
+    health,
+    jobs,
+    search,
+    users,
+)
 from ragstore.config import Settings, load_settings
 from ragstore.runtime.scheduler import MaintenanceScheduler
 from ragstore.service import RagStore
@@ -50,6 +62,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
                 "incremental": configured.backup_schedule_incremental,
             },
             verify_backups=configured.backup_verify_scheduled,
+            session_cleanup=True,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -95,6 +108,9 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(admin.router)
     app.include_router(backup.router)
     app.include_router(admin_page.router)
+    app.include_router(admin_login.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
     app.include_router(jobs.router)
     document_guard_responses(app)
     return app

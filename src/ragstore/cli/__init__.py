@@ -32,6 +32,7 @@ from ragstore.cli import (
     migrate,
     search,
     secrets,
+    users,
     worker,
 )
 
@@ -72,6 +73,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(users.app, name="users")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

@@ -6,6 +6,8 @@ run names its slot (the minute it was due), and the unique slot in `consistency_
 one process take it. Backups work the same way (`backup_runs.slot`); a scheduled backup is verified (when
 RAGSTORE_BACKUP_VERIFY_SCHEDULED) and followed by a prune under the retention policy. When the full and the
 incremental schedules fire together, the one that takes the repository's lock runs and the other is skipped.
+Sessions past their expiry (revoked ones included) are deleted every `SESSION_CLEANUP_MINUTES` minutes; the
+delete is idempotent, so several processes running it at once is harmless.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from ragstore.errors import Conflict
 
@@ -23,11 +26,21 @@ if TYPE_CHECKING:
     from ragstore.schemas import BackupSummary
     from ragstore.service import RagStore
 
-__all__ = ["BACKUP_JOBS", "CHECK_JOB", "MaintenanceScheduler", "run_scheduled_backup", "run_scheduled_check"]
+__all__ = [
+    "BACKUP_JOBS",
+    "CHECK_JOB",
+    "SESSION_CLEANUP_JOB",
+    "MaintenanceScheduler",
+    "run_scheduled_backup",
+    "run_scheduled_check",
+    "run_session_cleanup",
+]
 
 log = logging.getLogger(__name__)
 CHECK_JOB = "consistency-check"
 BACKUP_JOBS = {"full": "backup-full", "incremental": "backup-incremental"}
+SESSION_CLEANUP_JOB = "session-cleanup"
+SESSION_CLEANUP_MINUTES = 60
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -65,6 +78,15 @@ def run_scheduled_backup(
     return made
 
 
+def run_session_cleanup(store: RagStore) -> int:
+    """Delete expired sessions (security/sessions.py keeps revoked ones until then); how many went."""
+    try:
+        return store.users.cleanup_sessions().deleted
+    except Exception:
+        log.exception("the scheduled session cleanup failed")
+        return 0
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -74,6 +96,7 @@ class MaintenanceScheduler:
         check_repair: bool,
         backup_schedules: dict[str, str] | None = None,
         verify_backups: bool = True,
+        session_cleanup: bool = False,
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -94,6 +117,14 @@ class MaintenanceScheduler:
                 args=[store],
                 kwargs={"repair": check_repair},
                 id=CHECK_JOB,
+                misfire_grace_time=3600,
+            )
+        if session_cleanup:  # the server's scheduler; a test's scheduler lists only what it asked for
+            self.scheduler.add_job(
+                run_session_cleanup,
+                IntervalTrigger(minutes=SESSION_CLEANUP_MINUTES),
+                args=[store],
+                id=SESSION_CLEANUP_JOB,
                 misfire_grace_time=3600,
             )
 
