@@ -29,7 +29,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Settings:
-    return sqlite_settings(tmp_path, restore_root=None)  # the default root: <data dir>/restores
+    # The default restore root (<data dir>/restores); the routes are called as the local operator (auth off),
+    # as conftest's `make_settings` does for every feature test.
+    return sqlite_settings(tmp_path, restore_root=None, auth="off")
 
 
 @pytest.fixture

@@ -91,9 +91,9 @@ def test_users_anonymous_callers_and_login_are_counted_apart(open_store: Callabl
         assert [client.get("/v1/collections", headers=user).status_code for _ in range(3)] == [200, 200, 429]
         # Nobody proved anything (auth required): limited by address, whatever the route answers.
         assert [client.get("/health").status_code for _ in range(2)] == [200, 429]
-        # The login route is limited by address on its own budget, even before the route exists here.
+        # The login route is limited by address on its own budget (wrong passwords here: 401, then 429).
         logins = [client.post(LOGIN_PATH, json={"email": "a@b.c", "password": "x"}) for _ in range(3)]
-        assert [a.status_code for a in logins] == [404, 404, 429]
+        assert [a.status_code for a in logins] == [401, 401, 429]
         assert "RAGSTORE_RATE_LIMIT_LOGIN" in logins[2].json()["error"]["message"]
 
 

@@ -262,6 +262,10 @@ class Settings(BaseSettings):
     key_rotation_grace_s: int = Field(
         86_400, ge=0, le=90 * 86_400, validation_alias=_env("RAGSTORE_KEY_ROTATION_GRACE_S")
     )
+    # users and sessions (issue 16, security/users.py): how long an admin page login (its cookie) lasts
+    admin_session_ttl_s: int = Field(
+        8 * 3600, ge=60, le=30 * 86_400, validation_alias=_env("RAGSTORE_ADMIN_SESSION_TTL_S")
+    )
     # a signed checkpoint of the audit chain this often (crontab line), written even when nothing happened
     audit_checkpoint_schedule: str = Field("0 * * * *", validation_alias=_env("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE"))
 

@@ -2,9 +2,9 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`, `store.usage`. `RagStore.open()` verifies the schema (and its migration checksums), opens the
-vector index and brings it level with SQL (rebuild or outbox replay) before the first request, so a store
-that opens is consistent. Building the parts is `wiring.py`'s job.
+`store.jobs`, `store.ops`, `store.users`, `store.usage`. `RagStore.open()` verifies the schema (and its
+migration checksums), opens the vector index and brings it level with SQL (rebuild or outbox replay) before
+the first request, so a store that opens is consistent. Building the parts is `wiring.py`'s job.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class RagStore:
         self.ops = facades.ops
         self.jobs = facades.jobs
         self.usage = facades.usage
+        self.secrets = facades.secrets
+        self.users = facades.users
         self.recovery = RecoveryReport()
         self._closed = False
 

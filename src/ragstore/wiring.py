@@ -51,6 +51,8 @@ from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
 from ragstore.security.ratelimit import RateLimiter
 from ragstore.security.usage import UsageService, UsageWriter
+from ragstore.security.users import UserService
+from ragstore.security.vault import SecretVault
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
@@ -123,6 +125,8 @@ class SubFacades:
     jobs: JobService
     ops: OpsService
     usage: UsageService
+    secrets: SecretVault  # issue 16: user secrets at rest (security/vault.py)
+    users: UserService
 
 
 def build(
@@ -242,6 +246,8 @@ def build(
         jobs=JobService(queue=c.jobs, bus=bus),
         ops=_wired(OpsService, c),
         usage=_wired(UsageService, c, clock=clock, retain_days=settings.usage_retain_days),
+        secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
+        users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
     )
     return c, facades
 

@@ -19,7 +19,20 @@ from ragstore.api.ingest_jobs import stop_ingest_runner
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
 from ragstore.api.metering import MeteringMiddleware
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
-from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search, usage
+from ragstore.api.routers import (
+    admin,
+    admin_login,
+    admin_page,
+    auth,
+    backup,
+    collections,
+    documents,
+    health,
+    jobs,
+    search,
+    usage,
+    users,
+)
 from ragstore.config import Settings, load_settings
 from ragstore.runtime.scheduler import USAGE_SCHEDULE, MaintenanceScheduler
 from ragstore.service import RagStore
@@ -51,6 +64,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
                 "incremental": configured.backup_schedule_incremental,
             },
             verify_backups=configured.backup_verify_scheduled,
+            session_cleanup=True,
             usage_schedule=USAGE_SCHEDULE,
         )
         if owned:
@@ -100,6 +114,9 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(admin.router)
     app.include_router(backup.router)
     app.include_router(admin_page.router)
+    app.include_router(admin_login.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
     app.include_router(jobs.router)
     app.include_router(usage.router)
     document_guard_responses(app)

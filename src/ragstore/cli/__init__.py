@@ -31,7 +31,9 @@ from ragstore.cli import (
     lifecycle,
     migrate,
     search,
+    secrets,
     usage,
+    users,
     worker,
 )
 
@@ -72,6 +74,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(users.app, name="users")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

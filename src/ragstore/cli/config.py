@@ -14,8 +14,13 @@ app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True
 
 @app.command("show")
 def config_show(as_json: bool = JsonOpt) -> None:
-    """Every setting by its environment variable, secrets masked."""
-    values = settings().masked()
+    """Every setting by its environment variable, secrets masked (a generated server secret: where it is kept)."""
+    from ragstore.security.local_secrets import generated_secrets
+
+    cfg = settings()
+    values = cfg.masked()
+    for variable, path in generated_secrets(cfg).items():
+        values[variable] = f"********** (generated in {path})"
     if as_json:
         print_json(values)
         return

@@ -9,6 +9,8 @@ incremental schedules fire together, the one that takes the repository's lock ru
 Usage retention runs daily (USAGE_SCHEDULE): it makes the coming months' partitions of `api_usage_logs` on
 PostgreSQL and removes rows past RAGSTORE_USAGE_RETAIN_DAYS; every step is idempotent, so several processes
 may run it.
+Sessions past their expiry (revoked ones included) are deleted every `SESSION_CLEANUP_MINUTES` minutes; the
+delete is idempotent, so several processes running it at once is harmless.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from ragstore.errors import Conflict
 from ragstore.security.context import acting_as
@@ -31,11 +34,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKUP_JOBS",
     "CHECK_JOB",
+    "SESSION_CLEANUP_JOB",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
     "run_scheduled_backup",
     "run_scheduled_check",
+    "run_session_cleanup",
     "run_usage_maintenance",
 ]
 
@@ -46,6 +51,8 @@ USAGE_JOB = "usage-retention"
 USAGE_SCHEDULE = (
     "17 3 * * *"  # daily, off the hour; partitions are made three months ahead, so a missed day is harmless
 )
+SESSION_CLEANUP_JOB = "session-cleanup"
+SESSION_CLEANUP_MINUTES = 60
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -106,6 +113,15 @@ def run_usage_maintenance(store: RagStore) -> UsageMaintenance | None:
     return report
 
 
+def run_session_cleanup(store: RagStore) -> int:
+    """Delete expired sessions (security/sessions.py keeps revoked ones until then); how many went."""
+    try:
+        return store.users.cleanup_sessions().deleted
+    except Exception:
+        log.exception("the scheduled session cleanup failed")
+        return 0
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -116,6 +132,7 @@ class MaintenanceScheduler:
         backup_schedules: dict[str, str] | None = None,
         verify_backups: bool = True,
         usage_schedule: str = "",  # the server passes USAGE_SCHEDULE
+        session_cleanup: bool = False,
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -136,6 +153,14 @@ class MaintenanceScheduler:
                 args=[store],
                 kwargs={"repair": check_repair},
                 id=CHECK_JOB,
+                misfire_grace_time=3600,
+            )
+        if session_cleanup:  # the server's scheduler; a test's scheduler lists only what it asked for
+            self.scheduler.add_job(
+                run_session_cleanup,
+                IntervalTrigger(minutes=SESSION_CLEANUP_MINUTES),
+                args=[store],
+                id=SESSION_CLEANUP_JOB,
                 misfire_grace_time=3600,
             )
 

@@ -21,7 +21,7 @@ from ragstore.config import Settings
 from ragstore.errors import ConfigError
 from ragstore.secrets_mask import register
 
-__all__ = ["SECRET_BYTES", "decode_secret", "secrets_dir", "server_secret"]
+__all__ = ["SECRET_BYTES", "decode_secret", "generated_secrets", "register_key", "secrets_dir", "server_secret"]
 
 SECRET_BYTES = 32
 _SETTINGS = {
@@ -34,6 +34,17 @@ _SETTINGS = {
 
 def secrets_dir(settings: Settings) -> Path:
     return settings.data_dir / "secrets"
+
+
+def generated_secrets(settings: Settings) -> dict[str, Path]:
+    """The variables not configured whose secret was generated, and the file it is in (for `config show`)."""
+    found = {}
+    for name, variable in _SETTINGS.items():
+        configured: SecretStr | None = getattr(settings, name)
+        path = secrets_dir(settings) / name
+        if (configured is None or not configured.get_secret_value().strip()) and path.is_file():
+            found[variable] = path
+    return found
 
 
 def decode_secret(text: str, variable: str) -> bytes:
@@ -54,12 +65,21 @@ def decode_secret(text: str, variable: str) -> bytes:
     )
 
 
+def register_key(key: bytes) -> bytes:
+    """Have the masking hide `key` in each spelling it could be shown in (hex either case, base64 and base64url
+    with or without padding), whichever one it was configured in; returns `key`."""
+    b64 = base64.b64encode(key).decode()
+    urlsafe = base64.urlsafe_b64encode(key).decode()
+    register(key.hex(), key.hex().upper(), b64, b64.rstrip("="), urlsafe, urlsafe.rstrip("="))
+    return key
+
+
 def server_secret(settings: Settings, name: str) -> bytes:
     """The 32-byte secret `name` (a Settings field of `_SETTINGS`): configured, else read or made once."""
     variable = _SETTINGS[name]
     configured: SecretStr | None = getattr(settings, name)
     if configured is not None and configured.get_secret_value().strip():
-        return decode_secret(configured.get_secret_value(), variable)
+        return register_key(decode_secret(configured.get_secret_value(), variable))
     if settings.env == "production":
         raise ConfigError(f"{variable} is not set (RAGSTORE_ENV=production generates no secrets)")
     path = secrets_dir(settings) / name
@@ -67,7 +87,7 @@ def server_secret(settings: Settings, name: str) -> bytes:
         _create(path)
     text = path.read_text().strip()
     register(text)
-    return decode_secret(text, f"{variable} (from {path})")
+    return register_key(decode_secret(text, f"{variable} (from {path})"))
 
 
 def _create(path: Path) -> None:

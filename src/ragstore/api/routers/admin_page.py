@@ -2,6 +2,8 @@
 
 Rendered on the server from the same facade calls as the JSON endpoints (no JavaScript needed to read it);
 its buttons POST to the JSON API to start a backup or run a consistency check (GETs there only read).
+It needs a logged-in admin (admin_login.py): nobody logged in is sent to `/admin/login`, a user without the
+admin role gets 403. Every POST of the page carries the session's CSRF token in `X-CSRF-Token`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, error_responses_of_a_page
-from ragstore.errors import RagstoreError
+from ragstore.api.permissions import RouteAccess
+from ragstore.api.user_auth import SESSION_COOKIE, request_principal
+from ragstore.errors import Forbidden, RagstoreError
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
 router = APIRouter(tags=["admin"])
@@ -29,14 +34,23 @@ button{margin-right:.5rem;padding:.35rem .8rem}#message{margin-left:1rem}
 """
 
 SCRIPT = """
+const csrf=document.querySelector('meta[name=csrf-token]').content;
 async function post(url, body){
   const m=document.getElementById('message'); m.textContent='…';
-  const r=await fetch(url,{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(body)});
+  const r=await fetch(url,{method:'POST',headers:{'content-type':'application/json','x-csrf-token':csrf},
+    body:JSON.stringify(body)});
   const data=await r.json();
   m.textContent=r.ok?(r.status===202?'started: ':'done: ')+url:'error: '+(data.error?data.error.message:r.status);
   m.className=r.ok?'ready':'failing'; if(r.ok){setTimeout(()=>location.reload(),1500);}
 }
+async function logout(){
+  await fetch('/admin/logout',{method:'POST',
+    headers:{'content-type':'application/json','x-csrf-token':csrf},body:'{}'});
+  location.href='/admin/login';
+}
 """
+NOT_ADMIN = (403, "The logged-in user (or key) does not hold the admin role.")
+LOGIN_PAGE = "/admin/login"
 
 
 def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
@@ -54,12 +68,40 @@ def _mib(n: int | None) -> str:
     return "" if n is None else f"{n / 1024 / 1024:,.1f} MiB"
 
 
+async def _page_access(request: Request) -> None:
+    """Declares the page an admin route for the route table; `admin_page` itself decides (it redirects)."""
+
+
+_page_access.access = RouteAccess(Role.ADMIN, None)  # type: ignore[attr-defined]
+
+
 @router.get(
-    "/admin", response_class=HTMLResponse, summary="The admin page (HTML)", responses=error_responses_of_a_page(DOWN)
+    "/admin",
+    response_class=HTMLResponse,
+    summary="The admin page (HTML); nobody logged in is redirected (303) to /admin/login",
+    responses={
+        303: {"description": "Nobody is logged in: see /admin/login."},
+        **error_responses_of_a_page(NOT_ADMIN, DOWN),
+    },
+    dependencies=[Depends(_page_access)],
 )
-def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>ragstore admin</title><style>{STYLE}"]
+def admin_page(request: Request, store: RagStore = Depends(get_store)) -> Response:
+    principal = request_principal(request)
+    if principal is None:
+        return RedirectResponse(LOGIN_PAGE, status_code=303)
+    if not principal.allows(Role.ADMIN):
+        raise Forbidden(f"{principal.actor} does not hold the admin role; log in as an admin at {LOGIN_PAGE}")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    csrf = store.users.csrf_token(cookie) if cookie else ""
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>ragstore admin</title>"
+        f'<meta name=csrf-token content="{escape(csrf)}"><style>{STYLE}'
+    ]
     parts.append(f"</style><script>{SCRIPT}</script></head><body><h1>ragstore admin</h1>")
+    parts.append(f"<p id=who>{escape(principal.actor)}")
+    if cookie:
+        parts.append(' <button id=logout onclick="logout()">Log out</button>')
+    parts.append("</p>")
     parts.append(
         "<div><button id=backup-full onclick=\"post('/admin/backup/trigger',{kind:'full'})\">Full backup now</button>"
         "<button id=backup-incremental onclick=\"post('/admin/backup/trigger',{kind:'incremental'})\">"
@@ -127,4 +169,4 @@ def admin_page(store: RagStore = Depends(get_store)) -> HTMLResponse:
         )
     )
     parts.append("</body></html>")
-    return HTMLResponse("".join(parts))
+    return HTMLResponse("".join(parts), headers={"Cache-Control": "no-store"})
