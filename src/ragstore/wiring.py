@@ -44,6 +44,7 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.keys import KeyService
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
@@ -113,6 +114,7 @@ class SubFacades:
     backups: BackupService
     jobs: JobService
     ops: OpsService
+    keys: KeyService
 
 
 def build(
@@ -229,6 +231,7 @@ def build(
         backups=BackupService(manager=c.backup_manager, restore=restore),
         jobs=JobService(queue=c.jobs, bus=bus),
         ops=_wired(OpsService, c),
+        keys=KeyService(settings, db, c.audit_trail, clock=clock),
     )
     return c, facades
 

@@ -92,11 +92,13 @@ from ragstore.schemas.ops import (
     SyncWorkerHealth,
     VectorIndexHealth,
 )
+from ragstore.schemas.security import ApiKeyInfo, CreatedKey, KeyCreate, KeyGrant, KeyGrantRequest
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MAX_SEARCH_DEPTH",
     "AnalyticsSummary",
+    "ApiKeyInfo",
     "BackupDetail",
     "BackupKind",
     "BackupRunInfo",
@@ -115,6 +117,7 @@ __all__ = [
     "ConsistencyFinding",
     "ConsistencyReport",
     "ConsistencyRunSummary",
+    "CreatedKey",
     "DatabaseHealth",
     "DocumentInfo",
     "DocumentInput",
@@ -133,6 +136,9 @@ __all__ = [
     "IngestStatus",
     "IsoTime",
     "JobInfo",
+    "KeyCreate",
+    "KeyGrant",
+    "KeyGrantRequest",
     "KindDescription",
     "LatencySummary",
     "LexicalState",

@@ -15,10 +15,12 @@ from fastapi.responses import HTMLResponse
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, error_responses_of_a_page
+from ragstore.api.permissions import require
 from ragstore.errors import RagstoreError
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], dependencies=[Depends(require(Role.ADMIN))])
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330}

@@ -1,0 +1,148 @@
+"""Authentication: who is calling, decided once per request before any route, limit or cache runs.
+
+A pure ASGI middleware (no per-request Request object, no BaseHTTPMiddleware task) that reads
+- `X-API-Key: rsk_...` or `Authorization: Bearer rsk_...`: an API key (`store.keys.authenticate`);
+- any other Bearer token: `access_token_principal(token)` (a login's access token, wired by the users feature);
+- the admin page's session cookie: `session_cookie_principal(value)` (likewise).
+Credentials that are presented but prove nothing are a 401 with `WWW-Authenticate: Bearer`, never a silent
+fall-back to anonymous; no credentials leave `request.state.principal` unset, and each route's `require(...)`
+answers 401, so public routes stay public. With RAGSTORE_AUTH=off every caller is the local operator.
+
+It also gives every request an id (a sane client `X-Request-ID` is kept, else a new one), sent back in the
+`X-Request-ID` header, and runs the request inside `acting_as(...)`, so the audit log far below knows who,
+from where and in which request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ragstore.api.permissions import LOCAL_OPERATOR
+from ragstore.errors import Unauthorized
+from ragstore.security.context import acting_as
+from ragstore.security.key_format import looks_like_key
+from ragstore.security.principal import Principal, PrincipalKind
+
+__all__ = ["SESSION_COOKIE", "AuthenticationMiddleware", "PrincipalLookup"]
+
+PrincipalLookup = Callable[[str], Principal | None]
+SESSION_COOKIE = "ragstore_session"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+NOBODY = Principal(PrincipalKind.ANONYMOUS, "", {})  # for the audit log of a request without credentials
+MAX_CREDENTIAL = 4096
+
+
+class AuthenticationMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access_token_principal: PrincipalLookup | None = None,
+        session_cookie_principal: PrincipalLookup | None = None,
+        session_cookie: str = SESSION_COOKIE,
+    ) -> None:
+        self.app = app
+        self.access_token_principal = access_token_principal
+        self.session_cookie_principal = session_cookie_principal
+        self.session_cookie = session_cookie
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        client = scope.get("client")
+        address = str(client[0]) if client else ""
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        store = scope["app"].state.store
+        if store.settings.auth == "off":
+            principal: Principal | None = LOCAL_OPERATOR
+        else:
+            try:
+                principal = await self._principal(store, headers)
+            except Unauthorized as exc:
+                with acting_as(NOBODY, request_id=request_id, client_address=address):
+                    await _refuse(exc.message, send_with_id)
+                return
+        if principal is not None:
+            state["principal"] = principal
+        with acting_as(principal or NOBODY, request_id=request_id, client_address=address):
+            await self.app(scope, receive, send_with_id)
+
+    async def _principal(self, store: object, headers: dict[bytes, bytes]) -> Principal | None:
+        """The caller's principal; None without credentials; Unauthorized for credentials that prove nothing."""
+        api_key = headers.get(b"x-api-key")
+        authorization = headers.get(b"authorization")
+        if api_key is not None:
+            return await _key_principal(store, api_key.decode("latin-1").strip())
+        if authorization is not None:
+            scheme, _, token = authorization.decode("latin-1").strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token or len(token) > MAX_CREDENTIAL:
+                raise Unauthorized("send credentials as Authorization: Bearer <key or token>")
+            if looks_like_key(token):
+                return await _key_principal(store, token)
+            found = None if self.access_token_principal is None else self.access_token_principal(token)
+            if found is None:
+                raise Unauthorized("the access token is not valid")
+            return found
+        cookie = headers.get(b"cookie")
+        if cookie is not None and self.session_cookie_principal is not None:
+            value = _cookie(cookie.decode("latin-1"), self.session_cookie)
+            if value is not None:
+                found = await run_in_threadpool(self.session_cookie_principal, value)
+                if found is None:
+                    raise Unauthorized("the session is not valid; log in again")
+                return found
+        return None
+
+
+async def _key_principal(store: object, text: str) -> Principal:
+    keys = store.keys  # type: ignore[attr-defined]
+    principal: Principal | None = keys.authenticate_cached(text)
+    if principal is None:  # not verified in the last seconds: the database is asked, off the event loop
+        principal = await run_in_threadpool(keys.authenticate, text)
+    assert principal is not None
+    return principal
+
+
+def _cookie(header: str, name: str) -> str | None:
+    try:
+        jar = SimpleCookie(header)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+async def _refuse(message: str, send: Send) -> None:
+    body = json.dumps({"error": {"code": Unauthorized.code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
