@@ -28,6 +28,7 @@ from ragstore.cli import (
     dr,
     index,
     jobs,
+    keys,
     lifecycle,
     migrate,
     search,
@@ -70,6 +71,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
+app.add_typer(keys.app, name="keys")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:
