@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from ragstore.errors import Forbidden, NotFound, Unauthorized
 from ragstore.security.principal import Principal, PrincipalKind, Role, role_includes
@@ -29,6 +29,7 @@ __all__ = [
     "PUBLIC",
     "RouteAccess",
     "access_of",
+    "api_routes",
     "authorize",
     "document_access",
     "principal_of",
@@ -110,7 +111,18 @@ def public() -> Callable[[Request], Awaitable[Principal | None]]:
     return check
 
 
-def access_of(route: APIRoute) -> RouteAccess | None:
+def api_routes(app: FastAPI) -> list[Any]:
+    """Every API route as served: its full path, methods and the dependencies of the routers it came through.
+
+    FastAPI (0.165) keeps an included router in `app.routes` as one entry and builds its routes lazily, so
+    walking `app.routes` would see none of them; `iter_route_contexts` yields each as served.
+    """
+    return [
+        context for context in iter_route_contexts(app.routes) if isinstance(context.original_route, APIRoute)
+    ]
+
+
+def access_of(route: Any) -> RouteAccess | None:
     """The access a route declared through `require` or `public` (None: it declared none, a bug)."""
     for dependency in route.dependant.dependencies:
         access = getattr(dependency.call, "access", None)
@@ -141,9 +153,7 @@ def document_access(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-        for route in app.routes:
-            if not isinstance(route, APIRoute):
-                continue
+        for route in api_routes(app):
             access = access_of(route)
             if access is None or access.role is None:
                 continue
