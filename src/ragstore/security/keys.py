@@ -90,6 +90,7 @@ class KeyService:
         self._cache: dict[str, _Verified] = {}
         self._used: dict[int, datetime] = {}
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._flushing = False
         self._last_flush = clock.monotonic()
 
@@ -159,18 +160,20 @@ class KeyService:
             self._cache.pop(key_id, None)
 
     def flush_last_used(self) -> int:
-        """Write the buffered `last_used_at` times (one statement per key used since the last flush)."""
-        with self._lock:
-            used, self._used = self._used, {}
-            self._last_flush = self.clock.monotonic()
-        try:
-            if used:
-                self.db.write(lambda s: self._write_used(s, used))
-        except Exception:
-            log.warning("could not record when %d API keys were last used", len(used), exc_info=True)
-        finally:
-            self._flushing = False
-        return len(used)
+        """Write the buffered `last_used_at` times (one statement per key used since the last flush). Flushes
+        run one at a time, so `close()` waits for a background one and then writes what is left."""
+        with self._flush_lock:
+            with self._lock:
+                used, self._used = self._used, {}
+                self._last_flush = self.clock.monotonic()
+            try:
+                if used:
+                    self.db.write(lambda s: self._write_used(s, used))
+            except Exception:
+                log.warning("could not record when %d API keys were last used", len(used), exc_info=True)
+            finally:
+                self._flushing = False
+            return len(used)
 
     @staticmethod
     def _write_used(s: Session, used: dict[int, datetime]) -> None:
