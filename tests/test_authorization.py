@@ -220,11 +220,12 @@ def test_a_job_is_visible_to_writers_of_its_collection_only(world: tuple[World, 
 
 
 def test_auth_off_makes_every_caller_the_local_operator(make_settings: Callable[..., Settings], embedder: Any) -> None:
-    with RagStore.open(make_settings(auth="off"), embedder=embedder) as store:
-        with TestClient(create_app(store=store)) as client:
-            assert client.post("/v1/collections", json={"name": "kb"}).status_code == 201
-            assert client.get("/v1/keys").status_code == 200
-            assert (
-                client.get("/v1/collections", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
-            )
-            assert client.get("/health", headers={"X-Request-ID": "bad id\x01"}).headers["x-request-id"] != "bad id"
+    with (
+        RagStore.open(make_settings(auth="off"), embedder=embedder) as store,
+        TestClient(create_app(store=store)) as client,
+    ):
+        assert client.post("/v1/collections", json={"name": "kb"}).status_code == 201
+        assert client.get("/v1/keys").status_code == 200
+        echoed = client.get("/v1/collections", headers={"X-Request-ID": "abc-123"})
+        assert echoed.headers["x-request-id"] == "abc-123"
+        assert client.get("/health", headers={"X-Request-ID": "bad id!"}).headers["x-request-id"] != "bad id!"
