@@ -117,9 +117,7 @@ def api_routes(app: FastAPI) -> list[Any]:
     FastAPI (0.165) keeps an included router in `app.routes` as one entry and builds its routes lazily, so
     walking `app.routes` would see none of them; `iter_route_contexts` yields each as served.
     """
-    return [
-        context for context in iter_route_contexts(app.routes) if isinstance(context.original_route, APIRoute)
-    ]
+    return [context for context in iter_route_contexts(app.routes) if isinstance(context.original_route, APIRoute)]
 
 
 def access_of(route: Any) -> RouteAccess | None:
