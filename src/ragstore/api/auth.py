@@ -9,8 +9,8 @@ fall-back to anonymous; no credentials leave `request.state.principal` unset, an
 answers 401, so public routes stay public. With RAGSTORE_AUTH=off every caller is the local operator.
 
 It also gives every request an id (a sane client `X-Request-ID` is kept, else a new one), sent back in the
-`X-Request-ID` header, and runs the request inside `acting_as(...)`, so the audit log far below knows who,
-from where and in which request.
+`X-Request-ID` header, and runs the request as its call (`security.context.begin_call`), so the audit log
+far below knows who, from where and in which request.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstore.api.permissions import LOCAL_OPERATOR
 from ragstore.errors import Unauthorized
-from ragstore.security.context import acting_as
+from ragstore.security.context import begin_call, end_call
 from ragstore.security.key_format import looks_like_key
 from ragstore.security.principal import Principal, PrincipalKind
 
@@ -38,6 +38,7 @@ SESSION_COOKIE = "ragstore_session"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 NOBODY = Principal(PrincipalKind.ANONYMOUS, "", {})  # for the audit log of a request without credentials
 MAX_CREDENTIAL = 4096
+WANTED = frozenset((b"x-request-id", b"x-api-key", b"authorization", b"cookie"))
 # Request ids: unique, not secret. A random prefix per process and a counter cost far less than a uuid4
 # (a system call for random bytes) on every request.
 _PREFIX = os.urandom(6).hex()
@@ -62,18 +63,21 @@ class AuthenticationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in WANTED:
+                headers[name] = value
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if given and REQUEST_ID.fullmatch(given) else f"{_PREFIX}-{next(_COUNTER):x}"
         client = scope.get("client")
         address = str(client[0]) if client else ""
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         store = scope["app"].state.store
@@ -83,13 +87,19 @@ class AuthenticationMiddleware:
             try:
                 principal = await self._principal(store, headers)
             except Unauthorized as exc:
-                with acting_as(NOBODY, request_id=request_id, client_address=address):
+                token = begin_call(NOBODY, request_id, address)
+                try:
                     await _refuse(exc.message, send_with_id)
+                finally:
+                    end_call(token)
                 return
         if principal is not None:
             state["principal"] = principal
-        with acting_as(principal or NOBODY, request_id=request_id, client_address=address):
+        token = begin_call(principal or NOBODY, request_id, address)
+        try:
             await self.app(scope, receive, send_with_id)
+        finally:
+            end_call(token)
 
     async def _principal(self, store: object, headers: dict[bytes, bytes]) -> Principal | None:
         """The caller's principal; None without credentials; Unauthorized for credentials that prove nothing."""
