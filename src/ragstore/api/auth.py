@@ -105,6 +105,8 @@ class AuthenticationMiddleware:
         """The caller's principal; None without credentials; Unauthorized for credentials that prove nothing."""
         api_key = headers.get(b"x-api-key")
         authorization = headers.get(b"authorization")
+        if api_key is None and authorization is not None and authorization.startswith(b"Bearer rsk_"):
+            return await _key_principal(store, authorization[7:].decode("latin-1"))  # the common case, first
         if api_key is not None:
             return await _key_principal(store, api_key.decode("latin-1").strip())
         if authorization is not None:

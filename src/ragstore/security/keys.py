@@ -79,6 +79,16 @@ class _Verified:
     cached_until: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A whole key text that passed every check: usable until `good_until` (monotonic), the sooner of the
+    cache's bound and the key's expiry, so a repeat needs no wall-clock reading."""
+
+    id: int
+    principal: Principal
+    good_until: float
+
+
 class KeyService:
     """The keys sub-facade. Thread-safe: the API calls `authenticate` from many threads at once."""
 
@@ -89,8 +99,8 @@ class KeyService:
         self.clock = clock
         self._pepper: bytes | None = None
         self._cache: dict[str, _Verified] = {}  # by key id: the row, for CACHE_TTL_S
-        self._verified: dict[bytes, _Verified] = {}  # by the HMAC of a whole key text that passed every check
-        self._used: dict[int, datetime] = {}
+        self._verified: dict[bytes, _Seen] = {}  # by the keyed hash of a whole key text that passed every check
+        self._used: dict[int, float] = {}  # key row id -> monotonic time of its last use
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flushing = False
@@ -124,23 +134,27 @@ class KeyService:
         # Only the MAC of a text that passed every check is ever a key of this dict.
         seen = hashlib.blake2b(text.encode(), key=self._pepper, digest_size=32).digest()
         now_mono = self.clock.monotonic()
-        entry = self._verified.get(seen)
-        if entry is None or entry.cached_until <= now_mono:
+        hit = self._verified.get(seen)
+        if hit is None or hit.good_until <= now_mono:
             entry = self._verify(text, now_mono, load=load)
             if entry is None:
                 return None
+            now = self.clock.now()
+            good_until = entry.cached_until
+            if entry.expires_at is not None:
+                if entry.expires_at <= now:
+                    return self._refuse("expired", entry.principal.name)
+                good_until = min(good_until, now_mono + (entry.expires_at - now).total_seconds())
+            hit = _Seen(entry.id, entry.principal, good_until)
             with self._lock:
                 if len(self._verified) >= MAX_CACHED:
                     self._verified.clear()
-                self._verified[seen] = entry
-        now = self.clock.now()
-        if entry.expires_at is not None and entry.expires_at <= now:
-            return self._refuse("expired", entry.principal.name)
-        self._used[entry.id] = now
+                self._verified[seen] = hit
+        self._used[hit.id] = now_mono
         if now_mono - self._last_flush >= FLUSH_INTERVAL_S and not self._flushing:
             self._flushing = True
             threading.Thread(target=self.flush_last_used, name="ragstore-key-usage", daemon=True).start()
-        return entry.principal
+        return hit.principal
 
     def _verify(self, text: str, now_mono: float, *, load: bool) -> _Verified | None:
         """The row of a well-formed key whose secret matches its stored HMAC (None: not loaded, `load` off)."""
@@ -189,8 +203,10 @@ class KeyService:
         run one at a time, so `close()` waits for a background one and then writes what is left."""
         with self._flush_lock:
             with self._lock:
-                used, self._used = self._used, {}
-                self._last_flush = self.clock.monotonic()
+                seen, self._used = self._used, {}
+                now, now_mono = self.clock.now(), self.clock.monotonic()
+                self._last_flush = now_mono
+            used = {key: now - timedelta(seconds=now_mono - at) for key, at in seen.items()}
             try:
                 if used:
                     self.db.write(lambda s: self._write_used(s, used))
