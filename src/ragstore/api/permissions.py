@@ -138,6 +138,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An API key (rsk_...)."},
 }
 UNAUTHORIZED = "No credentials, or credentials that prove nothing (unknown, expired or revoked key; bad token)."
+BAD_CREDENTIALS = "Credentials were sent but prove nothing (unknown, expired or revoked key; bad token)."
 FORBIDDEN = "The caller's key or session lacks the role this route needs."
 HIDDEN = "The collection does not exist, or the caller holds no grant on it."
 
@@ -153,14 +154,18 @@ def document_access(app: FastAPI) -> None:
         body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
         for route in api_routes(app):
             access = access_of(route)
-            if access is None or access.role is None:
+            if access is None:
                 continue
             for method in route.methods or ():
                 operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
                 if operation is None:
                     continue
-                operation["security"] = [{"bearer": []}, {"apiKey": []}]
                 responses = operation.setdefault("responses", {})
+                if access.role is None:  # public, but credentials that prove nothing are still refused
+                    operation["security"] = [{}, {"bearer": []}, {"apiKey": []}]
+                    responses.setdefault("401", {"description": BAD_CREDENTIALS, "content": body})
+                    continue
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
                 statuses = [(401, UNAUTHORIZED), (403, FORBIDDEN)]
                 if access.collection_param is not None:
                     statuses.append((404, HIDDEN))
