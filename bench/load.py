@@ -85,7 +85,9 @@ def server(database_url: str | None, workers: int, redis_url: str | None) -> Ite
     data_dir = Path(tempfile.mkdtemp(prefix="ragstore-load-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL"))}
-    env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING")
+    # The server binds to loopback with RAGSTORE_AUTH=off: this measures search; what a key costs is
+    # bench/auth_cost.py's subject.
+    env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING", RAGSTORE_AUTH="off")
     if database_url:
         env["DATABASE_URL"] = database_url
     if redis_url:

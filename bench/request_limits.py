@@ -101,7 +101,7 @@ def in_process(rounds: int, calls: int) -> None:
         return (time.thread_time() - started) / calls * 1e6
 
     with tempfile.TemporaryDirectory(prefix="ragstore-limits-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", query_log=False)
+        settings = Settings(data_dir=Path(tmp) / "data", query_log=False, auth="off")  # keys: bench/auth_cost.py
         with RagStore.open(settings) as store:
             store.collections.create("kb")
             store.documents.add_text("kb", "전세 계약을 갱신할 때 확인할 사항을 정리합니다.", title="전세")

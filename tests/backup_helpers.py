@@ -103,4 +103,5 @@ def sqlite_settings(tmp_path: Path, **overrides: Any) -> Any:
     from ragstore.config import Settings
 
     overrides.setdefault("data_dir", tmp_path / "data")
+    overrides.setdefault("auth", "off")  # as make_settings: feature tests call routes as the local operator
     return backup_settings(lambda **kw: Settings(**kw), tmp_path, **overrides)

@@ -18,7 +18,6 @@ from ragstore.api.user_auth import SESSION_COOKIE
 from ragstore.config import Settings
 from ragstore.security.login import BAD_CREDENTIALS
 from ragstore.service import RagStore
-from user_helpers import with_user_auth
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE = os.environ.get("RAGSTORE_REQUIRE_SERVICES") == "1"
@@ -40,7 +39,7 @@ def base_url(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[
     with RagStore.open(make_settings(auth="required"), embedder=embedder) as store:
         store.users.create("admin@example.org", PASSWORD, role="admin")
         store.users.create("reader@example.org", PASSWORD, role="read")
-        app = with_user_auth(create_app(store=store))
+        app = create_app(store=store)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

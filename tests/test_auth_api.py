@@ -18,7 +18,6 @@ from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.security.login import BAD_CREDENTIALS, FREE_ATTEMPTS
 from ragstore.service import RagStore
-from user_helpers import with_user_auth
 
 PASSWORD = "correct horse battery staple"
 JSON = {"content-type": "application/json"}
@@ -39,7 +38,7 @@ def secured(make_settings: Callable[..., Settings], embedder: object, clock: Man
 
 @pytest.fixture
 def client(secured: RagStore) -> Iterator[TestClient]:
-    with TestClient(with_user_auth(create_app(store=secured))) as test_client:
+    with TestClient(create_app(store=secured)) as test_client:
         yield test_client
 
 
@@ -176,7 +175,7 @@ def test_a_user_who_is_not_an_admin_gets_403(client: TestClient) -> None:
 
 
 def test_the_cookie_is_secure_over_tls(secured: RagStore) -> None:
-    with TestClient(with_user_auth(create_app(store=secured)), base_url="https://testserver") as client:
+    with TestClient(create_app(store=secured), base_url="https://testserver") as client:
         answer = admin_login(client)
         assert answer.status_code == 200
         cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and SESSION_COOKIE in v)

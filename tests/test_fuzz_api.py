@@ -7,6 +7,10 @@ have a documented status and content type, and must match the documented body. T
 (derandomized, fixed seed) and the module checks at its end that at least MIN_CASES requests were sent.
 
 Every operation is fuzzed, restores included: through the API they write only below the restore root.
+
+The server runs as shipped (RAGSTORE_AUTH=required). The main run sends the admin key `ragstore init` made;
+shorter runs send a read key and no key at all: every answer must still be documented (401, 403 included),
+none a 5xx, and those runs must leave the stored collections, documents and chunks as they were.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from hostile.live import COLLECTION, LiveServer, start_server, stop_server
+from hostile.live import COLLECTION, LiveServer, create_key, start_server, stop_server
 from ragstore.api.app import create_app
 
 pytestmark = pytest.mark.slow
 
 SEED = 15  # the issue's number: any fixed value makes a run reproducible
 STATELESS_EXAMPLES = 100  # per operation in the fuzzing phase (examples and coverage cases come on top)
+UNPRIVILEGED_EXAMPLES = 15  # per operation, with a read key and with none
 STATEFUL_SCENARIOS = 150
 STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5)  # per scenario, one run after another (see the test)
 STATEFUL_MIN_CALLS = 1000
@@ -72,13 +77,53 @@ def api_schema(served: LiveServer) -> Any:
     return loaded
 
 
+@pytest.fixture(scope="module")
+def read_key(served: LiveServer) -> str:
+    return create_key(served, "read")
+
+
+@pytest.fixture(scope="module")
+def stored_before(served: LiveServer) -> dict[str, int]:
+    """The stored rows before the unprivileged runs (taken when the first of them starts)."""
+    return served.row_counts()
+
+
+@SCHEMA.parametrize()
+@hypothesis.settings(max_examples=UNPRIVILEGED_EXAMPLES)
+def test_every_operation_keeps_its_contract_with_a_read_key(
+    case: schemathesis.Case, served: LiveServer, read_key: str, stored_before: dict[str, int]
+) -> None:
+    COUNTS["read key"] += 1
+    case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers={"X-API-Key": read_key})
+
+
+@SCHEMA.parametrize()
+@hypothesis.settings(max_examples=UNPRIVILEGED_EXAMPLES)
+def test_every_operation_keeps_its_contract_without_a_key(
+    case: schemathesis.Case, served: LiveServer, stored_before: dict[str, int]
+) -> None:
+    COUNTS["no key"] += 1
+    if case.headers:  # a generated header may not bring credentials in by the back door
+        case.headers = {k: v for k, v in case.headers.items() if k.lower() not in ("authorization", "x-api-key")}
+    answer = case.call(base_url=served.url, timeout=60)
+    case.validate_response(answer, checks=CHECKS)
+    if case.operation.path != "/health":  # refused: by the request guard (400, 403, 413, 415, 422) or as 401
+        assert 400 <= answer.status_code < 500, f"{case.operation.label}: {answer.status_code}"
+
+
+def test_a_read_key_and_no_key_changed_nothing(served: LiveServer, stored_before: dict[str, int]) -> None:
+    if not COUNTS["read key"] or not COUNTS["no key"]:
+        pytest.skip("checks what the unprivileged runs above did: run the module whole")
+    assert served.row_counts() == stored_before
+
+
 @SCHEMA.parametrize()
 @hypothesis.settings(max_examples=STATELESS_EXAMPLES)
 def test_every_operation_keeps_its_contract(case: schemathesis.Case, served: LiveServer) -> None:
     if not STARTED:
         STARTED.append(time.monotonic())
     COUNTS["stateless"] += 1
-    case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60)
+    case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers=served.auth_headers)
 
 
 @pytest.mark.timeout(900)  # ~1,500 chained calls: well under a minute alone, slower on a shared CI machine
@@ -87,7 +132,7 @@ def test_chained_operations_keep_their_contract(api_schema: Any, served: LiveSer
 
     class Machine(base):  # type: ignore[misc,valid-type]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"timeout": 60}
+            return {"timeout": 60, "headers": served.auth_headers}
 
         def validate_response(
             self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any

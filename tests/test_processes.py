@@ -49,9 +49,12 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 def server_process(settings: Settings, log: Path, *args: str, **env: str) -> Iterator[httpx.Client]:
     port = free_port()
     full = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    full.update(RAGSTORE_DATA_DIR=str(settings.data_dir), RAGSTORE_SYNC_POLL_INTERVAL_S="0.2", **env)
     # Not a test of rate limits (test_rate_limits.py): these servers take many requests from one address.
     full.update(RAGSTORE_RATE_LIMIT_ANONYMOUS="1000000/minute", RAGSTORE_RATE_LIMIT_DEFAULT="1000000/minute")
+    # Authorization is not the subject here (tests/test_authorization.py and the live server's are): the
+    # servers bind to loopback, where RAGSTORE_AUTH=off is allowed.
+    full.update(RAGSTORE_DATA_DIR=str(settings.data_dir), RAGSTORE_SYNC_POLL_INTERVAL_S="0.2", RAGSTORE_AUTH="off")
+    full.update(env)
     if settings.database_url:
         full["DATABASE_URL"] = settings.database_url
     with log.open("wb") as out:

@@ -38,6 +38,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, local_embedder: LocalEmbedde
         max_search_body_bytes=SEARCH_LIMIT,
         max_document_bytes=128 * 1024,
         query_max_tokens=32,
+        auth="off",  # the guards are the subject; they run before authentication anyway
     )
     with RagStore.open(settings, embedder=local_embedder) as opened:
         opened.collections.create("kb")
@@ -259,7 +260,7 @@ def test_cors_is_off_unless_configured(client: TestClient, tmp_path: Path, local
     }
     answer = client.options("/v1/collections/kb/search", headers=preflight)
     assert "access-control-allow-origin" not in answer.headers
-    settings = Settings(data_dir=tmp_path / "data", allowed_hosts=HOSTS, cors_origins="http://app.example")
+    settings = Settings(data_dir=tmp_path / "data", allowed_hosts=HOSTS, cors_origins="http://app.example", auth="off")
     with RagStore.open(settings, embedder=local_embedder) as other, TestClient(create_app(store=other)) as cors:
         allowed = cors.options("/v1/collections", headers=preflight)
         assert allowed.headers["access-control-allow-origin"] == "http://app.example"

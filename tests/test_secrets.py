@@ -205,6 +205,7 @@ def test_an_api_error_body_never_carries_a_secret(
         RAGSTORE_EMBEDDING_BACKEND="openai",
         OPENAI_BASE_URL=f"http://{userinfo}127.0.0.1:{echoing_server}/v1",
         OPENAI_MAX_RETRIES=0,
+        RAGSTORE_AUTH="off",
     )
     store = RagStore.open(cfg)
     try:

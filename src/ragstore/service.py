@@ -2,9 +2,10 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`, `store.users`, `store.usage`. `RagStore.open()` verifies the schema (and its
-migration checksums), opens the vector index and brings it level with SQL (rebuild or outbox replay) before
-the first request, so a store that opens is consistent. Building the parts is `wiring.py`'s job.
+`store.jobs`, `store.ops`, `store.keys`, `store.users`, `store.usage`, `store.secrets`. `RagStore.open()`
+verifies the schema (and its migration checksums), opens the vector index and brings it level with SQL
+(rebuild or outbox replay) before the first request, so a store that opens is consistent. Building the
+parts is `wiring.py`'s job.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class RagStore:
         self.usage = facades.usage
         self.secrets = facades.secrets
         self.users = facades.users
+        self.keys = facades.keys
         self.recovery = RecoveryReport()
         self._closed = False
 
@@ -154,6 +156,7 @@ class RagStore:
         if c.bus is not None:
             c.bus.stop()
         c.query_batcher.close()
+        self.keys.close()
         c.recorder.close()
         c.usage_writer.close()  # the rows of the last requests are written before the database closes
         with c.applier.lock:

@@ -49,6 +49,7 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.keys import KeyService
 from ragstore.security.ratelimit import RateLimiter
 from ragstore.security.usage import UsageService, UsageWriter
 from ragstore.security.users import UserService
@@ -127,6 +128,7 @@ class SubFacades:
     usage: UsageService
     secrets: SecretVault  # issue 16: user secrets at rest (security/vault.py)
     users: UserService
+    keys: KeyService
 
 
 def build(
@@ -248,6 +250,7 @@ def build(
         usage=_wired(UsageService, c, clock=clock, retain_days=settings.usage_retain_days),
         secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
         users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
+        keys=KeyService(settings, db, c.audit_trail, clock=clock),
     )
     return c, facades
 

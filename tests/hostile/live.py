@@ -1,10 +1,14 @@
 """A real server for the hostile-input suite: `ragstore serve` in its own process over a throwaway data
 directory holding a small collection, so that a test can measure what an attacker's request costs the
 process that serves it (its RSS, its answer time) and prove that nothing stored changed.
+
+It runs as shipped, with RAGSTORE_AUTH=required: `ragstore init` makes the admin key (`<data dir>/admin.key`),
+and `client()` sends it, so every request an attacker could send with a stolen admin key is exercised.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,12 +35,17 @@ class LiveServer:
     data_dir: Path
     env: dict[str, str]
     log_path: Path  # the server's stderr (a file, not a pipe: a full pipe would block the server)
+    api_key: str  # the admin key `ragstore init` wrote to <data dir>/admin.key
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.auth_headers)
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process now (Linux /proc)."""
@@ -68,8 +77,18 @@ class LiveServer:
         assert answer.json()["hits"], answer.text
 
 
-def _cli(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "ragstore.cli", *args], env=env, check=True, capture_output=True, timeout=600)
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ragstore.cli", *args], env=env, check=True, capture_output=True, timeout=600
+    )
+    return done.stdout.decode()
+
+
+def create_key(server: LiveServer, role: str, *collections: str) -> str:
+    """A new key of `role` (on `collections`, default every one) on the served store, made by the CLI."""
+    chosen = [arg for c in collections for arg in ("--collection", c)]
+    made = json.loads(_cli(server.env, "keys", "create", "--name", f"test {role}", "--role", role, *chosen, "--json"))
+    return str(made["key"])
 
 
 UNLIMITED = "1000000/minute"
@@ -89,6 +108,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     (docs / "search.md").write_text("# Search\n\nHybrid search fuses dense and lexical results.\n")
     (docs / "ko.md").write_text("# 전세 계약\n\n전세 계약을 갱신할 때 확인할 사항을 정리합니다.\n")
     _cli(env, "init")
+    api_key = (data_dir / "admin.key").read_text().strip()
     _cli(env, "ingest", str(docs), "--collection", COLLECTION)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     with log_path.open("ab") as log:
@@ -112,7 +132,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
             process.kill()
             raise RuntimeError("server did not answer /health within 120 s")
         time.sleep(0.2)
-    return LiveServer(url=url, process=process, data_dir=data_dir, env=env, log_path=log_path)
+    return LiveServer(url=url, process=process, data_dir=data_dir, env=env, log_path=log_path, api_key=api_key)
 
 
 def stop_server(server: LiveServer) -> None:

@@ -35,7 +35,9 @@ def chunked_post(
     sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=30)
     answer = b""
     try:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n{headers}\r\n".encode())
+        key = f"Authorization: Bearer {server.api_key}\r\n"
+        start = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n{key}{headers}\r\n"
+        sock.sendall(start.encode())
         sock.setblocking(False)
         for chunk in (head, *filler):
             with contextlib.suppress(BlockingIOError):

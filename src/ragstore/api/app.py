@@ -13,12 +13,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from ragstore import __version__
+from ragstore.api.auth import AuthenticationMiddleware, PrincipalLookup
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.ingest_jobs import stop_ingest_runner
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
 from ragstore.api.metering import MeteringMiddleware
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
+from ragstore.api.permissions import document_access
 from ragstore.api.routers import (
     admin,
     admin_login,
@@ -29,6 +31,7 @@ from ragstore.api.routers import (
     documents,
     health,
     jobs,
+    keys,
     search,
     usage,
     users,
@@ -40,8 +43,18 @@ from ragstore.service import RagStore
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, *, store: RagStore | None = None) -> FastAPI:
-    """An app over `store` (kept open by the caller) or over a store it opens from `settings`."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: RagStore | None = None,
+    access_token_principal: PrincipalLookup | None = None,
+    session_cookie_principal: PrincipalLookup | None = None,
+) -> FastAPI:
+    """An app over `store` (kept open by the caller) or over a store it opens from `settings`.
+
+    `access_token_principal` and `session_cookie_principal` turn a login's bearer token and the admin page's
+    cookie into a principal (api/auth.py); without them only API keys authenticate.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,9 +100,16 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     )
     install_error_handlers(app)
     app.add_middleware(CachedSearchMiddleware)
-    # Rate limits and usage: inside authentication (which the lead adds right after this line: it reads the
-    # principal that middleware sets), outside the cached-search fast path, so cached searches count too.
+    # Rate limits and usage: inside authentication (they read the principal it sets), outside the
+    # cached-search fast path, so cached searches are limited and counted too.
     app.add_middleware(MeteringMiddleware)
+    # Who is calling (issue 16): outside the cached-search fast path, which must know the principal too, and
+    # inside the request guard, so an oversized or cross-site request is refused before a key is looked up.
+    app.add_middleware(
+        AuthenticationMiddleware,
+        access_token_principal=access_token_principal,
+        session_cookie_principal=session_cookie_principal,
+    )
     # Bounded requests and no cross-site writes (issue 15), outermost last: the Host and the form of a write
     # are checked before any body is read, and every body is counted before anything parses it.
     limited = store.settings if store is not None else (settings or load_settings())
@@ -99,7 +119,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["content-type", WRITE_HEADER.decode()],
+            allow_headers=["content-type", "authorization", "x-api-key", WRITE_HEADER.decode()],
         )
     app.add_middleware(
         RequestGuardMiddleware,
@@ -119,7 +139,9 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(users.router)
     app.include_router(jobs.router)
     app.include_router(usage.router)
+    app.include_router(keys.router)
     document_guard_responses(app)
+    document_access(app)
     return app
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ragstore.errors import RagstoreError
+from ragstore.errors import RagstoreError, Unauthorized
 
 __all__ = [
     "BAD_BODY",
@@ -94,7 +94,9 @@ def _allowed_methods(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagstoreError)
     async def _domain(_: Request, exc: RagstoreError) -> JSONResponse:
-        return JSONResponse(status_code=status_for(exc), content={"error": exc.to_dict()})
+        # A 401 names the scheme that would be accepted (RFC 9110), whichever layer refused the caller.
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(status_code=status_for(exc), content={"error": exc.to_dict()}, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,6 +5,10 @@ needs none of them. The middleware reads the body of `POST /v1/collections/{name
 with the route's own `SearchRequest` model, and asks the store for the cached response
 (`store.search.cached_json`, which never waits on the network). Anything else, a miss, or a body it is
 not sure about goes down the normal path with the body replayed, so every error is still FastAPI's own 4xx.
+
+It runs inside the authentication middleware and answers only a principal that the search route's own
+`require(Role.READ, "name")` would let through; anyone else takes the normal path, which answers the 401,
+403 or 404 (so a cached answer can never reach a caller the route would refuse).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ragstore.api.metering import ROUTE_TEMPLATE
 from ragstore.api.replay import replaying
 from ragstore.schemas import SearchRequest
+from ragstore.security.principal import Principal, Role
 
 __all__ = ["CachedSearchMiddleware"]
 
@@ -39,6 +44,14 @@ def _checked(data: Any) -> SearchRequest | None:
     if request.query is None and request.vector is None:
         return None  # the full path says what is missing
     return request
+
+
+def _may_read(scope: Scope, auth: str, collection: str) -> bool:
+    """The search route's rule (api/permissions.py): auth off, or a principal holding read on the collection."""
+    if auth == "off":
+        return True
+    principal: Principal | None = scope.get("state", {}).get("principal")
+    return principal is not None and principal.allows(Role.READ, collection)
 
 
 class CachedSearchMiddleware:
@@ -84,7 +97,7 @@ class CachedSearchMiddleware:
 
     def _cached(self, scope: Scope, name: str, body: bytes) -> bytes | None:
         store = getattr(getattr(scope.get("app"), "state", None), "store", None)
-        if store is None:
+        if store is None or not _may_read(scope, store.settings.auth, name):
             return None
         try:
             request = _checked(json.loads(body))

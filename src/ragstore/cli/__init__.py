@@ -28,6 +28,7 @@ from ragstore.cli import (
     dr,
     index,
     jobs,
+    keys,
     lifecycle,
     migrate,
     search,
@@ -76,6 +77,7 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

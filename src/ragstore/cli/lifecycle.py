@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,7 +23,13 @@ from ragstore.cli.common import (
 )
 from ragstore.secrets_mask import mask
 
-__all__ = ["init", "serve"]
+if TYPE_CHECKING:
+    from ragstore.config import Settings
+    from ragstore.schemas.security import CreatedKey
+
+__all__ = ["ADMIN_KEY_FILE", "init", "is_loopback", "serve"]
+
+ADMIN_KEY_FILE = "admin.key"
 
 
 def init(as_json: bool = JsonOpt) -> None:
@@ -34,13 +43,64 @@ def init(as_json: bool = JsonOpt) -> None:
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create the index folder {cfg.index_dir}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    admin = _first_admin_key(cfg)
+    key_file = cfg.data_dir / ADMIN_KEY_FILE
     database = mask(cfg.sqlalchemy_url.split("?")[0])
     if as_json:
-        print_json({"before": before, "revision": after, "database": database, "index_dir": str(cfg.index_dir)})
+        report: dict[str, Any] = {
+            "before": before,
+            "revision": after,
+            "database": database,
+            "index_dir": str(cfg.index_dir),
+        }
+        if admin is not None:
+            report["admin_key"] = {"id": admin.id, "key": admin.key, "file": str(key_file)}
+        print_json(report)
         return
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
     out.print(f"database {state} revision [bold]{after}[/] ({printable(database)})")
     out.print(f"index directory {cfg.index_dir}")
+    if admin is not None:
+        out.print(f"created admin API key {admin.id}, written to {key_file} (mode 0600); shown this once:")
+        out.print(admin.key, highlight=False, soft_wrap=True)
+        out.print(f'use it as: curl -H "Authorization: Bearer $(cat {key_file})" ...; delete the file once stored')
+
+
+def _first_admin_key(cfg: Settings) -> CreatedKey | None:
+    """With RAGSTORE_AUTH=required and no active admin key, make one and keep it in <data dir>/admin.key (0600),
+    so that a fresh install can be used over HTTP at once (`make run`, the README's curl line)."""
+    if cfg.auth != "required":
+        return None
+    from ragstore.service import RagStore
+
+    with domain_errors():
+        cfg.make_data_dir()
+        with RagStore.open(cfg, recover=False) as store:
+            if store.keys.has_active_admin():
+                return None
+            created = store.keys.create("admin (made by ragstore init)", "admin")
+    _write_private(cfg.data_dir / ADMIN_KEY_FILE, created.key + "\n")
+    return created
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only, from the first byte (a new file, then renamed over the old)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(
@@ -56,11 +116,18 @@ def serve(
 
     cfg = settings()
     processes = workers or cfg.api_workers
+    bind = host or cfg.api_host
+    if cfg.auth == "off" and not is_loopback(bind):
+        fail(
+            f"RAGSTORE_AUTH=off is allowed only on a loopback address, not {bind}: every caller would be an admin; "
+            "set RAGSTORE_AUTH=required (and send an API key) or bind to 127.0.0.1",
+            EXIT_BAD_INPUT,
+        )
     with domain_errors():
         check_data_dir(cfg)
         check_server_processes(cfg, processes)
     options: dict[str, Any] = {
-        "host": host or cfg.api_host,
+        "host": bind,
         "port": port or cfg.api_port,
         "log_level": cfg.log_level.lower(),
         "access_log": cfg.api_access_log,

@@ -95,6 +95,7 @@ from ragstore.schemas.ops import (
     VectorIndexHealth,
 )
 from ragstore.schemas.secrets import RotationReport, SecretInfo
+from ragstore.schemas.security import ApiKeyInfo, CreatedKey, KeyCreate, KeyGrant, KeyGrantRequest
 from ragstore.schemas.usage import (
     UsageMaintenance,
     UsageRow,
@@ -120,6 +121,7 @@ __all__ = [
     "MAX_SEARCH_DEPTH",
     "AdminLogin",
     "AnalyticsSummary",
+    "ApiKeyInfo",
     "BackupDetail",
     "BackupKind",
     "BackupRunInfo",
@@ -138,6 +140,7 @@ __all__ = [
     "ConsistencyFinding",
     "ConsistencyReport",
     "ConsistencyRunSummary",
+    "CreatedKey",
     "DatabaseHealth",
     "DocumentInfo",
     "DocumentInput",
@@ -156,6 +159,9 @@ __all__ = [
     "IngestStatus",
     "IsoTime",
     "JobInfo",
+    "KeyCreate",
+    "KeyGrant",
+    "KeyGrantRequest",
     "KindDescription",
     "LatencySummary",
     "LexicalState",

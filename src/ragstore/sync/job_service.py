@@ -46,6 +46,12 @@ class JobService:
             raise NotFound(f"job {job_id} does not exist", details={"job_id": job_id})
         return JobInfo.model_validate(rows[0])
 
+    def collection_of(self, job_id: int) -> str | None:
+        """The collection a job works on (its payload's `collection`), for the API's permission check."""
+        payload = self.queue.payload(job_id)
+        value = None if payload is None else payload.get("collection")
+        return value if isinstance(value, str) else None
+
     def counts(self) -> JobCounts:
         """Jobs by state."""
         return JobCounts(**self.queue.counts())

@@ -196,6 +196,12 @@ class JobQueue:
                 for job in s.scalars(query)
             ]
 
+    def payload(self, job_id: int) -> dict[str, Any] | None:
+        """A job's payload (None: no such job)."""
+        with self.db.read() as s:
+            payload = s.scalar(select(Job.payload).where(Job.id == job_id))
+        return None if payload is None else dict(payload)
+
     def counts(self) -> dict[str, int]:
         with self.db.read() as s:
             rows = s.execute(select(Job.state, func.count()).group_by(Job.state)).all()

@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
+from ragstore.api.permissions import authorize, require
 from ragstore.errors import InvalidInput
 from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
 from ragstore.schemas.core import INT64_MAX, StorableStr
+from ragstore.security.principal import Principal, Role
 from ragstore.service import RagStore
 
-router = APIRouter(prefix="/admin/consistency", tags=["admin"])
+router = APIRouter(prefix="/admin/consistency", tags=["admin"], dependencies=[Depends(require(Role.ADMIN))])
 
 INVALID_REQUEST = INVALID
 UNKNOWN_COLLECTION = (404, "The collection named does not exist.")
@@ -62,7 +64,13 @@ def latest_report(
     summary="Run a consistency check now (no repair), store its report and return it",
     responses=error_responses(*JSON_BODY, UNKNOWN_COLLECTION, INDEX_DOWN),
 )
-def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
+def check(
+    body: CheckRequest | None = None,
+    store: RagStore = Depends(get_store),
+    principal: Principal = Depends(require(Role.ADMIN)),
+) -> ConsistencyReport:
+    if body is not None and body.collection is not None:
+        authorize(principal, Role.ADMIN, body.collection)
     report = store.consistency.check(body.collection if body else None, trigger="api")
     assert report is not None  # only scheduled runs name a slot
     return report
@@ -74,7 +82,13 @@ def check(body: CheckRequest | None = None, store: RagStore = Depends(get_store)
     summary="Run a check and repair the safe kinds through the outbox",
     responses=error_responses(*JSON_BODY, UNKNOWN_COLLECTION, INDEX_DOWN),
 )
-def repair(body: RepairRequest | None = None, store: RagStore = Depends(get_store)) -> ConsistencyReport:
+def repair(
+    body: RepairRequest | None = None,
+    store: RagStore = Depends(get_store),
+    principal: Principal = Depends(require(Role.ADMIN)),
+) -> ConsistencyReport:
+    if body is not None and body.collection is not None:
+        authorize(principal, Role.ADMIN, body.collection)
     report = store.consistency.check(body.collection if body else None, repair=True, trigger="api")
     assert report is not None
     return report

@@ -72,7 +72,7 @@ async def _page_access(request: Request) -> None:
     """Declares the page an admin route for the route table; `admin_page` itself decides (it redirects)."""
 
 
-_page_access.access = RouteAccess(Role.ADMIN, None)  # type: ignore[attr-defined]
+_page_access.access = RouteAccess(Role.ADMIN, None, page=True)  # type: ignore[attr-defined]
 
 
 @router.get(

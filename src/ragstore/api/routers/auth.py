@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses
-from ragstore.api.permissions import public
-from ragstore.api.user_auth import request_principal, too_many
-from ragstore.errors import TooManyRequests, Unauthorized
+from ragstore.api.permissions import authenticated, public
+from ragstore.api.user_auth import too_many
+from ragstore.errors import TooManyRequests
 from ragstore.schemas.users import LoginRequest, LoginResult, LogoutRequest, RefreshRequest, Whoami
+from ragstore.security.principal import Principal
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -77,12 +78,8 @@ def logout(body: LogoutRequest, store: RagStore = Depends(get_store)) -> Respons
     response_model=Whoami,
     summary="Who the caller is: the user of an access token, a key, or the local operator (auth off)",
     responses=error_responses(NOBODY, DOWN),
-    dependencies=[Depends(public())],
 )
-def me(request: Request, store: RagStore = Depends(get_store)) -> Whoami:
-    principal = request_principal(request)
-    if principal is None:
-        raise Unauthorized("log in (POST /v1/auth/login) or send an API key")
+def me(store: RagStore = Depends(get_store), principal: Principal = Depends(authenticated())) -> Whoami:
     user = store.users.get(principal.user_id) if principal.user_id is not None else None
     grants = {collection: role.value for collection, role in principal.grants.items()}
     return Whoami(kind=principal.kind.value, name=principal.name, actor=principal.actor, grants=grants, user=user)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
+from ragstore.api.permissions import require
 from ragstore.backup.public import hide_paths, hide_paths_in_error
 from ragstore.errors import InvalidInput, RagstoreError
 from ragstore.schemas import (
@@ -26,9 +27,10 @@ from ragstore.schemas import (
     RestoreReport,
     VerifyResult,
 )
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
-router = APIRouter(prefix="/admin/backup", tags=["admin"])
+router = APIRouter(prefix="/admin/backup", tags=["admin"], dependencies=[Depends(require(Role.ADMIN))])
 
 BUSY = (409, "Another backup, verify, restore or prune is running; nothing was started.")
 UNREADABLE = (422, "The repository cannot be read: the key is missing or wrong, or a manifest is damaged.")

@@ -5,8 +5,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
+from ragstore.api.permissions import readable, require
 from ragstore.schemas import CollectionInfo
 from ragstore.schemas.core import StorableStr
+from ragstore.security.principal import Principal, Role
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -30,11 +32,15 @@ class CollectionCreate(BaseModel):
 @router.get(
     "",
     response_model=list[CollectionInfo],
-    summary="List collections with their counts",
+    summary="List the collections the caller may read, with their counts",
     responses=error_responses(DOWN),
 )
-def list_collections(store: RagStore = Depends(get_store)) -> list[CollectionInfo]:
-    return store.collections.list()
+def list_collections(
+    store: RagStore = Depends(get_store), principal: Principal = Depends(require(Role.READ, on_any=True))
+) -> list[CollectionInfo]:
+    collections = store.collections.list()
+    shown = readable(principal, [c.name for c in collections])
+    return [c for c in collections if c.name in shown]
 
 
 @router.post(
@@ -42,6 +48,7 @@ def list_collections(store: RagStore = Depends(get_store)) -> list[CollectionInf
     response_model=CollectionInfo,
     status_code=201,
     summary="Create a collection",
+    dependencies=[Depends(require(Role.ADMIN))],
     responses=error_responses(*JSON_BODY, TAKEN, DOWN),
 )
 def create_collection(body: CollectionCreate, store: RagStore = Depends(get_store)) -> CollectionInfo:
@@ -59,6 +66,7 @@ def create_collection(body: CollectionCreate, store: RagStore = Depends(get_stor
     response_model=CollectionInfo,
     summary="One collection with its counts",
     responses=error_responses(UNKNOWN, INVALID, DOWN),
+    dependencies=[Depends(require(Role.READ, "name"))],
 )
 def get_collection(name: str, store: RagStore = Depends(get_store)) -> CollectionInfo:
     return store.collections.get(name)
@@ -68,6 +76,7 @@ def get_collection(name: str, store: RagStore = Depends(get_store)) -> Collectio
     "/{name}",
     status_code=204,
     summary="Delete a collection, its documents and vectors",
+    dependencies=[Depends(require(Role.ADMIN, "name"))],
     responses=error_responses(UNKNOWN, INVALID, DOWN),
 )
 def delete_collection(name: str, store: RagStore = Depends(get_store)) -> Response:

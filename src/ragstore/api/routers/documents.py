@@ -15,9 +15,11 @@ from starlette.datastructures import UploadFile
 from ragstore.api.deps import get_store
 from ragstore.api.errors import BAD_BODY, BODY_TOO_LARGE, DOWN, INVALID, error_responses
 from ragstore.api.ingest_jobs import IngestJobAccepted, is_large, queue_ingest
+from ragstore.api.permissions import require
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
 from ragstore.schemas.core import INT64_MAX
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
@@ -110,6 +112,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     "",
     response_model=IngestResponse,
     status_code=201,
+    dependencies=[Depends(require(Role.WRITE, "name"))],
     summary="Add a document: a file upload (multipart 'file', optional 'metadata' JSON) or JSON text",
     openapi_extra=UPLOAD_DOC,
     responses=error_responses(
@@ -195,6 +198,7 @@ async def add_document(
     "",
     response_model=list[DocumentInfo],
     summary="List documents",
+    dependencies=[Depends(require(Role.READ, "name"))],
     responses=error_responses(UNKNOWN, INVALID, DOWN),
 )
 def list_documents(
@@ -210,6 +214,7 @@ def list_documents(
     "/{document_id}",
     response_model=DocumentInfo,
     summary="One document, optionally with its chunks",
+    dependencies=[Depends(require(Role.READ, "name"))],
     responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
 )
 def get_document(
@@ -225,6 +230,7 @@ def get_document(
     "/{document_id}",
     status_code=204,
     summary="Delete a document and its vectors",
+    dependencies=[Depends(require(Role.WRITE, "name"))],
     responses=error_responses(UNKNOWN_DOCUMENT, INVALID, DOWN),
 )
 def delete_document(

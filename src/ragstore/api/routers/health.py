@@ -4,14 +4,20 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from ragstore.api.deps import get_store
+from ragstore.api.permissions import public, require
 from ragstore.schemas import DatabaseHealth, HealthReport
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
 router = APIRouter(tags=["health"])
 
 
+# Liveness is public: load balancers, orchestrators and the compose healthcheck poll it without a key, and
+# it says only whether each component serves. The database's details (dialect, schema revision, the
+# driver's error) are for monitoring keys (the metrics role) and admins.
 @router.get(
     "/health",
+    dependencies=[Depends(public())],
     summary="Overall health: ok, degraded (serving, something behind) or down",
     responses={
         200: {"model": HealthReport, "description": "Serving: ok, or degraded (something is behind)"},
@@ -25,6 +31,7 @@ def health(store: RagStore = Depends(get_store)) -> JSONResponse:
 
 @router.get(
     "/health/database",
+    dependencies=[Depends(require(Role.METRICS))],
     summary="Database reachability, dialect, schema revision and latency",
     responses={
         200: {"model": DatabaseHealth, "description": "The database answers"},

@@ -6,8 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
+from ragstore.api.permissions import require
 from ragstore.schemas import AnalyticsSummary, SearchMode, SearchRequest, SearchResponse
 from ragstore.schemas.core import INT64_MAX, StorableStr
+from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
 router = APIRouter(prefix="/v1/collections/{name}", tags=["search"])
@@ -33,6 +35,7 @@ class FeedbackResponse(BaseModel):
     "/search",
     response_model=SearchResponse,
     summary="Dense, lexical or hybrid search",
+    dependencies=[Depends(require(Role.READ, "name"))],
     responses=error_responses(*JSON_BODY, UNKNOWN, DOWN),
 )
 async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> SearchResponse:
@@ -45,6 +48,7 @@ async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_s
     response_model=FeedbackResponse,
     status_code=201,
     summary="Mark a result relevant or not",
+    dependencies=[Depends(require(Role.WRITE, "name"))],
     responses=error_responses(*JSON_BODY, (404, "The collection does not exist, or the chunk is not in it."), DOWN),
 )
 async def feedback(name: str, body: FeedbackRequest, store: RagStore = Depends(get_store)) -> FeedbackResponse:
@@ -55,7 +59,8 @@ async def feedback(name: str, body: FeedbackRequest, store: RagStore = Depends(g
 @router.get(
     "/analytics",
     response_model=AnalyticsSummary,
-    summary="Searches, latency, cache hits, feedback and the chunks users find relevant",
+    summary="Searches, latency, cache hits, feedback and the chunks users find relevant (admin: raw queries)",
+    dependencies=[Depends(require(Role.ADMIN, "name"))],
     responses=error_responses(UNKNOWN, INVALID, DOWN),
 )
 async def analytics(
