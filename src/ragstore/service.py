@@ -2,7 +2,7 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`. `RagStore.open()` verifies the schema (and its migration checksums), opens the
+`store.jobs`, `store.ops`, `store.audit`. `RagStore.open()` verifies the schema (and its migration checksums), opens the
 vector index and brings it level with SQL (rebuild or outbox replay) before the first request, so a store
 that opens is consistent. Building the parts is `wiring.py`'s job.
 """
@@ -59,6 +59,7 @@ class RagStore:
         self.backups = facades.backups
         self.ops = facades.ops
         self.jobs = facades.jobs
+        self.audit = facades.audit
         self.recovery = RecoveryReport()
         self._closed = False
 

@@ -44,6 +44,8 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.audit_service import AuditService
+from ragstore.security.checkpoints import Checkpoints, signer_from_settings
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.sync.job_service import JobService
@@ -100,6 +102,7 @@ class Components:
     stopping: threading.Event  # set when the store shuts down: in-flight loads and ingests stop (text/limits.py)
     # Identity and accounting (issue 16).
     audit_trail: AuditTrail
+    audit_checkpoints: Checkpoints
 
 
 @dataclass(slots=True)
@@ -113,6 +116,7 @@ class SubFacades:
     backups: BackupService
     jobs: JobService
     ops: OpsService
+    audit: AuditService
 
 
 def build(
@@ -128,7 +132,8 @@ def build(
     One `clock` for every part that dates or times something, so a test that moves it moves the whole store.
     """
     lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
-    catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock)
+    audit_trail = AuditTrail(db, clock=clock)
+    catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock, audit=audit_trail)
     applier = OutboxApplier(
         db,
         vectors,
@@ -194,7 +199,8 @@ def build(
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
         ),
         stopping=stopping,
-        audit_trail=AuditTrail(db, clock=clock),
+        audit_trail=audit_trail,
+        audit_checkpoints=Checkpoints(db, lambda: signer_from_settings(settings), clock=clock),
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
@@ -229,6 +235,7 @@ def build(
         backups=BackupService(manager=c.backup_manager, restore=restore),
         jobs=JobService(queue=c.jobs, bus=bus),
         ops=_wired(OpsService, c),
+        audit=_wired(AuditService, c),
     )
     return c, facades
 

@@ -13,6 +13,7 @@ from ragstore.schemas.analytics import (
     TopChunks,
     TopQuery,
 )
+from ragstore.schemas.audit import AuditCheckpointInfo, AuditEntryInfo, AuditProblem, AuditVerification
 from ragstore.schemas.backups import (
     MANIFEST_FORMAT,
     BackupDetail,
@@ -97,6 +98,10 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MAX_SEARCH_DEPTH",
     "AnalyticsSummary",
+    "AuditCheckpointInfo",
+    "AuditEntryInfo",
+    "AuditProblem",
+    "AuditVerification",
     "BackupDetail",
     "BackupKind",
     "BackupRunInfo",
