@@ -25,8 +25,12 @@ from ragstore.db.engine import Database
 from ragstore.db.models import RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
+from ragstore.errors import RagstoreError
 from ragstore.migrations import Migrator
 from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck, RestoreReport
+from ragstore.security.audit import Outcome
+from ragstore.security.audit_service import record_beside
+from ragstore.security.audit_verify import verify_log
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
@@ -175,7 +179,13 @@ def restore_backup(
 
     `confine`: only below the restore root and on the configured PostgreSQL server (the HTTP API's rule).
     """
-    return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check, confine=confine)
+    try:
+        return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check, confine=confine)
+    except Exception as exc:
+        # The live store is as it was before a failed restore: its log records the attempt.
+        error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
+        record_beside(settings, "backup.restore", target=backup_id, outcome=Outcome.FAILURE, error=error[:500], to=to)
+        raise
 
 
 def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreReport:
@@ -210,6 +220,26 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
             [c.model_copy(update=ignore) for c in found],
             where=f"restored store of backup {manifest.id}",
         )
+        # The restored audit log must still verify against the checkpoint the backup carries.
+        audit = verify_log(
+            store.db,
+            store.components.audit_checkpoints.signer,
+            [manifest.audit_checkpoint] if manifest.audit_checkpoint else [],
+        )
+        if not audit.ok:
+            log.error(
+                "the audit log restored from backup %s does not verify at sequence %s (%s): %s",
+                manifest.id,
+                audit.first_bad_sequence,
+                audit.problem,
+                audit.reason,
+            )
+        store.components.audit_trail.record(
+            "backup.restore",
+            target=manifest.id,
+            outcome=Outcome.SUCCESS if not remaining else Outcome.FAILURE,
+            details={"live": plan.live, "remaining": remaining, "audit_ok": audit.ok},
+        )
         store.backups.runs.record(
             "restore",
             kind=manifest.kind,
@@ -228,4 +258,5 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
         rebuilt=rebuilt,
         consistency=RestoreConsistency(report_id=report.id, problems=remaining, found=report.problems),
         open_and_check_s=round(time.perf_counter() - started, 3),
+        audit=audit,
     )

@@ -133,6 +133,7 @@ def build(
     """
     lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
     audit_trail = AuditTrail(db, clock=clock)
+    audit_checkpoints = Checkpoints(db, lambda: signer_from_settings(settings), clock=clock)
     catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock, audit=audit_trail)
     applier = OutboxApplier(
         db,
@@ -197,10 +198,12 @@ def build(
             vector_backend=lambda: settings.vector_backend,  # the backend active_backend settled on
             persist_index=applier.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
+            audit=audit_trail,
+            checkpoints=audit_checkpoints,
         ),
         stopping=stopping,
         audit_trail=audit_trail,
-        audit_checkpoints=Checkpoints(db, lambda: signer_from_settings(settings), clock=clock),
+        audit_checkpoints=audit_checkpoints,
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(

@@ -18,7 +18,7 @@ from ragstore.api.fast_search import CachedSearchMiddleware
 from ragstore.api.ingest_jobs import stop_ingest_runner
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
-from ragstore.api.routers import admin, admin_page, backup, collections, documents, health, jobs, search
+from ragstore.api.routers import admin, admin_page, audit, backup, collections, documents, health, jobs, search
 from ragstore.config import Settings, load_settings
 from ragstore.runtime.scheduler import MaintenanceScheduler
 from ragstore.service import RagStore
@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
+        if owned:
+            app.state.store.audit.record_start(app.state.store.settings, version=__version__)
         # Load model weights (the embedder's, the analyzer's) before the first request rather than inside it.
         app.state.store.warm_up()
         if owned:
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
                 "incremental": configured.backup_schedule_incremental,
             },
             verify_backups=configured.backup_verify_scheduled,
+            audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None, *, store: RagStore | None = Non
     app.include_router(backup.router)
     app.include_router(admin_page.router)
     app.include_router(jobs.router)
+    app.include_router(audit.router)
     document_guard_responses(app)
     return app
 

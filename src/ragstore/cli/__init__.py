@@ -19,6 +19,7 @@ import sys
 import typer
 
 from ragstore.cli import (
+    audit,
     backup,
     check,
     collections,
@@ -70,6 +71,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")
+app.add_typer(audit.app, name="audit")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

@@ -6,6 +6,11 @@ run names its slot (the minute it was due), and the unique slot in `consistency_
 one process take it. Backups work the same way (`backup_runs.slot`); a scheduled backup is verified (when
 RAGSTORE_BACKUP_VERIFY_SCHEDULED) and followed by a prune under the retention policy. When the full and the
 incremental schedules fire together, the one that takes the repository's lock runs and the other is skipped.
+
+The audit log gets a signed checkpoint on `RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE`, written even when nothing
+happened (one per run between all processes: a process that finds the run's checkpoint written skips), and the
+scheduled consistency check verifies the audit chain too: a broken chain is logged at error level and left as
+it is (evidence is never "repaired").
 """
 
 from __future__ import annotations
@@ -20,14 +25,24 @@ from apscheduler.triggers.cron import CronTrigger
 from ragstore.errors import Conflict
 
 if TYPE_CHECKING:
-    from ragstore.schemas import BackupSummary
+    from ragstore.schemas import AuditCheckpointInfo, AuditVerification, BackupSummary
     from ragstore.service import RagStore
 
-__all__ = ["BACKUP_JOBS", "CHECK_JOB", "MaintenanceScheduler", "run_scheduled_backup", "run_scheduled_check"]
+__all__ = [
+    "AUDIT_CHECKPOINT_JOB",
+    "BACKUP_JOBS",
+    "CHECK_JOB",
+    "MaintenanceScheduler",
+    "run_scheduled_audit_verify",
+    "run_scheduled_backup",
+    "run_scheduled_check",
+    "run_scheduled_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 CHECK_JOB = "consistency-check"
 BACKUP_JOBS = {"full": "backup-full", "incremental": "backup-incremental"}
+AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -38,7 +53,33 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     except Exception:
         log.exception("the scheduled consistency check failed")
         return None
+    if report is not None:  # the process that took the slot verifies the audit log too
+        run_scheduled_audit_verify(store)
     return None if report is None else report.id
+
+
+def run_scheduled_audit_verify(store: RagStore) -> AuditVerification | None:
+    """Verify the audit log (a broken one is logged at error level by `store.audit.verify`; never repaired)."""
+    try:
+        return store.audit.verify()
+    except Exception:
+        log.exception("the scheduled audit log verification failed")
+        return None
+
+
+def run_scheduled_checkpoint(store: RagStore, *, due: datetime | None = None) -> AuditCheckpointInfo | None:
+    """One scheduled audit checkpoint, or None when another process wrote this run's already.
+
+    The run is named by the minute it fell due (read from the store's clock), like the other jobs' slots."""
+    when = due or store.clock.now().replace(second=0, microsecond=0)
+    try:
+        made = store.audit.scheduled_checkpoint(when)
+    except Exception:
+        log.exception("the scheduled audit checkpoint failed")
+        return None
+    if made is not None:
+        log.info("audit checkpoint %d: sequence %d", made.id, made.sequence)
+    return made
 
 
 def run_scheduled_backup(
@@ -74,6 +115,7 @@ class MaintenanceScheduler:
         check_repair: bool,
         backup_schedules: dict[str, str] | None = None,
         verify_backups: bool = True,
+        audit_checkpoint_schedule: str = "",
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -95,6 +137,14 @@ class MaintenanceScheduler:
                 kwargs={"repair": check_repair},
                 id=CHECK_JOB,
                 misfire_grace_time=3600,
+            )
+        if audit_checkpoint_schedule.strip():
+            self.scheduler.add_job(
+                run_scheduled_checkpoint,
+                CronTrigger.from_crontab(audit_checkpoint_schedule),
+                args=[store],
+                id=AUDIT_CHECKPOINT_JOB,
+                misfire_grace_time=600,
             )
 
     @property

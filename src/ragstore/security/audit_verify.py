@@ -19,18 +19,18 @@ and merged into the walk. The first problem found in sequence order is the verdi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
 
 from ragstore.db.engine import Database
 from ragstore.db.security_models import AuditCheckpoint, AuditLog
 from ragstore.schemas.audit import AuditProblem, AuditVerification
 from ragstore.security.audit import GENESIS_HASH, AuditEntry, _utc
-from ragstore.security.checkpoints import CheckpointSigner
+from ragstore.security.checkpoints import CheckpointSigner, SignedCheckpoint
 
 __all__ = ["BATCH", "verify_log"]
 
@@ -189,9 +189,34 @@ def _check_signatures(db: Database, signer: CheckpointSigner) -> tuple[int, _Fin
         last_id = int(rows[-1].id)
 
 
-def verify_log(db: Database, signer: CheckpointSigner) -> AuditVerification:
-    """The whole log against itself and its checkpoints (see the module's docstring)."""
+def _check_carried(db: Database, signer: CheckpointSigner, carried: SignedCheckpoint) -> _Finding | None:
+    """A checkpoint kept outside the log (a backup's copy): signed by the configured key, its rows present,
+    its head hash the chain's at its sequence. It may be absent from the log's own checkpoints table."""
+    seq = int(carried.sequence)
+    if not signer.verifies(carried):
+        return _Finding(seq, "bad_signature", "the checkpoint the backup carries is not signed by the configured key")
+    if seq == 0:
+        return None
+    with db.read() as s:
+        head = s.execute(select(AuditLog.row_hash).where(AuditLog.sequence == seq)).scalar()
+        last = int(s.scalar(select(func.max(AuditLog.sequence))) or 0)
+    if head is None:
+        return _Finding(
+            last + 1, "missing", f"the backup's checkpoint covers rows up to {seq}, but the log ends at {last}"
+        )
+    if head != carried.head_hash:
+        return _Finding(1, "checkpoint_mismatch", f"the backup's checkpoint signed another head at row {seq}")
+    return None
+
+
+def verify_log(db: Database, signer: CheckpointSigner, carried: Iterable[SignedCheckpoint] = ()) -> AuditVerification:
+    """The whole log against itself, its checkpoints and any `carried` (see the module's docstring)."""
     checkpoints_checked, signature_finding = _check_signatures(db, signer)
+    for outside in carried:
+        checkpoints_checked += 1
+        finding = _check_carried(db, signer, outside)
+        if finding is not None and (signature_finding is None or finding.sequence < signature_finding.sequence):
+            signature_finding = finding
     walk = _Walk(db)
     marks = _pages(db, _CHECKPOINTS, AuditCheckpoint.sequence, then=AuditCheckpoint.id)
     mark = next(marks, None)

@@ -34,7 +34,7 @@ from ragstore.schemas.audit import AuditCheckpointInfo
 from ragstore.security.audit import GENESIS_HASH, lock_chain
 from ragstore.security.local_secrets import server_secret
 
-__all__ = ["CheckpointSigner", "Checkpoints", "checkpoint_message", "signer_from_settings"]
+__all__ = ["CheckpointSigner", "Checkpoints", "SignedCheckpoint", "checkpoint_message", "signer_from_settings"]
 
 
 def checkpoint_message(*, sequence: int, head_hash: str, created_at: datetime, previous_signature: str) -> bytes:
@@ -110,6 +110,10 @@ def signer_from_settings(settings: Settings) -> CheckpointSigner:
     return CheckpointSigner.from_seed(server_secret(settings, "audit_signing_key"))
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def info(row: AuditCheckpoint) -> AuditCheckpointInfo:
     return AuditCheckpointInfo.model_validate(row)
 
@@ -132,17 +136,22 @@ class Checkpoints:
             self._signer = self._signer()
         return self._signer
 
-    def write(self) -> AuditCheckpointInfo:
+    def write(self, *, unless_since: datetime | None = None) -> AuditCheckpointInfo | None:
         """Sign the chain's head now. Under the append lock, so the head cannot move while it is read, and two
-        writers cannot both chain to the same previous checkpoint."""
+        writers cannot both chain to the same previous checkpoint.
 
-        def unit(s: Session) -> AuditCheckpointInfo:
+        `unless_since`: write nothing (None) when a checkpoint was already written at or after that time, so
+        that several server processes running the same schedule write one checkpoint per run between them."""
+
+        def unit(s: Session) -> AuditCheckpointInfo | None:
             lock_chain(s)
             head = s.execute(
                 select(AuditLog.sequence, AuditLog.row_hash).order_by(AuditLog.sequence.desc()).limit(1)
             ).first()
             sequence, head_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
             last = s.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).first()
+            if last is not None and unless_since is not None and _aware(last.created_at) >= unless_since:
+                return None
             previous_signature = last.signature if last is not None else ""
             created_at = self.clock.now().astimezone(UTC)
             message = checkpoint_message(
