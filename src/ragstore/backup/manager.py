@@ -91,10 +91,9 @@ class BackupManager:
         vector_backend: Callable[[], str],
         persist_index: Callable[[], None],
         collection_ids: Callable[[], list[int]],
-        audit: AuditTrail,
-        checkpoints: Checkpoints,
+        audit: AuditTrail,  # records each create, verify and prune, and how it ended
+        checkpoints: Checkpoints,  # signs the audit chain's head that each manifest carries
     ) -> None:
-        """`audit` records each create, verify and prune; `checkpoints` signs the head a manifest carries."""
         self.settings = settings
         self.audit = audit
         self.checkpoints = checkpoints
@@ -397,7 +396,7 @@ class BackupManager:
         started = _now()
         live_url = None if self.db.is_sqlite else self.db.engine.url.render_as_string(hide_password=False)
         with tempfile.TemporaryDirectory(prefix="verify-", dir=self.settings.backup_staging) as folder:
-            threads = self.settings.backup_threads  # and the copied audit log verified with the store's key:
+            threads = self.settings.backup_threads  # `audit`: the copied audit log verified with the store's key
             try:
                 checks = verify_into(
                     repo, manifest, Path(folder), live_url=live_url, threads=threads, audit=self.settings
