@@ -9,6 +9,7 @@ that opens is consistent. Building the parts is `wiring.py`'s job.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck
 from ragstore.security.audit import Outcome
 from ragstore.security.audit_service import record_beside
 from ragstore.security.audit_verify import verify_log
+from ragstore.security.checkpoints import CheckpointSigner, signer_from_settings
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
@@ -180,7 +182,11 @@ def restore_backup(
     `confine`: only below the restore root and on the configured PostgreSQL server (the HTTP API's rule).
     """
     try:
-        return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check, confine=confine)
+        # The restored log is verified with THIS store's audit key: a copy in a new folder has no generated
+        # secrets of its own yet, and a key made up for it would prove nothing.
+        signer = signer_from_settings(settings)
+        check = functools.partial(_open_and_check, signer=signer)
+        return backup_restore.restore_backup(settings, backup_id, to=to, check=check, confine=confine)
     except Exception as exc:
         # The live store is as it was before a failed restore: its log records the attempt.
         error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
@@ -193,7 +199,9 @@ def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreRepor
     return restore_backup(settings, backup_id, to=to, confine=True)
 
 
-def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> RestoredCheck:
+def _open_and_check(
+    plan: backup_restore.RestorePlan, manifest: Manifest, *, signer: CheckpointSigner | None = None
+) -> RestoredCheck:
     """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
     run the consistency checker, which must find nothing."""
     started = time.perf_counter()
@@ -223,7 +231,7 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
         # The restored audit log must still verify against the checkpoint the backup carries.
         audit = verify_log(
             store.db,
-            store.components.audit_checkpoints.signer,
+            signer or store.components.audit_checkpoints.signer,
             [manifest.audit_checkpoint] if manifest.audit_checkpoint else [],
         )
         if not audit.ok:
