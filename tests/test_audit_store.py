@@ -172,7 +172,9 @@ def test_api_lists_and_verifies_for_admins_only(make_settings: Callable[..., Set
             assert client.get("/v1/audit", params={"limit": 100_000}).status_code == 422
             verdict = client.post("/v1/audit/verify", headers={"X-Requested-With": "test"})
             assert verdict.status_code == 200 and verdict.json()["ok"] is True
-    with RagStore.open(make_settings(auth="required"), embedder=embedder) as store:
-        with TestClient(create_app(store=store)) as client:
-            assert client.get("/v1/audit").status_code == 401
-            assert client.post("/v1/audit/verify", headers={"X-Requested-With": "test"}).status_code == 401
+    with (
+        RagStore.open(make_settings(auth="required"), embedder=embedder) as store,
+        TestClient(create_app(store=store)) as client,
+    ):
+        assert client.get("/v1/audit").status_code == 401
+        assert client.post("/v1/audit/verify", headers={"X-Requested-With": "test"}).status_code == 401
