@@ -10,18 +10,20 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, select, text
 from sqlalchemy.exc import DatabaseError
 
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.engine import Database
+from ragstore.db.security_models import AuditLog
 from ragstore.errors import InvalidInput
 from ragstore.migrations import Migrator
-from ragstore.security.audit import GENESIS_HASH, AuditTrail
+from ragstore.security.audit import GENESIS_HASH, AuditEntry, AuditTrail
 from ragstore.security.audit_service import AuditService
 from ragstore.security.checkpoints import Checkpoints, CheckpointSigner, signer_from_settings
 
@@ -194,19 +196,12 @@ def test_a_recomputed_chain_is_caught_by_the_checkpoint(log: Log) -> None:
     log.service.checkpoint()
     log.drop_triggers()
     # Re-hash in Python as a careful attacker would (the shell has no SHA-256 on SQLite).
-    from sqlalchemy import select
-
-    from ragstore.db.security_models import AuditLog
-    from ragstore.security.audit import AuditEntry
-
     with log.db.read() as s:
         rows = [AuditEntry.of(r) for r in s.scalars(select(AuditLog).order_by(AuditLog.sequence))]
     previous = rows[4].row_hash
     statements = []
     for entry in rows[5:]:
         target = "rewritten" if entry.sequence == 6 else entry.target
-        from dataclasses import replace
-
         forged = replace(entry, target=target, previous_hash=previous)
         new_hash = forged.expected_hash()
         statements.append(

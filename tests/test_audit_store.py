@@ -178,3 +178,28 @@ def test_api_lists_and_verifies_for_admins_only(make_settings: Callable[..., Set
     ):
         assert client.get("/v1/audit").status_code == 401
         assert client.post("/v1/audit/verify", headers={"X-Requested-With": "test"}).status_code == 401
+
+
+def test_the_scheduled_check_verifies_the_log_and_reports_a_broken_chain(
+    store: RagStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    from ragstore.runtime.scheduler import run_scheduled_check
+
+    store.collections.create("kb")
+    store.collections.create("kb2")
+    drop = (
+        ["DROP TRIGGER audit_logs_no_update"]
+        if store.settings.is_sqlite
+        else ["DROP TRIGGER audit_logs_no_update ON audit_logs"]
+    )
+    with store.db.engine.begin() as c:
+        for statement in [*drop, "UPDATE audit_logs SET actor = 'nobody' WHERE sequence = 1"]:
+            c.execute(text(statement))
+    with caplog.at_level("ERROR"):
+        assert run_scheduled_check(store, repair=False, due=datetime(2026, 12, 1, 4, 30)) is not None
+    broken = [r for r in caplog.records if r.levelname == "ERROR" and "audit log does not verify" in r.getMessage()]
+    assert broken and "sequence 1 (edited)" in broken[0].getMessage()
+    with store.db.read() as s:  # reported, not repaired
+        assert s.execute(text("SELECT actor FROM audit_logs WHERE sequence = 1")).scalar() == "nobody"
