@@ -203,3 +203,19 @@ def test_the_scheduled_check_verifies_the_log_and_reports_a_broken_chain(
     assert broken and "sequence 1 (edited)" in broken[0].getMessage()
     with store.db.read() as s:  # reported, not repaired
         assert s.execute(text("SELECT actor FROM audit_logs WHERE sequence = 1")).scalar() == "nobody"
+
+
+def test_a_failed_restore_is_recorded_in_the_live_log(
+    make_settings: Callable[..., Settings], tmp_path: Path, embedder: Any
+) -> None:
+    from ragstore.service import restore_backup
+
+    cfg = backup_settings(make_settings, tmp_path)
+    with RagStore.open(cfg, embedder=embedder) as store:
+        made = store.backups.create("snapshot")
+        assert made is not None
+    with pytest.raises(NotFound):
+        restore_backup(cfg, "20260101T000000000000Z-full-abcdef", to=str(tmp_path / "elsewhere"))
+    with RagStore.open(cfg, embedder=embedder) as store:
+        failed = store.audit.list(action="backup.restore", limit=5)
+        assert failed and failed[0].outcome == "failure" and failed[0].target.endswith("abcdef")

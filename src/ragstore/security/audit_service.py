@@ -6,10 +6,11 @@ import builtins
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, make_url, select
 
 from ragstore.config import Settings
 from ragstore.db.security_models import AuditLog
@@ -135,6 +136,9 @@ def record_beside(
     audit log; never raises (the action's own outcome is what the caller reports), logs when it cannot."""
     from ragstore.db.engine import Database
 
+    path = make_url(settings.sqlalchemy_url).database if settings.is_sqlite else None
+    if settings.is_sqlite and not (path and Path(path).exists()):
+        return  # no store here (a restore onto an empty machine that failed): never create an empty database
     try:
         db = Database(settings)
     except Exception:
