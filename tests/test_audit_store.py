@@ -149,6 +149,13 @@ def test_cli_verify_list_and_checkpoint(
         monkeypatch.setenv("DATABASE_URL", database_url)
     assert runner.invoke(cli_app, ["init"]).exit_code == 0
     assert runner.invoke(cli_app, ["collections", "create", "kb"]).exit_code == 0
+    done = runner.invoke(cli_app, ["audit", "list", "--action", "migration.*", "--json"])
+    [migrated] = json.loads(done.output)  # the upgrade that created the log is its first row
+    assert (migrated["sequence"], migrated["action"], migrated["details"]["previous"]) == (
+        1,
+        "migration.upgrade",
+        "base",
+    )
     done = runner.invoke(cli_app, ["audit", "checkpoint", "--json"])
     assert done.exit_code == 0 and json.loads(done.output)["sequence"] >= 1
     done = runner.invoke(cli_app, ["audit", "list", "--action", "collection.create", "--json"])
