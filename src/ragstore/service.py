@@ -2,7 +2,8 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`, `store.keys`, `store.users`, `store.usage`, `store.secrets`. `RagStore.open()`
+`store.jobs`, `store.ops`, `store.keys`, `store.users`, `store.usage`, `store.secrets`, `store.audit`.
+`RagStore.open()`
 verifies the schema (and its migration checksums), opens the vector index and brings it level with SQL
 (rebuild or outbox replay) before the first request, so a store that opens is consistent. Building the
 parts is `wiring.py`'s job.
@@ -10,6 +11,7 @@ parts is `wiring.py`'s job.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -26,8 +28,13 @@ from ragstore.db.engine import Database
 from ragstore.db.models import RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
+from ragstore.errors import RagstoreError
 from ragstore.migrations import Migrator
 from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck, RestoreReport
+from ragstore.security.audit import Outcome
+from ragstore.security.audit_service import record_beside
+from ragstore.security.audit_verify import verify_log
+from ragstore.security.checkpoints import CheckpointSigner, signer_from_settings
 from ragstore.sync.applier import RecoveryReport
 from ragstore.sync.worker import SyncWorker
 from ragstore.vectors.base import VectorIndex
@@ -64,6 +71,7 @@ class RagStore:
         self.secrets = facades.secrets
         self.users = facades.users
         self.keys = facades.keys
+        self.audit = facades.audit
         self.recovery = RecoveryReport()
         self._closed = False
 
@@ -181,7 +189,17 @@ def restore_backup(
 
     `confine`: only below the restore root and on the configured PostgreSQL server (the HTTP API's rule).
     """
-    return backup_restore.restore_backup(settings, backup_id, to=to, check=_open_and_check, confine=confine)
+    try:
+        # The restored log is verified with THIS store's audit key: a copy in a new folder has no generated
+        # secrets of its own yet, and a key made up for it would prove nothing.
+        signer = signer_from_settings(settings)
+        check = functools.partial(_open_and_check, signer=signer)
+        return backup_restore.restore_backup(settings, backup_id, to=to, check=check, confine=confine)
+    except Exception as exc:
+        # The live store is as it was before a failed restore: its log records the attempt.
+        error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
+        record_beside(settings, "backup.restore", target=backup_id, outcome=Outcome.FAILURE, error=error[:500], to=to)
+        raise
 
 
 def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreReport:
@@ -189,7 +207,9 @@ def _restore_beside(settings: Settings, backup_id: str, to: str) -> RestoreRepor
     return restore_backup(settings, backup_id, to=to, confine=True)
 
 
-def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> RestoredCheck:
+def _open_and_check(
+    plan: backup_restore.RestorePlan, manifest: Manifest, *, signer: CheckpointSigner | None = None
+) -> RestoredCheck:
     """Open the restored store (recovery levels its index), rebuild vectors a backup does not carry, and
     run the consistency checker, which must find nothing."""
     started = time.perf_counter()
@@ -216,6 +236,26 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
             [c.model_copy(update=ignore) for c in found],
             where=f"restored store of backup {manifest.id}",
         )
+        # The restored audit log must still verify against the checkpoint the backup carries.
+        audit = verify_log(
+            store.db,
+            signer or store.components.audit_checkpoints.signer,
+            [manifest.audit_checkpoint] if manifest.audit_checkpoint else [],
+        )
+        if not audit.ok:
+            log.error(
+                "the audit log restored from backup %s does not verify at sequence %s (%s): %s",
+                manifest.id,
+                audit.first_bad_sequence,
+                audit.problem,
+                audit.reason,
+            )
+        store.components.audit_trail.record(
+            "backup.restore",
+            target=manifest.id,
+            outcome=Outcome.SUCCESS if not remaining else Outcome.FAILURE,
+            details={"live": plan.live, "remaining": remaining, "audit_ok": audit.ok},
+        )
         store.backups.runs.record(
             "restore",
             kind=manifest.kind,
@@ -234,4 +274,5 @@ def _open_and_check(plan: backup_restore.RestorePlan, manifest: Manifest) -> Res
         rebuilt=rebuilt,
         consistency=RestoreConsistency(report_id=report.id, problems=remaining, found=report.problems),
         open_and_check_s=round(time.perf_counter() - started, 3),
+        audit=audit,
     )

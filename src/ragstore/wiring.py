@@ -49,6 +49,8 @@ from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
 from ragstore.security.audit import AuditTrail
+from ragstore.security.audit_service import AuditService
+from ragstore.security.checkpoints import Checkpoints, signer_from_settings
 from ragstore.security.keys import KeyService
 from ragstore.security.ratelimit import RateLimiter
 from ragstore.security.usage import UsageService, UsageWriter
@@ -112,6 +114,7 @@ class Components:
     audit_trail: AuditTrail
     usage_writer: UsageWriter  # usage rows, queued by the API's metering middleware and written in batches
     rate_limiter: RateLimiter  # the server's rate limits (security/ratelimit.py); `limits` loads on first use
+    audit_checkpoints: Checkpoints
 
 
 @dataclass(slots=True)
@@ -129,6 +132,7 @@ class SubFacades:
     secrets: SecretVault  # issue 16: user secrets at rest (security/vault.py)
     users: UserService
     keys: KeyService
+    audit: AuditService
 
 
 def build(
@@ -144,7 +148,9 @@ def build(
     One `clock` for every part that dates or times something, so a test that moves it moves the whole store.
     """
     lexical_indexer = LexicalIndexer(db, settings.lexical_analyzer)
-    catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock)
+    audit_trail = AuditTrail(db, clock=clock)
+    audit_checkpoints = Checkpoints(db, lambda: signer_from_settings(settings), clock=clock)
+    catalog = Catalog(db, on_create=lexical_indexer.register, clock=clock, audit=audit_trail)
     applier = OutboxApplier(
         db,
         vectors,
@@ -208,11 +214,14 @@ def build(
             vector_backend=lambda: settings.vector_backend,  # the backend active_backend settled on
             persist_index=applier.persist,
             collection_ids=lambda: [ref.id for ref in catalog.active_refs()],
+            audit=audit_trail,
+            checkpoints=audit_checkpoints,
         ),
         stopping=stopping,
-        audit_trail=AuditTrail(db, clock=clock),
         usage_writer=UsageWriter(db),
         rate_limiter=RateLimiter(settings, key_limit=_key_limit_reader(db), clock=clock),
+        audit_trail=audit_trail,
+        audit_checkpoints=audit_checkpoints,
     )
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
@@ -251,6 +260,7 @@ def build(
         secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
         users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
         keys=KeyService(settings, db, c.audit_trail, clock=clock),
+        audit=_wired(AuditService, c),
     )
     return c, facades
 

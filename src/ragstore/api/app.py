@@ -25,6 +25,7 @@ from ragstore.api.routers import (
     admin,
     admin_login,
     admin_page,
+    audit,
     auth,
     backup,
     collections,
@@ -60,6 +61,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
+        if owned:
+            app.state.store.audit.record_start(app.state.store.settings, version=__version__)
         # Load model weights (the embedder's, the analyzer's) before the first request rather than inside it.
         app.state.store.warm_up()
         if owned:
@@ -79,6 +82,7 @@ def create_app(
             verify_backups=configured.backup_verify_scheduled,
             session_cleanup=True,
             usage_schedule=USAGE_SCHEDULE,
+            audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -140,6 +144,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(usage.router)
     app.include_router(keys.router)
+    app.include_router(audit.router)
     document_guard_responses(app)
     document_access(app)
     return app

@@ -45,12 +45,15 @@ from ragstore.schemas import (
     RunningAction,
     VerifyResult,
 )
+from ragstore.security.audit import AuditTrail
+from ragstore.security.checkpoints import Checkpoints
 from ragstore.vectors.registry import backend_spec
 
 __all__ = ["KINDS", "BackupManager", "open_repository"]
 
 log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("full", "incremental", "snapshot")
+AUDIT_ACTIONS = {"backup": "backup.create", "verify": "backup.verify", "prune": "backup.prune"}
 MIN_REPOSITORY_FREE = 1024 * 1024
 
 
@@ -88,8 +91,12 @@ class BackupManager:
         vector_backend: Callable[[], str],
         persist_index: Callable[[], None],
         collection_ids: Callable[[], list[int]],
+        audit: AuditTrail,  # records each create, verify and prune, and how it ended
+        checkpoints: Checkpoints,  # signs the audit chain's head that each manifest carries
     ) -> None:
         self.settings = settings
+        self.audit = audit
+        self.checkpoints = checkpoints
         self.db = db
         self.runs = RunLog(db)
         self._backend = vector_backend
@@ -132,11 +139,14 @@ class BackupManager:
             error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
                 finish(RunState.FAILED, error=error)
+            self.audit.record_failure(AUDIT_ACTIONS[action], target=outcome["backup_id"] or "", error=error)
             raise
         finally:
             with self._active_lock:
                 self._active = None
         finish(RunState.COMPLETE, size_bytes=outcome["size_bytes"])
+        details = {"kind": kind, "trigger": trigger, "run_id": run_id}
+        self.audit.record_quietly(AUDIT_ACTIONS[action], target=outcome["backup_id"] or "", details=details)
 
     def _sqlite_path(self) -> Path | None:
         if not self.db.is_sqlite:
@@ -232,6 +242,7 @@ class BackupManager:
         self._check_space(repo, staging, sqlite_path, index)
         if own_index:
             self._persist_index()
+        checkpoint = self.checkpoints.write()  # before the snapshot, which then holds every row it covers
         try:
             snap = take_snapshot(
                 self.db.engine,
@@ -298,6 +309,7 @@ class BackupManager:
                 index_restore=index_restore,
                 store_identity=snap.store_identity,
                 collections=collections,
+                audit_checkpoint=checkpoint,
                 embedding_models=sorted({c.embedding_model for c in collections}),
                 files=files,
                 block_size=self.settings.backup_block_kb * 1024,
@@ -384,9 +396,10 @@ class BackupManager:
         started = _now()
         live_url = None if self.db.is_sqlite else self.db.engine.url.render_as_string(hide_password=False)
         with tempfile.TemporaryDirectory(prefix="verify-", dir=self.settings.backup_staging) as folder:
+            threads = self.settings.backup_threads  # `audit`: the copied audit log verified with the store's key
             try:
                 checks = verify_into(
-                    repo, manifest, Path(folder), live_url=live_url, threads=self.settings.backup_threads
+                    repo, manifest, Path(folder), live_url=live_url, threads=threads, audit=self.settings
                 )
             except RagstoreError as exc:
                 repo.record_verified(

@@ -112,6 +112,7 @@ def restore_backup(
         rebuilt=after.rebuilt,
         consistency=after.consistency,
         open_and_check_s=after.open_and_check_s,
+        audit=after.audit,
         total_s=round(time.perf_counter() - started, 3),
     )
 

@@ -6,6 +6,7 @@ store, before anything is swapped), so a restore never puts in place what a veri
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 import subprocess
@@ -24,6 +25,8 @@ from ragstore.backup.manifest import CollectionCounts, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import count_collections, libpq_command
 from ragstore.backup.targets import check_manifest_names
+from ragstore.config import Settings
+from ragstore.security.audit_service import verify_copy
 from ragstore.vectors.base import IndexFilesDamaged
 from ragstore.vectors.registry import backend_spec
 
@@ -163,7 +166,9 @@ def check_database_counts(url: str, manifest: Manifest) -> None:
     check_counts(expected, found, where=f"backup {manifest.id}")
 
 
-def check_postgres(dump: Path, manifest: Manifest, live_url: str | None) -> dict[str, Any]:
+def check_postgres(
+    dump: Path, manifest: Manifest, live_url: str | None, audit_check: Callable[[str], str] | None = None
+) -> dict[str, Any]:
     """`pg_restore --list`, then (given a server to use) a restore into a scratch database to count rows."""
     where = f"backup {manifest.id}, file database.pgdump"
     entries = pg_restore_list(dump, where)
@@ -177,25 +182,40 @@ def check_postgres(dump: Path, manifest: Manifest, live_url: str | None) -> dict
             scratch_url = make_url(live_url).set(database=scratch).render_as_string(hide_password=False)
             restore_pg_dump(dump, scratch_url, where)
             check_database_counts(scratch_url, manifest)
+            audit = audit_check(scratch_url) if audit_check is not None else None
         finally:
             drop_database(admin, scratch)
     finally:
         admin.dispose()
-    return {"pg_restore_list": entries, "counts": "match"}
+    checks: dict[str, Any] = {"pg_restore_list": entries, "counts": "match"}
+    if audit is not None:
+        checks["audit"] = audit
+    return checks
 
 
 def verify_into(
-    repo: Repository, manifest: Manifest, folder: Path, *, live_url: str | None, threads: int = 3
+    repo: Repository,
+    manifest: Manifest,
+    folder: Path,
+    *,
+    live_url: str | None,
+    threads: int = 3,
+    audit: Settings | None = None,
 ) -> dict[str, Any]:
-    """Reassemble into `folder` and check everything; returns what was checked and how long it took."""
+    """Reassemble into `folder` and check everything; returns what was checked and how long it took.
+
+    Given `audit` (the store's settings: its signing key), the copied audit log must verify as well."""
+    audit_check = None if audit is None else functools.partial(check_audit_copy, audit, manifest=manifest)
     started = time.perf_counter()
     reassemble(repo, manifest, folder, threads=threads)
     read_s = time.perf_counter() - started
     vectors = index_vector_counts(folder, manifest) if manifest.index_included else None
     if manifest.dialect == "sqlite":
         checks = check_sqlite(folder / "ragstore.db", manifest, vectors)
+        if audit_check is not None:
+            checks["audit"] = audit_check(f"sqlite:///{(folder / 'ragstore.db').resolve()}")
     else:
-        checks = check_postgres(folder / "database.pgdump", manifest, live_url)
+        checks = check_postgres(folder / "database.pgdump", manifest, live_url, audit_check)
         if vectors is not None:
             expected = {c.id: c.vectors for c in manifest.collections if c.vectors}
             if {k: v for k, v in vectors.items() if v} != expected:
@@ -206,3 +226,14 @@ def verify_into(
     checks["read_s"] = round(read_s, 3)
     checks["total_s"] = round(time.perf_counter() - started, 3)
     return checks
+
+
+def check_audit_copy(settings: Settings, url: str, *, manifest: Manifest) -> str:
+    """The copied audit log verifies against the checkpoint the backup carries (BackupDamaged if not)."""
+    result = verify_copy(settings, url, manifest.audit_checkpoint)
+    if not result.ok:
+        raise BackupDamaged(
+            f"backup {manifest.id}: its audit log does not verify at sequence {result.first_bad_sequence} "
+            f"({result.problem}): {result.reason}"
+        )
+    return f"verified: {result.rows_checked} rows, {result.checkpoints_checked} checkpoints"

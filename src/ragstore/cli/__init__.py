@@ -19,6 +19,7 @@ import sys
 import typer
 
 from ragstore.cli import (
+    audit,
     backup,
     check,
     collections,
@@ -50,12 +51,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def _as_the_local_operator() -> None:
+def _as_the_local_operator(ctx: typer.Context) -> None:
     """Every command acts as the operating-system user running it (`cli:<user>` in the audit log): the CLI
-    runs beside the data files, so it needs no key (issue 16)."""
-    from ragstore.security.context import operator_principal, set_call
+    runs beside the data files, so it needs no key (issue 16). The call ends with the command, so a program
+    that invokes the CLI in-process (a test, a notebook) does not stay the operator afterwards."""
+    from ragstore.security.context import begin_call, end_call, operator_principal
 
-    set_call(operator_principal())
+    token = begin_call(operator_principal())
+    ctx.call_on_close(lambda: end_call(token))
 
 
 app.command("init")(lifecycle.init)
@@ -78,6 +81,7 @@ app.add_typer(dr.app, name="dr")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

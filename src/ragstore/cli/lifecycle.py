@@ -39,6 +39,10 @@ def init(as_json: bool = JsonOpt) -> None:
         m.verify_checksums()
         before = m.current()
         after = m.upgrade("head")
+    if before != after:
+        from ragstore.security.audit_service import record_beside
+
+        record_beside(cfg, "migration.upgrade", target=after or "base", previous=before or "base")
     try:
         cfg.index_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

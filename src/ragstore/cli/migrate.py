@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ragstore.cli.common import JsonOpt, YesOpt, confirm_destructive, migrator, out, print_json
+from ragstore.cli.common import JsonOpt, YesOpt, confirm_destructive, migrator, out, print_json, settings
 
 __all__ = ["app"]
 
@@ -54,7 +54,9 @@ def migrate_upgrade(
     """Upgrade the schema to REVISION (default head)."""
     with migrator() as m:
         m.verify_checksums()
+        before = m.status().current
         now = m.upgrade(revision)
+    _record("migration.upgrade", before, now)
     if as_json:
         print_json({"revision": now})
     else:
@@ -71,8 +73,21 @@ def migrate_downgrade(
     confirm_destructive(f"Downgrade the database to {revision}? Dropped tables lose their data.", yes)
     with migrator() as m:
         m.verify_checksums()
+        before = m.status().current
         now = m.downgrade(revision)
+    _record("migration.downgrade", before, now)
     if as_json:
         print_json({"revision": now or "base"})
     else:
         out.print(f"database at revision {now or 'base'}")
+
+
+def _record(action: str, before: str | None, now: str | None) -> None:
+    """Record the migration in the audit log, after it ran: the log's table exists only from revision 0010
+    on, so an upgrade from before it is recorded by the schema that has it, and a downgrade below it is not
+    (the table is gone with its rows; a backup keeps them)."""
+    if before == now:
+        return
+    from ragstore.security.audit_service import record_beside
+
+    record_beside(settings(), action, target=now or "base", previous=before or "base")

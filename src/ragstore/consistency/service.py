@@ -19,6 +19,7 @@ from ragstore.consistency.reports import ReportStore
 from ragstore.documents.catalog import Catalog
 from ragstore.errors import InvalidInput, NotFound
 from ragstore.schemas import ConsistencyReport, ConsistencyRunSummary
+from ragstore.security.audit import AuditTrail
 from ragstore.sync.applier import OutboxApplier
 from ragstore.valid_text import INT64_MAX
 
@@ -39,6 +40,7 @@ class ConsistencyService:
     reports: ReportStore
     backend: Callable[[], str]
     persist: Callable[[], None]
+    audit_trail: AuditTrail  # repairs are recorded, success or failure
 
     def check(
         self,
@@ -73,7 +75,8 @@ class ConsistencyService:
             }
             remaining = found
             if repair and result.findings:
-                details["repairs"] = self.repairer.repair(result).to_dict()
+                with self.audit_trail.recorded("consistency.repair", target=collection or "*", trigger=trigger) as done:
+                    details["repairs"] = done["repairs"] = self.repairer.repair(result).to_dict()
                 if any(KINDS[f.kind].safe for f in result.findings):
                     self.persist()
                     after = self.checker.check(collection)

@@ -6,7 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +26,9 @@ from ragstore.db.models import (
     utcnow,
 )
 from ragstore.db.versions import bump_write_version
-from ragstore.errors import Conflict, InvalidInput, NotFound
+from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
+from ragstore.security.audit import AuditTrail
 from ragstore.sync.outbox import queue_operation
 from ragstore.valid_text import INT64_MAX, checked_text
 
@@ -35,6 +36,7 @@ __all__ = ["Catalog", "validate_collection_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 METRICS = ("cosine",)
+T = TypeVar("T")
 
 
 def validate_collection_name(name: str) -> str:
@@ -69,15 +71,38 @@ _VERSION = select(Collection.write_version).where(Collection.id == bindparam("id
 
 class Catalog:
     def __init__(
-        self, db: Database, *, on_create: Callable[[Session, int], None] | None = None, clock: Clock = SYSTEM_CLOCK
+        self,
+        db: Database,
+        *,
+        on_create: Callable[[Session, int], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        audit: AuditTrail | None = None,
     ) -> None:
         """`on_create` runs in a new collection's creating transaction (the lexical index records its
         analyzer there); `clock` dates the outbox operations it queues (the applier's clock decides when they
-        are due, so both must agree)."""
+        are due, so both must agree); `audit` records creates and deletes in the same transaction."""
         self.db = db
         self.on_create = on_create
         self.clock = clock
+        self.audit = audit
         self._refs: dict[str, tuple[float, CollectionRef]] = {}
+
+    def _audited(self, action: str, target: str, unit: Callable[[Session], T]) -> T:
+        """`db.write(unit)` with its audit row in the same transaction; a refusal is recorded as a failure."""
+        audit = self.audit
+        if audit is None:
+            return self.db.write(unit)
+
+        def recorded(s: Session) -> T:
+            result = unit(s)
+            audit.append(s, action, target=target)
+            return result
+
+        try:
+            return self.db.write(recorded)
+        except RagstoreError as exc:
+            audit.record_failure(action, target=target, error=exc.message)
+            raise
 
     def resolve(self, name: str) -> CollectionRef:
         """The active collection called `name` (cached briefly: the search path asks for it every query)."""
@@ -163,7 +188,7 @@ class Catalog:
 
         self.forget(name)
         try:
-            return self.db.write(unit)
+            return self._audited("collection.create", name, unit)
         except IntegrityError as exc:
             raise Conflict(f"collection {name!r} already exists") from exc
 
@@ -215,7 +240,7 @@ class Catalog:
             queue_operation(s, row.id, OpKind.DROP_COLLECTION, [], now=self.clock.now())
             return row.id
 
-        return self.db.write(unit)
+        return self._audited("collection.delete", name, unit)
 
     # -- documents -----------------------------------------------------------------------------------------
     @staticmethod
@@ -300,7 +325,7 @@ class Catalog:
                 raise NotFound(f"document {document_id} does not exist in collection {collection!r}")
             return self.mark_documents_deleting(s, coll.id, [doc.id])
 
-        return self.db.write(unit)
+        return self._audited("document.delete", f"{collection}/{document_id}", unit)
 
     def mark_documents_deleting(self, s: Session, collection_id: int, document_ids: list[int]) -> int:
         """Within the caller's transaction: hide documents and queue their chunks' removal; returns the op id."""

@@ -25,6 +25,7 @@ from ragstore.schemas import (
     RelexReport,
     SyncReport,
 )
+from ragstore.security.audit import AuditTrail
 from ragstore.sync.applier import OutboxApplier
 from ragstore.sync.changes import ChangeFeed
 from ragstore.vectors.base import VectorIndex
@@ -50,6 +51,7 @@ class IndexService:
     lexical_indexer: LexicalIndexer
     reembed_chunks: Callable[[str], dict[str, int]]
     drift: FindDrift  # the consistency checker's view of a target index, handed in (a feature of its own)
+    audit_trail: AuditTrail  # rebuilds and migrations are recorded, success or failure
 
     @property
     def backend(self) -> str:
@@ -86,9 +88,12 @@ class IndexService:
 
     def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> RebuildReport:
         """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""
-        return RebuildReport(
-            vectors={ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in self._targets(collection)}
-        )
+        with self.audit_trail.recorded("index.rebuild", target=collection or "*") as details:
+            report = RebuildReport(
+                vectors={ref.name: self.applier.rebuild(ref.id, progress=progress) for ref in self._targets(collection)}
+            )
+            details["vectors"] = report.vectors
+        return report
 
     def relex(self, collection: str | None = None, *, progress: Progress | None = None) -> RelexReport:
         """Rebuild lexical terms with the configured analyzer (all collections, or one), even if current."""
@@ -143,6 +148,10 @@ class IndexService:
         Resumes an interrupted migration to the same target. Other processes keep their open index until
         they restart; the target's settings (MILVUS_URI, CHROMA_URL, ...) come from this store's Settings.
         """
+        with self.audit_trail.recorded("index.migrate", target=target, source=self.vectors.name):
+            return self._migrate(target, progress)
+
+    def _migrate(self, target: str, progress: Callable[[str, int, int], None] | None) -> MigrationReport:
         if target not in migration_targets():
             raise InvalidInput(f"--to must be one of {', '.join(migration_targets())} (got {target!r})")
         if target == self.vectors.name:

@@ -11,6 +11,11 @@ PostgreSQL and removes rows past RAGSTORE_USAGE_RETAIN_DAYS; every step is idemp
 may run it.
 Sessions past their expiry (revoked ones included) are deleted every `SESSION_CLEANUP_MINUTES` minutes; the
 delete is idempotent, so several processes running it at once is harmless.
+
+The audit log gets a signed checkpoint on `RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE`, written even when nothing
+happened (one per run between all processes: a process that finds the run's checkpoint written skips), and the
+scheduled consistency check verifies the audit chain too: a broken chain is logged at error level and left as
+it is (evidence is never "repaired").
 """
 
 from __future__ import annotations
@@ -28,18 +33,21 @@ from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal
 
 if TYPE_CHECKING:
-    from ragstore.schemas import BackupSummary, UsageMaintenance
+    from ragstore.schemas import AuditCheckpointInfo, AuditVerification, BackupSummary, UsageMaintenance
     from ragstore.service import RagStore
 
 __all__ = [
+    "AUDIT_CHECKPOINT_JOB",
     "BACKUP_JOBS",
     "CHECK_JOB",
     "SESSION_CLEANUP_JOB",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
+    "run_scheduled_audit_verify",
     "run_scheduled_backup",
     "run_scheduled_check",
+    "run_scheduled_checkpoint",
     "run_session_cleanup",
     "run_usage_maintenance",
 ]
@@ -53,6 +61,7 @@ USAGE_SCHEDULE = (
 )
 SESSION_CLEANUP_JOB = "session-cleanup"
 SESSION_CLEANUP_MINUTES = 60
+AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -63,7 +72,33 @@ def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None =
     except Exception:
         log.exception("the scheduled consistency check failed")
         return None
+    if report is not None:  # the process that took the slot verifies the audit log too
+        run_scheduled_audit_verify(store)
     return None if report is None else report.id
+
+
+def run_scheduled_audit_verify(store: RagStore) -> AuditVerification | None:
+    """Verify the audit log (a broken one is logged at error level by `store.audit.verify`; never repaired)."""
+    try:
+        return store.audit.verify()
+    except Exception:
+        log.exception("the scheduled audit log verification failed")
+        return None
+
+
+def run_scheduled_checkpoint(store: RagStore, *, due: datetime | None = None) -> AuditCheckpointInfo | None:
+    """One scheduled audit checkpoint, or None when another process wrote this run's already.
+
+    The run is named by the minute it fell due (read from the store's clock), like the other jobs' slots."""
+    when = due or store.clock.now().replace(second=0, microsecond=0)
+    try:
+        made = store.audit.scheduled_checkpoint(when)
+    except Exception:
+        log.exception("the scheduled audit checkpoint failed")
+        return None
+    if made is not None:
+        log.info("audit checkpoint %d: sequence %d", made.id, made.sequence)
+    return made
 
 
 def run_scheduled_backup(
@@ -133,6 +168,7 @@ class MaintenanceScheduler:
         verify_backups: bool = True,
         usage_schedule: str = "",  # the server passes USAGE_SCHEDULE
         session_cleanup: bool = False,
+        audit_checkpoint_schedule: str = "",
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -171,6 +207,15 @@ class MaintenanceScheduler:
                 args=[store],
                 id=USAGE_JOB,
                 misfire_grace_time=3600,
+            )
+
+        if audit_checkpoint_schedule.strip():
+            self.scheduler.add_job(
+                run_scheduled_checkpoint,
+                CronTrigger.from_crontab(audit_checkpoint_schedule),
+                args=[store],
+                id=AUDIT_CHECKPOINT_JOB,
+                misfire_grace_time=600,
             )
 
     @property

@@ -13,6 +13,7 @@ from ragstore.schemas.analytics import (
     TopChunks,
     TopQuery,
 )
+from ragstore.schemas.audit import AuditCheckpointInfo, AuditEntryInfo, AuditProblem, AuditVerification
 from ragstore.schemas.backups import (
     MANIFEST_FORMAT,
     BackupDetail,
@@ -122,6 +123,10 @@ __all__ = [
     "AdminLogin",
     "AnalyticsSummary",
     "ApiKeyInfo",
+    "AuditCheckpointInfo",
+    "AuditEntryInfo",
+    "AuditProblem",
+    "AuditVerification",
     "BackupDetail",
     "BackupKind",
     "BackupRunInfo",

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_serializer
 
+from ragstore.schemas.audit import AuditCheckpointInfo, AuditVerification
 from ragstore.schemas.consistency import RunStateName
 from ragstore.schemas.core import IsoTime, Model, SparseModel
 
@@ -103,6 +104,9 @@ class Manifest(Model):
     logical_bytes: int = 0  # the size of the files it holds
     stored_bytes: int = 0  # what it added to the repository
     timings: dict[str, float] = Field(default_factory=dict)
+    # The audit log's signed checkpoint written just before the snapshot: a restored log must still verify
+    # against it (rows it covers present, its head hash theirs, signed by the configured key).
+    audit_checkpoint: AuditCheckpointInfo | None = None
 
     def referenced_blocks(self) -> set[str]:
         return {b for f in self.files for b in f.blocks}
@@ -131,6 +135,7 @@ class VerifyResult(SparseModel):
     bytes: int | None = None
     read_s: float | None = None
     total_s: float | None = None
+    audit: str | None = None  # the copied audit log verified against the checkpoint the backup carries
 
 
 # -- backups and runs ----------------------------------------------------------------------------------------
@@ -321,6 +326,7 @@ class RestoredCheck(Model):
     rebuilt: dict[str, int]  # collection -> vectors rebuilt into a shared vector store
     consistency: RestoreConsistency
     open_and_check_s: float
+    audit: AuditVerification | None = None  # the restored audit log against the backup's checkpoint
 
 
 class RestoreReport(Model):
@@ -337,3 +343,4 @@ class RestoreReport(Model):
     consistency: RestoreConsistency
     open_and_check_s: float
     total_s: float
+    audit: AuditVerification | None = None  # the restored audit log against the backup's checkpoint

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +30,9 @@ from ragstore.db.security_models import AuditLog
 from ragstore.secrets_mask import mask_value
 from ragstore.security.context import current_call
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "AuditTrail", "Outcome", "row_hash"]
+__all__ = ["GENESIS_HASH", "AuditEntry", "AuditTrail", "Outcome", "lock_chain", "row_hash"]
 
+log = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 # The PostgreSQL advisory lock that serialises appends ("audit" in ASCII); any constant all processes share.
 AUDIT_LOCK_KEY = 0x6175_6469_74
@@ -127,6 +131,18 @@ def row_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def lock_chain(session: Session) -> None:
+    """Serialise everyone who reads the chain's head to extend it (appends, checkpoints) until this
+    transaction ends: SQLite's write units already hold the database's one write lock (`BEGIN IMMEDIATE`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+def _error_text(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)
+    return message if isinstance(message, str) else f"{type(exc).__name__}: {exc}"
+
+
 class AuditTrail:
     """Appends to the audit log. Verification and checkpoints build on the same `row_hash`."""
 
@@ -148,6 +164,33 @@ class AuditTrail:
             lambda session: self.append(session, action, target=target, outcome=outcome, details=details, actor=actor)
         )
 
+    @contextmanager
+    def recorded(self, action: str, *, target: str = "", **details: Any) -> Iterator[dict[str, Any]]:
+        """Record `action` once the block ends: a success (with whatever the block added to the yielded
+        details), or a failure with the error, which is then raised on. For long actions with no single
+        transaction to join (a rebuild, a migration of the index, a repair)."""
+        extra: dict[str, Any] = dict(details)
+        try:
+            yield extra
+        except Exception as exc:
+            self.record_failure(action, target=target, error=_error_text(exc), **extra)
+            raise
+        self.record_quietly(action, target=target, details=extra)
+
+    def record_failure(self, action: str, *, target: str = "", error: str = "", **details: Any) -> None:
+        """Record that `action` failed, in its own transaction; never raises (the caller is already failing,
+        and its error is the one to report), but logs when even this cannot be written."""
+        self.record_quietly(action, target=target, outcome=Outcome.FAILURE, details={"error": error[:500], **details})
+
+    def record_quietly(
+        self, action: str, *, target: str = "", outcome: str = Outcome.SUCCESS, details: dict[str, Any] | None = None
+    ) -> None:
+        """`record`, for an action that has already happened: a failure to write is logged, not raised."""
+        try:
+            self.record(action, target=target, outcome=outcome, details=details)
+        except Exception:
+            log.exception("could not record %s on %r in the audit log", action, target)
+
     def append(
         self,
         session: Session,
@@ -160,8 +203,7 @@ class AuditTrail:
     ) -> AuditEntry:
         """Append one row inside the caller's write transaction (it commits or rolls back with the change)."""
         call = current_call()
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        lock_chain(session)
         head = session.execute(
             select(AuditLog.sequence, AuditLog.row_hash).order_by(AuditLog.sequence.desc()).limit(1)
         ).first()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ragstore.security.principal import Principal
 
-__all__ = ["CallContext", "acting_as", "begin_call", "current_call", "end_call", "operator_principal", "set_call"]
+__all__ = ["CallContext", "acting_as", "begin_call", "current_call", "end_call", "operator_principal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,3 @@ def begin_call(principal: Principal, request_id: str = "", client_address: str =
 
 def end_call(token: Token[CallContext]) -> None:
     _current.reset(token)
-
-
-def set_call(principal: Principal, *, request_id: str = "", client_address: str = "") -> None:
-    """Set the call for the rest of this context (a CLI command: the process is the call)."""
-    _current.set(CallContext(principal, request_id, client_address))
