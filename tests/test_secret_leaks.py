@@ -6,8 +6,8 @@ line of CLI output are grepped for each secret in each spelling an attacker coul
 configured, the key's raw bytes, hex in either case, base64 and base64url with or without padding). The
 database file (or a pg_dump) must not hold the value stored through the vault, nor any server secret.
 
-Authentication: the server runs with RAGSTORE_AUTH=off on 127.0.0.1 until API keys exist; `SERVER_AUTH` and
-`auth_headers` are the one place to change when it runs with a key.
+Authentication: the server runs with RAGSTORE_AUTH=required and every request sends the admin key `ragstore
+init` wrote, which must not appear in the server's log either.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ REDIS_PORT = 18501
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 # -- the one place that says how the test authenticates ----------------------------------------------------
-SERVER_AUTH = {"RAGSTORE_AUTH": "off"}  # later: {"RAGSTORE_AUTH": "required"}
+SERVER_AUTH = {"RAGSTORE_AUTH": "required"}
 
 
 def auth_headers(data_dir: Path) -> dict[str, str]:
-    """Headers every request sends. With auth required: the admin key `ragstore init` wrote, i.e.
-    {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}."""
-    return {}
+    """Headers every request sends: the admin key `ragstore init` wrote."""
+    return {"Authorization": f"Bearer {(data_dir / 'admin.key').read_text().strip()}"}
 
 
 # -- the known secrets -------------------------------------------------------------------------------------
@@ -335,6 +334,8 @@ def test_no_secret_reaches_a_log_a_body_the_cli_or_the_database(
     finally:
         stop(server)
     seen.add("server log", log_path.read_bytes())
+    admin_key = (data_dir / "admin.key").read_text().strip()
+    assert admin_key.encode() not in log_path.read_bytes(), "the admin key reached the server log"
 
     secrets = all_secrets(with_pg=database_url is not None, with_redis=redis_with_password is not None)
     if keys == "generated":
