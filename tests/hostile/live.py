@@ -100,7 +100,10 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL", "MILVUS_", "CHROMA_"))}
     env.update({"RAGSTORE_DATA_DIR": str(data_dir), "RAGSTORE_API_PORT": str(port), "RAGSTORE_LOG_LEVEL": "WARNING"})
     # Hundreds of requests a minute from one address: not what rate limits are tested with (test_rate_limits.py).
+    # Twenty clients share the admin key at once (test_integrity): over the default cap on one key's requests
+    # in flight (MAX_CONCURRENT_REQUESTS), which test_rate_limits.py tests.
     env.update({"RAGSTORE_RATE_LIMIT_ANONYMOUS": UNLIMITED, "RAGSTORE_RATE_LIMIT_DEFAULT": UNLIMITED})
+    env.update({"MAX_CONCURRENT_REQUESTS": "1000"})
     env.update(extra_env or {})
     docs = data_dir.parent / f"{data_dir.name}-docs"
     docs.mkdir(parents=True, exist_ok=True)
