@@ -124,7 +124,10 @@ def main() -> None:
             key = setup.keys.create("bench", "read", ["kb"]).key
             embedder = setup.components.embedder
         # Two stores over the same files, opened alike; only RAGSTORE_AUTH differs.
-        keyed = RagStore.open(Settings(data_dir=data, query_log=False, auth="required"), embedder=embedder)
+        keyed = RagStore.open(
+            Settings(data_dir=data, query_log=False, auth="required", rate_limit_default="100000000/minute"),
+            embedder=embedder,
+        )
         open_store = RagStore.open(Settings(data_dir=data, query_log=False, auth="off"), embedder=embedder)
         # A third, opened like the second: how far two identical stacks differ in this run (the noise floor).
         twin = RagStore.open(Settings(data_dir=data, query_log=False, auth="off"), embedder=embedder)

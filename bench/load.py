@@ -5,6 +5,7 @@
         --redis-url redis://127.0.0.1:6379/0 --workers 2
     python bench/load.py --clients 50 --duration 20 --max-requests 20000 \
         --mix repeated=1 --mix text=6,vector=3,ingest=1
+    python bench/load.py --compare-auth --rounds 6 --duration 10   # cached search: a read key vs auth off
 
 The benchmark starts `ragstore serve` itself (a fresh data directory; on PostgreSQL a fresh schema),
 loads the sample corpus, then drives the server from this process with asyncio clients. Every run is
@@ -20,6 +21,12 @@ Operations:
   server's own overhead around the index;
 - `ingest`: a new short document (embedded, written through the outbox, indexed before the response).
 Each `--mix` runs in turn against the same server and prints its own table.
+
+`--compare-auth` (issue 16) starts two servers over the same kind of store, one with RAGSTORE_AUTH=required
+whose clients send a read key (`Authorization: Bearer rsk_...`; every request authenticated, rate-limited
+and accounted, under limits set high enough never to refuse), one with RAGSTORE_AUTH=off, and runs the
+`repeated` mix (cached searches) against them in alternating rounds: the table gives each round's req/s and
+the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -81,13 +88,22 @@ def postgres_schema(url: str | None) -> Iterator[str | None]:
 
 
 @contextmanager
-def server(database_url: str | None, workers: int, redis_url: str | None) -> Iterator[str]:
+def server(
+    database_url: str | None, workers: int, redis_url: str | None, *, keyed: bool = False
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A served store and the headers its clients send (a read key when `keyed`, else none: auth off)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ragstore-load-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL"))}
-    # The server binds to loopback with RAGSTORE_AUTH=off: this measures search; what a key costs is
-    # bench/auth_cost.py's subject.
+    # By default the server binds to loopback with RAGSTORE_AUTH=off: this measures search. `keyed` serves
+    # with auth required and limits no run reaches, so each request pays the check and the counting only.
     env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING", RAGSTORE_AUTH="off")
+    if keyed:
+        env.update(
+            RAGSTORE_AUTH="required",
+            RAGSTORE_RATE_LIMIT_DEFAULT="100000000/minute",
+            MAX_CONCURRENT_REQUESTS="10000",
+        )
     if database_url:
         env["DATABASE_URL"] = database_url
     if redis_url:
@@ -100,6 +116,15 @@ def server(database_url: str | None, workers: int, redis_url: str | None) -> Ite
         check=True,
         capture_output=True,
     )
+    headers: dict[str, str] = {}
+    if keyed:
+        made = subprocess.run(
+            [ragstore, "keys", "create", "--name", "load", "--role", "read", "--collection", "samples", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        headers["Authorization"] = f"Bearer {json.loads(made.stdout)['key']}"
     cmd = [ragstore, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -116,7 +141,7 @@ def server(database_url: str | None, workers: int, redis_url: str | None) -> Ite
             if time.monotonic() > deadline:
                 raise SystemExit("server did not start within 120 s")
             time.sleep(0.2)
-        yield base
+        yield base, headers
     finally:
         proc.terminate()
         try:
@@ -127,7 +152,13 @@ def server(database_url: str | None, workers: int, redis_url: str | None) -> Ite
 
 
 async def drive(
-    base: str, clients: int, duration_s: float, max_requests: int, mix: dict[str, int], vectors: list[list[float]]
+    base: str,
+    clients: int,
+    duration_s: float,
+    max_requests: int,
+    mix: dict[str, int],
+    vectors: list[list[float]],
+    headers: dict[str, str] | None = None,
 ) -> dict[str, tuple[list[float], int]]:
     questions = questions_of_the_corpus()
     ops = [op for op, weight in mix.items() for _ in range(weight)]
@@ -176,7 +207,8 @@ async def drive(
     # aiohttp, not httpx: at 50 connections httpx's pool used more CPU than the server it measured
     # (410 against 1,500 req/s for the same server).
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers or {}) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return results
 
@@ -207,11 +239,16 @@ def main() -> None:
         help="op=weight,... of repeated, text, vector, ingest; repeat the option for several runs "
         "(default: repeated=1, then text=6,vector=3,ingest=1)",
     )
+    parser.add_argument("--compare-auth", action="store_true", help="cached search: a read key against auth off")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of --compare-auth")
     args = parser.parse_args()
+    if args.compare_auth:
+        compare_auth(args)
+        return
     mixes = args.mix or ["repeated=1", "text=6,vector=3,ingest=1"]
     vectors = query_vectors()
     backend = ("PostgreSQL" if args.database_url else "SQLite") + (" + Redis" if args.redis_url else "")
-    with postgres_schema(args.database_url) as url, server(url, args.workers, args.redis_url) as base:
+    with postgres_schema(args.database_url) as url, server(url, args.workers, args.redis_url) as (base, _):
         for spec in mixes:
             mix = {op: int(w) for op, w in (part.split("=") for part in spec.split(","))}
             if "repeated" in mix:
@@ -222,15 +259,50 @@ def main() -> None:
             report(f"{backend}, {args.workers} server process(es), {args.clients} clients, {spec}", results, wall)
 
 
+def compare_auth(args: argparse.Namespace) -> None:
+    """Cached searches against a keyed server and an auth-off one, in alternating rounds (same run)."""
+    if args.database_url:
+        raise SystemExit("--compare-auth serves two stores side by side: it runs on SQLite only")
+    mix = {"repeated": 1}
+    rates: dict[str, list[float]] = {"a read key (auth required)": [], "auth off": []}
+    with (
+        server(None, args.workers, args.redis_url, keyed=True) as keyed,
+        server(None, args.workers, args.redis_url) as open_,
+    ):
+        stacks = {"a read key (auth required)": keyed, "auth off": open_}
+        for base, headers in stacks.values():
+            warm_up(base, headers)
+        for turn in range(args.rounds):
+            order = list(stacks.items()) if turn % 2 == 0 else list(reversed(stacks.items()))
+            for name, (base, headers) in order:
+                started = time.perf_counter()
+                results = asyncio.run(
+                    drive(base, args.clients, args.duration, args.max_requests, mix, [], headers=headers)
+                )
+                wall = time.perf_counter() - started
+                latencies, errors = results["repeated"]
+                if errors:
+                    raise SystemExit(f"{name}: {errors} requests failed")
+                rates[name].append(len(latencies) / wall)
+    table = Table(title=f"cached search over HTTP, {args.clients} clients, {args.rounds} rounds of {args.duration} s")
+    for col in ("stack", "req/s per round", "median req/s", "vs auth off"):
+        table.add_column(col, justify="left" if col in ("stack", "req/s per round") else "right")
+    floor = float(np.median(rates["auth off"]))
+    for name, values in rates.items():
+        median = float(np.median(values))
+        table.add_row(name, " ".join(f"{v:,.0f}" for v in values), f"{median:,.1f}", f"{median / floor:.3f}x")
+    console.print(table)
+
+
 def questions_of_the_corpus() -> list[str]:
     lines = (ROOT / "samples" / "questions.jsonl").read_text().splitlines()
     return [json.loads(line)["question"] for line in lines]
 
 
-def warm_up(base: str) -> None:
+def warm_up(base: str, headers: dict[str, str] | None = None) -> None:
     """Ask each repeated question once, untimed: what `repeated` measures is the answer from the cache
     (with several server processes, each fills its own process tier, so ask a few times)."""
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=60, headers=headers or {}) as http:
         for _ in range(4):
             for question in questions_of_the_corpus():
                 http.post(f"{base}/v1/collections/samples/search", json={"query": question, "k": 5}).raise_for_status()

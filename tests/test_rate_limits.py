@@ -249,7 +249,7 @@ def test_the_cap_on_requests_in_flight_with_a_real_server(open_store: Callable[.
 
 
 def test_counting_in_memory_starts_no_thread_per_request(tmp_path: Any) -> None:
-    """limits' MemoryStorage would start a timer thread every 10 ms of traffic (ratelimit._quiet_memory_storage)."""
+    """Counting in memory starts no thread (limits' MemoryStorage started a timer thread every 10 ms of traffic)."""
     limiter = RateLimiter(Settings(data_dir=tmp_path, rate_limit_default="1000000/minute"), key_limit=lambda k: None)
     asyncio.run(_admit(limiter, 5))
     before = threading.active_count()

@@ -7,14 +7,17 @@ loopback only) is not limited. A principal's limit is, first found: its key's ow
 its role's (RAGSTORE_RATE_LIMIT_ROLES, by the strongest role it holds), RAGSTORE_RATE_LIMIT_DEFAULT.
 
 The sliding-window counter strategy: O(1) memory per bucket (a moving window keeps one entry per request)
-and no burst of twice the limit at a window's edge (a fixed window allows one). Counters live in memory, or
-in Redis when REDIS_URL is set so that every server process shares them. Redis is a dependency that may
+and no burst of twice the limit at a window's edge (a fixed window allows one). Counters live in Redis
+when REDIS_URL is set, so that every server process shares them (`limits`' Redis storage), else in this
+process (`window_counter.py`, the same algorithm in one call: `limits`' memory storage cost a cached search
+~14 µs). Redis is a dependency that may
 fail: a failed call trips a breaker (REDIS_RETRY_AFTER_S, the cache's setting) and the limiter counts in
 this process's memory until Redis answers again; meanwhile health reports `rate_limiter` degraded. No
 request fails because Redis is down.
 
-`limits` is imported on first use, not with this module: it costs ~120 ms (it loads asyncio and
-`deprecated`), which every CLI command would pay for a limiter only the server uses.
+`limits` is imported on first use (to parse a limit, or for Redis), not with this module: it costs
+~120 ms (it loads asyncio and `deprecated`), which every CLI command would pay for a limiter only the
+server uses.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import RATE_LIMIT, Settings, parse_role_limits
 from ragstore.security.principal import Principal, Role
+from ragstore.security.window_counter import SlidingWindowCounter
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -136,12 +140,13 @@ class RateLimiter:
         self.fallbacks = 0  # requests counted in memory because Redis failed
         self.refused = 0
         self._items: dict[str, RateLimitItem] = {}
-        self._memory: Any = None  # limits' SlidingWindowCounterRateLimiter over MemoryStorage, built on first use
+        self._memory = SlidingWindowCounter()  # in-process counting (window_counter.py: why not limits' memory)
         self._redis: Any = None  # the same over Redis (async), per event loop
         self._redis_loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
         self._inflight: dict[str, int] = {}
         self._key_limits: dict[int, tuple[float, str | None]] = {}
+        self._bucket_of: dict[int, tuple[Principal, Bucket, float]] = {}
         self._lock = threading.Lock()
 
     # -- who is counted, under which limit ---------------------------------------------------------------
@@ -152,6 +157,20 @@ class RateLimiter:
             return Bucket(f"login:{address}", s.rate_limit_login, "RAGSTORE_RATE_LIMIT_LOGIN")
         if principal is None:
             return Bucket(f"addr:{address}", s.rate_limit_anonymous, "RAGSTORE_RATE_LIMIT_ANONYMOUS")
+        # A key's principal object lives in the key cache for seconds: its bucket is looked up by identity
+        # (a dict read) instead of being worked out again on every request.
+        known = self._bucket_of.get(id(principal))
+        if known is not None and known[0] is principal and known[2] > self.clock.monotonic():
+            return known[1]
+        bucket = await self._bucket_of_principal(principal)
+        if bucket is not None:
+            if len(self._bucket_of) >= _KEY_LIMIT_ENTRIES:
+                self._bucket_of.clear()
+            self._bucket_of[id(principal)] = (principal, bucket, self.clock.monotonic() + _KEY_LIMIT_TTL_S)
+        return bucket
+
+    async def _bucket_of_principal(self, principal: Principal) -> Bucket | None:
+        s = self.settings
         if principal.key_id is not None:
             name = f"key:{principal.key_id}"
             own = await self._own_limit(principal.key_id)
@@ -190,6 +209,7 @@ class RateLimiter:
     def forget_key(self, key_id: int) -> None:
         """Read the key's own limit again at its next request (call after changing `api_keys.rate_limit`)."""
         self._key_limits.pop(key_id, None)
+        self._bucket_of.clear()
 
     # -- admission ----------------------------------------------------------------------------------------
     async def admit(self, bucket: Bucket, cost: int) -> Admission:
@@ -245,9 +265,8 @@ class RateLimiter:
     async def _remaining(self, item: RateLimitItem, name: str) -> int:
         if self.storage_name == "redis" and self.clock.monotonic() >= self._down_until and self.last_error is None:
             stats = await self._redis_limiter().get_window_stats(item, name)
-        else:
-            stats = self._memory_limiter().get_window_stats(item, name)
-        return int(stats.remaining)
+            return int(stats.remaining)
+        return self._memory.remaining(name, item.amount, item.get_expiry())
 
     def release(self, admission: Admission) -> None:
         if admission.holds_slot:
@@ -288,17 +307,9 @@ class RateLimiter:
             self.fallbacks += 1
         elif self.storage_name == "redis":
             self.fallbacks += 1
-        memory = self._memory_limiter()
-        allowed = memory.hit(item, name, cost=cost)
-        stats = memory.get_window_stats(item, name)
-        return bool(allowed), int(stats.remaining), float(stats.reset_time)
-
-    def _memory_limiter(self) -> Any:
-        if self._memory is None:
-            from limits.strategies import SlidingWindowCounterRateLimiter
-
-            self._memory = SlidingWindowCounterRateLimiter(_quiet_memory_storage())
-        return self._memory
+        count = self._memory.hit(name, item.amount, item.get_expiry(), cost)
+        reset_at = time.time() + (count.retry_after_s if not count.allowed else count.reset_s)
+        return count.allowed, count.remaining, reset_at
 
     def _redis_limiter(self) -> Any:
         """The async Redis limiter of the running event loop (a connection belongs to the loop that made it)."""
@@ -352,37 +363,6 @@ class RateLimiter:
             "fallbacks": self.fallbacks,
             "refused": self.refused,
         }
-
-
-_SWEEP_S = 60.0  # how often counters nobody asked about again are dropped from memory
-
-
-def _quiet_memory_storage() -> Any:
-    """limits' MemoryStorage, without a new thread every 10 ms.
-
-    After each hit it starts a `threading.Timer` of 10 ms to expire counters unless one is running, so under
-    steady load it starts a thread every 10 ms, and the request that starts it waits for the thread to come
-    up: measured here 0.1-2 ms each, about 110 µs a request on average on a busy machine, five times the rest
-    of the limiter. Expiry does not need it: `get` drops an expired counter when it is read, so only counters
-    of callers who never come back linger; a sweep once a minute, by the request that finds it due, drops
-    those. The storage's own (name-mangled) scheduler is replaced on the instance, not in a subclass (a
-    subclass of a `limits` storage wraps every method once more and registers itself for `memory://`); if a
-    `limits` release renames it, the replacement is never called and the library's timer works as before.
-    """
-    from limits.storage import MemoryStorage
-
-    storage = MemoryStorage()
-    next_sweep = 0.0
-
-    def schedule_expiry() -> None:
-        nonlocal next_sweep
-        now = time.monotonic()
-        if now >= next_sweep:
-            next_sweep = now + _SWEEP_S
-            storage._MemoryStorage__expire_events()  # type: ignore[attr-defined]
-
-    storage._MemoryStorage__schedule_expiry = schedule_expiry  # type: ignore[attr-defined]
-    return storage
 
 
 def _async_uri(url: str) -> str:
