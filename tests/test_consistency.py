@@ -283,14 +283,15 @@ def test_reading_reports_never_runs_a_check(loaded: RagStore) -> None:
             if path.startswith("/admin/consistency")
             for method, operation in operations.items()
         }
-        # Every route: 400 (a Host not allowed), 413 (a body over the limit), 422 and 503 (api/limits.py); a POST
-        # also 403 and 415 (the write rule, api/origin.py).
+        # Every route: 400 (a Host not allowed), 413 (a body over the limit), 422 and 503 (api/limits.py), 401
+        # and 403 (an admin route, api/permissions.py), 429 (the rate limits); a POST also 415 (api/origin.py).
+        every = {"200", "400", "401", "403", "413", "422", "429", "503"}
         assert documented == {
-            ("get", "/admin/consistency"): {"200", "400", "404", "413", "422", "503"},
-            ("post", "/admin/consistency"): {"200", "400", "403", "404", "413", "415", "422", "503"},
-            ("post", "/admin/consistency/repair"): {"200", "400", "403", "404", "413", "415", "422", "503"},
-            ("get", "/admin/consistency/history"): {"200", "400", "413", "422", "503"},
-            ("get", "/admin/consistency/{report_id}"): {"200", "400", "404", "413", "422", "503"},
+            ("get", "/admin/consistency"): every | {"404"},
+            ("post", "/admin/consistency"): every | {"404", "415"},
+            ("post", "/admin/consistency/repair"): every | {"404", "415"},
+            ("get", "/admin/consistency/history"): every,
+            ("get", "/admin/consistency/{report_id}"): every | {"404"},
         }
         error_schema = paths["/admin/consistency"]["post"]["responses"]["404"]["content"]["application/json"]
         assert error_schema["schema"]["$ref"].endswith("/ErrorResponse")
