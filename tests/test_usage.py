@@ -64,7 +64,7 @@ def _rows(store: RagStore) -> list[ApiUsageLog]:
 def test_every_request_is_logged_with_its_route_template_caller_and_cost(metered: RagStore) -> None:
     app = create_app(store=metered)
     app.add_middleware(PrincipalFromHeader)
-    key = principal_header("key", 77, "write")
+    key = principal_header("key", 77, "admin")  # creating a collection is an admin's
     with TestClient(app) as client:
         assert client.post("/v1/collections", json={"name": "kb"}, headers=key).status_code == 201
         added = client.post("/v1/collections/kb/documents", json={"text": "마라톤 훈련은 주 3회 달린다."}, headers=key)
