@@ -1,4 +1,5 @@
-"""The backup encryption key's text form: 32 bytes written as 64 hex digits or base64.
+"""The text form of a 32-byte key (BACKUP_ENCRYPTION_KEY, and the server secrets of security/local_secrets.py):
+64 hex digits or base64.
 
 It lives at the bottom of the layers, beside `config`, because Settings checks BACKUP_ENCRYPTION_KEY when
 it loads (a wrong key should fail at start-up, naming the variable), and config may not import a feature
@@ -17,8 +18,10 @@ __all__ = ["KEY_BYTES", "decode_key", "generate_key"]
 KEY_BYTES = 32
 
 
-def decode_key(text: str | None) -> bytes | None:
-    """The 32-byte AES-256 key from its text, None when unset; ValueError (naming the variable) when malformed."""
+def decode_key(
+    text: str | None, variable: str = "BACKUP_ENCRYPTION_KEY", *, keygen: str = "backup keygen"
+) -> bytes | None:
+    """The 32-byte key from its text, None when unset; ValueError (naming the variable) when malformed."""
     if text is None or not text.strip():
         return None
     value = text.strip()
@@ -32,8 +35,8 @@ def decode_key(text: str | None) -> bytes | None:
         if len(key) == KEY_BYTES:
             return key
     raise ValueError(
-        "BACKUP_ENCRYPTION_KEY must be 32 bytes written as 64 hex digits or base64 "
-        f"(got {len(value)} characters); make one with `ragstore backup keygen`"
+        f"{variable} must be 32 bytes written as 64 hex digits or base64 "
+        f"(got {len(value)} characters); make one with `ragstore {keygen}`"
     )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Row
 from ragstore.db.engine import Database
 from ragstore.db.security_models import AuditCheckpoint, AuditLog
 from ragstore.schemas.audit import AuditProblem, AuditVerification
-from ragstore.security.audit import GENESIS_HASH, AuditEntry, _utc
+from ragstore.security.audit import GENESIS_HASH, AuditEntry
 from ragstore.security.checkpoints import CheckpointSigner, SignedCheckpoint
 
 __all__ = ["BATCH", "verify_log"]
@@ -50,19 +50,7 @@ class _Finding:
 
 
 def _entry(row: Row[Any]) -> AuditEntry:
-    return AuditEntry(
-        sequence=int(row.sequence),
-        created_at=_utc(row.created_at),
-        actor=row.actor,
-        action=row.action,
-        target=row.target,
-        outcome=row.outcome,
-        request_id=row.request_id,
-        client_address=row.client_address,
-        details=dict(row.details or {}),
-        previous_hash=row.previous_hash,
-        row_hash=row.row_hash,
-    )
+    return AuditEntry.of(row)  # type: ignore[arg-type]  # a Core row has the model's attributes
 
 
 def _pages(db: Database, query: Select[Any], key: Any, *, then: Any = None) -> Iterator[Row[Any]]:

@@ -9,7 +9,6 @@ a backup: a key stored beside the data it protects protects nothing.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import os
 import secrets
@@ -19,6 +18,7 @@ from pydantic import SecretStr
 
 from ragstore.config import Settings
 from ragstore.errors import ConfigError
+from ragstore.keys import decode_key
 from ragstore.secrets_mask import register
 
 __all__ = ["SECRET_BYTES", "decode_secret", "generated_secrets", "register_key", "secrets_dir", "server_secret"]
@@ -49,20 +49,13 @@ def generated_secrets(settings: Settings) -> dict[str, Path]:
 
 def decode_secret(text: str, variable: str) -> bytes:
     """32 bytes from 64 hex digits or base64 (what `ragstore secrets keygen` prints); ConfigError otherwise."""
-    value = text.strip()
-    candidates: list[bytes] = []
-    with contextlib.suppress(ValueError):
-        candidates.append(bytes.fromhex(value))
-    for decode in (base64.b64decode, base64.urlsafe_b64decode):
-        with contextlib.suppress(binascii.Error, ValueError):
-            candidates.append(decode(value + "=" * (-len(value) % 4)))
-    for candidate in candidates:
-        if len(candidate) == SECRET_BYTES:
-            return candidate
-    raise ConfigError(
-        f"{variable} must be 32 bytes written as 64 hex digits or base64 (got {len(value)} characters); "
-        "make one with `ragstore secrets keygen`"
-    )
+    try:
+        key = decode_key(text, variable, keygen="secrets keygen")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if key is None:
+        raise ConfigError(f"{variable} is empty; make one with `ragstore secrets keygen`")
+    return key
 
 
 def register_key(key: bytes) -> bytes:
