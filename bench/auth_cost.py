@@ -32,6 +32,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # this tree, whatever the environment installed
 
+from asgi_scope import search_scope  # noqa: E402
 from ragstore import RagStore  # noqa: E402
 from ragstore.api.app import create_app  # noqa: E402
 from ragstore.api.auth import AuthenticationMiddleware  # noqa: E402
@@ -60,27 +61,7 @@ def key_checks(store: RagStore, key: str, calls: int) -> dict[str, list[float]]:
 
 
 def scope_for(headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/collections/kb/search",
-        "raw_path": b"/v1/collections/kb/search",
-        "query_string": b"",
-        "root_path": "",
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"user-agent", b"Python/3.11 aiohttp/3.9"),
-            (b"accept", b"*/*"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-    }
+    return search_scope(body, headers)
 
 
 def searches(stacks: dict[str, tuple[Any, dict[str, Any]]], rounds: int, calls: int) -> dict[str, list[float]]:

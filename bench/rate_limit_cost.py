@@ -33,6 +33,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # this tree, whatever the environment installed
 
+from asgi_scope import search_scope  # noqa: E402
 from ragstore import RagStore  # noqa: E402
 from ragstore.api.app import create_app  # noqa: E402
 from ragstore.api.metering import MeteringMiddleware  # noqa: E402
@@ -47,25 +48,7 @@ BODY = json.dumps({"query": "전세 계약 갱신", "k": 5}).encode()
 
 
 def _scope(principal: Principal | None) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/collections/kb/search",
-        "raw_path": b"/v1/collections/kb/search",
-        "query_string": b"",
-        "root_path": "",
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(BODY)).encode()),
-        ],
-        "state": {} if principal is None else {"principal": principal},
-    }
+    return search_scope(BODY, state={} if principal is None else {"principal": principal})
 
 
 def limiter_alone(redis_url: str | None, calls: int) -> dict[str, tuple[float, float]]:

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from asgi_scope import search_scope
 from load import ROOT, drive, server, warm_up
 
 console = Console()
@@ -61,27 +62,7 @@ def in_process(rounds: int, calls: int) -> None:
     from ragstore.config import Settings
 
     body = json.dumps({"query": "전세 계약 갱신", "k": 5}).encode()
-    scope_base = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/collections/kb/search",
-        "raw_path": b"/v1/collections/kb/search",
-        "query_string": b"",
-        "root_path": "",
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"user-agent", b"Python/3.11 aiohttp/3.9"),
-            (b"accept", b"*/*"),
-            (b"accept-encoding", b"gzip, deflate"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
+    scope_base = search_scope(body, [(b"accept-encoding", b"gzip, deflate")])
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -147,7 +128,7 @@ def main() -> None:
         bases = {}
         for name, src in trees.items():
             os.environ["PYTHONPATH"] = str(src)  # the server's `ragstore` imports this tree first
-            bases[name] = stack.enter_context(server(None, 1, None))
+            bases[name] = stack.enter_context(server(None, 1, None))[0]
             warm_up(bases[name])
         rates: dict[str, list[float]] = {name: [] for name in trees}
         table = Table(title=f"cached search, {args.clients} clients, {args.duration:.0f} s a round")
