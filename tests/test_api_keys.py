@@ -264,3 +264,40 @@ def test_serve_refuses_auth_off_on_a_public_address(env: Path, monkeypatch: pyte
     monkeypatch.setenv("RAGSTORE_API_HOST", "192.0.2.10")
     code, out = run("serve")
     assert code == 2 and "RAGSTORE_AUTH" in out
+
+
+def test_requests_that_find_a_key_lapsed_together_share_one_lookup(keyed: RagStore, clock: ManualClock) -> None:
+    """Under load every request carrying a key finds its cache entry lapsed at the same moment (each
+    CACHE_TTL_S): one database lookup serves them all instead of one per request on the worker threads."""
+    import asyncio
+
+    import httpx
+
+    from ragstore.api.app import create_app
+
+    created = keyed.keys.create("herd", "read")
+    app = create_app(store=keyed)
+    app.state.store = keyed
+    lookups = []
+    authenticate = keyed.keys.authenticate
+
+    def counted(text: str) -> Any:
+        lookups.append(text)
+        return authenticate(text)
+
+    keyed.keys.authenticate = counted  # type: ignore[method-assign]
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {created.key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            answers = await asyncio.gather(
+                *(client.get("/v1/auth/me", headers=headers) for _ in range(12))
+            )  # under MAX_CONCURRENT_REQUESTS
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(burst()) == [200] * 12
+    assert len(lookups) == 1
+    clock.advance(60)  # every entry lapses together
+    assert asyncio.run(burst()) == [200] * 12
+    assert len(lookups) == 2

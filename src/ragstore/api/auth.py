@@ -18,6 +18,7 @@ far below knows who, from where and in which request.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -47,6 +48,8 @@ WANTED = frozenset((b"x-request-id", b"x-api-key", b"authorization", b"cookie", 
 # (a system call for random bytes) on every request.
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
+# Key verifications in flight, by event loop and key text: one lookup serves every request waiting for it.
+_VERIFYING: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Principal]] = {}
 
 
 class AuthenticationMiddleware:
@@ -144,10 +147,17 @@ class AuthenticationMiddleware:
 async def _key_principal(store: Any, text: str) -> Principal:
     keys = store.keys
     principal: Principal | None = keys.authenticate_cached(text)
-    if principal is None:  # not verified in the last seconds: the database is asked, off the event loop
-        principal = await run_in_threadpool(keys.authenticate, text)
-    assert principal is not None
-    return principal
+    if principal is not None:
+        return principal
+    # Not verified in the last seconds: the database is asked, off the event loop, once per key however many
+    # requests carrying it arrive meanwhile (they all lapse together every CACHE_TTL_S under load).
+    slot = (asyncio.get_running_loop(), text)
+    pending = _VERIFYING.get(slot)
+    if pending is None:
+        pending = _VERIFYING[slot] = asyncio.ensure_future(run_in_threadpool(keys.authenticate, text))
+        pending.add_done_callback(lambda _: _VERIFYING.pop(slot, None))
+    verified: Principal = await asyncio.shield(pending)
+    return verified
 
 
 def _cookie(header: str, name: str) -> str | None:
