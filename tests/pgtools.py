@@ -45,3 +45,18 @@ def create_schema(run_url: str) -> tuple[str, str]:
 def drop_schema(run_url: str, schema: str) -> None:
     with psycopg.connect(_conninfo(run_url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def dump_schema(database_url: str) -> bytes:
+    """A plain `pg_dump` of the schema a test's DATABASE_URL searches (its `-csearch_path=` option)."""
+    import subprocess
+
+    url = make_url(database_url)
+    schema = str(url.query["options"]).removeprefix("-csearch_path=")
+    conninfo = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    return subprocess.run(
+        ["pg_dump", "--dbname", conninfo, "--schema", schema, "--format", "plain"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import base64
 import shutil
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from ragstore.config import Settings
 from ragstore.service import RagStore
+
+from pgtools import dump_schema
 
 PASSWORDS = ["correct horse battery staple", "비밀번호는 한국어로도 됩니다", "second password 2"]
 
@@ -32,15 +32,7 @@ def database_bytes(settings: Settings) -> bytes:
         return b"".join(p.read_bytes() for p in files)
     if shutil.which("pg_dump") is None:
         pytest.skip("pg_dump is not installed (Debian: postgresql-client)")
-    url = make_url(settings.sqlalchemy_url)
-    schema = str(url.query["options"]).removeprefix("-csearch_path=")
-    conninfo = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    dump = subprocess.run(
-        ["pg_dump", "--dbname", conninfo, "--schema", schema, "--format", "plain"],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dump = dump_schema(settings.sqlalchemy_url)
     assert b"api_keys" in dump and b"sessions" in dump
     return dump
 

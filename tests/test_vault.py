@@ -7,13 +7,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import make_url, select, update
+from sqlalchemy import select, update
 
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
@@ -24,6 +23,8 @@ from ragstore.migrations import Migrator
 from ragstore.security.audit import AuditTrail
 from ragstore.security.local_secrets import secrets_dir
 from ragstore.security.vault import MAX_VALUE_BYTES, KeyRing, SecretVault, key_id_of, scope_of
+
+from pgtools import dump_schema
 
 OLD_KEY = bytes(range(32))
 NEW_KEY = bytes(range(100, 132))
@@ -251,15 +252,7 @@ def test_no_secret_value_is_in_the_database_files_or_a_dump(db: Database, tmp_pa
         return
     if shutil.which("pg_dump") is None:
         pytest.skip("pg_dump is not installed")
-    url = make_url(db.settings.sqlalchemy_url)
-    schema = str(url.query["options"]).removeprefix("-csearch_path=")
-    conninfo = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    dump = subprocess.run(
-        ["pg_dump", "--dbname", conninfo, "--schema", schema, "--format", "plain"],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    dump = dump_schema(db.settings.sqlalchemy_url)
     assert b"encrypted_secrets" in dump
     assert_absent(dump, "pg_dump")
 
