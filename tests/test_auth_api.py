@@ -1,7 +1,5 @@
-"""Users over HTTP: /v1/auth, /v1/users and the admin page's login, cookie and CSRF token, with auth required.
-
-The authentication middleware is another part's (api/auth.py); here a stand-in does what it is to do for
-users: `request.state.principal = user_principal(request)`, a refused CSRF token answered as its error."""
+"""Users over HTTP: /v1/auth, /v1/users and the admin page's login, cookie and CSRF token, with auth required,
+through the real authentication middleware (api/auth.py)."""
 
 from __future__ import annotations
 

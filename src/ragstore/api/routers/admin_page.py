@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, error_responses_of_a_page
-from ragstore.api.permissions import RouteAccess
-from ragstore.api.user_auth import SESSION_COOKIE, request_principal
+from ragstore.api.permissions import RouteAccess, principal_of
+from ragstore.api.user_auth import SESSION_COOKIE
 from ragstore.errors import Forbidden, RagstoreError
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
@@ -86,7 +86,7 @@ _page_access.access = RouteAccess(Role.ADMIN, None, page=True)  # type: ignore[a
     dependencies=[Depends(_page_access)],
 )
 def admin_page(request: Request, store: RagStore = Depends(get_store)) -> Response:
-    principal = request_principal(request)
+    principal = principal_of(request)
     if principal is None:
         return RedirectResponse(LOGIN_PAGE, status_code=303)
     if not principal.allows(Role.ADMIN):
