@@ -5,7 +5,8 @@ cached search, against the same app without it, in one run.
 
 1. The limiter alone (security/ratelimit.py): `bucket_for` + `admit` + `release` for one API key, p50 and
    p95 of each call's wall time, counting in memory and in Redis (two round trips: the hit and the window's
-   stats for the RateLimit-* headers).
+   stats for the RateLimit-* headers); and the hot path a key seen before takes in memory, its lane
+   (`lane_of` + `Lane.enter` + `Lane.leave`, window_counter.py).
 2. A cached search through the whole app, called in process (no network, no load generator), with the
    metering middleware left out of the stack, with it as the local operator (auth off: usage row only, no
    limiter), and with it for an API key counted in memory and in Redis. The principal is put in the scope
@@ -80,6 +81,18 @@ def limiter_alone(redis_url: str | None, calls: int) -> dict[str, tuple[float, f
         times = sorted(asyncio.run(run()))
         assert limiter.status()["status"] == "ok", limiter.status()
         results[name] = (times[len(times) // 2], times[int(len(times) * 0.95)])
+        if name == "memory":  # the hot path the middleware takes for a key seen before: its lane
+            lane = limiter.lane_of(KEY)
+            assert lane is not None
+            lanes = []
+            for _ in range(calls + 200):
+                started = time.perf_counter()
+                lane = limiter.lane_of(KEY)
+                assert lane is not None and lane.enter(1) is not None
+                lane.leave()
+                lanes.append((time.perf_counter() - started) * 1e6)
+            lanes = sorted(lanes[200:])
+            results["memory, a key's lane (the hot path)"] = (lanes[len(lanes) // 2], lanes[int(len(lanes) * 0.95)])
     return results
 
 

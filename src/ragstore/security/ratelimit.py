@@ -26,16 +26,15 @@ import asyncio
 import contextlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import RATE_LIMIT, Settings, parse_role_limits
 from ragstore.security.principal import Principal, Role
-from ragstore.security.window_counter import SlidingWindowCounter
+from ragstore.security.window_counter import ADMITTED, BUSY, Lane, SlidingWindowCounter
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -44,6 +43,7 @@ __all__ = [
     "COST_UNIT_BYTES",
     "LOGIN_PATH",
     "MAX_COST",
+    "UNKNOWN",
     "Admission",
     "Bucket",
     "RateLimiter",
@@ -62,6 +62,7 @@ MAX_COST = 64  # and at most this much (never more than the limit itself: such a
 _ROLE_ORDER = (Role.ADMIN, Role.WRITE, Role.READ, Role.METRICS)
 _KEY_LIMIT_TTL_S = 60.0  # how long a key's own limit is trusted before it is read again
 _KEY_LIMIT_ENTRIES = 10_000
+UNKNOWN = object()  # `bucket_now`: the bucket needs a database read (`bucket_for`)
 
 
 def is_ingest(method: str, path: str) -> bool:
@@ -95,9 +96,9 @@ class Bucket:
     source: str  # where the limit came from, for the 429's message: a variable, or `api_keys.rate_limit`
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """The limiter's answer for one request; `holds_slot` until `RateLimiter.release`."""
+class Admission(NamedTuple):
+    """The limiter's answer for one request; `holds_slot` until `RateLimiter.release`. A tuple, not a frozen
+    dataclass: one is built on every request, and a tuple costs a fifth as much to build."""
 
     allowed: bool
     bucket: str
@@ -111,12 +112,12 @@ class Admission:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """RateLimit-Limit/-Remaining/-Reset (IETF draft), and Retry-After when refused."""
         headers = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(max(0, int(self.reset_s + 0.999))).encode()),
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % max(0, int(self.reset_s + 0.999))),
         ]
         if not self.allowed:
-            headers.append((b"retry-after", str(max(1, int(self.retry_after_s + 0.999))).encode()))
+            headers.append((b"retry-after", b"%d" % max(1, int(self.retry_after_s + 0.999))))
         return headers
 
 
@@ -140,34 +141,57 @@ class RateLimiter:
         self.fallbacks = 0  # requests counted in memory because Redis failed
         self.refused = 0
         self._items: dict[str, RateLimitItem] = {}
-        self._memory = SlidingWindowCounter()  # in-process counting (window_counter.py: why not limits' memory)
+        self._parsed: dict[str, tuple[int, float, tuple[bytes, bytes]]] = {}
+        self._memory = SlidingWindowCounter()  # in-process counting and requests in flight (window_counter.py)
         self._redis: Any = None  # the same over Redis (async), per event loop
         self._redis_loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
-        self._inflight: dict[str, int] = {}
         self._key_limits: dict[int, tuple[float, str | None]] = {}
-        self._bucket_of: dict[int, tuple[Principal, Bucket, float]] = {}
-        self._lock = threading.Lock()
+        self._bucket_of: dict[int, tuple[Principal, Bucket, Lane | None]] = {}
 
     # -- who is counted, under which limit ---------------------------------------------------------------
-    async def bucket_for(self, principal: Principal | None, address: str, path: str) -> Bucket | None:
-        """The counter a request is charged to; None for the local operator, who is not limited."""
+    def bucket_now(self, principal: Principal | None, address: str, path: str) -> Bucket | object | None:
+        """The counter a request is charged to, when it is known without a database read (the hot path: no
+        coroutine); `UNKNOWN` when a key's own limit must be read first (then await `bucket_for`). None for
+        the local operator, the CLI and the system, who are not limited."""
         s = self.settings
         if path == LOGIN_PATH:
             return Bucket(f"login:{address}", s.rate_limit_login, "RAGSTORE_RATE_LIMIT_LOGIN")
         if principal is None:
             return Bucket(f"addr:{address}", s.rate_limit_anonymous, "RAGSTORE_RATE_LIMIT_ANONYMOUS")
+        if principal.key_id is None and principal.user_id is None:
+            return None
         # A key's principal object lives in the key cache for seconds: its bucket is looked up by identity
         # (a dict read) instead of being worked out again on every request.
+        # No time-to-live: the key cache replaces a key's principal every few seconds (keys.CACHE_TTL_S), and
+        # the key's own limit is re-read after _KEY_LIMIT_TTL_S when its new principal's bucket is made.
         known = self._bucket_of.get(id(principal))
-        if known is not None and known[0] is principal and known[2] > self.clock.monotonic():
+        if known is not None and known[0] is principal:
             return known[1]
-        bucket = await self._bucket_of_principal(principal)
-        if bucket is not None:
+        return UNKNOWN
+
+    def lane_of(self, principal: Principal | None) -> Lane | None:
+        """The hot path of the bucket of a principal seen before (an API key's, counted in this process): see
+        window_counter.Lane. None: take `bucket_now` and `admit`."""
+        known = self._bucket_of.get(id(principal))
+        return known[2] if known is not None and known[0] is principal else None
+
+    async def bucket_for(self, principal: Principal | None, address: str, path: str) -> Bucket | None:
+        """The counter a request is charged to (`bucket_now`, reading a key's own limit where it must)."""
+        bucket = self.bucket_now(principal, address, path)
+        if bucket is not UNKNOWN:
+            return bucket  # type: ignore[return-value]
+        assert principal is not None
+        found = await self._bucket_of_principal(principal)
+        if found is not None:
             if len(self._bucket_of) >= _KEY_LIMIT_ENTRIES:
                 self._bucket_of.clear()
-            self._bucket_of[id(principal)] = (principal, bucket, self.clock.monotonic() + _KEY_LIMIT_TTL_S)
-        return bucket
+            lane = None
+            if self.storage_name == "memory":
+                amount, window_s, _ = self._limit(found.limit)
+                lane = self._memory.lane(found.name, amount, window_s, self.cap)
+            self._bucket_of[id(principal)] = (principal, found, lane)
+        return found
 
     async def _bucket_of_principal(self, principal: Principal) -> Bucket | None:
         s = self.settings
@@ -212,44 +236,67 @@ class RateLimiter:
         self._bucket_of.clear()
 
     # -- admission ----------------------------------------------------------------------------------------
+    def admit_now(self, bucket: Bucket, cost: int) -> Admission | None:
+        """`admit` without a coroutine where the count is this process's (no Redis, or Redis down and not yet
+        due for a retry): one call under one lock on the hot path. None where Redis must answer: await
+        `admit`."""
+        if self.storage_name == "redis":
+            if self.clock.monotonic() >= self._down_until:
+                return None
+            self.fallbacks += 1
+        amount, window_s, _ = self._parsed.get(bucket.limit) or self._limit(bucket.limit)
+        verdict, remaining, reset_s, retry_s = self._memory.take(
+            bucket.name, amount, window_s, max(1, min(cost, amount)), self.cap
+        )
+        if verdict == ADMITTED:
+            return Admission(True, bucket.name, amount, remaining, reset_s, 0.0, "", True)
+        if verdict == BUSY:
+            return self._too_many_in_flight(bucket, amount)
+        return self._over_limit(bucket, amount, remaining, retry_s, retry_s)
+
     async def admit(self, bucket: Bucket, cost: int) -> Admission:
         """Take a slot of the bucket's concurrency cap and `cost` from its budget, or refuse (and take nothing)."""
+        local = self.admit_now(bucket, cost)
+        if local is not None:
+            return local
         item = self._item(bucket.limit)
         cost = max(1, min(cost, item.amount))
-        with self._lock:
-            running = self._inflight.get(bucket.name, 0)
-            if running >= self.cap:
-                self.refused += 1
-                return Admission(
-                    False,
-                    bucket.name,
-                    item.amount,
-                    0,
-                    1.0,
-                    retry_after_s=1.0,
-                    reason=f"{running} requests of this caller are in flight; at most {self.cap} "
-                    "(MAX_CONCURRENT_REQUESTS)",
-                )
-            self._inflight[bucket.name] = running + 1
+        if not self._memory.enter(bucket.name, self.cap):
+            return self._too_many_in_flight(bucket, item.amount)
         try:
             allowed, remaining, reset_at = await self._hit(item, bucket.name, cost)
         except BaseException:
-            self._release(bucket.name)
+            self._memory.leave(bucket.name)
             raise
         reset_s = max(0.0, reset_at - time.time())
         if not allowed:
-            self._release(bucket.name)
-            self.refused += 1
-            return Admission(
-                False,
-                bucket.name,
-                item.amount,
-                remaining,
-                reset_s,
-                retry_after_s=max(1.0, reset_s),
-                reason=f"over the rate limit of {bucket.limit} ({bucket.source})",
-            )
+            self._memory.leave(bucket.name)
+            return self._over_limit(bucket, item.amount, remaining, reset_s, max(1.0, reset_s))
         return Admission(True, bucket.name, item.amount, remaining, reset_s, holds_slot=True)
+
+    def _too_many_in_flight(self, bucket: Bucket, amount: int) -> Admission:
+        self.refused += 1
+        return Admission(
+            False,
+            bucket.name,
+            amount,
+            0,
+            1.0,
+            retry_after_s=1.0,
+            reason=f"{self.cap} requests of this caller are in flight already (MAX_CONCURRENT_REQUESTS)",
+        )
+
+    def _over_limit(self, bucket: Bucket, amount: int, remaining: int, reset_s: float, retry_s: float) -> Admission:
+        self.refused += 1
+        return Admission(
+            False,
+            bucket.name,
+            amount,
+            remaining,
+            reset_s,
+            retry_after_s=max(1.0, retry_s),
+            reason=f"over the rate limit of {bucket.limit} ({bucket.source})",
+        )
 
     async def charge(self, bucket: Bucket, cost: int) -> None:
         """Take `cost` more from the bucket after the fact (a chunked upload's bytes), as much as is left: the
@@ -270,18 +317,19 @@ class RateLimiter:
 
     def release(self, admission: Admission) -> None:
         if admission.holds_slot:
-            self._release(admission.bucket)
-
-    def _release(self, name: str) -> None:
-        with self._lock:
-            running = self._inflight.get(name, 0) - 1
-            if running > 0:
-                self._inflight[name] = running
-            else:
-                self._inflight.pop(name, None)
+            self._memory.leave(admission.bucket)
 
     def in_flight(self, name: str) -> int:
-        return self._inflight.get(name, 0)
+        return self._memory.in_flight(name)
+
+    def _limit(self, text: str) -> tuple[int, float, tuple[bytes, bytes]]:
+        """(amount, window in seconds, the RateLimit-Limit header) of a limit's text, parsed once."""
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            item = self._item(text)
+            header = (b"ratelimit-limit", b"%d" % item.amount)
+            parsed = self._parsed[text] = (item.amount, float(item.get_expiry()), header)
+        return parsed
 
     def _item(self, text: str) -> RateLimitItem:
         item = self._items.get(text)
