@@ -95,8 +95,9 @@ class AuthenticationMiddleware:
                 bearer = headers.get(b"authorization")
                 if bearer is not None and bearer.startswith(b"Bearer rsk_") and b"x-api-key" not in headers:
                     # The common case, without a coroutine when the key was verified in the last seconds.
-                    text = bearer[7:].decode("latin-1")
-                    principal = store.keys.authenticate_cached(text) or await _key_principal(store, text)
+                    principal = store.keys.recently_verified(bearer[7:]) or await _key_principal(
+                        store, bearer[7:].decode("latin-1")
+                    )
                 else:
                     principal = await self._principal(store, headers, scope["method"])
             except (Unauthorized, Forbidden) as exc:
