@@ -70,13 +70,14 @@ class Principal:
 
     def allows(self, needed: Role, collection: str | None = None) -> bool:
         """Fail closed: no grant that includes `needed` on `collection` (or on `*`) means no."""
-        held = self.grants.get(ALL_COLLECTIONS)
-        if held is not None and role_includes(held, needed):
+        grants = self.grants
+        held = grants.get(ALL_COLLECTIONS)
+        if held is not None and (held is needed or role_includes(held, needed)):
             return True
         if collection is None:
             return False
-        held = self.grants.get(collection)
-        return held is not None and role_includes(held, needed)
+        held = grants.get(collection)
+        return held is not None and (held is needed or role_includes(held, needed))
 
     def sees_collection(self, collection: str) -> bool:
         """Whether the collection exists for this principal at all (else a 404, not a 403: no existence leak)."""
