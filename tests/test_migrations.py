@@ -149,3 +149,56 @@ def test_finished_checks_move_to_the_ledger_state_and_back(engine: Engine) -> No
     migrator.downgrade("0007")
     with engine.connect() as conn:
         assert list(conn.execute(text(states)).scalars()) == ["done", "failed", "running"]
+
+
+def test_0011_rebuilds_documents_keeping_every_row_and_never_reusing_an_id(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """On SQLite 0011 rebuilds `documents` (copy, drop, rename): with foreign keys on, the drop would have
+    cascaded into every chunk; a rebuilt AUTOINCREMENT table would restart after its highest surviving id."""
+    settings = make_settings()
+    with RagStore.open(settings) as store:
+        store.collections.create("kb")
+        ids = [store.documents.add_text("kb", f"text number {i}", source_uri=f"s{i}").document_id for i in range(3)]
+        assert ids[2] is not None
+        store.documents.delete("kb", ids[2])
+    engine = Database(settings).engine
+    try:
+        migrator = Migrator(engine)
+        migrator.downgrade("0010")
+        migrator.upgrade()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM document_chunks")).scalar_one() == 2
+            names = {i["name"] for i in inspect(conn).get_indexes("documents")}
+            assert {"uq_documents_active_source", "ix_documents_collection_content_hash"} <= names
+    finally:
+        engine.dispose()
+    with RagStore.open(settings) as store:
+        again = store.documents.add_text("kb", "a new text", source_uri="s9").document_id
+        assert again is not None and again > ids[2]
+        assert store.collections.get("kb").document_count == 2 + 1
+
+
+def test_0011_downgrade_refuses_while_one_content_is_stored_under_two_sources(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    with RagStore.open(settings) as store:
+        store.collections.create("kb")
+        store.documents.add_text("kb", "the same words", source_uri="a")
+    engine = Database(settings).engine
+    try:
+        with engine.begin() as conn:  # what --keep-duplicates stores: the same content under a second source
+            conn.execute(
+                text(
+                    "INSERT INTO documents (collection_id, source_uri, title, mime_type, size_bytes, metadata, "
+                    "content_hash, status, chunk_count, created_at, updated_at) "
+                    "SELECT collection_id, 'b', title, mime_type, size_bytes, metadata, content_hash, status, "
+                    "chunk_count, created_at, updated_at FROM documents WHERE source_uri = 'a'"
+                )
+            )
+        with pytest.raises(Exception, match="stored under more than one source"):
+            Migrator(engine).downgrade("0010")
+        assert Migrator(engine).current() == Migrator(engine).head()
+    finally:
+        engine.dispose()

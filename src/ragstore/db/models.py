@@ -158,7 +158,8 @@ class Collection(TimestampMixin, Base):
 class Document(TimestampMixin, Base):
     __tablename__ = "documents"
     __table_args__ = (
-        UniqueConstraint("collection_id", "content_hash", name="uq_documents_collection_content_hash"),
+        # Not unique (migration 0011): `--keep-duplicates` stores one content under several sources.
+        Index("ix_documents_collection_content_hash", "collection_id", "content_hash"),
         Index("ix_documents_collection_source", "collection_id", "source_uri"),
         Index("ix_documents_collection_status", "collection_id", "status"),
         # One active document per source (migration 0009): concurrent replacements of a source can never
@@ -189,6 +190,8 @@ class Document(TimestampMixin, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
+    encoding: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a file's text encoding
+    source_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 of its raw bytes
     # active: searchable once indexed; deleting: its chunks are leaving the index.
     status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)

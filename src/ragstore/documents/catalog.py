@@ -277,6 +277,8 @@ class Catalog:
             size_bytes=doc.size_bytes,
             metadata=dict(doc.metadata_ or {}),
             content_hash=doc.content_hash,
+            encoding=doc.encoding,
+            source_hash=doc.source_hash,
             status=doc.status,
             index_state="deleting" if doc.status == DocumentStatus.DELETING else state,
             chunk_count=doc.chunk_count,

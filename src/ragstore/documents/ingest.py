@@ -412,6 +412,8 @@ class Ingestor:
                 "size_bytes": plan.doc.loaded.size_bytes,
                 "metadata": plan.doc.loaded.metadata,
                 "content_hash": plan.doc.content_hash,
+                "encoding": plan.doc.loaded.encoding,
+                "source_hash": plan.doc.loaded.source_hash,
                 "status": DocumentStatus.ACTIVE,
                 "chunk_count": len(plan.doc.chunk_texts),
                 "created_at": now,

@@ -162,12 +162,44 @@ class Migrator:
             yield
 
     def _run(self, fn: object, target: str) -> None:
+        if self.engine.dialect.name == "sqlite":
+            self._run_sqlite(fn, target)
+            return
         with self.engine.begin() as conn:
             self.config.attributes["connection"] = conn
             try:
                 fn(self.config, target)  # type: ignore[operator]
             finally:
                 self.config.attributes.pop("connection", None)
+
+    def _run_sqlite(self, fn: object, target: str) -> None:
+        """SQLite changes a constraint by rebuilding the table (Alembic's batch mode: copy, drop, rename), which
+        is only safe the way SQLite's own ALTER TABLE procedure says: foreign keys off, so dropping the old
+        table does not cascade into its children, and the legacy rename, so that the views naming the table
+        are not checked while it is briefly gone. Both pragmas only take effect outside a transaction, so
+        they are set on the raw connection before the migration's transaction begins; afterwards
+        `foreign_key_check` must find nothing, or the whole migration is rolled back."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+            raw.execute("PRAGMA legacy_alter_table=ON")
+            try:
+                with conn.begin():
+                    self.config.attributes["connection"] = conn
+                    try:
+                        fn(self.config, target)  # type: ignore[operator]
+                    finally:
+                        self.config.attributes.pop("connection", None)
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the migration left {len(broken)} rows whose foreign keys point nowhere "
+                            f"(first: table {broken[0][0]}, row {broken[0][1]}); nothing was changed"
+                        )
+            finally:
+                raw.execute("PRAGMA legacy_alter_table=OFF")
+                raw.execute("PRAGMA foreign_keys=ON")
 
     def _has_checksum_table(self) -> bool:
         return inspect(self.engine).has_table(MigrationChecksum.__tablename__)

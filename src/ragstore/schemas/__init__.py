@@ -50,6 +50,7 @@ from ragstore.schemas.consistency import (
     RunStateName,
 )
 from ragstore.schemas.core import (
+    INGEST_STATUSES,
     MAX_SEARCH_DEPTH,
     ChunkInfo,
     ChunkInput,
@@ -118,6 +119,7 @@ from ragstore.schemas.users import (
 )
 
 __all__ = [
+    "INGEST_STATUSES",
     "MANIFEST_FORMAT",
     "MAX_SEARCH_DEPTH",
     "AdminLogin",

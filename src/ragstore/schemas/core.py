@@ -23,6 +23,7 @@ from ragstore.errors import InvalidInput
 from ragstore.valid_text import checked_json, text_problem
 
 __all__ = [
+    "INGEST_STATUSES",
     "INT64_MAX",
     "MAX_SEARCH_DEPTH",
     "ChunkInfo",
@@ -47,7 +48,10 @@ __all__ = [
     "UtcTime",
 ]
 
-IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
+# duplicate: another document (`duplicate_of`) already holds this content and it was not stored under its
+# own source; deleted: a sync removed a document whose file is gone from the tree.
+IngestStatus = Literal["added", "unchanged", "replaced", "duplicate", "deleted", "failed"]
+INGEST_STATUSES: tuple[IngestStatus, ...] = ("added", "unchanged", "replaced", "duplicate", "deleted", "failed")
 # indexed: every chunk searchable; pending: waiting for the index; deleting: on its way out.
 IndexState = Literal["indexed", "pending", "deleting"]
 SearchMode = Literal["hybrid", "dense", "lexical"]
@@ -159,6 +163,8 @@ class DocumentInfo(Model):
     size_bytes: int
     metadata: dict[str, Any]
     content_hash: str
+    encoding: str | None = None  # the text encoding of the file it came from (None: sent as text)
+    source_hash: str | None = None  # SHA-256 of that file's raw bytes, for a sync to compare
     status: str
     index_state: IndexState
     chunk_count: int
@@ -211,18 +217,20 @@ class IngestOutcome(Model):
     chunks: int = 0
     index_state: str | None = None
     error: str | None = None
+    duplicate_of: str | None = None  # status duplicate: the source of the document holding this content
 
 
 class IngestReport(Model):
     collection: str
     outcomes: list[IngestOutcome] = Field(default_factory=list)
+    dry_run: bool = False  # what would be done: nothing was stored or deleted
 
     def count(self, status: IngestStatus) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
     def summary(self) -> dict[str, int]:
-        return {s: self.count(s) for s in ("added", "unchanged", "replaced", "failed")}
+        return {s: self.count(s) for s in INGEST_STATUSES}
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ class LoadedDocument:
     text: str
     size_bytes: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    encoding: str | None = None  # the text encoding a file was decoded from (documents.encoding)
+    source_hash: str | None = None  # SHA-256 of the file's raw bytes (documents.source_hash): what sync compares
 
 
 MIME_BY_EXT = {
