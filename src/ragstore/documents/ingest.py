@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
@@ -40,7 +41,9 @@ from ragstore.text.limits import check_stopping
 from ragstore.text.loaders import LoadedDocument
 from ragstore.valid_text import checked_json, checked_text, without_nul
 
-__all__ = ["Ingestor", "PreparedDocument", "active_by_source"]
+__all__ = ["ChunkProgressFn", "Ingestor", "PreparedDocument", "active_by_source"]
+
+ChunkProgressFn = Callable[[str, int], None]  # ("embedded" | "stored", how many chunks)
 
 ACTIVE_SOURCE_INDEX = "uq_documents_active_source"
 SOURCE_RETRIES = 3
@@ -176,11 +179,20 @@ class Ingestor:
         )
 
     # -- the write -----------------------------------------------------------------------------------------
-    def ingest(self, collection: str, docs: list[PreparedDocument], *, lease: bool = True) -> list[IngestOutcome]:
+    def ingest(
+        self,
+        collection: str,
+        docs: list[PreparedDocument],
+        *,
+        lease: bool = True,
+        on_chunks: ChunkProgressFn | None = None,
+    ) -> list[IngestOutcome]:
         """Store a batch of prepared documents; returns one outcome per document, in order.
 
         `lease`: the outbox operation is leased to this process, which applies it inline; without, it is
-        left for any worker to claim.
+        left for any worker to claim. `on_chunks("embedded", n)` is called as chunks get their vectors (a
+        slice at a time, or at once for vectors already known), `on_chunks("stored", n)` when their
+        transaction commits: what a progress bar counts between files (documents/progress.py).
         """
         with self.db.read() as s:
             coll = self.catalog.get_row(s, collection)
@@ -229,7 +241,7 @@ class Ingestor:
 
         if planned:
             plans = [p for _, p in planned]
-            new_vectors = self._vectors_to_store(model, dimension, plans, collection)
+            new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
             # Analysed before the transaction (kiwi is the slow part), with the analyzer the collection's
             # terms were built with; `_write` checks that it has not changed meanwhile.
             analyzer = self.lexical.analyzer_for(lexical_state)
@@ -244,6 +256,8 @@ class Ingestor:
                 ),
                 collection,
             )
+            if on_chunks is not None:
+                on_chunks("stored", sum(len(plan.doc.chunk_texts) for plan in plans))
             for (pos, plan), doc_id in zip(planned, ids, strict=True):
                 outcomes[pos] = IngestOutcome(
                     source_uri=plan.doc.loaded.source_uri,
@@ -323,7 +337,14 @@ class Ingestor:
         self.db.write(unit)
         return {"embedded": len(vectors), "queued": len(chunk_ids)}
 
-    def _vectors_to_store(self, model: str, dimension: int, plans: list[_Planned], collection: str) -> dict[str, bytes]:
+    def _vectors_to_store(
+        self,
+        model: str,
+        dimension: int,
+        plans: list[_Planned],
+        collection: str,
+        on_chunks: ChunkProgressFn | None = None,
+    ) -> dict[str, bytes]:
         """Vectors that the `embeddings` table lacks, by content hash; embeds only what is missing."""
         wanted: dict[str, str] = {}
         given: dict[str, bytes] = {}
@@ -345,6 +366,12 @@ class Ingestor:
                 )
         missing = {h: t for h, t in wanted.items() if h not in known}
         out = {h: v for h, v in given.items() if h not in known}
+        # Chunks, not distinct texts, are what progress counts: how many chunks wait on each missing text.
+        waiting = Counter(h for plan in plans if plan.doc.vectors is None for h in plan.chunk_hashes if h in missing)
+        if on_chunks is not None:  # every chunk whose vector needs no embedding call: all at once
+            ready = sum(len(plan.chunk_hashes) for plan in plans) - sum(waiting.values())
+            if ready:
+                on_chunks("embedded", ready)
         if missing:
             if model != self.embedder.model:
                 raise InvalidInput(
@@ -352,10 +379,13 @@ class Ingestor:
                     f"{self.embedder.model!r}: send vectors with the chunks"
                 )
             texts = list(missing.values())
+            hashes = list(missing)
             parts = []
             for start in range(0, len(texts), self.embed_slice):
                 check_stopping(self.stopping, collection)
                 parts.append(self.embedder.embed(texts[start : start + self.embed_slice], kind="document"))
+                if on_chunks is not None:
+                    on_chunks("embedded", sum(waiting[h] for h in hashes[start : start + self.embed_slice]))
             vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if vectors.shape[1] != dimension:
                 raise InvalidInput(

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.documents.catalog import Catalog
-from ragstore.documents.ingest import Ingestor, PreparedDocument
+from ragstore.documents.ingest import ChunkProgressFn, Ingestor, PreparedDocument
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import InvalidInput, RagstoreError
 from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, IngestReport
@@ -104,7 +104,12 @@ class DocumentService:
     stopping: threading.Event | None = None  # the store's shutdown: loads stop at their next checkpoint
 
     def add(
-        self, collection: str, documents: Sequence[DocumentInput | dict[str, Any]], *, wait: bool = True
+        self,
+        collection: str,
+        documents: Sequence[DocumentInput | dict[str, Any]],
+        *,
+        wait: bool = True,
+        on_chunks: ChunkProgressFn | None = None,
     ) -> builtins.list[IngestOutcome]:
         """Store documents given as text (optionally pre-chunked, optionally with vectors).
 
@@ -134,7 +139,7 @@ class DocumentService:
             prepared.append(self.ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
             if not doc.source_uri:
                 prepared[-1].loaded.source_uri = f"text:{prepared[-1].content_hash[:16]}"
-        return self._store(collection, prepared, wait=wait)
+        return self._store(collection, prepared, wait=wait, on_chunks=on_chunks)
 
     def add_text(self, collection: str, text: str, **fields: Any) -> IngestOutcome:
         return self.add(collection, [DocumentInput(text=text, **fields)])[0]
@@ -176,8 +181,10 @@ class DocumentService:
             doc.metadata = {**doc.metadata, **(metadata or {})}
         return loaded
 
-    def add_loaded(self, collection: str, loaded: builtins.list[LoadedDocument]) -> builtins.list[IngestOutcome]:
-        return self._store(collection, [self.ingestor.prepare(d) for d in loaded])
+    def add_loaded(
+        self, collection: str, loaded: builtins.list[LoadedDocument], *, on_chunks: ChunkProgressFn | None = None
+    ) -> builtins.list[IngestOutcome]:
+        return self._store(collection, [self.ingestor.prepare(d) for d in loaded], on_chunks=on_chunks)
 
     def ingest_paths(
         self, collection: str, paths: Iterable[str | Path], *, progress: ProgressFn | None = None, batch_size: int = 16
@@ -226,9 +233,14 @@ class DocumentService:
         self.changes.apply_now()
 
     def _store(
-        self, collection: str, prepared: builtins.list[PreparedDocument], *, wait: bool = True
+        self,
+        collection: str,
+        prepared: builtins.list[PreparedDocument],
+        *,
+        wait: bool = True,
+        on_chunks: ChunkProgressFn | None = None,
     ) -> builtins.list[IngestOutcome]:
-        outcomes = self.ingestor.ingest(collection, prepared, lease=wait)
+        outcomes = self.ingestor.ingest(collection, prepared, lease=wait, on_chunks=on_chunks)
         if any(o.status in ("added", "replaced") for o in outcomes):
             self.changes.announce({self.catalog.resolve(collection).id})
             if wait:
