@@ -6,6 +6,7 @@ a PDF without a text layer) rather than storing garbage that would later surface
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import mimetypes
@@ -68,13 +69,17 @@ def mime_for(name: str, declared: str | None = None) -> tuple[str, str]:
     )
 
 
-def _decode_text(data: bytes, name: str) -> str:
+def _decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
     if b"\x00" in data[:65536]:
         raise InvalidInput(f"{name}: looks like a binary file (it contains NUL bytes), not text")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding or "utf-8-sig")
+    except LookupError as exc:
+        raise InvalidInput(f"{name}: unknown text encoding {encoding!r}") from exc
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{name}: is not valid UTF-8 text (invalid byte at offset {exc.start})") from exc
+        raise InvalidInput(
+            f"{name}: is not valid {encoding or 'UTF-8'} text (invalid byte at offset {exc.start})"
+        ) from exc
     controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\n\r\t\f")
     if controls > max(8, len(text[:65536]) // 100):
         raise InvalidInput(f"{name}: looks like a binary file ({controls} control characters), not text")
@@ -92,8 +97,8 @@ def _first_line_title(text: str, fallback: str) -> str:
     return fallback
 
 
-def _load_plain(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
-    text = _decode_text(data, name)
+def _load_plain(data: bytes, name: str, mime: str, budget: LoadBudget, encoding: str | None) -> list[LoadedDocument]:
+    text = _decode_text(data, name, encoding)
     if mime == "text/markdown":
         match = _HEADING.search(text)
         title = match.group(1).strip() if match else _first_line_title(text, Path(name).stem)
@@ -102,12 +107,12 @@ def _load_plain(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[L
     return [LoadedDocument(name, title, mime, text, len(data))]
 
 
-def _load_html(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
-    title, text = html_to_text(_decode_text(data, name), budget)
+def _load_html(data: bytes, name: str, mime: str, budget: LoadBudget, encoding: str | None) -> list[LoadedDocument]:
+    title, text = html_to_text(_decode_text(data, name, encoding), budget)
     return [LoadedDocument(name, title or _first_line_title(text, Path(name).stem), mime, text, len(data))]
 
 
-def _load_pdf(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
+def _load_pdf(data: bytes, name: str, mime: str, budget: LoadBudget, encoding: str | None) -> list[LoadedDocument]:
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError, PdfReadError
 
@@ -162,8 +167,8 @@ def _record(obj: Any, name: str, where: str, size: int, mime: str) -> LoadedDocu
     return LoadedDocument(name + where, str(title), mime, text, size, dict(metadata))
 
 
-def _load_json(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
-    raw = _decode_text(data, name)
+def _load_json(data: bytes, name: str, mime: str, budget: LoadBudget, encoding: str | None) -> list[LoadedDocument]:
+    raw = _decode_text(data, name, encoding)
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -173,8 +178,8 @@ def _load_json(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[Lo
     return [_record(obj, name, "", len(data), mime)]
 
 
-def _load_jsonl(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[LoadedDocument]:
-    raw = _decode_text(data, name)
+def _load_jsonl(data: bytes, name: str, mime: str, budget: LoadBudget, encoding: str | None) -> list[LoadedDocument]:
+    raw = _decode_text(data, name, encoding)
     docs = []
     for lineno, line in enumerate(raw.splitlines()):
         if lineno % 1024 == 0:
@@ -189,7 +194,7 @@ def _load_jsonl(data: bytes, name: str, mime: str, budget: LoadBudget) -> list[L
     return docs
 
 
-_LOADERS: dict[str, Callable[[bytes, str, str, LoadBudget], list[LoadedDocument]]] = {
+_LOADERS: dict[str, Callable[[bytes, str, str, LoadBudget, str | None], list[LoadedDocument]]] = {
     "text/plain": _load_plain,
     "text/markdown": _load_plain,
     "text/html": _load_html,
@@ -208,11 +213,13 @@ def load_bytes(
     limits: LoadLimits = DEFAULT_LIMITS,
     clock: Clock = SYSTEM_CLOCK,
     stopping: threading.Event | None = None,
+    encoding: str | None = None,
 ) -> list[LoadedDocument]:
     """Parse one file's bytes; raises InvalidInput (or a subclass) naming the file and the problem.
 
     `limits` bound what the file may cost (pages, nesting, characters, seconds on `clock`); `stopping`
-    is the store's shutdown event, which ends the work at the next checkpoint (Unavailable).
+    is the store's shutdown event, which ends the work at the next checkpoint (Unavailable). `encoding`
+    decodes a text format with that encoding instead of UTF-8.
     """
     _, mime = mime_for(name, content_type)
     if len(data) > max_bytes:
@@ -223,9 +230,13 @@ def load_bytes(
         raise InvalidInput(f"{name}: is empty")
     budget = LoadBudget(name, limits, clock=clock, stopping=stopping)
     budget.check()
-    docs = _LOADERS[mime](data, name, mime, budget)
+    docs = _LOADERS[mime](data, name, mime, budget, encoding)
     budget.chars(sum(len(doc.text) for doc in docs))
+    source_hash = hashlib.sha256(data).hexdigest()
     for doc in docs:
+        doc.source_hash = source_hash
+        if mime != "application/pdf":
+            doc.encoding = (encoding or "utf-8").lower()
         doc.text = normalize_text(doc.text)
         if not doc.text:
             raise InvalidInput(f"{doc.source_uri}: contains no text")
@@ -241,6 +252,7 @@ def load_path(
     limits: LoadLimits = DEFAULT_LIMITS,
     clock: Clock = SYSTEM_CLOCK,
     stopping: threading.Event | None = None,
+    encoding: str | None = None,
 ) -> list[LoadedDocument]:
     mime_for(path.name)  # refuse an unsupported type before reading a possibly huge file
     size = path.stat().st_size
@@ -248,4 +260,12 @@ def load_path(
         raise PayloadTooLarge(
             f"{path}: {size:,} bytes is over the limit of {max_bytes:,} bytes (RAGSTORE_MAX_DOCUMENT_BYTES)"
         )
-    return load_bytes(path.read_bytes(), str(path), max_bytes=max_bytes, limits=limits, clock=clock, stopping=stopping)
+    return load_bytes(
+        path.read_bytes(),
+        str(path),
+        max_bytes=max_bytes,
+        limits=limits,
+        clock=clock,
+        stopping=stopping,
+        encoding=encoding,
+    )
