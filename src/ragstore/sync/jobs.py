@@ -9,6 +9,7 @@ other; on SQLite the claim runs inside `BEGIN IMMEDIATE`, which serialises write
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
@@ -125,13 +126,14 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def progress(self, job_id: int, owner: str, done: int, total: int) -> None:
+    def progress(self, job_id: int, owner: str, done: int, total: int, *, detail: dict[str, Any] | None = None) -> None:
         """Record how far a running job has got (in `result`, until the finished result replaces it), and
-        renew its lease: a job that reports progress is alive."""
+        renew its lease: a job that reports progress is alive. `detail`: the handler's typed progress
+        (`JobProgress`, as JSON) kept beside done/total."""
 
         def unit(s: Session) -> None:
             job = self._owned(s, job_id, owner)
-            job.result = {"progress": {"done": done, "total": total}}
+            job.result = {"progress": {**(detail or {}), "done": done, "total": total}}
             job.lease_expires_at = self.clock.now() + timedelta(seconds=self.lease_s)
 
         self.db.write(unit)
@@ -171,30 +173,49 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def recent(self, *, state: str | None = None, limit: int = 50, job_id: int | None = None) -> list[dict[str, Any]]:
-        """The newest jobs as plain dicts (for `ragstore jobs list` and the API), or the one `job_id`."""
-        query = select(Job).order_by(Job.id.desc()).limit(limit)
+    def recent(
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        job_id: int | None = None,
+        collection: str | None = None,
+        collections: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest jobs as plain dicts (for `ragstore jobs list` and the API), or the one `job_id`.
+
+        `collection`: only the jobs of that collection (their payload's); `collections`: only the jobs of
+        these (a caller's permitted ones; a job that names no collection is then left out)."""
+        of_collection = Job.payload["collection"].as_string()
+        # The payload itself is never read: an ingest job's holds every document's text.
+        columns = (
+            Job.id,
+            Job.kind,
+            Job.state,
+            Job.attempts,
+            Job.lease_owner,
+            Job.lease_expires_at,
+            Job.last_error,
+            Job.result,
+            Job.created_at,
+            of_collection.label("collection"),
+        )
+        query = select(*columns).order_by(Job.id.desc()).limit(limit).offset(offset)
         if job_id is not None:
             query = query.where(Job.id == job_id)
         if state is not None:
             if state not in (JobState.QUEUED, JobState.LEASED, JobState.DONE, JobState.DEAD):
                 raise InvalidInput(f"unknown job state {state!r}")
             query = query.where(Job.state == state)
+        if collection is not None:
+            query = query.where(of_collection == collection)
+        if collections is not None:
+            if not collections:
+                return []
+            query = query.where(of_collection.in_(sorted(collections)))
         with self.db.read() as s:
-            return [
-                {
-                    "id": job.id,
-                    "kind": job.kind,
-                    "state": job.state,
-                    "attempts": job.attempts,
-                    "lease_owner": job.lease_owner,
-                    "lease_expires_at": job.lease_expires_at,
-                    "last_error": job.last_error,
-                    "result": job.result,
-                    "created_at": job.created_at,
-                }
-                for job in s.scalars(query)
-            ]
+            return [dict(row._mapping) for row in s.execute(query)]
 
     def payload(self, job_id: int) -> dict[str, Any] | None:
         """A job's payload (None: no such job)."""
