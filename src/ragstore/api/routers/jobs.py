@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, error_responses
-from ragstore.api.permissions import authorize, require
+from ragstore.api.permissions import authorize, readable, require
 from ragstore.errors import NotFound
 from ragstore.schemas import JobInfo
 from ragstore.schemas.core import INT64_MAX, StorableStr
@@ -43,7 +43,7 @@ def list_jobs(
     # (not even that they exist); a key that writes every collection sees every job, those of no collection too.
     permitted: set[str] | None = None
     if not principal.allows(Role.WRITE, ALL_COLLECTIONS):
-        permitted = {name for name in principal.grants if name != ALL_COLLECTIONS and principal.allows(Role.WRITE, name)}
+        permitted = readable(principal, principal.grants, Role.WRITE) - {ALL_COLLECTIONS}
     if collection is not None and permitted is not None:
         authorize(principal, Role.WRITE, collection)
     return store.jobs.list(state=state, limit=limit, offset=offset, collection=collection, collections=permitted)
