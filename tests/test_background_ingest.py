@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -237,6 +237,13 @@ def test_a_job_run_twice_stores_nothing_twice(bg: Background, monkeypatch: pytes
     assert first["added"] == 5 and again["unchanged"] == 5 and again["progress"]["chunks_stored"] == 5
     info = bg.store.collections.get("kb")
     assert (info.document_count, info.chunk_count) == (5, 5)
+    # An upload queued as the documents the API parsed, likewise.
+    [parsed] = bg.store.documents.load_upload("kb", KOREAN.encode("cp949"), "lease.txt", encoding="cp949")
+    uploaded = {"collection": "kb", "loaded": [asdict(parsed)]}
+    once = handlers.ingest_documents(bg.store, uploaded, lambda done, total, detail=None: None)
+    twice = handlers.ingest_documents(bg.store, uploaded, lambda done, total, detail=None: None)
+    assert (once["added"], twice["unchanged"], bg.store.collections.get("kb").document_count) == (1, 1, 6)
+    bg.store.documents.delete("kb", int(once["document_ids"][0]))
 
     # A worker that dies half way: the batch it committed stays, the retry finishes the rest, nothing doubles.
     more = [{"text": f"Playbook {i}: drain node {i} first.", "source_uri": f"playbook-{i}.md"} for i in range(5)]
