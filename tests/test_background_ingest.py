@@ -115,6 +115,7 @@ def test_wait_false_answers_202_and_the_job_makes_the_documents_searchable(bg: B
     assert body["documents"] == 2 and accepted.headers["location"] == body["status_url"] == f"/v1/jobs/{body['job_id']}"
     queued = bg.client.get(body["status_url"]).json()
     assert queued["state"] == "queued" and queued["progress"]["state"] == "queued" and queued["collection"] == "kb"
+    assert (queued["progress"]["documents_done"], queued["progress"]["documents_total"]) == (0, 2)
     assert bg.store.collections.get("kb").document_count == 0  # nothing stored inside the request
 
     assert bg.runner.run_one()
@@ -182,6 +183,7 @@ def test_bad_input_is_a_4xx_before_any_job(bg: Background) -> None:
             url, params={"wait": "false"}, files={"file": ("x.bin", b"\x00\x01", "application/zip")}
         ),
         "invalid json document": post(url, params={"wait": "false"}, json=[{"text": "ok"}, {"title": 5}]),
+        "a json document of no text": post(url, params={"wait": "false"}, json=[{"text": "ok"}, {"text": " \n "}]),
         "encoding with json": post(url, params={"wait": "false", "encoding": "cp949"}, json={"text": "ok"}),
         "wait not a boolean": post(url, params={"wait": "later"}, json={"text": "ok"}),
         "unknown collection": post("/v1/collections/nope/documents", params={"wait": "false"}, json={"text": "ok"}),
@@ -339,3 +341,16 @@ def test_the_cli_lists_a_collections_jobs_with_their_progress(bg: Background, mo
     assert table.exit_code == 0 and "1/1" in table.output and "3 embedded, 3 stored / 3" in table.output
     bad = CliRunner().invoke(cli_app, ["jobs", "list", "--state", "running"])
     assert bad.exit_code == 2 and "running" in bad.output
+
+
+def test_a_job_the_ingest_refuses_is_dead_at_once_not_retried(bg: Background) -> None:
+    """Input refused inside the job (here: vectors of the wrong dimension, which only the collection knows)
+    fails the same way on every attempt: the job is dead after one, with the reason, and nothing is stored."""
+    docs = [{"text": "fine", "chunks": [{"text": "fine", "vector": [0.5, 0.5]}]}]
+    accepted = bg.client.post("/v1/collections/kb/documents", params={"wait": "false"}, json=docs)
+    assert accepted.status_code == 202, accepted.text
+    assert bg.runner.run_one()
+    job = bg.client.get(accepted.json()["status_url"]).json()
+    assert (job["state"], job["attempts"], job["progress"]["state"]) == ("dead", 1, "failed"), job
+    assert "dimension" in job["progress"]["error"] and job["progress"]["eta_s"] is None
+    assert bg.store.collections.get("kb").document_count == 0

@@ -62,9 +62,12 @@ def queue_ingest(
         payload["loaded"] = [_queueable(d) for d in loaded]
         count = len(loaded)
     else:
+        for i, doc in enumerate(docs or []):  # the one refusal of the ingest that the model does not make
+            if doc.chunks is None and not normalize_text(without_nul(doc.text)):
+                raise InvalidInput(f"documents[{i}]: contains no text (give text or chunks)")
         payload["documents"] = [d.model_dump(mode="json", exclude_none=True) for d in docs or []]
         count = len(payload["documents"])
-    job_id = store.jobs.enqueue(KIND, payload, max_attempts=3)
+    job_id = store.jobs.enqueue(KIND, payload, max_attempts=3, total=count)
     _runner(app, store).wake()
     return IngestJobAccepted(collection=collection, job_id=job_id, status_url=f"/v1/jobs/{job_id}", documents=count)
 

@@ -8,7 +8,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from ragstore.errors import Conflict, RagstoreError
+from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
 from ragstore.runtime.handlers import HANDLERS, Handler, Progress
 from ragstore.schemas import JobProgress
 from ragstore.sync.jobs import ClaimedJob, JobQueue
@@ -88,7 +88,8 @@ class JobRunner:
             renew.set()
             keeper.join()
             error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
-            state = self.queue.fail(job.id, owner, error)
+            # Input the work refuses, or a collection gone since: another attempt would fail the same way.
+            state = self.queue.fail(job.id, owner, error, permanent=isinstance(exc, (InvalidInput, NotFound)))
             self.failed += 1
             log.warning("job %d (%s) failed on attempt %d, now %s: %s", job.id, job.kind, job.attempts, state, error)
             return True

@@ -31,7 +31,8 @@ class JobService:
 
     def enqueue(self, kind: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> int:
         """Queue a job; returns its id. Workers run it at most `max_attempts` times (5 unless given), with
-        backoff; `priority` (0) orders due jobs, `delay_s` (0) holds it back."""
+        backoff; `priority` (0) orders due jobs, `delay_s` (0) holds it back, `total` (the items it will
+        handle) shows as its progress until a worker starts it."""
         job_id = self.queue.enqueue(kind, payload, **options)
         if self.bus is not None:
             self.bus.publish("jobs")

@@ -38,6 +38,7 @@ class JobOptions(TypedDict, total=False):
     priority: int
     max_attempts: int
     delay_s: float
+    total: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,10 @@ class JobQueue:
         priority: int = 0,
         max_attempts: int = 5,
         delay_s: float = 0.0,
+        total: int | None = None,
     ) -> int:
+        """`total`: how many items the job will handle, shown as progress 0/total until a worker starts it."""
+
         def unit(s: Session) -> int:
             job = Job(
                 kind=kind,
@@ -76,6 +80,7 @@ class JobQueue:
                 max_attempts=max_attempts,
                 run_after=self.clock.now() + timedelta(seconds=delay_s),
                 state=JobState.QUEUED,
+                result=None if total is None else {"progress": {"done": 0, "total": total}},
             )
             s.add(job)
             s.flush()
@@ -145,14 +150,15 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def fail(self, job_id: int, owner: str, error: str) -> str:
-        """Record a failure: requeue with exponential backoff, or dead-letter after max_attempts."""
+    def fail(self, job_id: int, owner: str, error: str, *, permanent: bool = False) -> str:
+        """Record a failure: requeue with exponential backoff, or dead-letter after max_attempts (at once when
+        `permanent`: a failure that another attempt would only repeat, such as input the work refuses)."""
 
         def unit(s: Session) -> str:
             job = self._owned(s, job_id, owner)
             job.last_error = error[:4000]
             job.lease_owner, job.lease_expires_at = None, None
-            if job.attempts >= job.max_attempts:
+            if permanent or job.attempts >= job.max_attempts:
                 job.state = JobState.DEAD
             else:
                 delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (job.attempts - 1))
