@@ -28,6 +28,7 @@ from ragstore.config import Settings
 from ragstore.embeddings.base import EmbedKind
 from ragstore.runtime import handlers
 from ragstore.runtime.job_runner import JobRunner
+from ragstore.runtime.worker import run_once
 
 from conftest import CountingEmbedder
 
@@ -128,6 +129,12 @@ def test_wait_false_answers_202_and_the_job_makes_the_documents_searchable(bg: B
     assert progress["outcomes"]["added"] == 2 and progress["eta_s"] == 0
     assert job["result"]["added"] == 2  # the handler's own keys stay
     assert _search(bg.client, "write-ahead log restore")[0] == "restore.md"
+    # Any `ragstore worker` may take the job instead of the server's runner.
+    vacuum = {"text": "Vacuum runs nightly.", "source_uri": "v"}
+    more = bg.client.post("/v1/collections/kb/documents", params={"wait": "false"}, json=vacuum)
+    assert run_once(bg.store, threads=1, poll_interval_s=0.1).jobs_run == 1
+    assert bg.client.get(more.json()["status_url"]).json()["progress"]["state"] == "done"
+    assert "v" in _search(bg.client, "nightly vacuum")
     # wait=true (the default) still stores inside the request.
     direct = bg.client.post("/v1/collections/kb/documents", json={"text": "Snapshots are taken hourly."})
     assert direct.status_code == 201 and direct.json()["documents"][0]["status"] == "added"
