@@ -239,6 +239,26 @@ def test_a_job_is_visible_to_writers_of_its_collection_only(world: tuple[World, 
     assert client.get(f"/v1/jobs/{job}", headers=_key("read", (COLLECTION,))(state)).status_code == 403
 
 
+def test_jobs_are_listed_to_writers_of_their_collection_only(world: tuple[World, TestClient]) -> None:
+    """GET /v1/jobs (in the matrix as write-on-any): what each caller then sees is filtered by collection."""
+    state, client = world
+    mine = state.store.jobs.enqueue("ingest_documents", {"collection": COLLECTION, "documents": []})
+    theirs = state.store.jobs.enqueue("ingest_documents", {"collection": OTHER, "documents": []})
+
+    def listed(headers: dict[str, str], **params: str) -> list[int]:
+        answer = client.get("/v1/jobs", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [job["id"] for job in answer.json()]
+
+    assert listed(_key("write", (COLLECTION,))(state)) == [mine]
+    assert listed(_key("admin", (OTHER,))(state)) == [theirs]
+    assert listed(_key("admin")(state)) == [theirs, mine]
+    hidden = client.get("/v1/jobs", params={"collection": OTHER}, headers=_key("write", (COLLECTION,))(state))
+    assert hidden.status_code == 404
+    assert client.get("/v1/jobs", headers=_key("read", (COLLECTION,))(state)).status_code == 403
+    assert client.get("/v1/jobs", headers=_key("metrics")(state)).status_code == 403
+
+
 def test_auth_off_makes_every_caller_the_local_operator(make_settings: Callable[..., Settings], embedder: Any) -> None:
     with (
         RagStore.open(make_settings(auth="off"), embedder=embedder) as store,

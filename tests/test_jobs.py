@@ -96,3 +96,11 @@ def test_the_facade_counts_jobs_by_state_and_passes_options_on(store: RagStore) 
     store.jobs.queue.fail(urgent, "w", "boom")  # max_attempts=1: dead at once
     assert store.jobs.counts() == JobCounts(queued=2, dead=1)
     assert store.jobs.counts().leased == 0 and first < urgent
+
+
+def test_a_permanent_failure_is_dead_at_once_and_a_total_shows_while_queued(queue: JobQueue) -> None:
+    job_id = queue.enqueue("ingest", {"collection": "kb"}, max_attempts=5, total=7)
+    assert queue.recent(job_id=job_id)[0]["result"] == {"progress": {"done": 0, "total": 7}}
+    assert queue.claim("w") is not None
+    assert queue.fail(job_id, "w", "refused input", permanent=True) == JobState.DEAD
+    assert queue.claim("w") is None and queue.counts() == {JobState.DEAD: 1}

@@ -18,6 +18,7 @@ from ragstore.api.app import create_app
 from ragstore.config import Settings
 from ragstore.errors import InsufficientStorage, MigrationError, PayloadTooLarge
 from ragstore.runtime import handlers
+from ragstore.schemas import JobProgress
 
 from conftest import CountingEmbedder
 
@@ -106,10 +107,15 @@ def test_a_full_disk_is_507_not_unreachable(sqlite_store: RagStore) -> None:
 def test_the_progress_of_an_ingest_job_is_reported_per_batch(store: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.collections.create("kb")
     monkeypatch.setattr(handlers, "INGEST_JOB_BATCH", 5)
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, JobProgress | None]] = []
     docs = _docs(12, store.collections.embedder.dimension)
-    result = handlers.ingest_documents(store, {"collection": "kb", "documents": docs}, lambda d, t: seen.append((d, t)))
-    assert seen == [(0, 12), (5, 12), (10, 12), (12, 12)]
+    result = handlers.ingest_documents(
+        store, {"collection": "kb", "documents": docs}, lambda d, t, detail=None: seen.append((d, t, detail))
+    )
+    # Every batch's end is reported (reports between them are throttled to one a second).
+    assert sorted({(d, t) for d, t, _ in seen}) == [(0, 12), (5, 12), (10, 12), (12, 12)]
+    last = seen[-1][2]
+    assert last is not None and (last.chunks_stored, last.chunks_total, last.outcomes.added) == (12, 12, 12)
     assert (result["done"], result["total"], result["added"]) == (12, 12, 12)
 
 
@@ -142,6 +148,8 @@ def test_a_large_request_becomes_a_job_with_progress(job_client: TestClient) -> 
     job = _finished(job_client, body["status_url"])
     assert job["state"] == "done", job
     assert (job["result"]["done"], job["result"]["total"], job["result"]["added"]) == (25, 25, 25)
+    progress = job["progress"]
+    assert (progress["state"], progress["documents_done"], progress["chunks_stored"]) == ("done", 25, 25)
     assert len(job_client.get("/v1/collections/kb/documents", params={"limit": 100}).json()) == 26
     assert job_client.get(f"/v1/jobs/{2**63 - 1}").status_code == 404
     assert job_client.get(f"/v1/jobs/{2**64}").status_code == 422

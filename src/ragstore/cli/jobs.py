@@ -42,18 +42,48 @@ def jobs_enqueue(
 @app.command("list")
 def jobs_list(
     state: str | None = typer.Option(None, help="Only jobs in this state (queued, leased, done, dead)."),
+    collection: str | None = typer.Option(None, help="Only the jobs of this collection."),
     limit: int = typer.Option(50, min=1, max=10_000),
+    offset: int = typer.Option(0, min=0, help="Skip this many of the newest first."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Jobs, newest first, with their state, attempts and last error."""
+    """Jobs, newest first, with their state, progress (documents, chunks, chunks/s, time left) and last error."""
     from rich.table import Table
 
     with opened_store(recover=False) as store, domain_errors():
-        rows = store.jobs.list(state=state, limit=limit)
+        rows = store.jobs.list(state=state, limit=limit, offset=offset, collection=collection)
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "kind", "state", "attempts", "lease owner", "last error")
+    table = Table("id", "kind", "collection", "state", "attempts", "documents", "chunks", "rate", "left", "last error")
     for row in rows:
-        table.add_row(str(row.id), row.kind, row.state, str(row.attempts), row.lease_owner or "", row.last_error or "")
+        p = row.progress
+        documents = chunks = rate = left = ""
+        if p is not None:
+            documents = f"{p.documents_done}/{p.documents_total}" if p.documents_total else ""
+            if p.chunks_total:
+                chunks = f"{p.chunks_embedded} embedded, {p.chunks_stored} stored / {p.chunks_total}"
+            rate = f"{p.chunks_per_s:.1f}/s" if p.chunks_per_s is not None else ""
+            left = _duration(p.eta_s) if p.eta_s is not None and p.state == "running" else ""
+        table.add_row(
+            str(row.id),
+            row.kind,
+            row.collection or "",
+            row.state,
+            str(row.attempts),
+            documents,
+            chunks,
+            rate,
+            left,
+            row.last_error or "",
+        )
     out.print(table)
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -165,8 +165,10 @@ class DocumentService:
         *,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        encoding: str | None = None,
     ) -> builtins.list[LoadedDocument]:
-        """Parse an uploaded file into documents, storing nothing (the API queues a large one as a job)."""
+        """Parse an uploaded file into documents, storing nothing (the API queues a large one as a job);
+        `encoding` decodes a text format instead of detecting it (`load_bytes`)."""
         self.catalog.get_collection(collection)  # an unknown collection is refused before any parsing
         loaded = load_bytes(
             data,
@@ -176,6 +178,7 @@ class DocumentService:
             limits=self.limits,
             clock=self.clock,
             stopping=self.stopping,
+            encoding=encoding,
         )
         for doc in loaded:
             doc.metadata = {**doc.metadata, **(metadata or {})}

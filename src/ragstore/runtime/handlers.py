@@ -7,22 +7,32 @@ it leaves the job to be run again when its lease lapses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ragstore.errors import InvalidInput
+from ragstore.runtime.ingest_progress import IngestJobTracker, count_chunks
+from ragstore.schemas import IngestOutcome, JobProgress
+from ragstore.text.loaders import LoadedDocument
 
 if TYPE_CHECKING:
     from ragstore.service import RagStore
 
-__all__ = ["HANDLERS", "INGEST_JOB_BATCH", "Handler", "Progress"]
+__all__ = ["HANDLERS", "INGEST_JOB_BATCH", "PROGRESS_INTERVAL_S", "Handler", "Progress"]
 
-# A handler's third argument reports progress (done, total); the runner records it on the job, so
-# `GET /v1/jobs/{id}` shows how far a long job has got.
-Progress = Callable[[int, int], None]
+
+class Progress(Protocol):
+    """A handler's third argument: how far it has got (done, total), optionally with the typed detail that
+    `GET /v1/jobs/{id}` shows; the runner records it on the job."""
+
+    def __call__(self, done: int, total: int, detail: JobProgress | None = None) -> None: ...
+
+
 Handler = Callable[["RagStore", dict[str, Any], Progress], dict[str, Any]]
 # Documents stored per transaction by an ingest job: a progress step, and a retry after a crash redoes at
 # most this many (the rest are found unchanged by their content hash).
 INGEST_JOB_BATCH = 500
+# At most one progress write per this many seconds (of the store's clock) between batches.
+PROGRESS_INTERVAL_S = 1.0
 
 
 def _collection(payload: dict[str, Any]) -> str:
@@ -32,24 +42,58 @@ def _collection(payload: dict[str, Any]) -> str:
     return name
 
 
+def _loaded(raw: dict[str, Any]) -> LoadedDocument:
+    """An uploaded file's document as the API parsed it (`loaded` payloads keep its MIME type, encoding and
+    source hash, which a `DocumentInput` would lose)."""
+    try:
+        return LoadedDocument(**raw)
+    except TypeError as exc:
+        raise InvalidInput(f"the job payload holds a document that is not a loaded document: {exc}") from exc
+
+
 def ingest_documents(store: RagStore, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Store documents given in the payload, in batches with progress (re-running it is harmless: content
-    hashes deduplicate)."""
-    documents = payload.get("documents")
-    if not isinstance(documents, list):
+    """Store the documents of the payload (`documents`: DocumentInput objects, or `loaded`: an upload the API
+    parsed) in batches, each one the same call as a synchronous ingest (the outbox applied before the batch
+    returns), recording documents and chunks done, the rate and an estimate as it goes.
+
+    Re-running it is harmless: a document already stored is found unchanged by its content hash, so a job
+    taken over after a crash stores nothing twice and finishes what was left.
+    """
+    loaded = payload.get("loaded")
+    documents = loaded if loaded is not None else payload.get("documents")
+    if not isinstance(documents, list) or not all(isinstance(d, dict) for d in documents):
         raise InvalidInput("the job payload needs a list of documents")
     collection = _collection(payload)
+    ingestor = store.documents.ingestor
+    total = len(documents)
+    tracker = IngestJobTracker(progress, store.clock, total, 0, interval_s=PROGRESS_INTERVAL_S)
+    tracker.report(force=True)
+    sizes = [count_chunks(d, max_tokens=ingestor.max_tokens, overlap_tokens=ingestor.overlap_tokens) for d in documents]
+    tracker.chunks_total = sum(sizes)
+    tracker.report(force=True)
     statuses: list[str] = []
     document_ids: list[int | None] = []
-    progress(0, len(documents))
-    for start in range(0, len(documents), INGEST_JOB_BATCH):
-        outcomes = store.documents.add(collection, documents[start : start + INGEST_JOB_BATCH])
+    for start in range(0, total, INGEST_JOB_BATCH):
+        part = documents[start : start + INGEST_JOB_BATCH]
+        tracker.begin_batch(sum(sizes[start : start + INGEST_JOB_BATCH]))
+        outcomes: list[IngestOutcome]
+        if loaded is not None:
+            outcomes = store.documents.add_loaded(collection, [_loaded(d) for d in part], on_chunks=tracker.on_chunks)
+        else:
+            outcomes = store.documents.add(collection, part, on_chunks=tracker.on_chunks)
         statuses += [o.status for o in outcomes]
         document_ids += [o.document_id for o in outcomes]
-        progress(min(start + INGEST_JOB_BATCH, len(documents)), len(documents))
+        tracker.end_batch(outcomes)
+    final = tracker.snapshot("done")
     counts = {s: statuses.count(s) for s in ("added", "replaced", "unchanged")}
-    total = len(documents)
-    return {"done": total, "total": total, **counts, "statuses": statuses, "document_ids": document_ids}
+    return {
+        "done": total,
+        "total": total,
+        **counts,
+        "statuses": statuses,
+        "document_ids": document_ids,
+        "progress": final.model_dump(mode="json"),
+    }
 
 
 def ingest_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:

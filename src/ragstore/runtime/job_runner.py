@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ragstore.errors import Conflict, RagstoreError
-from ragstore.runtime.handlers import HANDLERS, Handler
+from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
+from ragstore.runtime.handlers import HANDLERS, Handler, Progress
+from ragstore.schemas import JobProgress
 from ragstore.sync.jobs import ClaimedJob, JobQueue
 from ragstore.sync.outbox import process_owner
 
@@ -88,7 +88,8 @@ class JobRunner:
             renew.set()
             keeper.join()
             error = exc.message if isinstance(exc, RagstoreError) else f"{type(exc).__name__}: {exc}"
-            state = self.queue.fail(job.id, owner, error)
+            # Input the work refuses, or a collection gone since: another attempt would fail the same way.
+            state = self.queue.fail(job.id, owner, error, permanent=isinstance(exc, (InvalidInput, NotFound)))
             self.failed += 1
             log.warning("job %d (%s) failed on attempt %d, now %s: %s", job.id, job.kind, job.attempts, state, error)
             return True
@@ -103,10 +104,11 @@ class JobRunner:
         log.info("job %d (%s) done", job.id, job.kind)
         return True
 
-    def _progress_of(self, job: ClaimedJob) -> Callable[[int, int], None]:
-        def report(done: int, total: int) -> None:
+    def _progress_of(self, job: ClaimedJob) -> Progress:
+        def report(done: int, total: int, detail: JobProgress | None = None) -> None:
+            extra = None if detail is None else detail.model_dump(mode="json")
             try:
-                self.queue.progress(job.id, job.lease_owner, done, total)
+                self.queue.progress(job.id, job.lease_owner, done, total, detail=extra)
             except RagstoreError as exc:  # progress is for the reader; the job's work goes on
                 log.warning("could not record the progress of job %d: %s", job.id, exc.message)
 

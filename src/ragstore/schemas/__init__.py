@@ -70,6 +70,7 @@ from ragstore.schemas.core import (
     SparseModel,
     UtcTime,
 )
+from ragstore.schemas.jobs import JOB_PROGRESS_STATES, JobProgress, JobProgressState, OutcomeCounts
 from ragstore.schemas.ops import (
     CacheHealth,
     CollectionIndexState,
@@ -120,6 +121,7 @@ from ragstore.schemas.users import (
 
 __all__ = [
     "INGEST_STATUSES",
+    "JOB_PROGRESS_STATES",
     "MANIFEST_FORMAT",
     "MAX_SEARCH_DEPTH",
     "AdminLogin",
@@ -166,6 +168,8 @@ __all__ = [
     "IngestStatus",
     "IsoTime",
     "JobInfo",
+    "JobProgress",
+    "JobProgressState",
     "KeyCreate",
     "KeyGrant",
     "KeyGrantRequest",
@@ -180,6 +184,7 @@ __all__ = [
     "Model",
     "NewestBackup",
     "OutboxCounts",
+    "OutcomeCounts",
     "PasswordChange",
     "PruneReport",
     "QueryCount",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ragstore.schemas.core import Model, UtcTime
+from ragstore.schemas.jobs import JobProgress
 
 __all__ = [
     "CacheHealth",
@@ -232,3 +233,5 @@ class JobInfo(Model):
     last_error: str | None
     result: dict[str, Any] | None
     created_at: UtcTime | None
+    collection: str | None = None  # the collection the job works on (its payload's), when it names one
+    progress: JobProgress | None = None  # typed progress (ingest jobs); `result` keeps the handler's own keys

@@ -8,12 +8,14 @@ starts at once instead of at its next poll.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Unpack
 
 from ragstore.cache.bus import EventBus
 from ragstore.errors import NotFound
 from ragstore.schemas import JobInfo
+from ragstore.sync.job_progress import progress_of
 from ragstore.sync.jobs import JobOptions, JobQueue
 from ragstore.valid_text import INT64_MAX
 
@@ -29,22 +31,35 @@ class JobService:
 
     def enqueue(self, kind: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> int:
         """Queue a job; returns its id. Workers run it at most `max_attempts` times (5 unless given), with
-        backoff; `priority` (0) orders due jobs, `delay_s` (0) holds it back."""
+        backoff; `priority` (0) orders due jobs, `delay_s` (0) holds it back, `total` (the items it will
+        handle) shows as its progress until a worker starts it."""
         job_id = self.queue.enqueue(kind, payload, **options)
         if self.bus is not None:
             self.bus.publish("jobs")
         return job_id
 
-    def list(self, *, state: str | None = None, limit: int = 50) -> builtins.list[JobInfo]:
-        """The newest jobs first, optionally only those in one state (queued, leased, done, dead)."""
-        return [JobInfo.model_validate(row) for row in self.queue.recent(state=state, limit=limit)]
+    def list(
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        collection: str | None = None,
+        collections: Collection[str] | None = None,
+    ) -> builtins.list[JobInfo]:
+        """The newest jobs first, optionally only those in one state (queued, leased, done, dead), of one
+        `collection`, or of the `collections` a caller may see (then a job of no collection is left out)."""
+        rows = self.queue.recent(
+            state=state, limit=limit, offset=offset, collection=collection, collections=collections
+        )
+        return [_info(row) for row in rows]
 
     def get(self, job_id: int) -> JobInfo:
-        """One job: its state, attempts, and `result` (while an ingest runs, `{"progress": {done, total}}`)."""
+        """One job: its state, attempts, typed `progress`, and the handler's raw `result`."""
         rows = self.queue.recent(job_id=job_id, limit=1) if 1 <= job_id <= INT64_MAX else []
         if not rows:
             raise NotFound(f"job {job_id} does not exist", details={"job_id": job_id})
-        return JobInfo.model_validate(rows[0])
+        return _info(rows[0])
 
     def collection_of(self, job_id: int) -> str | None:
         """The collection a job works on (its payload's `collection`), for the API's permission check."""
@@ -55,6 +70,14 @@ class JobService:
     def counts(self) -> JobCounts:
         """Jobs by state."""
         return JobCounts(**self.queue.counts())
+
+
+def _info(row: dict[str, Any]) -> JobInfo:
+    collection = row.get("collection")
+    progress = progress_of(row["state"], row["last_error"], row["result"])
+    return JobInfo.model_validate(
+        {**row, "collection": collection if isinstance(collection, str) else None, "progress": progress}
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ other; on SQLite the claim runs inside `BEGIN IMMEDIATE`, which serialises write
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
@@ -37,6 +38,7 @@ class JobOptions(TypedDict, total=False):
     priority: int
     max_attempts: int
     delay_s: float
+    total: int
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ class JobQueue:
         priority: int = 0,
         max_attempts: int = 5,
         delay_s: float = 0.0,
+        total: int | None = None,
     ) -> int:
+        """`total`: how many items the job will handle, shown as progress 0/total until a worker starts it."""
+
         def unit(s: Session) -> int:
             job = Job(
                 kind=kind,
@@ -75,6 +80,7 @@ class JobQueue:
                 max_attempts=max_attempts,
                 run_after=self.clock.now() + timedelta(seconds=delay_s),
                 state=JobState.QUEUED,
+                result=None if total is None else {"progress": {"done": 0, "total": total}},
             )
             s.add(job)
             s.flush()
@@ -125,13 +131,14 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def progress(self, job_id: int, owner: str, done: int, total: int) -> None:
+    def progress(self, job_id: int, owner: str, done: int, total: int, *, detail: dict[str, Any] | None = None) -> None:
         """Record how far a running job has got (in `result`, until the finished result replaces it), and
-        renew its lease: a job that reports progress is alive."""
+        renew its lease: a job that reports progress is alive. `detail`: the handler's typed progress
+        (`JobProgress`, as JSON) kept beside done/total."""
 
         def unit(s: Session) -> None:
             job = self._owned(s, job_id, owner)
-            job.result = {"progress": {"done": done, "total": total}}
+            job.result = {"progress": {**(detail or {}), "done": done, "total": total}}
             job.lease_expires_at = self.clock.now() + timedelta(seconds=self.lease_s)
 
         self.db.write(unit)
@@ -143,14 +150,15 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def fail(self, job_id: int, owner: str, error: str) -> str:
-        """Record a failure: requeue with exponential backoff, or dead-letter after max_attempts."""
+    def fail(self, job_id: int, owner: str, error: str, *, permanent: bool = False) -> str:
+        """Record a failure: requeue with exponential backoff, or dead-letter after max_attempts (at once when
+        `permanent`: a failure that another attempt would only repeat, such as input the work refuses)."""
 
         def unit(s: Session) -> str:
             job = self._owned(s, job_id, owner)
             job.last_error = error[:4000]
             job.lease_owner, job.lease_expires_at = None, None
-            if job.attempts >= job.max_attempts:
+            if permanent or job.attempts >= job.max_attempts:
                 job.state = JobState.DEAD
             else:
                 delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (job.attempts - 1))
@@ -171,30 +179,49 @@ class JobQueue:
 
         self.db.write(unit)
 
-    def recent(self, *, state: str | None = None, limit: int = 50, job_id: int | None = None) -> list[dict[str, Any]]:
-        """The newest jobs as plain dicts (for `ragstore jobs list` and the API), or the one `job_id`."""
-        query = select(Job).order_by(Job.id.desc()).limit(limit)
+    def recent(
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        job_id: int | None = None,
+        collection: str | None = None,
+        collections: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest jobs as plain dicts (for `ragstore jobs list` and the API), or the one `job_id`.
+
+        `collection`: only the jobs of that collection (their payload's); `collections`: only the jobs of
+        these (a caller's permitted ones; a job that names no collection is then left out)."""
+        of_collection = Job.payload["collection"].as_string()
+        # The payload itself is never read: an ingest job's holds every document's text.
+        columns = (
+            Job.id,
+            Job.kind,
+            Job.state,
+            Job.attempts,
+            Job.lease_owner,
+            Job.lease_expires_at,
+            Job.last_error,
+            Job.result,
+            Job.created_at,
+            of_collection.label("collection"),
+        )
+        query = select(*columns).order_by(Job.id.desc()).limit(limit).offset(offset)
         if job_id is not None:
             query = query.where(Job.id == job_id)
         if state is not None:
             if state not in (JobState.QUEUED, JobState.LEASED, JobState.DONE, JobState.DEAD):
                 raise InvalidInput(f"unknown job state {state!r}")
             query = query.where(Job.state == state)
+        if collection is not None:
+            query = query.where(of_collection == collection)
+        if collections is not None:
+            if not collections:
+                return []
+            query = query.where(of_collection.in_(sorted(collections)))
         with self.db.read() as s:
-            return [
-                {
-                    "id": job.id,
-                    "kind": job.kind,
-                    "state": job.state,
-                    "attempts": job.attempts,
-                    "lease_owner": job.lease_owner,
-                    "lease_expires_at": job.lease_expires_at,
-                    "last_error": job.last_error,
-                    "result": job.result,
-                    "created_at": job.created_at,
-                }
-                for job in s.scalars(query)
-            ]
+            return [dict(row._mapping) for row in s.execute(query)]
 
     def payload(self, job_id: int) -> dict[str, Any] | None:
         """A job's payload (None: no such job)."""

@@ -66,6 +66,11 @@ UPLOAD_DOC: dict[str, Any] = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "metadata": {"type": "string", "description": "a JSON object"},
+                        "encoding": {
+                            "type": "string",
+                            "maxLength": 32,
+                            "description": "the text encoding of the file (e.g. cp949); else detected",
+                        },
                     },
                     "required": ["file"],
                 }
@@ -108,12 +113,27 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+WAIT = Query(
+    True,
+    description="true: store the documents before answering (201). false: queue them as a job and answer 202 "
+    "with its id and status_url at once (a multipart file is still parsed first, so a bad file is a 4xx).",
+)
+ENCODING = Query(
+    None,
+    min_length=1,
+    max_length=32,
+    description="File uploads: the text encoding of the file (e.g. cp949, euc-kr) instead of detecting it; "
+    "the form field 'encoding' says the same.",
+)
+
+
 @router.post(
     "",
     response_model=IngestResponse,
     status_code=201,
     dependencies=[Depends(require(Role.WRITE, "name"))],
-    summary="Add a document: a file upload (multipart 'file', optional 'metadata' JSON) or JSON text",
+    summary="Add a document: a file upload (multipart 'file', optional 'metadata' JSON and 'encoding') or JSON "
+    "text; ?wait=false queues it as a job (202)",
     openapi_extra=UPLOAD_DOC,
     responses=error_responses(
         BAD_BODY,
@@ -127,17 +147,24 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     | {
         202: {
             "model": IngestJobAccepted,
-            "description": "A large ingest (more than RAGSTORE_INGEST_JOB_DOCUMENTS documents or "
-            "RAGSTORE_INGEST_JOB_BYTES bytes) was queued as a job; follow it at status_url.",
+            "description": "Queued as a job, with `Location` set to its status_url: asked for with ?wait=false, "
+            "or a large ingest (more than RAGSTORE_INGEST_JOB_DOCUMENTS documents or RAGSTORE_INGEST_JOB_BYTES "
+            "bytes). Poll GET /v1/jobs/{id} for its state and progress.",
         }
     },
 )
 async def add_document(
-    name: str, request: Request, store: RagStore = Depends(get_store)
+    name: str,
+    request: Request,
+    wait: bool = WAIT,
+    encoding: str | None = ENCODING,
+    store: RagStore = Depends(get_store),
 ) -> IngestResponse | JSONResponse:
     limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
+        if encoding is not None:
+            raise InvalidInput("'encoding' applies to file uploads; JSON text is already decoded")
         raw = await _read_limited(request, limit)
         try:
             payload = json.loads(raw or b"null")
@@ -150,48 +177,66 @@ async def add_document(
         docs = _document_inputs(payload if isinstance(payload, list) else [payload])
         if not docs:
             raise InvalidInput("no documents in the request")
-        if is_large(store, len(docs), len(raw)):
+        if not wait or is_large(store, len(docs), len(raw)):
             return _accepted(await run_in_threadpool(queue_ingest, request.app, store, name, docs))
         outcomes = await run_in_threadpool(store.documents.add, name, docs)
         return IngestResponse(collection=name, documents=outcomes)
     if content_type == "multipart/form-data":
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
-        form = await request.form(max_files=1, max_fields=10)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart upload needs a 'file' part")
-        data = await upload.read(store.settings.max_document_bytes + 1)
-        metadata: dict[str, Any] = {}
-        raw_meta = form.get("metadata")
-        if isinstance(raw_meta, str) and raw_meta.strip():
-            try:
-                metadata = json.loads(raw_meta)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"'metadata' is not valid JSON: {exc.msg}") from exc
-            if not isinstance(metadata, dict):
-                raise InvalidInput("'metadata' must be a JSON object")
-        loaded = await run_in_threadpool(
-            partial(
-                store.documents.load_upload,
-                name,
-                data,
-                upload.filename or "upload",
-                content_type=upload.content_type,
-                metadata=metadata,
-            )
-        )
-        if is_large(store, len(loaded), len(data)):
-            docs = _document_inputs(
-                [{"text": d.text, "title": d.title, "source_uri": d.source_uri, "metadata": d.metadata} for d in loaded]
-            )
-            return _accepted(await run_in_threadpool(queue_ingest, request.app, store, name, docs))
-        outcomes = await run_in_threadpool(store.documents.add_loaded, name, loaded)
-        return IngestResponse(collection=name, documents=outcomes)
+        return await _add_upload(name, request, store, limit, wait=wait, encoding=encoding)
     raise UnsupportedMediaType(
         f"send multipart/form-data (a file) or application/json (text), not {content_type or 'no content type'}"
     )
+
+
+def _form_text(value: Any, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a text field, not a file")
+    if len(value) > max_length:
+        raise InvalidInput(f"'{field}' is longer than {max_length} characters")
+    return value.strip() or None
+
+
+async def _add_upload(
+    name: str, request: Request, store: RagStore, limit: int, *, wait: bool, encoding: str | None
+) -> IngestResponse | JSONResponse:
+    """A multipart upload: parsed (and so validated) here in every case; stored now, or queued as a job."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInput("multipart upload needs a 'file' part")
+    data = await upload.read(store.settings.max_document_bytes + 1)
+    metadata: dict[str, Any] = {}
+    raw_meta = form.get("metadata")
+    if isinstance(raw_meta, str) and raw_meta.strip():
+        try:
+            metadata = json.loads(raw_meta)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"'metadata' is not valid JSON: {exc.msg}") from exc
+        if not isinstance(metadata, dict):
+            raise InvalidInput("'metadata' must be a JSON object")
+    form_encoding = _form_text(form.get("encoding"), "encoding", 32)
+    if encoding is not None and form_encoding is not None and encoding.lower() != form_encoding.lower():
+        raise InvalidInput(f"the query says encoding {encoding!r} and the form says {form_encoding!r}")
+    loaded = await run_in_threadpool(
+        partial(
+            store.documents.load_upload,
+            name,
+            data,
+            upload.filename or "upload",
+            content_type=upload.content_type,
+            metadata=metadata,
+            encoding=encoding or form_encoding,
+        )
+    )
+    if not wait or is_large(store, len(loaded), len(data)):
+        return _accepted(await run_in_threadpool(partial(queue_ingest, request.app, store, name, loaded=loaded)))
+    outcomes = await run_in_threadpool(store.documents.add_loaded, name, loaded)
+    return IngestResponse(collection=name, documents=outcomes)
 
 
 @router.get(
