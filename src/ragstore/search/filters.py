@@ -114,8 +114,19 @@ def _sqlite_metadata(test: Test) -> ColumnElement[bool]:
             compared = value == values[0]
         else:
             compared = _RANGES[test.op](value, values[0])
-        parts.append(and_(compared, same))  # the comparison first: it rejects most rows on its own
+        if test.op in ("$eq", "$in") and not any(_sqlite_ambiguous(v) for v in values):
+            parts.append(compared)  # no other JSON type extracts to these values: one JSON parse a row
+        else:
+            parts.append(and_(compared, same))  # the comparison first: it rejects most rows on its own
     return or_(*parts)
+
+
+def _sqlite_ambiguous(value: Scalar) -> bool:
+    """Whether a value that `json_extract` returns could also come from another JSON type: 1 and 0 (from
+    true and false), and text that starts as a list or an object does."""
+    if isinstance(value, str):
+        return value.startswith(("[", "{"))
+    return value in (0, 1)
 
 
 def _postgres_metadata(test: Test) -> ColumnElement[bool]:
