@@ -8,6 +8,7 @@ other. Bad filters are 422s through the API (exit 2 from the CLI) naming the bad
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,22 @@ def test_the_cli_refuses_a_bad_filter_in_one_line(
     assert result.exit_code == 2, result.output
     assert "filter.$or[0].lang: unknown operator $foo" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_equality_under_and_or_keeps_the_jsonb_gin_index(kb: tuple[RagStore, dict[str, dict[str, Any]]]) -> None:
+    from sqlalchemy import select
+
+    from ragstore.db.models import Document
+    from ragstore.search.filters import compile_filter
+
+    store, _ = kb
+    for spec in ({"$or": [{"lang": "ko"}, {"n": {"$in": [2, 5]}}]}, {"$and": [{"lang": "en"}, {"flag": False}]}):
+        condition = compile_filter(spec, postgres=True)
+        assert condition is not None
+        compiled = select(Document.id).where(condition).compile(store.db.engine)
+        with store.db.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a dozen rows: make the planner show its options
+            params = {k: json.dumps(v) for k, v in compiled.params.items()}
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
+        assert "ix_documents_metadata_gin" in plan, (spec, plan)
