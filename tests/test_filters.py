@@ -229,7 +229,7 @@ def test_equal_filters_spelled_differently_find_the_same(kb: tuple[RagStore, dic
 
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"$or": {"lang": "ko"}}, "filter.$or: $or needs a non-empty list of filter objects, got an object"),
-    ({"$and": []}, "filter.$and: $and needs a non-empty list"),
+    ({"$and": []}, "filter.$and: $and needs a non-empty list of filter objects, got an empty list"),
     ({"$or": [{"lang": "ko"}, ["x"]]}, "filter.$or[1]: a filter must be a JSON object, got a list"),
     ({"$or": [{"lang": "ko"}, {"lang": {"$foo": 1}}]}, "filter.$or[1].lang: unknown operator $foo"),
     ({"$not": [{"lang": "ko"}]}, "filter.$not: a filter must be a JSON object, got a list"),
