@@ -300,3 +300,17 @@ def test_equality_under_and_or_keeps_the_jsonb_gin_index(kb: tuple[RagStore, dic
             params = {k: json.dumps(v) for k, v in compiled.params.items()}
             plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
         assert "ix_documents_metadata_gin" in plan, (spec, plan)
+
+
+def test_the_http_fast_path_answers_each_filter_with_its_own_hits(
+    kb: tuple[RagStore, dict[str, dict[str, Any]]],
+) -> None:
+    store, docs = kb
+    specs = [{"$or": [{"lang": "en"}, {"flag": True}]}, {"$not": {"$or": [{"lang": "en"}, {"flag": True}]}}]
+    with TestClient(create_app(store=store)) as client:
+        for spec in specs:
+            expected = {title for title, doc in docs.items() if matches(doc, spec)}
+            body = {"query": "notice", "k": 50, "filter": spec}
+            first, second = (client.post("/v1/collections/kb/search", json=body).json() for _ in range(2))
+            assert first["cached"] is False and second["cached"] is True, spec
+            assert {h["title"] for h in first["hits"]} == {h["title"] for h in second["hits"]} == expected, spec
