@@ -81,8 +81,9 @@ def search(
     filter_json: str | None = typer.Option(
         None,
         "--filter",
-        help="Document fields or metadata keys: a value, a list (any of), or {$gt,$gte,$lt,$lte,$ne,$in}"
-        ' (JSON, e.g. \'{"lang": "ko"}\')',
+        help="Document fields or metadata keys: a value, a list (any of), or"
+        " {$eq,$ne,$gt,$gte,$lt,$lte,$in,$nin,$exists}; $and and $or take lists of filters, $not one filter"
+        ' (README: Filters) (JSON, e.g. \'{"lang": "ko", "year": {"$gte": 2024}}\')',
     ),
     vector_json: str | None = typer.Option(
         None, "--vector", help="A query vector of the collection's dimension (a JSON list)"

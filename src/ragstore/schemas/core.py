@@ -290,7 +290,10 @@ class SearchRequest(BaseModel):
         None, description="Default: the server's RAGSTORE_SEARCH_MODE (hybrid unless configured otherwise)"
     )
     filter: StorableJson | None = Field(
-        None, description="Document fields or metadata keys: a value, a list (any of), or {$gt,$gte,$lt,$lte,$ne,$in}"
+        None,
+        description="Document fields or metadata keys: a value, a list (any of), or"
+        " {$eq,$ne,$gt,$gte,$lt,$lte,$in,$nin,$exists}; $and and $or take lists of filters, $not one filter"
+        " (README: Filters)",
     )
     offset: int = Field(0, ge=0, le=MAX_SEARCH_DEPTH, description="Skip this many results")
     cursor: StorableStr | None = Field(None, max_length=200, description="A previous response's next_cursor")

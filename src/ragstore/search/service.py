@@ -26,6 +26,7 @@ from ragstore.embeddings.batching import QueryBatcher
 from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import SearchRequest, SearchResponse
+from ragstore.search.filter_spec import parse_filter
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.options import (
     MAX_DEPTH,
@@ -116,6 +117,7 @@ class SearchService:
             checked_text(query, "query")
         if filter_spec is not None:
             checked_json(filter_spec, "filter")
+            parse_filter(filter_spec)  # a bad filter is refused before the query is embedded
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise InvalidInput("query is empty")
         ref = self.catalog.resolve(collection)
