@@ -62,7 +62,7 @@ def test_json_and_jsonl_records() -> None:
         (b"   \n\n  ", "blank.md", InvalidInput, "is empty"),
         (bytes(range(256)) * 4, "binary.txt", InvalidInput, "binary"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image.md", InvalidInput, "binary"),
-        ("caf\xe9".encode("latin-1"), "latin.txt", InvalidInput, "not valid UTF-8"),
+        (bytes(range(0x80, 0x100)) * 3, "noise.txt", InvalidInput, r"decoded as text \(tried utf-8, cp949"),
         (b"MZ\x90\x00", "tool.exe", UnsupportedMediaType, "unsupported file type"),
         (b'{"text": "a",', "broken.json", InvalidInput, "invalid JSON"),
         (b'{"text": "ok"}\n{oops}\n', "broken.jsonl", InvalidInput, "line 2"),

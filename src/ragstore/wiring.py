@@ -235,6 +235,7 @@ def build(
                 max_depth=settings.max_html_depth,
                 max_chars=settings.max_extracted_chars,
                 timeout_s=settings.load_timeout_s,
+                chunk_tokens=settings.chunk_size_tokens,
             ),
             clock=clock,
         ),

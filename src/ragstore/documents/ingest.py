@@ -142,6 +142,8 @@ class Ingestor:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
         check_stopping(self.stopping, loaded.source_uri)
         _check_strings(loaded)
+        if chunks is None and loaded.chunks:
+            chunks = loaded.chunks  # the format decided its own chunks (a CSV's row groups, header kept)
         if chunks is not None:
             texts = [normalize_text(without_nul(checked_text(c, "chunks.text", allow_nul=True))) for c in chunks]
             if not texts or any(not t for t in texts):

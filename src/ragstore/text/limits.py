@@ -21,12 +21,18 @@ __all__ = ["DEFAULT_LIMITS", "LoadBudget", "LoadLimits", "check_stopping"]
 @dataclass(frozen=True, slots=True)
 class LoadLimits:
     """Per-file limits (RAGSTORE_MAX_PDF_PAGES, RAGSTORE_MAX_HTML_DEPTH, RAGSTORE_MAX_EXTRACTED_CHARS,
-    RAGSTORE_LOAD_TIMEOUT_S); the defaults are the settings' defaults."""
+    RAGSTORE_LOAD_TIMEOUT_S); the defaults are the settings' defaults.
+
+    `chunk_tokens` is RAGSTORE_CHUNK_SIZE_TOKENS: a format that decides its own chunks (a CSV's row groups)
+    sizes them by it. `max_archive_entries` bounds the members of a zip container (.docx) read at all.
+    """
 
     max_pages: int = 5_000
     max_depth: int = 512
     max_chars: int = 25_000_000
     timeout_s: float = 120.0
+    chunk_tokens: int = 256
+    max_archive_entries: int = 10_000
 
 
 DEFAULT_LIMITS = LoadLimits()
@@ -41,7 +47,7 @@ def check_stopping(stopping: threading.Event | None, what: str) -> None:
 class LoadBudget:
     """One file's budget: the limits, its deadline on `clock`, and the store's shutdown event."""
 
-    __slots__ = ("clock", "deadline", "limits", "name", "stopping")
+    __slots__ = ("clock", "deadline", "limits", "max_bytes", "name", "stopping")
 
     def __init__(
         self,
@@ -50,8 +56,10 @@ class LoadBudget:
         *,
         clock: Clock = SYSTEM_CLOCK,
         stopping: threading.Event | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.name = name
+        self.max_bytes = max_bytes  # RAGSTORE_MAX_DOCUMENT_BYTES: also what a compressed file may unpack to
         self.limits = limits
         self.clock = clock
         self.stopping = stopping
@@ -83,12 +91,21 @@ class LoadBudget:
                 "RAGSTORE_MAX_PDF_PAGES",
             )
 
-    def depth(self, depth: int) -> None:
+    def depth(self, depth: int, what: str = "HTML elements") -> None:
         if depth > self.limits.max_depth:
             raise self._over(
                 InvalidInput,
-                f"HTML elements nested more than {self.limits.max_depth:,} deep, over the limit",
+                f"{what} nested more than {self.limits.max_depth:,} deep, over the limit",
                 "RAGSTORE_MAX_HTML_DEPTH",
+            )
+
+    def unpacked(self, size: int, what: str) -> None:
+        """A compressed file (a .gz, a .docx's zip) may unpack to no more than the largest document accepted."""
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise self._over(
+                PayloadTooLarge,
+                f"{what} unpacks to more than the limit of {self.max_bytes:,} bytes",
+                "RAGSTORE_MAX_DOCUMENT_BYTES",
             )
 
     def _over(self, error: type[InvalidInput], what: str, setting: str) -> InvalidInput:

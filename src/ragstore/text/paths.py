@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ragstore.errors import InvalidInput
-from ragstore.text.loaders import SUPPORTED_EXTENSIONS
+from ragstore.text.loaders import is_supported
 
 __all__ = ["expand_paths"]
 
@@ -29,9 +29,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             raise InvalidInput(f"{raw_str}: no file matches")
         for path in matches:
             if path.is_dir():
-                found.extend(
-                    sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
-                )
+                found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_supported(p)))
             elif path.is_file():
                 found.append(path)
             else:
