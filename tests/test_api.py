@@ -159,6 +159,10 @@ def test_the_openapi_pages_load_everything_from_this_server(client: TestClient) 
         answer = client.get(page)
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
         assert "://" not in answer.text, page
+        # The browser may load from this server only; inline scripts by their hashes, not 'unsafe-inline'.
+        policy = dict(d.strip().split(" ", 1) for d in answer.headers["content-security-policy"].split(";"))
+        assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:", policy
+        assert policy["script-src"].startswith("'self'") and "unsafe" not in policy["script-src"], policy
     html = client.get("/docs").text + client.get("/redoc").text
     assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', html)
     assert len(set(assets)) == 4  # Swagger UI's script and style sheet, ReDoc's script, the favicon
