@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -149,3 +150,25 @@ def test_health_and_docs(client: TestClient) -> None:
         "/health/database",
     } <= paths
     assert client.get("/docs").status_code == 200
+
+
+def test_the_openapi_pages_load_everything_from_this_server(client: TestClient) -> None:
+    """/docs and /redoc name no other host (no CDN, no fonts, no favicon elsewhere); their assets are served
+    here (tests/test_openapi_offline_browser.py loads both in Chromium with the network cut off)."""
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        answer = client.get(page)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+        assert "://" not in answer.text, page
+        # The browser may load from this server only; inline scripts by their hashes, not 'unsafe-inline'.
+        policy = dict(d.strip().split(" ", 1) for d in answer.headers["content-security-policy"].split(";"))
+        assert policy["default-src"] == "'self'" and policy["img-src"] == "'self' data:", policy
+        assert policy["script-src"].startswith("'self'") and "unsafe" not in policy["script-src"], policy
+    html = client.get("/docs").text + client.get("/redoc").text
+    assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', html)
+    assert len(set(assets)) == 4  # Swagger UI's script and style sheet, ReDoc's script, the favicon
+    for asset in set(assets):
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    assert "javascript" in client.get("/docs/assets/redoc.standalone.js").headers["content-type"]
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+    assert "/docs/assets/{path}" not in client.get("/openapi.json").json()["paths"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from ragstore import RagStore
@@ -138,6 +139,21 @@ def routes() -> list[Any]:
     return api_routes(create_app(Settings()))
 
 
+# Routes that are not API routes, so no dependency can declare who may call them: the OpenAPI document and
+# the assets of its pages (api/routers/docs_pages.py), both public like /docs and /redoc, whose own rows come
+# from `public()`. Each row: the route's path as served -> the request that stands for it.
+OTHER_ROUTES = {
+    "/openapi.json": "/openapi.json",
+    "/docs/assets/{path}": "/docs/assets/swagger-ui.css",
+}
+OTHER_ACCESS = RouteAccess(None, None)
+
+
+def other_routes() -> list[str]:
+    served = iter_route_contexts(create_app(Settings()).routes)
+    return [context.path_format for context in served if not isinstance(context.original_route, APIRoute)]
+
+
 def request_for(route: Any, method: str) -> tuple[str, dict[str, Any]]:
     """A request that the route refuses as invalid once a caller is let through (id 0, a body of nothing known)."""
     path = re.sub(
@@ -152,6 +168,8 @@ def request_for(route: Any, method: str) -> tuple[str, dict[str, Any]]:
 def test_every_route_declares_who_may_call_it() -> None:
     undeclared = [f"{sorted(r.methods or ())} {r.path}" for r in routes() if access_of(r) is None]
     assert not undeclared, f"routes without Depends(require(...)) or Depends(public()): {undeclared}"
+    # A mount or plain route cannot declare it: it needs a row in OTHER_ROUTES (and so in the matrix).
+    assert sorted(other_routes()) == sorted(OTHER_ROUTES)
 
 
 @pytest.fixture
@@ -190,6 +208,13 @@ def test_the_authorization_matrix(caller: Caller, world: tuple[World, TestClient
             assert "x-request-id" in answer.headers
             if COLLECTION not in {c.name for c in state.store.collections.list()}:
                 state.store.collections.create(COLLECTION)  # an admin's DELETE went through: put it back
+    for path in OTHER_ROUTES.values():
+        answer = client.get(path, headers=headers, follow_redirects=False)
+        want = expected(OTHER_ACCESS, caller.grants, bool(headers))
+        got = answer.status_code
+        checked += 1
+        if got != (want or 200) or (want == 401 and answer.headers.get("www-authenticate") != "Bearer"):
+            wrong.append(f"GET {path}: {got} (want {want or 200}) {answer.text[:120]}")
     assert checked >= 30
     assert not wrong, "\n".join(wrong)
 

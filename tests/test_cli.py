@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,53 @@ def test_the_readme_walk_notices_a_command_it_does_not_mention() -> None:
 def test_serve_refuses_several_processes_in_the_embedded_profile(env: Path) -> None:
     code, out = run("serve", "--workers", "2")
     assert code == 2 and "RAGSTORE_VECTOR_BACKEND=embedded" in out and "one server process" in out
+
+
+def serve_on_a_taken_port(env: Path, *args: str, **environ: str) -> tuple[int, str, float]:
+    """`ragstore serve ARGS` as its own process: its exit code, its stderr and how long it ran (a clock)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ragstore.cli", "serve", *args],
+        cwd=env,
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, done.stderr, time.monotonic() - started
+
+
+def test_serve_refuses_a_port_in_use_at_once(env: Path, database_url: str | None) -> None:
+    """Before anything slow (the app's imports, the store, the embedder): one line naming the address and how
+    to choose another, exit 2, whether the port came from --port or RAGSTORE_API_PORT, one process or more."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        wanted = (
+            f"port {port} on 127.0.0.1 is in use (another ragstore?); choose another with --port or RAGSTORE_API_PORT"
+        )
+        runs: list[tuple[tuple[str, ...], dict[str, str]]] = [(("--port", port), {}), ((), {"RAGSTORE_API_PORT": port})]
+        if database_url is not None:  # several processes need PostgreSQL (the embedded profile runs one)
+            runs.append((("--workers", "2"), {"RAGSTORE_API_PORT": port}))
+        for args, environ in runs:
+            code, err, took = serve_on_a_taken_port(env, *args, **environ)
+            assert code == 2, (args, err)
+            assert err.strip() == f"error: {wanted}", (args, err)
+            # A Python start-up and the CLI's imports; the app's imports alone take seconds, then the store
+            # and the embedder. The modules below prove nothing of that ran; the clock that it was quick.
+            assert took < 10, (args, took)
+        loaded = modules_loaded_by(env, "serve", "--port", port)
+    assert not loaded & {*HEAVY, "ragstore.service", "ragstore.api"}, sorted(loaded & {*HEAVY, "ragstore.service"})
+
+
+def test_serve_refuses_an_address_it_cannot_bind(env: Path) -> None:
+    code, out = run("serve", "--host", "192.0.2.1")  # TEST-NET-1: an address of no machine here
+    assert code == 2 and "192.0.2.1 is not an address of this machine" in out and "RAGSTORE_API_HOST" in out
+    code, out = run("serve", "--host", "no-such-host.invalid")
+    assert code == 2 and "cannot serve on 'no-such-host.invalid'" in out and "--host" in out
+    code, out = run("serve", "--port", "0")
+    assert code == 2 and "--port" in out
 
 
 HEAVY = (

@@ -29,6 +29,7 @@ from ragstore.api.routers import (
     auth,
     backup,
     collections,
+    docs_pages,
     documents,
     health,
     jobs,
@@ -101,6 +102,8 @@ def create_app(
         version=__version__,
         description="The data layer of a RAG service: collections, documents, chunks, embeddings and search.",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc are served from the package, offline (routers/docs_pages.py)
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(CachedSearchMiddleware)
@@ -145,6 +148,7 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
+    docs_pages.install_docs_pages(app)
     document_guard_responses(app)
     document_access(app)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from ragstore.config import Settings
     from ragstore.schemas.security import CreatedKey
 
-__all__ = ["ADMIN_KEY_FILE", "init", "is_loopback", "serve"]
+__all__ = ["ADMIN_KEY_FILE", "check_port", "init", "is_loopback", "serve"]
 
 ADMIN_KEY_FILE = "admin.key"
 
@@ -107,17 +109,51 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+CHOOSE_PORT = "choose another with --port or RAGSTORE_API_PORT"
+
+
+def check_port(host: str, port: int) -> None:
+    """Exit 2 with one line if the server could not bind `host`:`port` (in use, a privileged port, not an
+    address of this machine).
+
+    Asked before anything slow: uvicorn binds a single process's port only after the app's start-up (the
+    store opened, the models loaded), so a port in use used to be reported after all of that, in uvicorn's
+    words, with no hint. The probe binds as uvicorn and asyncio do (SO_REUSEADDR, so a port whose last
+    connections linger in TIME_WAIT counts as free; IPv6 sockets IPv6-only) every address `host` resolves
+    to, and closes again: uvicorn then binds as always (with --workers, in the parent before any process
+    starts). A process that takes the port in the seconds between is still reported by uvicorn.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        fail(f"cannot serve on {host!r}: {exc}; choose the address with --host or RAGSTORE_API_HOST", EXIT_BAD_INPUT)
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                fail(_bind_refusal(host, port, exc), EXIT_BAD_INPUT)
+
+
+def _bind_refusal(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (another ragstore?); {CHOOSE_PORT}"
+    if exc.errno == errno.EACCES:
+        return f"port {port} on {host} needs privileges this user lacks (ports below 1024); {CHOOSE_PORT}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine; choose the address with --host or RAGSTORE_API_HOST"
+    return f"cannot serve on port {port} of {host}: {exc.strerror or exc}"
+
+
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default RAGSTORE_API_HOST, 127.0.0.1)."),
-    port: int | None = typer.Option(None, help="Port (default RAGSTORE_API_PORT, 8000)."),
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (default RAGSTORE_API_PORT, 8000)."),
     workers: int | None = typer.Option(None, min=1, max=64, help="Server processes (default RAGSTORE_API_WORKERS, 1)."),
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
-    import uvicorn
-
-    from ragstore.api.app import create_app
-    from ragstore.vectors.registry import check_server_processes
-
+    """Serve the HTTP API (OpenAPI docs at /docs). A port in use is refused at once (exit 2), before start-up."""
     cfg = settings()
     processes = workers or cfg.api_workers
     bind = host or cfg.api_host
@@ -127,9 +163,17 @@ def serve(
             "set RAGSTORE_AUTH=required (and send an API key) or bind to 127.0.0.1",
             EXIT_BAD_INPUT,
         )
+    from ragstore.vectors.registry import check_server_processes
+
     with domain_errors():
         check_data_dir(cfg)
         check_server_processes(cfg, processes)
+    check_port(bind, port or cfg.api_port)
+    # Imported only now: the app's modules alone take about 3 s to import on a busy machine.
+    import uvicorn
+
+    from ragstore.api.app import create_app
+
     options: dict[str, Any] = {
         "host": bind,
         "port": port or cfg.api_port,
