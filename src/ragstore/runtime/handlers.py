@@ -58,7 +58,7 @@ def ingest_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise InvalidInput("the job payload needs a list of paths")
     report = store.documents.ingest_paths(
-        _collection(payload), paths, progress=lambda done, total, _path: progress(done, total)
+        _collection(payload), paths, progress=lambda p: progress(p.files_done, p.files_total)
     )
     return dict(report.summary)
 
