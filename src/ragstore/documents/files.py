@@ -116,9 +116,7 @@ class FileRun:
         for path, source in zip(files, sources, strict=True):
             self._current = str(path)
             self._present.add(source)
-            outcome = self._read(path, source, known.get(source, []), batch)
-            if outcome is not None:
-                report.outcomes.append(outcome)
+            report.outcomes.extend(self._read(path, source, known.get(source, []), batch))
             if len(batch) >= self.batch_size:
                 flush()
             self._files_done += 1
@@ -131,11 +129,9 @@ class FileRun:
         return report
 
     # -- one file ------------------------------------------------------------------------------------------
-    def _read(
-        self, path: Path, source: str, known: list[_Known], batch: list[PreparedDocument]
-    ) -> IngestOutcome | None:
+    def _read(self, path: Path, source: str, known: list[_Known], batch: list[PreparedDocument]) -> list[IngestOutcome]:
         """Hash the file; if its source's document holds these bytes, `unchanged`; else parse and chunk it
-        into `batch`. Returns the file's outcome when it is decided here (unchanged, failed)."""
+        into `batch`. Returns the file's outcomes when they are decided here (unchanged, failed)."""
         service = self.service
         try:
             mime_for(path.name)  # an unsupported type is refused before reading a possibly huge file
@@ -148,8 +144,11 @@ class FileRun:
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             same = [k for k in known if k.source_hash == digest]
-            if same and len(same) == len(known):
-                return IngestOutcome(source_uri=source, status="unchanged", document_id=same[0].id, title=same[0].title)
+            if same and len(same) == len(known):  # every document of the file (a JSON file's records) as it was
+                return [
+                    IngestOutcome(source_uri=k.source, status="unchanged", document_id=k.id, title=k.title)
+                    for k in same
+                ]
             loads = load_bytes(
                 data,
                 str(path),
@@ -164,12 +163,12 @@ class FileRun:
                 loaded.source_uri = source + loaded.source_uri[len(str(path)) :]
                 prepared.append(service.ingestor.prepare(loaded))
         except OSError as exc:
-            return IngestOutcome(source_uri=source, status="failed", error=f"{path}: {exc.strerror or exc}")
+            return [IngestOutcome(source_uri=source, status="failed", error=f"{path}: {exc.strerror or exc}")]
         except RagstoreError as exc:
-            return IngestOutcome(source_uri=source, status="failed", error=exc.message)
+            return [IngestOutcome(source_uri=source, status="failed", error=exc.message)]
         batch.extend(prepared)
         self._known_chunks += sum(len(d.chunk_texts) for d in prepared)
-        return None
+        return []
 
     def _deletions(self, known: dict[str, list[_Known]], scopes: list[str], root: Path | None) -> list[IngestOutcome]:
         """The documents of files in the sync's scope that are no longer in the tree: deleted (audited, through
