@@ -34,6 +34,7 @@ from ragstore.api.routers import (
     jobs,
     keys,
     search,
+    sync,
     usage,
     users,
 )
@@ -93,6 +94,7 @@ def create_app(
         finally:
             maintenance.stop()
             stop_ingest_runner(app)
+            sync.stop_sync_runner(app)
             if owned:
                 app.state.store.close()
 
@@ -134,6 +136,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
+    app.include_router(sync.router)
     app.include_router(search.router)
     app.include_router(admin.router)
     app.include_router(backup.router)
