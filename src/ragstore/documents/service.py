@@ -317,6 +317,8 @@ class DocumentService:
         outcomes = self.ingestor.ingest(
             collection, prepared, lease=wait, on_chunks=on_chunks, keep_duplicates=keep_duplicates, dry_run=dry_run
         )
+        if dry_run:  # nothing was written: nothing to announce or apply
+            return outcomes
         if any(o.status in ("added", "replaced") for o in outcomes):
             self.changes.announce({self.catalog.resolve(collection).id})
             if wait:
