@@ -170,3 +170,14 @@ def test_terminal_view_draws_a_bar_on_the_console() -> None:
     view.close()
     text = console.export_text()
     assert "1/4" in text and "chunks embedded 20/80" in text and "2.0 chunks/s" in text and "~30s left" in text
+
+
+def test_encoding_passes_through_to_the_loaders(env: Path) -> None:
+    legacy = env / "legacy"
+    legacy.mkdir()
+    (legacy / "notice.txt").write_bytes("공지: 환불은 구매 후 7일 안에 요청할 수 있다.\n".encode("cp949"))
+    code, out = run("ingest", "legacy", "-c", "kb", "--encoding", "cp949", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["summary"]["added"] == 1, out
+    code, out = run("documents", "list", "-c", "kb", "--json")
+    assert json.loads(out)[0]["encoding"] == "cp949"
