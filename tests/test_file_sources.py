@@ -220,3 +220,15 @@ def test_progress_counts_files_and_chunks(store: RagStore, tmp_path: Path) -> No
     assert last.bytes_done == last.bytes_total == sum(os.path.getsize(p) for p in files.values())
     assert any(p.chunks_stored < p.chunks_embedded for p in seen)  # embedded is reported before the commit
     assert [p.files_done for p in seen] == sorted(p.files_done for p in seen)
+
+
+def test_a_duplicate_is_not_counted_among_the_chunks_expected(store: RagStore, tmp_path: Path) -> None:
+    store.collections.create("kb")
+    files = _tree(tmp_path / "tree")
+    (tmp_path / "tree" / "zcopy.txt").write_text(files["photo"].read_text(encoding="utf-8"), encoding="utf-8")
+    seen: list[IngestProgress] = []
+    report = store.documents.ingest_paths("kb", [tmp_path / "tree"], progress=seen.append)
+    assert report.summary["duplicate"] == 1
+    last = seen[-1]
+    assert (last.files_done, last.chunks_known, last.chunks_embedded, last.chunks_stored) == (4, 3, 3, 3)
+    assert last.chunks_expected() == 3

@@ -33,8 +33,10 @@ def describe(p: IngestProgress, elapsed_s: float) -> str:
     rate = p.chunks_embedded / elapsed_s if elapsed_s > 0 else 0.0
     expected = p.chunks_expected()
     left = max(0, expected - p.chunks_embedded)
-    if p.files_done >= p.files_total:
+    if p.files_done >= p.files_total and p.chunks_stored >= expected:
         eta = "done"
+    elif p.files_done >= p.files_total and left == 0:
+        eta = "storing"
     elif rate > 0 and expected:
         eta = f"~{_duration(left / rate)} left"
     else:
@@ -56,6 +58,7 @@ class IngestView:
     _start: float = field(init=False)
     _last_line: float = field(init=False)
     _last: IngestProgress | None = field(default=None, init=False)
+    _printed: IngestProgress | None = field(default=None, init=False)  # the last report written as a line
     _bar: Any = field(default=None, init=False)
     _task: Any = field(default=None, init=False)
 
@@ -84,13 +87,14 @@ class IngestView:
             )
         elif now - self._last_line >= self.interval_s:
             self._last_line = now
+            self._printed = p
             self.console.print(describe(p, now - self._start), highlight=False, markup=False, soft_wrap=True)
 
     def close(self) -> None:
-        """Stop the bar; without a terminal, the final numbers as a last line."""
+        """Stop the bar; without a terminal, the final numbers as a last line (unless just printed)."""
         if self._bar is not None:
             self._bar.stop()
-        elif self._last is not None:
+        elif self._last is not None and self._last != self._printed:
             self.console.print(
                 describe(self._last, self.clock.monotonic() - self._start),
                 highlight=False,

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FileRun"]
 
+STORED = ("added", "replaced")
+
 
 @dataclass(frozen=True, slots=True)
 class _Known:
@@ -95,14 +97,18 @@ class FileRun:
                 self.create()  # type: ignore[misc]
                 exists = True
             if exists:
-                report.outcomes.extend(
-                    self.service._store(
-                        self.collection,
-                        list(batch),
-                        on_chunks=self._on_chunks,
-                        keep_duplicates=self.keep_duplicates,
-                        dry_run=self.dry_run,
-                    )
+                outcomes = self.service._store(
+                    self.collection,
+                    list(batch),
+                    on_chunks=self._on_chunks,
+                    keep_duplicates=self.keep_duplicates,
+                    dry_run=self.dry_run,
+                )
+                report.outcomes.extend(outcomes)
+                # A document not stored (a duplicate, or its content unchanged) embeds nothing: the chunks the
+                # run still expects must not count it, or the bar would never reach its total.
+                self._known_chunks -= sum(
+                    len(d.chunk_texts) for d, o in zip(batch, outcomes, strict=True) if o.status not in STORED
                 )
             else:  # a dry run into a collection that does not exist yet: everything would be new
                 report.outcomes.extend(
@@ -112,6 +118,7 @@ class FileRun:
                     for d in batch
                 )
             batch.clear()
+            self._emit()
 
         for path, source in zip(files, sources, strict=True):
             self._current = str(path)
