@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ragstore import InvalidInput, RagStore
+from ragstore import InvalidInput, RagStore, Settings, Unavailable
 from ragstore.documents import files as file_run
 from ragstore.documents.progress import IngestProgress
 from ragstore.errors import Conflict, NotFound
@@ -232,3 +232,31 @@ def test_a_duplicate_is_not_counted_among_the_chunks_expected(store: RagStore, t
     last = seen[-1]
     assert (last.files_done, last.chunks_known, last.chunks_embedded, last.chunks_stored) == (4, 3, 3, 3)
     assert last.chunks_expected() == 3
+
+
+class _FailingEmbedder(CountingEmbedder):
+    """The real model, until told to fail the way an unreachable embedding service does."""
+
+    failing = False
+
+    def embed(self, texts: Any, *, kind: Any) -> Any:
+        if self.failing:
+            raise Unavailable("the embedder is unreachable")
+        return super().embed(texts, kind=kind)
+
+
+def test_a_store_that_fails_after_the_collection_was_made_leaves_no_collection(
+    settings: Settings, embedder: CountingEmbedder, tmp_path: Path
+) -> None:
+    failing = _FailingEmbedder(embedder.inner)
+    failing.failing = True
+    good = tmp_path / "plan.txt"
+    good.write_text(PLAN, encoding="utf-8")
+    with RagStore.open(settings, embedder=failing) as store:
+        with pytest.raises(Unavailable):
+            store.documents.ingest_paths("kb", [good], create=lambda: store.collections.create("kb", exist_ok=True))
+        assert [c.name for c in store.collections.list()] == []
+        store.collections.create("kept")
+        with pytest.raises(Unavailable):  # an existing collection is never dropped
+            store.documents.ingest_paths("kept", [good])
+        assert [c.name for c in store.collections.list()] == ["kept"]

@@ -91,19 +91,25 @@ class FileRun:
             nonlocal exists
             if not batch:
                 return
+            created = False
             if not exists and not self.dry_run:
                 if self.create is None:
                     self.service.catalog.get_collection(self.collection)  # NotFound, as before
                 self.create()  # type: ignore[misc]
-                exists = True
+                exists = created = True
             if exists:
-                outcomes = self.service._store(
-                    self.collection,
-                    list(batch),
-                    on_chunks=self._on_chunks,
-                    keep_duplicates=self.keep_duplicates,
-                    dry_run=self.dry_run,
-                )
+                try:
+                    outcomes = self.service._store(
+                        self.collection,
+                        list(batch),
+                        on_chunks=self._on_chunks,
+                        keep_duplicates=self.keep_duplicates,
+                        dry_run=self.dry_run,
+                    )
+                except RagstoreError:
+                    if created:  # made for this run, which stored nothing: a failed ingest leaves nothing
+                        self._drop_collection()
+                    raise
                 report.outcomes.extend(outcomes)
                 # A document not stored (a duplicate, or its content unchanged) embeds nothing: the chunks the
                 # run still expects must not count it, or the bar would never reach its total.
@@ -193,6 +199,12 @@ class FileRun:
                     self.service.delete(self.collection, k.id)
             outcomes.append(IngestOutcome(source_uri=k.source, status="deleted", document_id=k.id, title=k.title))
         return outcomes
+
+    def _drop_collection(self) -> None:
+        """Drop the collection this run created (audited, through the outbox, as `collections.delete` does)."""
+        collection_id = self.service.catalog.begin_drop_collection(self.collection)
+        self.service.changes.announce({collection_id})
+        self.service.changes.apply_now()
 
     # -- state ---------------------------------------------------------------------------------------------
     def _collection_exists(self) -> bool:
