@@ -61,7 +61,8 @@ def test_ingest_search_documents_and_index(env: Path) -> None:
     code, out = run("ingest", "docs", "--collection", "kb")
     assert code == 0 and "2 added" in out
     code, out = run("ingest", "docs", "--collection", "kb", "--json")
-    assert code == 0 and json.loads(out)["summary"] == {"added": 0, "unchanged": 2, "replaced": 0, "failed": 0}
+    summary = {"added": 0, "unchanged": 2, "replaced": 0, "duplicate": 0, "deleted": 0, "failed": 0}
+    assert code == 0 and json.loads(out)["summary"] == summary
     code, out = run("search", "환불 기간", "-c", "kb", "-k", "1", "--json")
     hits = json.loads(out)["hits"]
     assert code == 0 and hits[0]["title"] == "환불 규정" and hits[0]["score"] > 0

@@ -33,7 +33,7 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     with RagStore.open(settings, embedder=LocalEmbedder(model)) as store:
         store.collections.create("samples")
         report = store.documents.ingest_paths("samples", [SAMPLES / "corpus"])
-        assert report.summary == {"added": 32, "unchanged": 0, "replaced": 0, "failed": 0}
+        assert report.summary == {"added": 32, "unchanged": 0, "replaced": 0, "duplicate": 0, "deleted": 0, "failed": 0}
         yield store
 
 
@@ -73,5 +73,5 @@ def test_hybrid_search_finds_them_at_least_as_well_in_one_language(loaded: RagSt
 def test_reingesting_the_corpus_changes_nothing(loaded: RagStore) -> None:
     before = loaded.collections.get("samples")
     report = loaded.documents.ingest_paths("samples", [SAMPLES / "corpus"])
-    assert report.summary == {"added": 0, "unchanged": 32, "replaced": 0, "failed": 0}
+    assert report.summary == {"added": 0, "unchanged": 32, "replaced": 0, "duplicate": 0, "deleted": 0, "failed": 0}
     assert loaded.collections.get("samples") == before

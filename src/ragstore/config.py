@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     ingest_job_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=2 * 1024**3, validation_alias=_env("RAGSTORE_INGEST_JOB_BYTES")
     )
+    # folders (comma-separated) under which `POST /v1/collections/{name}/sync` may read files on the server;
+    # empty: sync over HTTP is disabled (403), since it reads the server's file system
+    sync_roots: str = Field("", validation_alias=_env("RAGSTORE_SYNC_ROOTS"))
 
     # request limits and cross-site protection (api/limits.py, api/origin.py): every body is counted as it
     # streams in and refused with 413 past its route's limit; document uploads take RAGSTORE_MAX_DOCUMENT_BYTES

@@ -35,6 +35,7 @@ from ragstore.api.routers import (
     jobs,
     keys,
     search,
+    sync,
     usage,
     users,
 )
@@ -94,6 +95,7 @@ def create_app(
         finally:
             maintenance.stop()
             stop_ingest_runner(app)
+            sync.stop_sync_runner(app)
             if owned:
                 app.state.store.close()
 
@@ -137,6 +139,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
+    app.include_router(sync.router)
     app.include_router(search.router)
     app.include_router(admin.router)
     app.include_router(backup.router)

@@ -28,6 +28,7 @@ from ragstore.cli import (
     documents,
     dr,
     index,
+    ingest,
     jobs,
     keys,
     lifecycle,
@@ -64,7 +65,7 @@ def _as_the_local_operator(ctx: typer.Context) -> None:
 app.command("init")(lifecycle.init)
 app.command("serve")(lifecycle.serve)
 app.command("worker")(worker.worker)
-app.command("ingest")(search.ingest)
+app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("analytics")(search.analytics)
 app.command("usage")(usage.usage)

@@ -48,17 +48,20 @@ def collections_create(
         None, help="Default: the configured embedder; another name means you bring vectors."
     ),
     dimension: int | None = typer.Option(None, help="Required with a custom embedding model."),
+    exist_ok: bool = typer.Option(
+        False, "--exist-ok", help="A collection of this name with the same settings is fine (exit 0)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Create a collection."""
+    """Create a collection (exit 2 if it exists, unless --exist-ok and its settings are the same)."""
     with opened_store() as store, domain_errors():
         info = store.collections.create(
-            name, description=description, embedding_model=embedding_model, dimension=dimension
+            name, description=description, embedding_model=embedding_model, dimension=dimension, exist_ok=exist_ok
         )
     if as_json:
         print_json(info)
     else:
-        out.print(f"created collection [bold]{info.name}[/] ({info.embedding_model}, {info.dimension}-d)")
+        out.print(f"collection [bold]{info.name}[/] ({info.embedding_model}, {info.dimension}-d)")
 
 
 @app.command("delete")

@@ -15,7 +15,7 @@ app = typer.Typer(help="The job queue that `ragstore worker` processes drain.", 
 
 @app.command("enqueue")
 def jobs_enqueue(
-    kind: str = typer.Argument(..., help="ingest_documents, ingest_paths, rebuild_index or checkpoint."),
+    kind: str = typer.Argument(..., help="ingest_documents, ingest_paths, sync_paths, rebuild_index or checkpoint."),
     payload: str = typer.Option("{}", help="The job's payload as a JSON object."),
     priority: int = typer.Option(0, help="Higher runs first."),
     as_json: bool = JsonOpt,

@@ -18,46 +18,9 @@ from ragstore.cli.common import (
     out,
     plain,
     print_json,
-    printable,
-    progress_bar,
 )
 
-__all__ = ["analytics", "ingest", "search"]
-
-
-def ingest(
-    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or globs."),
-    collection: str = typer.Option(..., "--collection", "-c", help="Target collection."),
-    create: bool = typer.Option(True, help="Create the collection if it does not exist."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Load, chunk, embed, store and index documents (.txt .md .html .pdf .json .jsonl); exit 2 if any failed."""
-    from ragstore.text.paths import expand_paths
-
-    with opened_store() as store, domain_errors():
-        if create and collection not in {c.name for c in store.collections.list()}:
-            store.collections.create(collection)
-            if not as_json:
-                out.print(f"created collection [bold]{collection}[/]")
-        files = expand_paths(paths)
-        with progress_bar("[progress.description]{task.description}", disable=as_json or not err.is_terminal) as bar:
-            task = bar.add_task("ingesting", total=len(files))
-            report = store.documents.ingest_paths(
-                collection, files, progress=lambda done, total, _: bar.update(task, completed=done)
-            )
-    if as_json:
-        print_json({"collection": collection, "summary": report.summary, "documents": report.outcomes})
-    else:
-        failed = [o for o in report.outcomes if o.status == "failed"]
-        for o in failed:
-            err.print(f"[red]failed[/] {printable(str(o.error))}", highlight=False)
-        s = report.summary
-        out.print(
-            f"{collection}: [green]{s['added']} added[/], {s['unchanged']} unchanged, "
-            f"{s['replaced']} replaced, [red]{s['failed']} failed[/]"
-        )
-    if report.count("failed"):
-        raise typer.Exit(EXIT_BAD_INPUT)
+__all__ = ["analytics", "search"]
 
 
 def _json_option(value: str | None, option: str) -> Any:

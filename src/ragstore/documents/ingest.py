@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -29,6 +29,7 @@ from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
+from ragstore.documents.holders import PreparedDocument, holders
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.lexical.base import lexeme_rows, lexical_text, write_lexemes
@@ -107,16 +108,6 @@ EMBEDDINGS = cast(Table, Embedding.__table__)
 
 
 @dataclass
-class PreparedDocument:
-    """A document ready to store: its chunks decided, its vectors known or to be looked up."""
-
-    loaded: LoadedDocument
-    chunk_texts: list[str] = field(default_factory=list)
-    vectors: NDArray[np.float32] | None = None  # one per chunk, when the caller brings its own
-    content_hash: str = ""
-
-
-@dataclass
 class _Planned:
     doc: PreparedDocument
     chunk_hashes: list[str]
@@ -188,8 +179,16 @@ class Ingestor:
         *,
         lease: bool = True,
         on_chunks: ChunkProgressFn | None = None,
+        keep_duplicates: bool = False,
+        dry_run: bool = False,
     ) -> list[IngestOutcome]:
         """Store a batch of prepared documents; returns one outcome per document, in order.
+
+        A document whose content another active document holds under another source is a `duplicate`
+        (naming that source), not stored, unless `keep_duplicates` (then stored as its own document, its
+        chunks sharing the other's embeddings: they are keyed by content hash) or its own source already
+        has an active document (then that one is replaced: the old content must not stay searchable).
+        `dry_run`: the outcomes as they would be, nothing embedded or stored.
 
         `lease`: the outbox operation is leased to this process, which applies it inline; without, it is
         left for any worker to claim. `on_chunks("embedded", n)` is called as chunks get their vectors (a
@@ -200,34 +199,28 @@ class Ingestor:
             coll = self.catalog.get_row(s, collection)
             coll_id, model, dimension = coll.id, coll.embedding_model, coll.dimension
             lexical_state = LexicalIndexer.read_state(s, coll_id)
-            hashes = list({d.content_hash for d in docs})
-            existing: dict[str, tuple[int, str]] = {}
-            for part in in_batches(hashes):
-                existing.update(
-                    (h, (i, t))
-                    for h, i, t in s.execute(
-                        select(Document.content_hash, Document.id, Document.title).where(
-                            Document.collection_id == coll_id,
-                            Document.content_hash.in_(part),
-                            Document.status == DocumentStatus.ACTIVE,
-                        )
-                    )
-                )
+            existing, has_active = holders(s, coll_id, docs)
 
         outcomes: list[IngestOutcome | None] = [None] * len(docs)
         planned: list[tuple[int, _Planned]] = []
-        seen: dict[str, int] = {}
+        seen: dict[str, str] = {}  # content hash -> the source first planned with it in this batch
         sources: dict[str, str] = {}
         for pos, doc in enumerate(docs):
             src = doc.loaded.source_uri
-            if doc.content_hash in existing:
-                doc_id, title = existing[doc.content_hash]
+            held = existing.get(doc.content_hash, [])
+            same = next((h for h in held if h[2] == src), None)
+            if same is not None or seen.get(doc.content_hash) == src:
+                doc_id, title = (same[0], same[1]) if same is not None else (None, doc.loaded.title)
                 outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", document_id=doc_id, title=title)
                 continue
-            if doc.content_hash in seen:
-                outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", title=doc.loaded.title)
+            other = held[0][2] if held else seen.get(doc.content_hash)
+            if other is not None and not keep_duplicates and src not in has_active:
+                held_by = held[0][0] if held else None
+                outcomes[pos] = IngestOutcome(
+                    source_uri=src, status="duplicate", document_id=held_by, title=doc.loaded.title, duplicate_of=other
+                )
                 continue
-            seen[doc.content_hash] = pos
+            seen.setdefault(doc.content_hash, src)
             if sources.setdefault(src, doc.content_hash) != doc.content_hash:
                 # Which of the two should stay active is the caller's to say; refuse before anything is stored.
                 raise InvalidInput(
@@ -241,6 +234,15 @@ class Ingestor:
                 )
             planned.append((pos, _Planned(doc, [content_hash(t) for t in doc.chunk_texts], [])))
 
+        if dry_run:
+            for pos, plan in planned:
+                outcomes[pos] = IngestOutcome(
+                    source_uri=plan.doc.loaded.source_uri,
+                    status="replaced" if plan.doc.loaded.source_uri in has_active else "added",
+                    title=plan.doc.loaded.title,
+                    chunks=len(plan.doc.chunk_texts),
+                )
+            return [o for o in outcomes if o is not None]
         if planned:
             plans = [p for _, p in planned]
             new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)

@@ -18,18 +18,17 @@ from pydantic import ValidationError
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.documents.catalog import Catalog
+from ragstore.documents.files import FileRun
 from ragstore.documents.ingest import ChunkProgressFn, Ingestor, PreparedDocument
+from ragstore.documents.progress import ProgressFn
 from ragstore.embeddings.base import Embedder
-from ragstore.errors import InvalidInput, RagstoreError
+from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, IngestReport
 from ragstore.sync.changes import ChangeFeed
 from ragstore.text.limits import DEFAULT_LIMITS, LoadLimits
-from ragstore.text.loaders import LoadedDocument, load_bytes, load_path
-from ragstore.text.paths import expand_paths
+from ragstore.text.loaders import LoadedDocument, load_bytes
 
 __all__ = ["CollectionService", "DocumentService", "ProgressFn"]
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 def _document_input(raw: dict[str, Any], position: int) -> DocumentInput:
@@ -61,10 +60,13 @@ class CollectionService:
         embedding_model: str | None = None,
         dimension: int | None = None,
         metric: str = "cosine",
+        exist_ok: bool = False,
     ) -> CollectionInfo:
         """A new collection; by default it uses this store's embedder (its model and dimension).
 
-        Name another `embedding_model` with its `dimension` for vectors you bring yourself.
+        Name another `embedding_model` with its `dimension` for vectors you bring yourself. With `exist_ok`,
+        a collection of that name with the same settings is returned as it is (a script may run twice); one
+        with other settings is a Conflict naming the setting that differs.
         """
         model = embedding_model or self.embedder.model
         if model == self.embedder.model:
@@ -73,10 +75,39 @@ class CollectionService:
             dimension = self.embedder.dimension
         elif dimension is None:
             raise InvalidInput(f"dimension is required for a collection with its own embedding model {model!r}")
-        self.catalog.create_collection(
-            name, embedding_model=model, dimension=dimension, metric=metric, description=description
-        )
+        if exist_ok:
+            found = self._existing(name, model, dimension, metric, description)
+            if found is not None:
+                return found
+        try:
+            self.catalog.create_collection(
+                name, embedding_model=model, dimension=dimension, metric=metric, description=description
+            )
+        except Conflict:
+            # Created by someone else between the look and the insert: the same answer as if it had been first.
+            found = self._existing(name, model, dimension, metric, description) if exist_ok else None
+            if found is None:
+                raise
+            return found
         return self.get(name)
+
+    def _existing(self, name: str, model: str, dimension: int, metric: str, description: str) -> CollectionInfo | None:
+        """The active collection `name` if its settings are these (a description given must match too)."""
+        try:
+            info = self.get(name)
+        except NotFound:
+            return None
+        wanted = {"embedding_model": model, "dimension": dimension, "metric": metric}
+        if description:
+            wanted["description"] = description
+        for setting, value in wanted.items():
+            have = getattr(info, setting)
+            if have != value:
+                raise Conflict(
+                    f"collection {name!r} exists with {setting} {have!r}, not {value!r}",
+                    details={"collection": name, "setting": setting},
+                )
+        return info
 
     def list(self) -> builtins.list[CollectionInfo]:
         return self.catalog.list_collections()
@@ -110,8 +141,12 @@ class DocumentService:
         *,
         wait: bool = True,
         on_chunks: ChunkProgressFn | None = None,
+        keep_duplicates: bool = False,
     ) -> builtins.list[IngestOutcome]:
         """Store documents given as text (optionally pre-chunked, optionally with vectors).
+
+        A document whose content another source's document holds is reported `duplicate` (naming it) and
+        not stored, unless `keep_duplicates` (stored as its own document; no chunk is embedded twice).
 
         With `wait=False` the call returns once the documents are stored, with `index_state` pending; a sync
         worker (this process's, or any `ragstore worker` process) indexes them meanwhile, so a bulk load
@@ -139,7 +174,7 @@ class DocumentService:
             prepared.append(self.ingestor.prepare(loaded, chunks=chunks, vectors=vectors))
             if not doc.source_uri:
                 prepared[-1].loaded.source_uri = f"text:{prepared[-1].content_hash[:16]}"
-        return self._store(collection, prepared, wait=wait, on_chunks=on_chunks)
+        return self._store(collection, prepared, wait=wait, on_chunks=on_chunks, keep_duplicates=keep_duplicates)
 
     def add_text(self, collection: str, text: str, **fields: Any) -> IngestOutcome:
         return self.add(collection, [DocumentInput(text=text, **fields)])[0]
@@ -185,43 +220,80 @@ class DocumentService:
         return loaded
 
     def add_loaded(
-        self, collection: str, loaded: builtins.list[LoadedDocument], *, on_chunks: ChunkProgressFn | None = None
+        self,
+        collection: str,
+        loaded: builtins.list[LoadedDocument],
+        *,
+        on_chunks: ChunkProgressFn | None = None,
+        keep_duplicates: bool = False,
     ) -> builtins.list[IngestOutcome]:
-        return self._store(collection, [self.ingestor.prepare(d) for d in loaded], on_chunks=on_chunks)
+        return self._store(
+            collection, [self.ingestor.prepare(d) for d in loaded], on_chunks=on_chunks, keep_duplicates=keep_duplicates
+        )
 
     def ingest_paths(
-        self, collection: str, paths: Iterable[str | Path], *, progress: ProgressFn | None = None, batch_size: int = 16
+        self,
+        collection: str,
+        paths: Iterable[str | Path],
+        *,
+        root: str | Path | None = None,
+        keep_duplicates: bool = False,
+        encoding: str | None = None,
+        progress: ProgressFn | None = None,
+        create: Callable[[], object] | None = None,
+        batch_size: int = 16,
+        dry_run: bool = False,
     ) -> IngestReport:
-        """Ingest files, folders (recursively) and globs; a bad file is reported as failed, not fatal."""
-        self.catalog.get_collection(collection)
-        files = expand_paths(paths)
-        report = IngestReport(collection=collection)
-        batch: builtins.list[PreparedDocument] = []
+        """Ingest files, folders (recursively) and globs; a bad file is reported as failed, not fatal.
 
-        def flush() -> None:
-            if batch:
-                report.outcomes.extend(self._store(collection, batch))
-                batch.clear()
+        Each file's source is its resolved path, or its POSIX path under `root` (documents/files.py). A file
+        whose bytes its source's document already holds is `unchanged` without being parsed. `create`, when
+        the collection does not exist, is called just before the first document is stored: a run whose
+        every file fails creates nothing.
+        """
+        return FileRun(
+            self,
+            collection,
+            list(paths),
+            root=root,
+            dry_run=dry_run,
+            keep_duplicates=keep_duplicates,
+            encoding=encoding,
+            progress=progress,
+            create=create,
+            batch_size=batch_size,
+        ).run()
 
-        for done, path in enumerate(files, start=1):
-            try:
-                loads = load_path(
-                    path,
-                    max_bytes=self.max_document_bytes,
-                    limits=self.limits,
-                    clock=self.clock,
-                    stopping=self.stopping,
-                )
-                for loaded in loads:
-                    batch.append(self.ingestor.prepare(loaded))
-            except RagstoreError as exc:
-                report.outcomes.append(IngestOutcome(source_uri=str(path), status="failed", error=exc.message))
-            if len(batch) >= batch_size:
-                flush()
-            if progress:
-                progress(done, len(files), str(path))
-        flush()
-        return report
+    def sync_paths(
+        self,
+        collection: str,
+        paths: Iterable[str | Path],
+        *,
+        root: str | Path | None = None,
+        dry_run: bool = False,
+        keep_duplicates: bool = False,
+        encoding: str | None = None,
+        progress: ProgressFn | None = None,
+        create: Callable[[], object] | None = None,
+        batch_size: int = 16,
+    ) -> IngestReport:
+        """Make the collection mirror the trees: changed files replaced, new ones added, and the documents of
+        files gone from them deleted (audited, through the outbox). Only documents that came from files under
+        the given folders (with `root`: under the root) are in scope; text documents are never touched.
+        `dry_run` reports what would happen and changes nothing."""
+        return FileRun(
+            self,
+            collection,
+            list(paths),
+            root=root,
+            sync=True,
+            dry_run=dry_run,
+            keep_duplicates=keep_duplicates,
+            encoding=encoding,
+            progress=progress,
+            create=create,
+            batch_size=batch_size,
+        ).run()
 
     def list(self, collection: str, *, limit: int = 100, offset: int = 0) -> builtins.list[DocumentInfo]:
         return self.catalog.list_documents(collection, limit=limit, offset=offset)
@@ -242,8 +314,14 @@ class DocumentService:
         *,
         wait: bool = True,
         on_chunks: ChunkProgressFn | None = None,
+        keep_duplicates: bool = False,
+        dry_run: bool = False,
     ) -> builtins.list[IngestOutcome]:
-        outcomes = self.ingestor.ingest(collection, prepared, lease=wait, on_chunks=on_chunks)
+        outcomes = self.ingestor.ingest(
+            collection, prepared, lease=wait, on_chunks=on_chunks, keep_duplicates=keep_duplicates, dry_run=dry_run
+        )
+        if dry_run:  # nothing was written: nothing to announce or apply
+            return outcomes
         if any(o.status in ("added", "replaced") for o in outcomes):
             self.changes.announce({self.catalog.resolve(collection).id})
             if wait:

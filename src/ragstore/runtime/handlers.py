@@ -102,9 +102,30 @@ def ingest_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise InvalidInput("the job payload needs a list of paths")
     report = store.documents.ingest_paths(
-        _collection(payload), paths, progress=lambda done, total, _path: progress(done, total)
+        _collection(payload), paths, progress=lambda p: progress(p.files_done, p.files_total)
     )
     return dict(report.summary)
+
+
+def sync_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Make a collection mirror folders the worker can read (documents/files.py); safe to run twice: a second
+    run finds the files unchanged by their hash and the deleted documents gone."""
+    paths = payload.get("paths")
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        raise InvalidInput("the job payload needs a list of paths")
+    root, encoding = payload.get("root"), payload.get("encoding")
+    if not isinstance(root, str | None) or not isinstance(encoding, str | None):
+        raise InvalidInput("the job payload's root and encoding must be strings")
+    report = store.documents.sync_paths(
+        _collection(payload),
+        paths,
+        root=root,
+        dry_run=bool(payload.get("dry_run", False)),
+        keep_duplicates=bool(payload.get("keep_duplicates", False)),
+        encoding=encoding,
+        progress=lambda p: progress(p.files_done, p.files_total),
+    )
+    return {**report.summary, "dry_run": report.dry_run}
 
 
 def rebuild_index(store: RagStore, payload: dict[str, Any], _progress: Progress) -> dict[str, Any]:
@@ -122,6 +143,7 @@ def checkpoint(store: RagStore, payload: dict[str, Any], _progress: Progress) ->
 HANDLERS: dict[str, Handler] = {
     "ingest_documents": ingest_documents,
     "ingest_paths": ingest_paths,
+    "sync_paths": sync_paths,
     "rebuild_index": rebuild_index,
     "checkpoint": checkpoint,
 }

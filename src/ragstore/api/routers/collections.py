@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.api.permissions import readable, require
+from ragstore.errors import NotFound
 from ragstore.schemas import CollectionInfo
 from ragstore.schemas.core import StorableStr
 from ragstore.security.principal import Principal, Role
@@ -14,7 +17,14 @@ from ragstore.service import RagStore
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 UNKNOWN = (404, "The collection does not exist.")
-TAKEN = (409, "A collection of this name exists or is being deleted; nothing changed.")
+TAKEN = (
+    409,
+    "A collection of this name exists (with `exist_ok`: with other settings, named in the error) or is being "
+    "deleted; nothing changed.",
+)
+EXISTS: dict[int | str, dict[str, Any]] = {
+    200: {"model": CollectionInfo, "description": "`exist_ok` and the collection exists with these settings."}
+}
 
 
 class CollectionCreate(BaseModel):
@@ -27,6 +37,9 @@ class CollectionCreate(BaseModel):
     )
     dimension: int | None = Field(None, ge=1, le=16_384)
     metric: StorableStr = "cosine"
+    exist_ok: bool = Field(
+        False, description="An existing collection with the same settings is answered with 200 instead of 409."
+    )
 
 
 @router.get(
@@ -49,16 +62,32 @@ def list_collections(
     status_code=201,
     summary="Create a collection",
     dependencies=[Depends(require(Role.ADMIN))],
-    responses=error_responses(*JSON_BODY, TAKEN, DOWN),
+    responses={**EXISTS, 201: {"description": "Created."}, **error_responses(*JSON_BODY, TAKEN, DOWN)},
 )
-def create_collection(body: CollectionCreate, store: RagStore = Depends(get_store)) -> CollectionInfo:
-    return store.collections.create(
+def create_collection(
+    body: CollectionCreate, response: Response, store: RagStore = Depends(get_store)
+) -> CollectionInfo:
+    """Create a collection; with `exist_ok`, get it if it exists with the same settings (get-or-create)."""
+    existed = body.exist_ok and _exists(store, body.name)
+    info = store.collections.create(
         body.name,
         description=body.description,
         embedding_model=body.embedding_model,
         dimension=body.dimension,
         metric=body.metric,
+        exist_ok=body.exist_ok,
     )
+    if existed:
+        response.status_code = 200
+    return info
+
+
+def _exists(store: RagStore, name: str) -> bool:
+    try:
+        store.collections.get(name)
+    except NotFound:
+        return False
+    return True
 
 
 @router.get(

@@ -1,0 +1,126 @@
+"""`POST /v1/collections/{name}/sync`: make a collection mirror folders on the server (admin only).
+
+The server reads its own file system here, so the folders must lie under `RAGSTORE_SYNC_ROOTS` (empty: the
+route is disabled, 403 naming the setting). A dry run answers at once with the report; a real sync is a
+`sync_paths` job (202 with its id, followed at `GET /v1/jobs/{id}`), run by the server's own job thread or
+any `ragstore worker`, with the same outbox and audit as `ragstore ingest --sync`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragstore.api.deps import get_store
+from ragstore.api.errors import DOWN, JSON_BODY, error_responses
+from ragstore.api.permissions import require
+from ragstore.errors import Forbidden, InvalidInput
+from ragstore.runtime.handlers import HANDLERS
+from ragstore.runtime.job_runner import JobRunner
+from ragstore.schemas import IngestReport
+from ragstore.schemas.core import StorableStr
+from ragstore.security.principal import Role
+from ragstore.service import RagStore
+
+__all__ = ["SyncAccepted", "SyncRequest", "router", "stop_sync_runner"]
+
+router = APIRouter(prefix="/v1/collections", tags=["documents"])
+KIND = "sync_paths"
+_start_lock = threading.Lock()
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[StorableStr] = Field(
+        min_length=1, max_length=1000, description="Folders, files or globs on the server, under RAGSTORE_SYNC_ROOTS."
+    )
+    root: StorableStr | None = Field(
+        None, max_length=4096, description="Store sources relative to this folder (under RAGSTORE_SYNC_ROOTS)."
+    )
+    dry_run: bool = Field(False, description="Answer with what would happen (200); change nothing.")
+    keep_duplicates: bool = False
+    encoding: StorableStr | None = Field(None, max_length=32)
+
+
+class SyncAccepted(BaseModel):
+    collection: str
+    job_id: int
+    status_url: str
+
+
+def _allowed(store: RagStore, body: SyncRequest) -> None:
+    roots = [Path(r.strip()).resolve() for r in store.settings.sync_roots.split(",") if r.strip()]
+    if not roots:
+        raise Forbidden("sync over HTTP is disabled: RAGSTORE_SYNC_ROOTS names no folder")
+    for raw in [*body.paths, *([body.root] if body.root else [])]:
+        if len(raw) > 4096:
+            raise InvalidInput("a path is longer than 4096 characters", details={"field": "paths"})
+        # A glob is judged by its fixed leading part, resolved: `..` and symlinks cannot lead out.
+        fixed = Path(raw.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0] or ".")
+        resolved = fixed.resolve() if fixed.is_absolute() else None
+        if resolved is None or not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+            raise Forbidden(
+                f"{raw}: not an absolute path under RAGSTORE_SYNC_ROOTS", details={"setting": "RAGSTORE_SYNC_ROOTS"}
+            )
+
+
+def _runner(app: FastAPI, store: RagStore) -> JobRunner:
+    with _start_lock:
+        runner: JobRunner | None = getattr(app.state, "sync_runner", None)
+        if runner is None:
+            runner = JobRunner(store, threads=1, poll_interval_s=1.0, handlers={KIND: HANDLERS[KIND]})
+            runner.start()
+            app.state.sync_runner = runner
+        return runner
+
+
+def stop_sync_runner(app: FastAPI) -> None:
+    """At shutdown: a sync cut short runs again when its lease lapses (it is idempotent)."""
+    runner: JobRunner | None = getattr(app.state, "sync_runner", None)
+    if runner is not None:
+        runner.stop(timeout_s=5.0)
+        app.state.sync_runner = None
+
+
+@router.post(
+    "/{name}/sync",
+    response_model=IngestReport,
+    summary="Mirror server folders into the collection: changed files replaced, new added, gone deleted",
+    dependencies=[Depends(require(Role.ADMIN, "name"))],
+    responses={
+        200: {"model": IngestReport, "description": "`dry_run`: what would happen; nothing changed."},
+        202: {"model": SyncAccepted, "description": "The sync was queued as a job; follow it at status_url."},
+        **error_responses(
+            *JSON_BODY,
+            (403, "Sync over HTTP is disabled (RAGSTORE_SYNC_ROOTS is empty) or a path is not under it."),
+            (404, "The collection does not exist."),
+            DOWN,
+        ),
+    },
+)
+async def sync_collection(
+    name: str, body: SyncRequest, request: Request, store: RagStore = Depends(get_store)
+) -> IngestReport | JSONResponse:
+    _allowed(store, body)
+    store.collections.get(name)  # an unknown collection is a 404 now, not a dead job later
+    if body.dry_run:
+        return await run_in_threadpool(
+            store.documents.sync_paths,
+            name,
+            body.paths,
+            root=body.root,
+            dry_run=True,
+            keep_duplicates=body.keep_duplicates,
+            encoding=body.encoding,
+        )
+    payload = {"collection": name, **body.model_dump(exclude_none=True)}
+    job_id = store.jobs.enqueue(KIND, payload, max_attempts=3)
+    _runner(request.app, store).wake()
+    accepted = SyncAccepted(collection=name, job_id=job_id, status_url=f"/v1/jobs/{job_id}")
+    return JSONResponse(status_code=202, content=accepted.model_dump(), headers={"location": accepted.status_url})
