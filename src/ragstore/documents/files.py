@@ -64,7 +64,8 @@ class FileRun:
     encoding: str | None = None
     progress: ProgressFn | None = None
     create: Callable[[], object] | None = None  # makes the collection, called before the first store only
-    batch_size: int = 16
+    batch_size: int = 16  # files stored per transaction,
+    batch_chunks: int = 256  # or fewer when their chunks reach this many (a long file is not held back)
     _files_done: int = 0
     _files_total: int = 0
     _embedded: int = 0
@@ -126,12 +127,16 @@ class FileRun:
             batch.clear()
             self._emit()
 
+        first = True  # the first file read is stored alone: a document is searchable within a file's time
         for path, source in zip(files, sources, strict=True):
             self._current = str(path)
             self._present.add(source)
             report.outcomes.extend(self._read(path, source, known.get(source, []), batch))
-            if len(batch) >= self.batch_size:
+            if batch and (
+                first or len(batch) >= self.batch_size or sum(len(d.chunk_texts) for d in batch) >= self.batch_chunks
+            ):
                 flush()
+                first = False
             self._files_done += 1
             self._bytes_done += self._size(path)
             self._emit()
