@@ -80,7 +80,7 @@ def _open(settings: Settings, embedder: CountingEmbedder) -> Iterator[Background
         app = create_app(store=store)
         # The server's own runner, never started: the test runs it a job at a time.
         runner = JobRunner(store, threads=1, handlers={KIND: handlers.HANDLERS[KIND]})
-        app.state.ingest_runner = runner
+        app.state.job_runners = {KIND: runner}
         with TestClient(app, headers={"x-requested-with": "ragstore-tests"}) as client:
             yield Background(store, client, runner, clock, stepping)
 

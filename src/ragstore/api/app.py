@@ -16,7 +16,7 @@ from ragstore import __version__
 from ragstore.api.auth import AuthenticationMiddleware, PrincipalLookup
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
-from ragstore.api.ingest_jobs import stop_ingest_runner
+from ragstore.api.job_threads import stop_job_runners
 from ragstore.api.limits import BodyLimits, RequestGuardMiddleware, document_guard_responses
 from ragstore.api.metering import MeteringMiddleware
 from ragstore.api.origin import WRITE_HEADER, allowed_hosts
@@ -94,8 +94,7 @@ def create_app(
             yield
         finally:
             maintenance.stop()
-            stop_ingest_runner(app)
-            sync.stop_sync_runner(app)
+            stop_job_runners(app)
             if owned:
                 app.state.store.close()
 

@@ -10,26 +10,23 @@ that never receives one runs no thread.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, replace
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from ragstore.api.job_threads import runner_for
 from ragstore.errors import InvalidInput
-from ragstore.runtime.handlers import HANDLERS
-from ragstore.runtime.job_runner import JobRunner
 from ragstore.schemas import DocumentInput
 from ragstore.service import RagStore
 from ragstore.text.hashing import normalize_text
 from ragstore.text.loaders import LoadedDocument
 from ragstore.valid_text import checked_json, checked_text, without_nul
 
-__all__ = ["IngestJobAccepted", "is_large", "queue_ingest", "stop_ingest_runner"]
+__all__ = ["IngestJobAccepted", "is_large", "queue_ingest"]
 
 KIND = "ingest_documents"
-_start_lock = threading.Lock()
 
 
 class IngestJobAccepted(BaseModel):
@@ -68,7 +65,7 @@ def queue_ingest(
         payload["documents"] = [d.model_dump(mode="json", exclude_none=True) for d in docs or []]
         count = len(payload["documents"])
     job_id = store.jobs.enqueue(KIND, payload, max_attempts=3, total=count)
-    _runner(app, store).wake()
+    runner_for(app, store, KIND).wake()
     return IngestJobAccepted(collection=collection, job_id=job_id, status_url=f"/v1/jobs/{job_id}", documents=count)
 
 
@@ -84,21 +81,3 @@ def _queueable(doc: LoadedDocument) -> dict[str, Any]:
     if not normalize_text(text):
         raise InvalidInput(f"{doc.source_uri}: contains no text")
     return asdict(replace(doc, text=text, title=title))
-
-
-def _runner(app: FastAPI, store: RagStore) -> JobRunner:
-    with _start_lock:
-        runner: JobRunner | None = getattr(app.state, "ingest_runner", None)
-        if runner is None:
-            runner = JobRunner(store, threads=1, poll_interval_s=1.0, handlers={KIND: HANDLERS[KIND]})
-            runner.start()
-            app.state.ingest_runner = runner
-        return runner
-
-
-def stop_ingest_runner(app: FastAPI) -> None:
-    """At shutdown: a job cut short keeps its lease until it lapses, then runs again (it is idempotent)."""
-    runner: JobRunner | None = getattr(app.state, "ingest_runner", None)
-    if runner is not None:
-        runner.stop(timeout_s=5.0)
-        app.state.ingest_runner = None

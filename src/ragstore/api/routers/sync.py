@@ -8,30 +8,27 @@ any `ragstore worker`, with the same outbox and audit as `ragstore ingest --sync
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses
+from ragstore.api.job_threads import runner_for
 from ragstore.api.permissions import require
 from ragstore.errors import Forbidden, InvalidInput
-from ragstore.runtime.handlers import HANDLERS
-from ragstore.runtime.job_runner import JobRunner
 from ragstore.schemas import IngestReport
 from ragstore.schemas.core import StorableStr
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
-__all__ = ["SyncAccepted", "SyncRequest", "router", "stop_sync_runner"]
+__all__ = ["SyncAccepted", "SyncRequest", "router"]
 
 router = APIRouter(prefix="/v1/collections", tags=["documents"])
 KIND = "sync_paths"
-_start_lock = threading.Lock()
 
 
 class SyncRequest(BaseModel):
@@ -70,24 +67,6 @@ def _allowed(store: RagStore, body: SyncRequest) -> None:
             )
 
 
-def _runner(app: FastAPI, store: RagStore) -> JobRunner:
-    with _start_lock:
-        runner: JobRunner | None = getattr(app.state, "sync_runner", None)
-        if runner is None:
-            runner = JobRunner(store, threads=1, poll_interval_s=1.0, handlers={KIND: HANDLERS[KIND]})
-            runner.start()
-            app.state.sync_runner = runner
-        return runner
-
-
-def stop_sync_runner(app: FastAPI) -> None:
-    """At shutdown: a sync cut short runs again when its lease lapses (it is idempotent)."""
-    runner: JobRunner | None = getattr(app.state, "sync_runner", None)
-    if runner is not None:
-        runner.stop(timeout_s=5.0)
-        app.state.sync_runner = None
-
-
 @router.post(
     "/{name}/sync",
     response_model=IngestReport,
@@ -121,6 +100,6 @@ async def sync_collection(
         )
     payload = {"collection": name, **body.model_dump(exclude_none=True)}
     job_id = store.jobs.enqueue(KIND, payload, max_attempts=3)
-    _runner(request.app, store).wake()
+    runner_for(request.app, store, KIND).wake()
     accepted = SyncAccepted(collection=name, job_id=job_id, status_url=f"/v1/jobs/{job_id}")
     return JSONResponse(status_code=202, content=accepted.model_dump(), headers={"location": accepted.status_url})
