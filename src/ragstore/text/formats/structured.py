@@ -34,7 +34,9 @@ def _record(obj: Any, name: str, where: str, size: int, mime: str, encoding: str
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
         raise InvalidInput(f'{name}{where}: "metadata" must be a JSON object')
-    title = structural_title(str(obj["title"])) if obj.get("title") else first_line_title(text, Path(name).stem)
+    # A record's own "title" is the caller's, kept as given (as the API keeps DocumentInput.title); only a
+    # title worked out from the text is cut short.
+    title = str(obj["title"]) if obj.get("title") else first_line_title(text, Path(name).stem)
     return LoadedDocument(name + where, title, mime, text, size, dict(metadata), encoding=encoding)
 
 
