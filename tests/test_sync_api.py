@@ -85,6 +85,20 @@ def test_paths_outside_the_roots_and_unknown_collections(client: TestClient, tmp
     assert client.post("/v1/collections/kb/sync", json={"paths": []}).status_code == 422
 
 
+def test_a_symlink_or_a_glob_cannot_lead_outside_the_roots(client: TestClient, tree: Path, tmp_path: Path) -> None:
+    """The fixed part of a path is under a root, but what it finds is not: each file is checked as it is found."""
+    outside = _tree(tmp_path / "outside")
+    (tree / "sub" / "secret.md").symlink_to(outside / "a.md")
+    answer = client.post("/v1/collections/kb/sync", json={"paths": [str(tree)], "dry_run": True})
+    assert answer.status_code == 403, answer.text
+    assert "secret.md: leads outside RAGSTORE_SYNC_ROOTS" in answer.json()["error"]["message"]
+    (tree / "sub" / "secret.md").unlink()
+    climbing = str(tree / "*" / ".." / ".." / ".." / "outside" / "*.md")
+    answer = client.post("/v1/collections/kb/sync", json={"paths": [climbing], "dry_run": True})
+    assert answer.status_code == 403 and "'..' is not allowed" in answer.json()["error"]["message"]
+    assert client.get("/v1/collections/kb").json()["document_count"] == 0
+
+
 def test_disabled_without_sync_roots(
     make_settings: Callable[..., Settings], embedder: CountingEmbedder, tree: Path
 ) -> None:

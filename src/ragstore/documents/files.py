@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ragstore.db.models import Document, DocumentStatus
 from ragstore.documents.ingest import PreparedDocument
 from ragstore.documents.progress import IngestProgress, ProgressFn
-from ragstore.errors import NotFound, PayloadTooLarge, RagstoreError
+from ragstore.errors import Forbidden, NotFound, PayloadTooLarge, RagstoreError
 from ragstore.schemas import IngestOutcome, IngestReport
 from ragstore.text.loaders import load_bytes, mime_for
 from ragstore.text.paths import expand_paths, in_scope, resolve_root, scope_for, source_for
@@ -29,7 +29,7 @@ from ragstore.text.paths import expand_paths, in_scope, resolve_root, scope_for,
 if TYPE_CHECKING:
     from ragstore.documents.service import DocumentService
 
-__all__ = ["FileRun"]
+__all__ = ["FileRun", "sync_roots"]
 
 STORED = ("added", "replaced")
 
@@ -64,6 +64,7 @@ class FileRun:
     encoding: str | None = None
     progress: ProgressFn | None = None
     create: Callable[[], object] | None = None  # makes the collection, called before the first store only
+    confine_to: tuple[Path, ...] = ()  # when given, every file must resolve to a path under one of these
     batch_size: int = 16  # files stored per transaction,
     batch_chunks: int = 256  # or fewer when their chunks reach this many (a long file is not held back)
     _files_done: int = 0
@@ -79,6 +80,13 @@ class FileRun:
     def run(self) -> IngestReport:
         root = resolve_root(self.root)
         files = expand_paths(self.paths)
+        if self.confine_to:  # a sync asked over HTTP: a symlink or a glob must not lead outside the allowed folders
+            for path in files:
+                real = path.resolve()
+                if not any(real == r or real.is_relative_to(r) for r in self.confine_to):
+                    raise Forbidden(
+                        f"{path}: leads outside RAGSTORE_SYNC_ROOTS", details={"setting": "RAGSTORE_SYNC_ROOTS"}
+                    )
         sources = [source_for(p, root) for p in files]  # a path outside the root is refused before any work
         scopes = [scope_for(p, root) for p in self.paths] if self.sync else []
         exists = self._collection_exists()
@@ -267,3 +275,8 @@ class FileRun:
                     current=self._current,
                 )
             )
+
+
+def sync_roots(setting: str) -> tuple[Path, ...]:
+    """The folders of RAGSTORE_SYNC_ROOTS (comma-separated), resolved: where a sync asked over HTTP may read."""
+    return tuple(Path(part.strip()).resolve() for part in setting.split(",") if part.strip())

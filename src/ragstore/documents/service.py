@@ -243,6 +243,7 @@ class DocumentService:
         create: Callable[[], object] | None = None,
         batch_size: int = 16,
         dry_run: bool = False,
+        confine_to: Sequence[Path] = (),
     ) -> IngestReport:
         """Ingest files, folders (recursively) and globs; a bad file is reported as failed, not fatal.
 
@@ -262,6 +263,7 @@ class DocumentService:
             progress=progress,
             create=create,
             batch_size=batch_size,
+            confine_to=tuple(confine_to),
         ).run()
 
     def sync_paths(
@@ -276,6 +278,7 @@ class DocumentService:
         progress: ProgressFn | None = None,
         create: Callable[[], object] | None = None,
         batch_size: int = 16,
+        confine_to: Sequence[Path] = (),
     ) -> IngestReport:
         """Make the collection mirror the trees: changed files replaced, new ones added, and the documents of
         files gone from them deleted (audited, through the outbox). Only documents that came from files under
@@ -293,6 +296,7 @@ class DocumentService:
             progress=progress,
             create=create,
             batch_size=batch_size,
+            confine_to=tuple(confine_to),
         ).run()
 
     def list(self, collection: str, *, limit: int = 100, offset: int = 0) -> builtins.list[DocumentInfo]:

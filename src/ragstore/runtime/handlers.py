@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ragstore.documents.files import sync_roots
 from ragstore.errors import InvalidInput
 from ragstore.runtime.ingest_progress import IngestJobTracker, count_chunks
 from ragstore.schemas import IngestOutcome, JobProgress
@@ -124,6 +125,8 @@ def sync_paths(store: RagStore, payload: dict[str, Any], progress: Progress) -> 
         keep_duplicates=bool(payload.get("keep_duplicates", False)),
         encoding=encoding,
         progress=lambda p: progress(p.files_done, p.files_total),
+        # A sync asked over HTTP reads only under RAGSTORE_SYNC_ROOTS, as they are when it runs.
+        confine_to=sync_roots(store.settings.sync_roots) if payload.get("confined") else (),
     )
     return {**report.summary, "dry_run": report.dry_run}
 

@@ -19,6 +19,7 @@ from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses
 from ragstore.api.job_threads import runner_for
 from ragstore.api.permissions import require
+from ragstore.documents.files import sync_roots
 from ragstore.errors import Forbidden, InvalidInput
 from ragstore.schemas import IngestReport
 from ragstore.schemas.core import StorableStr
@@ -52,13 +53,19 @@ class SyncAccepted(BaseModel):
 
 
 def _allowed(store: RagStore, body: SyncRequest) -> None:
-    roots = [Path(r.strip()).resolve() for r in store.settings.sync_roots.split(",") if r.strip()]
+    roots = sync_roots(store.settings.sync_roots)
     if not roots:
         raise Forbidden("sync over HTTP is disabled: RAGSTORE_SYNC_ROOTS names no folder")
     for raw in [*body.paths, *([body.root] if body.root else [])]:
         if len(raw) > 4096:
             raise InvalidInput("a path is longer than 4096 characters", details={"field": "paths"})
-        # A glob is judged by its fixed leading part, resolved: `..` and symlinks cannot lead out.
+        if ".." in Path(raw).parts:  # after a wildcard, `..` would climb out of what the fixed part names
+            raise Forbidden(
+                f"{raw}: '..' is not allowed in a sync path (paths must lie under RAGSTORE_SYNC_ROOTS)",
+                details={"setting": "RAGSTORE_SYNC_ROOTS"},
+            )
+        # A glob is judged by its fixed leading part, resolved; each file it finds is checked again when the
+        # sync runs (`confine_to`), so a symlink inside a root cannot lead out either.
         fixed = Path(raw.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0] or ".")
         resolved = fixed.resolve() if fixed.is_absolute() else None
         if resolved is None or not any(resolved == r or resolved.is_relative_to(r) for r in roots):
@@ -97,8 +104,9 @@ async def sync_collection(
             dry_run=True,
             keep_duplicates=body.keep_duplicates,
             encoding=body.encoding,
+            confine_to=sync_roots(store.settings.sync_roots),
         )
-    payload = {"collection": name, **body.model_dump(exclude_none=True)}
+    payload = {"collection": name, **body.model_dump(exclude_none=True), "confined": True}
     job_id = store.jobs.enqueue(KIND, payload, max_attempts=3)
     runner_for(request.app, store, KIND).wake()
     accepted = SyncAccepted(collection=name, job_id=job_id, status_url=f"/v1/jobs/{job_id}")
