@@ -195,12 +195,14 @@ def test_sync_with_a_root_and_a_glob(store: RagStore, tmp_path: Path) -> None:
     assert sorted(o.source_uri for o in report.outcomes) == ["photo.txt", "refund.md", "sub/plan.txt"]
     files["plan"].unlink()
     report = store.documents.sync_paths("kb", [tree / "refund.md"], root=tree)
-    # With a root, the scope is the whole root: photo.txt is not among the paths given, so it goes too.
-    assert {o.source_uri: o.status for o in report.outcomes} == {
-        "refund.md": "unchanged",
-        "photo.txt": "deleted",
-        "sub/plan.txt": "deleted",
-    }
+    # Only the paths given are in scope: sub/plan.txt stays although its file is gone.
+    assert {o.source_uri: o.status for o in report.outcomes} == {"refund.md": "unchanged"}
+    report = store.documents.sync_paths("kb", [tree / "sub"], root=tree)
+    assert {o.source_uri: o.status for o in report.outcomes} == {"sub/plan.txt": "deleted"}
+    files["photo"].unlink()
+    report = store.documents.sync_paths("kb", [tree], root=tree)  # the root itself: every relative source
+    assert {o.source_uri: o.status for o in report.outcomes} == {"refund.md": "unchanged", "photo.txt": "deleted"}
+    files["photo"].write_text(PHOTO, encoding="utf-8")
     store.documents.ingest_paths("kb", [files["photo"]])  # absolute source now
     files["refund"].unlink()
     report = store.documents.sync_paths("kb", [str(tree / "*.txt")])

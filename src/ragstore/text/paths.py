@@ -71,24 +71,31 @@ def source_for(path: Path, root: Path | None = None) -> str:
 
 def scope_for(raw: str | Path, root: Path | None = None) -> str:
     """What a PATH argument of a sync covers, in source-URI form: a folder's sources end in `/` (a prefix),
-    a file's is its own source, a glob's is a pattern (fnmatch) over its resolved leading folder; with a root,
-    the whole root (`""`: every relative source)."""
-    if root is not None:
-        return ""
+    a file's is its own source, a glob's is a pattern (fnmatch) over its resolved leading folder. With a root,
+    the same relative to the root, as those sources are stored (`""`: the root itself, every relative source):
+    a sync never reaches past the paths it was given."""
     raw_str = str(raw)
     if glob.has_magic(raw_str):
         parts = Path(raw_str).parts
         fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
         base = Path(*parts[:fixed]).resolve() if fixed else Path.cwd().resolve()
-        return str(base.joinpath(*parts[fixed:]))
-    path = Path(raw_str).resolve()
-    return str(path) + "/" if path.is_dir() else str(path)
+        scope = str(base.joinpath(*parts[fixed:]))
+    else:
+        path = Path(raw_str).resolve()
+        scope = str(path) + "/" if path.is_dir() else str(path)
+    if root is None:
+        return scope
+    prefix = str(root).rstrip("/") + "/"
+    return scope.removeprefix(prefix) if scope.startswith(prefix) else scope
 
 
 def in_scope(source: str, scope: str, root: Path | None = None) -> bool:
     """Whether a stored source (of a file: `path` or `path#n` for a record of a JSON file) lies in a scope."""
     if root is not None:
-        return not source.startswith("/") and "://" not in source and not source.startswith(("text:", "../"))
+        if source.startswith("/") or "://" in source or source.startswith(("text:", "../")):
+            return False
+        if scope == "":
+            return True
     if glob.has_magic(scope):
         return fnmatch.fnmatchcase(source, scope) or fnmatch.fnmatchcase(source.rpartition("#")[0], scope)
     if scope.endswith("/"):
