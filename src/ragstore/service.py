@@ -2,7 +2,8 @@
 
 It keeps the lifecycle (open, recover, close) and hands out one sub-facade per feature: `store.collections`,
 `store.documents`, `store.search`, `store.analytics`, `store.index`, `store.consistency`, `store.backups`,
-`store.jobs`, `store.ops`, `store.keys`, `store.users`, `store.usage`, `store.secrets`, `store.audit`.
+`store.jobs`, `store.ops`, `store.keys`, `store.users`, `store.usage`, `store.secrets`, `store.audit`,
+`store.chat`.
 `RagStore.open()`
 verifies the schema (and its migration checksums), opens the vector index and brings it level with SQL
 (rebuild or outbox replay) before the first request, so a store that opens is consistent. Building the
@@ -72,6 +73,7 @@ class RagStore:
         self.users = facades.users
         self.keys = facades.keys
         self.audit = facades.audit
+        self.chat = facades.chat
         self.recovery = RecoveryReport()
         self._closed = False
 

@@ -22,6 +22,9 @@ from ragstore.backup.service import BackupService, RestoreFn
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers
 from ragstore.cache.versions import CollectionVersions
+from ragstore.chat.retention import ChatRetention
+from ragstore.chat.search import MessageSearch
+from ragstore.chat.service import ChatService
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings
 from ragstore.consistency.checker import ConsistencyChecker, vector_drift
@@ -133,6 +136,7 @@ class SubFacades:
     users: UserService
     keys: KeyService
     audit: AuditService
+    chat: ChatService  # issue 18: conversations, messages, feedback, context, message search, retention
 
 
 def build(
@@ -262,6 +266,14 @@ def build(
         users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
         keys=KeyService(settings, db, c.audit_trail, clock=clock),
         audit=_wired(AuditService, c),
+        chat=ChatService(
+            db=db,
+            cache=c.cache,
+            audit_trail=c.audit_trail,
+            searcher=MessageSearch(db, analyze=lambda text: lexical_indexer.target().terms(text)),
+            retention=ChatRetention(db, c.audit_trail, clock=clock),
+            clock=clock,
+        ),
     )
     return c, facades
 

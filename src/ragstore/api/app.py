@@ -28,12 +28,15 @@ from ragstore.api.routers import (
     audit,
     auth,
     backup,
+    chat_retention,
     collections,
+    conversations,
     docs_pages,
     documents,
     health,
     jobs,
     keys,
+    message_search,
     search,
     sync,
     usage,
@@ -150,6 +153,10 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
+    # Fixed paths before /v1/conversations/{conversation_id}, so that `search` and `purge` are not read as ids.
+    app.include_router(message_search.router)
+    app.include_router(chat_retention.router)
+    app.include_router(conversations.router)
     docs_pages.install_docs_pages(app)
     document_guard_responses(app)
     document_access(app)

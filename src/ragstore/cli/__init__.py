@@ -21,6 +21,7 @@ import typer
 from ragstore.cli import (
     audit,
     backup,
+    chat,
     check,
     collections,
     config,
@@ -83,6 +84,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(chat.app, name="chat")
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

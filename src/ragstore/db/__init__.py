@@ -1,6 +1,9 @@
 """The relational store: models, engine and sessions."""
 
-from ragstore.db import security_models  # noqa: F401  (registers the security tables on Base.metadata)
+from ragstore.db import (
+    chat_models,  # noqa: F401  (registers the chat tables on Base.metadata)
+    security_models,  # noqa: F401  (registers the security tables on Base.metadata)
+)
 from ragstore.db.engine import Database
 from ragstore.db.models import Base
 

@@ -52,10 +52,17 @@ MIGRATION_LOCK_KEY = 0x7261_6773_746F  # "ragsto"
 
 
 # Objects the migrations create that the models do not declare: the full-text index over `chunk_lexemes`
-# (SQLite's FTS5 table, its shadow tables and its fts5vocab table; PostgreSQL's generated tsvector column
-# and its GIN index), and the monthly partitions of `api_usage_logs` on PostgreSQL (migration 0010).
-DATABASE_ONLY_TABLE_PREFIX = ("chunk_lexemes_fts", "chunk_lexemes_vocab", "api_usage_logs_")
-DATABASE_ONLY = frozenset({("column", "tsv"), ("index", "ix_chunk_lexemes_tsv")})
+# and `message_lexemes` (SQLite's FTS5 tables, their shadow tables and fts5vocab tables; PostgreSQL's
+# generated tsvector columns and their GIN indexes), and the monthly partitions of `api_usage_logs` on
+# PostgreSQL (migration 0010).
+DATABASE_ONLY_TABLE_PREFIX = (
+    "chunk_lexemes_fts",
+    "chunk_lexemes_vocab",
+    "api_usage_logs_",
+    "message_lexemes_fts",
+    "message_lexemes_vocab",
+)
+DATABASE_ONLY = frozenset({("column", "tsv"), ("index", "ix_chunk_lexemes_tsv"), ("index", "ix_message_lexemes_tsv")})
 
 
 def include_object_for(dialect: str) -> Callable[..., bool]:

@@ -1,0 +1,3 @@
+"""`ragstore chat search`: full-text search over messages (registers on `ragstore chat`)."""
+
+from __future__ import annotations
