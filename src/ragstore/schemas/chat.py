@@ -60,6 +60,15 @@ class MessageReference(Model):
     document_id: int = Field(ge=1, le=INT64_MAX)
     score: float | None = None
     content_hash: str = Field(min_length=1, max_length=128)
+    collection_id: int | None = Field(
+        None, ge=1, le=INT64_MAX, description="Filled in by the store when the message is added (the chunk's)."
+    )
+    source_uri: str | None = Field(
+        None,
+        max_length=2048,
+        description="Filled in by the store when the message is added: the cited document's source, by which a "
+        "replacement of that document is recognised after the old version is gone.",
+    )
 
 
 class ConversationCreate(_Input):
@@ -149,6 +158,7 @@ class ConversationDetail(Model):
 
     conversation: ConversationInfo
     messages: list[MessageInfo]
+    truncated: bool = Field(False, description="Older messages were left out (the listing's limit).")
 
 
 class FeedbackInput(_Input):
