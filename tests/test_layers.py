@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"security"},  # principals, keys, sessions, limits, usage, audit: every feature may record an action
     {"sync"},
     {"documents", "analytics"},  # the catalog every feature reads; the query log search writes
-    {"search", "consistency", "backup", "indexing"},
+    {"search", "consistency", "backup", "indexing", "chat"},  # chat: conversations (issue 18)
     {"ops"},  # health sees every feature
     {"wiring"},
     {"service"},

@@ -19,8 +19,10 @@ by chunk id), so a document deleted or replaced after the context was cached is 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
@@ -36,9 +38,42 @@ from ragstore.errors import InvalidInput, NotFound
 from ragstore.schemas.chat import ChatContext
 from ragstore.security.principal import Principal
 
-__all__ = ["MAX_BUDGET", "ContextAssembler"]
+__all__ = ["MAX_BUDGET", "ContextAssembler", "ParsedContexts"]
 
 MAX_BUDGET = 1_000_000
+
+
+class ParsedContexts:
+    """Contexts already parsed, in front of the session layer's bytes: a hit in this process then skips the
+    JSON parse (about 7 µs a message: 3 ms for a 16,000-token context). Keyed exactly as the session layer,
+    so it is invalidated the same way (a key that no longer matches is never asked for); bounded by entries
+    and by the tokens held, so a few huge contexts cannot pin memory."""
+
+    def __init__(self, max_entries: int = 256, max_tokens: int = 4_000_000) -> None:
+        self.max_entries = max_entries
+        self.max_tokens = max_tokens
+        self._items: OrderedDict[str, ChatContext] = OrderedDict()
+        self._tokens = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> ChatContext | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: ChatContext) -> None:
+        if value.tokens > self.max_tokens // 16:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._tokens += value.tokens
+            while len(self._items) > self.max_entries or self._tokens > self.max_tokens:
+                _, dropped = self._items.popitem(last=False)
+                self._tokens -= dropped.tokens
 
 
 @dataclass(slots=True)
@@ -46,25 +81,34 @@ class ContextAssembler:
     db: Database
     sessions: TieredCache
     count_tokens: Callable[[str], int]
+    parsed: ParsedContexts = field(default_factory=ParsedContexts)
 
     def context(
         self, principal: Principal, conversation_id: str, budget_tokens: int, *, use_cache: bool = True
     ) -> ChatContext:
         if not 1 <= budget_tokens <= MAX_BUDGET:
             raise InvalidInput(f"budget_tokens must be 1 to {MAX_BUDGET:,}")
+        use_cache = use_cache and self.sessions.enabled
         with self.db.read() as s:
             head = self._head(s, principal, conversation_id)
             key = self.sessions.key(
                 "chat", head.id, head.version, head.message_count, head.active_message_id, budget_tokens
             )
-            cached = self.sessions.get(key) if use_cache else None
-            if cached is not None:
-                assembled = ChatContext.model_validate_json(cached)
-                assembled.cached = True
+            shared = self.parsed.get(key) if use_cache else None
+            if shared is None and use_cache:
+                raw = self.sessions.get(key)
+                if raw is not None:
+                    shared = ChatContext.model_validate_json(raw)
+                    self.parsed.put(key, shared)
+            elif shared is not None:
+                self.sessions.stats.count("hits_local")
+            if shared is not None:
+                assembled = shared.model_copy(update={"messages": list(shared.messages), "cached": True})
             else:
                 assembled = self._assemble(s, principal, conversation_id, budget_tokens)
                 if use_cache:
                     self.sessions.set(key, assembled.model_dump_json().encode())
+                    self.parsed.put(key, assembled.model_copy(update={"messages": list(assembled.messages)}))
             cited = [(m.id, ref) for m in assembled.messages for ref in m.references]
             assembled.references = resolve_references(s, principal, cited)
             return assembled
