@@ -103,6 +103,16 @@ def test_a_conversation_over_http(client: TestClient, headers: dict[str, dict[st
         client.get(f"/v1/conversations/{cid}/context?budget=1000001", headers=ada),
         client.get("/v1/conversations?limit=1000", headers=ada),
         client.get("/v1/conversations/" + "A" * 27, headers=ada),
+        client.post("/v1/conversations", json={"title": "nul\u0000"}, headers=ada),
+        client.post(
+            "/v1/conversations",
+            content=b'{"metadata": {"k": "\\ud800"}}',
+            headers={**ada, "content-type": "application/json"},
+        ),
+        client.post(f"/v1/conversations/{cid}/messages", json={"role": "user", "content": "a\u0000b"}, headers=ada),
+        client.get("/v1/conversations?end_user_id=%00", headers=ada),
+        client.get("/v1/conversations?user=%00", headers=ada),
+        client.get("/v1/conversations?cursor=%00", headers=ada),
     ):
         assert bad_request.status_code == 422, bad_request.text
     assert client.get("/v1/conversations/not-a-ulid", headers=ada).status_code == 404

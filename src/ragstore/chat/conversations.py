@@ -33,6 +33,7 @@ from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ragstore.schemas.chat import ConversationCreate, ConversationInfo, ConversationPage, ConversationUpdate
 from ragstore.security.audit import AuditTrail
 from ragstore.security.principal import Principal, Role
+from ragstore.valid_text import checked_text
 
 __all__ = [
     "MAX_PAGE",
@@ -47,6 +48,7 @@ __all__ = [
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 _ULID = re.compile(ULID_PATTERN)
 MAX_PAGE = 200
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def normal_id(conversation_id: str) -> str:
@@ -68,7 +70,9 @@ def find_visible(session: Session, principal: Principal, conversation_id: str, *
 
 def resolve_user_id(session: Session, user: int | str) -> int:
     """A user's id from an id or an e-mail address; NotFound naming what was asked."""
-    if isinstance(user, int) or user.strip().isdigit():
+    if isinstance(user, str):
+        user = checked_text(user, "user")
+    if isinstance(user, int) or _DIGITS.fullmatch(user.strip()):
         number = int(user)
         row = session.scalar(select(User.id).where(User.id == number)) if 1 <= number < 2**63 else None
     else:
@@ -184,6 +188,9 @@ class ConversationStore:
         """The caller's visible conversations, newest activity first, `limit` (1..MAX_PAGE) at a time."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1 to {MAX_PAGE}")
+        for name, value in (("end_user_id", end_user_id), ("collection", collection), ("cursor", cursor)):
+            if value is not None:
+                checked_text(value, name)
         with self.db.read() as s:
             query = select(Conversation).where(visible_conversation(principal))
             if user is not None:
