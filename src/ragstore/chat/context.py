@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from ragstore.cache.layers import TieredCache
 from ragstore.chat.access import visible_conversation
 from ragstore.chat.conversations import find_visible, normal_id
-from ragstore.chat.messages import branch_rows, message_info
+from ragstore.chat.messages import branch_messages
 from ragstore.chat.references import resolve_references
 from ragstore.db.chat_models import Conversation
 from ragstore.db.engine import Database
@@ -136,11 +136,12 @@ class ContextAssembler:
         truncated = False
         used = 0
         if conversation.active_message_id is not None:
-            for message, total in branch_rows(s, conversation.active_message_id, conversation.id, budget=room):
+            branch, totals = branch_messages(s, conversation.active_message_id, conversation.id, budget=room)
+            for message, total in zip(branch, totals, strict=True):
                 if total > room:
                     truncated = True
                     break
-                messages.append(message_info(message))
+                messages.append(message)
                 used = total
         messages.reverse()
         return ChatContext(

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CTE, Select, literal, select, update
+from pydantic import TypeAdapter
+from sqlalchemy import CTE, Select, Table, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +32,7 @@ from ragstore.errors import Conflict, InvalidInput, NotFound
 from ragstore.schemas.chat import ConversationDetail, FeedbackInfo, FeedbackInput, MessageCreate, MessageInfo
 from ragstore.security.principal import Principal
 
-__all__ = ["MAX_SHOWN", "MessageStore", "branch_path", "message_info"]
+__all__ = ["MAX_SHOWN", "MessageStore", "branch_messages", "branch_path", "message_info"]
 
 MAX_SHOWN = 10_000  # messages one `show` returns at most (the newest of the branch)
 STARS = range(1, 6)
@@ -61,15 +62,28 @@ def branch_path(leaf_id: int, conversation_id: str, *, budget: int | None = None
     return path.union_all(step)
 
 
-def branch_rows(
+MESSAGES = cast(Table, Message.__table__)
+_MESSAGE_LIST = TypeAdapter(list[MessageInfo])
+
+
+def branch_messages(
     s: Session, leaf_id: int, conversation_id: str, *, budget: int | None = None, limit: int | None = None
-) -> list[tuple[Message, int]]:
-    """(message, running total) along the branch, leaf first."""
+) -> tuple[list[MessageInfo], list[int]]:
+    """The messages along the branch, leaf first, and the running token total at each.
+
+    Read as plain rows and validated in one pydantic-core pass: no ORM objects (their instrumentation and
+    the garbage they leave cost more than the query on a long branch)."""
     path = branch_path(leaf_id, conversation_id, budget=budget)
-    query: Select[Any] = select(Message, path.c.total).join(path, Message.id == path.c.id).order_by(path.c.depth)
+    query: Select[Any] = select(*MESSAGES.c, path.c.total).join(path, MESSAGES.c.id == path.c.id).order_by(path.c.depth)
     if limit is not None:
         query = query.limit(limit)
-    return [(m, int(total)) for m, total in s.execute(query).all()]
+    rows = s.execute(query).all()
+    plain = []
+    for row in rows:
+        fields = dict(row._mapping)
+        fields["metadata_"] = fields.pop("metadata")
+        plain.append(fields)
+    return _MESSAGE_LIST.validate_python(plain), [int(row.total) for row in rows]
 
 
 @dataclass(slots=True)
@@ -140,22 +154,19 @@ class MessageStore:
             raise InvalidInput(f"limit must be 1 to {MAX_SHOWN}")
         with self.db.read() as s:
             conversation = find_visible(s, principal, conversation_id)
+            rows: list[MessageInfo] = []
             if all_branches:
-                newest = list(
-                    s.scalars(
-                        select(Message)
-                        .where(Message.conversation_id == conversation.id)
-                        .order_by(Message.id.desc())
-                        .limit(limit + 1)
-                    )
+                newest = s.scalars(
+                    select(Message)
+                    .where(Message.conversation_id == conversation.id)
+                    .order_by(Message.id.desc())
+                    .limit(limit + 1)
                 )
-                rows = newest
-            elif conversation.active_message_id is None:
-                rows = []
-            else:
-                rows = [m for m, _ in branch_rows(s, conversation.active_message_id, conversation.id, limit=limit + 1)]
+                rows = [message_info(m) for m in newest]
+            elif conversation.active_message_id is not None:
+                rows, _ = branch_messages(s, conversation.active_message_id, conversation.id, limit=limit + 1)
             truncated = len(rows) > limit
-            messages = [message_info(m) for m in reversed(rows[:limit])]
+            messages = list(reversed(rows[:limit]))
             return ConversationDetail(conversation=info(conversation), messages=messages, truncated=truncated)
 
     def feedback(self, principal: Principal, message_id: int, spec: FeedbackInput) -> FeedbackInfo:
