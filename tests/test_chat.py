@@ -313,3 +313,21 @@ def test_the_context_cache_is_shared_through_redis_and_invalidated_from_another_
         for key in client.scan_iter(f"{namespace}:*"):
             client.delete(key)
         client.close()
+
+
+def test_a_citation_of_a_collection_the_caller_may_not_read_shows_as_deleted(store: RagStore) -> None:
+    store.collections.create("kb")
+    store.collections.create("other")
+    added = store.documents.add_text("kb", "Kimchi is fermented cabbage. " * 5, source_uri="file:kimchi.txt")
+    chunk = store.documents.get("kb", int(added.document_id or 0), with_chunks=True).chunks[0]  # type: ignore[index]
+    cited = {"chunk_id": chunk.id, "document_id": added.document_id, "content_hash": chunk.content_hash}
+    both = Principal(PrincipalKind.KEY, "k", {"kb": Role.WRITE, "other": Role.WRITE}, key_id=5)
+    narrowed = Principal(PrincipalKind.KEY, "k", {"other": Role.WRITE}, key_id=5)  # the same key, kb revoked
+    with acting_as(both):
+        c = store.chat.create(collections=["kb"])
+        store.chat.add(c.id, role="assistant", content="cabbage", references=[cited])
+        assert [r.state for r in store.chat.context(c.id, 100).references] == ["current"]
+    with acting_as(narrowed):
+        assert [r.state for r in store.chat.context(c.id, 100).references] == ["deleted"]
+        with pytest.raises(NotFound):
+            store.chat.create(collections=["kb"])
