@@ -110,6 +110,12 @@ def test_a_conversation_over_http(client: TestClient, headers: dict[str, dict[st
             headers={**ada, "content-type": "application/json"},
         ),
         client.post(f"/v1/conversations/{cid}/messages", json={"role": "user", "content": "a\u0000b"}, headers=ada),
+        client.post(
+            f"/v1/conversations/{cid}/messages",
+            content=b'{"role": "assistant", "content": "x", "references": '
+            b'[{"chunk_id": 1, "document_id": 1, "content_hash": "h", "score": 1e400}]}',
+            headers={**ada, "content-type": "application/json"},
+        ),
         client.get("/v1/conversations?end_user_id=%00", headers=ada),
         client.get("/v1/conversations?user=%00", headers=ada),
         client.get("/v1/conversations?cursor=%00", headers=ada),

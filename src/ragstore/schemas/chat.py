@@ -58,7 +58,7 @@ class MessageReference(Model):
 
     chunk_id: int = Field(ge=1, le=INT64_MAX)
     document_id: int = Field(ge=1, le=INT64_MAX)
-    score: float | None = None
+    score: float | None = Field(None, ge=-1e9, le=1e9, description="The retrieval score, if any.")
     content_hash: StorableStr = Field(min_length=1, max_length=128)
     collection_id: int | None = Field(
         None, ge=1, le=INT64_MAX, description="Filled in by the store when the message is added (the chunk's)."
