@@ -25,6 +25,7 @@ from ragstore.cache.versions import CollectionVersions
 from ragstore.chat.retention import ChatRetention
 from ragstore.chat.search import MessageSearch
 from ragstore.chat.service import ChatService
+from ragstore.chat.tokens import token_counter
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings
 from ragstore.consistency.checker import ConsistencyChecker, vector_drift
@@ -273,6 +274,8 @@ def build(
             searcher=MessageSearch(db, analyze=lambda text: lexical_indexer.target().terms(text)),
             retention=ChatRetention(db, c.audit_trail, clock=clock),
             clock=clock,
+            analyze=lambda text: lexical_indexer.target().terms(text),
+            count_tokens=token_counter(embedder),
         ),
     )
     return c, facades

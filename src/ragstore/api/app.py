@@ -157,6 +157,7 @@ def create_app(
     app.include_router(message_search.router)
     app.include_router(chat_retention.router)
     app.include_router(conversations.router)
+    app.include_router(conversations.messages_router)
     docs_pages.install_docs_pages(app)
     document_guard_responses(app)
     document_access(app)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragstore.schemas.core import INT64_MAX, Model, UtcTime
+from ragstore.schemas.core import INT64_MAX, Model, StorableJson, StorableStr, UtcTime
 
 __all__ = [
     "MAX_COLLECTIONS_PER_CONVERSATION",
@@ -58,18 +58,29 @@ class MessageReference(Model):
 
     chunk_id: int = Field(ge=1, le=INT64_MAX)
     document_id: int = Field(ge=1, le=INT64_MAX)
-    score: float | None = None
-    content_hash: str = Field(min_length=1, max_length=128)
+    score: float | None = Field(None, ge=-1e9, le=1e9, description="The retrieval score, if any.")
+    content_hash: StorableStr = Field(min_length=1, max_length=128)
+    collection_id: int | None = Field(
+        None, ge=1, le=INT64_MAX, description="Filled in by the store when the message is added (the chunk's)."
+    )
+    source_uri: StorableStr | None = Field(
+        None,
+        max_length=2048,
+        description="Filled in by the store when the message is added: the cited document's source, by which a "
+        "replacement of that document is recognised after the old version is gone.",
+    )
 
 
 class ConversationCreate(_Input):
-    title: str = Field("", max_length=500)
-    user: int | str | None = Field(
+    title: StorableStr = Field("", max_length=500)
+    user: int | StorableStr | None = Field(
         None, description="The owning user (id or e-mail). Only an admin may name another user than the caller."
     )
-    end_user_id: str | None = Field(None, min_length=1, max_length=200, description="An anonymous end user's id.")
-    collections: list[str] = Field(default_factory=list, max_length=MAX_COLLECTIONS_PER_CONVERSATION)
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    end_user_id: StorableStr | None = Field(
+        None, min_length=1, max_length=200, description="An anonymous end user's id."
+    )
+    collections: list[StorableStr] = Field(default_factory=list, max_length=MAX_COLLECTIONS_PER_CONVERSATION)
+    metadata: StorableJson = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     expires_at: UtcTime | None = None
 
 
@@ -77,11 +88,11 @@ class ConversationUpdate(_Input):
     """A change to a conversation; `version` must be the version read, or the update is refused (409)."""
 
     version: int = Field(ge=1, le=INT64_MAX)
-    title: str | None = Field(None, max_length=500)
-    summary: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)
+    title: StorableStr | None = Field(None, max_length=500)
+    summary: StorableStr | None = Field(None, max_length=MAX_MESSAGE_CHARS)
     is_active: bool | None = None
-    collections: list[str] | None = Field(None, max_length=MAX_COLLECTIONS_PER_CONVERSATION)
-    metadata: dict[str, Any] | None = Field(None, max_length=MAX_METADATA_KEYS)
+    collections: list[StorableStr] | None = Field(None, max_length=MAX_COLLECTIONS_PER_CONVERSATION)
+    metadata: StorableJson | None = Field(None, max_length=MAX_METADATA_KEYS)
     active_message_id: int | None = Field(None, ge=1, le=INT64_MAX, description="Switch to another branch.")
 
 
@@ -112,18 +123,18 @@ class ConversationPage(Model):
 
 class MessageCreate(_Input):
     role: MessageRole
-    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    content: StorableStr = Field(max_length=MAX_MESSAGE_CHARS)
     parent_id: int | None = Field(
         None, ge=1, le=INT64_MAX, description="The message this one answers or replaces; default: the active leaf."
     )
-    agent_used: str | None = Field(None, max_length=200)
-    routing_info: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    agent_used: StorableStr | None = Field(None, max_length=200)
+    routing_info: StorableJson = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
     references: list[MessageReference] = Field(default_factory=list, max_length=MAX_REFERENCES)
     prompt_tokens: int | None = Field(None, ge=0, le=INT64_MAX)
     completion_tokens: int | None = Field(None, ge=0, le=INT64_MAX)
     latency_ms: float | None = Field(None, ge=0, le=1e9)
     status: Literal["complete", "partial", "error"] = "complete"
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+    metadata: StorableJson = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
 
 
 class MessageInfo(Model):
@@ -149,12 +160,13 @@ class ConversationDetail(Model):
 
     conversation: ConversationInfo
     messages: list[MessageInfo]
+    truncated: bool = Field(False, description="Older messages were left out (the listing's limit).")
 
 
 class FeedbackInput(_Input):
     rating: int = Field(ge=-1, le=5, description="thumbs: -1 or 1; stars: 1..5")
     scale: FeedbackScale = "thumbs"
-    comment: str = Field("", max_length=10_000)
+    comment: StorableStr = Field("", max_length=10_000)
     source: FeedbackSource = "end_user"
 
 
