@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = Field("60/minute", validation_alias=_env("RAGSTORE_RATE_LIMIT_ANONYMOUS"))
     max_concurrent_requests: int = Field(16, ge=1, le=10_000, validation_alias=_env("MAX_CONCURRENT_REQUESTS"))
     usage_retain_days: int = Field(90, ge=1, le=3650, validation_alias=_env("RAGSTORE_USAGE_RETAIN_DAYS"))
+    # Chat retention (issue 18): the daily purge removes soft-deleted and expired conversations, and with a
+    # number of days > 0 also conversations idle (no message, no change) that long; 0 keeps idle ones.
+    chat_retention_days: int = Field(0, ge=0, le=36_500, validation_alias=_env("RAGSTORE_CHAT_RETENTION_DAYS"))
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

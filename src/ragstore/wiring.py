@@ -228,6 +228,7 @@ def build(
         audit_trail=audit_trail,
         audit_checkpoints=audit_checkpoints,
     )
+    keys = KeyService(settings, db, c.audit_trail, clock=clock)
     # Each sub-facade takes the components its fields are named after; listed here is only what is not one.
     facades = SubFacades(
         collections=_wired(CollectionService, c),
@@ -265,14 +266,14 @@ def build(
         usage=_wired(UsageService, c, clock=clock, retain_days=settings.usage_retain_days),
         secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
         users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),
-        keys=KeyService(settings, db, c.audit_trail, clock=clock),
+        keys=keys,
         audit=_wired(AuditService, c),
         chat=ChatService(
             db=db,
             cache=c.cache,
             audit_trail=c.audit_trail,
             searcher=MessageSearch(db, analyze=lambda text: lexical_indexer.target().terms(text)),
-            retention=ChatRetention(db, c.audit_trail, clock=clock),
+            retention=ChatRetention(db, c.audit_trail, clock=clock, forget_key=keys.forget),
             clock=clock,
             analyze=lambda text: lexical_indexer.target().terms(text),
             count_tokens=token_counter(embedder),

@@ -43,7 +43,7 @@ from ragstore.api.routers import (
     users,
 )
 from ragstore.config import Settings, load_settings
-from ragstore.runtime.scheduler import USAGE_SCHEDULE, MaintenanceScheduler
+from ragstore.runtime.scheduler import CHAT_PURGE_SCHEDULE, USAGE_SCHEDULE, MaintenanceScheduler
 from ragstore.service import RagStore
 
 __all__ = ["create_app"]
@@ -87,6 +87,7 @@ def create_app(
             verify_backups=configured.backup_verify_scheduled,
             session_cleanup=True,
             usage_schedule=USAGE_SCHEDULE,
+            chat_purge_schedule=CHAT_PURGE_SCHEDULE,
             audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
         )
         if owned:

@@ -27,7 +27,7 @@ from ragstore.cli.common import (
 
 __all__ = ["app"]
 
-app = typer.Typer(
+app: typer.Typer = typer.Typer(
     help="Conversations and messages of a chat service: create, add, show, search, purge.", no_args_is_help=True
 )
 

@@ -13,6 +13,8 @@ import typer
 from ragstore.cli.common import (
     EXIT_BAD_INPUT,
     JsonOpt,
+    YesOpt,
+    confirm_destructive,
     domain_errors,
     fail,
     opened_store,
@@ -25,7 +27,7 @@ from ragstore.cli.common import (
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Create, list and disable users; set their passwords.", no_args_is_help=True)
+app = typer.Typer(help="Create, list, disable and erase users; set their passwords.", no_args_is_help=True)
 
 PasswordStdinOpt = typer.Option(
     False, "--password-stdin", help="Read the password from the first line of stdin instead of asking for it."
@@ -111,3 +113,22 @@ def users_set_password(user: str = UserArg, password_stdin: bool = PasswordStdin
         print_json(info)
     else:
         out.print(f"set the password of [bold]{plain(info.email)}[/]; their sessions are ended")
+
+
+@app.command("erase")
+def users_erase(user: str = UserArg, yes: bool = YesOpt, as_json: bool = JsonOpt) -> None:
+    """Erase a user: their conversations, messages, feedback, sessions, keys and the user; usage rows lose
+    what points at them. The audit log records the erasure (counts only)."""
+    with opened_store(recover=False) as store, domain_errors():
+        store.users.get(user)  # an unknown user is exit 2 before anything is asked
+    confirm_destructive(f"Erase user {user} and everything of theirs? This cannot be undone.", yes)
+    with opened_store(recover=False) as store, domain_errors():
+        report = store.chat.erase_user(user)
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"erased user {report.user_id}: {report.conversations} conversations, {report.messages} messages, "
+        f"{report.feedback} ratings, {report.sessions} sessions, {report.keys} keys; "
+        f"{report.usage_rows_scrubbed} usage rows scrubbed"
+    )

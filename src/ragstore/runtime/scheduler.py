@@ -9,6 +9,8 @@ incremental schedules fire together, the one that takes the repository's lock ru
 Usage retention runs daily (USAGE_SCHEDULE): it makes the coming months' partitions of `api_usage_logs` on
 PostgreSQL and removes rows past RAGSTORE_USAGE_RETAIN_DAYS; every step is idempotent, so several processes
 may run it.
+Chat retention runs daily too (CHAT_PURGE_SCHEDULE): soft-deleted and expired conversations, and idle ones
+past RAGSTORE_CHAT_RETENTION_DAYS, are removed for good (chat/retention.py).
 Sessions past their expiry (revoked ones included) are deleted every `SESSION_CLEANUP_MINUTES` minutes; the
 delete is idempotent, so several processes running it at once is harmless.
 
@@ -21,7 +23,7 @@ it is (evidence is never "repaired").
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,17 +35,26 @@ from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal
 
 if TYPE_CHECKING:
-    from ragstore.schemas import AuditCheckpointInfo, AuditVerification, BackupSummary, UsageMaintenance
+    from ragstore.schemas import (
+        AuditCheckpointInfo,
+        AuditVerification,
+        BackupSummary,
+        PurgeReport,
+        UsageMaintenance,
+    )
     from ragstore.service import RagStore
 
 __all__ = [
     "AUDIT_CHECKPOINT_JOB",
     "BACKUP_JOBS",
+    "CHAT_PURGE_JOB",
+    "CHAT_PURGE_SCHEDULE",
     "CHECK_JOB",
     "SESSION_CLEANUP_JOB",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
+    "run_chat_purge",
     "run_scheduled_audit_verify",
     "run_scheduled_backup",
     "run_scheduled_check",
@@ -62,6 +73,8 @@ USAGE_SCHEDULE = (
 SESSION_CLEANUP_JOB = "session-cleanup"
 SESSION_CLEANUP_MINUTES = 60
 AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
+CHAT_PURGE_JOB = "chat-purge"
+CHAT_PURGE_SCHEDULE = "43 3 * * *"  # daily, off the hour and apart from the usage job
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -157,6 +170,18 @@ def run_session_cleanup(store: RagStore) -> int:
         return 0
 
 
+def run_chat_purge(store: RagStore) -> PurgeReport | None:
+    """Remove soft-deleted and expired conversations, and idle ones past RAGSTORE_CHAT_RETENTION_DAYS (when
+    set); every batch is audited by the purge itself. Idempotent: processes that run it at once share the work."""
+    days = store.settings.chat_retention_days
+    try:
+        with acting_as(Principal.system()):
+            return store.chat.purge(timedelta(days=days) if days > 0 else None)
+    except Exception:
+        log.exception("the scheduled chat purge failed")
+        return None
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -169,6 +194,7 @@ class MaintenanceScheduler:
         usage_schedule: str = "",  # the server passes USAGE_SCHEDULE
         session_cleanup: bool = False,
         audit_checkpoint_schedule: str = "",
+        chat_purge_schedule: str = "",  # the server passes CHAT_PURGE_SCHEDULE
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -216,6 +242,15 @@ class MaintenanceScheduler:
                 args=[store],
                 id=AUDIT_CHECKPOINT_JOB,
                 misfire_grace_time=600,
+            )
+
+        if chat_purge_schedule.strip():
+            self.scheduler.add_job(
+                run_chat_purge,
+                CronTrigger.from_crontab(chat_purge_schedule),
+                args=[store],
+                id=CHAT_PURGE_JOB,
+                misfire_grace_time=3600,
             )
 
     @property

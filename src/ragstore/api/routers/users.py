@@ -1,4 +1,4 @@
-"""Users, for admins: `/v1/users` lists and creates them; a user's `disable` and `password` change them.
+"""Users, for admins: `/v1/users` lists and creates them; a user's `disable`, `password` and `erase` change them.
 
 Every change is audited; disabling a user or setting a password ends all of that user's sessions.
 Passwords go in request bodies only (never a URL, which logs would keep) and never come back out.
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.api.permissions import require
+from ragstore.schemas.chat import ErasureReport
 from ragstore.schemas.users import PasswordChange, UserCreate, UserInfo
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
@@ -76,3 +77,13 @@ def disable_user(user_id: int = UserId, store: RagStore = Depends(get_store)) ->
 )
 def set_password(body: PasswordChange, user_id: int = UserId, store: RagStore = Depends(get_store)) -> UserInfo:
     return store.users.set_password(user_id, body.password)
+
+
+@router.post(
+    "/{user_id}/erase",
+    response_model=ErasureReport,
+    summary="Erase a user and everything of theirs (conversations, feedback, sessions, keys); audited",
+    responses=error_responses(INVALID, *WHO, UNKNOWN, DOWN),
+)
+def erase_user(user_id: int = UserId, store: RagStore = Depends(get_store)) -> ErasureReport:
+    return store.chat.erase_user(user_id)
