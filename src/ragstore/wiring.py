@@ -272,7 +272,7 @@ def build(
             db=db,
             cache=c.cache,
             audit_trail=c.audit_trail,
-            searcher=MessageSearch(db, analyze=lambda text: lexical_indexer.target().terms(text)),
+            searcher=MessageSearch(db, analyzer=lexical_indexer.target),
             retention=ChatRetention(db, c.audit_trail, clock=clock, forget_key=keys.forget),
             clock=clock,
             analyze=lambda text: lexical_indexer.target().terms(text),

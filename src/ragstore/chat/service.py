@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -40,6 +40,7 @@ from ragstore.schemas.chat import (
     FeedbackInput,
     MessageCreate,
     MessageInfo,
+    MessageRole,
     MessageSearchResult,
     PurgeReport,
 )
@@ -149,9 +150,29 @@ class ChatService:
         return self._context.context(current_call().principal, conversation_id, budget_tokens, use_cache=use_cache)
 
     # -- search (chat/search.py) ---------------------------------------------------------------------------
-    def search(self, query: str, **filters: object) -> MessageSearchResult:
-        """Messages matching `query` among the conversations the caller may read, best first."""
-        return self.searcher.search(current_call().principal, query, **filters)  # type: ignore[arg-type]
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        user: int | str | None = None,
+        conversation_id: str | None = None,
+        role: MessageRole | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> MessageSearchResult:
+        """Messages matching `query` among the conversations the caller may read, best first, each with a
+        highlighted passage; filters narrow it to one owner, conversation, role or time range."""
+        return self.searcher.search(
+            current_call().principal,
+            query,
+            k=k,
+            user=user,
+            conversation_id=conversation_id,
+            role=role,
+            since=since,
+            until=until,
+        )
 
     # -- retention (chat/retention.py) ---------------------------------------------------------------------
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False) -> PurgeReport:
