@@ -9,10 +9,15 @@ PostgreSQL. A query matches any of its terms; the best-ranked come first.
 Two plans, chosen by how much of the store the caller may see:
 - **scoped** (a user's own conversations, a key's, or any filter on user, conversation, role or time): the
   messages in scope are the candidate set, and only they are matched and ranked. A scope is a few thousand
-  messages even in a store of millions, so this costs the scope, not the store.
-- **everything** (an admin without filters): the full-text index ranks on its own, then the best are checked
-  against the conversations a search may show (not soft-deleted); when hidden ones crowd the top, it asks
-  again for four times more.
+  messages even in a store of millions, so this costs the scope, not the store: on PostgreSQL the planner
+  walks the scope and checks each row's tsvector; on SQLite, where FTS5 cannot restrict its search to a set
+  of rowids, the scope's stored terms are ranked with FTS5's own BM25 weights (`chat/scoring.py`), and only
+  a scope of more than SCOPE_LIMIT messages goes through FTS5 with the scope as a filter.
+- **everything** (an admin without filters): the newest RECENT_WINDOW (1,000) matches are ranked, and the
+  best shown that are in conversations a search may show (not soft-deleted). A word in a quarter of a
+  million messages would otherwise cost ranking all of them (a third of a second at a million messages):
+  an admin looking through everyone's chats gets the most relevant of the recent matches, which is exact
+  whenever a query matches fewer messages than the window.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +48,7 @@ from sqlalchemy import (
 
 from ragstore.chat.access import sees_everything, visible_conversation
 from ragstore.chat.conversations import resolve_user_id
+from ragstore.chat.scoring import SCOPE_LIMIT, ScopedRanker
 from ragstore.db.chat_models import Conversation, Message, MessageLexeme
 from ragstore.db.engine import Database
 from ragstore.errors import InvalidInput
@@ -62,10 +68,12 @@ PASSAGE_CHARS = 200  # the highlight: this much text around the first match
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 FTS = table("message_lexemes_fts", column("rowid", Integer))
-_RANKED = (
+# The newest matches first (FTS5 walks its doclists backwards and stops at the LIMIT), scored as they come.
+_RECENT = (
     "SELECT rowid, bm25(message_lexemes_fts) AS rank FROM message_lexemes_fts "
-    "WHERE message_lexemes_fts MATCH ? ORDER BY rank LIMIT ?"
+    "WHERE message_lexemes_fts MATCH ? ORDER BY rowid DESC LIMIT ?"
 )
+RECENT_WINDOW = 1000  # an unscoped search ranks the newest this many matches (all of them, when fewer)
 _VISIBLE = (
     "SELECT m.id FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id "
     "WHERE m.id IN (SELECT value FROM json_each(?)) AND c.deleted_at IS NULL"
@@ -76,6 +84,10 @@ _VISIBLE = (
 class MessageSearch:
     db: Database
     analyzer: Callable[[], Analyzer]  # the store's configured analyzer (LexicalIndexer.target)
+    ranker: ScopedRanker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ranker = ScopedRanker(self.db)
 
     def search(
         self,
@@ -115,7 +127,7 @@ class MessageSearch:
         if self.db.is_sqlite:
             ranked = self._sqlite(terms, k, condition if scoped else None)
         else:
-            ranked = self._postgres(terms, k, condition)
+            ranked = self._postgres(terms, k, condition, scoped=scoped)
         hits = self._hits(ranked, terms, analyzer)
         return MessageSearchResult(query=query, hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 3))
 
@@ -125,7 +137,17 @@ class MessageSearch:
     ) -> list[tuple[int, float]]:
         if condition is None:
             return self._sqlite_everything(terms, k)
-        match = fts_match(terms)
+        with self.db.read() as s:
+            in_scope = list(
+                s.scalars(
+                    select(Message.id)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(condition)
+                    .limit(SCOPE_LIMIT + 1)
+                )
+            )
+        if len(in_scope) <= SCOPE_LIMIT:  # the usual case: rank the scope's own terms (chat/scoring.py)
+            return self.ranker.rank(in_scope, terms, k)
         scope = (
             select(Message.id)
             .join(Conversation, Conversation.id == Message.conversation_id)
@@ -140,33 +162,39 @@ class MessageSearch:
             .limit(k)
         )
         with self.db.read() as s:
-            rows = s.execute(statement, {"match": match}).all()
+            rows = s.execute(statement, {"match": fts_match(terms)}).all()
         return [(int(r[0]), -float(r[1])) for r in rows]  # bm25() is lower-is-better
 
     def _sqlite_everything(self, terms: Sequence[QueryTerm], k: int) -> list[tuple[int, float]]:
+        """The best `k` of the newest RECENT_WINDOW matches in conversations a search may show."""
         match = fts_match(terms)
-        fetch = k * 2
+        window = RECENT_WINDOW
         for _ in range(MAX_ROUNDS):
-            ranked = self.db.raw_sqlite_rows(_RANKED, (match, fetch))
-            shown = {int(r[0]) for r in self.db.raw_sqlite_rows(_VISIBLE, (json.dumps([r[0] for r in ranked]),))}
-            kept = [(int(r[0]), -float(r[1])) for r in ranked if int(r[0]) in shown]
-            if len(kept) >= k or len(ranked) < fetch:
+            recent = self.db.raw_sqlite_rows(_RECENT, (match, window))
+            shown = {int(r[0]) for r in self.db.raw_sqlite_rows(_VISIBLE, (json.dumps([r[0] for r in recent]),))}
+            kept = sorted(((int(r[0]), -float(r[1])) for r in recent if int(r[0]) in shown), key=_best_first)
+            if len(kept) >= k or len(recent) < window:
                 return kept[:k]
-            fetch *= 4
-        # Hidden conversations crowd the top: rank only the messages of the ones a search may show.
-        return self._sqlite(terms, k, Conversation.deleted_at.is_(None))
+            window *= 4  # soft-deleted conversations crowd the newest matches: look further back
+        return kept[:k]
 
     # -- PostgreSQL: tsvector and GIN ------------------------------------------------------------------------
-    def _postgres(self, terms: Sequence[QueryTerm], k: int, condition: ColumnElement[bool]) -> list[tuple[int, float]]:
+    def _postgres(
+        self, terms: Sequence[QueryTerm], k: int, condition: ColumnElement[bool], *, scoped: bool
+    ) -> list[tuple[int, float]]:
         query = func.to_tsquery("simple", bindparam("q"))
         tsv: ColumnClause[Any] = literal_column("message_lexemes.tsv")
-        rank = func.ts_rank(tsv, query, 1, type_=Float)
+        matching = select(MessageLexeme.message_id, tsv.label("tsv")).where(tsv.op("@@")(query))
+        if not scoped:  # the newest matches only, as on SQLite: a common word must not rank the whole store
+            matching = matching.order_by(MessageLexeme.message_id.desc()).limit(RECENT_WINDOW)
+        found = matching.subquery("found")
+        rank = func.ts_rank(found.c.tsv, query, 1, type_=Float)
         statement = (
-            select(MessageLexeme.message_id, rank.label("rank"))
-            .join(Message, Message.id == MessageLexeme.message_id)
+            select(found.c.message_id, rank.label("rank"))
+            .join(Message, Message.id == found.c.message_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(tsv.op("@@")(query), condition)
-            .order_by(rank.desc(), MessageLexeme.message_id.desc())
+            .where(condition)
+            .order_by(rank.desc(), found.c.message_id.desc())
             .limit(k)
         )
         with self.db.read() as s:
@@ -204,6 +232,10 @@ class MessageSearch:
                 )
             )
         return hits
+
+
+def _best_first(hit: tuple[int, float]) -> tuple[float, int]:
+    return -hit[1], -hit[0]
 
 
 def _utc(moment: datetime) -> datetime:
