@@ -175,7 +175,9 @@ def test_every_route_declares_who_may_call_it() -> None:
 @pytest.fixture
 def world(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[tuple[World, TestClient]]:
     clock = ManualClock()
-    with RagStore.open(make_settings(auth="required"), embedder=embedder, clock=clock) as store:
+    # Every route once per caller: more requests than the anonymous rate limit allows (this test is not about it).
+    limits = {"rate_limit_anonymous": "100000/minute", "rate_limit_default": "100000/minute"}
+    with RagStore.open(make_settings(auth="required", **limits), embedder=embedder, clock=clock) as store:
         store.collections.create(COLLECTION)
         store.collections.create(OTHER)
         with TestClient(create_app(store=store)) as client:

@@ -81,7 +81,7 @@ def router_for(spec: RecordType) -> APIRouter:
         return store.records.get(table, record_id)
 
     router.add_api_route(
-        "/{record_id}",
+        "/{record_id:int}",
         get_record,
         methods=["GET"],
         response_model=schemas.info,
@@ -116,7 +116,7 @@ def router_for(spec: RecordType) -> APIRouter:
 
     update_record.__annotations__["body"] = schemas.update
     router.add_api_route(
-        "/{record_id}",
+        "/{record_id:int}",
         update_record,
         methods=["PATCH"],
         response_model=schemas.info,
@@ -131,7 +131,7 @@ def router_for(spec: RecordType) -> APIRouter:
         return Response(status_code=204)
 
     router.add_api_route(
-        "/{record_id}",
+        "/{record_id:int}",
         delete_record,
         methods=["DELETE"],
         status_code=204,
@@ -181,7 +181,7 @@ def sample_caches(store: RagStore = Depends(get_store)) -> Any:
 
 
 @extras.get(
-    "/v1/flows/{record_id}/versions/{flow_version}",
+    "/v1/flows/{record_id:int}/versions/{flow_version:int}",
     response_model=_schemas("flow_versions").info,
     summary="A flow as it was at one version",
     dependencies=[Depends(require(Role.READ))],
@@ -196,7 +196,7 @@ def flow_version(
 
 
 @extras.get(
-    "/v1/workflows/{record_id}/executions",
+    "/v1/workflows/{record_id:int}/executions",
     response_model=_schemas("workflow_executions").page,
     summary="A workflow's execution history, newest first, by status and start time",
     dependencies=[Depends(require(Role.READ))],
