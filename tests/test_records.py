@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from records_helpers import SAMPLES, WRITABLE, make, spec_of
 from ragstore.db.security_models import AuditLog, EncryptedSecret
 from ragstore.embeddings.base import UsageRecord
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -20,6 +19,7 @@ from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal, PrincipalKind, Role
 from ragstore.service import RagStore
 from ragstore.wiring import record_usage
+from records_helpers import SAMPLES, WRITABLE, make, spec_of
 
 SECRET = "mcp-token-7f3a9c-이것은비밀"
 
@@ -91,22 +91,22 @@ def test_filters_on_main_fields_and_unknown_filters(store: RagStore) -> None:
 
 
 def test_validation_names_the_field(store: RagStore) -> None:
-    with pytest.raises(InvalidInput, match="^name: "):
+    with pytest.raises(InvalidInput, match=r"^name: "):
         store.records.create("workflows", {"name": "x" * 201})
-    with pytest.raises(InvalidInput, match="^transport: "):
+    with pytest.raises(InvalidInput, match=r"^transport: "):
         store.records.create("mcp_connections", {"name": "m", "transport": "ftp", "endpoint": "e"})
-    with pytest.raises(InvalidInput, match="^colour: "):
+    with pytest.raises(InvalidInput, match=r"^colour: "):
         store.records.create("guardrails", {"name": "g", "kind": "k", "colour": "red"})
-    with pytest.raises(InvalidInput, match="^workflow_id: no workflow with id 999"):
+    with pytest.raises(InvalidInput, match=r"^workflow_id: no workflow with id 999"):
         store.records.create("workflow_executions", {"workflow_id": 999})
-    with pytest.raises(InvalidInput, match="^version: "):
+    with pytest.raises(InvalidInput, match=r"^version: "):
         store.records.update("guardrails", 1, {"enabled": False})
-    with pytest.raises(InvalidInput, match="^definition: .* bytes of JSON"):
+    with pytest.raises(InvalidInput, match=r"^definition: .* bytes of JSON"):
         store.records.create("flows", {"name": "big", "definition": {"x": "y" * 300_000}})
     with pytest.raises(NotFound, match="no record type"):
         store.records.list("nope")
     made = make(store, "guardrails")
-    with pytest.raises(InvalidInput, match="^kind: may not be null"):
+    with pytest.raises(InvalidInput, match=r"^kind: may not be null"):
         store.records.update("guardrails", made.id, {"kind": None, "version": 1})
     with pytest.raises(Conflict, match="already exists"):
         make(store, "guardrails")

