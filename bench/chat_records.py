@@ -2,7 +2,7 @@
 
     python bench/chat_records.py                                     # SQLite
     python bench/chat_records.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
-    python bench/chat_records.py --calls 2000 --clients 50 --duration 10 --port 8660
+    python bench/chat_records.py --calls 2000 --clients 1,50 --duration 10 --port 8660 [--workers 2]
 
 In process: `store.records` get / list / create / update of workflows and workflow executions, one call at a
 time, against a store holding `--seed` executions (targets: p95 <= 5 ms). Over HTTP: `ragstore serve` with an
@@ -118,7 +118,7 @@ def in_process(env: dict[str, str], calls: int, seed: int) -> None:
 
 
 @contextmanager
-def served(env: dict[str, str], port: int) -> Iterator[tuple[str, dict[str, str]]]:
+def served(env: dict[str, str], port: int, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
     cli = [sys.executable, "-m", "ragstore.cli"]
     made = subprocess.run(
         [*cli, "keys", "create", "--name", "bench", "--role", "admin", "--json"],
@@ -128,7 +128,7 @@ def served(env: dict[str, str], port: int) -> Iterator[tuple[str, dict[str, str]
     )
     headers = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
     proc = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -214,7 +214,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--calls", type=int, default=2000, help="In-process calls (a quarter of each op).")
     parser.add_argument("--seed", type=int, default=2000, help="Executions stored before measuring.")
-    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--clients", default="1,50", help="Concurrent HTTP clients; a list runs each in turn.")
+    parser.add_argument("--workers", type=int, default=1, help="Server processes (PostgreSQL only: > 1).")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--port", type=int, default=8660)
@@ -227,9 +228,11 @@ def main() -> None:
             dialect = "PostgreSQL" if url else "SQLite"
             console.print(f"[bold]application records on {dialect}[/]")
             in_process(env, args.calls, args.seed)
-            with served(env, args.port) as (base, headers):
-                results, wall = asyncio.run(drive(base, headers, args.clients, args.duration, args.max_requests))
-            table(f"HTTP, {args.clients} concurrent clients, {args.duration:.0f} s", results, wall)
+            with served(env, args.port, args.workers) as (base, headers):
+                for clients in (int(c) for c in args.clients.split(",")):
+                    results, wall = asyncio.run(drive(base, headers, clients, args.duration, args.max_requests))
+                    title = f"HTTP, {clients} concurrent clients, {args.duration:.0f} s, {args.workers} worker(s)"
+                    table(title, results, wall)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
