@@ -14,7 +14,7 @@ from ragstore.db.security_models import AuditLog, EncryptedSecret
 from ragstore.embeddings.base import UsageRecord
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ragstore.records.spec import RecordType
-from ragstore.runtime.scheduler import run_cache_sample
+from ragstore.runtime.scheduler import CACHE_SAMPLE_JOB, MaintenanceScheduler, run_cache_sample
 from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal, PrincipalKind, Role
 from ragstore.service import RagStore
@@ -239,7 +239,9 @@ def test_cache_metadata_samples_every_layer(store: RagStore) -> None:
     for layer, counts in expected.items():
         assert (samples[layer].hits, samples[layer].misses) == (counts["hits"], counts["misses"])
     assert samples["search"].hits >= 1
-    assert run_cache_sample(store) == 3
+    assert run_cache_sample(store) == 3  # what the server's scheduler runs every CACHE_SAMPLE_MINUTES
+    scheduler = MaintenanceScheduler(store, check_schedule="", check_repair=False, cache_sample_minutes=15)
+    assert set(scheduler.jobs) == {CACHE_SAMPLE_JOB}
     assert len(store.records.list("cache_metadata", filters={"layer": "search"}).items) == 2
 
 
