@@ -4,14 +4,17 @@ parts (flow history, workflow execution history, AI request summary, cache sampl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
+from ragstore.config import Settings
 from ragstore.db.security_models import AuditLog, EncryptedSecret
 from ragstore.embeddings.base import UsageRecord
+from ragstore.embeddings.fake_openai import FakeOpenAI
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ragstore.records.spec import RecordType
 from ragstore.runtime.scheduler import CACHE_SAMPLE_JOB, MaintenanceScheduler, run_cache_sample
@@ -249,3 +252,17 @@ def test_every_type_is_declared_once_with_its_parent(store: RagStore) -> None:
     assert spec_of("workflow_executions").parent.table == "workflows"  # type: ignore[union-attr]
     assert spec_of("analysis_results").parent.table == "analysis_requests"  # type: ignore[union-attr]
     assert {s.table for s in store.records.types()} >= set(SAMPLES)
+
+
+def test_a_real_embedding_call_shows_in_the_summary(make_settings: Callable[..., Settings]) -> None:
+    """The store's own OpenAI embedder (over the fake server): its calls reach the summary by embedding_usage."""
+    with FakeOpenAI(api_key="sk-records") as fake:
+        settings = make_settings(embedding_backend="openai", openai_api_key="sk-records", openai_base_url=fake.url)
+        with RagStore.open(settings) as store:
+            store.collections.create("kb")
+            store.documents.add_text("kb", "마라톤 훈련은 주 3회 달린다.")
+            store.search("kb", "마라톤", k=1)
+            rows = [r for r in store.records.ai_summary(1).rows if r.kind == "embedding"]
+            model = store.components.embedder.model
+    assert rows and rows[0].requests >= 2 and rows[0].prompt_tokens > 0
+    assert rows[0].model == model
