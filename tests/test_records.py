@@ -106,6 +106,12 @@ def test_validation_names_the_field(store: RagStore) -> None:
         store.records.update("guardrails", 1, {"enabled": False})
     with pytest.raises(InvalidInput, match=r"^definition: .* bytes of JSON"):
         store.records.create("flows", {"name": "big", "definition": {"x": "y" * 300_000}})
+    with pytest.raises(InvalidInput, match=r"^name: contains a NUL"):
+        store.records.create("workflows", {"name": "a\x00b"})
+    with pytest.raises(InvalidInput, match=r"^definition\.x: "):
+        store.records.create("workflows", {"name": "s", "definition": {"x": "\ud800"}})
+    with pytest.raises(InvalidInput, match=r"^filter: name: contains a NUL"):
+        store.records.list("workflows", filters={"name": "\x00"})
     with pytest.raises(NotFound, match="no record type"):
         store.records.list("nope")
     made = make(store, "guardrails")

@@ -39,6 +39,7 @@ from ragstore.security.audit import AuditTrail
 from ragstore.security.context import current_call
 from ragstore.security.principal import Role
 from ragstore.security.vault import SecretVault, scope_of
+from ragstore.valid_text import checked_json, checked_text
 
 __all__ = ["DEFAULT_LIMIT", "MAX_FILTER_CHARS", "MAX_LIMIT", "MAX_OFFSET", "RecordsService", "validation_message"]
 
@@ -103,8 +104,8 @@ class RecordsService:
         self._allow(spec.write_role, spec, "creating")
         schemas = schemas_of(spec)
         values = _validated(schemas.create, data).model_dump()
-        secrets = {f.name: values.pop(f.name, None) for f in spec.secrets}
         _check_json_sizes(spec, values)
+        secrets = {f.name: values.pop(f.name, None) for f in spec.secrets}
         model = model_of(spec)
         now = self.clock.now()
 
@@ -179,12 +180,12 @@ class RecordsService:
         schemas = schemas_of(spec)
         changes = _validated(schemas.update, data).model_dump(exclude_unset=True)
         read_version = int(changes.pop("version"))
+        _check_json_sizes(spec, changes)
         secrets = {f.name: changes.pop(f.name) for f in spec.secrets if f.name in changes}
         for name, value in changes.items():
             f = spec.field_named(name)
             if value is None and f is not None and not f.nullable:
                 raise InvalidInput(f"{name}: may not be null")
-        _check_json_sizes(spec, changes)
         model = model_of(spec)
         definition_changed = "definition" in changes
 
@@ -355,8 +356,15 @@ def _validated(schema: type[BaseModel], data: Mapping[str, Any] | BaseModel) -> 
 
 
 def _check_json_sizes(spec: RecordType, values: Mapping[str, Any]) -> None:
+    """Every value storable on both dialects (no NUL, no lone surrogate, numbers that fit; PostgreSQL refuses
+    them with a 500 otherwise) and every JSON document within MAX_JSON_BYTES."""
+    for f in spec.fields:
+        value = values.get(f.name)
+        if isinstance(value, str):
+            checked_text(value, f.name)
     for f in spec.stored:
         if f.kind == "json" and values.get(f.name) is not None:
+            checked_json(values[f.name], f.name)
             size = len(json.dumps(values[f.name], ensure_ascii=False, default=str).encode())
             if size > MAX_JSON_BYTES:
                 raise InvalidInput(f"{f.name}: {size} bytes of JSON; at most {MAX_JSON_BYTES}")
@@ -410,6 +418,8 @@ def _filter_value(key: str, kind: str, value: Any) -> Any:
             raise InvalidInput(f"filter: {key} must be an ISO 8601 time") from exc
     if not ok.get(kind, False):
         raise InvalidInput(f"filter: {key} must be a {kind}, not {value!r:.60}")
+    if isinstance(value, str):
+        checked_text(value, f"filter: {key}")
     return value
 
 
