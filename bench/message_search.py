@@ -49,7 +49,10 @@ KO_STEMS = [
 ]
 KO_PARTICLES = ["", "을", "를", "이", "가", "은", "는", "에", "에서", "으로", "의", "도"]
 EN_WORDS = [
-    f"{c}{v}{e}" for c in "bcdfghklmnprstvw" for v in ("a", "e", "i", "o", "u", "ai", "ea") for e in ("n", "t", "rk", "ll")
+    f"{c}{v}{e}"
+    for c in "bcdfghklmnprstvw"
+    for v in ("a", "e", "i", "o", "u", "ai", "ea")
+    for e in ("n", "t", "rk", "ll")
 ]
 
 
@@ -85,7 +88,7 @@ def generate(store: RagStore, messages: int, users: int, seed: int = 7) -> list[
         )
         rows = []
         for u in user_ids:
-            for c in range(per_user):
+            for _c in range(per_user):
                 cid = new_ulid(now - timedelta(days=rng.randint(0, 300)))
                 conversation_ids.append(cid)
                 rows.append(
@@ -238,7 +241,7 @@ def main() -> None:
         admin = Principal(PrincipalKind.KEY, "bench", {"*": Role.ADMIN}, key_id=1)
         rng = random.Random(3)
         print(f"\n{dialect}, {args.messages:,} messages, {args.users:,} users, k=10, ms")
-        print(f"| query | df | raw engine p50 | admin p50 / p95 | user p50 / p95 | hits admin / user |")
+        print("| query | df | raw engine p50 | admin p50 / p95 | user p50 / p95 | hits admin / user |")
         print("|---|---|---|---|---|---|")
         for label, word in sorted(picked.items()):
             df = _document_frequency(store, clean_terms(BigramAnalyzer().terms(word))[0])

@@ -74,6 +74,7 @@ class RagStore:
         self.keys = facades.keys
         self.audit = facades.audit
         self.chat = facades.chat
+        self.records = facades.records  # issue 18: application records
         self.recovery = RecoveryReport()
         self._closed = False
 

@@ -49,6 +49,7 @@ from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.factory import create_lexical_index
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.ops.health import OpsService
+from ragstore.records.service import RecordsService
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
@@ -138,6 +139,7 @@ class SubFacades:
     keys: KeyService
     audit: AuditService
     chat: ChatService  # issue 18: conversations, messages, feedback, context, message search, retention
+    records: RecordsService  # issue 18: the application records (records/types.py declares them)
 
 
 def build(
@@ -277,6 +279,9 @@ def build(
             clock=clock,
             analyze=lambda text: lexical_indexer.target().terms(text),
             count_tokens=token_counter(embedder),
+        ),
+        records=RecordsService(
+            db, c.audit_trail, SecretVault(settings, db, c.audit_trail, clock=clock), c.cache.stats, clock=clock
         ),
     )
     return c, facades

@@ -37,12 +37,14 @@ from ragstore.api.routers import (
     jobs,
     keys,
     message_search,
+    records,
     search,
     sync,
     usage,
     users,
 )
 from ragstore.config import Settings, load_settings
+from ragstore.records.stats import CACHE_SAMPLE_MINUTES
 from ragstore.runtime.scheduler import CHAT_PURGE_SCHEDULE, USAGE_SCHEDULE, MaintenanceScheduler
 from ragstore.service import RagStore
 
@@ -89,6 +91,7 @@ def create_app(
             usage_schedule=USAGE_SCHEDULE,
             chat_purge_schedule=CHAT_PURGE_SCHEDULE,
             audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
+            cache_sample_minutes=CACHE_SAMPLE_MINUTES,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule
@@ -159,6 +162,7 @@ def create_app(
     app.include_router(chat_retention.router)
     app.include_router(conversations.router)
     app.include_router(conversations.messages_router)
+    app.include_router(records.router)  # issue 18: application records
     docs_pages.install_docs_pages(app)
     document_guard_responses(app)
     document_access(app)

@@ -34,6 +34,7 @@ from ragstore.cli import (
     keys,
     lifecycle,
     migrate,
+    records,
     search,
     secrets,
     usage,
@@ -85,6 +86,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(chat.app, name="chat")
+app.add_typer(records.app, name="records")  # issue 18: application records
 
 
 def _invalid_argument(argv: list[str]) -> str | None:

@@ -6,5 +6,6 @@ from ragstore.db import (
 )
 from ragstore.db.engine import Database
 from ragstore.db.models import Base
+from ragstore.records import models as records_models  # noqa: F401  (registers the application records)
 
 __all__ = ["Base", "Database"]

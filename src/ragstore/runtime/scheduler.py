@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUDIT_CHECKPOINT_JOB",
     "BACKUP_JOBS",
+    "CACHE_SAMPLE_JOB",
     "CHAT_PURGE_JOB",
     "CHAT_PURGE_SCHEDULE",
     "CHECK_JOB",
@@ -54,6 +55,7 @@ __all__ = [
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
+    "run_cache_sample",
     "run_chat_purge",
     "run_scheduled_audit_verify",
     "run_scheduled_backup",
@@ -75,6 +77,7 @@ SESSION_CLEANUP_MINUTES = 60
 AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
 CHAT_PURGE_JOB = "chat-purge"
 CHAT_PURGE_SCHEDULE = "43 3 * * *"  # daily, off the hour and apart from the usage job
+CACHE_SAMPLE_JOB = "cache-sample"  # issue 18: cache_metadata rows (records/stats.py CACHE_SAMPLE_MINUTES)
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -161,6 +164,17 @@ def run_usage_maintenance(store: RagStore) -> UsageMaintenance | None:
     return report
 
 
+def run_cache_sample(store: RagStore) -> int:
+    """One cache_metadata row per cache layer (its hits and misses now); how many were written. Each process
+    samples its own in-process counters, so several processes each write their own rows, as they should."""
+    try:
+        with acting_as(Principal.system()):
+            return len(store.records.sample_caches())
+    except Exception:
+        log.exception("the scheduled cache sample failed")
+        return 0
+
+
 def run_session_cleanup(store: RagStore) -> int:
     """Delete expired sessions (security/sessions.py keeps revoked ones until then); how many went."""
     try:
@@ -195,6 +209,7 @@ class MaintenanceScheduler:
         session_cleanup: bool = False,
         audit_checkpoint_schedule: str = "",
         chat_purge_schedule: str = "",  # the server passes CHAT_PURGE_SCHEDULE
+        cache_sample_minutes: int = 0,  # the server passes CACHE_SAMPLE_MINUTES; 0: no sampling
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -224,6 +239,14 @@ class MaintenanceScheduler:
                 args=[store],
                 id=SESSION_CLEANUP_JOB,
                 misfire_grace_time=3600,
+            )
+        if cache_sample_minutes > 0:
+            self.scheduler.add_job(
+                run_cache_sample,
+                IntervalTrigger(minutes=cache_sample_minutes),
+                args=[store],
+                id=CACHE_SAMPLE_JOB,
+                misfire_grace_time=600,
             )
 
         if usage_schedule.strip():
