@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select, text
 
 from ragstore.config import Settings
+from ragstore.db.record_spec import RecordType
 from ragstore.db.security_models import AuditLog, EncryptedSecret
 from ragstore.embeddings.base import UsageRecord
 from ragstore.embeddings.fake_openai import FakeOpenAI
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
-from ragstore.records.spec import RecordType
 from ragstore.runtime.scheduler import CACHE_SAMPLE_JOB, MaintenanceScheduler, run_cache_sample
 from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal, PrincipalKind, Role

@@ -2,10 +2,10 @@
 
 from ragstore.db import (
     chat_models,  # noqa: F401  (registers the chat tables on Base.metadata)
+    record_models,  # noqa: F401  (registers the application records' tables, derived from record_types)
     security_models,  # noqa: F401  (registers the security tables on Base.metadata)
 )
 from ragstore.db.engine import Database
 from ragstore.db.models import Base
-from ragstore.records import models as records_models  # noqa: F401  (registers the application records)
 
 __all__ = ["Base", "Database"]

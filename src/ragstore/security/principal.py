@@ -12,16 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ragstore.schemas.roles import Role
+
 __all__ = ["ALL_COLLECTIONS", "Principal", "PrincipalKind", "Role", "role_includes"]
 
 ALL_COLLECTIONS = "*"
-
-
-class Role(StrEnum):
-    READ = "read"  # search, list, get
-    WRITE = "write"  # read, plus ingest, delete documents, feedback
-    ADMIN = "admin"  # everything: /admin/*, keys, users, backups, restores, repairs, collection create and delete
-    METRICS = "metrics"  # /metrics only
 
 
 _RANK = {Role.READ: 1, Role.WRITE: 2, Role.ADMIN: 3}
