@@ -2,13 +2,16 @@
 
     python bench/chat_records.py                                     # SQLite
     python bench/chat_records.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
-    python bench/chat_records.py --calls 2000 --clients 1,50 --duration 10 --port 8660 [--workers 2]
+    python bench/chat_records.py --calls 2000 --clients 1,50 --duration 10 --port 8660 [--workers 2] [--pace 1]
 
 In process: `store.records` get / list / create / update of workflows and workflow executions, one call at a
 time, against a store holding `--seed` executions (targets: p95 <= 5 ms). Over HTTP: `ragstore serve` with an
 admin key (auth required, rate limits out of reach), driven from this process by `--clients` aiohttp clients
 for `--duration` seconds or `--max-requests`, a mix of GET one, GET a page, POST and PATCH (target: p95 <=
-20 ms). A fresh data directory (on PostgreSQL a fresh schema, dropped afterwards); talks only to 127.0.0.1.
+20 ms): closed loop (every client sends again as soon as it is answered: the server saturated, where latency
+is clients / throughput by Little's law), and with `--pace S` also paced (each client one request every S
+seconds: 50 users of a chat service who read between turns). A fresh data directory (on PostgreSQL a fresh
+schema, dropped afterwards); talks only to 127.0.0.1.
 Prints a table per part; asserts nothing.
 """
 
@@ -157,8 +160,11 @@ def served(env: dict[str, str], port: int, workers: int) -> Iterator[tuple[str, 
 
 
 async def drive(
-    base: str, headers: dict[str, str], clients: int, duration_s: float, max_requests: int
+    base: str, headers: dict[str, str], clients: int, duration_s: float, max_requests: int, pace_s: float = 0.0
 ) -> tuple[dict[str, tuple[list[float], int]], float]:
+    """`pace_s` 0: each client sends its next request as soon as the last is answered (closed loop, the
+    server saturated); > 0: each client sends one request every `pace_s` seconds (users who read between
+    turns), starting at a random offset so they do not arrive in step."""
     results: dict[str, tuple[list[float], int]] = {op: ([], 0) for op in OPS}
     rng = random.Random(11)
     connector = aiohttp.TCPConnector(limit=clients)
@@ -173,7 +179,10 @@ async def drive(
         async def client(number: int) -> None:
             nonlocal issued
             mine: list[list[int]] = []  # [id, version] of the executions this client made
+            if pace_s > 0:
+                await asyncio.sleep(rng.random() * pace_s)
             while issued < max_requests and time.monotonic() < deadline:
+                turn = time.monotonic()
                 issued += 1
                 op = OPS[rng.randrange(len(OPS))] if mine else "create"
                 url, method, body = f"{base}/v1/workflow_executions", "POST", None
@@ -203,6 +212,8 @@ async def drive(
                     mine.append([json.loads(payload)["id"], 1])
                 elif op == "update":
                     chosen[1] += 1
+                if pace_s > 0:
+                    await asyncio.sleep(max(0.0, pace_s - (time.monotonic() - turn)))
 
         started = time.monotonic()
         await asyncio.gather(*(client(n) for n in range(clients)))
@@ -219,6 +230,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--port", type=int, default=8660)
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="Seconds between one client's requests (0: closed loop, as fast as answers come).",
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="ragstore-records-bench-"))
     try:
@@ -230,9 +247,13 @@ def main() -> None:
             in_process(env, args.calls, args.seed)
             with served(env, args.port, args.workers) as (base, headers):
                 for clients in (int(c) for c in args.clients.split(",")):
-                    results, wall = asyncio.run(drive(base, headers, clients, args.duration, args.max_requests))
-                    title = f"HTTP, {clients} concurrent clients, {args.duration:.0f} s, {args.workers} worker(s)"
-                    table(title, results, wall)
+                    for pace in sorted({0.0, args.pace}):
+                        results, wall = asyncio.run(
+                            drive(base, headers, clients, args.duration, args.max_requests, pace)
+                        )
+                        how = "closed loop" if pace == 0 else f"one request per client every {pace:g} s"
+                        title = f"HTTP, {clients} clients ({how}), {args.duration:.0f} s, {args.workers} worker(s)"
+                        table(title, results, wall)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
