@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import os
 import socket
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from ragstore.secrets_mask import mask
 
 if TYPE_CHECKING:
     from ragstore.config import Settings
+    from ragstore.runtime.demo import DemoReport
     from ragstore.schemas.security import CreatedKey
 
 __all__ = ["ADMIN_KEY_FILE", "check_port", "init", "is_loopback", "serve"]
@@ -34,8 +36,16 @@ __all__ = ["ADMIN_KEY_FILE", "check_port", "init", "is_loopback", "serve"]
 ADMIN_KEY_FILE = "admin.key"
 
 
-def init(as_json: bool = JsonOpt) -> None:
-    """Create or upgrade the database (Alembic upgrade head) and the index directory."""
+def init(
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="Also load a small demo: a demo user, Korean and English conversations citing the sample corpus.",
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create or upgrade the database (Alembic upgrade head) and the index directory; `--demo` seeds a demo
+    (idempotent: a second run adds nothing)."""
     cfg = settings()
     with migrator() as m:
         m.verify_checksums()
@@ -50,6 +60,7 @@ def init(as_json: bool = JsonOpt) -> None:
     except OSError as exc:
         fail(f"cannot create the index folder {cfg.index_dir}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     admin = _first_admin_key(cfg)
+    seeded = _load_demo(cfg) if demo else None
     key_file = cfg.data_dir / ADMIN_KEY_FILE
     database = mask(cfg.sqlalchemy_url.split("?")[0])
     if as_json:
@@ -61,6 +72,8 @@ def init(as_json: bool = JsonOpt) -> None:
         }
         if admin is not None:
             report["admin_key"] = {"id": admin.id, "key": admin.key, "file": str(key_file)}
+        if seeded is not None:
+            report["demo"] = asdict(seeded)
         print_json(report)
         return
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
@@ -70,6 +83,24 @@ def init(as_json: bool = JsonOpt) -> None:
         out.print(f"created admin API key {admin.id}, written to {key_file} (mode 0600); shown this once:")
         out.print(admin.key, highlight=False, soft_wrap=True)
         out.print(f'use it as: curl -H "Authorization: Bearer $(cat {key_file})" ...; delete the file once stored')
+    if seeded is not None:
+        out.print(
+            f"demo: user {seeded.user_id}, {seeded.ingested} sample documents ingested, "
+            f"{seeded.conversations} conversations ({seeded.messages} messages) added, {seeded.workflows} workflows"
+        )
+        for note in seeded.notes:
+            out.print(f"demo: {note}")
+
+
+def _load_demo(cfg: Settings) -> DemoReport:
+    """`init --demo`: seed the demo of runtime/demo.py as the local operator."""
+    from ragstore.runtime.demo import load_demo
+    from ragstore.service import RagStore
+
+    with domain_errors():
+        cfg.make_data_dir()
+        with RagStore.open(cfg) as store:
+            return load_demo(store)
 
 
 def _first_admin_key(cfg: Settings) -> CreatedKey | None:
