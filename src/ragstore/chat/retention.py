@@ -124,20 +124,22 @@ class ChatRetention:
             conversations = int(
                 s.scalar(select(func.count()).select_from(Conversation).where(Conversation.owner_user_id == uid)) or 0
             )
+            keys = list(s.execute(select(ApiKey.id, ApiKey.key_id).where(ApiKey.owner_id == uid)))
+            key_ids = [int(k.id) for k in keys]
+            erased.extend(str(k.key_id) for k in keys)
+            # The ratings they gave anywhere: as their session (`user:<e-mail>`) or through a key of theirs.
+            raters = [actor, f"user:{uid}", *(f"key:{k.key_id}" for k in keys)]
             own_messages = select(Message.id).where(Message.conversation_id.in_(conversation_ids))
             feedback = int(
                 s.scalar(
                     select(func.count())
                     .select_from(MessageFeedback)
-                    .where(or_(MessageFeedback.created_by == actor, MessageFeedback.message_id.in_(own_messages)))
+                    .where(or_(MessageFeedback.created_by.in_(raters), MessageFeedback.message_id.in_(own_messages)))
                 )
                 or 0
             )
-            s.execute(delete(MessageFeedback).where(MessageFeedback.created_by == actor))
+            s.execute(delete(MessageFeedback).where(MessageFeedback.created_by.in_(raters)))
             s.execute(delete(Conversation).where(Conversation.owner_user_id == uid))
-            keys = list(s.execute(select(ApiKey.id, ApiKey.key_id).where(ApiKey.owner_id == uid)))
-            key_ids = [int(k.id) for k in keys]
-            erased.extend(str(k.key_id) for k in keys)
             personal = or_(ApiUsageLog.user_id == uid, ApiUsageLog.api_key_id.in_(key_ids or [-1]))
             scrubbed = _rowcount(
                 s.execute(
