@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragstore.db.record_spec import RecordType
-from ragstore.db.record_types import RECORD_TYPES, by_table
+from ragstore.declarations.record_spec import RecordType
+from ragstore.declarations.record_types import RECORD_TYPES, by_table
 from ragstore.service import RagStore
 
 # A valid create body for each writable type (parents' ids are added by `make`), and a change for its update.

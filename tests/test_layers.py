@@ -19,9 +19,9 @@ ROOT = Path(ragstore.__file__).parent
 LAYERS: list[set[str]] = [
     {"secrets_mask"},  # hides passwords and keys in every message, below the errors that carry them
     {"errors", "clock"},
-    {"keys", "valid_text"},  # the text form of secret keys (config validates it); what makes a string storable
+    {"keys", "valid_text", "roles"},  # the text form of secret keys (config validates it); what makes a string storable
     {"config"},
-    {"schemas"},
+    {"schemas", "declarations"},  # declarations: the application record types, light to import
     {"db", "text", "embeddings", "cache"},
     {"migrations", "lexical", "vectors"},  # derived from the system of record: they may read SQL
     {"security"},  # principals, keys, sessions, limits, usage, audit: every feature may record an action

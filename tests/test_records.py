@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, text
 
 from ragstore.config import Settings
-from ragstore.db.record_spec import RecordType
 from ragstore.db.security_models import AuditLog, EncryptedSecret
+from ragstore.declarations.record_spec import RecordType
 from ragstore.embeddings.base import UsageRecord
 from ragstore.embeddings.fake_openai import FakeOpenAI
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound

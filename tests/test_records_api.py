@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from ragstore.api.app import create_app
 from ragstore.config import Settings
-from ragstore.db.record_spec import RecordType
+from ragstore.declarations.record_spec import RecordType
 from ragstore.service import RagStore
 from records_helpers import SAMPLES, WRITABLE, make
 

@@ -139,7 +139,7 @@ class SubFacades:
     keys: KeyService
     audit: AuditService
     chat: ChatService  # issue 18: conversations, messages, feedback, context, message search, retention
-    records: RecordsService  # issue 18: the application records (db/record_types.py declares them)
+    records: RecordsService  # issue 18: the application records (declarations/record_types.py declares them)
 
 
 def build(

@@ -1,6 +1,6 @@
 """`ragstore records <type> list|get|create|update|delete`: one command group per declared record type.
 
-Made by one factory (`group_for`) from db/record_types.py, so a new record type gets its commands by being
+Made by one factory (`group_for`) from declarations/record_types.py, so a new record type gets its commands by being
 declared. Bodies are JSON, given with --data '{...}' or --file PATH (`-` reads stdin); bad JSON, an unknown
 field or a bad value exits 2 with one line naming the field. An update's JSON carries the `version` read
 (a stale one exits 2 with the 409's message). A few commands belong to one type: `ai-request-stats
@@ -32,8 +32,8 @@ from ragstore.cli.common import (
     plain,
     print_json,
 )
-from ragstore.db.record_spec import RecordType
-from ragstore.db.record_types import EXECUTION_STATES, RECORD_TYPES
+from ragstore.declarations.record_spec import RecordType
+from ragstore.declarations.record_types import EXECUTION_STATES, RECORD_TYPES
 
 __all__ = ["app", "group_for"]
 

@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import mapped_column
 
 from ragstore.db.models import Base, BigId, JsonDoc, utcnow
-from ragstore.db.record_spec import Field, RecordType
-from ragstore.db.record_types import RECORD_TYPES
+from ragstore.declarations.record_spec import Field, RecordType
+from ragstore.declarations.record_types import RECORD_TYPES
 
 __all__ = ["MODELS", "model_of"]
 

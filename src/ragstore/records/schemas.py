@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, create_model
 from pydantic import Field as PydanticField
 
-from ragstore.db.record_spec import Field, RecordType
-from ragstore.db.record_types import RECORD_TYPES
+from ragstore.declarations.record_spec import Field, RecordType
+from ragstore.declarations.record_types import RECORD_TYPES
 from ragstore.schemas.core import UtcTime
 
 __all__ = ["AiRequestDay", "AiRequestSummary", "RecordSchemas", "schemas_of"]

@@ -1,4 +1,4 @@
-"""`store.records`: the one CRUD service every record type shares (db/record_types.py declares them).
+"""`store.records`: the one CRUD service every record type shares (declarations/record_types.py declares them).
 
 Rules kept here once for every type:
 - permissions: reads need the type's read role, creates and updates its write role, deletes its delete role
@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
 from ragstore.db.record_models import model_of
-from ragstore.db.record_spec import MAX_JSON_BYTES, RecordType
-from ragstore.db.record_types import RECORD_TYPES, by_table
+from ragstore.declarations.record_spec import MAX_JSON_BYTES, RecordType
+from ragstore.declarations.record_types import RECORD_TYPES, by_table
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ragstore.records import stats
 from ragstore.records.schemas import AiRequestSummary, schemas_of

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ragstore.schemas.roles import Role
+from ragstore.roles import Role
 
 __all__ = ["ALL_COLLECTIONS", "Principal", "PrincipalKind", "Role", "role_includes"]
 

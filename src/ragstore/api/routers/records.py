@@ -18,8 +18,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.api.permissions import require
-from ragstore.db.record_spec import RecordType
-from ragstore.db.record_types import EXECUTION_STATES, RECORD_TYPES, by_table
+from ragstore.declarations.record_spec import RecordType
+from ragstore.declarations.record_types import EXECUTION_STATES, RECORD_TYPES, by_table
 from ragstore.records.schemas import AiRequestSummary, RecordSchemas, schemas_of
 from ragstore.records.service import DEFAULT_LIMIT, MAX_FILTER_CHARS, MAX_LIMIT, MAX_OFFSET
 from ragstore.records.stats import MAX_SUMMARY_DAYS

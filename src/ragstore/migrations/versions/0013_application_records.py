@@ -5,7 +5,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-05 02:00:00
 
-The tables match the models derived from the declarations in ragstore/db/record_types.py (tests/test_migrations.py
+The tables match the models derived from ragstore/declarations/record_types.py (tests/test_migrations.py
 compares them on both dialects). Written out here, not derived at run time, so a later change of a declaration
 needs its own revision. MCP credentials are not a column: they live in `encrypted_secrets` (scope
 `mcp:<id>`, security/vault.py); the row keeps only `has_credentials`.

@@ -1,4 +1,4 @@
-"""The application records of a chat service, each declared once (db/record_spec.py says what a field means).
+"""The application records of a chat service, each declared once (declarations/record_spec.py says what a field means).
 
 Table and column names follow the issue; `version` on every table is the optimistic-concurrency counter, so
 a workflow's own definition number is `definition_version` and a flow version's number `flow_version`.
@@ -6,8 +6,8 @@ a workflow's own definition number is `definition_version` and a flow version's 
 
 from __future__ import annotations
 
-from ragstore.db.record_spec import Field, Parent, RecordType
-from ragstore.schemas.roles import Role
+from ragstore.declarations.record_spec import Field, Parent, RecordType
+from ragstore.roles import Role
 
 __all__ = ["EXECUTION_STATES", "MCP_TRANSPORTS", "RECORD_TYPES", "by_table"]
 

@@ -1,6 +1,6 @@
-"""The roles a principal may hold. Declared here, below every store, because record declarations (the
-application records' `db/record_spec.py`) name the role each action needs; the rule of what a role allows is
-`security/principal.py`'s."""
+"""The roles a principal may hold. Declared here, below every store, because the application records'
+declarations (`declarations/record_spec.py`) name the role each action needs; the rule of what a role
+allows is `security/principal.py`'s."""
 
 from __future__ import annotations
 

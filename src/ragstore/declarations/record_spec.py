@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ragstore.schemas.roles import Role
+from ragstore.roles import Role
 
 __all__ = ["MAX_JSON_BYTES", "Field", "Kind", "Parent", "RecordType"]
 
