@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import postgres_schema
+from load import postgres_schema, serving
 
 console = Console()
 OPS = ("get", "list", "create", "update")
@@ -130,33 +129,8 @@ def served(env: dict[str, str], port: int, workers: int) -> Iterator[tuple[str, 
         capture_output=True,
     )
     headers = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
-    proc = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start within 120 s")
-            time.sleep(0.2)
+    with serving(env, port, workers) as base:
         yield base, headers
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def drive(

@@ -126,6 +126,17 @@ def server(
             capture_output=True,
         )
         headers["Authorization"] = f"Bearer {json.loads(made.stdout)['key']}"
+    try:
+        with serving(env, port, workers) as base:
+            yield base, headers
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def serving(env: dict[str, str], port: int, workers: int = 1) -> Iterator[str]:
+    """`ragstore serve` on 127.0.0.1:`port` with `env`, once /health answers; stopped on exit."""
+    ragstore = str(Path(sys.executable).with_name("ragstore"))
     cmd = [ragstore, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -142,14 +153,13 @@ def server(
             if time.monotonic() > deadline:
                 raise SystemExit("server did not start within 120 s")
             time.sleep(0.2)
-        yield base, headers
+        yield base
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def drive(

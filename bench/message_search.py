@@ -167,10 +167,10 @@ def _document_frequency(store: RagStore, term: str) -> int:
 
 def _pick_terms(store: RagStore, total: int) -> dict[str, str]:
     """One Korean and one English query per band of document frequency, found by probing the vocabulary."""
-    bands = {"rare": (0.0001, 0.001), "medium": (0.005, 0.03), "common": (0.05, 0.5)}
+    bands = {"rare": (0.0, 0.005), "medium": (0.01, 0.05), "common": (0.1, 0.5)}
     candidates = {
-        "ko": [KO_STEMS[i] + "를" for i in (0, 3, 10, 30, 100, 200, 300, 400, 500, 550)],
-        "en": [EN_WORDS[i] for i in (0, 2, 5, 10, 30, 60, 100, 200, 300, 400)],
+        "ko": [KO_STEMS[i] + "를" for i in (0, 3, 10, 30, 100, 200, 300, 400, 500, 550, -40, -1)],
+        "en": [EN_WORDS[i] for i in (0, 2, 5, 10, 30, 60, 100, 200, 300, 400, -8, -1)],
     }
     analyzer = BigramAnalyzer()
     picked: dict[str, str] = {}
