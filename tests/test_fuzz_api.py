@@ -40,7 +40,8 @@ SEED = 15  # the issue's number: any fixed value makes a run reproducible
 STATELESS_EXAMPLES = 100  # per operation in the fuzzing phase (examples and coverage cases come on top)
 UNPRIVILEGED_EXAMPLES = 15  # per operation, with a read key and with none
 STATEFUL_SCENARIOS = 150
-STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5)  # per scenario, one run after another (see the test)
+# Per scenario, one run after another until STATEFUL_MIN_CALLS calls were made (see the test).
+STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5, 11, 12, 4, 13)
 STATEFUL_MIN_CALLS = 1000
 MIN_CASES = 1000
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
