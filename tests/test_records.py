@@ -76,6 +76,8 @@ def test_pagination_by_cursor_and_offset(store: RagStore) -> None:
     assert [r.name for r in by_name.items] == ["pii3", "pii2", "pii1"] and by_name.next_offset == 6
     with pytest.raises(InvalidInput, match="cursor"):
         store.records.list("guardrails", sort="name", cursor="3")
+    with pytest.raises(InvalidInput, match="cursor"):
+        store.records.list("guardrails", cursor="\u00b31")
     with pytest.raises(InvalidInput, match="limit"):
         store.records.list("guardrails", limit=501)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ragstore.errors import InvalidInput
 
-__all__ = ["INT64_MAX", "INT64_MIN", "checked_json", "checked_text", "text_problem", "without_nul"]
+__all__ = ["INT64_MAX", "INT64_MIN", "ascii_digits", "checked_json", "checked_text", "text_problem", "without_nul"]
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -98,3 +98,11 @@ def checked_json(value: Any, field: str) -> Any:
         where = where.encode("utf-8", "backslashreplace").decode("utf-8")  # a bad key must not break the message
         raise InvalidInput(f"{where}: {problem}", details={"field": where})
     return value
+
+
+def ascii_digits(text: str) -> bool:
+    """True when `int(text)` will take it as a plain non-negative decimal.
+
+    `str.isdigit` is also true for superscripts and other Unicode digits ("³" from a Latin-1 header byte or a
+    URL), which `int` refuses: a check with `isdigit` alone turned such input into a 500."""
+    return text.isascii() and text.isdigit()

@@ -25,6 +25,7 @@ from ragstore.api.metering import ROUTE_TEMPLATE
 from ragstore.api.replay import replaying
 from ragstore.schemas import SearchRequest
 from ragstore.security.principal import Principal, Role
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["CachedSearchMiddleware"]
 
@@ -64,7 +65,7 @@ class CachedSearchMiddleware:
             return
         match = PATH.fullmatch(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if match is None or length is None or not length.isdigit() or int(length) > MAX_BODY:
+        if match is None or length is None or not ascii_digits(length) or int(length) > MAX_BODY:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -28,6 +28,7 @@ from ragstore.embeddings.accounting import tallying
 from ragstore.errors import TooManyRequests
 from ragstore.security.principal import Principal
 from ragstore.security.ratelimit import LOGIN_PATH, UNKNOWN, Admission, Bucket, body_cost, is_ingest, route_cost
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["ROUTE_TEMPLATE", "UNMATCHED", "MeteringMiddleware"]
 
@@ -57,7 +58,7 @@ class MeteringMiddleware:
         length: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
-                length = int(value) if value.isdigit() else None
+                length = int(value) if ascii_digits(value) else None
                 break
         limiter = store.usage.rate_limiter
         admission: Admission | None = None

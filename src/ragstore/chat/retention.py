@@ -34,7 +34,7 @@ from ragstore.errors import Forbidden, InvalidInput, NotFound
 from ragstore.schemas.chat import ErasureReport, PurgeReport
 from ragstore.security.audit import AuditTrail
 from ragstore.security.context import current_call
-from ragstore.valid_text import INT64_MAX
+from ragstore.valid_text import INT64_MAX, ascii_digits
 
 __all__ = ["MAX_PURGE_AGE", "PURGE_BATCH", "ChatRetention"]
 
@@ -174,7 +174,7 @@ class ChatRetention:
 def _user(s: Session, user: int | str) -> User:
     """The user by id (digits) or e-mail, locked for the erasure; NotFound naming what was asked."""
     text = str(user).strip()
-    if text.isdigit():
+    if ascii_digits(text):
         number = int(text)
         query = select(User).where(User.id == number) if 1 <= number <= INT64_MAX else None
     else:

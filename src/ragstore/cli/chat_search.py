@@ -10,6 +10,7 @@ import typer
 
 from ragstore.cli import chat as chat_cli
 from ragstore.cli.common import JsonOpt, domain_errors, fail, opened_store, out, print_json, printable
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["chat_search"]
 
@@ -51,7 +52,7 @@ def chat_search(
         result = store.chat.search(
             query,
             k=k,
-            user=int(user) if user is not None and user.isdigit() else user,
+            user=int(user) if user is not None and ascii_digits(user) else user,
             conversation_id=conversation,
             role=role,  # type: ignore[arg-type]
             since=start,

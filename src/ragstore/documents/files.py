@@ -25,6 +25,7 @@ from ragstore.errors import Forbidden, NotFound, PayloadTooLarge, RagstoreError
 from ragstore.schemas import IngestOutcome, IngestReport
 from ragstore.text.loaders import load_bytes, mime_for
 from ragstore.text.paths import expand_paths, in_scope, resolve_root, scope_for, source_for
+from ragstore.valid_text import ascii_digits
 
 if TYPE_CHECKING:
     from ragstore.documents.service import DocumentService
@@ -47,7 +48,7 @@ class _Known:
 def _file_of(source: str) -> str:
     """The file a stored source came from: a record of a JSON file is `path#n`."""
     head, sep, tail = source.rpartition("#")
-    return head if sep and tail.isdigit() else source
+    return head if sep and ascii_digits(tail) else source
 
 
 @dataclass

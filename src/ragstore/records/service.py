@@ -39,7 +39,7 @@ from ragstore.security.audit import AuditTrail
 from ragstore.security.context import current_call
 from ragstore.security.principal import Role
 from ragstore.security.vault import SecretVault, scope_of
-from ragstore.valid_text import checked_json, checked_text
+from ragstore.valid_text import ascii_digits, checked_json, checked_text
 
 __all__ = ["DEFAULT_LIMIT", "MAX_FILTER_CHARS", "MAX_LIMIT", "MAX_OFFSET", "RecordsService", "validation_message"]
 
@@ -434,6 +434,6 @@ def _sort_of(spec: RecordType, sort: str | None) -> tuple[str, bool]:
 
 
 def _cursor_id(cursor: str) -> int:
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not ascii_digits(cursor) or len(cursor) > 19:
         raise InvalidInput("cursor: not a cursor this listing gave")
     return int(cursor)

@@ -31,6 +31,7 @@ from ragstore.errors import InvalidInput, NotFound
 from ragstore.schemas import UsageHealth, UsageMaintenance, UsageRow, UsageSummary, UsageTotals
 from ragstore.security.ratelimit import RateLimiter
 from ragstore.security.usage_retention import maintain_usage_table
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["MAX_SUMMARY_DAYS", "MAX_SUMMARY_ROWS", "UsageService", "UsageWriter"]
 
@@ -157,7 +158,7 @@ class UsageService:
     def key_id_of(self, key: str) -> int:
         """The `api_keys.id` of a key given by that id or by its public id (as `ragstore keys list` shows)."""
         text = key.strip()
-        if text.isdigit():
+        if ascii_digits(text):
             return int(text)
         if not text or len(text) > 64:
             raise InvalidInput("a key is given by its id or its public key id")

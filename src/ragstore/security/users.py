@@ -33,7 +33,7 @@ from ragstore.security.passwords import PasswordHashing
 from ragstore.security.principal import Principal, PrincipalKind, Role
 from ragstore.security.sessions import SessionState, SessionStore
 from ragstore.security.tokens import TokenKind, TokenSigner
-from ragstore.valid_text import INT64_MAX, text_problem
+from ragstore.valid_text import INT64_MAX, ascii_digits, text_problem
 
 __all__ = ["UserService"]
 
@@ -215,7 +215,7 @@ def _principal(state: SessionState | None) -> Principal | None:
 
 def _find(session: Session, user: int | str, *, for_update: bool = False) -> User:
     """A user by id (an int, or a string of digits) or by e-mail; NotFound naming what was asked."""
-    if isinstance(user, int) or (isinstance(user, str) and user.isdigit()):
+    if isinstance(user, int) or (isinstance(user, str) and ascii_digits(user)):
         number = int(user)
         query = select(User).where(User.id == number) if 1 <= number <= INT64_MAX else None
     else:

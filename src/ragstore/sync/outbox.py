@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from ragstore.db.models import OpKind, SyncOperation, utcnow
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["CREATOR_LEASE_S", "owner_is_dead_here", "process_owner", "queue_operation"]
 
@@ -42,7 +43,7 @@ def owner_is_dead_here(owner: str) -> bool:
     """
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    if host != socket.gethostname() or not ascii_digits(pid_text) or int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ragstore.errors import InvalidInput
+from ragstore.valid_text import ascii_digits
 from ragstore.vectors.base import (
     CollectionSpec,
     Ids,
@@ -248,7 +249,7 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
     def collection_ids(self) -> list[int]:
         """Open collections and every collection file in the directory (a file SQL no longer knows is drift)."""
         with self._lock:
-            on_disk = {int(p.stem) for p in self.directory.glob(f"*{DATA_SUFFIX}") if p.stem.isdigit()}
+            on_disk = {int(p.stem) for p in self.directory.glob(f"*{DATA_SUFFIX}") if ascii_digits(p.stem)}
             return sorted(on_disk | set(self._subs))
 
     def dimension(self, collection_id: int) -> int | None:

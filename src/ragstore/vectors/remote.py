@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from ragstore.errors import Unavailable
+from ragstore.valid_text import ascii_digits
 
 __all__ = ["RemoteStore", "collection_ids", "collection_name", "with_retries"]
 
@@ -25,7 +26,7 @@ def collection_ids(names: Iterable[str], prefix: str) -> list[int]:
     out = []
     for name in names:
         rest = name[len(prefix) :] if name.startswith(prefix) else ""
-        if rest.startswith("c") and rest[1:].isdigit():
+        if rest.startswith("c") and ascii_digits(rest[1:]):
             out.append(int(rest[1:]))
     return sorted(out)
 

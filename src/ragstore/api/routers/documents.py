@@ -21,6 +21,7 @@ from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome
 from ragstore.schemas.core import INT64_MAX
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
+from ragstore.valid_text import ascii_digits
 
 router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
 
@@ -103,7 +104,7 @@ def _accepted(job: IngestJobAccepted) -> JSONResponse:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {int(declared):,} bytes is over the limit of {limit:,} bytes")
     body = bytearray()
     async for part in request.stream():
@@ -203,7 +204,7 @@ async def _add_upload(
 ) -> IngestResponse | JSONResponse:
     """A multipart upload: parsed (and so validated) here in every case; stored now, or queued as a job."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
     form = await request.form(max_files=1, max_fields=10)
     upload = form.get("file")
