@@ -26,7 +26,6 @@ from ragstore.api.origin import WRITE_HEADER, host_name, host_refusal, is_json_t
 from ragstore.api.replay import replaying
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput, PayloadTooLarge, RagstoreError
-from ragstore.valid_text import ascii_digits
 
 __all__ = ["BodyLimits", "RequestGuardMiddleware", "document_guard_responses", "json_depth", "send_error"]
 
@@ -166,7 +165,7 @@ class RequestGuardMiddleware:
             return
         limit, setting = self.limits.for_request(method, scope["path"])
         if length:
-            if not ascii_digits(length):
+            if not length.isdigit():  # bytes: ASCII digits only
                 await send_error(send, InvalidInput("Content-Length is not a number"))
                 return
             if int(length) > limit:
