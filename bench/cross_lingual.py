@@ -21,6 +21,11 @@ the arithmetic, not an index. Options:
   indexed and queried as its Revised Romanisation (only when `korean-romanizer` is installed).
 - `hybrid`: ragstore's hybrid search today (RRF of e5 and lexical).
 - `e5c+usec+lexical z`: centred e5, centred USE and lexical scores standardised and added.
+- `e5+use+lexical(same language) z`: lexical evidence counted only for passages in the question's language
+  (standardised among them; the other language's passages get 0), beside both dense scores.
+- `language merge`: each language's passages ranked by e5 + USE + lexical (standardised, added); the two
+  rankings merged by comparing their heads on e5 and USE with the per-language offset, so lexical matches
+  decide within a language and only the language-corrected dense scores decide between languages.
 
 Then the cost of each model: passages encoded per second, one query's encode time, and bytes per chunk.
 No assertion: the figures go to docs/benchmarks.md.
@@ -140,6 +145,36 @@ def lexical_standardised(scores: Matrix) -> Matrix:
     return out
 
 
+def lexical_same_language(scores: Matrix, same: NDArray[np.bool_]) -> Matrix:
+    """Standardised among the question's own language's matched passages; 0 for the other language."""
+    out = np.zeros_like(scores)
+    for i, row in enumerate(scores):
+        matched = same[i] & (row > 0)
+        if matched.sum() >= 2:
+            z = (row - row[matched].mean()) / (row[matched].std() + 1e-9)
+            out[i] = np.where(same[i], np.where(row > 0, z, z[matched].min()), 0.0)
+    return out
+
+
+def language_merge(within: Matrix, across: Matrix, korean: NDArray[np.bool_]) -> Matrix:
+    """Rank each language's passages by `within`, then merge the two lists by `across` of their heads.
+
+    Returns a score matrix whose order is the merged ranking (higher is earlier).
+    """
+    out = np.zeros_like(within)
+    n = within.shape[1]
+    groups = [np.where(korean)[0], np.where(~korean)[0]]
+    for i in range(within.shape[0]):
+        lists = [g[np.argsort(-within[i, g], kind="stable")] for g in groups]
+        heads = [0, 0]
+        for position in range(n):
+            live = [j for j in (0, 1) if heads[j] < len(lists[j])]
+            pick = max(live, key=lambda j: across[i, lists[j][heads[j]]])
+            out[i, lists[pick][heads[pick]]] = n - position
+            heads[pick] += 1
+    return out
+
+
 def romanising_analyzer() -> bool:
     """Make the kiwi analyzer also emit the Revised Romanisation of each Hangul noun (bench only)."""
     try:
@@ -219,11 +254,15 @@ def main() -> None:
     use_c = centred(q_use, asked, means_use) @ centred(passages_use, texts, means_use).T
     share = np.array([korean_share(t) for t in texts], dtype=np.float32)[None, :]
     bias = share * (q_e5 @ means_e5_p[0])[:, None] + (1 - share) * (q_e5 @ means_e5_p[1])[:, None]
+    use_bias = share * (q_use @ means_use[0])[:, None] + (1 - share) * (q_use @ means_use[1])[:, None]
+    korean_passage = share[0] > 0.5
+    same = np.array([korean_share(q) > 0.5 for q in asked])[:, None] == korean_passage[None, :]
 
     with tempfile.TemporaryDirectory() as tmp:
         embedder = LocalEmbedder()
         lexical = Lexical(passages, embedder, Path(tmp), "plain")
-        lexical_scores = lexical_standardised(lexical.scores(questions))
+        raw_lexical = lexical.scores(questions)
+        lexical_scores = lexical_standardised(raw_lexical)
         options: list[tuple[str, dict[str, int | None]]] = [
             ("e5 (today's dense)", ranks_of(dense_e5, questions, ids)),
             ("use", ranks_of(dense_use, questions, ids)),
@@ -238,6 +277,26 @@ def main() -> None:
             (
                 "e5c+usec+lexical z",
                 ranks_of(standardised(e5_c) + standardised(use_c) + lexical_scores, questions, ids),
+            ),
+            (
+                "e5+use+lexical(same language) z",
+                ranks_of(
+                    standardised(dense_e5) + standardised(dense_use) + lexical_same_language(raw_lexical, same),
+                    questions,
+                    ids,
+                ),
+            ),
+            (
+                "language merge",
+                ranks_of(
+                    language_merge(
+                        standardised(dense_e5) + standardised(dense_use) + lexical_scores,
+                        standardised(dense_e5 - bias) + standardised(dense_use - use_bias),
+                        korean_passage,
+                    ),
+                    questions,
+                    ids,
+                ),
             ),
         ]
         if romanising_analyzer():
