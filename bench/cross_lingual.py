@@ -23,6 +23,12 @@ the arithmetic, not an index. Options:
 - `e5c+usec+lexical z`: centred e5, centred USE and lexical scores standardised and added.
 - `e5+use+lexical(same language) z`: lexical evidence counted only for passages in the question's language
   (standardised among them; the other language's passages get 0), beside both dense scores.
+- `lexical + translated terms`, `e5+use+lexical(translated) z`: query-side expansion. Each query term gets
+  the three terms of the other language in the collection's own vocabulary whose USE embeddings are nearest
+  to its own (cosine >= 0.5), appended to the lexical query, so a Korean question can match words of an
+  English passage and the reverse. No stored vector changes; the cost is one USE vector per vocabulary term.
+  `·√coverage`: the lexical part scaled by the square root of the share of the expanded question's IDF
+  mass that the passage holds, so that a few shared words (a paraphrase's usual case) weigh little.
 - `language merge`: each language's passages ranked by e5 + USE + lexical (standardised, added); the two
   rankings merged by comparing their heads on e5 and USE with the per-language offset, so lexical matches
   decide within a language and only the language-corrected dense scores decide between languages.
@@ -118,19 +124,80 @@ class Lexical:
             "eval", [{"text": p["text"], "title": p["title"], "source_uri": p["id"]} for p in passages]
         )
 
-    def scores(self, questions: list[dict[str, Any]]) -> Matrix:
+    def scores(self, questions: list[dict[str, Any]], rewrite: Callable[[str], str] = str) -> Matrix:
         out = np.zeros((len(questions), len(self.ids)), dtype=np.float32)
         for row, q in enumerate(questions):
-            for hit in self.store.search("eval", q["question"], k=50, mode="lexical").hits:
+            for hit in self.store.search("eval", rewrite(q["question"]), k=50, mode="lexical").hits:
                 col = self.ids[hit.source_uri]
                 out[row, col] = max(out[row, col], hit.score)
         return out
 
-    def ranks(self, questions: list[dict[str, Any]], mode: str) -> dict[str, int | None]:
+    def ranks(
+        self, questions: list[dict[str, Any]], mode: str, rewrite: Callable[[str], str] = str
+    ) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         for q in questions:
-            hits = self.store.search("eval", q["question"], k=K, mode=mode).hits
+            hits = self.store.search("eval", rewrite(q["question"]), k=K, mode=mode).hits
             out[q["id"]] = first_relevant(list(dict.fromkeys(h.source_uri for h in hits)), set(q["relevant"]))
+        return out
+
+
+class TermTranslator:
+    """Query expansion across scripts: the other language's vocabulary terms nearest to each query term.
+
+    The vocabulary is the collection's own (its analysed terms), so every added term can match a passage.
+    """
+
+    def __init__(
+        self, texts: list[str], encode: Callable[[list[str]], Matrix], top: int = 3, threshold: float = 0.5
+    ) -> None:
+        from ragstore.text.analyzers import shared_analyzer
+
+        self.analyzer = shared_analyzer("kiwi")
+        self.vocabulary = sorted({t for terms in self.analyzer.terms_batch(texts) for t in terms})
+        self.korean = np.array([bool(HANGUL.search(t)) for t in self.vocabulary])
+        self.encode, self.top, self.threshold = encode, top, threshold
+        self.vectors = unit(encode(self.vocabulary))
+        passage_terms = [set(terms) for terms in self.analyzer.terms_batch(texts)]
+        self.passage_terms = passage_terms
+        n = len(passage_terms)
+        frequency: dict[str, int] = {}
+        for terms in passage_terms:
+            for t in terms:
+                frequency[t] = frequency.get(t, 0) + 1
+        self.idf = {t: float(np.log(1 + (n - f + 0.5) / (f + 0.5))) for t, f in frequency.items()}
+
+    def expand(self, question: str) -> dict[str, float]:
+        """The question's own terms (weight 1) and the added ones (weight: their cosine to the term)."""
+        terms = sorted(set(self.analyzer.terms(question)))
+        weights = dict.fromkeys(terms, 1.0)
+        if not terms:
+            return weights
+        sims = unit(self.encode(terms)) @ self.vectors.T
+        for term, row in zip(terms, sims, strict=True):
+            other = np.where(self.korean != bool(HANGUL.search(term)), row, -1.0)
+            for j in np.argsort(-other)[: self.top]:
+                if other[j] >= self.threshold:
+                    added = self.vocabulary[j]
+                    weights[added] = max(weights.get(added, 0.0), float(other[j]))
+        return weights
+
+    def rewrite(self, question: str) -> str:
+        added = [t for t, w in self.expand(question).items() if w < 1.0]
+        return " ".join([question, *added])
+
+    def coverage(self, questions: list[dict[str, Any]]) -> Matrix:
+        """How much of each (expanded) question's IDF mass each passage holds, 0 to 1.
+
+        A paraphrase shares few words with its answer, so its lexical score is mostly noise: scaling the
+        lexical evidence by coverage keeps it from outvoting the dense scores there.
+        """
+        out = np.zeros((len(questions), len(self.passage_terms)), dtype=np.float32)
+        for row, q in enumerate(questions):
+            mass = {t: w * self.idf.get(t, 0.0) for t, w in self.expand(q["question"]).items()}
+            total = sum(mass.values()) or 1.0
+            for col, terms in enumerate(self.passage_terms):
+                out[row, col] = sum(v for t, v in mass.items() if t in terms) / total
         return out
 
 
@@ -262,6 +329,17 @@ def main() -> None:
         embedder = LocalEmbedder()
         lexical = Lexical(passages, embedder, Path(tmp), "plain")
         raw_lexical = lexical.scores(questions)
+        started = time.perf_counter()
+        translator = TermTranslator([p["title"] + "\n" + p["text"] for p in passages], use_encode)
+        vocabulary_s = time.perf_counter() - started
+        translated = lexical_standardised(lexical.scores(questions, translator.rewrite))
+        console.print(
+            f"translated terms: {len(translator.vocabulary)} vocabulary terms encoded with USE in {vocabulary_s:.1f} s"
+        )
+        example = next(
+            q["question"] for q in questions if q["kind"] == "crosslingual" and korean_share(q["question"]) > 0.5
+        )
+        console.print(f"  e.g. {translator.rewrite(example)}")
         lexical_scores = lexical_standardised(raw_lexical)
         options: list[tuple[str, dict[str, int | None]]] = [
             ("e5 (today's dense)", ranks_of(dense_e5, questions, ids)),
@@ -282,6 +360,21 @@ def main() -> None:
                 "e5+use+lexical(same language) z",
                 ranks_of(
                     standardised(dense_e5) + standardised(dense_use) + lexical_same_language(raw_lexical, same),
+                    questions,
+                    ids,
+                ),
+            ),
+            ("lexical + translated terms", lexical.ranks(questions, "lexical", translator.rewrite)),
+            (
+                "e5+use+lexical(translated) z",
+                ranks_of(standardised(dense_e5) + standardised(dense_use) + translated, questions, ids),
+            ),
+            (
+                "e5+use+lexical(translated)·√coverage z",
+                ranks_of(
+                    standardised(dense_e5)
+                    + standardised(dense_use)
+                    + translated * np.sqrt(translator.coverage(questions)),
                     questions,
                     ids,
                 ),
