@@ -41,6 +41,17 @@ def actions(store: RagStore) -> list[tuple[str, str, str]]:
         return [(r.action, r.target, r.outcome) for r in rows]
 
 
+def test_every_way_of_naming_a_user_finds_the_same_one_or_none(users_store: RagStore) -> None:
+    """`users get`, `users erase` and a conversation's `user` share one lookup (security/user_lookup.py)."""
+    made = users_store.users.create("ada@example.org", PASSWORD)
+    for name in (made.id, str(made.id), f" {made.id} ", "ADA@example.org", "  ada@EXAMPLE.org "):
+        assert users_store.users.get(name).id == made.id, name
+    # Unicode digits pass str.isdigit but not int(); a number past int64 or past int()'s 4,300 digits is no id.
+    for name in ("\u00b3", "\u0663", "9" * 20, "9" * 5000, "0", -1, "nobody@example.org"):
+        with pytest.raises(NotFound):
+            users_store.users.get(name)
+
+
 def test_users_are_created_listed_and_never_show_their_hash(users_store: RagStore) -> None:
     users = users_store.users
     made = users.create("Ada@Example.org", PASSWORD, display_name="Ada", role="admin")

@@ -27,12 +27,12 @@ from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.chat_models import Conversation, Message
 from ragstore.db.engine import Database
 from ragstore.db.models import Collection, CollectionStatus
-from ragstore.db.security_models import User
 from ragstore.db.ulids import new_ulid
 from ragstore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ragstore.schemas.chat import ConversationCreate, ConversationInfo, ConversationPage, ConversationUpdate
 from ragstore.security.audit import AuditTrail
 from ragstore.security.principal import Principal, Role
+from ragstore.security.user_lookup import find_user
 from ragstore.valid_text import checked_text
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 _ULID = re.compile(ULID_PATTERN)
 MAX_PAGE = 200
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def normal_id(conversation_id: str) -> str:
@@ -70,16 +69,7 @@ def find_visible(session: Session, principal: Principal, conversation_id: str, *
 
 def resolve_user_id(session: Session, user: int | str) -> int:
     """A user's id from an id or an e-mail address; NotFound naming what was asked."""
-    if isinstance(user, str):
-        user = checked_text(user, "user")
-    if isinstance(user, int) or _DIGITS.fullmatch(user.strip()):
-        number = int(user)
-        row = session.scalar(select(User.id).where(User.id == number)) if 1 <= number < 2**63 else None
-    else:
-        row = session.scalar(select(User.id).where(User.email == user.strip().lower()[:320]))
-    if row is None:
-        raise NotFound(f"no user {str(user)[:320]!r}", details={"user": str(user)[:320]})
-    return int(row)
+    return find_user(session, checked_text(user, "user") if isinstance(user, str) else user).id
 
 
 def check_collections(session: Session, principal: Principal, names: list[str]) -> list[str]:

@@ -30,11 +30,11 @@ from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.chat_models import Conversation, Message, MessageFeedback
 from ragstore.db.engine import Database
 from ragstore.db.security_models import ApiKey, ApiUsageLog, User, UserSession
-from ragstore.errors import Forbidden, InvalidInput, NotFound
+from ragstore.errors import Forbidden, InvalidInput
 from ragstore.schemas.chat import ErasureReport, PurgeReport
 from ragstore.security.audit import AuditTrail
 from ragstore.security.context import current_call
-from ragstore.valid_text import INT64_MAX, ascii_digits
+from ragstore.security.user_lookup import find_user
 
 __all__ = ["MAX_PURGE_AGE", "PURGE_BATCH", "ChatRetention"]
 
@@ -116,7 +116,7 @@ class ChatRetention:
         erased: list[str] = []
 
         def unit(s: Session) -> ErasureReport:
-            row = _user(s, user)
+            row = find_user(s, user, for_update=True)
             uid = int(row.id)
             actor = f"user:{row.email}"
             conversation_ids = select(Conversation.id).where(Conversation.owner_user_id == uid)
@@ -169,20 +169,6 @@ class ChatRetention:
         for key_id in erased:
             self.forget_key(key_id)
         return report
-
-
-def _user(s: Session, user: int | str) -> User:
-    """The user by id (digits) or e-mail, locked for the erasure; NotFound naming what was asked."""
-    text = str(user).strip()
-    if ascii_digits(text):
-        number = int(text)
-        query = select(User).where(User.id == number) if 1 <= number <= INT64_MAX else None
-    else:
-        query = select(User).where(User.email == text.lower()[:320])
-    row = None if query is None else s.scalars(query.with_for_update()).first()
-    if row is None:
-        raise NotFound(f"no user {text[:320]!r}", details={"user": text[:320]})
-    return row
 
 
 def _rowcount(result: object) -> int:

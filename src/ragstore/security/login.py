@@ -34,6 +34,7 @@ from ragstore.security.audit import AuditTrail, Outcome
 from ragstore.security.passwords import MAX_PASSWORD_CHARS, PasswordHashing
 from ragstore.security.sessions import SessionStore, as_utc
 from ragstore.security.tokens import TokenKind, TokenSigner
+from ragstore.security.user_lookup import normal_email
 from ragstore.valid_text import text_problem
 
 __all__ = ["BAD_CREDENTIALS", "FREE_ATTEMPTS", "LOCK_BASE_S", "LOCK_MAX_S", "CookieLogin", "Logins", "lock_seconds"]
@@ -51,10 +52,6 @@ def lock_seconds(failures: int) -> float:
     if failures < FREE_ATTEMPTS:
         return 0.0
     return float(min(LOCK_MAX_S, LOCK_BASE_S * 2 ** min(failures - FREE_ATTEMPTS, 20)))
-
-
-def normal_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def shown_email(email: str) -> str:

@@ -24,16 +24,17 @@ from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.db.security_models import User
-from ragstore.errors import Conflict, InvalidInput, NotFound
+from ragstore.errors import Conflict, InvalidInput
 from ragstore.schemas.users import LoginResult, SessionCleanup, UserInfo
 from ragstore.security.audit import AuditTrail
 from ragstore.security.local_secrets import server_secret
-from ragstore.security.login import EMAIL, CookieLogin, Logins, normal_email
+from ragstore.security.login import EMAIL, CookieLogin, Logins
 from ragstore.security.passwords import PasswordHashing
 from ragstore.security.principal import Principal, PrincipalKind, Role
 from ragstore.security.sessions import SessionState, SessionStore
 from ragstore.security.tokens import TokenKind, TokenSigner
-from ragstore.valid_text import INT64_MAX, ascii_digits, text_problem
+from ragstore.security.user_lookup import find_user, normal_email
+from ragstore.valid_text import text_problem
 
 __all__ = ["UserService"]
 
@@ -123,7 +124,7 @@ class UserService:
     def get(self, user: int | str) -> UserInfo:
         """A user by id or e-mail."""
         with self.db.read() as session:
-            return UserInfo.model_validate(_find(session, user))
+            return UserInfo.model_validate(find_user(session, user))
 
     def disable(self, user: int | str) -> UserInfo:
         """Disable a user: no login from now on, and every session of theirs revoked."""
@@ -142,7 +143,7 @@ class UserService:
 
     def _change(self, user: int | str, action: str, apply: Callable[[User], None]) -> UserInfo:
         def change(session: Session) -> UserInfo:
-            row = _find(session, user, for_update=True)
+            row = find_user(session, user, for_update=True)
             apply(row)
             session.flush()
             revoked = self.sessions.revoke_all(session, row.id)
@@ -211,19 +212,6 @@ def _principal(state: SessionState | None) -> Principal | None:
     except ValueError:
         return None
     return Principal(PrincipalKind.USER, state.email, {"*": role}, user_id=state.user_id)
-
-
-def _find(session: Session, user: int | str, *, for_update: bool = False) -> User:
-    """A user by id (an int, or a string of digits) or by e-mail; NotFound naming what was asked."""
-    if isinstance(user, int) or (isinstance(user, str) and ascii_digits(user)):
-        number = int(user)
-        query = select(User).where(User.id == number) if 1 <= number <= INT64_MAX else None
-    else:
-        query = select(User).where(User.email == normal_email(str(user))[:320])
-    row = None if query is None else session.scalars(query.with_for_update() if for_update else query).first()
-    if row is None:
-        raise NotFound(f"no user {str(user)[:320]!r}", details={"user": str(user)[:320]})
-    return row
 
 
 def _checked_email(email: str) -> str:
