@@ -107,6 +107,7 @@ class RagStore:
             if recover:
                 store.recovery = store.components.applier.recover(progress=progress)
                 store.recovery.relexed_collections = store.index.bring_lexical_current()
+                store.recovery.relexed_messages = store.chat.bring_terms_current()
         except BaseException:
             db.dispose()
             raise

@@ -22,6 +22,7 @@ from ragstore.backup.service import BackupService, RestoreFn
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers
 from ragstore.cache.versions import CollectionVersions
+from ragstore.chat.relex import MessageRelexer
 from ragstore.chat.retention import ChatRetention
 from ragstore.chat.search import MessageSearch
 from ragstore.chat.service import ChatService
@@ -276,6 +277,7 @@ def build(
             audit_trail=c.audit_trail,
             searcher=MessageSearch(db, analyzer=lexical_indexer.target),
             retention=ChatRetention(db, c.audit_trail, clock=clock, forget_key=keys.forget),
+            relexer=MessageRelexer(db, lexical_indexer.target),
             clock=clock,
             analyze=lambda text: lexical_indexer.target().terms(text),
             count_tokens=token_counter(embedder),

@@ -20,14 +20,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ragstore.cache.layers import CacheLayers
+from ragstore.chat.access import sees_everything
 from ragstore.chat.context import ContextAssembler
 from ragstore.chat.conversations import ConversationStore
 from ragstore.chat.messages import MessageStore
+from ragstore.chat.relex import MessageRelexer, Progress
 from ragstore.chat.retention import ChatRetention
 from ragstore.chat.search import MessageSearch
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
-from ragstore.errors import InvalidInput
+from ragstore.errors import Forbidden, InvalidInput
 from ragstore.schemas.chat import (
     ChatContext,
     ConversationCreate,
@@ -40,6 +42,7 @@ from ragstore.schemas.chat import (
     FeedbackInput,
     MessageCreate,
     MessageInfo,
+    MessageRelexReport,
     MessageRole,
     MessageSearchResult,
     PurgeReport,
@@ -73,6 +76,7 @@ class ChatService:
     audit_trail: AuditTrail
     searcher: MessageSearch
     retention: ChatRetention
+    relexer: MessageRelexer
     clock: Clock = SYSTEM_CLOCK
     analyze: Callable[[str], Sequence[str]] = lambda text: text.split()  # wiring passes the store's analyzer
     count_tokens: Callable[[str], int] = estimate_tokens  # wiring passes chat.tokens.token_counter(embedder)
@@ -173,6 +177,17 @@ class ChatService:
             since=since,
             until=until,
         )
+
+    def relex(self, *, progress: Progress | None = None) -> MessageRelexReport:
+        """Analyse every message's terms again with the configured analyzer (after it changed: a store does
+        this itself when it opens; this is the on-demand pass). Admins and the operator only."""
+        if not sees_everything(current_call().principal):
+            raise Forbidden("re-analysing messages needs the admin role")
+        return self.relexer.relex(progress=progress)
+
+    def bring_terms_current(self) -> int:
+        """At open: the messages analysed again because another analyzer built their terms (0 if none)."""
+        return self.relexer.bring_current()
 
     # -- retention (chat/retention.py) ---------------------------------------------------------------------
     def purge(self, older_than: timedelta | None = None, *, dry_run: bool = False) -> PurgeReport:

@@ -1,4 +1,5 @@
-"""`ragstore chat search`: full-text search over messages, Korean-aware, with highlighted passages."""
+"""`ragstore chat search`: full-text search over messages, Korean-aware, with highlighted passages; and
+`ragstore chat relex`, which analyses the messages' terms again after the analyzer changed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ from datetime import datetime
 import typer
 
 from ragstore.cli import chat as chat_cli
-from ragstore.cli.common import JsonOpt, domain_errors, fail, opened_store, out, print_json, printable
+from ragstore.cli.common import (
+    JsonOpt,
+    domain_errors,
+    fail,
+    opened_store,
+    out,
+    print_json,
+    printable,
+    progress_bar,
+)
 from ragstore.valid_text import ascii_digits
 
-__all__ = ["chat_search"]
+__all__ = ["chat_relex", "chat_search"]
 
 ROLES = ("user", "assistant", "system", "tool")
 
@@ -67,3 +77,21 @@ def chat_search(
     for hit in result.hits:
         passage = _terminal(hit.highlight)
         out.print(f"{hit.conversation_id} #{hit.message_id} {hit.role} ({hit.score:.3f}): {passage}", highlight=False)
+
+
+@chat_cli.app.command("relex")
+def chat_relex(as_json: bool = JsonOpt) -> None:
+    """Analyse every message's search terms again with the configured analyzer (RAGSTORE_LEXICAL_ANALYZER).
+
+    A store does this by itself when it opens with another analyzer than the one that built the terms."""
+    with (
+        opened_store(recover=False) as store,
+        domain_errors(),
+        progress_bar("analysing", disable=as_json) as bar,
+    ):
+        task = bar.add_task("analysing", total=None)
+        report = store.chat.relex(progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        print_json(report)
+        return
+    out.print(f"{report.messages_analysed} messages analysed with {report.analyzer}")

@@ -30,6 +30,7 @@ __all__ = [
     "MessageHit",
     "MessageInfo",
     "MessageReference",
+    "MessageRelexReport",
     "MessageRole",
     "MessageSearchResult",
     "PurgeReport",
@@ -220,6 +221,13 @@ class MessageSearchResult(Model):
     query: str
     hits: list[MessageHit]
     took_ms: float
+
+
+class MessageRelexReport(Model):
+    """What `chat relex` did: every message's terms analysed again with `analyzer` (name and version)."""
+
+    messages_analysed: int
+    analyzer: str
 
 
 class PurgeReport(Model):

@@ -55,6 +55,8 @@ class RecoveryReport:
     applied_pending: int = 0
     # Collections whose lexical terms were rebuilt at open (a new analyzer, or built for the first time).
     relexed_collections: list[int] = field(default_factory=list)
+    # Messages whose search terms were analysed again at open (another analyzer had built them).
+    relexed_messages: int = 0
     # Set when a shared vector store could not be reached at open: the store serves, degraded.
     index_unavailable: str | None = None
 
