@@ -17,7 +17,7 @@ from ragstore.cli import app as cli_app
 from ragstore.config import Settings
 from ragstore.db.chat_models import MessageLexeme
 from ragstore.db.state import read_state
-from ragstore.errors import Forbidden
+from ragstore.errors import Conflict, Forbidden
 from ragstore.lexical.base import clean_terms
 from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal, PrincipalKind, Role
@@ -94,3 +94,26 @@ def test_chat_relex_on_demand_admin_only_and_from_the_cli(
     assert json.loads(done.output)["messages_analysed"] == len(MESSAGES)
     text = CliRunner().invoke(cli_app, ["chat", "relex"])
     assert text.exit_code == 0 and f"{len(MESSAGES)} messages analysed with kiwi" in text.output
+
+
+def test_two_processes_recording_the_analyzer_at_once_both_open(
+    store: RagStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two server workers opening a new store both record the analyzer; the loser of the insert race updates."""
+    from ragstore.chat import relex
+    from ragstore.db.state import write_state
+
+    calls: list[dict[str, str] | None] = []
+
+    def racing(db: object, key: str, value: dict[str, str] | None) -> None:
+        calls.append(value)
+        if len(calls) == 1:
+            write_state(store.db, key, {"analyzer": "other", "version": "0"})  # the other worker got there first
+            raise Conflict("duplicate key value violates unique constraint")
+        write_state(store.db, key, value)
+
+    monkeypatch.setattr(relex, "write_state", racing)
+    store.chat.relexer._record()
+    target = store.components.lexical_indexer.target()
+    assert read_state(store.db, MESSAGE_ANALYZER_KEY) == {"analyzer": target.name, "version": target.version}
+    assert len(calls) == 2

@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ragstore.chat.lexemes import message_lexeme_row, write_message_lexemes
 from ragstore.db.chat_models import Message, MessageLexeme
 from ragstore.db.engine import Database
 from ragstore.db.state import read_state, write_state
+from ragstore.errors import Conflict
 from ragstore.schemas.chat import MessageRelexReport
 from ragstore.text.analyzers import Analyzer
 
@@ -102,4 +104,10 @@ class MessageRelexer:
 
     def _record(self) -> None:
         target = self.analyzer()
-        write_state(self.db, MESSAGE_ANALYZER_KEY, {"analyzer": target.name, "version": target.version})
+        value = {"analyzer": target.name, "version": target.version}
+        try:
+            write_state(self.db, MESSAGE_ANALYZER_KEY, value)
+        except (Conflict, IntegrityError):
+            # Another process (a second server worker opening the same new store) inserted the key at the same
+            # instant; the row exists now, so writing again updates it.
+            write_state(self.db, MESSAGE_ANALYZER_KEY, value)
