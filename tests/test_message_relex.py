@@ -117,3 +117,33 @@ def test_two_processes_recording_the_analyzer_at_once_both_open(
     target = store.components.lexical_indexer.target()
     assert read_state(store.db, MESSAGE_ANALYZER_KEY) == {"analyzer": target.name, "version": target.version}
     assert len(calls) == 2
+
+
+def test_two_passes_at_once_leave_exactly_one_row_per_message(store: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers opening after an analyzer change both run the pass; their swaps take turns."""
+    import threading
+
+    from ragstore.chat import relex
+
+    monkeypatch.setattr(relex, "BATCH", 4)  # many small swaps, so the two passes interleave
+    chat = store.chat.create(title="t")
+    for i in range(24):
+        store.chat.add(chat.id, role="user", content=f"{MESSAGES[i % 3]} {i}")
+    expected = _terms(store)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            store.chat.relexer.relex()
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert _terms(store) == expected
+    with store.db.read() as s:
+        assert len(list(s.scalars(select(MessageLexeme.message_id)))) == 24

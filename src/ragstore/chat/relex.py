@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ from ragstore.text.analyzers import Analyzer
 __all__ = ["BATCH", "MESSAGE_ANALYZER_KEY", "MessageRelexer", "Progress"]
 
 MESSAGE_ANALYZER_KEY = "message_analyzer"
+# The PostgreSQL advisory lock around each batch's swap ("msgrelex" in ASCII); any constant all processes share.
+RELEX_LOCK_KEY = int.from_bytes(b"msgrelex", "big") & 0x7FFF_FFFF_FFFF_FFFF
 BATCH = 1000
 
 Progress = Callable[[int, int], None]
@@ -89,8 +91,13 @@ class MessageRelexer:
             ids = [row.id for row in batch]
 
             def swap(s: Session, ids: list[int] = ids, rows: list[dict[str, object]] = rows) -> None:
-                # Only messages still present: a purge may have removed some since the batch was read.
-                present = set(s.scalars(select(Message.id).where(Message.id.in_(ids))))
+                if not self.db.is_sqlite:
+                    # Two workers opening at once would both run the pass: one swap at a time, so the second
+                    # deletes what the first inserted instead of inserting a duplicate beside it.
+                    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELEX_LOCK_KEY})
+                # Only messages still present, held (FOR SHARE) so that a purge cannot remove one before its
+                # new terms are inserted.
+                present = set(s.scalars(select(Message.id).where(Message.id.in_(ids)).with_for_update(read=True)))
                 s.execute(delete(MessageLexeme).where(MessageLexeme.message_id.in_(ids)))
                 write_message_lexemes(s, [r for r in rows if r["message_id"] in present])
 
