@@ -4,7 +4,8 @@
     python bench/search_quality.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Loads every passage as a document and asks every question in each mode: dense (the default local model),
-lexical (each analyzer; on PostgreSQL with and without the BM25 re-rank) and hybrid (RRF). Beside them, the
+lexical (each analyzer; on PostgreSQL with and without the BM25 re-rank) and hybrid (the bridge fusion, the
+default, and RRF). Beside them, the
 peers' lexical approaches on the same passages: SQLite FTS5 with the trigram tokenizer (what Chroma uses
 for document search) and FTS5 `unicode61` on raw whitespace words. Prints hit@1, hit@5, hit@10 and MRR@10
 overall, per question kind and per question and document language ("ko→en": a Korean question whose answer
@@ -192,15 +193,16 @@ def main() -> None:
             modes += [
                 (f"lexical {analyzer} ts_rank", {"lexical_pg_rerank": "none"}, {"mode": "lexical"}),
                 (f"lexical {analyzer} bm25 re-rank", {"lexical_pg_rerank": "bm25"}, {"mode": "lexical"}),
-                (f"hybrid {analyzer} ts_rank", {"lexical_pg_rerank": "none"}, {"mode": "hybrid"}),
-                (f"hybrid {analyzer} bm25 re-rank", {"lexical_pg_rerank": "bm25"}, {"mode": "hybrid"}),
+                (f"hybrid {analyzer} rrf ts_rank", {"lexical_pg_rerank": "none"}, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} rrf bm25", {"lexical_pg_rerank": "bm25"}, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} bridge bm25", {"lexical_pg_rerank": "bm25"}, {"mode": "hybrid"}),
             ]
         else:
             modes += [
                 (f"lexical {analyzer}", {}, {"mode": "lexical"}),
-                (f"hybrid {analyzer}", {}, {"mode": "hybrid"}),
-                (f"hybrid {analyzer} rrf_k=20", {}, {"mode": "hybrid", "rrf_k": 20}),
-                (f"hybrid {analyzer} lexical_weight=0.5", {}, {"mode": "hybrid", "lexical_weight": 0.5}),
+                (f"hybrid {analyzer} bridge (default)", {}, {"mode": "hybrid"}),
+                (f"hybrid {analyzer} rrf", {}, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} rrf rrf_k=20", {}, {"mode": "hybrid", "fusion": "rrf", "rrf_k": 20}),
             ]
         scores += ragstore_runs(
             passages, questions, analyzer=analyzer, database_url=args.database_url, embedder=embedder, modes=modes

@@ -235,6 +235,10 @@ def main() -> None:
                 ),
                 ("hybrid (text + vector)", lambda q, v: store.search("speed", q, vector=v, mode="hybrid")),
                 (
+                    "hybrid, rrf fusion (before issue #19)",
+                    lambda q, v: store.search("speed", q, vector=v, mode="hybrid", fusion="rrf"),
+                ),
+                (
                     "hybrid + filter",
                     lambda q, v: store.search(
                         "speed", q, vector=v, mode="hybrid", filter={"shard": 3, "year": {"$gte": 2018}}

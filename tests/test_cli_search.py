@@ -54,7 +54,21 @@ def kb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
 def test_the_hybrid_scoring_options_reach_the_search(kb: Path) -> None:
     result = runner.invoke(
         app,
-        ["search", "환불 요청", "-c", "kb", "--json", "--rrf-k", "5", "--dense-weight", "0", "--lexical-weight", "1"],
+        [
+            "search",
+            "환불 요청",
+            "-c",
+            "kb",
+            "--json",
+            "--fusion",
+            "rrf",
+            "--rrf-k",
+            "5",
+            "--dense-weight",
+            "0",
+            "--lexical-weight",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     lexical_only = json.loads(result.output)
@@ -62,7 +76,7 @@ def test_the_hybrid_scoring_options_reach_the_search(kb: Path) -> None:
     # dense weight 0: the fused score is the lexical side's alone, 1 / (rrf_k + rank)
     assert lexical_only["hits"][0]["score"] == pytest.approx(1 / (5 + 1), abs=1e-6)  # scores are rounded to 6 places
     # A hybrid lexical hit must match this share of the query's terms: "우주선" is in no document.
-    explain = ["search", "환불 요청 우주선", "-c", "kb", "--json", "--explain"]
+    explain = ["search", "환불 요청 우주선", "-c", "kb", "--json", "--explain", "--fusion", "rrf"]
     loose = json.loads(runner.invoke(app, [*explain, "--min-coverage", "0"]).output)
     strict = json.loads(runner.invoke(app, [*explain, "--min-coverage", "1"]).output)
     assert any(h["explain"]["lexical_rank"] for h in loose["hits"])

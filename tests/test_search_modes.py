@@ -25,7 +25,15 @@ DOCS: list[dict[str, Any]] = [
 ]
 
 
-EXPLAINED = {"dense_rank", "dense_score", "lexical_rank", "lexical_score", "lexical_coverage", "fused_score"}
+EXPLAINED = {
+    "dense_rank",
+    "dense_score",
+    "lexical_rank",
+    "lexical_score",
+    "lexical_coverage",
+    "companion_score",
+    "fused_score",
+}
 
 
 @pytest.fixture
@@ -44,14 +52,22 @@ def test_rrf_fuses_ranks_with_weights() -> None:
 
 
 def test_modes_and_explain(kb: RagStore) -> None:
-    hybrid = kb.search("kb", "환불 계좌", k=5, explain=True)
+    hybrid = kb.search("kb", "환불 계좌", k=5, explain=True, fusion="rrf")
     assert hybrid.mode == "hybrid" and hybrid.hits
     for hit in hybrid.hits:
         e = hit.explain
-        assert e is not None and set(e) == EXPLAINED
+        assert e is not None and set(e) == EXPLAINED and e["companion_score"] is None
         expected = sum(1 / (60 + r) for r in (e["dense_rank"], e["lexical_rank"]) if r is not None)
         assert e["fused_score"] == pytest.approx(expected, abs=1e-6) and hit.score == e["fused_score"]
     assert [h.score for h in hybrid.hits] == sorted((h.score for h in hybrid.hits), reverse=True)
+    bridged = kb.search("kb", "환불 계좌", k=5, explain=True)  # the default fusion
+    assert bridged.mode == "hybrid" and bridged.hits
+    for hit in bridged.hits:
+        e = hit.explain
+        assert e is not None and set(e) == EXPLAINED and hit.score == e["fused_score"]
+        # Both cosines are known for every candidate, whichever side proposed it.
+        assert -1 <= e["dense_score"] <= 1 and -1 <= e["companion_score"] <= 1
+    assert [h.score for h in bridged.hits] == sorted((h.score for h in bridged.hits), reverse=True)
     lexical = kb.search("kb", "환불", k=10, mode="lexical")
     assert lexical.mode == "lexical"
     assert {h.title for h in lexical.hits} == {"doc0", "doc4", "doc6", "doc9"}
@@ -107,7 +123,10 @@ def test_min_score(kb: RagStore) -> None:
     cut = dense[2].score
     kept = kb.search("kb", "환불", k=10, mode="dense", min_score=cut).hits
     assert kept and all(h.score >= cut for h in kept) and len(kept) < len(dense)
-    assert kb.search("kb", "환불", k=10, min_score=1.0).hits == []  # a fused score never reaches 1
+    assert kb.search("kb", "환불", k=10, min_score=1.0, fusion="rrf").hits == []  # an RRF score never reaches 1
+    bridged = kb.search("kb", "환불", k=10).hits  # bridge scores are sums of z-scores: any real number
+    kept = kb.search("kb", "환불", k=10, min_score=bridged[1].score).hits
+    assert [h.chunk_id for h in kept] == [h.chunk_id for h in bridged[:2]]
 
 
 def test_the_result_cache_keys_on_every_option(kb: RagStore) -> None:
@@ -122,7 +141,14 @@ def test_the_result_cache_keys_on_every_option(kb: RagStore) -> None:
 
 
 def test_bad_options_are_refused(kb: RagStore) -> None:
-    for bad in ({"mode": "fuzzy"}, {"offset": -1}, {"rrf_k": 0}, {"dense_weight": -1.0}, {"min_score": float("nan")}):
+    for bad in (
+        {"mode": "fuzzy"},
+        {"offset": -1},
+        {"rrf_k": 0},
+        {"dense_weight": -1.0},
+        {"min_score": float("nan")},
+        {"fusion": "sum"},
+    ):
         with pytest.raises(InvalidInput):
             kb.search("kb", "환불", **bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="lexical search needs a query"):

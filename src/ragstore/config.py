@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     hybrid_lexical_weight: float = Field(1.0, ge=0, le=100, validation_alias=_env("RAGSTORE_HYBRID_LEXICAL_WEIGHT"))
     hybrid_min_coverage: float = Field(0.3, ge=0, le=1, validation_alias=_env("RAGSTORE_HYBRID_MIN_COVERAGE"))
     hybrid_candidates: int = Field(100, ge=1, le=1000, validation_alias=_env("RAGSTORE_HYBRID_CANDIDATES"))
+    # How hybrid search fuses its two sides (search/bridge_fusion.py): bridge adds the companion embedding and
+    # the cross-language expansion of the lexical query; rrf is reciprocal rank fusion of the two rankings.
+    hybrid_fusion: Literal["bridge", "rrf"] = Field("bridge", validation_alias=_env("RAGSTORE_HYBRID_FUSION"))
+    # The second, cross-lingual embedding of every chunk and vocabulary term (embeddings/companion.py), which
+    # the bridge fusion scores with; none: not computed at ingest, and the bridge fusion scores without it.
+    companion_model: Literal["use-multilingual-v3", "none"] = Field(
+        "use-multilingual-v3", validation_alias=_env("RAGSTORE_COMPANION_MODEL")
+    )
     lexical_pg_rerank: Literal["bm25", "none"] = Field("bm25", validation_alias=_env("RAGSTORE_LEXICAL_PG_RERANK"))
     query_log: bool = Field(True, validation_alias=_env("RAGSTORE_QUERY_LOG"))
     query_log_retain_days: int = Field(30, ge=1, le=3650, validation_alias=_env("RAGSTORE_QUERY_LOG_RETAIN_DAYS"))

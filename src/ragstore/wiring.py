@@ -44,6 +44,8 @@ from ragstore.documents.service import CollectionService, DocumentService
 from ragstore.embeddings.accounting import charge
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
+from ragstore.embeddings.companion import Companion
+from ragstore.embeddings.local import LocalEmbedder
 from ragstore.errors import ConfigError
 from ragstore.indexing.service import IndexService
 from ragstore.lexical.base import LexicalIndex
@@ -51,9 +53,11 @@ from ragstore.lexical.factory import create_lexical_index
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.ops.health import OpsService
 from ragstore.records.service import RecordsService
+from ragstore.search.bridge_fusion import BridgeScorer
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.service import SearchService
+from ragstore.search.term_bridge import TermBridge
 from ragstore.security.audit import AuditTrail
 from ragstore.security.audit_service import AuditService
 from ragstore.security.checkpoints import Checkpoints, signer_from_settings
@@ -103,6 +107,7 @@ class Components:
     lexical: LexicalIndex
     searcher: DenseSearcher
     engine: SearchEngine
+    term_bridge: TermBridge | None  # the bridge fusion's query expansion (None: RAGSTORE_COMPANION_MODEL=none)
     recorder: QueryRecorder
     query_batcher: QueryBatcher
     # Jobs, events and caches.
@@ -176,6 +181,8 @@ def build(
     searcher = DenseSearcher(db, vectors)
     lexical = create_lexical_index(settings, db)
     stopping = threading.Event()
+    # The weights load on first use, not here (embeddings/local.py).
+    companion = Companion(db, LocalEmbedder(settings.companion_model)) if settings.companion_model != "none" else None
     c = Components(
         settings=settings,
         db=db,
@@ -191,13 +198,17 @@ def build(
             overlap_tokens=settings.chunk_overlap_tokens,
             clock=clock,
             stopping=stopping,
+            companion=companion,
         ),
         lexical_indexer=lexical_indexer,
         applier=applier,
         changes=ChangeFeed(applier, versions, bus),
         lexical=lexical,
         searcher=searcher,
-        engine=SearchEngine(db, searcher, lexical, candidates=settings.hybrid_candidates),
+        engine=SearchEngine(
+            db, searcher, lexical, candidates=settings.hybrid_candidates, bridge=BridgeScorer(db, companion)
+        ),
+        term_bridge=TermBridge(db, companion) if companion is not None else None,
         recorder=QueryRecorder(db, enabled=settings.query_log, retain_days=settings.query_log_retain_days),
         query_batcher=QueryBatcher(embedder),
         jobs=JobQueue(db, lease_s=settings.sync_lease_s, clock=clock),

@@ -63,7 +63,15 @@ def search(
         None, "--lexical-weight", help="Hybrid: the weight of the lexical ranking"
     ),
     min_coverage: float | None = typer.Option(
-        None, "--min-coverage", help="Hybrid: the share of the query's weighted terms a lexical hit must match"
+        None,
+        "--min-coverage",
+        help="Hybrid with rrf: the share of the query's weighted terms a lexical hit must match",
+    ),
+    fusion: str | None = typer.Option(
+        None,
+        "--fusion",
+        help="Hybrid: bridge (two embeddings and the cross-language expanded lexical score, standardised"
+        " and added) or rrf (reciprocal rank fusion); default: the server's RAGSTORE_HYBRID_FUSION",
     ),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -87,6 +95,7 @@ def search(
         "dense_weight": dense_weight,
         "lexical_weight": lexical_weight,
         "min_coverage": min_coverage,
+        "fusion": fusion,
     }
     try:
         request = SearchRequest.model_validate(fields)

@@ -17,8 +17,6 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Table, and_, delete, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,8 +29,9 @@ from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.holders import PreparedDocument, holders
 from ragstore.embeddings.base import Embedder
+from ragstore.embeddings.companion import Companion, EmbeddingRows, insert_embeddings, is_vocabulary_term
 from ragstore.errors import Conflict, InvalidInput
-from ragstore.lexical.base import lexeme_rows, lexical_text, write_lexemes
+from ragstore.lexical.base import clean_terms, lexeme_rows, lexical_text, write_lexemes
 from ragstore.lexical.indexer import AnalyzerState, LexicalIndexer
 from ragstore.schemas import IngestOutcome
 from ragstore.sync.outbox import queue_operation
@@ -126,6 +125,7 @@ class Ingestor:
     clock: Clock = SYSTEM_CLOCK  # dates queued outbox operations, as the applier's clock reads them
     stopping: threading.Event | None = None  # the store's shutdown, checked between embedding batches
     embed_slice: int = 64  # texts per embed call: how often a shutdown is noticed while embedding
+    companion: Companion | None = None  # the cross-lingual second embedding (embeddings/companion.py)
 
     def prepare(
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
@@ -252,11 +252,12 @@ class Ingestor:
             terms = analyzer.terms_batch(
                 [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
             )
+            extra = self._companion_rows(plans, terms) if self.companion is not None else None
             # The last point before the transaction: a shutdown now stores nothing at all.
             check_stopping(self.stopping, collection)
             ids = self._write_retrying(
                 lambda s: self._write(
-                    s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection
+                    s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection, extra
                 ),
                 collection,
             )
@@ -272,6 +273,15 @@ class Ingestor:
                     index_state="pending",
                 )
         return [o for o in outcomes if o is not None]
+
+    def _companion_rows(self, plans: list[_Planned], terms: list[list[str]]) -> EmbeddingRows:
+        """The companion model's vectors of the batch's chunks and new vocabulary terms, computed before the
+        transaction (the query-side expansion looks terms up by their vector, search/term_bridge.py)."""
+        assert self.companion is not None
+        texts = {h: t for plan in plans for h, t in zip(plan.chunk_hashes, plan.doc.chunk_texts, strict=True)}
+        vocabulary = {t for chunk_terms in terms for t in clean_terms(chunk_terms) if is_vocabulary_term(t)}
+        texts.update((content_hash(t), t) for t in vocabulary)
+        return self.companion.rows_for(texts)
 
     def _write_retrying(self, unit: Callable[[Session], list[int]], collection: str) -> list[int]:
         """Run the ingest transaction; a unique violation on the one-active-document-per-source index means
@@ -410,19 +420,15 @@ class Ingestor:
         lease: bool,
         lexical: tuple[AnalyzerState | None, list[list[str]]],
         collection: str,
+        extra: EmbeddingRows | None = None,
     ) -> list[int]:
         state, terms = lexical
         if LexicalIndexer.read_state(s, coll_id) != state:
             raise Conflict(f"the lexical index of collection {collection!r} was re-indexed meanwhile; retry")
         now = utcnow()
-        if vectors:
-            rows = [
-                {"model": model, "content_hash": h, "dimension": dimension, "vector": v, "created_at": now}
-                for h, v in vectors.items()
-            ]
-            stmt: Any = (sqlite_insert if self.db.is_sqlite else pg_insert)(EMBEDDINGS)
-            for start in range(0, len(rows), 2000):
-                s.execute(stmt.on_conflict_do_nothing(), rows[start : start + 2000])
+        insert_embeddings(s, self.db.is_sqlite, EmbeddingRows(model, dimension, vectors))
+        if extra is not None:
+            insert_embeddings(s, self.db.is_sqlite, extra)
         # The documents each source replaces, read inside this transaction and after the per-source lock:
         # read before it, two concurrent ingests of one source would each keep theirs active.
         by_source = active_by_source(s, coll_id, [plan.doc.loaded.source_uri for plan in plans], self.db.is_sqlite)

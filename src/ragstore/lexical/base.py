@@ -45,6 +45,8 @@ _ONE_SYLLABLE = re.compile(r"^[\uac00-\ud7a3]$")
 class QueryTerm:
     text: str
     prefix: bool = False  # match every indexed term that starts with `text`
+    # How much the term counts in `coverage`: 1 for the query's own, less for a term added by expansion.
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ class LexicalIndex(ABC):
         if stored is None:
             stored = self._stored_terms([h.chunk_id for h in hits])
         weights = self._weights(collection_id, terms)
+        mass = sum(weights.get(term, 0.0) * term.weight for term in terms)
         return [
-            LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, "")), 4))
+            LexicalHit(h.chunk_id, h.score, round(coverage(terms, weights, stored.get(h.chunk_id, ""), mass), 4))
             for h in hits
         ]
 
@@ -109,7 +112,9 @@ def idf(total: int, df: int) -> float:
     return math.log(1 + (total - df + 0.5) / (df + 0.5))
 
 
-def coverage(terms: Sequence[QueryTerm], weights: dict[QueryTerm, float], stored: str) -> float:
+def coverage(
+    terms: Sequence[QueryTerm], weights: dict[QueryTerm, float], stored: str, mass: float | None = None
+) -> float:
     """The share of the query's IDF mass that a chunk's stored terms match.
 
     BM25 ranks a chunk that matches one common query word above nothing at all; fused with the dense
@@ -117,14 +122,15 @@ def coverage(terms: Sequence[QueryTerm], weights: dict[QueryTerm, float], stored
     passage on "make" or "home"). Hybrid search proposes only lexical hits that cover enough of the query
     (RAGSTORE_HYBRID_MIN_COVERAGE); a rare word counts for more than a common one.
     """
-    mass = sum(weights.values())
+    if mass is None:  # the query's whole weighted IDF mass (the caller computes it once for many chunks)
+        mass = sum(weights.get(term, 0.0) * term.weight for term in terms)
     if mass <= 0:
         return 0.0
     words = set(stored.split())
     matched = 0.0
     for term in terms:
         if term.text in words if not term.prefix else any(w.startswith(term.text) for w in words):
-            matched += weights.get(term, 0.0)
+            matched += weights.get(term, 0.0) * term.weight
     return matched / mass
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "CollectionInfo",
     "DocumentInfo",
     "DocumentInput",
+    "HybridFusion",
     "IndexState",
     "IngestOutcome",
     "IngestReport",
@@ -55,6 +56,7 @@ INGEST_STATUSES: tuple[IngestStatus, ...] = ("added", "unchanged", "replaced", "
 # indexed: every chunk searchable; pending: waiting for the index; deleting: on its way out.
 IndexState = Literal["indexed", "pending", "deleting"]
 SearchMode = Literal["hybrid", "dense", "lexical"]
+HybridFusion = Literal["bridge", "rrf"]
 MAX_SEARCH_DEPTH = 1000  # offset + k: the deepest result a search pages to
 
 
@@ -303,5 +305,13 @@ class SearchRequest(BaseModel):
     dense_weight: float | None = Field(None, ge=0, le=100, description="Hybrid: the weight of the dense ranking")
     lexical_weight: float | None = Field(None, ge=0, le=100, description="Hybrid: the weight of the lexical ranking")
     min_coverage: float | None = Field(
-        None, ge=0, le=1, description="Hybrid: the share of the query's weighted terms a lexical hit must match"
+        None,
+        ge=0,
+        le=1,
+        description="Hybrid with rrf: the share of the query's weighted terms a lexical hit must match",
+    )
+    fusion: HybridFusion | None = Field(
+        None,
+        description="Hybrid: bridge (two embeddings and the cross-language expanded lexical score, standardised"
+        " and added) or rrf (reciprocal rank fusion); default: the server's RAGSTORE_HYBRID_FUSION",
     )

@@ -6,6 +6,10 @@ similarity and a BM25 score have no common scale; `rrf_k` (60 by default, after 
 difference between the first few ranks. Each side proposes `max(offset + k + 1, candidates)` chunks, with
 the metadata filter applied inside it (the vector index searches only allowed ids; the full-text query
 joins the filter), so a filter never empties a page that the collection could fill.
+
+The other fusion, `bridge` (search/bridge_fusion.py, the default since issue #19), scores the same
+candidates by two embeddings and the lexical evidence, standardised and added; it is what finds an English
+passage for a Korean question.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragstore.db.engine import Database
-from ragstore.lexical.base import LexicalIndex, QueryTerm
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
 from ragstore.schemas import SearchHit
+from ragstore.search.bridge_fusion import BridgeScorer, LexicalEvidence
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.filters import compile_filter
 from ragstore.search.options import Mode, SearchOptions
@@ -44,6 +49,7 @@ class _Entry:
     lexical_rank: int | None = None
     lexical_score: float | None = None
     lexical_coverage: float | None = None
+    companion_score: float | None = None  # bridge fusion: the companion model's cosine
 
     def explain(self, fused: bool) -> dict[str, Any]:
         return {
@@ -52,6 +58,7 @@ class _Entry:
             "lexical_rank": self.lexical_rank,
             "lexical_score": self.lexical_score,
             "lexical_coverage": self.lexical_coverage,
+            "companion_score": self.companion_score,
             "fused_score": round(self.score, 6) if fused else None,
         }
 
@@ -70,11 +77,20 @@ def rrf(
 
 
 class SearchEngine:
-    def __init__(self, db: Database, dense: DenseSearcher, lexical: LexicalIndex, *, candidates: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        dense: DenseSearcher,
+        lexical: LexicalIndex,
+        *,
+        candidates: int,
+        bridge: BridgeScorer | None = None,
+    ) -> None:
         self.db = db
         self.dense = dense
         self.lexical = lexical
         self.candidates = candidates
+        self.bridge = bridge or BridgeScorer(db, None)
 
     def run(
         self,
@@ -85,13 +101,18 @@ class SearchEngine:
         vector: NDArray[np.float32] | None,
         terms: list[QueryTerm] | None,
         filter_spec: dict[str, Any] | None,
+        model: str = "",
+        companion_vector: NDArray[np.float32] | None = None,
     ) -> Ranked:
+        """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion."""
         depth = options.offset + options.k
+        bridged = mode == "hybrid" and options.fusion == "bridge"
         condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
         want = depth + 1 if mode != "hybrid" else max(depth + 1, self.candidates)
         entries: dict[int, _Entry] = {}
         dense_ids: list[int] = []
         lexical_ids: list[int] = []
+        found_lexical: list[LexicalHit] = []
         dropped = 0
         if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
             assert vector is not None
@@ -103,7 +124,7 @@ class SearchEngine:
         if terms and (mode == "lexical" or (mode == "hybrid" and options.lexical_weight > 0)):
             fusing = mode == "hybrid"
             found_lexical = self.lexical.search(collection_id, terms, want, condition, with_coverage=fusing)
-            if fusing:
+            if fusing and not bridged:
                 # Weak matches (a common word or two of the query) would outvote the dense side: left out.
                 found_lexical = [h for h in found_lexical if (h.coverage or 0.0) >= options.min_coverage]
             for rank, hit in enumerate(found_lexical, start=1):
@@ -111,7 +132,9 @@ class SearchEngine:
                 entry.lexical_rank, entry.lexical_score = rank, hit.score
                 entry.lexical_coverage = hit.coverage
                 lexical_ids.append(hit.chunk_id)
-        if mode == "hybrid":
+        if bridged:
+            order = self._bridge(entries, options, model, vector, companion_vector, found_lexical)
+        elif mode == "hybrid":
             fused = rrf(
                 dense_ids,
                 lexical_ids,
@@ -140,3 +163,34 @@ class SearchEngine:
                 continue
             hits.append(e.row.hit(e.score, e.explain(mode == "hybrid") if options.explain else None))
         return Ranked(hits=hits, dropped=dropped, has_more=len(order) > depth)
+
+    def _bridge(
+        self,
+        entries: dict[int, _Entry],
+        options: SearchOptions,
+        model: str,
+        vector: NDArray[np.float32] | None,
+        companion_vector: NDArray[np.float32] | None,
+        lexical: list[LexicalHit],
+    ) -> list[int]:
+        """Score every candidate with the bridge fusion; the candidate ids, best first."""
+        candidates = list(entries)
+        if vector is None or options.dense_weight == 0:  # no dense side: the lexical order alone
+            return [h.chunk_id for h in lexical]
+        scores = self.bridge.score(
+            candidates,
+            model=model,
+            vector=vector,
+            companion_vector=companion_vector,
+            dense={i: e.dense_score for i, e in entries.items() if e.dense_score is not None},
+            lexical={h.chunk_id: LexicalEvidence(h.score, h.coverage or 0.0) for h in lexical},
+            dense_weight=options.dense_weight,
+            lexical_weight=options.lexical_weight,
+        )
+        for chunk_id, found in scores.items():
+            entry = entries[chunk_id]
+            entry.score = found.fused
+            entry.companion_score = found.companion
+            if entry.dense_score is None:
+                entry.dense_score = found.dense
+        return sorted(scores, key=lambda i: (-scores[i].fused, i))

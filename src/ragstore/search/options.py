@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from ragstore.config import Settings
 from ragstore.errors import InvalidInput
-from ragstore.schemas import MAX_SEARCH_DEPTH, SearchMode, SearchRequest
+from ragstore.schemas import MAX_SEARCH_DEPTH, HybridFusion, SearchMode, SearchRequest
 
 __all__ = [
     "MAX_DEPTH",
@@ -31,6 +31,7 @@ __all__ = [
 
 Mode = SearchMode
 MODES: tuple[Mode, ...] = get_args(SearchMode)
+FUSIONS: tuple[HybridFusion, ...] = get_args(HybridFusion)
 MAX_DEPTH = MAX_SEARCH_DEPTH
 
 
@@ -45,6 +46,7 @@ class SearchOptions:
     dense_weight: float
     lexical_weight: float
     min_coverage: float
+    fusion: HybridFusion = "rrf"
 
     def key_parts(self) -> list[Any]:
         return [
@@ -57,6 +59,7 @@ class SearchOptions:
             self.dense_weight,
             self.lexical_weight,
             self.min_coverage,
+            self.fusion,
         ]
 
 
@@ -76,7 +79,7 @@ def make_options(settings: Settings, request: SearchRequest) -> SearchOptions:
     """
     mode, k, offset, min_score, explain = request.mode, request.k, request.offset, request.min_score, request.explain
     rrf_k, dense_weight, lexical_weight = request.rrf_k, request.dense_weight, request.lexical_weight
-    min_coverage = request.min_coverage
+    min_coverage, fusion = request.min_coverage, request.fusion
     chosen = mode if mode is not None else settings.search_mode
     if chosen not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -88,6 +91,8 @@ def make_options(settings: Settings, request: SearchRequest) -> SearchOptions:
         raise InvalidInput(f"offset + k must be at most {MAX_DEPTH}, got {offset + k}")
     if rrf_k is not None and (isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k <= 10_000):
         raise InvalidInput(f"rrf_k must be an integer from 1 to 10000, got {rrf_k!r}")
+    if fusion is not None and fusion not in FUSIONS:
+        raise InvalidInput(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     if not isinstance(explain, bool):
         raise InvalidInput(f"explain must be true or false, got {explain!r}")
     options = SearchOptions(
@@ -106,6 +111,7 @@ def make_options(settings: Settings, request: SearchRequest) -> SearchOptions:
         min_coverage=settings.hybrid_min_coverage
         if min_coverage is None
         else _number("min_coverage", min_coverage, 0, 1),
+        fusion=settings.hybrid_fusion if fusion is None else fusion,
     )
     if options.dense_weight == 0 and options.lexical_weight == 0:
         raise InvalidInput("dense_weight and lexical_weight cannot both be 0")

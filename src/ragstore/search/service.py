@@ -39,6 +39,7 @@ from ragstore.search.options import (
 )
 from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
+from ragstore.search.term_bridge import TermBridge
 from ragstore.sync.applier import OutboxApplier
 from ragstore.valid_text import checked_json, checked_text
 
@@ -61,6 +62,7 @@ class SearchService:
     recorder: QueryRecorder
     query_batcher: QueryBatcher
     applier: OutboxApplier
+    term_bridge: TermBridge | None = None  # the bridge fusion's query expansion (None: no companion model)
     # The collection version this process's index replica was last levelled at, per collection.
     replica_versions: dict[int, int] = field(default_factory=dict, init=False)
 
@@ -81,6 +83,7 @@ class SearchService:
         dense_weight: float | None = None,
         lexical_weight: float | None = None,
         min_coverage: float | None = None,
+        fusion: str | None = None,
     ) -> SearchResponse:
         """The best k chunks for `query` (text) and/or `vector`: dense, lexical, or hybrid (the default).
 
@@ -104,6 +107,7 @@ class SearchService:
             dense_weight=dense_weight,
             lexical_weight=lexical_weight,
             min_coverage=min_coverage,
+            fusion=fusion,  # type: ignore[arg-type]  # checked by make_options
         )
         return self.run(collection, request)
 
@@ -147,6 +151,8 @@ class SearchService:
             # Another process changed the collection: bring this process's index replica level first.
             self.applier.advance()
             self.lexical_indexer.forget(coll_id)
+            if self.term_bridge is not None:
+                self.term_bridge.forget(coll_id)
             self.replica_versions[coll_id] = version
         cut = self._cut(query)
         results = self.cache.search
@@ -168,7 +174,21 @@ class SearchService:
                         raise
                     log.warning("collection %r: lexical side unavailable, searching dense only", collection)
                     run_mode = "dense"
-            ranked = self.engine.run(coll_id, run_mode, options, vector=qvec, terms=terms, filter_spec=filter_spec)
+            companion_vector = None
+            if run_mode == "hybrid" and options.fusion == "bridge" and self.term_bridge is not None and cut:
+                companion_vector = self.term_bridge.companion.query(cut.text)
+                if terms:
+                    terms = self.term_bridge.expand(coll_id, self.lexical_indexer.state(coll_id), terms)
+            ranked = self.engine.run(
+                coll_id,
+                run_mode,
+                options,
+                vector=qvec,
+                terms=terms,
+                filter_spec=filter_spec,
+                model=model,
+                companion_vector=companion_vector,
+            )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
                 encode_cursor(options.offset + options.k, fingerprint)

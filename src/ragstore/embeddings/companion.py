@@ -1,0 +1,157 @@
+"""The companion embedding: a second, cross-lingual vector of every chunk and of every vocabulary term.
+
+The default model (multilingual e5) places a text by its language before its meaning, so a Korean question
+rarely finds an English passage; `use-multilingual-v3` was trained for cross-lingual question answering and
+fails on other questions than e5 does (docs/benchmarks.md, issue #19). Hybrid search with the `bridge`
+fusion scores its candidates with both. The companion's vectors live in the `embeddings` table beside the
+collection model's, keyed by (model, content hash) like every embedding: a chunk's under its text's hash, a
+vocabulary term's under the term's. They are not indexed (the candidates come from the collection's own
+vector index and the lexical index), so no vector backend changes, and a store that never computed them
+(a collection from before, or ingest with the companion off) gets them on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ragstore.db.batches import in_batches
+from ragstore.db.engine import Database
+from ragstore.db.models import Embedding, utcnow
+from ragstore.embeddings.base import Embedder
+from ragstore.text.hashing import content_hash
+
+__all__ = ["Companion", "EmbeddingRows", "insert_embeddings", "is_vocabulary_term"]
+
+EMBEDDINGS = cast(Table, Embedding.__table__)
+Vectors = NDArray[np.float32]
+
+
+def is_vocabulary_term(term: str) -> bool:
+    """Whether a term may stand in for a query word of the other language: a number or a lone letter
+    ("3", "a") means the same in both and is matched already; anything longer than a word is not a term."""
+    return 2 <= len(term) <= 40 and not term.isdigit()
+
+
+@dataclass(frozen=True)
+class EmbeddingRows:
+    """Vectors to store under one model, by content hash (little-endian float32 bytes)."""
+
+    model: str
+    dimension: int
+    vectors: dict[str, bytes]
+
+
+def insert_embeddings(s: Session, is_sqlite: bool, rows: EmbeddingRows) -> None:
+    """Insert within the caller's transaction; a hash already stored keeps its vector (same text, same model)."""
+    if not rows.vectors:
+        return
+    now = utcnow()
+    values = [
+        {"model": rows.model, "content_hash": h, "dimension": rows.dimension, "vector": v, "created_at": now}
+        for h, v in rows.vectors.items()
+    ]
+    stmt: Any = (sqlite_insert if is_sqlite else pg_insert)(EMBEDDINGS)
+    for start in range(0, len(values), 2000):
+        s.execute(stmt.on_conflict_do_nothing(), values[start : start + 2000])
+
+
+class Companion:
+    """Reads, computes and stores the companion model's vectors."""
+
+    def __init__(self, db: Database, embedder: Embedder) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.model = embedder.model
+        self.dimension = embedder.dimension
+        self._query_cache: dict[str, Vectors] = {}
+        self._lock = threading.Lock()
+
+    def stored(self, hashes: Iterable[str]) -> dict[str, Vectors]:
+        """The vectors the table holds for these hashes (a hash it lacks is left out)."""
+        out: dict[str, Vectors] = {}
+        with self.db.read() as s:
+            for part in in_batches(list(dict.fromkeys(hashes))):
+                for h, blob in s.execute(
+                    select(Embedding.content_hash, Embedding.vector).where(
+                        Embedding.model == self.model,
+                        Embedding.content_hash.in_(part),
+                        Embedding.dimension == self.dimension,
+                    )
+                ):
+                    out[h] = np.frombuffer(blob, dtype="<f4")
+        return out
+
+    def rows_for(self, texts: Mapping[str, str]) -> EmbeddingRows:
+        """Vectors for the texts (by hash) the table lacks: what an ingest stores beside its chunks."""
+        known = self._known(texts)
+        return self._embedded({h: t for h, t in texts.items() if h not in known})
+
+    def ensure(self, texts: Mapping[str, str]) -> dict[str, Vectors]:
+        """Every text's vector (by hash): stored ones read, the others embedded and stored now."""
+        found = self.stored(texts)
+        missing = {h: t for h, t in texts.items() if h not in found}
+        if missing:
+            rows = self._embedded(missing)
+            self.db.write(lambda s: insert_embeddings(s, self.db.is_sqlite, rows))
+            for h, blob in rows.vectors.items():
+                found[h] = np.frombuffer(blob, dtype="<f4")
+        return found
+
+    def terms(self, terms: Iterable[str]) -> dict[str, Vectors]:
+        """Each vocabulary term's vector (stored under the term's content hash), embedding what is missing."""
+        by_hash = {content_hash(t): t for t in terms}
+        found = self.ensure(by_hash)
+        return {t: found[h] for h, t in by_hash.items()}
+
+    def term_rows(self, terms: Iterable[str]) -> EmbeddingRows:
+        return self.rows_for({content_hash(t): t for t in terms})
+
+    def query(self, text: str) -> Vectors:
+        """The query's vector (USE is symmetric: queries and passages share one encoder); kept per process."""
+        with self._lock:
+            hit = self._query_cache.get(text)
+        if hit is not None:
+            return hit
+        vector = np.asarray(self.embedder.embed([text], kind="query")[0], dtype=np.float32)
+        with self._lock:
+            if len(self._query_cache) >= 4096:
+                self._query_cache.clear()
+            self._query_cache[text] = vector
+        return vector
+
+    def embed_terms(self, terms: list[str]) -> Vectors:
+        """Query terms' vectors, not stored (a query's words are not the collection's vocabulary)."""
+        return np.asarray(self.embedder.embed(terms, kind="query"), dtype=np.float32)
+
+    def _known(self, texts: Mapping[str, str]) -> set[str]:
+        known: set[str] = set()
+        with self.db.read() as s:
+            for part in in_batches(list(texts)):
+                known.update(
+                    s.scalars(
+                        select(Embedding.content_hash).where(
+                            Embedding.model == self.model, Embedding.content_hash.in_(part)
+                        )
+                    )
+                )
+        return known
+
+    def _embedded(self, texts: Mapping[str, str]) -> EmbeddingRows:
+        if not texts:
+            return EmbeddingRows(self.model, self.dimension, {})
+        matrix = self.embedder.embed(list(texts.values()), kind="document")
+        return EmbeddingRows(
+            self.model,
+            self.dimension,
+            {h: np.ascontiguousarray(v, dtype="<f4").tobytes() for h, v in zip(texts, matrix, strict=True)},
+        )

@@ -1,0 +1,140 @@
+"""Query expansion across scripts: each query term brings the other language's nearest vocabulary terms.
+
+Lexical search cannot match a Korean question to an English passage: they share no word. Each query term
+gets the `top` terms of the other script from the collection's own vocabulary (its analysed terms, so every
+added term can match a chunk) whose companion-model vectors are nearest to its own, at cosine >= `threshold`.
+"오대산 야영장 카라반은 하룻밤에 얼마" gains "campground", "caravan", "overnight"; an English question gains
+Korean terms. The numbers (3 terms, 0.5) were set once by reasoning, not searched on the evaluation set
+(docs/benchmarks.md, issue #19). An added term carries its cosine as its weight in the coverage that
+scales the lexical evidence (search/bridge_fusion.py).
+
+Each process keeps one vocabulary per collection: two usearch HNSW indexes (Hangul terms, the others) over
+the terms' companion vectors, which ingest stores in the `embeddings` table. It is built on a collection's
+first bridged search and brought up to date incrementally (the chunks added since, by chunk id) when the
+collection's write version moves; a re-index with another analyzer rebuilds it, as does a new process.
+Terms of deleted chunks stay until then (an added term that matches nothing costs nothing), and so may a
+gap: on PostgreSQL a writer that commits a lower chunk id after a higher one was read leaves its new terms
+out until the rebuild. Both cost only expansions, never a wrong result.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from usearch.index import Index
+
+from ragstore.db.engine import Database
+from ragstore.db.models import ChunkLexeme
+from ragstore.embeddings.companion import Companion, is_vocabulary_term
+from ragstore.lexical.base import MAX_QUERY_TERMS, QueryTerm
+from ragstore.lexical.indexer import AnalyzerState
+
+__all__ = ["TermBridge"]
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+READ_BATCH = 5000
+
+
+def _is_korean(term: str) -> bool:
+    return bool(_HANGUL.search(term))
+
+
+@dataclass
+class _Vocabulary:
+    state: AnalyzerState | None
+    dimension: int
+    watermark: int = 0  # the highest chunk id whose terms are in
+    terms: list[str] = field(default_factory=list)
+    known: set[str] = field(default_factory=set)
+    indexes: dict[bool, Index] = field(default_factory=dict)  # is Korean -> index over that script's terms
+    stale: bool = True
+
+    def index(self, korean: bool) -> Index:
+        found = self.indexes.get(korean)
+        if found is None:
+            found = Index(ndim=self.dimension, metric="cos", dtype="f16", connectivity=16, expansion_add=64)
+            self.indexes[korean] = found
+        return found
+
+
+class TermBridge:
+    def __init__(self, db: Database, companion: Companion, *, top: int = 3, threshold: float = 0.5) -> None:
+        self.db = db
+        self.companion = companion
+        self.top = top
+        self.threshold = threshold
+        self._vocabularies: dict[int, _Vocabulary] = {}
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def forget(self, collection_id: int) -> None:
+        """The collection changed: the next expansion first reads the chunks added since (cheap)."""
+        found = self._vocabularies.get(collection_id)
+        if found is not None:
+            found.stale = True
+
+    def expand(self, collection_id: int, state: AnalyzerState | None, terms: list[QueryTerm]) -> list[QueryTerm]:
+        """The query's terms, then the added ones (each once, weighted by its cosine to the term it bridges)."""
+        words = [t for t in terms if is_vocabulary_term(t.text)]
+        if not words:
+            return list(terms)
+        vectors = self.companion.embed_terms([t.text for t in words])
+        present = {t.text for t in terms}
+        added: dict[str, float] = {}
+        with self._lock(collection_id):
+            vocabulary = self._current(collection_id, state)
+            for term, vector in zip(words, vectors, strict=True):
+                index = vocabulary.indexes.get(not _is_korean(term.text))
+                if index is None or len(index) == 0:
+                    continue
+                found = index.search(vector, self.top)
+                for key, distance in zip(found.keys, found.distances, strict=True):
+                    similarity = 1.0 - float(distance)
+                    other = vocabulary.terms[int(key)]
+                    if similarity >= self.threshold and other not in present:
+                        added[other] = max(added.get(other, 0.0), round(similarity, 4))
+        ranked = sorted(added.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_QUERY_TERMS]
+        return [*terms, *(QueryTerm(t, weight=w) for t, w in ranked)]
+
+    def _lock(self, collection_id: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(collection_id, threading.Lock())
+
+    def _current(self, collection_id: int, state: AnalyzerState | None) -> _Vocabulary:
+        vocabulary = self._vocabularies.get(collection_id)
+        if vocabulary is None or vocabulary.state != state:
+            vocabulary = _Vocabulary(state, self.companion.dimension)
+            self._vocabularies[collection_id] = vocabulary
+        if vocabulary.stale:
+            self._read_new(collection_id, vocabulary)
+            vocabulary.stale = False
+        return vocabulary
+
+    def _read_new(self, collection_id: int, vocabulary: _Vocabulary) -> None:
+        """Add the terms of the chunks stored since the watermark, a batch of chunks at a time."""
+        while True:
+            with self.db.read() as s:
+                rows = s.execute(
+                    select(ChunkLexeme.chunk_id, ChunkLexeme.terms)
+                    .where(ChunkLexeme.collection_id == collection_id, ChunkLexeme.chunk_id > vocabulary.watermark)
+                    .order_by(ChunkLexeme.chunk_id)
+                    .limit(READ_BATCH)
+                ).all()
+            if not rows:
+                return
+            fresh = sorted({t for _, text in rows for t in text.split() if is_vocabulary_term(t)} - vocabulary.known)
+            if fresh:
+                vectors = self.companion.terms(fresh)
+                for korean in (True, False):
+                    side = [t for t in fresh if _is_korean(t) == korean]
+                    if not side:
+                        continue
+                    keys = np.arange(len(vocabulary.terms), len(vocabulary.terms) + len(side), dtype=np.uint64)
+                    vocabulary.index(korean).add(keys, np.stack([vectors[t] for t in side]))
+                    vocabulary.terms.extend(side)
+                vocabulary.known.update(fresh)
+            vocabulary.watermark = int(rows[-1][0])
