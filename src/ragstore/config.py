@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     # How hybrid search fuses its two sides (search/bridge_fusion.py): bridge adds the companion embedding and
     # the cross-language expansion of the lexical query; rrf is reciprocal rank fusion of the two rankings.
     hybrid_fusion: Literal["bridge", "rrf"] = Field("bridge", validation_alias=_env("RAGSTORE_HYBRID_FUSION"))
-    # The second, cross-lingual embedding of every chunk and vocabulary term (embeddings/companion.py), which
+    # The second, cross-lingual embedding of every chunk and vocabulary term (documents/companion.py), which
     # the bridge fusion scores with; none: not computed at ingest, and the bridge fusion scores without it.
     companion_model: Literal["use-multilingual-v3", "none"] = Field(
         "use-multilingual-v3", validation_alias=_env("RAGSTORE_COMPANION_MODEL")

@@ -39,12 +39,12 @@ from ragstore.db.models import EmbeddingUsage
 from ragstore.db.security_models import ApiKey
 from ragstore.db.state import read_state, write_state
 from ragstore.documents.catalog import Catalog
+from ragstore.documents.companion import Companion
 from ragstore.documents.ingest import Ingestor
 from ragstore.documents.service import CollectionService, DocumentService
 from ragstore.embeddings.accounting import charge
 from ragstore.embeddings.base import Embedder, UsageRecord
 from ragstore.embeddings.batching import QueryBatcher
-from ragstore.embeddings.companion import Companion
 from ragstore.embeddings.local import LocalEmbedder
 from ragstore.errors import ConfigError
 from ragstore.indexing.service import IndexService

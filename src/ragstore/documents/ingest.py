@@ -27,9 +27,9 @@ from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
+from ragstore.documents.companion import Companion, EmbeddingRows, insert_embeddings, is_vocabulary_term
 from ragstore.documents.holders import PreparedDocument, holders
 from ragstore.embeddings.base import Embedder
-from ragstore.embeddings.companion import Companion, EmbeddingRows, insert_embeddings, is_vocabulary_term
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.lexical.base import clean_terms, lexeme_rows, lexical_text, write_lexemes
 from ragstore.lexical.indexer import AnalyzerState, LexicalIndexer
@@ -125,7 +125,7 @@ class Ingestor:
     clock: Clock = SYSTEM_CLOCK  # dates queued outbox operations, as the applier's clock reads them
     stopping: threading.Event | None = None  # the store's shutdown, checked between embedding batches
     embed_slice: int = 64  # texts per embed call: how often a shutdown is noticed while embedding
-    companion: Companion | None = None  # the cross-lingual second embedding (embeddings/companion.py)
+    companion: Companion | None = None  # the cross-lingual second embedding (documents/companion.py)
 
     def prepare(
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None

@@ -7,7 +7,7 @@ evaluation set (docs/benchmarks.md, issue #19), this scoring did best across eve
 - the candidates are the dense side's and the lexical side's best (the lexical query expanded across
   scripts, search/term_bridge.py);
 - each candidate is scored by the collection model's cosine, the companion model's cosine (USE, trained for
-  cross-lingual question answering; embeddings/companion.py) and the lexical score;
+  cross-lingual question answering; documents/companion.py) and the lexical score;
 - each of the three is standardised over the candidates (z-scores: a cosine and a BM25 score have no
   common scale, and a z-score keeps how far apart the candidates are, which ranks alone lose);
 - the lexical z-score is scaled by the square root of the candidate's coverage (the share of the expanded
@@ -18,9 +18,11 @@ evaluation set (docs/benchmarks.md, issue #19), this scoring did best across eve
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +30,7 @@ from sqlalchemy import bindparam, select
 
 from ragstore.db.engine import Database
 from ragstore.db.models import DocumentChunk, Embedding
-from ragstore.embeddings.companion import Companion
+from ragstore.documents.companion import Companion
 
 __all__ = ["BridgeScore", "BridgeScorer", "LexicalEvidence"]
 
@@ -46,14 +48,23 @@ class BridgeScore:
     companion: float | None  # the companion model's cosine
 
 
-# Two primary-key lookups: the candidates' content hashes, then their vectors (an outer join of the two
-# made SQLite scan the embeddings table).
-_HASHES = select(DocumentChunk.id, DocumentChunk.content_hash, DocumentChunk.text).where(
-    DocumentChunk.id.in_(bindparam("ids", expanding=True))
+# The candidates' vectors under the two models: one join that looks each up by the embeddings table's
+# primary key (model, content_hash). SQLite's DBAPI gets one JSON parameter so the statement text is constant.
+_VECTORS_SQLITE = (
+    "SELECT c.id, e.model, e.vector FROM json_each(?) AS j "
+    "JOIN document_chunks AS c ON c.id = j.value "
+    "JOIN embeddings AS e ON e.content_hash = c.content_hash AND e.model IN (?, ?)"
 )
-_VECTORS = select(Embedding.model, Embedding.content_hash, Embedding.vector).where(
-    Embedding.model.in_(bindparam("models", expanding=True)),
-    Embedding.content_hash.in_(bindparam("hashes", expanding=True)),
+_VECTORS = (
+    select(DocumentChunk.id, Embedding.model, Embedding.vector)
+    .join(Embedding, Embedding.content_hash == DocumentChunk.content_hash)
+    .where(
+        DocumentChunk.id.in_(bindparam("ids", expanding=True)),
+        Embedding.model.in_(bindparam("models", expanding=True)),
+    )
+)
+_TEXTS = select(DocumentChunk.id, DocumentChunk.content_hash, DocumentChunk.text).where(
+    DocumentChunk.id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -107,30 +118,26 @@ class BridgeScorer:
     ) -> tuple[dict[int, NDArray[np.float32]], dict[int, NDArray[np.float32]]]:
         """The candidates' stored vectors under the collection's model and the companion's; a companion
         vector not yet computed (a chunk from before the companion) is computed and stored now."""
-        models = [model]
-        if with_companion and self.companion is not None:
-            models.append(self.companion.model)
+        companion = self.companion if with_companion else None
+        models = [model, companion.model if companion is not None else model]
+        if self.db.is_sqlite:
+            rows: list[Any] = self.db.raw_sqlite_rows(_VECTORS_SQLITE, (json.dumps(list(candidates)), *models))
+        else:
+            rows = self.db.fetch(_VECTORS, {"ids": list(candidates), "models": models})
         own: dict[int, NDArray[np.float32]] = {}
         other: dict[int, NDArray[np.float32]] = {}
-        texts = {int(i): (digest, text) for i, digest, text in self.db.fetch(_HASHES, {"ids": list(candidates)})}
-        found: dict[tuple[str, str], NDArray[np.float32]] = {
-            (m, h): np.frombuffer(blob, dtype="<f4")
-            for m, h, blob in self.db.fetch(
-                _VECTORS, {"models": models, "hashes": sorted({d for d, _ in texts.values()})}
-            )
-        }
-        for chunk_id, (digest, _) in texts.items():
-            if (model, digest) in found:
-                own[chunk_id] = found[(model, digest)]
-            if len(models) > 1 and (models[1], digest) in found:
-                other[chunk_id] = found[(models[1], digest)]
-        if with_companion and self.companion is not None:
-            missing = {texts[i][0]: texts[i][1] for i in candidates if i not in other and i in texts}
-            if missing:
-                computed = self.companion.ensure(missing)
-                for i in candidates:
-                    if i not in other and i in texts and texts[i][0] in computed:
-                        other[i] = computed[texts[i][0]]
+        for chunk_id, row_model, blob in rows:
+            found = np.frombuffer(blob, dtype="<f4")
+            if row_model == model:
+                own[int(chunk_id)] = found
+            if companion is not None and row_model == companion.model:
+                other[int(chunk_id)] = found
+        missing = [i for i in candidates if i not in other]
+        if companion is not None and missing:
+            texts = {int(i): (digest, text) for i, digest, text in self.db.fetch(_TEXTS, {"ids": missing})}
+            computed = companion.ensure(dict(texts.values()))
+            for chunk_id, (digest, _) in texts.items():
+                other[chunk_id] = computed[digest]
         return own, other
 
 
@@ -144,14 +151,15 @@ def _cosines(
     """Cosine of each candidate's vector to the query; one without a vector of that dimension gets its
     `fallback` score, else the lowest cosine found (it cannot be ranked on this evidence)."""
     q = np.asarray(query, dtype=np.float32)
-    q_norm = float(np.linalg.norm(q)) or 1.0
+    have = [i for i in candidates if (v := vectors.get(i)) is not None and v.shape == q.shape]
     out: dict[int, float] = {}
+    if have:
+        matrix = np.stack([vectors[i] for i in have])
+        norms = np.linalg.norm(matrix, axis=1) * (float(np.linalg.norm(q)) or 1.0)
+        sims = (matrix @ q) / np.where(norms > 0, norms, 1.0)
+        out = dict(zip(have, sims.tolist(), strict=True))
     for chunk_id in candidates:
-        v = vectors.get(chunk_id)
-        if v is not None and v.shape == q.shape:
-            norm = float(np.linalg.norm(v)) or 1.0
-            out[chunk_id] = float(v @ q) / (norm * q_norm)
-        elif chunk_id in fallback:
+        if chunk_id not in out and chunk_id in fallback:
             out[chunk_id] = fallback[chunk_id]
     lowest = min(out.values(), default=0.0)
     return {chunk_id: out.get(chunk_id, lowest) for chunk_id in candidates}

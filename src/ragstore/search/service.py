@@ -176,9 +176,9 @@ class SearchService:
                     run_mode = "dense"
             companion_vector = None
             if run_mode == "hybrid" and options.fusion == "bridge" and self.term_bridge is not None and cut:
-                companion_vector = self.term_bridge.companion.query(cut.text)
-                if terms:
-                    terms = self.term_bridge.expand(coll_id, self.lexical_indexer.state(coll_id), terms)
+                state = self.lexical_indexer.state(coll_id)
+                bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
+                companion_vector, terms = bridged.vector, bridged.terms or terms
             ranked = self.engine.run(
                 coll_id,
                 run_mode,

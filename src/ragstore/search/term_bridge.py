@@ -22,18 +22,22 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
-from usearch.index import Index
 
 from ragstore.db.engine import Database
 from ragstore.db.models import ChunkLexeme
-from ragstore.embeddings.companion import Companion, is_vocabulary_term
+from ragstore.documents.companion import Companion, is_vocabulary_term
 from ragstore.lexical.base import MAX_QUERY_TERMS, QueryTerm
 from ragstore.lexical.indexer import AnalyzerState
 
-__all__ = ["TermBridge"]
+if TYPE_CHECKING:
+    from usearch.index import Index
+
+__all__ = ["BridgedQuery", "TermBridge"]
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 READ_BATCH = 5000
@@ -41,6 +45,12 @@ READ_BATCH = 5000
 
 def _is_korean(term: str) -> bool:
     return bool(_HANGUL.search(term))
+
+
+@dataclass(frozen=True)
+class BridgedQuery:
+    vector: NDArray[np.float32] | None  # the query text under the companion model
+    terms: list[QueryTerm]  # the query's own terms, then the added ones
 
 
 @dataclass
@@ -56,6 +66,8 @@ class _Vocabulary:
     def index(self, korean: bool) -> Index:
         found = self.indexes.get(korean)
         if found is None:
+            from usearch.index import Index  # on first use: the CLI's light commands must not load it
+
             found = Index(ndim=self.dimension, metric="cos", dtype="f16", connectivity=16, expansion_add=64)
             self.indexes[korean] = found
         return found
@@ -79,26 +91,37 @@ class TermBridge:
 
     def expand(self, collection_id: int, state: AnalyzerState | None, terms: list[QueryTerm]) -> list[QueryTerm]:
         """The query's terms, then the added ones (each once, weighted by its cosine to the term it bridges)."""
+        return self.bridged(collection_id, state, None, terms).terms
+
+    def bridged(
+        self, collection_id: int, state: AnalyzerState | None, text: str | None, terms: list[QueryTerm]
+    ) -> BridgedQuery:
+        """The query text's companion vector (when `text` is given) and its expanded terms: one encoder call
+        for the text and its words together."""
         words = [t for t in terms if is_vocabulary_term(t.text)]
-        if not words:
-            return list(terms)
-        vectors = self.companion.embed_terms([t.text for t in words])
+        inputs = ([text] if text is not None else []) + [t.text for t in words]
+        if not inputs:
+            return BridgedQuery(None, list(terms))
+        encoded = self.companion.embed_terms(inputs)
+        vector = encoded[0] if text is not None else None
+        vectors = encoded[1:] if text is not None else encoded
         present = {t.text for t in terms}
         added: dict[str, float] = {}
-        with self._lock(collection_id):
-            vocabulary = self._current(collection_id, state)
-            for term, vector in zip(words, vectors, strict=True):
-                index = vocabulary.indexes.get(not _is_korean(term.text))
-                if index is None or len(index) == 0:
-                    continue
-                found = index.search(vector, self.top)
-                for key, distance in zip(found.keys, found.distances, strict=True):
-                    similarity = 1.0 - float(distance)
-                    other = vocabulary.terms[int(key)]
-                    if similarity >= self.threshold and other not in present:
-                        added[other] = max(added.get(other, 0.0), round(similarity, 4))
+        if words:
+            with self._lock(collection_id):
+                vocabulary = self._current(collection_id, state)
+                for term, term_vector in zip(words, vectors, strict=True):
+                    index = vocabulary.indexes.get(not _is_korean(term.text))
+                    if index is None or len(index) == 0:
+                        continue
+                    found = index.search(term_vector, self.top)
+                    for key, distance in zip(found.keys, found.distances, strict=True):
+                        similarity = 1.0 - float(distance)
+                        other = vocabulary.terms[int(key)]
+                        if similarity >= self.threshold and other not in present:
+                            added[other] = max(added.get(other, 0.0), round(similarity, 4))
         ranked = sorted(added.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_QUERY_TERMS]
-        return [*terms, *(QueryTerm(t, weight=w) for t, w in ranked)]
+        return BridgedQuery(vector, [*terms, *(QueryTerm(t, weight=w) for t, w in ranked)])
 
     def _lock(self, collection_id: int) -> threading.Lock:
         with self._guard:

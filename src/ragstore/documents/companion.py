@@ -12,7 +12,6 @@ vector index and the lexical index), so no vector backend changes, and a store t
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -73,8 +72,6 @@ class Companion:
         self.embedder = embedder
         self.model = embedder.model
         self.dimension = embedder.dimension
-        self._query_cache: dict[str, Vectors] = {}
-        self._lock = threading.Lock()
 
     def stored(self, hashes: Iterable[str]) -> dict[str, Vectors]:
         """The vectors the table holds for these hashes (a hash it lacks is left out)."""
@@ -116,21 +113,8 @@ class Companion:
     def term_rows(self, terms: Iterable[str]) -> EmbeddingRows:
         return self.rows_for({content_hash(t): t for t in terms})
 
-    def query(self, text: str) -> Vectors:
-        """The query's vector (USE is symmetric: queries and passages share one encoder); kept per process."""
-        with self._lock:
-            hit = self._query_cache.get(text)
-        if hit is not None:
-            return hit
-        vector = np.asarray(self.embedder.embed([text], kind="query")[0], dtype=np.float32)
-        with self._lock:
-            if len(self._query_cache) >= 4096:
-                self._query_cache.clear()
-            self._query_cache[text] = vector
-        return vector
-
     def embed_terms(self, terms: list[str]) -> Vectors:
-        """Query terms' vectors, not stored (a query's words are not the collection's vocabulary)."""
+        """A query's vectors (its text, its words), not stored: they are not the collection's vocabulary."""
         return np.asarray(self.embedder.embed(terms, kind="query"), dtype=np.float32)
 
     def _known(self, texts: Mapping[str, str]) -> set[str]:
