@@ -81,6 +81,9 @@ def harness_settings(data_dir: Path, backend: str, database_url: str | None = No
         index_persist_interval_s=0.5,  # the worker saves the index at random moments too
         sync_poll_interval_s=0.2,
         lexical_analyzer="bigram",  # no dictionary to load: the child is ready sooner
+        # No second model to load and run on every add: the kills land among many calls, not in one encode.
+        # Its rows go in the chunks' own transaction, so what this harness proves covers them too.
+        companion_model="none",
         query_log=False,
         check_schedule="",
     )

@@ -41,6 +41,13 @@ __all__ = ["BridgedQuery", "TermBridge"]
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 READ_BATCH = 5000
+# usearch's parallel `add` can strand a node where no search reaches it (USearch #735, see
+# vectors/embedded.py), and its graph then differs from run to run: one thread builds the same graph from
+# the same terms, so a restored copy expands a query exactly as its original did.
+INSERT_THREADS = 1
+# Up to this many terms on a side, a term's neighbours are found exactly (brute force over f16 vectors,
+# well under a millisecond a term): a small collection's expansions do not depend on the graph's build order.
+EXACT_SEARCH_LIMIT = 5_000
 
 
 def _is_korean(term: str) -> bool:
@@ -114,7 +121,7 @@ class TermBridge:
                     index = vocabulary.indexes.get(not _is_korean(term.text))
                     if index is None or len(index) == 0:
                         continue
-                    found = index.search(term_vector, self.top)
+                    found = index.search(term_vector, self.top, exact=len(index) <= EXACT_SEARCH_LIMIT)
                     for key, distance in zip(found.keys, found.distances, strict=True):
                         similarity = 1.0 - float(distance)
                         other = vocabulary.terms[int(key)]
@@ -157,7 +164,7 @@ class TermBridge:
                     if not side:
                         continue
                     keys = np.arange(len(vocabulary.terms), len(vocabulary.terms) + len(side), dtype=np.uint64)
-                    vocabulary.index(korean).add(keys, np.stack([vectors[t] for t in side]))
+                    vocabulary.index(korean).add(keys, np.stack([vectors[t] for t in side]), threads=INSERT_THREADS)
                     vocabulary.terms.extend(side)
                 vocabulary.known.update(fresh)
             vocabulary.watermark = int(rows[-1][0])
