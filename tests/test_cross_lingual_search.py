@@ -114,6 +114,28 @@ def test_the_term_bridge_adds_the_other_languages_terms(kb: RagStore) -> None:
     assert "kayak" in {t.text for t in again}
 
 
+def test_a_started_server_builds_the_vocabularies_before_the_first_search(
+    make_settings: Callable[..., Settings], embedder: Any
+) -> None:
+    settings = make_settings()
+    with RagStore.open(settings, embedder=embedder) as store:
+        load(store)
+    with RagStore.open(settings, embedder=embedder) as store:  # a new process: no vocabulary in memory
+        bridge = store.components.term_bridge
+        assert bridge is not None
+        thread = store.prepare_search()
+        assert thread is not None
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        reads: list[int] = []
+        original = bridge.companion.terms
+        bridge.companion.terms = lambda terms: reads.append(1) or original(terms)  # type: ignore[method-assign,func-returns-value]
+        assert top(store, KO_ABOUT_EN) == "odaesan-caravan"
+        assert reads == []  # the search found the vocabulary built: it read no term vectors
+    with RagStore.open(make_settings(hybrid_fusion="rrf"), embedder=embedder) as store:
+        assert store.prepare_search() is None  # nothing to build when hybrid search does not bridge
+
+
 def test_a_store_without_companion_vectors_computes_them_on_first_use(
     make_settings: Callable[..., Settings], embedder: Any
 ) -> None:

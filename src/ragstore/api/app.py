@@ -73,6 +73,7 @@ def create_app(
         # Load model weights (the embedder's, the analyzer's) before the first request rather than inside it.
         app.state.store.warm_up()
         if owned:
+            app.state.store.prepare_search()  # the term-bridge vocabularies, on a thread of their own
             # Everything built so far (modules, model weights, the index) lives as long as the process: keep
             # it out of the cyclic collector's scans, which otherwise walk it in every full collection.
             gc.collect()

