@@ -110,9 +110,6 @@ class Companion:
         found = self.ensure(by_hash)
         return {t: found[h] for h, t in by_hash.items()}
 
-    def term_rows(self, terms: Iterable[str]) -> EmbeddingRows:
-        return self.rows_for({content_hash(t): t for t in terms})
-
     def embed_terms(self, terms: list[str]) -> Vectors:
         """A query's vectors (its text, its words), not stored: they are not the collection's vocabulary."""
         return np.asarray(self.embedder.embed(terms, kind="query"), dtype=np.float32)
