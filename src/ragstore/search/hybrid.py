@@ -27,7 +27,7 @@ from ragstore.search.bridge_fusion import BridgeScorer, LexicalEvidence
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.filters import compile_filter
 from ragstore.search.options import Mode, SearchOptions
-from ragstore.search.rows import ChunkRow, read_rows
+from ragstore.search.rows import ChunkRow, read_rows, shown_score
 
 __all__ = ["Ranked", "SearchEngine", "rrf"]
 
@@ -148,7 +148,7 @@ class SearchEngine:
         else:
             order = dense_ids if mode == "dense" else lexical_ids
         if options.min_score is not None:
-            order = [i for i in order if entries[i].score >= options.min_score]
+            order = [i for i in order if shown_score(entries[i].score) >= options.min_score]
         page = [entries[i] for i in order[options.offset : depth]]
         missing = [e.chunk_id for e in page if e.row is None]
         if missing:

@@ -12,7 +12,13 @@ from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
 from ragstore.schemas import SearchHit
 
-__all__ = ["ChunkRow", "read_rows"]
+__all__ = ["ChunkRow", "read_rows", "shown_score"]
+
+
+def shown_score(score: float) -> float:
+    """A hit's score as results show it (six decimals). `min_score` compares this, not the raw float, so a
+    score read off one result and passed back keeps that hit."""
+    return round(score, 6)
 
 
 class ChunkRow(NamedTuple):
@@ -35,7 +41,7 @@ class ChunkRow(NamedTuple):
         return SearchHit(
             chunk_id=self.id,
             document_id=self.document_id,
-            score=round(score, 6),
+            score=shown_score(score),
             text=self.text,
             ordinal=self.ordinal,
             source_uri=self.source_uri,
