@@ -114,6 +114,34 @@ def test_the_term_bridge_adds_the_other_languages_terms(kb: RagStore) -> None:
     assert "kayak" in {t.text for t in again}
 
 
+def test_the_term_bridge_leaves_out_common_costly_terms(kb: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An added term in more than MAX_ADDED_SHARE of the chunks and more than COSTLY_POSTINGS of them is
+    left out; the thresholds are scaled down here to a collection a test can hold."""
+    from ragstore.search import term_bridge
+
+    kb.documents.add(
+        "kb",
+        [
+            {"text": f"The campground by lake {n} has {n + 10} pitches and a shop.", "title": f"Lake {n}"}
+            for n in range(4)
+        ],
+    )
+    kb.search("kb", "야영장", k=1)  # the vocabulary takes the new chunks' terms
+    bridge = kb.components.term_bridge
+    assert bridge is not None
+    coll_id = kb.components.catalog.resolve("kb").id
+    state = kb.components.lexical_indexer.state(coll_id)
+    # A word the collection has never seen is encoded for the query (a stored term's vector is read).
+    words = [QueryTerm("야영장"), QueryTerm("카라반"), QueryTerm("캠핑장")]
+    before = {t.text for t in bridge.expand(coll_id, state, words)[3:]}
+    assert {"campground", "caravan"} <= before
+    monkeypatch.setattr(term_bridge, "COSTLY_POSTINGS", 2)
+    monkeypatch.setattr(term_bridge, "MAX_ADDED_SHARE", 0.3)  # "campground": 5 of 10 chunks; "caravan": 1
+    after = {t.text for t in bridge.expand(coll_id, state, words)[3:]}
+    assert "campground" not in after and "caravan" in after
+    assert after <= before  # the rule only leaves terms out
+
+
 def test_a_started_server_builds_the_vocabularies_before_the_first_search(
     make_settings: Callable[..., Settings], embedder: Any
 ) -> None:

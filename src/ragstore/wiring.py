@@ -208,7 +208,9 @@ def build(
         engine=SearchEngine(
             db, searcher, lexical, candidates=settings.hybrid_candidates, bridge=BridgeScorer(db, companion)
         ),
-        term_bridge=TermBridge(db, companion) if companion is not None else None,
+        term_bridge=TermBridge(db, companion, frequencies=lexical.document_frequencies)
+        if companion is not None
+        else None,
         recorder=QueryRecorder(db, enabled=settings.query_log, retain_days=settings.query_log_retain_days),
         query_batcher=QueryBatcher(embedder),
         jobs=JobQueue(db, lease_s=settings.sync_lease_s, clock=clock),

@@ -91,6 +91,11 @@ class LexicalIndex(ABC):
         ]
 
     @abstractmethod
+    def document_frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> tuple[int, dict[QueryTerm, int]]:
+        """How many chunks there are and how many hold each term, as this backend's ranking counts them (the
+        term bridge leaves out added terms too common to be worth their posting lists)."""
+
+    @abstractmethod
     def _rank(
         self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
     ) -> tuple[list[LexicalHit], Mapping[int, str] | None]:

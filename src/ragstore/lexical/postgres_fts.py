@@ -77,6 +77,9 @@ class PostgresFtsIndex(LexicalIndex):
         total, _ = self._size(collection_id)
         return {t: idf(total, df) for t, df in self._frequencies(collection_id, terms).items()}
 
+    def document_frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> tuple[int, dict[QueryTerm, int]]:
+        return self._size(collection_id)[0], self._frequencies(collection_id, terms)
+
     def _bm25(
         self, collection_id: int, terms: Sequence[QueryTerm], rows: Sequence[tuple[int, float, str, int]]
     ) -> list[LexicalHit]:

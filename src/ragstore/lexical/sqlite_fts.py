@@ -117,17 +117,19 @@ class SqliteFtsIndex(LexicalIndex):
     def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
         """IDF per query term, from the fts5vocab table (store-wide, like bm25's own statistics, so the
         collection plays no part)."""
+        total, found = self.document_frequencies(collection_id, terms)
+        return {term: idf(total, min(df, total)) for term, df in found.items()}
+
+    def document_frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> tuple[int, dict[QueryTerm, int]]:
         now = time.monotonic()
         if self._total is None or now - self._total[0] > STATS_TTL_S:
             rows = self.db.raw_sqlite_rows("SELECT count(*) FROM chunk_lexemes", ())
             self._total = (now, int(rows[0][0]))
-        total = self._total[1]
-        weights: dict[QueryTerm, float] = {}
+        found: dict[QueryTerm, int] = {}
         for term in terms:
             if term.prefix:
                 rows = self.db.raw_sqlite_rows(_PREFIX_DF, (term.text, term.text + "\U0010ffff"))
             else:
                 rows = self.db.raw_sqlite_rows(_DF, (term.text,))
-            df = int(rows[0][0] or 0) if rows else 0
-            weights[term] = idf(total, min(df, total))
-        return weights
+            found[term] = int(rows[0][0] or 0) if rows else 0
+        return self._total[1], found

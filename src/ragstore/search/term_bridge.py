@@ -8,6 +8,12 @@ Korean terms. The numbers (3 terms, 0.5) were set once by reasoning, not searche
 (docs/benchmarks.md, issue #19). An added term carries its cosine as its weight in the coverage that
 scales the lexical evidence (search/bridge_fusion.py).
 
+An added term found in more than one chunk in twenty (`MAX_ADDED_SHARE`) and in more than `COSTLY_POSTINGS`
+chunks is left out: its BM25 weight is small (an IDF under 3), so it barely moves a chunk's score, but the
+full-text query walks its whole posting list. At 100,000 chunks the generated corpus of bench/search_speed.py
+expanded Korean queries with English words found in a third of the chunks, which doubled the lexical side's
+time (docs/benchmarks.md). A small collection keeps every expansion: its lists cost nothing.
+
 Each process keeps one vocabulary per collection: two usearch HNSW indexes (Hangul terms, the others) over
 the terms' companion vectors, which ingest stores in the `embeddings` table. It is built on a collection's
 first bridged search and brought up to date incrementally (the chunks added since, by chunk id) when the
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +40,7 @@ from ragstore.db.models import ChunkLexeme
 from ragstore.documents.companion import Companion, is_vocabulary_term
 from ragstore.lexical.base import MAX_QUERY_TERMS, QueryTerm
 from ragstore.lexical.indexer import AnalyzerState
+from ragstore.text.hashing import content_hash
 
 if TYPE_CHECKING:
     from usearch.index import Index
@@ -48,6 +56,13 @@ INSERT_THREADS = 1
 # Up to this many terms on a side, a term's neighbours are found exactly (brute force over f16 vectors,
 # well under a millisecond a term): a small collection's expansions do not depend on the graph's build order.
 EXACT_SEARCH_LIMIT = 5_000
+# An added term in more than this share of the collection's chunks, and in more than this many, costs the
+# lexical query more than it tells.
+MAX_ADDED_SHARE = 0.05
+COSTLY_POSTINGS = 1000
+
+# How many chunks a collection has and how many hold each term (LexicalIndex.document_frequencies).
+FrequencyReader = Callable[[int, Sequence[QueryTerm]], tuple[int, dict[QueryTerm, int]]]
 
 
 def _is_korean(term: str) -> bool:
@@ -81,9 +96,18 @@ class _Vocabulary:
 
 
 class TermBridge:
-    def __init__(self, db: Database, companion: Companion, *, top: int = 3, threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        companion: Companion,
+        *,
+        frequencies: FrequencyReader | None = None,
+        top: int = 3,
+        threshold: float = 0.5,
+    ) -> None:
         self.db = db
         self.companion = companion
+        self.frequencies = frequencies  # None: no added term is left out for being common
         self.top = top
         self.threshold = threshold
         self._vocabularies: dict[int, _Vocabulary] = {}
@@ -112,12 +136,16 @@ class TermBridge:
         """The query text's companion vector (when `text` is given) and its expanded terms: one encoder call
         for the text and its words together."""
         words = [t for t in terms if is_vocabulary_term(t.text)]
-        inputs = ([text] if text is not None else []) + [t.text for t in words]
-        if not inputs:
+        if text is None and not words:
             return BridgedQuery(None, list(terms))
-        encoded = self.companion.embed_terms(inputs)
-        vector = encoded[0] if text is not None else None
-        vectors = encoded[1:] if text is not None else encoded
+        # A word of the collection's vocabulary has its vector stored already (USE is symmetric and encodes
+        # each text alone: the stored one is what encoding it now would give); the encoder gets the rest.
+        stored = self.companion.stored(content_hash(t.text) for t in words) if words else {}
+        unknown = [t.text for t in words if content_hash(t.text) not in stored]
+        inputs = ([text] if text is not None else []) + unknown
+        encoded = dict(zip(inputs, self.companion.embed_terms(inputs), strict=True)) if inputs else {}
+        vector = encoded[text] if text is not None else None
+        vectors = [stored[h] if (h := content_hash(t.text)) in stored else encoded[t.text] for t in words]
         present = {t.text for t in terms}
         added: dict[str, float] = {}
         if words:
@@ -134,7 +162,16 @@ class TermBridge:
                         if similarity >= self.threshold and other not in present:
                             added[other] = max(added.get(other, 0.0), round(similarity, 4))
         ranked = sorted(added.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_QUERY_TERMS]
-        return BridgedQuery(vector, [*terms, *(QueryTerm(t, weight=w) for t, w in ranked)])
+        kept = self._uncommon(collection_id, [QueryTerm(t, weight=w) for t, w in ranked])
+        return BridgedQuery(vector, [*terms, *kept])
+
+    def _uncommon(self, collection_id: int, added: list[QueryTerm]) -> list[QueryTerm]:
+        """The added terms that are not both common and costly (MAX_ADDED_SHARE, COSTLY_POSTINGS)."""
+        if not added or self.frequencies is None:
+            return added
+        total, found = self.frequencies(collection_id, added)
+        limit = max(MAX_ADDED_SHARE * total, COSTLY_POSTINGS)
+        return [t for t in added if found.get(t, 0) <= limit]
 
     def _lock(self, collection_id: int) -> threading.Lock:
         with self._guard:
