@@ -37,6 +37,7 @@ from ragstore.api.routers import (
     jobs,
     keys,
     message_search,
+    metrics,
     records,
     search,
     sync,
@@ -144,6 +145,7 @@ def create_app(
         takes_post=lambda path: _takes_post(app, path),
     )
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
     app.include_router(sync.router)

@@ -28,6 +28,7 @@ from ragstore.embeddings.accounting import tallying
 from ragstore.errors import TooManyRequests
 from ragstore.security.principal import Principal
 from ragstore.security.ratelimit import LOGIN_PATH, UNKNOWN, Admission, Bucket, body_cost, is_ingest, route_cost
+from ragstore.telemetry import HTTP_DURATION, RATE_LIMITED, status_class
 from ragstore.valid_text import ascii_digits
 
 __all__ = ["ROUTE_TEMPLATE", "UNMATCHED", "MeteringMiddleware"]
@@ -36,6 +37,7 @@ ROUTE_TEMPLATE = "ragstore.route"  # a scope key: the template of a route answer
 UNMATCHED = "(unmatched)"
 _COLLECTION_ROUTES = "/v1/collections/{name}"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # a metric label: bounded
 
 
 class MeteringMiddleware:
@@ -84,6 +86,7 @@ class MeteringMiddleware:
         calls = tokens = 0
         try:
             if admission is not None and not admission.allowed:
+                RATE_LIMITED.inc()
                 status, sent = 429, await _refuse(send, admission)
                 scope.setdefault(ROUTE_TEMPLATE, _match_route(scope))
                 return
@@ -124,7 +127,10 @@ class MeteringMiddleware:
                 charged = bucket or await limiter.bucket_for(principal, address, path)
                 if charged is not None:
                     await limiter.charge(charged, body_cost(received) - 1)  # a chunked upload: by what it sent
-            store.usage.record(_row(scope, store, principal, address, status, started, received, sent, calls, tokens))
+            row = _row(scope, store, principal, address, status, started, received, sent, calls, tokens)
+            store.usage.record(row)
+            method_label = row["method"] if row["method"] in _METHODS else "other"
+            HTTP_DURATION.labels(row["route"], method_label, status_class(status)).observe(row["latency_ms"] / 1000)
 
 
 def _row(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import shutil
 import socket
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from ragstore.cli.common import (
     printable,
     settings,
 )
+from ragstore.cli.metrics_dir import prepare_multiprocess_dir
 from ragstore.secrets_mask import mask
 
 if TYPE_CHECKING:
@@ -200,6 +202,9 @@ def serve(
         check_data_dir(cfg)
         check_server_processes(cfg, processes)
     check_port(bind, port or cfg.api_port)
+    # Before anything imports prometheus-client: it reads the folder from the environment then, and every
+    # server process counts into it, so that GET /metrics answered by any of them sums them all.
+    metrics_dir = prepare_multiprocess_dir()
     # Imported only now: the app's modules alone take about 3 s to import on a busy machine.
     import uvicorn
 
@@ -211,8 +216,11 @@ def serve(
         "log_level": cfg.log_level.lower(),
         "access_log": cfg.api_access_log,
     }
-    if processes > 1:
-        # Each process builds its own app (and store) from the environment.
-        uvicorn.run("ragstore.api.app:create_app", factory=True, workers=processes, **options)
-        return
-    uvicorn.run(create_app(cfg), **options)
+    try:
+        if processes > 1:
+            # Each process builds its own app (and store) from the environment.
+            uvicorn.run("ragstore.api.app:create_app", factory=True, workers=processes, **options)
+            return
+        uvicorn.run(create_app(cfg), **options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ragstore.config import Settings
 from ragstore.db.failures import classify, first_line, is_locked, is_transient
 from ragstore.errors import Unavailable
+from ragstore.telemetry import DB_CONNECTIONS, DB_QUERY_DURATION, statement_kind
 
 __all__ = ["Database"]
 
@@ -70,6 +71,38 @@ _first_line = first_line
 _is_locked = is_locked
 
 
+def _instrument(engine: Engine) -> None:
+    """Count every statement's duration and the connections checked out (telemetry.py, GET /metrics). The
+    search path's raw SQLite reads (`raw_sqlite_rows`) bypass SQLAlchemy and are not counted here: the
+    search duration covers them."""
+    dialect = engine.dialect.name
+    in_use = DB_CONNECTIONS.labels(dialect)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        conn.info.setdefault("ragstore_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        started = conn.info.get("ragstore_started")
+        if started:
+            DB_QUERY_DURATION.labels(dialect, statement_kind(statement)).observe(time.perf_counter() - started.pop())
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        conn = context.connection
+        if conn is not None and conn.info.get("ragstore_started"):
+            conn.info["ragstore_started"].pop()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        in_use.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        in_use.dec()
+
+
 class Database:
     """Owns the engine; hands out read sessions and retried write units."""
 
@@ -81,6 +114,7 @@ class Database:
             self.engine = self._sqlite_engine(settings)
         else:
             self.engine = self._postgres_engine(settings)
+        _instrument(self.engine)
         self._write_engine: Engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )

@@ -41,6 +41,7 @@ from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
 from ragstore.search.term_bridge import TermBridge
 from ragstore.sync.applier import OutboxApplier
+from ragstore.telemetry import SEARCH_DURATION, SEARCH_EMPTY, SEARCH_RESULTS
 from ragstore.valid_text import checked_json, checked_text
 
 __all__ = ["SearchService"]
@@ -197,6 +198,7 @@ class SearchService:
             )
             results.set(key, encode_result(hits, dropped, run_mode, next_cursor))
         took = round((time.perf_counter() - started) * 1000, 3)
+        self._count(run_mode, took, len(hits))
         self.recorder.record(
             coll_id,
             query,
@@ -271,6 +273,7 @@ class SearchService:
             took_ms=took,
             cut=self._cut(query),
         )
+        self._count(mode, took, len(chunk_ids))
         self.recorder.record(
             ref.id,
             query,
@@ -282,6 +285,13 @@ class SearchService:
             filtered=bool(filter_spec),
         )
         return body
+
+    def _count(self, mode: str, took_ms: float, hits: int) -> None:
+        """The search's duration, hits and emptiness for GET /metrics (telemetry.py)."""
+        SEARCH_DURATION.labels(mode, self.engine.dense.index.name).observe(took_ms / 1000)
+        SEARCH_RESULTS.labels(mode).inc(hits)
+        if not hits:
+            SEARCH_EMPTY.labels(mode).inc()
 
     def _cut(self, query: str | None) -> QueryCut | None:
         """What of the query a search reads (RAGSTORE_QUERY_MAX_TOKENS, and never past the model's limit)."""

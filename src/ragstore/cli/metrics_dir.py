@@ -1,0 +1,25 @@
+"""The folder of one `ragstore serve` run's metric files (prometheus-client's multiprocess mode).
+
+This module imports nothing that imports prometheus-client: the library reads PROMETHEUS_MULTIPROC_DIR once,
+when it is first imported, so `serve` sets it here before the app's modules load (ops/metrics.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["MULTIPROCESS_ENV", "prepare_multiprocess_dir"]
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_dir() -> Path:
+    """A new, empty folder for this run's metric files, set in the environment for the server's processes
+    (which import prometheus-client after this); `serve` removes it when it stops. One folder per run: two
+    servers on one data directory must not add up each other's counts, nor a run count the one before it.
+    It lies in the temporary directory, not the data directory, which may be read-only on PostgreSQL."""
+    mine = Path(tempfile.mkdtemp(prefix=f"ragstore-metrics-{os.getpid()}-"))
+    os.environ[MULTIPROCESS_ENV] = str(mine)
+    return mine
