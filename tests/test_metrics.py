@@ -61,8 +61,10 @@ def test_metrics_count_requests_searches_statements_and_state(
         RagStore.open(settings, embedder=embedder, clock=clock) as store,
         TestClient(create_app(store=store)) as client,
     ):
+        before_ingest = scrape(client)
         store.collections.create("kb")
         store.documents.add("kb", [{"text": "환불은 구매 후 7일 안에 신청합니다."}, {"text": "배송은 3일 걸립니다."}])
+        store.documents.add("kb", [{"text": "배송은 3일 걸립니다."}])  # the same text again: unchanged
         before = scrape(client)
         found = client.post("/v1/collections/kb/search", json={"query": "환불", "k": 5, "mode": "lexical"})
         assert found.status_code == 200 and found.json()["hits"]
@@ -70,7 +72,26 @@ def test_metrics_count_requests_searches_statements_and_state(
         none = client.post("/v1/collections/kb/search", json={"query": "zebra", "k": 5, "mode": "lexical"})
         assert none.status_code == 200 and none.json()["hits"] == []
         assert client.get("/v1/collections/nope").status_code == 404
+        asked = {"query": "배송 기간", "k": 5, "mode": "dense"}
+        assert client.post("/v1/collections/kb/search", json=asked).status_code == 200
+        assert client.post("/v1/collections/kb/search", json=asked).json()["cached"] is True
+        assert value(scrape(client), "ragstore_audit_chain_ok") == -1  # never verified
+        store.audit.verify()
         after = scrape(client)
+
+    ingest = {name: total(before, name) - total(before_ingest, name) for name, _ in before}
+    assert ingest["ragstore_ingested_documents_total"] == 3
+    assert (
+        total(before, "ragstore_ingested_documents_total", outcome="added")
+        - total(before_ingest, "ragstore_ingested_documents_total", outcome="added")
+        == 2
+    )
+    assert ingest["ragstore_ingested_chunks_total"] == 2
+    for stage in ("chunk", "embed", "analyse", "store", "index"):
+        assert total(before, "ragstore_ingest_stage_duration_seconds_count", stage=stage) > total(
+            before_ingest, "ragstore_ingest_stage_duration_seconds_count", stage=stage
+        ), stage
+    assert ingest["ragstore_embedding_requests_total"] >= 1
 
     def grew(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
@@ -80,9 +101,18 @@ def test_metrics_count_requests_searches_statements_and_state(
     assert grew("ragstore_search_results_total", mode="lexical") == hits
     assert grew("ragstore_search_empty_results_total", mode="lexical") == 1
     search_route = {"route": "/v1/collections/{name}/search", "method": "POST", "status_class": "2xx"}
-    assert grew("ragstore_http_request_duration_seconds_count", **search_route) == 2
+    assert grew("ragstore_http_request_duration_seconds_count", **search_route) == 4  # two lexical, two dense
+    assert grew("ragstore_search_duration_seconds_count", mode="dense", backend=backend) == 2  # one from the cache
     missing = {"route": "/v1/collections/{name}", "method": "GET", "status_class": "4xx"}
     assert grew("ragstore_http_request_duration_seconds_count", **missing) == 1
+    assert grew("ragstore_cache_requests_total", layer="search", outcome="hit_local") == 1
+    assert grew("ragstore_cache_requests_total", layer="search", outcome="miss") >= 1
+    assert grew("ragstore_embedding_requests_total", model=embedder.model) >= 1  # the dense query's embedding
+    assert value(after, "ragstore_audit_chain_ok") == 1
+    assert value(after, "ragstore_audit_last_verified_timestamp_seconds") == pytest.approx(clock.now().timestamp())
+    assert value(after, "ragstore_backup_last_success_age_seconds") == float("inf")  # no backup yet
+    assert value(after, "ragstore_consistency_last_check_timestamp_seconds") == 0
+    assert total(after, "ragstore_consistency_problems") == 0
     dialect = store.db.engine.dialect.name
     assert grew("ragstore_db_query_duration_seconds_count", dialect=dialect, statement="select") > 0
     assert total(after, "ragstore_build_info", database=dialect, vector_backend=backend) == 1

@@ -13,15 +13,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as prometheus_values
 
 __all__ = [
+    "CACHE_REQUESTS",
     "DB_CONNECTIONS",
     "DB_QUERY_DURATION",
+    "EMBEDDING_COST",
+    "EMBEDDING_REQUESTS",
+    "EMBEDDING_TOKENS",
     "EVENTS",
     "HTTP_DURATION",
+    "INGESTED_CHUNKS",
+    "INGESTED_DOCUMENTS",
+    "INGEST_STAGE_DURATION",
     "MULTIPROCESS_ENV",
     "RATE_LIMITED",
     "SEARCH_DURATION",
     "SEARCH_EMPTY",
     "SEARCH_RESULTS",
+    "count_embedding",
+    "count_ingested",
     "multiprocess",
     "statement_kind",
     "status_class",
@@ -73,6 +82,59 @@ DB_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
     registry=EVENTS,
 )
+
+
+CACHE_REQUESTS = Counter(
+    "ragstore_cache_requests",
+    "Cache look-ups by layer (embeddings, search, ...) and outcome: hit_local (this process), hit_shared "
+    "(Redis) or miss",
+    ["layer", "outcome"],
+    registry=EVENTS,
+)
+EMBEDDING_REQUESTS = Counter(
+    "ragstore_embedding_requests",
+    "Calls to an embedding backend by backend and model",
+    ["backend", "model"],
+    registry=EVENTS,
+)
+EMBEDDING_TOKENS = Counter(
+    "ragstore_embedding_tokens", "Tokens sent to embedding backends", ["backend", "model"], registry=EVENTS
+)
+EMBEDDING_COST = Counter(
+    "ragstore_embedding_cost_usd", "What embedding calls cost, in US dollars", ["backend", "model"], registry=EVENTS
+)
+INGESTED_DOCUMENTS = Counter(
+    "ragstore_ingested_documents",
+    "Documents through ingest by outcome (added, replaced, unchanged, duplicate)",
+    ["outcome"],
+    registry=EVENTS,
+)
+INGESTED_CHUNKS = Counter("ragstore_ingested_chunks", "Chunks stored by ingest", registry=EVENTS)
+INGEST_STAGE_DURATION = Histogram(
+    "ragstore_ingest_stage_duration_seconds",
+    "Time spent in each stage of an ingest: load (a file's text), chunk, embed (both models), analyse (the "
+    "lexical terms), store (the transaction), index (the vector index applying the outbox)",
+    ["stage"],
+    buckets=_REQUEST_BUCKETS,
+    registry=EVENTS,
+)
+
+
+def count_embedding(backend: str, model: str, tokens: int, cost_usd: float) -> None:
+    """One call to an embedding backend (the embedders call it whether or not usage rows are kept)."""
+    EMBEDDING_REQUESTS.labels(backend, model).inc()
+    if tokens:
+        EMBEDDING_TOKENS.labels(backend, model).inc(tokens)
+    if cost_usd:
+        EMBEDDING_COST.labels(backend, model).inc(cost_usd)
+
+
+def count_ingested(outcomes: list[tuple[str, int]]) -> None:
+    """An ingest batch's documents by outcome and the chunks it stored (those of added and replaced ones)."""
+    for status, chunks in outcomes:
+        INGESTED_DOCUMENTS.labels(status).inc()
+        if status in ("added", "replaced"):
+            INGESTED_CHUNKS.inc(chunks)
 
 
 def status_class(status: int) -> str:

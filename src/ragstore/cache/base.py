@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from ragstore.telemetry import CACHE_REQUESTS
+
 __all__ = ["Cache", "CacheStats"]
 
 
@@ -30,6 +32,9 @@ class Cache(Protocol):
         """ok / degraded, with the reason, for the health report."""
 
 
+_HIT_SOURCE = {"hits_local": "hit_local", "hits_shared": "hit_shared"}
+
+
 @dataclass
 class CacheStats:
     """Hits and misses of one layer, by where the hit came from."""
@@ -38,11 +43,14 @@ class CacheStats:
     hits_shared: int = 0
     misses: int = 0
     writes: int = 0
+    layer: str = ""  # the metrics' label (telemetry.CACHE_REQUESTS); "" counts no metric
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, what: str) -> None:
         with self._lock:
             setattr(self, what, getattr(self, what) + 1)
+        if self.layer and what != "writes":
+            CACHE_REQUESTS.labels(self.layer, "miss" if what == "misses" else _HIT_SOURCE[what]).inc()
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -68,7 +68,7 @@ class TieredCache:
         self.local = local
         self.shared = shared
         self.ttl_s = ttl_s
-        self.stats = CacheStats()
+        self.stats = CacheStats(layer=layer)
 
     @property
     def enabled(self) -> bool:

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from ragstore.db.engine import Database
 from ragstore.db.models import StoreState
 
-__all__ = ["VECTOR_BACKEND_KEY", "clear_state", "read_state", "write_state"]
+__all__ = ["AUDIT_VERIFIED_KEY", "VECTOR_BACKEND_KEY", "clear_state", "read_state", "write_state"]
 
 # Which vector backend holds the store's vectors: recorded at creation, switched by `ragstore index migrate`.
 VECTOR_BACKEND_KEY = "vector_backend"
+# When the audit log was last verified and whether it held: {"at": ISO time, "ok": bool} (store.audit.verify).
+AUDIT_VERIFIED_KEY = "audit_verified"
 
 
 def read_state(db: Database, key: str) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from ragstore.db.batches import in_batches
 from ragstore.db.engine import Database
 from ragstore.db.models import Embedding, utcnow
 from ragstore.embeddings.base import Embedder
+from ragstore.lexical.base import clean_terms
 from ragstore.text.hashing import content_hash
 
 __all__ = ["Companion", "EmbeddingRows", "insert_embeddings", "is_vocabulary_term"]
@@ -92,6 +93,14 @@ class Companion:
         """Vectors for the texts (by hash) the table lacks: what an ingest stores beside its chunks."""
         known = self._known(texts)
         return self._embedded({h: t for h, t in texts.items() if h not in known})
+
+    def rows_for_ingest(self, chunks: Mapping[str, str], terms: list[list[str]]) -> EmbeddingRows:
+        """The vectors of an ingest batch's chunks (by hash) and of its new vocabulary terms, computed before
+        the transaction (the query-side expansion looks terms up by their vector, search/term_bridge.py)."""
+        texts = dict(chunks)
+        vocabulary = {t for chunk_terms in terms for t in clean_terms(chunk_terms) if is_vocabulary_term(t)}
+        texts.update((content_hash(t), t) for t in vocabulary)
+        return self.rows_for(texts)
 
     def ensure(self, texts: Mapping[str, str]) -> dict[str, Vectors]:
         """Every text's vector (by hash): stored ones read, the others embedded and stored now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -27,14 +28,15 @@ from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
-from ragstore.documents.companion import Companion, EmbeddingRows, insert_embeddings, is_vocabulary_term
+from ragstore.documents.companion import Companion, EmbeddingRows, insert_embeddings
 from ragstore.documents.holders import PreparedDocument, holders
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
-from ragstore.lexical.base import clean_terms, lexeme_rows, lexical_text, write_lexemes
+from ragstore.lexical.base import lexeme_rows, lexical_text, write_lexemes
 from ragstore.lexical.indexer import AnalyzerState, LexicalIndexer
 from ragstore.schemas import IngestOutcome
 from ragstore.sync.outbox import queue_operation
+from ragstore.telemetry import INGEST_STAGE_DURATION, count_ingested
 from ragstore.text.chunking import chunk_text, count_tokens
 from ragstore.text.hashing import content_hash, normalize_text
 from ragstore.text.limits import check_stopping
@@ -131,6 +133,7 @@ class Ingestor:
         self, loaded: LoadedDocument, *, chunks: list[str] | None = None, vectors: Sequence[Any] | None = None
     ) -> PreparedDocument:
         """Chunk (or take the caller's chunks) and validate; raises InvalidInput, stores nothing."""
+        started = time.perf_counter()
         check_stopping(self.stopping, loaded.source_uri)
         _check_strings(loaded)
         if chunks is None and loaded.chunks:
@@ -167,6 +170,7 @@ class Ingestor:
                 raise InvalidInput(f"{loaded.source_uri}: vectors must be lists of numbers of one length")
             if not np.isfinite(matrix).all():
                 raise InvalidInput(f"{loaded.source_uri}: vectors contain NaN or infinity")
+        INGEST_STAGE_DURATION.labels("chunk").observe(time.perf_counter() - started)
         return PreparedDocument(
             loaded=loaded, chunk_texts=texts, vectors=matrix, content_hash=content_hash(loaded.text)
         )
@@ -245,14 +249,17 @@ class Ingestor:
             return [o for o in outcomes if o is not None]
         if planned:
             plans = [p for _, p in planned]
-            new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
             # Analysed before the transaction (kiwi is the slow part), with the analyzer the collection's
             # terms were built with; `_write` checks that it has not changed meanwhile.
-            analyzer = self.lexical.analyzer_for(lexical_state)
-            terms = analyzer.terms_batch(
-                [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
-            )
-            extra = self._companion_rows(plans, terms) if self.companion is not None else None
+            with INGEST_STAGE_DURATION.labels("analyse").time():
+                analyzer = self.lexical.analyzer_for(lexical_state)
+                terms = analyzer.terms_batch(
+                    [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
+                )
+            with INGEST_STAGE_DURATION.labels("embed").time():
+                new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
+                pairs = {h: t for p in plans for h, t in zip(p.chunk_hashes, p.doc.chunk_texts, strict=True)}
+                extra = self.companion.rows_for_ingest(pairs, terms) if self.companion is not None else None
             # The last point before the transaction: a shutdown now stores nothing at all.
             check_stopping(self.stopping, collection)
             ids = self._write_retrying(
@@ -272,16 +279,9 @@ class Ingestor:
                     chunks=len(plan.doc.chunk_texts),
                     index_state="pending",
                 )
-        return [o for o in outcomes if o is not None]
-
-    def _companion_rows(self, plans: list[_Planned], terms: list[list[str]]) -> EmbeddingRows:
-        """The companion model's vectors of the batch's chunks and new vocabulary terms, computed before the
-        transaction (the query-side expansion looks terms up by their vector, search/term_bridge.py)."""
-        assert self.companion is not None
-        texts = {h: t for plan in plans for h, t in zip(plan.chunk_hashes, plan.doc.chunk_texts, strict=True)}
-        vocabulary = {t for chunk_terms in terms for t in clean_terms(chunk_terms) if is_vocabulary_term(t)}
-        texts.update((content_hash(t), t) for t in vocabulary)
-        return self.companion.rows_for(texts)
+        done = [o for o in outcomes if o is not None]
+        count_ingested([(o.status, o.chunks or 0) for o in done])
+        return done
 
     def _write_retrying(self, unit: Callable[[Session], list[int]], collection: str) -> list[int]:
         """Run the ingest transaction; a unique violation on the one-active-document-per-source index means
@@ -289,7 +289,8 @@ class Ingestor:
         but a writer of an older version takes none), so the whole transaction runs again as a replacement."""
         for attempt in range(1, SOURCE_RETRIES + 1):
             try:
-                return self.db.write(unit)
+                with INGEST_STAGE_DURATION.labels("store").time():
+                    return self.db.write(unit)
             except IntegrityError as exc:
                 on_source = ACTIVE_SOURCE_INDEX in str(exc.orig) or SQLITE_SOURCE_COLUMNS in str(exc.orig)
                 if on_source and attempt < SOURCE_RETRIES:

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from ragstore.embeddings.base import EmbedKind, UsageRecord, UsageSink, l2_normalise
 from ragstore.errors import ConfigError
+from ragstore.telemetry import count_embedding
 
 __all__ = ["DEFAULT_LOCAL_MODEL", "LOCAL_MODELS", "LocalEmbedder", "LocalModelSpec"]
 
@@ -123,6 +124,7 @@ class LocalEmbedder:
             for start in range(0, len(items), self.batch_size):
                 parts.append(encoder(items[start : start + self.batch_size], kind))
         vectors = l2_normalise(np.concatenate(parts))
+        count_embedding(self.backend, self.model, 0, 0.0)
         if self.usage_sink is not None:
             self.usage_sink(
                 UsageRecord(

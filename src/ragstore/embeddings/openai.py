@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from ragstore.config import Settings
 from ragstore.embeddings.base import EmbedKind, UsageRecord, UsageSink, l2_normalise
 from ragstore.errors import ConfigError, InvalidInput, Unavailable
+from ragstore.telemetry import count_embedding
 
 __all__ = ["KNOWN_DIMENSIONS", "OpenAIEmbedder", "estimate_tokens"]
 
@@ -174,6 +175,7 @@ class OpenAIEmbedder:
                 f"OpenAI returned vectors of shape {vectors.shape}, expected ({len(inputs)}, {self.dimension}) "
                 f"for model {self.model}"
             )
+        count_embedding(self.backend, self.model, tokens, tokens * self.price_per_million_tokens / 1_000_000)
         if self.usage_sink is not None:
             self.usage_sink(
                 UsageRecord(

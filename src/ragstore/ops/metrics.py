@@ -17,11 +17,12 @@ a key, a user, a query, a collection or a document.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -31,7 +32,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from ragstore import __version__
-from ragstore.db.models import Collection, Job, OpState, SyncOperation
+from ragstore.consistency.kinds import KINDS
+from ragstore.db.models import BackupRun, Collection, ConsistencyReport, Job, OpState, RunState, SyncOperation
+from ragstore.db.state import AUDIT_VERIFIED_KEY, read_state
 from ragstore.sync.jobs import JobState
 from ragstore.telemetry import EVENTS, MULTIPROCESS_ENV, multiprocess
 
@@ -95,8 +98,7 @@ class StoreCollector(Collector):
             "ragstore_outbox_oldest_pending_age_seconds",
             "Age of the oldest outbox operation not applied yet (0 when none waits)",
         )
-        if oldest is not None and oldest.tzinfo is None:  # SQLite returns the stored UTC time without its zone
-            oldest = oldest.replace(tzinfo=UTC)
+        oldest = _utc(oldest)
         age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
         yield age
         dead = GaugeMetricFamily(
@@ -110,6 +112,7 @@ class StoreCollector(Collector):
         for state, count in sorted(jobs.items()):  # a state this list does not name yet
             queue.add_metric([str(state)], float(count))
         yield queue
+        yield from self._backups_checks_audit(now)
         vectors = GaugeMetricFamily(
             "ragstore_vectors", "Vectors held by the vector index, by backend", labels=["backend"]
         )
@@ -119,3 +122,73 @@ class StoreCollector(Collector):
                 held += store.components.vectors.count(collection_id)
         vectors.add_metric([store.components.vectors.name], float(held))
         yield vectors
+
+    def _backups_checks_audit(self, now: datetime) -> Iterator[Metric]:
+        """The last successful backup, the last consistency check's findings, the last audit verification."""
+        with self.store.db.read() as s:
+            backup = s.execute(
+                select(BackupRun.finished_at, BackupRun.size_bytes)
+                .where(BackupRun.action == "backup", BackupRun.state == RunState.COMPLETE)
+                .order_by(BackupRun.id.desc())
+                .limit(1)
+            ).first()
+            check = s.execute(
+                select(ConsistencyReport.finished_at, ConsistencyReport.counts)
+                .where(ConsistencyReport.state == RunState.COMPLETE)
+                .order_by(ConsistencyReport.id.desc())
+                .limit(1)
+            ).first()
+        finished = _utc(backup[0]) if backup is not None else None
+        yield _gauge(
+            "ragstore_backup_last_success_timestamp_seconds",
+            "When the last successful backup finished (Unix time; 0: never)",
+            finished.timestamp() if finished is not None else 0.0,
+        )
+        yield _gauge(
+            "ragstore_backup_last_success_age_seconds",
+            "Seconds since the last successful backup finished (+Inf: never)",
+            (now - finished).total_seconds() if finished is not None else math.inf,
+        )
+        yield _gauge(
+            "ragstore_backup_last_size_bytes",
+            "Size of the last successful backup",
+            float(backup[1] or 0) if backup is not None else 0.0,
+        )
+        problems = GaugeMetricFamily(
+            "ragstore_consistency_problems",
+            "What the last completed consistency check found, by kind (0 for every kind it found none of)",
+            labels=["kind"],
+        )
+        for kind in KINDS:
+            counts = check[1] if check is not None else {}
+            problems.add_metric([kind], float(counts.get(kind, 0)))
+        yield problems
+        checked = _utc(check[0]) if check is not None else None
+        yield _gauge(
+            "ragstore_consistency_last_check_timestamp_seconds",
+            "When the last completed consistency check finished (Unix time; 0: never)",
+            checked.timestamp() if checked is not None else 0.0,
+        )
+        audit = read_state(self.store.db, AUDIT_VERIFIED_KEY) or {}
+        at = datetime.fromisoformat(audit["at"]) if "at" in audit else None
+        yield _gauge(
+            "ragstore_audit_last_verified_timestamp_seconds",
+            "When the audit log was last verified (Unix time; 0: never)",
+            at.timestamp() if at is not None else 0.0,
+        )
+        yield _gauge(
+            "ragstore_audit_chain_ok",
+            "Whether the last verification of the audit log found it whole (1), broken (0), or none ran (-1)",
+            (1.0 if audit["ok"] else 0.0) if "ok" in audit else -1.0,
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite returns a stored UTC time without its zone."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import inspect, make_url, select
 
 from ragstore.config import Settings
 from ragstore.db.security_models import AuditLog
+from ragstore.db.state import AUDIT_VERIFIED_KEY, write_state
 from ragstore.errors import InvalidInput
 from ragstore.schemas.audit import AuditCheckpointInfo, AuditEntryInfo, AuditVerification
 from ragstore.security.audit import AuditTrail, Outcome, _utc
@@ -63,6 +64,9 @@ class AuditService:
                 result.problem,
                 result.reason,
             )
+        # When and how the log last verified, for every process (GET /metrics, the alerts that watch it).
+        verdict = {"at": self.audit_trail.clock.now().astimezone(UTC).isoformat(), "ok": result.ok}
+        write_state(self.audit_trail.db, AUDIT_VERIFIED_KEY, verdict)
         return result
 
     def list(

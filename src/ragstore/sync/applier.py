@@ -33,6 +33,7 @@ from ragstore.db.engine import Database
 from ragstore.sync.leases import OutboxLeases
 from ragstore.sync.operations import ApplyStats, Operations, OutboxOp, finish_operation
 from ragstore.sync.replica import Progress, RecoveryReport, Replica
+from ragstore.telemetry import INGEST_STAGE_DURATION
 from ragstore.vectors.base import VectorIndex, VectorRecord
 
 __all__ = ["ApplyStats", "OutboxApplier", "OutboxOp", "RecoveryReport"]
@@ -175,7 +176,8 @@ class OutboxApplier:
                 owner = self.owner
                 log.debug("applying sync operation %d (%s) as %s", op.id, op.kind, owner)
                 try:
-                    self.operations.effect(op, replay=False)
+                    with INGEST_STAGE_DURATION.labels("index").time():
+                        self.operations.effect(op, replay=False)
                 except Exception as exc:
                     dead = self.operations.record_failure(op, exc, owner)
                     stats.failed += 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ragstore.telemetry import INGEST_STAGE_DURATION
 from ragstore.text.document import LoadedDocument
 from ragstore.text.formats.compressed import gunzip
 from ragstore.text.formats.gettext import load_po
@@ -142,6 +143,20 @@ def load_bytes(
     is the store's shutdown event, which ends the work at the next checkpoint (Unavailable). `encoding`
     decodes a text format strictly with that encoding instead of detecting one.
     """
+    with INGEST_STAGE_DURATION.labels("load").time():
+        return _load_bytes(data, name, max_bytes, content_type, limits, clock, stopping, encoding)
+
+
+def _load_bytes(
+    data: bytes,
+    name: str,
+    max_bytes: int,
+    content_type: str | None,
+    limits: LoadLimits,
+    clock: Clock,
+    stopping: threading.Event | None,
+    encoding: str | None,
+) -> list[LoadedDocument]:
     _, mime = mime_for(name, content_type)
     if len(data) > max_bytes:
         raise _too_large(name, len(data), max_bytes)
