@@ -14,7 +14,15 @@ from conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
 # Variables the compose file itself consumes (secrets of the other services, the worker count).
-COMPOSE_ONLY = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"}
+COMPOSE_ONLY = {
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+    "PROMETHEUS_PORT",
+    "GRAFANA_PORT",
+}
 
 
 def test_compose_file_is_valid_against_the_compose_specification() -> None:

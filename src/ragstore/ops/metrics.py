@@ -20,16 +20,18 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shutil
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ragstore import __version__
 from ragstore.consistency.kinds import KINDS
@@ -113,6 +115,7 @@ class StoreCollector(Collector):
             queue.add_metric([str(state)], float(count))
         yield queue
         yield from self._backups_checks_audit(now)
+        yield from self._resources()
         vectors = GaugeMetricFamily(
             "ragstore_vectors", "Vectors held by the vector index, by backend", labels=["backend"]
         )
@@ -181,6 +184,29 @@ class StoreCollector(Collector):
             "Whether the last verification of the audit log found it whole (1), broken (0), or none ran (-1)",
             (1.0 if audit["ok"] else 0.0) if "ok" in audit else -1.0,
         )
+
+    def _resources(self) -> Iterator[Metric]:
+        """Redis as this process sees it, the disk under the data directory, and the database's size."""
+        cache = self.store.components.cache.status()
+        yield _gauge(
+            "ragstore_redis_degraded",
+            "1 while the configured Redis fails (caches, limits and events fall back to this process), else 0",
+            0.0 if cache["status"] == "ok" else 1.0,
+        )
+        data_dir = self.store.settings.data_dir
+        if data_dir.exists():
+            usage = shutil.disk_usage(data_dir)
+            yield _gauge("ragstore_data_dir_free_bytes", "Free space on the data directory's file system", usage.free)
+            yield _gauge("ragstore_data_dir_size_bytes", "Size of the data directory's file system", usage.total)
+        yield _gauge("ragstore_database_size_bytes", "Size of the database (SQLite: its files)", self._database_size())
+
+    def _database_size(self) -> float:
+        db = self.store.db
+        if db.is_sqlite:
+            path = Path(db.engine.url.database or "")
+            return float(sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()))
+        with db.read() as s:
+            return float(s.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
