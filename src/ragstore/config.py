@@ -179,6 +179,9 @@ class Settings(BaseSettings):
 
     # consistency checker: a daily run in the server (a crontab line; empty turns it off, e.g. for cron users)
     check_schedule: str = Field("30 4 * * *", validation_alias=_env("RAGSTORE_CHECK_SCHEDULE"))
+    # health history (issue #20): a snapshot of every component in system_health (a crontab line; empty: off)
+    health_snapshot_schedule: str = Field("* * * * *", validation_alias=_env("RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE"))
+    health_retention_days: int = Field(14, ge=1, le=3650, validation_alias=_env("RAGSTORE_HEALTH_RETENTION_DAYS"))
     check_repair: bool = Field(True, validation_alias=_env("RAGSTORE_CHECK_REPAIR"))
     check_stuck_after_s: float = Field(
         900.0, gt=0, le=30 * 86_400, validation_alias=_env("RAGSTORE_CHECK_STUCK_AFTER_S")
@@ -313,6 +316,7 @@ class Settings(BaseSettings):
             raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
         for variable, line in (
             ("RAGSTORE_CHECK_SCHEDULE", self.check_schedule),
+            ("RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE", self.health_snapshot_schedule),
             ("RAGSTORE_BACKUP_SCHEDULE_FULL", self.backup_schedule_full),
             ("RAGSTORE_BACKUP_SCHEDULE_INCREMENTAL", self.backup_schedule_incremental),
             ("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE", self.audit_checkpoint_schedule),

@@ -278,7 +278,7 @@ def build(
         ),
         backups=BackupService(manager=c.backup_manager, restore=restore),
         jobs=JobService(queue=c.jobs, bus=bus),
-        ops=_wired(OpsService, c),
+        ops=_wired(OpsService, c, clock=clock),
         usage=_wired(UsageService, c, clock=clock, retain_days=settings.usage_retain_days),
         secrets=SecretVault(settings, db, c.audit_trail, clock=clock),
         users=UserService(db=db, settings=settings, audit_trail=c.audit_trail, clock=clock),

@@ -94,6 +94,7 @@ def create_app(
             chat_purge_schedule=CHAT_PURGE_SCHEDULE,
             audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
             cache_sample_minutes=CACHE_SAMPLE_MINUTES,
+            health_snapshot_schedule=configured.health_snapshot_schedule,
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule

@@ -28,6 +28,7 @@ from ragstore.cli import (
     db,
     documents,
     dr,
+    health,
     index,
     ingest,
     jobs,
@@ -71,6 +72,7 @@ app.command("ingest")(ingest.ingest)
 app.command("search")(search.search)
 app.command("analytics")(search.analytics)
 app.command("usage")(usage.usage)
+app.command("health")(health.health)
 app.add_typer(collections.app, name="collections")
 app.add_typer(documents.app, name="documents")
 app.add_typer(config.app, name="config")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from ragstore.db.engine import Database
 
-__all__ = ["DatabaseStats", "IndexStats", "TableStats", "database_stats"]
+__all__ = ["DatabaseStats", "IndexStats", "TableStats", "database_size", "database_stats"]
 
 
 @dataclass(frozen=True)
@@ -169,3 +169,12 @@ def _shadow_of(name: str, virtual: dict[str, str]) -> str | None:
 def _checked_out(db: Database) -> int:
     checkedout = getattr(db.engine.pool, "checkedout", None)
     return int(checkedout()) if callable(checkedout) else 0
+
+
+def database_size(db: Database) -> int:
+    """The database's size in bytes (SQLite: its file and WAL), cheaply: for metrics and health snapshots."""
+    if db.is_sqlite:
+        path = Path(db.engine.url.database or "")
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    with db.read() as s:
+        return int(s.scalar(text("SELECT pg_database_size(current_database())")) or 0)

@@ -7,25 +7,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
 from ragstore.analytics.recorder import QueryRecorder
 from ragstore.cache.bus import EventBus
 from ragstore.cache.layers import CacheLayers
+from ragstore.clock import Clock
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.db.models import OpState
+from ragstore.db.stats import database_size
 from ragstore.embeddings.base import Embedder
+from ragstore.errors import InvalidInput
 from ragstore.lexical.base import LexicalIndex
 from ragstore.migrations import Migrator
+from ragstore.ops.history import MAX_HOURS, read_history, record_snapshot
 from ragstore.schemas import (
     CacheHealth,
     DatabaseHealth,
     EmbedderHealth,
     EventsHealth,
     HealthComponents,
+    HealthHistory,
     HealthReport,
+    HealthSnapshot,
     QueryLogHealth,
     RateLimiterHealth,
     ReplicaPosition,
@@ -60,6 +67,25 @@ class OpsService:
     recorder: QueryRecorder
     rate_limiter: RateLimiter
     usage_writer: UsageWriter
+    clock: Clock
+
+    def snapshot(self, due: datetime | None = None) -> HealthSnapshot | None:
+        """Record health now in `system_health` (ops/history.py); None when another process took this slot."""
+        return record_snapshot(
+            self.db,
+            self.clock,
+            self.health(),
+            database_bytes=database_size(self.db),
+            data_dir=self.settings.data_dir,
+            retention=timedelta(days=self.settings.health_retention_days),
+            due=due,
+        )
+
+    def history(self, hours: int = 24) -> HealthHistory:
+        """The snapshots of the last `hours` (1 to MAX_HOURS), oldest first."""
+        if not 1 <= hours <= MAX_HOURS:
+            raise InvalidInput(f"hours must be between 1 and {MAX_HOURS}, not {hours}")
+        return HealthHistory(hours=hours, snapshots=read_history(self.db, self.clock.now() - timedelta(hours=hours)))
 
     def health(self) -> HealthReport:
         """Liveness of each component; `status` is ok, degraded (serving, something behind) or down."""

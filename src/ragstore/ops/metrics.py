@@ -24,19 +24,19 @@ import shutil
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from ragstore import __version__
 from ragstore.consistency.kinds import KINDS
 from ragstore.db.models import BackupRun, Collection, ConsistencyReport, Job, OpState, RunState, SyncOperation
 from ragstore.db.state import AUDIT_VERIFIED_KEY, read_state
+from ragstore.db.stats import database_size
 from ragstore.sync.jobs import JobState
 from ragstore.telemetry import EVENTS, MULTIPROCESS_ENV, multiprocess
 
@@ -198,15 +198,11 @@ class StoreCollector(Collector):
             usage = shutil.disk_usage(data_dir)
             yield _gauge("ragstore_data_dir_free_bytes", "Free space on the data directory's file system", usage.free)
             yield _gauge("ragstore_data_dir_size_bytes", "Size of the data directory's file system", usage.total)
-        yield _gauge("ragstore_database_size_bytes", "Size of the database (SQLite: its files)", self._database_size())
-
-    def _database_size(self) -> float:
-        db = self.store.db
-        if db.is_sqlite:
-            path = Path(db.engine.url.database or "")
-            return float(sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()))
-        with db.read() as s:
-            return float(s.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+        yield _gauge(
+            "ragstore_database_size_bytes",
+            "Size of the database (SQLite: its files)",
+            float(database_size(self.store.db)),
+        )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         AuditCheckpointInfo,
         AuditVerification,
         BackupSummary,
+        HealthSnapshot,
         PurgeReport,
         UsageMaintenance,
     )
@@ -51,12 +52,14 @@ __all__ = [
     "CHAT_PURGE_JOB",
     "CHAT_PURGE_SCHEDULE",
     "CHECK_JOB",
+    "HEALTH_SNAPSHOT_JOB",
     "SESSION_CLEANUP_JOB",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
     "run_cache_sample",
     "run_chat_purge",
+    "run_health_snapshot",
     "run_scheduled_audit_verify",
     "run_scheduled_backup",
     "run_scheduled_check",
@@ -76,6 +79,7 @@ SESSION_CLEANUP_JOB = "session-cleanup"
 SESSION_CLEANUP_MINUTES = 60
 AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
 CHAT_PURGE_JOB = "chat-purge"
+HEALTH_SNAPSHOT_JOB = "health-snapshot"
 CHAT_PURGE_SCHEDULE = "43 3 * * *"  # daily, off the hour and apart from the usage job
 CACHE_SAMPLE_JOB = "cache-sample"  # issue 18: cache_metadata rows (records/stats.py CACHE_SAMPLE_MINUTES)
 
@@ -196,6 +200,15 @@ def run_chat_purge(store: RagStore) -> PurgeReport | None:
         return None
 
 
+def run_health_snapshot(store: RagStore) -> HealthSnapshot | None:
+    """This minute's health in `system_health` (ops/history.py); None when another process took the slot."""
+    try:
+        return store.ops.snapshot()
+    except Exception:
+        log.exception("the scheduled health snapshot failed")
+        return None
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -210,6 +223,7 @@ class MaintenanceScheduler:
         audit_checkpoint_schedule: str = "",
         chat_purge_schedule: str = "",  # the server passes CHAT_PURGE_SCHEDULE
         cache_sample_minutes: int = 0,  # the server passes CACHE_SAMPLE_MINUTES; 0: no sampling
+        health_snapshot_schedule: str = "",
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -265,6 +279,15 @@ class MaintenanceScheduler:
                 args=[store],
                 id=AUDIT_CHECKPOINT_JOB,
                 misfire_grace_time=600,
+            )
+
+        if health_snapshot_schedule.strip():
+            self.scheduler.add_job(
+                run_health_snapshot,
+                CronTrigger.from_crontab(health_snapshot_schedule),
+                args=[store],
+                id=HEALTH_SNAPSHOT_JOB,
+                misfire_grace_time=30,  # a late snapshot would stand for the wrong minute
             )
 
         if chat_purge_schedule.strip():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from ragstore.schemas.core import Model, UtcTime
 from ragstore.schemas.jobs import JobProgress
 
@@ -235,3 +237,27 @@ class JobInfo(Model):
     created_at: UtcTime | None
     collection: str | None = None  # the collection the job works on (its payload's), when it names one
     progress: JobProgress | None = None  # typed progress (ingest jobs); `result` keeps the handler's own keys
+
+
+class HealthSnapshot(Model):
+    """What health was at one moment (a row of `system_health`, taken on RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE)."""
+
+    taken_at: UtcTime
+    status: HealthStatus
+    components: dict[str, dict[str, Any]] = Field(description="Each component's status (and latency, if timed).")
+    database_latency_ms: float | None = None
+    outbox_pending: int
+    outbox_dead: int
+    jobs_queued: int
+    jobs_dead: int
+    database_bytes: int
+    disk_free_bytes: int | None = Field(None, description="Free space under the data directory.")
+    rss_bytes: int | None = Field(None, description="Resident memory of the process that took the snapshot.")
+    cache_hit_ratios: dict[str, float | None] = Field(
+        description="Per cache layer, hits over look-ups in the process that took it (None: no look-up yet)."
+    )
+
+
+class HealthHistory(Model):
+    hours: int
+    snapshots: list[HealthSnapshot] = Field(description="Oldest first.")

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from ragstore.api.deps import get_store
+from ragstore.api.errors import DOWN, INVALID, error_responses
 from ragstore.api.permissions import public, require
-from ragstore.schemas import DatabaseHealth, HealthReport
+from ragstore.ops.history import MAX_HOURS
+from ragstore.schemas import DatabaseHealth, HealthHistory, HealthReport
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
 
@@ -42,3 +44,22 @@ def database_health(store: RagStore = Depends(get_store)) -> JSONResponse:
     report = store.ops.database_health()
     body = report.model_dump(mode="json", exclude_none=True)
     return JSONResponse(body, status_code=200 if report.status == "ok" else 503)
+
+
+@router.get(
+    "/health/history",
+    dependencies=[Depends(require(Role.METRICS))],
+    summary="Health snapshots of the last hours (one a minute by default), oldest first",
+    response_model=HealthHistory,
+    responses=error_responses(
+        (401, "No API key or session, or one that proves nothing."),
+        (403, "The caller holds neither the metrics nor the admin role."),
+        INVALID,
+        DOWN,
+    ),
+)
+def health_history(
+    hours: int = Query(24, ge=1, le=MAX_HOURS, description="How far back, in hours."),
+    store: RagStore = Depends(get_store),
+) -> HealthHistory:
+    return store.ops.history(hours)

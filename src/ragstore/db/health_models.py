@@ -1,0 +1,35 @@
+"""`system_health`: a snapshot of every component each minute, so an operator can see what health was an
+hour ago, not only now (ops/history.py takes and reads them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ragstore.db.models import Base, BigId, JsonDoc
+
+__all__ = ["SystemHealth"]
+
+
+class SystemHealth(Base):
+    __tablename__ = "system_health"
+    __table_args__ = (Index("ix_system_health_taken_at", "taken_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # The schedule's slot ("2026-12-05T23:35"): unique, so of several processes the first to insert takes it.
+    slot: Mapped[str] = mapped_column(String(32), unique=True)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # ok, degraded or down
+    components: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # name -> {status, latency_ms?}
+    database_latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    outbox_pending: Mapped[int] = mapped_column(Integer, default=0)
+    outbox_dead: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_queued: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_dead: Mapped[int] = mapped_column(Integer, default=0)
+    database_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the process that took it
+    cache_hit_ratios: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # layer -> ratio (or None)
