@@ -116,6 +116,9 @@ def make_settings(tmp_path: Path, database_url: str | None) -> Callable[..., Set
         # allows); who may call what is proven by the authorization matrix, the fuzz runs with and without
         # keys and the live server, which run with RAGSTORE_AUTH=required (the default everywhere else).
         overrides.setdefault("auth", "off")
+        # No health snapshot at each minute's turn in a test's app (a test that wants one asks for it): a
+        # row appearing mid-test would be noise to the tests that compare stores (tests/test_health_history.py).
+        overrides.setdefault("health_snapshot_schedule", "")
         if database_url is not None:
             overrides.setdefault("database_url", database_url)
         return Settings(**overrides)
