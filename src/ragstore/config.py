@@ -182,6 +182,17 @@ class Settings(BaseSettings):
     # health history (issue #20): a snapshot of every component in system_health (a crontab line; empty: off)
     health_snapshot_schedule: str = Field("* * * * *", validation_alias=_env("RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE"))
     health_retention_days: int = Field(14, ge=1, le=3650, validation_alias=_env("RAGSTORE_HEALTH_RETENTION_DAYS"))
+    # alerts without Prometheus: a JSON message (Slack-compatible `text`) when something needs a person
+    alert_webhook_url: str = Field("", max_length=2000, validation_alias=_env("RAGSTORE_ALERT_WEBHOOK_URL"))
+    alert_disk_free_ratio: float = Field(0.1, ge=0, le=1, validation_alias=_env("RAGSTORE_ALERT_DISK_FREE_RATIO"))
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        if value.strip() and not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError("RAGSTORE_ALERT_WEBHOOK_URL must be an http:// or https:// URL, or empty")
+        return value.strip()
+
     check_repair: bool = Field(True, validation_alias=_env("RAGSTORE_CHECK_REPAIR"))
     check_stuck_after_s: float = Field(
         900.0, gt=0, le=30 * 86_400, validation_alias=_env("RAGSTORE_CHECK_STUCK_AFTER_S")

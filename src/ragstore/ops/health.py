@@ -5,8 +5,10 @@ Health reads only cheap in-process state and one `SELECT 1`, so a load balancer 
 
 from __future__ import annotations
 
+import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -23,6 +25,7 @@ from ragstore.embeddings.base import Embedder
 from ragstore.errors import InvalidInput
 from ragstore.lexical.base import LexicalIndex
 from ragstore.migrations import Migrator
+from ragstore.ops.alerts import AlertNotifier, Delivery, store_conditions
 from ragstore.ops.history import MAX_HOURS, read_history, record_snapshot
 from ragstore.schemas import (
     CacheHealth,
@@ -68,10 +71,12 @@ class OpsService:
     rate_limiter: RateLimiter
     usage_writer: UsageWriter
     clock: Clock
+    alert_sleep: Callable[[float], None] = field(default=time.sleep, init=False)  # between webhook retries
 
     def snapshot(self, due: datetime | None = None) -> HealthSnapshot | None:
-        """Record health now in `system_health` (ops/history.py); None when another process took this slot."""
-        return record_snapshot(
+        """Record health now in `system_health` (ops/history.py), then, with RAGSTORE_ALERT_WEBHOOK_URL, announce
+        what needs a person (ops/alerts.py). None when another process took this slot (and speaks for it)."""
+        taken = record_snapshot(
             self.db,
             self.clock,
             self.health(),
@@ -80,6 +85,21 @@ class OpsService:
             retention=timedelta(days=self.settings.health_retention_days),
             due=due,
         )
+        if taken is not None and self.settings.alert_webhook_url:
+            self.alert(taken)
+        return taken
+
+    def alert(self, snapshot: HealthSnapshot) -> list[Delivery]:
+        """Announce the conditions that began since the last call, and those that cleared."""
+        data_dir = self.settings.data_dir
+        conditions = store_conditions(
+            self.db,
+            snapshot,
+            disk_free_ratio=self.settings.alert_disk_free_ratio,
+            disk_size=shutil.disk_usage(data_dir).total if data_dir.exists() else None,
+        )
+        notifier = AlertNotifier(self.db, self.settings.alert_webhook_url, self.clock, sleep=self.alert_sleep)
+        return notifier.update(conditions)
 
     def history(self, hours: int = 24) -> HealthHistory:
         """The snapshots of the last `hours` (1 to MAX_HOURS), oldest first."""
