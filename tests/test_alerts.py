@@ -118,8 +118,7 @@ def test_a_message_is_retried_with_backoff_then_at_the_next_minute(
 
 
 def test_the_webhook_url_is_checked() -> None:
-    with pytest.raises(ValueError, match="RAGSTORE_ALERT_WEBHOOK_URL"):
+    with pytest.raises(ValueError, match="alert_webhook_url"):
         Settings(alert_webhook_url="hooks.example.org/x")
-    assert (
-        Settings(alert_webhook_url=" https://hooks.example.org/x ").alert_webhook_url == "https://hooks.example.org/x"
-    )
+    assert Settings(alert_webhook_url="https://hooks.example.org/x").alert_webhook_url == "https://hooks.example.org/x"
+    assert Settings().alert_webhook_url == ""  # off

@@ -214,6 +214,10 @@ class RagStore:
             c.vectors.close()
         if c.redis is not None:
             c.redis.close()
+        try:
+            self.db.flush_slow(self.clock.now())
+        except Exception:  # a database that went away must not stop the close; the counts are only lost
+            log.warning("the slow statements of this process could not be saved", exc_info=True)
         self.db.dispose()
 
     def __enter__(self) -> RagStore:

@@ -87,6 +87,47 @@ def db_stats(as_json: bool = JsonOpt) -> None:
     out.print("; ".join(facts))
 
 
+@app.command("slow")
+def db_slow(
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="At most this many statements."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Statements slower than RAGSTORE_SLOW_QUERY_MS by fingerprint (their values removed), most total time
+    first: how often, in all, on average and at most. A server adds its own each minute and when it stops."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from ragstore.db.engine import Database
+    from ragstore.db.slow import read_slow
+
+    with domain_errors():
+        db = Database(settings())
+        try:
+            with db.read() as s:
+                found = read_slow(s, limit)
+        finally:
+            db.dispose()
+    if as_json:
+        print_json([asdict(f) for f in found])
+        return
+    table = Table(title=f"slow statements ({len(found)})")
+    for column in ("statement", "count", "total ms", "mean ms", "max ms", "last seen"):
+        table.add_column(column, justify="left" if column in ("statement", "last seen") else "right")
+    for f in found:
+        table.add_row(
+            f.statement[:300],
+            f"{f.count:,}",
+            f"{f.total_ms:,.0f}",
+            f"{f.mean_ms:,.1f}",
+            f"{f.max_ms:,.1f}",
+            f.last_seen.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+    if not found:
+        out.print("none recorded: a server records statements slower than RAGSTORE_SLOW_QUERY_MS")
+
+
 def _size(value: int | None) -> str:
     if value is None:
         return "-"

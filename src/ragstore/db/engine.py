@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ragstore.config import Settings
 from ragstore.db.failures import classify, first_line, is_locked, is_transient
+from ragstore.db.slow import SlowStatementLog
 from ragstore.errors import Unavailable
 from ragstore.telemetry import DB_CONNECTIONS, DB_QUERY_DURATION, statement_kind
 
@@ -71,7 +73,7 @@ _first_line = first_line
 _is_locked = is_locked
 
 
-def _instrument(engine: Engine) -> None:
+def _instrument(engine: Engine, slow: SlowStatementLog) -> None:
     """Count every statement's duration and the connections checked out (telemetry.py, GET /metrics). The
     search path's raw SQLite reads (`raw_sqlite_rows`) bypass SQLAlchemy and are not counted here: the
     search duration covers them."""
@@ -86,7 +88,9 @@ def _instrument(engine: Engine) -> None:
     def _finished(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         started = conn.info.get("ragstore_started")
         if started:
-            DB_QUERY_DURATION.labels(dialect, statement_kind(statement)).observe(time.perf_counter() - started.pop())
+            seconds = time.perf_counter() - started.pop()
+            DB_QUERY_DURATION.labels(dialect, statement_kind(statement)).observe(seconds)
+            slow.note(statement, seconds)
 
     @event.listens_for(engine, "handle_error")
     def _failed(context: Any) -> None:
@@ -114,7 +118,9 @@ class Database:
             self.engine = self._sqlite_engine(settings)
         else:
             self.engine = self._postgres_engine(settings)
-        _instrument(self.engine)
+        # Statements slower than RAGSTORE_SLOW_QUERY_MS, kept by fingerprint until `flush_slow` (db/slow.py).
+        self.slow = SlowStatementLog(settings.slow_query_ms, self.engine.dialect.name)
+        _instrument(self.engine, self.slow)
         self._write_engine: Engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
@@ -269,6 +275,10 @@ class Database:
                 log.warning("%s; retrying the transaction in %.2fs (attempt %d)", _first_line(exc), delay, attempt)
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def flush_slow(self, now: datetime) -> int:
+        """Add this process's slow statements to `slow_statements` (db/slow.py); how many fingerprints."""
+        return self.write(lambda s: self.slow.flush(s, now))
 
     def dispose(self) -> None:
         with self._raw_lock:

@@ -1,17 +1,18 @@
-"""`system_health`: a snapshot of every component each minute, so an operator can see what health was an
-hour ago, not only now (ops/history.py takes and reads them)."""
+"""The operations tables: `system_health`, a snapshot of every component each minute, so an operator can see
+what health was an hour ago, not only now (ops/history.py); `slow_statements`, statements slower than
+RAGSTORE_SLOW_QUERY_MS by fingerprint (db/slow.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ragstore.db.models import Base, BigId, JsonDoc
 
-__all__ = ["SystemHealth"]
+__all__ = ["SlowStatement", "SystemHealth"]
 
 
 class SystemHealth(Base):
@@ -33,3 +34,18 @@ class SystemHealth(Base):
     disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     rss_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the process that took it
     cache_hit_ratios: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # layer -> ratio (or None)
+
+
+class SlowStatement(Base):
+    """A statement slower than RAGSTORE_SLOW_QUERY_MS, by fingerprint (its values removed: db/slow.py)."""
+
+    __tablename__ = "slow_statements"
+
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    statement: Mapped[str] = mapped_column(Text)
+    dialect: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    max_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))

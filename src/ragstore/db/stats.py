@@ -24,7 +24,7 @@ __all__ = ["DatabaseStats", "IndexStats", "TableStats", "database_size", "databa
 @dataclass(frozen=True)
 class TableStats:
     name: str
-    rows: int
+    rows: int  # SQLite: counted; PostgreSQL: the planner's estimate from the last ANALYZE (no table scan)
     bytes: int | None  # the table with its indexes and TOAST (PostgreSQL); its own pages (SQLite)
     dead_rows: int | None = None  # PostgreSQL: rows a vacuum has yet to reclaim
     bloat_ratio: float | None = None  # PostgreSQL: dead / (live + dead), the share a vacuum would reclaim
@@ -58,9 +58,10 @@ def database_stats(db: Database) -> DatabaseStats:
 
 
 _PG_TABLES = """
-SELECT t.relname, t.n_live_tup, t.n_dead_tup, t.seq_scan, t.idx_scan,
-       pg_total_relation_size(t.relid), greatest(t.last_vacuum, t.last_autovacuum)
-FROM pg_stat_user_tables t WHERE t.schemaname = current_schema() ORDER BY t.relname
+SELECT t.relname, CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE t.n_live_tup END, t.n_dead_tup,
+       t.seq_scan, t.idx_scan, pg_total_relation_size(t.relid), greatest(t.last_vacuum, t.last_autovacuum)
+FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
+WHERE t.schemaname = current_schema() ORDER BY t.relname
 """
 _PG_INDEXES = """
 SELECT i.indexrelname, i.relname, pg_relation_size(i.indexrelid), i.idx_scan

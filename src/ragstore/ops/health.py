@@ -75,7 +75,9 @@ class OpsService:
 
     def snapshot(self, due: datetime | None = None) -> HealthSnapshot | None:
         """Record health now in `system_health` (ops/history.py), then, with RAGSTORE_ALERT_WEBHOOK_URL, announce
-        what needs a person (ops/alerts.py). None when another process took this slot (and speaks for it)."""
+        what needs a person (ops/alerts.py). None when another process took this slot (and speaks for it).
+        Every process also adds its slow statements of the last minute to `slow_statements` (db/slow.py)."""
+        self.db.flush_slow(self.clock.now())
         taken = record_snapshot(
             self.db,
             self.clock,

@@ -1,11 +1,12 @@
-"""system_health: a snapshot of every component each minute (issue #20)
+"""system_health: a snapshot of every component each minute; slow_statements by fingerprint (issue #20)
 
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-05 23:40:00
 
 One row per schedule slot (unique), taken by whichever process inserts it first; rows older than
-RAGSTORE_HEALTH_RETENTION_DAYS are deleted as new ones come (ops/history.py).
+RAGSTORE_HEALTH_RETENTION_DAYS are deleted as new ones come (ops/history.py). `slow_statements` holds
+statements slower than RAGSTORE_SLOW_QUERY_MS by fingerprint, their values removed (db/slow.py).
 """
 
 from __future__ import annotations
@@ -53,8 +54,21 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_system_health_taken_at", "system_health", ["taken_at"])
+    op.create_table(
+        "slow_statements",
+        sa.Column("fingerprint", sa.String(length=32), nullable=False),
+        sa.Column("statement", sa.Text(), nullable=False),
+        sa.Column("dialect", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("total_ms", sa.Float(), nullable=False),
+        sa.Column("max_ms", sa.Float(), nullable=False),
+        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("fingerprint", name=op.f("pk_slow_statements")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("slow_statements")
     op.drop_index("ix_system_health_taken_at", table_name="system_health")
     op.drop_table("system_health")
