@@ -277,7 +277,10 @@ class Database:
         raise AssertionError("unreachable")
 
     def flush_slow(self, now: datetime) -> int:
-        """Add this process's slow statements to `slow_statements` (db/slow.py); how many fingerprints."""
+        """Add this process's slow statements to `slow_statements` (db/slow.py); how many fingerprints. No
+        transaction when there are none (a store closing on a busy or read-only database must not wait)."""
+        if not self.slow.pending():
+            return 0
         return self.write(lambda s: self.slow.flush(s, now))
 
     def dispose(self) -> None:

@@ -85,6 +85,10 @@ class SlowStatementLog:
             entry.total_ms += ms
             entry.max_ms = max(entry.max_ms, ms)
 
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
     def flush(self, s: Session, now: datetime) -> int:
         """Add what was kept to `slow_statements` in the caller's transaction; how many fingerprints."""
         with self._lock:
