@@ -184,6 +184,8 @@ class Settings(BaseSettings):
     # health history (issue #20): a snapshot of every component in system_health (a crontab line; empty: off)
     health_snapshot_schedule: str = Field("* * * * *", validation_alias=_env("RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE"))
     health_retention_days: int = Field(14, ge=1, le=3650, validation_alias=_env("RAGSTORE_HEALTH_RETENTION_DAYS"))
+    cleanup_schedule: str = Field("17 2 * * *", validation_alias=_env("RAGSTORE_CLEANUP_SCHEDULE"))  # maintenance
+    optimize_schedule: str = Field("37 3 * * 0", validation_alias=_env("RAGSTORE_OPTIMIZE_SCHEDULE"))  # weekly
     # alerts without Prometheus: a JSON message (Slack-compatible `text`) when something needs a person
     alert_webhook_url: str = Field(
         "", max_length=2000, pattern=r"^(https?://[^/\s]+\S*)?$", validation_alias=_env("RAGSTORE_ALERT_WEBHOOK_URL")
@@ -325,6 +327,8 @@ class Settings(BaseSettings):
         for variable, line in (
             ("RAGSTORE_CHECK_SCHEDULE", self.check_schedule),
             ("RAGSTORE_HEALTH_SNAPSHOT_SCHEDULE", self.health_snapshot_schedule),
+            ("RAGSTORE_CLEANUP_SCHEDULE", self.cleanup_schedule),
+            ("RAGSTORE_OPTIMIZE_SCHEDULE", self.optimize_schedule),
             ("RAGSTORE_BACKUP_SCHEDULE_FULL", self.backup_schedule_full),
             ("RAGSTORE_BACKUP_SCHEDULE_INCREMENTAL", self.backup_schedule_incremental),
             ("RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE", self.audit_checkpoint_schedule),

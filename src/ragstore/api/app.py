@@ -95,6 +95,7 @@ def create_app(
             audit_checkpoint_schedule=configured.audit_checkpoint_schedule,
             cache_sample_minutes=CACHE_SAMPLE_MINUTES,
             health_snapshot_schedule=configured.health_snapshot_schedule,
+            maintenance_schedules={"cleanup": configured.cleanup_schedule, "optimize": configured.optimize_schedule},
         )
         if owned:
             maintenance.start()  # a store handed in (tests, embedding) keeps its own schedule

@@ -34,6 +34,7 @@ from ragstore.cli import (
     jobs,
     keys,
     lifecycle,
+    maintenance,
     migrate,
     records,
     search,
@@ -80,6 +81,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(index.app, name="index")
 app.add_typer(check.app, name="check")
 app.add_typer(db.app, name="db")
+app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(backup.app, name="backup")
 app.add_typer(dr.app, name="dr")

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ragstore.db.models import Base, BigId, JsonDoc
+from ragstore.db.models import Base, BigId, JsonDoc, RunRecord
 
-__all__ = ["SlowStatement", "SystemHealth"]
+__all__ = ["MaintenanceRun", "SlowStatement", "SystemHealth"]
 
 
 class SystemHealth(Base):
@@ -49,3 +49,13 @@ class SlowStatement(Base):
     max_ms: Mapped[float] = mapped_column(Float, default=0.0)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MaintenanceRun(RunRecord, Base):
+    """One run of `ragstore maintenance optimize` or `cleanup` (runtime/maintenance.py): what each step did."""
+
+    __tablename__ = "maintenance_runs"
+    __table_args__ = (Index("ix_maintenance_runs_started_at", "started_at"), {"sqlite_autoincrement": True})
+
+    action: Mapped[str] = mapped_column(String(16))  # optimize or cleanup
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -31,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ragstore.errors import Conflict
+from ragstore.runtime.maintenance import Action, MaintenanceResult, run_maintenance
 from ragstore.security.context import acting_as
 from ragstore.security.principal import Principal
 
@@ -53,6 +54,7 @@ __all__ = [
     "CHAT_PURGE_SCHEDULE",
     "CHECK_JOB",
     "HEALTH_SNAPSHOT_JOB",
+    "MAINTENANCE_JOBS",
     "SESSION_CLEANUP_JOB",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
@@ -64,6 +66,7 @@ __all__ = [
     "run_scheduled_backup",
     "run_scheduled_check",
     "run_scheduled_checkpoint",
+    "run_scheduled_maintenance",
     "run_session_cleanup",
     "run_usage_maintenance",
 ]
@@ -80,6 +83,7 @@ SESSION_CLEANUP_MINUTES = 60
 AUDIT_CHECKPOINT_JOB = "audit-checkpoint"
 CHAT_PURGE_JOB = "chat-purge"
 HEALTH_SNAPSHOT_JOB = "health-snapshot"
+MAINTENANCE_JOBS: dict[Action, str] = {"cleanup": "maintenance-cleanup", "optimize": "maintenance-optimize"}
 CHAT_PURGE_SCHEDULE = "43 3 * * *"  # daily, off the hour and apart from the usage job
 CACHE_SAMPLE_JOB = "cache-sample"  # issue 18: cache_metadata rows (records/stats.py CACHE_SAMPLE_MINUTES)
 
@@ -209,6 +213,16 @@ def run_health_snapshot(store: RagStore) -> HealthSnapshot | None:
         return None
 
 
+def run_scheduled_maintenance(store: RagStore, action: Action) -> MaintenanceResult | None:
+    """A scheduled optimize or cleanup (runtime/maintenance.py), by the one process that takes the slot."""
+    slot = f"{action}:{store.clock.now():%Y-%m-%dT%H:%M}"
+    try:
+        return run_maintenance(store, action, trigger="schedule", slot=slot)
+    except Exception:
+        log.exception("the scheduled maintenance %s failed", action)
+        return None
+
+
 class MaintenanceScheduler:
     def __init__(
         self,
@@ -224,6 +238,7 @@ class MaintenanceScheduler:
         chat_purge_schedule: str = "",  # the server passes CHAT_PURGE_SCHEDULE
         cache_sample_minutes: int = 0,  # the server passes CACHE_SAMPLE_MINUTES; 0: no sampling
         health_snapshot_schedule: str = "",
+        maintenance_schedules: dict[Action, str] | None = None,  # cleanup and optimize, crontab lines
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -280,6 +295,16 @@ class MaintenanceScheduler:
                 id=AUDIT_CHECKPOINT_JOB,
                 misfire_grace_time=600,
             )
+
+        for action, line in (maintenance_schedules or {}).items():
+            if line.strip():
+                self.scheduler.add_job(
+                    run_scheduled_maintenance,
+                    CronTrigger.from_crontab(line),
+                    args=[store, action],
+                    id=MAINTENANCE_JOBS[action],
+                    misfire_grace_time=3600,
+                )
 
         if health_snapshot_schedule.strip():
             self.scheduler.add_job(

@@ -1,4 +1,4 @@
-"""system_health: a snapshot of every component each minute; slow_statements by fingerprint (issue #20)
+"""system_health, slow_statements and maintenance_runs: the operations tables of issue #20
 
 Revision ID: 0014
 Revises: 0013
@@ -7,6 +7,7 @@ Create Date: 2026-12-05 23:40:00
 One row per schedule slot (unique), taken by whichever process inserts it first; rows older than
 RAGSTORE_HEALTH_RETENTION_DAYS are deleted as new ones come (ops/history.py). `slow_statements` holds
 statements slower than RAGSTORE_SLOW_QUERY_MS by fingerprint, their values removed (db/slow.py).
+`maintenance_runs` is the run ledger of `ragstore maintenance optimize|cleanup` (runtime/maintenance.py).
 """
 
 from __future__ import annotations
@@ -67,8 +68,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("fingerprint", name=op.f("pk_slow_statements")),
     )
 
+    op.create_table(
+        "maintenance_runs",
+        sa.Column("id", _id(), nullable=False),
+        sa.Column("slot", sa.String(64), nullable=True),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("dry_run", sa.Boolean(), nullable=False),
+        sa.Column("trigger", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("duration_ms", sa.Float(), nullable=True),
+        sa.Column("details", _json(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_runs")),
+        sa.UniqueConstraint("slot", name=op.f("uq_maintenance_runs_slot")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_maintenance_runs_started_at", "maintenance_runs", ["started_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_maintenance_runs_started_at", table_name="maintenance_runs")
+    op.drop_table("maintenance_runs")
     op.drop_table("slow_statements")
     op.drop_index("ix_system_health_taken_at", table_name="system_health")
     op.drop_table("system_health")

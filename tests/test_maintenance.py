@@ -1,0 +1,98 @@
+"""`ragstore maintenance optimize|cleanup` (issue #20): what each step does on SQLite and PostgreSQL, the dry
+run that changes nothing, the run ledger and the audit record, the schedules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from ragstore.cli import app
+from ragstore.clock import ManualClock
+from ragstore.config import Settings
+from ragstore.db.health_models import MaintenanceRun, SystemHealth
+from ragstore.db.models import Job
+from ragstore.db.security_models import AuditLog
+from ragstore.runtime.maintenance import run_maintenance
+from ragstore.runtime.scheduler import MAINTENANCE_JOBS, MaintenanceScheduler, run_scheduled_maintenance
+from ragstore.service import RagStore
+
+
+def count(store: RagStore, model: Any, *where: Any) -> int:
+    with store.db.read() as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_cleanup_counts_in_a_dry_run_then_removes(make_settings: Callable[..., Settings], embedder: Any) -> None:
+    clock = ManualClock()
+    with RagStore.open(make_settings(companion_model="none"), embedder=embedder, clock=clock) as store:
+        assert store.ops.snapshot() is not None
+        old = clock.now() - timedelta(days=40)
+
+        def dead_job(s: Any) -> None:
+            s.add(Job(kind="ingest_documents", state="dead", created_at=old, updated_at=old, run_after=old))
+            s.add(Job(kind="ingest_documents", state="dead"))  # recent: kept for a person to read
+
+        store.db.write(dead_job)
+        clock.advance(15 * 86400)  # the snapshot is now past the 14 days of health retention
+        dry = run_maintenance(store, "cleanup", dry_run=True)
+        assert dry is not None and dry.dry_run
+        steps = {s.name: s.count for s in dry.steps}
+        assert steps["health_rows"] == 1 and steps["dead_jobs"] == 1
+        assert count(store, SystemHealth) == 1 and count(store, Job) == 2  # nothing changed
+        done = run_maintenance(store, "cleanup")
+        assert done is not None
+        steps = {s.name: s.count for s in done.steps}
+        assert steps["health_rows"] == 1 and steps["dead_jobs"] == 1
+        assert count(store, SystemHealth) == 0 and count(store, Job) == 1
+        runs = count(store, MaintenanceRun, MaintenanceRun.action == "cleanup", MaintenanceRun.state == "complete")
+        assert runs == 2
+        assert count(store, AuditLog, AuditLog.action == "maintenance.cleanup") == 2
+
+
+def test_optimize_runs_each_step_of_the_dialect(store: RagStore) -> None:
+    store.collections.create("kb", embedding_model="synthetic", dimension=4)
+    store.documents.add("kb", [{"text": "x", "chunks": [{"text": "x", "vector": [1.0, 0, 0, 0]}]}])
+    dry = run_maintenance(store, "optimize", dry_run=True)
+    done = run_maintenance(store, "optimize")
+    assert dry is not None and done is not None
+    names = [s.name for s in done.steps]
+    assert names == [s.name for s in dry.steps]
+    steps = {s.name: s for s in done.steps}
+    if store.db.is_sqlite:
+        assert names[:5] == ["analyze", "optimize", "fts_optimize", "incremental_vacuum", "wal_checkpoint"]
+        assert steps["fts_optimize"].count == 2  # the chunks' and the messages' full-text indexes
+    else:
+        assert names[:2] == ["vacuum_analyze", "reindex"]
+        assert steps["vacuum_analyze"].count and steps["vacuum_analyze"].count >= 30
+    with store.db.read() as s:
+        details = s.scalar(select(MaintenanceRun.details).where(MaintenanceRun.id == done.run_id))
+    assert [d["name"] for d in details["steps"]] == names
+    assert count(store, AuditLog, AuditLog.action == "maintenance.optimize") == 2
+
+
+def test_the_cli_and_the_schedules(
+    store: RagStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None
+) -> None:
+    monkeypatch.setenv("RAGSTORE_DATA_DIR", str(store.settings.data_dir))
+    if database_url is not None:
+        monkeypatch.setenv("DATABASE_URL", store.settings.database_url or "")
+    shown = CliRunner().invoke(app, ["maintenance", "cleanup", "--dry-run", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["dry_run"] is True
+    table = CliRunner().invoke(app, ["maintenance", "optimize"])
+    assert table.exit_code == 0 and "maintenance optimize" in table.output
+    scheduler = MaintenanceScheduler(
+        store, check_schedule="", check_repair=False, maintenance_schedules={"cleanup": "17 2 * * *", "optimize": ""}
+    )
+    assert MAINTENANCE_JOBS["cleanup"] in scheduler.jobs and MAINTENANCE_JOBS["optimize"] not in scheduler.jobs
+    assert run_scheduled_maintenance(store, "cleanup") is not None
+    # One slot, taken twice (two processes' schedules firing at once): it runs once.
+    assert run_maintenance(store, "cleanup", trigger="schedule", slot="cleanup:2026-12-06T02:17") is not None
+    assert run_maintenance(store, "cleanup", trigger="schedule", slot="cleanup:2026-12-06T02:17") is None
