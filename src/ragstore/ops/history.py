@@ -27,7 +27,7 @@ from ragstore.db.models import Job, OpState, SyncOperation
 from ragstore.schemas import HealthReport, HealthSnapshot
 from ragstore.sync.jobs import JobState
 
-__all__ = ["MAX_HOURS", "prune_history", "read_history", "record_snapshot", "slot_of"]
+__all__ = ["MAX_HOURS", "prune_history", "queue_counts", "read_history", "record_snapshot", "slot_of"]
 
 MAX_HOURS = 24 * 31  # the longest window a history request may ask for
 
@@ -51,8 +51,7 @@ def record_snapshot(
     older than `retention`. `due`: the slot the schedule fired for (default: now)."""
     now = clock.now()
     with db.read() as s:
-        outbox = {state: n for state, n in s.execute(_by_state(SyncOperation.state))}
-        jobs = {state: n for state, n in s.execute(_by_state(Job.state))}
+        outbox, jobs = queue_counts(s)
     body = report.to_json()["components"]
     components: dict[str, dict[str, Any]] = {
         name: {k: part[k] for k in ("status", "latency_ms") if part.get(k) is not None} for name, part in body.items()
@@ -100,8 +99,13 @@ def prune_history(db: Database, before: datetime) -> int:
     return db.write(unit)
 
 
-def _by_state(column: Any) -> Any:
-    return select(column, func.count()).group_by(column)
+def queue_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Outbox operations and jobs by state (the snapshot and GET /metrics both report them)."""
+
+    def by_state(column: Any) -> dict[str, int]:
+        return {str(state): int(n) for state, n in s.execute(select(column, func.count()).group_by(column))}
+
+    return by_state(SyncOperation.state), by_state(Job.state)
 
 
 def _ratio(counts: dict[str, Any]) -> float | None:

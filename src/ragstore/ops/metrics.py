@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -34,9 +34,10 @@ from sqlalchemy import func, select
 
 from ragstore import __version__
 from ragstore.consistency.kinds import KINDS
-from ragstore.db.models import BackupRun, Collection, ConsistencyReport, Job, OpState, RunState, SyncOperation
+from ragstore.db.models import BackupRun, Collection, ConsistencyReport, OpState, RunState, SyncOperation
 from ragstore.db.state import AUDIT_VERIFIED_KEY, read_state
 from ragstore.db.stats import database_size
+from ragstore.ops.history import queue_counts
 from ragstore.sync.jobs import JobState
 from ragstore.telemetry import EVENTS, MULTIPROCESS_ENV, multiprocess
 
@@ -63,10 +64,6 @@ def exposition(store: RagStore) -> bytes:
     return generate_latest(events) + generate_latest(state)
 
 
-def _counts_by(column: Any) -> Any:
-    return select(column, func.count()).group_by(column)
-
-
 class StoreCollector(Collector):
     """The store's state, read at scrape time (a few indexed counts)."""
 
@@ -87,9 +84,8 @@ class StoreCollector(Collector):
         yield info
         now = store.clock.now()
         with store.db.read() as s:
-            outbox = {state: count for state, count in s.execute(_counts_by(SyncOperation.state))}
+            outbox, jobs = queue_counts(s)
             oldest = s.scalar(select(func.min(SyncOperation.created_at)).where(SyncOperation.state == OpState.PENDING))
-            jobs = {state: count for state, count in s.execute(_counts_by(Job.state))}
             collection_ids = list(s.scalars(select(Collection.id)))
         pending = GaugeMetricFamily(
             "ragstore_outbox_pending_operations", "Outbox operations the vector index has not applied yet"
