@@ -185,3 +185,21 @@ def test_serve_workers_2_sums_both_processes(settings: Settings, tmp_path: Path)
                 samples = scrape(fresh)
             assert total(samples, "ragstore_search_duration_seconds_count", mode="dense") == searches
             assert total(samples, "ragstore_http_request_duration_seconds_count", route="/health") >= searches
+
+
+def test_serve_prepares_a_folder_of_its_own_and_removes_those_of_dead_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import tempfile
+
+    from ragstore.cli.metrics_dir import MULTIPROCESS_ENV, PREFIX, prepare_multiprocess_dir
+
+    monkeypatch.delenv(MULTIPROCESS_ENV, raising=False)
+    dead = Path(tempfile.mkdtemp(prefix=f"{PREFIX}999999999-"))  # no process has this id
+    living = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    try:
+        mine = prepare_multiprocess_dir()
+        assert mine.is_dir() and not any(mine.iterdir()) and os.environ[MULTIPROCESS_ENV] == str(mine)
+        assert not dead.exists() and living.exists()
+    finally:
+        for folder in (living, mine):
+            folder.rmdir()
