@@ -19,10 +19,11 @@ PREFIX = "ragstore-metrics-"
 
 def prepare_multiprocess_dir() -> Path:
     """A new, empty folder for this run's metric files, set in the environment for the server's processes
-    (which import prometheus-client after this); `serve` removes it when it stops. One folder per run: two
-    servers on one data directory must not add up each other's counts, nor a run count the one before it.
-    It lies in the temporary directory, not the data directory, which may be read-only on PostgreSQL. The
-    folders of runs whose process is gone (killed, so it could not remove its own) are removed first."""
+    (which import prometheus-client after this). One folder per run: two servers on one data directory must
+    not add up each other's counts, nor a run count the one before it. It lies in the temporary directory,
+    not the data directory, which may be read-only on PostgreSQL. `serve` removes it when it returns; uvicorn
+    ends a process stopped by a signal with that signal, so the folders of runs whose process is gone are
+    removed here, by the next run."""
     for old in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
         pid = old.name[len(PREFIX) :].split("-", 1)[0]
         if old.is_dir() and pid.isdigit() and not _alive(int(pid)):
