@@ -12,6 +12,7 @@ the next minute. The body has a `text` field, so a Slack (or compatible) incomin
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class AlertNotifier:
     def update(self, conditions: dict[str, str]) -> list[Delivery]:
         """Announce conditions not yet announced and those that cleared; keep what was announced."""
         known: dict[str, Any] = read_state(self.db, ALERTS_KEY) or {}
+        before = json.dumps(known, sort_keys=True)
         now = self.clock.now().isoformat()
         deliveries: list[Delivery] = []
         for name, message in sorted(conditions.items()):
@@ -125,7 +127,8 @@ class AlertNotifier:
                 if not sent.delivered:
                     continue  # keep it: the clearing is announced next time
             del known[name]
-        write_state(self.db, ALERTS_KEY, known or None)
+        if json.dumps(known, sort_keys=True) != before:  # most minutes nothing changes: no write
+            write_state(self.db, ALERTS_KEY, known or None)
         return deliveries
 
     def _send(self, name: str, status: str, message: str, since: str) -> Delivery:
