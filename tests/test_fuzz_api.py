@@ -15,6 +15,7 @@ none a 5xx, and those runs must leave the stored collections, documents and chun
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -111,7 +112,7 @@ def test_every_operation_keeps_its_contract_with_a_read_key(
     case: schemathesis.Case, served: LiveServer, read_key: str, stored_before: dict[str, int]
 ) -> None:
     COUNTS["read key"] += 1
-    case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers={"X-API-Key": read_key})
+    http_valid(case).call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers={"X-API-Key": read_key})
 
 
 @SCHEMA.parametrize()
@@ -122,7 +123,7 @@ def test_every_operation_keeps_its_contract_without_a_key(
     COUNTS["no key"] += 1
     if case.headers:  # a generated header may not bring credentials in by the back door
         case.headers = {k: v for k, v in case.headers.items() if k.lower() not in ("authorization", "x-api-key")}
-    answer = case.call(base_url=served.url, timeout=60)
+    answer = http_valid(case).call(base_url=served.url, timeout=60)
     case.validate_response(answer, checks=CHECKS)
     if (case.method.upper(), case.operation.path) not in OPEN_TO_ALL:  # refused: by the guard, or as 401
         assert 400 <= answer.status_code < 500, f"{case.operation.label}: {answer.status_code}"
@@ -134,13 +135,32 @@ def test_a_read_key_and_no_key_changed_nothing(served: LiveServer, stored_before
     assert served.row_counts() == stored_before
 
 
+# What HTTP itself allows in a header: a token for the name, no control character in the value. Headers that
+# break these (and a generated Content-Length, which the client computes) never reach ragstore: uvicorn's
+# parser answers them with its own plain-text 400, so sending them would test the parser, not the API.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def http_valid(case: schemathesis.Case) -> schemathesis.Case:
+    if case.headers:
+        case.headers = {
+            k: v
+            for k, v in case.headers.items()
+            if _TOKEN.match(k)
+            and not _CONTROL.search(str(v))
+            and k.lower() not in ("content-length", "transfer-encoding")
+        }
+    return case
+
+
 @SCHEMA.parametrize()
 @hypothesis.settings(max_examples=STATELESS_EXAMPLES)
 def test_every_operation_keeps_its_contract(case: schemathesis.Case, served: LiveServer) -> None:
     if not STARTED:
         STARTED.append(time.monotonic())
     COUNTS["stateless"] += 1
-    case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers=served.auth_headers)
+    http_valid(case).call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers=served.auth_headers)
 
 
 @pytest.mark.timeout(900)  # ~1,500 chained calls: well under a minute alone, slower on a shared CI machine
