@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "ManualClock", "SystemClock", "as_utc"]
 
 
 @runtime_checkable
@@ -85,3 +85,8 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self.now().isoformat()})"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite returns the UTC time it stored without its zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -14,7 +14,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ragstore.clock import as_utc
 from ragstore.db.health_models import SlowStatement
 
 __all__ = ["MAX_STATEMENT_CHARS", "SlowStatementLog", "SlowStatementStats", "fingerprint", "read_slow"]
@@ -135,7 +136,7 @@ def read_slow(s: Session, limit: int) -> list[SlowStatementStats]:
             total_ms=round(r.total_ms, 3),
             max_ms=round(r.max_ms, 3),
             mean_ms=round(r.total_ms / r.count, 3) if r.count else 0.0,
-            last_seen=r.last_seen if r.last_seen.tzinfo else r.last_seen.replace(tzinfo=UTC),
+            last_seen=as_utc(r.last_seen),
         )
         for r in rows
     ]

@@ -23,7 +23,7 @@ import platform
 import shutil
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from ragstore import __version__
+from ragstore.clock import as_utc
 from ragstore.consistency.kinds import KINDS
 from ragstore.db.models import BackupRun, Collection, ConsistencyReport, OpState, RunState, SyncOperation
 from ragstore.db.state import AUDIT_VERIFIED_KEY, read_state
@@ -96,7 +97,7 @@ class StoreCollector(Collector):
             "ragstore_outbox_oldest_pending_age_seconds",
             "Age of the oldest outbox operation not applied yet (0 when none waits)",
         )
-        oldest = _utc(oldest)
+        oldest = as_utc(oldest) if oldest is not None else None
         age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
         yield age
         dead = GaugeMetricFamily(
@@ -137,7 +138,7 @@ class StoreCollector(Collector):
                 .order_by(ConsistencyReport.id.desc())
                 .limit(1)
             ).first()
-        finished = _utc(backup[0]) if backup is not None else None
+        finished = as_utc(backup[0]) if backup is not None and backup[0] is not None else None
         yield _gauge(
             "ragstore_backup_last_success_timestamp_seconds",
             "When the last successful backup finished (Unix time; 0: never)",
@@ -162,7 +163,7 @@ class StoreCollector(Collector):
             counts = check[1] if check is not None else {}
             problems.add_metric([kind], float(counts.get(kind, 0)))
         yield problems
-        checked = _utc(check[0]) if check is not None else None
+        checked = as_utc(check[0]) if check is not None and check[0] is not None else None
         yield _gauge(
             "ragstore_consistency_last_check_timestamp_seconds",
             "When the last completed consistency check finished (Unix time; 0: never)",
@@ -205,8 +206,3 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, documentation)
     family.add_metric([], value)
     return family
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite returns a stored UTC time without its zone."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
