@@ -193,7 +193,10 @@ def test_serve_prepares_a_folder_of_its_own_and_removes_those_of_dead_runs(monke
 
     from ragstore.cli.metrics_dir import MULTIPROCESS_ENV, PREFIX, prepare_multiprocess_dir
 
-    monkeypatch.delenv(MULTIPROCESS_ENV, raising=False)
+    # Set before it is deleted so that monkeypatch restores it as it was (unset) whatever the call sets: a
+    # variable left naming the folder removed below made every later subprocess fail to count its metrics.
+    monkeypatch.setenv(MULTIPROCESS_ENV, "unset-after-the-test")
+    monkeypatch.delenv(MULTIPROCESS_ENV)
     dead = Path(tempfile.mkdtemp(prefix=f"{PREFIX}999999999-"))  # no process has this id
     living = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
@@ -203,3 +206,26 @@ def test_serve_prepares_a_folder_of_its_own_and_removes_those_of_dead_runs(monke
     finally:
         for folder in (living, mine):
             folder.rmdir()
+
+
+def test_a_process_that_inherits_a_removed_metrics_folder_counts_in_memory(tmp_path: Path) -> None:
+    """A process started from a server's environment after that server removed its folder (a worker, a CLI
+    command) must not fail every count with FileNotFoundError."""
+    import os
+    import subprocess
+    import sys
+
+    gone = tmp_path / "removed"
+    code = (
+        "import ragstore.telemetry as t; t.SEARCH_RESULTS.labels(mode='dense').inc(); "
+        "print(t.multiprocess(), t.SEARCH_RESULTS.labels(mode='dense')._value.get())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(gone)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "1.0"] and not gone.exists()

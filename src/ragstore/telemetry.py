@@ -9,6 +9,14 @@ a key, a user, a query, a collection or a document.
 
 from __future__ import annotations
 
+import os
+
+# prometheus-client reads this once, at its first import, and then fails every count with FileNotFoundError
+# if the folder is gone: a process that inherited the variable from a server that has since stopped (and
+# removed its folder) counts in memory instead of failing every request it serves.
+if (_folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR")) is not None and not os.path.isdir(_folder):
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as prometheus_values
 
