@@ -133,7 +133,7 @@ def admin_login(client: TestClient, email: str = "admin@example.org") -> Any:
 def page_csrf(client: TestClient) -> str:
     page = client.get("/admin", follow_redirects=False)
     assert page.status_code == 200, page.text
-    found = re.search(r'<meta name=csrf-token content="([^"]+)">', page.text)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
     assert found is not None
     return found[1]
 

@@ -141,8 +141,10 @@ def routes() -> list[Any]:
 
 # Routes that are not API routes, so no dependency can declare who may call them: the OpenAPI document and
 # the assets of its pages (api/routers/docs_pages.py), both public like /docs and /redoc, whose own rows come
-# from `public()`. Each row: the route's path as served -> the request that stands for it.
+# from `public()`, and the admin pages' style sheet and script (api/admin_ui/static: the package's own files,
+# no data; the pages themselves need an admin). Each row: the route's path as served -> a request for it.
 OTHER_ROUTES = {
+    "/admin/assets/{path}": "/admin/assets/admin.css",
     "/openapi.json": "/openapi.json",
     "/docs/assets/{path}": "/docs/assets/swagger-ui.css",
 }

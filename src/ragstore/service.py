@@ -78,6 +78,7 @@ class RagStore:
         self.audit = facades.audit
         self.chat = facades.chat
         self.records = facades.records  # issue 18: application records
+        self.queues = facades.queues  # issue 20: dead letters of the outbox and the job queue, retried
         self.recovery = RecoveryReport()
         self._closed = False
 

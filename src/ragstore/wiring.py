@@ -52,6 +52,7 @@ from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.factory import create_lexical_index
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.ops.health import OpsService
+from ragstore.ops.queues import QueueActions
 from ragstore.records.service import RecordsService
 from ragstore.search.bridge_fusion import BridgeScorer
 from ragstore.search.dense import DenseSearcher
@@ -146,6 +147,7 @@ class SubFacades:
     audit: AuditService
     chat: ChatService  # issue 18: conversations, messages, feedback, context, message search, retention
     records: RecordsService  # issue 18: the application records (declarations/record_types.py declares them)
+    queues: QueueActions  # issue 20: the outbox's and the job queue's dead letters, retried by an operator
 
 
 def build(
@@ -298,6 +300,7 @@ def build(
         records=RecordsService(
             db, c.audit_trail, SecretVault(settings, db, c.audit_trail, clock=clock), c.cache.stats, clock=clock
         ),
+        queues=_wired(QueueActions, c, clock=clock),
     )
     return c, facades
 

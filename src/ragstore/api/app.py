@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from ragstore import __version__
+from ragstore.api.admin_ui import install_admin_ui
 from ragstore.api.auth import AuthenticationMiddleware, PrincipalLookup
 from ragstore.api.errors import install_error_handlers
 from ragstore.api.fast_search import CachedSearchMiddleware
@@ -24,7 +25,6 @@ from ragstore.api.permissions import document_access
 from ragstore.api.routers import (
     admin,
     admin_login,
-    admin_page,
     audit,
     auth,
     backup,
@@ -154,7 +154,6 @@ def create_app(
     app.include_router(search.router)
     app.include_router(admin.router)
     app.include_router(backup.router)
-    app.include_router(admin_page.router)
     app.include_router(admin_login.router)
     app.include_router(auth.router)
     app.include_router(users.router)
@@ -169,6 +168,7 @@ def create_app(
     app.include_router(conversations.messages_router)
     app.include_router(records.router)  # issue 18: application records
     docs_pages.install_docs_pages(app)
+    install_admin_ui(app)  # issue 20: the admin pages, their actions and their assets
     document_guard_responses(app)
     document_access(app)
     return app

@@ -34,6 +34,11 @@ class SystemHealth(Base):
     disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     rss_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the process that took it
     cache_hit_ratios: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)  # layer -> ratio (or None)
+    # HTTP requests answered since the server started, over its processes (a counter: the admin dashboard's
+    # rate and latency are the differences between two snapshots).
+    requests_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    request_errors_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # 5xx
+    request_seconds_total: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class SlowStatement(Base):

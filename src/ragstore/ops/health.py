@@ -27,6 +27,7 @@ from ragstore.lexical.base import LexicalIndex
 from ragstore.migrations import Migrator
 from ragstore.ops.alerts import AlertNotifier, Delivery, store_conditions
 from ragstore.ops.history import MAX_HOURS, read_history, record_snapshot
+from ragstore.ops.metrics import http_totals
 from ragstore.schemas import (
     CacheHealth,
     DatabaseHealth,
@@ -86,6 +87,7 @@ class OpsService:
             data_dir=self.settings.data_dir,
             retention=timedelta(days=self.settings.health_retention_days),
             due=due,
+            http=http_totals(),
         )
         if taken is not None and self.settings.alert_webhook_url:
             self.alert(taken)

@@ -13,7 +13,7 @@ import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import CursorResult
@@ -26,6 +26,9 @@ from ragstore.db.health_models import SystemHealth
 from ragstore.db.models import Job, OpState, SyncOperation
 from ragstore.schemas import HealthReport, HealthSnapshot
 from ragstore.sync.jobs import JobState
+
+if TYPE_CHECKING:
+    from ragstore.ops.metrics import HttpTotals
 
 __all__ = ["MAX_HOURS", "prune_history", "queue_counts", "read_history", "record_snapshot", "slot_of"]
 
@@ -46,6 +49,7 @@ def record_snapshot(
     data_dir: Path,
     retention: timedelta,
     due: datetime | None = None,
+    http: HttpTotals | None = None,
 ) -> HealthSnapshot | None:
     """Store this minute's snapshot (None when another process took the slot already), then delete rows
     older than `retention`. `due`: the slot the schedule fired for (default: now)."""
@@ -70,6 +74,9 @@ def record_snapshot(
         disk_free_bytes=shutil.disk_usage(data_dir).free if data_dir.exists() else None,
         rss_bytes=_rss_bytes(),
         cache_hit_ratios={name: _ratio(counts) for name, counts in layers.items()},
+        requests_total=None if http is None else http.requests,
+        request_errors_total=None if http is None else http.errors,
+        request_seconds_total=None if http is None else http.seconds,
     )
     row = SystemHealth(slot=slot_of(due or now), **snapshot.model_dump())
     try:

@@ -23,6 +23,7 @@ import platform
 import shutil
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ from ragstore.telemetry import EVENTS, MULTIPROCESS_ENV, multiprocess
 if TYPE_CHECKING:
     from ragstore.service import RagStore
 
-__all__ = ["CONTENT_TYPE", "StoreCollector", "exposition"]
+__all__ = ["CONTENT_TYPE", "HttpTotals", "StoreCollector", "exposition", "http_totals"]
 
 # The text format generate_latest writes, named as such: Prometheus servers of every version read it.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,15 +55,44 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def exposition(store: RagStore) -> bytes:
     """The text format of every metric: the event metrics (summed over the processes in multiprocess mode)
     and the store's state read now."""
-    directory = os.environ.get(MULTIPROCESS_ENV)
-    if multiprocess() and directory:
-        events = CollectorRegistry()
-        MultiProcessCollector(events, path=directory)  # type: ignore[no-untyped-call]
-    else:
-        events = EVENTS
     state = CollectorRegistry(auto_describe=False)
     state.register(StoreCollector(store))
-    return generate_latest(events) + generate_latest(state)
+    return generate_latest(_events()) + generate_latest(state)
+
+
+@dataclass(frozen=True)
+class HttpTotals:
+    """HTTP requests answered since the server started, over all its processes."""
+
+    requests: int
+    errors: int  # answered with a 5xx
+    seconds: float
+
+
+def http_totals() -> HttpTotals:
+    """Read from the request histogram, so the health snapshot (and the admin dashboard's request rate and
+    latency drawn from it) counts what a scrape of /metrics would."""
+    requests, errors, seconds = 0.0, 0.0, 0.0
+    for family in _events().collect():
+        if family.name != "ragstore_http_request_duration_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                requests += sample.value
+                errors += sample.value if sample.labels.get("status_class") == "5xx" else 0
+            elif sample.name.endswith("_sum"):
+                seconds += sample.value
+    return HttpTotals(int(requests), int(errors), round(seconds, 6))
+
+
+def _events() -> CollectorRegistry:
+    """The event metrics: this process's registry, or every process's files in multiprocess mode."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if not (multiprocess() and directory):
+        return EVENTS
+    events = CollectorRegistry()
+    MultiProcessCollector(events, path=directory)  # type: ignore[no-untyped-call]
+    return events
 
 
 class StoreCollector(Collector):

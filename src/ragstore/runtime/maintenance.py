@@ -25,18 +25,28 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.engine import Connection
 
+from ragstore.db.engine import Database
 from ragstore.db.health_models import MaintenanceRun, SystemHealth
 from ragstore.db.models import Collection, DocumentChunk, Embedding, Job, OpState, QueryLog, RunState, SyncOperation
 from ragstore.db.runs import RunLedger
 from ragstore.db.security_models import ApiUsageLog, UserSession
 from ragstore.db.stats import database_stats
 from ragstore.ops.history import prune_history
+from ragstore.schemas import MaintenanceRunInfo
 from ragstore.sync.jobs import JobState
 
 if TYPE_CHECKING:
     from ragstore.service import RagStore
 
-__all__ = ["DEAD_JOB_DAYS", "REINDEX_DEAD_RATIO", "Action", "MaintenanceResult", "MaintenanceStep", "run_maintenance"]
+__all__ = [
+    "DEAD_JOB_DAYS",
+    "REINDEX_DEAD_RATIO",
+    "Action",
+    "MaintenanceResult",
+    "MaintenanceStep",
+    "maintenance_history",
+    "run_maintenance",
+]
 
 Action = Literal["optimize", "cleanup"]
 DEAD_JOB_DAYS = 30  # a dead job's row (its error) is kept this long for a person to read
@@ -81,6 +91,29 @@ def run_maintenance(
     duration = (time.perf_counter() - started) * 1000
     ledger.finish(run_id, state=RunState.COMPLETE, duration_ms=duration, details={"steps": [asdict(s) for s in steps]})
     return MaintenanceResult(run_id, action, dry_run, steps, round(duration, 1))
+
+
+def maintenance_history(db: Database, limit: int = 50) -> list[MaintenanceRunInfo]:
+    """The newest runs first, with what each step did (the admin page and GET /admin/maintenance)."""
+
+    def info(run: MaintenanceRun) -> MaintenanceRunInfo:
+        steps = (run.details or {}).get("steps", [])
+        return MaintenanceRunInfo.model_validate(
+            {
+                "id": run.id,
+                "action": run.action,
+                "dry_run": run.dry_run,
+                "trigger": run.trigger,
+                "state": run.state,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "duration_ms": run.duration_ms,
+                "steps": steps,
+                "error": run.error,
+            }
+        )
+
+    return RunLedger(db, MaintenanceRun).history(info, limit=limit)
 
 
 # -- optimize --------------------------------------------------------------------------------------------------

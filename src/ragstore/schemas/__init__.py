@@ -3,6 +3,7 @@ pages. One module per feature; every name is re-exported here, so callers import
 
 from __future__ import annotations
 
+from ragstore.schemas.admin import DeadOperation, MaintenanceRunInfo, MaintenanceStepInfo, OutboxStatus, RetryReport
 from ragstore.schemas.analytics import (
     AnalyticsSummary,
     ChunkUsage,
@@ -186,6 +187,7 @@ __all__ = [
     "ConversationUpdate",
     "CreatedKey",
     "DatabaseHealth",
+    "DeadOperation",
     "DocumentInfo",
     "DocumentInput",
     "EmbedderHealth",
@@ -221,6 +223,8 @@ __all__ = [
     "LoginRequest",
     "LoginResult",
     "LogoutRequest",
+    "MaintenanceRunInfo",
+    "MaintenanceStepInfo",
     "Manifest",
     "MessageCreate",
     "MessageHit",
@@ -231,6 +235,7 @@ __all__ = [
     "Model",
     "NewestBackup",
     "OutboxCounts",
+    "OutboxStatus",
     "OutcomeCounts",
     "PasswordChange",
     "PruneReport",
@@ -254,6 +259,7 @@ __all__ = [
     "RestoreReport",
     "RestoredCheck",
     "RetentionPolicy",
+    "RetryReport",
     "RotationReport",
     "RunStateName",
     "RunningAction",

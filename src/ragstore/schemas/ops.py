@@ -256,6 +256,11 @@ class HealthSnapshot(Model):
     cache_hit_ratios: dict[str, float | None] = Field(
         description="Per cache layer, hits over look-ups in the process that took it (None: no look-up yet)."
     )
+    requests_total: int | None = Field(
+        None, description="HTTP requests answered since the server started, summed over its processes."
+    )
+    request_errors_total: int | None = Field(None, description="Of those, answered with a 5xx status.")
+    request_seconds_total: float | None = Field(None, description="The seconds those requests took, summed.")
 
 
 class HealthHistory(Model):

@@ -8,11 +8,10 @@ own CSRF token for its buttons and its logout. A missing or wrong token is a 403
 
 from __future__ import annotations
 
-from html import escape
-
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from ragstore.api.admin_ui.render import render
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, JSON_BODY, error_responses, error_responses_of_a_page
 from ragstore.api.permissions import public
@@ -36,25 +35,6 @@ BAD_CSRF = (403, "The X-CSRF-Token header is missing or is not this form's (relo
 BAD_LOGIN = (401, "The e-mail address or the password is wrong, or the account is disabled (one answer for all).")
 LOCKED = (429, "Too many failed logins for this account or address; Retry-After says when to retry.")
 
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330}form{display:grid;gap:.5rem;max-width:20rem}
-input,button{padding:.35rem .6rem}.failing{color:#b42318}
-"""
-
-SCRIPT = """
-document.getElementById('login').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  const form = event.target, m = document.getElementById('message');
-  m.textContent = '…';
-  const r = await fetch('/admin/login', {method: 'POST',
-    headers: {'content-type': 'application/json', 'x-csrf-token': form.dataset.csrf},
-    body: JSON.stringify({email: form.email.value, password: form.password.value})});
-  if (r.ok) { location.href = '/admin'; return; }
-  const data = await r.json().catch(() => null);
-  m.textContent = data && data.error ? data.error.message : 'HTTP ' + r.status;
-});
-"""
-
 
 def _login_csrf(store: RagStore, nonce: str) -> str:
     return store.users.csrf_token(f"login-form|{nonce}")
@@ -69,16 +49,7 @@ def _login_csrf(store: RagStore, nonce: str) -> str:
 )
 def login_form(request: Request, store: RagStore = Depends(get_store)) -> HTMLResponse:
     nonce = new_token()
-    page = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>ragstore admin: log in</title>"
-        f"<style>{STYLE}</style></head><body><h1>ragstore admin</h1>"
-        f'<form id=login data-csrf="{escape(_login_csrf(store, nonce))}">'
-        "<label>E-mail <input id=email name=email type=email autocomplete=username required maxlength=320></label>"
-        "<label>Password <input id=password name=password type=password autocomplete=current-password required "
-        "maxlength=1024></label><button id=submit type=submit>Log in</button></form>"
-        f"<p id=message class=failing></p><script>{SCRIPT}</script></body></html>"
-    )
-    response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    response = render("login.html", request, None, csrf=_login_csrf(store, nonce))
     set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_FORM_TTL_S)
     return response
 
