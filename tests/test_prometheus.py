@@ -156,7 +156,11 @@ def test_a_real_prometheus_scrapes_ragstore_with_a_metrics_key(settings: Setting
     key_file.write_text(key)
     key_file.chmod(0o600)
     env = {"RAGSTORE_AUTH": "required", "RAGSTORE_COMPANION_MODEL": "none"}
-    with server_process(settings, tmp_path / "serve.log", **env) as api:
+    worker_port = free_port()
+    with (
+        server_process(settings, tmp_path / "serve.log", **env) as api,
+        worker_process(settings, tmp_path / "worker.log", worker_port, **env),
+    ):
         assert api.get("/metrics").status_code == 401  # no key: Prometheus needs the configured one
         # The shipped configuration, pointed at this server and this key, scraping every second.
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
@@ -165,8 +169,19 @@ def test_a_real_prometheus_scrapes_ragstore_with_a_metrics_key(settings: Setting
         job = config["scrape_configs"][0]
         job["authorization"]["credentials_file"] = str(key_file)
         job["static_configs"] = [{"targets": [str(api.base_url.netloc.decode())]}]
+        workers = config["scrape_configs"][1]  # found by DNS in the compose stack; here, the one worker
+        assert workers["job_name"] == "ragstore-workers" and workers.pop("dns_sd_configs")[0]["port"] == 9101
+        workers["authorization"]["credentials_file"] = str(key_file)
+        workers["static_configs"] = [{"targets": [f"127.0.0.1:{worker_port}"]}]
         with prometheus_server(config, tmp_path) as prometheus:
             wait_for(prometheus, 'up{job="ragstore"}', lambda v: v == 1, "the scrape succeeds")
+            wait_for(prometheus, 'up{job="ragstore-workers"}', lambda v: v == 1, "the worker's scrape succeeds")
+            wait_for(
+                prometheus,
+                'sum(ragstore_db_query_duration_seconds_count{job="ragstore-workers"})',
+                lambda v: v > 0,
+                "the worker's own SQL is counted",
+            )
             built = query(prometheus, "ragstore_build_info")
             assert built[0]["metric"]["database"] == ("sqlite" if settings.database_url is None else "postgresql")
             vector = np.random.default_rng(5).normal(size=DIM).tolist()
@@ -187,3 +202,21 @@ def test_a_real_prometheus_scrapes_ragstore_with_a_metrics_key(settings: Setting
             assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), rules
             # A fresh store has never been backed up: the backup alert's condition holds (it has no `for`).
             wait_for(prometheus, 'ALERTS{alertname="RagstoreBackupTooOld",alertstate="firing"}', lambda v: v == 1, "")
+
+
+@contextmanager
+def worker_process(settings: Settings, log: Path, port: int, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`ragstore worker --metrics-port PORT` on the same store as the server."""
+    from test_workers import RAGSTORE, child_env
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(RAGSTORE), "worker", "--no-jobs", "--metrics-port", str(port)],
+            env={k: v for k, v in child_env(settings, **env).items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+            stderr=out,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(60)
