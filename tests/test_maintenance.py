@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from ragstore.db.security_models import AuditLog
 from ragstore.runtime.maintenance import run_maintenance
 from ragstore.runtime.scheduler import MAINTENANCE_JOBS, MaintenanceScheduler, run_scheduled_maintenance
 from ragstore.service import RagStore
+from ragstore.vectors.embedded import EmbeddedVectorIndex
 
 
 def count(store: RagStore, model: Any, *where: Any) -> int:
@@ -75,6 +77,46 @@ def test_optimize_runs_each_step_of_the_dialect(store: RagStore) -> None:
         details = s.scalar(select(MaintenanceRun.details).where(MaintenanceRun.id == done.run_id))
     assert [d["name"] for d in details["steps"]] == names
     assert count(store, AuditLog, AuditLog.action == "maintenance.optimize") == 2
+
+
+@pytest.mark.parametrize("database_url", [None], ids=["sqlite"])  # the index is the same on either database
+def test_optimize_compacts_an_embedded_index_that_deletes_left_holes(store: RagStore) -> None:
+    rng = np.random.default_rng(3)
+    store.collections.create("kb", embedding_model="synthetic", dimension=8)
+    vectors = rng.normal(size=(200, 8))
+    added = store.documents.add(
+        "kb", [{"text": f"d{i}", "chunks": [{"text": f"d{i}", "vector": v.tolist()}]} for i, v in enumerate(vectors)]
+    )
+    store.index.wait()
+    for outcome in added[:120]:  # a pruned corpus: more deletes than adds after them
+        assert outcome.document_id is not None
+        store.documents.delete("kb", outcome.document_id)
+    store.index.wait()
+    index = store.components.vectors
+    assert isinstance(index, EmbeddedVectorIndex)
+    cid = store.components.catalog.resolve("kb").id
+    graph = index._subs[cid].index
+    assert (int(graph.stats.nodes), len(graph)) == (200, 80)
+    before = store.search("kb", vector=vectors[150].tolist(), k=5, mode="dense")
+
+    dry = run_maintenance(store, "optimize", dry_run=True)
+    assert dry is not None
+    step = next(s for s in dry.steps if s.name == "vector_index")
+    assert step.count == 1 and "would rebuild 1 collections, dropping 120 removed slots" in step.note
+    assert int(index._subs[cid].index.stats.nodes) == 200  # a dry run changes nothing
+
+    done = run_maintenance(store, "optimize")
+    assert done is not None
+    step = next(s for s in done.steps if s.name == "vector_index")
+    assert step.count == 1 and step.note.startswith("rebuilt 1 collections")
+    graph = index._subs[cid].index
+    assert (int(graph.stats.nodes), len(graph)) == (80, 80)
+    after = store.search("kb", vector=vectors[150].tolist(), k=5, mode="dense")
+    assert [h.chunk_id for h in after.hits] == [h.chunk_id for h in before.hits]
+    again = run_maintenance(store, "optimize")
+    assert again is not None
+    assert next(s for s in again.steps if s.name == "vector_index").count == 0  # nothing left to compact
+    assert store.consistency.check(trigger="api").problems == 0
 
 
 def test_the_cli_and_the_schedules(

@@ -34,6 +34,7 @@ from ragstore.db.stats import database_stats
 from ragstore.ops.history import prune_history
 from ragstore.schemas import MaintenanceRunInfo
 from ragstore.sync.jobs import JobState
+from ragstore.vectors.embedded import COMPACT_RATIO, EmbeddedVectorIndex
 
 if TYPE_CHECKING:
     from ragstore.service import RagStore
@@ -119,14 +120,32 @@ def maintenance_history(db: Database, limit: int = 50) -> list[MaintenanceRunInf
 # -- optimize --------------------------------------------------------------------------------------------------
 def _optimize(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:
     steps = _optimize_sqlite(store, dry_run) if store.db.is_sqlite else _optimize_postgres(store, dry_run)
-    steps.append(
-        MaintenanceStep(
-            "vector_index",
-            None,
-            f"{store.settings.vector_backend}: not compacted here (`ragstore index rebuild` rebuilds it from SQL)",
-        )
-    )
+    steps.append(_compact_index(store, dry_run))
     return steps
+
+
+def _compact_index(store: RagStore, dry_run: bool) -> MaintenanceStep:
+    """The embedded index's graphs rebuilt where removed vectors hold COMPACT_RATIO of the slots. Only the
+    process that holds the index can: the server (its schedule, the admin page), not a command beside it."""
+    vectors = store.components.vectors
+    if isinstance(vectors, EmbeddedVectorIndex):
+        done = vectors.compact(dry_run=dry_run)
+        removed = sum(c.nodes - c.live for c in done)
+        if not done:
+            note = f"no collection has {COMPACT_RATIO:.0%} or more removed slots"
+        elif dry_run:
+            note = f"would rebuild {len(done)} collections, dropping {removed:,} removed slots"
+        else:
+            kept = [c for c in done if not c.compacted]
+            note = f"rebuilt {len(done) - len(kept)} collections, dropping {removed:,} removed slots" + (
+                f"; {len(kept)} changed while rebuilt, left for the next run" if kept else ""
+            )
+        return MaintenanceStep("vector_index", len([c for c in done if c.compacted or dry_run]), note)
+    if store.settings.vector_backend == "embedded":
+        note = "the server holds the embedded index: its weekly optimize (or the admin page's button) compacts it"
+    else:
+        note = f"{store.settings.vector_backend} compacts its own segments"
+    return MaintenanceStep("vector_index", None, note)
 
 
 def _optimize_sqlite(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:

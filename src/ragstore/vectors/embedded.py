@@ -43,7 +43,7 @@ from ragstore.vectors.base import (
 if TYPE_CHECKING:
     from usearch.index import Index
 
-__all__ = ["EmbeddedVectorIndex"]
+__all__ = ["COMPACT_RATIO", "Compaction", "EmbeddedVectorIndex"]
 
 log = logging.getLogger(__name__)
 # 2: every vector inserted by one thread (INSERT_THREADS); files of format 1 are rebuilt from SQL.
@@ -59,6 +59,8 @@ EXACT_FILTER_LIMIT = 20_000
 # the graph walk there (0.38 against 0.35 ms at 1,000 vectors, 1.2 against 0.7 ms at 5,000), and a small
 # collection then gets every true neighbour, in the same order on every run.
 EXACT_SEARCH_LIMIT = 2_000
+# `maintenance optimize` rebuilds a collection's graph when this share of its slots holds removed vectors.
+COMPACT_RATIO = 0.2
 DATA_SUFFIX, META_SUFFIX = ".usearch", ".json"
 LOCK_NAME = ".lock"  # flock'd while a replica saves or a backup exports: files are replaced whole
 
@@ -74,6 +76,17 @@ class _Sub:
     index: Index
     applied_seq: int
     dirty: bool = False
+    writes: int = 0  # upserts and deletes since it was loaded: a compaction built meanwhile is discarded
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """One collection's graph rebuilt from its live vectors (or, in a dry run, that would be)."""
+
+    collection_id: int
+    nodes: int  # slots in the graph before, removed ones included
+    live: int
+    compacted: bool  # False: a dry run, or a write came while it was rebuilt (the next run does it)
 
 
 class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
@@ -165,6 +178,7 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
                 sub.index.remove(keys[present])
             sub.index.add(keys, vectors, threads=INSERT_THREADS)
             sub.dirty = True
+            sub.writes += 1
 
     def delete(self, collection_id: int, ids: Ids) -> None:
         if len(ids) == 0:
@@ -175,6 +189,7 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
                 return
             sub.index.remove(np.asarray(ids, dtype=np.uint64))
             sub.dirty = True
+            sub.writes += 1
 
     def search(
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
@@ -308,6 +323,36 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
         os.replace(tmp_meta, meta_path)
         sub.dirty = False
 
+    def compact(self, min_removed: float = COMPACT_RATIO, *, dry_run: bool = False) -> list[Compaction]:
+        """Rebuild each open collection whose removed slots are at least `min_removed` of its graph.
+
+        usearch marks a removed vector and reuses its slot for a later add, so slots stay removed only
+        where deletes outnumber the adds after them (a pruned corpus); searches still walk past them and the
+        file keeps their bytes. The new graph is built outside the lock from the live vectors (searches go
+        on meanwhile) and swapped in only if no write came in between."""
+        found: list[Compaction] = []
+        with self._lock:
+            candidates = [(cid, sub) for cid, sub in self._subs.items() if _removed_share(sub.index) >= min_removed]
+        for cid, sub in candidates:
+            with self._lock:
+                nodes, live, writes = int(sub.index.stats.nodes), len(sub.index), sub.writes
+                keys = np.asarray(sub.index.keys, dtype=np.uint64)
+                vectors = np.asarray(sub.index.get(keys)).astype(np.float32, copy=False).reshape(len(keys), -1)
+            if dry_run:
+                found.append(Compaction(cid, nodes, live, compacted=False))
+                continue
+            rebuilt = self._new_index(sub.spec.dimension)
+            if len(keys):
+                rebuilt.add(keys, vectors, threads=INSERT_THREADS)
+            with self._lock:
+                swapped = sub.writes == writes and self._subs.get(cid) is sub
+                if swapped:
+                    sub.index, sub.dirty = rebuilt, True
+            found.append(Compaction(cid, nodes, live, compacted=swapped))
+        if not dry_run:
+            self.persist()
+        return found
+
     def close(self) -> None:
         self.persist()
         with self._lock:
@@ -374,6 +419,11 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _removed_share(index: Index) -> float:
+    nodes = int(index.stats.nodes)
+    return (nodes - len(index)) / nodes if nodes else 0.0
 
 
 def _usearch_index() -> type[Index]:
