@@ -18,7 +18,7 @@ from ragstore.cli import app
 from ragstore.clock import ManualClock
 from ragstore.config import Settings
 from ragstore.db.health_models import MaintenanceRun, SystemHealth
-from ragstore.db.models import Job
+from ragstore.db.models import Embedding, Job
 from ragstore.db.security_models import AuditLog
 from ragstore.runtime.maintenance import run_maintenance
 from ragstore.runtime.scheduler import MAINTENANCE_JOBS, MaintenanceScheduler, run_scheduled_maintenance
@@ -77,6 +77,45 @@ def test_optimize_runs_each_step_of_the_dialect(store: RagStore) -> None:
         details = s.scalar(select(MaintenanceRun.details).where(MaintenanceRun.id == done.run_id))
     assert [d["name"] for d in details["steps"]] == names
     assert count(store, AuditLog, AuditLog.action == "maintenance.optimize") == 2
+
+
+def test_cleanup_removes_unused_embeddings_and_an_ingest_reusing_one_embeds_it_again(store: RagStore) -> None:
+    """The race the removal must survive: an ingest decides to reuse a stored embedding, a cleanup removes it
+    (no chunk held it), then the ingest's transaction runs. It finds it gone and embeds the text again."""
+    store.collections.create("kb")
+    text = "The backup is verified by restoring it beside the live store."
+    first = store.documents.add_text("kb", text, title="a", source_uri="a")
+    store.index.wait()
+    assert first.document_id is not None
+    store.documents.delete("kb", first.document_id)
+    store.index.wait()
+    assert count(store, Embedding, Embedding.model == store.components.embedder.model) == 1  # held by no chunk now
+    ingestor = store.components.ingestor
+    original = ingestor._vectors_to_store
+    calls: list[int] = []
+
+    def look_up_then_clean(*args: Any, **kwargs: Any) -> Any:
+        found = original(*args, **kwargs)
+        calls.append(len(found))
+        if len(calls) == 1:  # the embedding counted as stored: the cleanup removes it before the write
+            done = run_maintenance(store, "cleanup")
+            assert done is not None
+            assert {s.name: s.count for s in done.steps}["orphan_embeddings"] == 1
+        return found
+
+    ingestor._vectors_to_store = look_up_then_clean  # type: ignore[method-assign]
+    try:
+        second = store.documents.add_text("kb", text, title="b", source_uri="b")
+    finally:
+        del ingestor._vectors_to_store
+    assert second.status == "added" and calls == [0, 1]  # reused, then embedded again after the removal
+    store.index.wait()
+    assert count(store, Embedding, Embedding.model == store.components.embedder.model) == 1
+    assert store.consistency.check(trigger="api").problems == 0
+    hits = store.search("kb", "verified by restoring", k=1, mode="dense").hits
+    assert hits and hits[0].document_id == second.document_id
+    dry = run_maintenance(store, "cleanup", dry_run=True)
+    assert dry is not None and {s.name: s.count for s in dry.steps}["orphan_embeddings"] == 0
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])  # the index is the same on either database

@@ -7,17 +7,17 @@ its chunks in state `pending`, new embeddings and the outbox operations; the app
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from ragstore.db.versions import bump_write_version
 from ragstore.documents.catalog import Catalog
 from ragstore.documents.companion import Companion, EmbeddingRows, insert_embeddings
 from ragstore.documents.holders import PreparedDocument, holders
+from ragstore.documents.write_guards import ReusedEmbeddingRemoved, active_by_source, removed_embeddings
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput
 from ragstore.lexical.base import lexeme_rows, lexical_text, write_lexemes
@@ -43,7 +44,7 @@ from ragstore.text.limits import check_stopping
 from ragstore.text.loaders import LoadedDocument
 from ragstore.valid_text import checked_json, checked_text, without_nul
 
-__all__ = ["ChunkProgressFn", "Ingestor", "PreparedDocument", "active_by_source"]
+__all__ = ["ChunkProgressFn", "Ingestor", "PreparedDocument"]
 
 ChunkProgressFn = Callable[[str, int], None]  # ("embedded" | "stored", how many chunks)
 
@@ -63,43 +64,6 @@ def _check_strings(loaded: LoadedDocument) -> None:
     loaded.title = without_nul(checked_text(loaded.title, "title", allow_nul=True))
     checked_text(loaded.mime_type, "mime_type")
     checked_json(loaded.metadata, "metadata")
-
-
-def _source_lock_key(collection_id: int, source: str) -> int:
-    digest = hashlib.sha256(f"{collection_id}\x00{source}".encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def active_by_source(s: Session, collection_id: int, sources: list[str], is_sqlite: bool) -> dict[str, list[int]]:
-    """Within a write transaction: the active documents of each source, after taking each source's lock.
-
-    SQLite's write transaction (BEGIN IMMEDIATE) already excludes every other writer. On PostgreSQL a
-    transaction-scoped advisory lock per (collection, source), taken in key order so two batches never
-    deadlock, makes concurrent replacements of one source take turns; under READ COMMITTED the read that
-    follows sees what the previous holder committed.
-    """
-    unique = sorted(set(sources))
-    if not is_sqlite and unique:
-        keys = sorted({_source_lock_key(collection_id, src) for src in unique})
-        # One array parameter, however many sources: no variable limit applies.
-        s.execute(
-            text(
-                "SELECT count(pg_advisory_xact_lock(k)) "
-                "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS l"
-            ),
-            {"keys": keys},
-        )
-    found: dict[str, list[int]] = {}
-    for names in in_batches(unique):
-        for src, doc_id in s.execute(
-            select(Document.source_uri, Document.id).where(
-                Document.collection_id == collection_id,
-                Document.source_uri.in_(names),
-                Document.status == DocumentStatus.ACTIVE,
-            )
-        ):
-            found.setdefault(src, []).append(int(doc_id))
-    return found
 
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping.
@@ -256,18 +220,34 @@ class Ingestor:
                 terms = analyzer.terms_batch(
                     [lexical_text(plan.doc.loaded.title, text) for plan in plans for text in plan.doc.chunk_texts]
                 )
-            with INGEST_STAGE_DURATION.labels("embed").time():
-                new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
-                pairs = {h: t for p in plans for h, t in zip(p.chunk_hashes, p.doc.chunk_texts, strict=True)}
-                extra = self.companion.rows_for_ingest(pairs, terms) if self.companion is not None else None
-            # The last point before the transaction: a shutdown now stores nothing at all.
-            check_stopping(self.stopping, collection)
-            ids = self._write_retrying(
-                lambda s: self._write(
-                    s, coll_id, model, dimension, plans, new_vectors, lease, (lexical_state, terms), collection, extra
-                ),
-                collection,
-            )
+            for attempt in (1, 2):  # twice only if a cleanup removed an embedding it reuses (write_guards.py)
+                with INGEST_STAGE_DURATION.labels("embed").time():
+                    new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
+                    pairs = {h: t for p in plans for h, t in zip(p.chunk_hashes, p.doc.chunk_texts, strict=True)}
+                    extra = self.companion.rows_for_ingest(pairs, terms) if self.companion is not None else None
+                # The last point before the transaction: a shutdown now stores nothing at all.
+                check_stopping(self.stopping, collection)
+                try:
+                    write = partial(
+                        self._write, coll_id=coll_id, model=model, dimension=dimension, collection=collection
+                    )
+                    ids = self._write_retrying(
+                        partial(
+                            write,
+                            plans=plans,
+                            vectors=new_vectors,
+                            lease=lease,
+                            lexical=(lexical_state, terms),
+                            extra=extra,
+                        ),
+                        collection,
+                    )
+                    break
+                except ReusedEmbeddingRemoved as exc:
+                    if attempt == 2:
+                        raise Conflict(
+                            f"stored embeddings of {collection!r} were removed during the ingest; retry"
+                        ) from exc
             if on_chunks is not None:
                 on_chunks("stored", sum(len(plan.doc.chunk_texts) for plan in plans))
             for (pos, plan), doc_id in zip(planned, ids, strict=True):
@@ -427,6 +407,9 @@ class Ingestor:
         if LexicalIndexer.read_state(s, coll_id) != state:
             raise Conflict(f"the lexical index of collection {collection!r} was re-indexed meanwhile; retry")
         now = utcnow()
+        reused = {h for plan in plans for h in plan.chunk_hashes} - vectors.keys()
+        if reused and (gone := removed_embeddings(s, model, reused)):
+            raise ReusedEmbeddingRemoved(gone)
         insert_embeddings(s, self.db.is_sqlite, EmbeddingRows(model, dimension, vectors))
         if extra is not None:
             insert_embeddings(s, self.db.is_sqlite, extra)

@@ -5,9 +5,9 @@ optimize`, each FTS5 index merged (`optimize`), an incremental vacuum where the 
 checkpoint that truncates the log; on PostgreSQL `VACUUM (ANALYZE)` of every table of the schema and `REINDEX
 CONCURRENTLY` of the tables whose dead rows passed REINDEX_DEAD_RATIO (their indexes grew with them).
 `cleanup` removes what has outlived its use: expired sessions, usage, query-log and health rows past their
-retentions, finished outbox operations every replica is past, dead jobs older than DEAD_JOB_DAYS, and
-and it counts the embeddings of a collection model that no chunk holds any more (not removing them yet: see
-`_cleanup`).
+retentions, finished outbox operations every replica is past, dead jobs older than DEAD_JOB_DAYS, and the
+embeddings of a collection model that no chunk holds any more (an ingest that meant to reuse one removed
+meanwhile embeds it again: documents/write_guards.py). `optimize` also compacts the embedded vector index.
 
 Each run is a row of the run ledger (`maintenance_runs`: trigger, state, what each step did) and an audit
 record; `--dry-run` counts what would be done and changes nothing. The server runs cleanup daily and optimize
@@ -227,10 +227,10 @@ def _cleanup(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:
     query_cutoff = now - timedelta(days=settings.query_log_retain_days)
     health_cutoff = now - timedelta(days=settings.health_retention_days)
     jobs_cutoff = now - timedelta(days=DEAD_JOB_DAYS)
-    orphans = (
-        select(Embedding.model, Embedding.content_hash)
-        .where(Embedding.model.in_(select(Collection.embedding_model)), Embedding.model != settings.companion_model)
-        .where(~exists().where(DocumentChunk.content_hash == Embedding.content_hash))
+    orphaned = (
+        Embedding.model.in_(select(Collection.embedding_model))
+        & (Embedding.model != settings.companion_model)
+        & ~exists().where(DocumentChunk.content_hash == Embedding.content_hash)
     )
     dead_jobs = (Job.state == JobState.DEAD) & (Job.updated_at < jobs_cutoff)
     with store.db.read() as s:
@@ -245,7 +245,7 @@ def _cleanup(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:
             "health_rows": count(SystemHealth.taken_at < health_cutoff),
             "finished_outbox": count(SyncOperation.state == OpState.DONE),
             "dead_jobs": count(dead_jobs),
-            "orphan_embeddings": int(s.scalar(select(func.count()).select_from(orphans.subquery())) or 0),
+            "orphan_embeddings": count(orphaned),
         }
     if dry_run:
         return [MaintenanceStep(name, n, f"would remove up to {n}") for name, n in found.items()]
@@ -256,15 +256,15 @@ def _cleanup(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:
         "health_rows": prune_history(store.db, health_cutoff),
         "finished_outbox": store.components.applier.prune_done(),
         "dead_jobs": store.db.write(lambda s: _deleted(s.execute(delete(Job).where(dead_jobs)))),
-        # Counted, not removed: an ingest looks up which embeddings it can reuse before its transaction, so one
-        # removed in between would leave its new chunk without a stored vector (the source of every rebuild).
-        "orphan_embeddings": found["orphan_embeddings"],
+        # Safe beside a running ingest: its transaction checks the stored embeddings it reuses and embeds
+        # again any removed since it looked (documents/write_guards.py).
+        "orphan_embeddings": store.db.write(lambda s: _deleted(s.execute(delete(Embedding).where(orphaned)))),
     }
     notes = {
         "finished_outbox": f"of {found['finished_outbox']} finished: those every replica is past and older than "
         f"RAGSTORE_SYNC_RETAIN_S ({settings.sync_retain_s:.0f} s)",
         "usage_rows": "rows past RAGSTORE_USAGE_RETAIN_DAYS (PostgreSQL drops whole monthly partitions besides)",
-        "orphan_embeddings": "counted, not removed: a concurrent ingest may be about to reuse one",
+        "orphan_embeddings": "stored embeddings of the collections' models that no chunk holds any more",
     }
     return [MaintenanceStep(name, n, notes.get(name, "removed")) for name, n in done.items()]
 
