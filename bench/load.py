@@ -35,11 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,38 +51,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from served import ROOT, create_key, free_port, load_samples, postgres_schema, serving, store_env
+
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def postgres_schema(url: str | None) -> Iterator[str | None]:
-    """A fresh schema for the run (dropped afterwards), selected by search_path in the URL."""
-    if url is None:
-        yield None
-        return
-    import psycopg
-    from sqlalchemy import make_url
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @contextmanager
@@ -94,72 +63,14 @@ def server(
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """A served store and the headers its clients send (a read key when `keyed`, else none: auth off)."""
     data_dir = Path(tempfile.mkdtemp(prefix="ragstore-load-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL"))}
-    # By default the server binds to loopback with RAGSTORE_AUTH=off: this measures search. `keyed` serves
-    # with auth required and limits no run reaches, so each request pays the check and the counting only.
-    env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING", RAGSTORE_AUTH="off")
-    if keyed:
-        env.update(
-            RAGSTORE_AUTH="required",
-            RAGSTORE_RATE_LIMIT_DEFAULT="100000000/minute",
-            MAX_CONCURRENT_REQUESTS="10000",
-        )
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    ragstore = str(Path(sys.executable).with_name("ragstore"))
-    subprocess.run([ragstore, "init"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [ragstore, "ingest", str(ROOT / "samples" / "corpus"), "-c", "samples"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    headers: dict[str, str] = {}
-    if keyed:
-        made = subprocess.run(
-            [ragstore, "keys", "create", "--name", "load", "--role", "read", "--collection", "samples", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        headers["Authorization"] = f"Bearer {json.loads(made.stdout)['key']}"
+    env = store_env(data_dir, database_url, redis_url, keyed=keyed)
+    load_samples(env)
+    headers = create_key(env, "read", "samples") if keyed else {}
     try:
-        with serving(env, port, workers) as base:
+        with serving(env, free_port(), workers) as base:
             yield base, headers
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-@contextmanager
-def serving(env: dict[str, str], port: int, workers: int = 1) -> Iterator[str]:
-    """`ragstore serve` on 127.0.0.1:`port` with `env`, once /health answers; stopped on exit."""
-    ragstore = str(Path(sys.executable).with_name("ragstore"))
-    cmd = [ragstore, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start within 120 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def drive(

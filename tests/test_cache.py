@@ -184,6 +184,26 @@ def test_the_redis_breaker_stays_open_for_retry_after_s_by_the_clock() -> None:
         connection.close()
 
 
+def test_a_redis_error_reply_degrades_the_cache_like_an_unreachable_redis() -> None:
+    """A full Redis (maxmemory under a policy with nothing to evict) answers writes with an OOM error: the
+    cache drops the entry and opens the breaker; the request that wanted the entry never sees it."""
+    clock = ManualClock()
+    connection = RedisConnection(
+        "redis://127.0.0.1:1/0", max_connections=2, timeout_s=0.2, retry_after_s=30, clock=clock
+    )
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise redis.OutOfMemoryError("command not allowed when used memory > 'maxmemory'.")
+
+    try:
+        assert connection.call("SET", full, "k", b"v", default="dropped") == "dropped"
+        assert not connection.available and connection.failures == 1
+        assert connection.status()["status"] == "degraded"
+        assert "OutOfMemoryError" in str(connection.last_error)
+    finally:
+        connection.close()
+
+
 def test_caches_are_shared_through_redis_under_the_documented_keys(
     make_settings: Callable[..., Settings], embedder: Any, shared_redis: redis.Redis
 ) -> None:

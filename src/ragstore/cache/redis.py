@@ -53,12 +53,16 @@ class RedisConnection:
         return self.clock.monotonic() >= self._down_until
 
     def call(self, what: str, fn: Any, *args: Any, default: Any = None, **kwargs: Any) -> Any:
-        """Run one Redis command; on a connection failure open the breaker and return `default`."""
+        """Run one Redis command; when it fails (no connection, or an error reply) open the breaker and return
+        `default`."""
         if not self.available:
             return default
         try:
             result = fn(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:
+            # Not only a lost connection: an error reply (OOM under `maxmemory` with a policy that found
+            # nothing to evict, READONLY from a replica after a failover, a wrong password after a rotation)
+            # would otherwise reach the request that only wanted a cache entry, as a 500.
             self.trip(what, exc)
             return default
         if self.last_error is not None:
