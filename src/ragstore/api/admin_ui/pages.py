@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from apscheduler.triggers.cron import CronTrigger
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ragstore.api.admin_ui.chart import dashboard_charts
 from ragstore.api.admin_ui.render import LOGIN_PAGE, Viewer, render, viewer_of
@@ -51,7 +51,7 @@ _page_access.access = RouteAccess(Role.ADMIN, None, page=True)  # type: ignore[a
 def _page(path: str, summary: str, *extra: tuple[int, str]) -> Callable[[Callable[..., Response]], Any]:
     return router.get(
         path,
-        response_class=Response,
+        response_class=HTMLResponse,
         summary=summary,
         responses={**REDIRECT, **error_responses_of_a_page(NOT_ADMIN, *extra, DOWN)},
         dependencies=[Depends(_page_access)],
