@@ -15,10 +15,10 @@ from typing import Any, Literal, TypeVar
 
 from apscheduler.triggers.cron import CronTrigger
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 
 from ragstore.api.admin_ui.chart import dashboard_charts
-from ragstore.api.admin_ui.render import LOGIN_PAGE, Viewer, render, viewer_of
+from ragstore.api.admin_ui.render import Viewer, page_viewer, render
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, error_responses_of_a_page
 from ragstore.api.permissions import RouteAccess
@@ -85,18 +85,12 @@ def _next_runs(schedules: dict[str, str], now: datetime, count: int = 3) -> list
     return rows
 
 
-def _guard(request: Request, store: RagStore) -> Viewer | RedirectResponse:
-    viewer = viewer_of(request, store)
-    return RedirectResponse(LOGIN_PAGE, status_code=303) if viewer is None else viewer
-
-
 @_page("/admin", "The admin dashboard (HTML); nobody logged in is redirected (303) to /admin/login")
-def dashboard(request: Request, store: RagStore = Depends(get_store)) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
+def dashboard(
+    request: Request, viewer: Viewer = Depends(page_viewer), store: RagStore = Depends(get_store)
+) -> Response:
     health = store.ops.health()
-    components = {k: v for k, v in health.to_json()["components"].items()}
+    components = health.to_json()["components"]
     history = store.ops.history(24)
     dr, dr_error = _attempt(lambda: store.backups.dr_report(public=True))
     latest_check = next(iter(store.consistency.history(1)), None)
@@ -120,10 +114,7 @@ def dashboard(request: Request, store: RagStore = Depends(get_store)) -> Respons
 
 
 @_page("/admin/view/backups", "Backups: readiness, the list with verify and restore-beside, runs, schedule")
-def backups(request: Request, store: RagStore = Depends(get_store)) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
+def backups(request: Request, viewer: Viewer = Depends(page_viewer), store: RagStore = Depends(get_store)) -> Response:
     settings = store.settings
     dr, dr_error = _attempt(lambda: store.backups.dr_report(public=True))
     listing, list_error = _attempt(store.backups.list)
@@ -152,12 +143,10 @@ def backups(request: Request, store: RagStore = Depends(get_store)) -> Response:
 @_page("/admin/view/consistency", "Consistency: past checks, one report's findings and repairs", INVALID)
 def consistency(
     request: Request,
+    viewer: Viewer = Depends(page_viewer),
     report: int | None = Query(None, ge=1, le=INT64_MAX, description="The report to show (default: the newest)."),
     store: RagStore = Depends(get_store),
 ) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
     try:
         shown = store.consistency.report(report)
     except NotFound:
@@ -176,12 +165,10 @@ def consistency(
 @_page("/admin/view/keys", "API keys and their usage over the last days", INVALID)
 def keys(
     request: Request,
+    viewer: Viewer = Depends(page_viewer),
     days: int = Query(7, ge=1, le=90, description="The usage window, in days."),
     store: RagStore = Depends(get_store),
 ) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
     return render(
         "keys.html",
         request,
@@ -195,13 +182,11 @@ def keys(
 @_page("/admin/view/audit", "The audit log with its verification status", INVALID)
 def audit(
     request: Request,
+    viewer: Viewer = Depends(page_viewer),
     action: str | None = Query(None, max_length=64, description="Only this action, or `kind.*`."),
     actor: str | None = Query(None, max_length=200, description="Only this actor."),
     store: RagStore = Depends(get_store),
 ) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
     entries, error = _attempt(lambda: store.audit.list(action=action or None, actor=actor or None, limit=200))
     return render(
         "audit.html",
@@ -218,12 +203,10 @@ def audit(
 @_page("/admin/view/jobs", "Jobs and the outbox: pending, failed and dead work, with retry", INVALID)
 def jobs(
     request: Request,
+    viewer: Viewer = Depends(page_viewer),
     state: Literal["queued", "leased", "done", "dead"] | None = Query(None, description="Only jobs in this state."),
     store: RagStore = Depends(get_store),
 ) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
     return render(
         "jobs.html",
         request,
@@ -237,10 +220,9 @@ def jobs(
 
 
 @_page("/admin/view/maintenance", "Maintenance runs (optimize, cleanup), their schedule, and run buttons")
-def maintenance(request: Request, store: RagStore = Depends(get_store)) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
+def maintenance(
+    request: Request, viewer: Viewer = Depends(page_viewer), store: RagStore = Depends(get_store)
+) -> Response:
     settings = store.settings
     schedules = {"cleanup": settings.cleanup_schedule, "optimize": settings.optimize_schedule}
     return render(
@@ -255,12 +237,10 @@ def maintenance(request: Request, store: RagStore = Depends(get_store)) -> Respo
 @_page("/admin/view/conversations", "Conversations, read-only: the newest, and a search over messages", INVALID)
 def conversations(
     request: Request,
+    viewer: Viewer = Depends(page_viewer),
     q: str | None = Query(None, max_length=MAX_MESSAGE_QUERY_CHARS, description="Words to find in messages."),
     store: RagStore = Depends(get_store),
 ) -> Response:
-    viewer = _guard(request, store)
-    if isinstance(viewer, RedirectResponse):
-        return viewer
     query = (q or "").strip()
     found, error = _attempt(lambda: store.chat.search(query, k=50)) if query else (None, None)
     return render(

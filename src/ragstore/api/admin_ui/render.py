@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from ragstore import __version__
+from ragstore.api.deps import get_store
 from ragstore.api.permissions import principal_of
 from ragstore.api.user_auth import SESSION_COOKIE
 from ragstore.errors import Forbidden
@@ -33,9 +34,10 @@ __all__ = [
     "NAVIGATION",
     "POLICY",
     "STATIC",
+    "LoginRequired",
     "Viewer",
+    "page_viewer",
     "render",
-    "viewer_of",
 ]
 
 HERE = Path(__file__).parent
@@ -68,11 +70,15 @@ class Viewer:
     has_session: bool
 
 
-def viewer_of(request: Request, store: RagStore) -> Viewer | None:
-    """None when nobody is logged in (the page redirects to the login form); 403 for a non-admin."""
+class LoginRequired(Exception):
+    """Nobody is logged in: the page answers 303 to the login form (the handler install_admin_ui adds)."""
+
+
+def page_viewer(request: Request, store: RagStore = Depends(get_store)) -> Viewer:
+    """Who looks at an admin page: LoginRequired when nobody is logged in, 403 for a non-admin."""
     principal = principal_of(request)
     if principal is None:
-        return None
+        raise LoginRequired
     if not principal.allows(Role.ADMIN):
         raise Forbidden(f"{principal.actor} does not hold the admin role; log in as an admin at {LOGIN_PAGE}")
     cookie = request.cookies.get(SESSION_COOKIE)
