@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ragstore.config import load_settings
+from ragstore.config import Settings, load_settings
 from ragstore.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,3 +110,16 @@ def test_a_data_dir_that_cannot_be_a_folder_is_a_config_error_naming_it(tmp_path
     settings = load_settings(tmp_path, data_dir=blocker if shape == "file" else blocker / "data")
     with pytest.raises(ConfigError, match="RAGSTORE_DATA_DIR"):
         settings.make_data_dir()
+
+
+def test_malloc_tuning_defaults_and_zero_leaves_glibc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragstore.runtime.malloc_tuning import tune_malloc
+
+    for name in ("RAGSTORE_MALLOC_ARENA_MAX", "RAGSTORE_MALLOC_MMAP_THRESHOLD_KB", "MALLOC_ARENA_MAX"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings().malloc_arena_max, Settings().malloc_mmap_threshold_kb) == (2, 0)
+    monkeypatch.setenv("RAGSTORE_MALLOC_ARENA_MAX", "0")
+    assert Settings().malloc_arena_max == 0
+    assert tune_malloc(0, 0) == []
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # glibc's own variable wins
+    assert "arena_max" not in tune_malloc(0, 2)

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     sqlite_cache_size_mb: int = Field(64, ge=1, le=16_384, validation_alias=_env("SQLITE_CACHE_SIZE_MB"))
     sqlite_lock_retries: int = Field(5, ge=0, le=100, validation_alias=_env("SQLITE_LOCK_RETRIES"))
 
+    # the server process's C heap (glibc only, runtime/malloc_tuning.py): malloc arenas the request threads
+    # share (0: glibc's 8 per core), and the size from which an allocation gets a mapping of its own,
+    # returned to the system when freed (0: glibc's dynamic threshold)
+    malloc_arena_max: int = Field(2, ge=0, le=1024, validation_alias=_env("RAGSTORE_MALLOC_ARENA_MAX"))
+    malloc_mmap_threshold_kb: int = Field(
+        0, ge=0, le=32 * 1024, validation_alias=_env("RAGSTORE_MALLOC_MMAP_THRESHOLD_KB")
+    )
+
     # relational store (PostgreSQL): the pool each process keeps, and how long a statement may run
     database_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("DATABASE_POOL_SIZE"))
     database_max_overflow: int = Field(20, ge=0, le=1000, validation_alias=_env("DATABASE_MAX_OVERFLOW"))

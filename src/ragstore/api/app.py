@@ -46,6 +46,7 @@ from ragstore.api.routers import (
 )
 from ragstore.config import Settings, load_settings
 from ragstore.records.stats import CACHE_SAMPLE_MINUTES
+from ragstore.runtime.malloc_tuning import tune_malloc
 from ragstore.runtime.scheduler import CHAT_PURGE_SCHEDULE, USAGE_SCHEDULE, MaintenanceScheduler
 from ragstore.service import RagStore
 
@@ -68,6 +69,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
+        if owned:
+            # Before the store allocates anything large (runtime/malloc_tuning.py); a process of its own.
+            tuning = settings or load_settings()
+            tune_malloc(tuning.malloc_mmap_threshold_kb, tuning.malloc_arena_max)
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
         if owned:
             app.state.store.audit.record_start(app.state.store.settings, version=__version__)
