@@ -81,13 +81,8 @@ class Settings(BaseSettings):
     sqlite_cache_size_mb: int = Field(64, ge=1, le=16_384, validation_alias=_env("SQLITE_CACHE_SIZE_MB"))
     sqlite_lock_retries: int = Field(5, ge=0, le=100, validation_alias=_env("SQLITE_LOCK_RETRIES"))
 
-    # the server process's C heap (glibc only, runtime/malloc_tuning.py): malloc arenas the request threads
-    # share (0: glibc's 8 per core), and the size from which an allocation gets a mapping of its own,
-    # returned to the system when freed (0: glibc's dynamic threshold)
+    # the server's malloc arenas, shared by its request threads (glibc; runtime/malloc_tuning.py; 0: 8 per core)
     malloc_arena_max: int = Field(2, ge=0, le=1024, validation_alias=_env("RAGSTORE_MALLOC_ARENA_MAX"))
-    malloc_mmap_threshold_kb: int = Field(
-        0, ge=0, le=32 * 1024, validation_alias=_env("RAGSTORE_MALLOC_MMAP_THRESHOLD_KB")
-    )
 
     # relational store (PostgreSQL): the pool each process keeps, and how long a statement may run
     database_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("DATABASE_POOL_SIZE"))
@@ -104,9 +99,8 @@ class Settings(BaseSettings):
     # vector index
     # a name in the registry of vector backends (vectors/registry.py), checked in _check_combinations
     vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
-    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db, one process), http://host:19530 a server.
-    # RAGSTORE_MILVUS_URI, not MILVUS_URI: pymilvus reads MILVUS_URI itself when imported and refuses a path
-    # (vectors/milvus.py keeps it from seeing one); MILVUS_URI is still read here for older configurations.
+    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db), http://host:19530 a server. Not MILVUS_URI
+    # (still read, for old configurations): pymilvus reads that itself on import and refuses a path.
     milvus_uri: str = Field("", validation_alias=_env("RAGSTORE_MILVUS_URI", "MILVUS_URI"))
     milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
     milvus_password: SecretStr = Field(SecretStr(""), validation_alias=_env("MILVUS_PASSWORD"))
@@ -244,8 +238,7 @@ class Settings(BaseSettings):
     ingest_job_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=2 * 1024**3, validation_alias=_env("RAGSTORE_INGEST_JOB_BYTES")
     )
-    # folders (comma-separated) under which `POST /v1/collections/{name}/sync` may read files on the server;
-    # empty: sync over HTTP is disabled (403), since it reads the server's file system
+    # folders (comma-separated) where `POST /v1/collections/{name}/sync` may read server files; empty: 403
     sync_roots: str = Field("", validation_alias=_env("RAGSTORE_SYNC_ROOTS"))
 
     # request limits and cross-site protection (api/limits.py, api/origin.py): every body is counted as it
@@ -257,8 +250,7 @@ class Settings(BaseSettings):
         512 * 1024, ge=1024, le=1024**3, validation_alias=_env("RAGSTORE_MAX_SEARCH_BODY_BYTES")
     )
     max_json_depth: int = Field(64, ge=2, le=500, validation_alias=_env("RAGSTORE_MAX_JSON_DEPTH"))
-    # a longer query is cut to this many (estimated) tokens before it is embedded and analysed; never more
-    # than the embedding model reads
+    # a longer query is cut to this many (estimated) tokens before it is embedded and analysed (at most the model's)
     query_max_tokens: int = Field(64, ge=8, le=8192, validation_alias=_env("RAGSTORE_QUERY_MAX_TOKENS"))
     # Host names the server answers to (comma-separated, "*" for any); empty: localhost, 127.0.0.1, ::1 and
     # RAGSTORE_API_HOST unless it is 0.0.0.0 or ::

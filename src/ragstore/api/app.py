@@ -71,8 +71,7 @@ def create_app(
         owned = store is None
         if owned:
             # Before the store allocates anything large (runtime/malloc_tuning.py); a process of its own.
-            tuning = settings or load_settings()
-            tune_malloc(tuning.malloc_mmap_threshold_kb, tuning.malloc_arena_max)
+            tune_malloc((settings or load_settings()).malloc_arena_max)
         app.state.store = store if store is not None else RagStore.open(settings, start_worker=True)
         if owned:
             app.state.store.audit.record_start(app.state.store.settings, version=__version__)
