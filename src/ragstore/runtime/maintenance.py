@@ -46,6 +46,7 @@ __all__ = [
     "MaintenanceResult",
     "MaintenanceStep",
     "maintenance_history",
+    "maintenance_run",
     "run_maintenance",
 ]
 
@@ -96,25 +97,28 @@ def run_maintenance(
 
 def maintenance_history(db: Database, limit: int = 50) -> list[MaintenanceRunInfo]:
     """The newest runs first, with what each step did (the admin page and GET /admin/maintenance)."""
+    return RunLedger(db, MaintenanceRun).history(_run_info, limit=limit)
 
-    def info(run: MaintenanceRun) -> MaintenanceRunInfo:
-        steps = (run.details or {}).get("steps", [])
-        return MaintenanceRunInfo.model_validate(
-            {
-                "id": run.id,
-                "action": run.action,
-                "dry_run": run.dry_run,
-                "trigger": run.trigger,
-                "state": run.state,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "duration_ms": run.duration_ms,
-                "steps": steps,
-                "error": run.error,
-            }
-        )
 
-    return RunLedger(db, MaintenanceRun).history(info, limit=limit)
+def maintenance_run(db: Database, run_id: int) -> MaintenanceRunInfo | None:
+    return RunLedger(db, MaintenanceRun).get(run_id, _run_info)
+
+
+def _run_info(run: MaintenanceRun) -> MaintenanceRunInfo:
+    return MaintenanceRunInfo.model_validate(
+        {
+            "id": run.id,
+            "action": run.action,
+            "dry_run": run.dry_run,
+            "trigger": run.trigger,
+            "state": run.state,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "duration_ms": run.duration_ms,
+            "steps": (run.details or {}).get("steps", []),
+            "error": run.error,
+        }
+    )
 
 
 # -- optimize --------------------------------------------------------------------------------------------------

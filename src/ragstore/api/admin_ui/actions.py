@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.api.permissions import require
-from ragstore.runtime.maintenance import maintenance_history, run_maintenance
+from ragstore.runtime.maintenance import maintenance_history, maintenance_run, run_maintenance
 from ragstore.schemas import (
     ApiKeyInfo,
     AuditVerification,
@@ -72,7 +72,9 @@ def run_now(
 ) -> MaintenanceRunInfo:
     result = run_maintenance(store, action, dry_run=body.dry_run if body else False, trigger="api")
     assert result is not None  # no schedule slot: never refused
-    return next(run for run in maintenance_history(store.db, 20) if run.id == result.run_id)
+    run = maintenance_run(store.db, result.run_id)
+    assert run is not None
+    return run
 
 
 @router.get(

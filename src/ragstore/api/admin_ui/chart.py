@@ -86,20 +86,15 @@ def _rates(snapshots: Sequence[HealthSnapshot]) -> tuple[list[Point], list[Point
     errors: list[Point] = []
     for before, after in itertools.pairwise(snapshots):
         minutes = (after.taken_at - before.taken_at).total_seconds() / 60
-        counts = (before.requests_total, after.requests_total, before.request_seconds_total)
-        if None in counts or after.request_seconds_total is None or minutes <= 0:
-            rate.append((after.taken_at, None))
-            latency.append((after.taken_at, None))
-            errors.append((after.taken_at, None))
-            continue
-        done = int(after.requests_total or 0) - int(before.requests_total or 0)
-        if done < 0:  # the server restarted: its counters began again
-            rate.append((after.taken_at, None))
-            latency.append((after.taken_at, None))
-            errors.append((after.taken_at, None))
-            continue
-        took = float(after.request_seconds_total) - float(before.request_seconds_total or 0)
+        counted = before.requests_total is not None and after.requests_total is not None
+        done = (after.requests_total or 0) - (before.requests_total or 0)
+        took = (after.request_seconds_total or 0.0) - (before.request_seconds_total or 0.0)
         failed = int(after.request_errors_total or 0) - int(before.request_errors_total or 0)
+        if not counted or done < 0 or minutes <= 0:  # no counters yet, or a restart began them again: a gap
+            rate.append((after.taken_at, None))
+            latency.append((after.taken_at, None))
+            errors.append((after.taken_at, None))
+            continue
         rate.append((after.taken_at, done / minutes))
         latency.append((after.taken_at, 1000 * took / done if done else None))
         errors.append((after.taken_at, max(failed, 0) / minutes))
