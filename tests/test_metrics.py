@@ -229,3 +229,22 @@ def test_a_process_that_inherits_a_removed_metrics_folder_counts_in_memory(tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "1.0"] and not gone.exists()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_pool_overflow_is_reported(make_settings: Callable[..., Settings], embedder: Any) -> None:
+    """Connections beyond DATABASE_POOL_SIZE show in `ragstore_db_pool_overflow_connections` while held."""
+    from ragstore.db.models import Collection
+
+    settings = make_settings(database_pool_size=1, database_max_overflow=3)
+    with (
+        RagStore.open(settings, embedder=embedder) as store,
+        TestClient(create_app(store=store), base_url="http://127.0.0.1") as client,
+    ):
+        with store.db.read() as first, store.db.read() as second, store.db.read() as third:
+            for s in (first, second, third):  # each session checks a connection out on its first statement
+                s.query(Collection.id).first()
+            held = value(scrape(client), "ragstore_db_pool_overflow_connections", dialect="postgresql")
+            assert held >= 2  # three held beyond a pool of one (the scrape's own may be a third)
+        after = value(scrape(client), "ragstore_db_pool_overflow_connections", dialect="postgresql")
+        assert after <= 1  # returned: the pool closed the connections beyond its size

@@ -23,6 +23,7 @@ from prometheus_client import values as prometheus_values
 __all__ = [
     "CACHE_REQUESTS",
     "DB_CONNECTIONS",
+    "DB_POOL_OVERFLOW",
     "DB_QUERY_DURATION",
     "EMBEDDING_COST",
     "EMBEDDING_REQUESTS",
@@ -86,6 +87,14 @@ DB_QUERY_DURATION = Histogram(
 DB_CONNECTIONS = Gauge(
     "ragstore_db_connections",
     "Database connections of the pool checked out now (the live processes' sum)",
+    ["dialect"],
+    multiprocess_mode="livesum",
+    registry=EVENTS,
+)
+DB_POOL_OVERFLOW = Gauge(
+    "ragstore_db_pool_overflow_connections",
+    "Connections open beyond the pool's size now (DATABASE_POOL_SIZE; up to DATABASE_MAX_OVERFLOW): a pool "
+    "that lives in its overflow is too small for its load",
     ["dialect"],
     multiprocess_mode="livesum",
     registry=EVENTS,

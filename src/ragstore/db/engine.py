@@ -27,12 +27,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from ragstore.config import Settings
 from ragstore.db.failures import classify, first_line, is_locked, is_transient
 from ragstore.db.slow import SlowStatementLog
 from ragstore.errors import Unavailable
-from ragstore.telemetry import DB_CONNECTIONS, DB_QUERY_DURATION, statement_kind
+from ragstore.telemetry import DB_CONNECTIONS, DB_POOL_OVERFLOW, DB_QUERY_DURATION, statement_kind
 
 __all__ = ["Database"]
 
@@ -98,13 +99,20 @@ def _instrument(engine: Engine, slow: SlowStatementLog) -> None:
         if conn is not None and conn.info.get("ragstore_started"):
             conn.info["ragstore_started"].pop()
 
+    overflow = DB_POOL_OVERFLOW.labels(dialect)
+    pool = engine.pool
+
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
         in_use.inc()
+        if isinstance(pool, QueuePool):
+            overflow.set(max(0, pool.overflow()))
 
     @event.listens_for(engine, "checkin")
     def _checked_in(dbapi_conn: Any, record: Any) -> None:
         in_use.dec()
+        if isinstance(pool, QueuePool):
+            overflow.set(max(0, pool.overflow()))
 
 
 class Database:
