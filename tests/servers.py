@@ -11,13 +11,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 
-__all__ = ["ChromaServer", "PrivatePostgres", "PrivateRedis", "free_port", "postgres_bin"]
+__all__ = ["ChromaServer", "PrivatePostgres", "PrivateRedis", "app_in_thread", "free_port", "postgres_bin"]
 
 
 def free_port() -> int:
@@ -159,3 +163,21 @@ class ChromaServer:
             self.proc.kill()
             self.proc.wait(timeout=30)
             self.proc = None
+
+
+@contextmanager
+def app_in_thread(app: Any) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port in this process (a browser needs a real
+    socket); yields its base URL and stops the server on the way out."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

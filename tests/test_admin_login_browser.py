@@ -5,8 +5,6 @@ logout, and a user who is not an admin."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from ragstore.api.user_auth import SESSION_COOKIE
 from ragstore.config import Settings
 from ragstore.security.login import BAD_CREDENTIALS
 from ragstore.service import RagStore
+from servers import app_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE = os.environ.get("RAGSTORE_REQUIRE_SERVICES") == "1"
@@ -34,22 +33,11 @@ def base_url(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[
         if REQUIRE:
             pytest.fail("chromium is required in CI (apt-get install chromium)", pytrace=False)
         pytest.skip("no /usr/bin/chromium (Debian package chromium)")
-    import uvicorn
-
     with RagStore.open(make_settings(auth="required"), embedder=embedder) as store:
         store.users.create("admin@example.org", PASSWORD, role="admin")
         store.users.create("reader@example.org", PASSWORD, role="read")
-        app = create_app(store=store)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
+        with app_in_thread(create_app(store=store)) as base:
+            yield base
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])

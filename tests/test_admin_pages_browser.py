@@ -6,18 +6,18 @@ blocks nothing the pages need, and a screenshot of each is kept as a test artifa
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ragstore.api.app import create_app
 from ragstore.config import Settings
 from ragstore.db.models import Collection, DocumentChunk, OpState, SyncOperation
 from ragstore.service import RagStore
+from servers import app_in_thread
 
 from backup_helpers import load_corpus
 
@@ -33,7 +33,6 @@ def served(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[tu
         if REQUIRE:
             pytest.fail("chromium is required in CI (apt-get install chromium)", pytrace=False)
         pytest.skip("no /usr/bin/chromium (Debian package chromium)")
-    import uvicorn
     from sqlalchemy import select
 
     with RagStore.open(make_settings(auth="required"), embedder=embedder) as store:
@@ -54,24 +53,12 @@ def served(make_settings: Callable[..., Settings], embedder: Any) -> Iterator[tu
         store.chat.add(conversation.id, role="user", content="How are backups checked?")
         store.chat.add(conversation.id, role="assistant", content="A backup is verified by restoring it beside.")
         store.consistency.check(trigger="api")
-        app = create_app(store=store)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
-        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        try:
+        with app_in_thread(create_app(store=store)) as base:
             for _ in range(3):  # some requests of the key, for the usage table
-                import httpx
-
                 httpx.get(f"{base}/v1/collections", headers={"Authorization": f"Bearer {key.key}"}, timeout=30)
             store.components.usage_writer.flush()
             store.ops.snapshot()
             yield base, store, {"job": job_id, "key": key.id}
-        finally:
-            server.should_exit = True
-            thread.join(10)
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])
