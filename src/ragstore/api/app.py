@@ -32,6 +32,7 @@ from ragstore.api.routers import (
     collections,
     conversations,
     docs_pages,
+    document_sets,
     documents,
     health,
     jobs,
@@ -154,6 +155,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(collections.router)
     app.include_router(documents.router)
+    app.include_router(document_sets.router)
     app.include_router(sync.router)
     app.include_router(search.router)
     app.include_router(admin.router)

@@ -50,11 +50,12 @@ def queue_ingest(
     docs: list[DocumentInput] | None = None,
     *,
     loaded: list[LoadedDocument] | None = None,
+    keep_duplicates: bool = False,
 ) -> IngestJobAccepted:
     """Queue the documents (already validated: `docs` from JSON, or `loaded` from a parsed upload, which
     keeps its MIME type, encoding and source hash) as one job and make sure a thread of this server runs it."""
     store.collections.get(collection)  # an unknown collection is a 404 now, not a dead job later
-    payload: dict[str, Any] = {"collection": collection}
+    payload: dict[str, Any] = {"collection": collection, "keep_duplicates": keep_duplicates}
     if loaded is not None:
         payload["loaded"] = [_queueable(d) for d in loaded]
         count = len(loaded)

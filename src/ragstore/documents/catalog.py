@@ -26,6 +26,7 @@ from ragstore.db.models import (
     utcnow,
 )
 from ragstore.db.versions import bump_write_version
+from ragstore.documents.selection import Selection
 from ragstore.errors import Conflict, InvalidInput, NotFound, RagstoreError
 from ragstore.schemas import ChunkInfo, CollectionInfo, DocumentInfo, IndexState
 from ragstore.security.audit import AuditTrail
@@ -87,15 +88,22 @@ class Catalog:
         self.audit = audit
         self._refs: dict[str, tuple[float, CollectionRef]] = {}
 
-    def _audited(self, action: str, target: str, unit: Callable[[Session], T]) -> T:
-        """`db.write(unit)` with its audit row in the same transaction; a refusal is recorded as a failure."""
+    def _audited(
+        self,
+        action: str,
+        target: str,
+        unit: Callable[[Session], T],
+        details: Callable[[T], dict[str, Any]] | None = None,
+    ) -> T:
+        """`db.write(unit)` with its audit row in the same transaction; a refusal is recorded as a failure.
+        `details` describes the result in that row (what a bulk delete removed)."""
         audit = self.audit
         if audit is None:
             return self.db.write(unit)
 
         def recorded(s: Session) -> T:
             result = unit(s)
-            audit.append(s, action, target=target)
+            audit.append(s, action, target=target, details=details(result) if details is not None else None)
             return result
 
         try:
@@ -316,6 +324,54 @@ class Catalog:
                     )
                 ]
             return self._info(doc, collection, self.index_states(s, [doc.id])[doc.id], chunks)
+
+    def find_documents(
+        self, collection: str, selection: Selection, *, limit: int = 100, offset: int = 0, with_chunks: bool = False
+    ) -> list[DocumentInfo]:
+        """The active documents a selection names, in id order; each with its chunks if asked."""
+        if not 1 <= limit <= 10_000 or not 0 <= offset <= INT64_MAX:
+            raise InvalidInput("limit must be 1-10000 and offset from 0 to 2^63-1")
+        with self.db.read() as s:
+            coll = self.get_row(s, collection)
+            docs: list[Document] = []
+            for query in selection.queries(coll.id, postgres=not self.db.is_sqlite):
+                docs += s.scalars(query.order_by(Document.id).limit(offset + limit))
+            docs = sorted({d.id: d for d in docs}.values(), key=lambda d: d.id)[offset : offset + limit]
+            states = self.index_states(s, [d.id for d in docs])
+            chunks: dict[int, list[ChunkInfo]] = {}
+            if with_chunks:
+                for part in in_batches([d.id for d in docs]):
+                    for c in s.scalars(
+                        select(DocumentChunk)
+                        .where(DocumentChunk.document_id.in_(part))
+                        .order_by(DocumentChunk.document_id, DocumentChunk.ordinal)
+                    ):
+                        chunks.setdefault(c.document_id, []).append(ChunkInfo.model_validate(c))
+            return [
+                self._info(d, collection, states[d.id], chunks.get(d.id, []) if with_chunks else None) for d in docs
+            ]
+
+    def begin_delete_where(self, collection: str, selection: Selection) -> tuple[list[int], int | None]:
+        """Phase one of a bulk delete, in one transaction: (the documents hidden, the outbox operation or None).
+
+        One audit row names the selection and how many documents it removed; naming no document is no error
+        (a caller deleting ids it is unsure of gets nothing deleted, not a 404).
+        """
+
+        def unit(s: Session) -> tuple[list[int], int | None]:
+            coll = self.get_row(s, collection)
+            ids: set[int] = set()
+            for query in selection.queries(coll.id, postgres=not self.db.is_sqlite):
+                ids.update(int(i) for i in s.scalars(query.with_only_columns(Document.id)))
+            found = sorted(ids)
+            return found, (self.mark_documents_deleting(s, coll.id, found) if found else None)
+
+        return self._audited(
+            "document.delete_many",
+            collection,
+            unit,
+            lambda result: {**selection.described(), "deleted": len(result[0])},
+        )
 
     def begin_delete_document(self, collection: str, document_id: int) -> int:
         """Phase one of a delete: hide the document, mark its chunks deleting, queue their removal."""

@@ -4,7 +4,9 @@ an active document (a replacement). Read without the source locks: the write rea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +17,31 @@ from ragstore.db.batches import in_batches
 from ragstore.db.models import Document, DocumentStatus
 from ragstore.text.loaders import LoadedDocument
 
-__all__ = ["PreparedDocument", "holders"]
+__all__ = ["Holder", "PreparedDocument", "holders"]
+
+
+class Holder(NamedTuple):
+    """An active document holding a content: what decides `unchanged`, `duplicate` or a replacement."""
+
+    document_id: int
+    title: str
+    source_uri: str
+    metadata: dict[str, Any]
+
+    def holds_as_is(self, doc: PreparedDocument) -> bool:
+        """Whether storing `doc` would change nothing: the same source, title and metadata (text and chunks
+        are the same by content hash). A metadata edit alone must replace the document, or an upsert by id
+        that only edits metadata would be lost."""
+        return (
+            self.source_uri == doc.loaded.source_uri
+            and self.title == doc.loaded.title
+            and _canonical(self.metadata) == _canonical(doc.loaded.metadata)
+        )
+
+
+def _canonical(value: dict[str, Any]) -> str:
+    """JSON text, compared instead of the dicts: Python has True == 1 == 1.0, the stored JSON does not."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass
@@ -28,15 +54,13 @@ class PreparedDocument:
     content_hash: str = ""
 
 
-def holders(
-    s: Session, collection_id: int, docs: list[PreparedDocument]
-) -> tuple[dict[str, list[tuple[int, str, str]]], set[str]]:
-    """(content hash -> [(document id, title, source)] of the active documents holding it, oldest first;
-    the batch's sources that have an active document)."""
-    existing: dict[str, list[tuple[int, str, str]]] = {}
+def holders(s: Session, collection_id: int, docs: list[PreparedDocument]) -> tuple[dict[str, list[Holder]], set[str]]:
+    """(content hash -> the active documents holding it, oldest first; the batch's sources that have an active
+    document)."""
+    existing: dict[str, list[Holder]] = {}
     for part in in_batches(list({d.content_hash for d in docs})):
-        for h, i, t, src in s.execute(
-            select(Document.content_hash, Document.id, Document.title, Document.source_uri)
+        for h, i, t, src, meta in s.execute(
+            select(Document.content_hash, Document.id, Document.title, Document.source_uri, Document.metadata_)
             .where(
                 Document.collection_id == collection_id,
                 Document.content_hash.in_(part),
@@ -44,7 +68,7 @@ def holders(
             )
             .order_by(Document.id)
         ):
-            existing.setdefault(h, []).append((int(i), t, src))
+            existing.setdefault(h, []).append(Holder(int(i), t, src, dict(meta or {})))
     active: set[str] = set()
     for names in in_batches(list({d.loaded.source_uri for d in docs})):
         active.update(

@@ -176,14 +176,15 @@ class Ingestor:
         for pos, doc in enumerate(docs):
             src = doc.loaded.source_uri
             held = existing.get(doc.content_hash, [])
-            same = next((h for h in held if h[2] == src), None)
-            if same is not None or seen.get(doc.content_hash) == src:
-                doc_id, title = (same[0], same[1]) if same is not None else (None, doc.loaded.title)
+            same = next((h for h in held if h.source_uri == src), None)
+            # The same text under a new title or metadata replaces the document (its embeddings are reused).
+            if (same is not None and same.holds_as_is(doc)) or seen.get(doc.content_hash) == src:
+                doc_id, title = (same.document_id, same.title) if same is not None else (None, doc.loaded.title)
                 outcomes[pos] = IngestOutcome(source_uri=src, status="unchanged", document_id=doc_id, title=title)
                 continue
-            other = held[0][2] if held else seen.get(doc.content_hash)
+            other = held[0].source_uri if held else seen.get(doc.content_hash)
             if other is not None and not keep_duplicates and src not in has_active:
-                held_by = held[0][0] if held else None
+                held_by = held[0].document_id if held else None
                 outcomes[pos] = IngestOutcome(
                     source_uri=src, status="duplicate", document_id=held_by, title=doc.loaded.title, duplicate_of=other
                 )

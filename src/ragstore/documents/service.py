@@ -21,9 +21,18 @@ from ragstore.documents.catalog import Catalog
 from ragstore.documents.files import FileRun
 from ragstore.documents.ingest import ChunkProgressFn, Ingestor, PreparedDocument
 from ragstore.documents.progress import ProgressFn
+from ragstore.documents.selection import Selection, chunk_vectors
 from ragstore.embeddings.base import Embedder
 from ragstore.errors import Conflict, InvalidInput, NotFound
-from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, IngestReport
+from ragstore.schemas import (
+    ChunkVector,
+    CollectionInfo,
+    DocumentDeletion,
+    DocumentInfo,
+    DocumentInput,
+    IngestOutcome,
+    IngestReport,
+)
 from ragstore.sync.changes import ChangeFeed
 from ragstore.text.limits import DEFAULT_LIMITS, LoadLimits
 from ragstore.text.loaders import LoadedDocument, load_bytes
@@ -310,6 +319,42 @@ class DocumentService:
         self.catalog.begin_delete_document(collection, document_id)
         self.changes.announce({self.catalog.resolve(collection).id})
         self.changes.apply_now()
+
+    def find(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        with_chunks: bool = False,
+    ) -> builtins.list[DocumentInfo]:
+        """The active documents with these sources and/or passing this filter (search's filter syntax), in id
+        order; neither given: every document, as `list`. Sources that name no document are left out."""
+        selection = Selection.of(sources=sources, filter=filter)
+        return self.catalog.find_documents(collection, selection, limit=limit, offset=offset, with_chunks=with_chunks)
+
+    def delete_many(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        everything: bool = False,
+    ) -> DocumentDeletion:
+        """Delete the documents with these sources and/or passing this filter, or with `everything` all of
+        them, in one transaction (and one audit row); naming no stored document deletes nothing, no error."""
+        selection = Selection.of(sources=sources, filter=filter, everything=everything, required=True)
+        ids, op = self.catalog.begin_delete_where(collection, selection)
+        if op is not None:
+            self.changes.announce({self.catalog.resolve(collection).id})
+            self.changes.apply_now()
+        return DocumentDeletion(collection=collection, deleted=len(ids), document_ids=ids)
+
+    def vectors(self, collection: str, chunk_ids: Sequence[int]) -> builtins.list[ChunkVector]:
+        """The stored vectors of these searchable chunks, in the order asked; unknown ids are left out."""
+        return chunk_vectors(self.catalog, collection, chunk_ids)
 
     def _store(
         self,

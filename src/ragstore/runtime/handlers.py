@@ -65,6 +65,7 @@ def ingest_documents(store: RagStore, payload: dict[str, Any], progress: Progres
     if not isinstance(documents, list) or not all(isinstance(d, dict) for d in documents):
         raise InvalidInput("the job payload needs a list of documents")
     collection = _collection(payload)
+    keep_duplicates = bool(payload.get("keep_duplicates", False))
     ingestor = store.documents.ingestor
     total = len(documents)
     tracker = IngestJobTracker(progress, store.clock, total, 0, interval_s=PROGRESS_INTERVAL_S)
@@ -79,9 +80,13 @@ def ingest_documents(store: RagStore, payload: dict[str, Any], progress: Progres
         tracker.begin_batch(sum(sizes[start : start + INGEST_JOB_BATCH]))
         outcomes: list[IngestOutcome]
         if loaded is not None:
-            outcomes = store.documents.add_loaded(collection, [_loaded(d) for d in part], on_chunks=tracker.on_chunks)
+            outcomes = store.documents.add_loaded(
+                collection, [_loaded(d) for d in part], on_chunks=tracker.on_chunks, keep_duplicates=keep_duplicates
+            )
         else:
-            outcomes = store.documents.add(collection, part, on_chunks=tracker.on_chunks)
+            outcomes = store.documents.add(
+                collection, part, on_chunks=tracker.on_chunks, keep_duplicates=keep_duplicates
+            )
         statuses += [o.status for o in outcomes]
         document_ids += [o.document_id for o in outcomes]
         tracker.end_batch(outcomes)

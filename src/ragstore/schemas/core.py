@@ -28,9 +28,14 @@ __all__ = [
     "MAX_SEARCH_DEPTH",
     "ChunkInfo",
     "ChunkInput",
+    "ChunkVector",
+    "ChunkVectorsRequest",
     "CollectionInfo",
+    "DocumentDeletion",
     "DocumentInfo",
     "DocumentInput",
+    "DocumentQuery",
+    "DocumentSelection",
     "HybridFusion",
     "IndexState",
     "IngestOutcome",
@@ -220,6 +225,52 @@ class IngestOutcome(Model):
     index_state: str | None = None
     error: str | None = None
     duplicate_of: str | None = None  # status duplicate: the source of the document holding this content
+
+
+class DocumentDeletion(Model):
+    """A bulk delete: the documents it hid now (their vectors and rows go through the outbox)."""
+
+    collection: str
+    deleted: int
+    document_ids: list[int] = Field(default_factory=list)
+
+
+SourceUri = Annotated[str, StringConstraints(min_length=1, max_length=2048), BeforeValidator(_storable)]
+
+
+class DocumentQuery(BaseModel):
+    """`POST .../documents/find`: documents by source (a framework's own ids) and/or filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceUri] | None = Field(None, max_length=10_000, description="source_uri values (any of)")
+    filter: StorableJson | None = Field(None, description="Search's filter syntax (README: Filters)")
+    limit: int = Field(100, ge=1, le=10_000)
+    offset: int = Field(0, ge=0, le=INT64_MAX)
+    with_chunks: bool = Field(False, description="Give each document its chunks (and so its text)")
+
+
+class DocumentSelection(BaseModel):
+    """`POST .../documents/delete`: which documents to delete; `everything` must be said outright."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceUri] | None = Field(None, max_length=10_000, description="source_uri values (any of)")
+    filter: StorableJson | None = Field(None, description="Search's filter syntax; an empty filter is refused")
+    everything: bool = Field(False, description="Every document of the collection (alone)")
+
+
+class ChunkVectorsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(max_length=10_000)
+
+
+class ChunkVector(Model):
+    """A chunk's vector as SQL holds it (what an MMR re-ranking or an export needs)."""
+
+    chunk_id: int
+    vector: list[float]
 
 
 class IngestReport(Model):

@@ -114,6 +114,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+KEEP_DUPLICATES = Query(
+    False,
+    description="true: a document whose text another source's document holds is stored as its own document "
+    "(embedded once); false: it is reported `duplicate` and not stored.",
+)
 WAIT = Query(
     True,
     description="true: store the documents before answering (201). false: queue them as a job and answer 202 "
@@ -159,6 +164,7 @@ async def add_document(
     request: Request,
     wait: bool = WAIT,
     encoding: str | None = ENCODING,
+    keep_duplicates: bool = KEEP_DUPLICATES,
     store: RagStore = Depends(get_store),
 ) -> IngestResponse | JSONResponse:
     limit = store.settings.max_document_bytes + MULTIPART_OVERHEAD
@@ -179,11 +185,17 @@ async def add_document(
         if not docs:
             raise InvalidInput("no documents in the request")
         if not wait or is_large(store, len(docs), len(raw)):
-            return _accepted(await run_in_threadpool(queue_ingest, request.app, store, name, docs))
-        outcomes = await run_in_threadpool(store.documents.add, name, docs)
+            return _accepted(
+                await run_in_threadpool(
+                    partial(queue_ingest, request.app, store, name, docs, keep_duplicates=keep_duplicates)
+                )
+            )
+        outcomes = await run_in_threadpool(partial(store.documents.add, name, docs, keep_duplicates=keep_duplicates))
         return IngestResponse(collection=name, documents=outcomes)
     if content_type == "multipart/form-data":
-        return await _add_upload(name, request, store, limit, wait=wait, encoding=encoding)
+        return await _add_upload(
+            name, request, store, limit, wait=wait, encoding=encoding, keep_duplicates=keep_duplicates
+        )
     raise UnsupportedMediaType(
         f"send multipart/form-data (a file) or application/json (text), not {content_type or 'no content type'}"
     )
@@ -200,7 +212,7 @@ def _form_text(value: Any, field: str, max_length: int) -> str | None:
 
 
 async def _add_upload(
-    name: str, request: Request, store: RagStore, limit: int, *, wait: bool, encoding: str | None
+    name: str, request: Request, store: RagStore, limit: int, *, wait: bool, encoding: str | None, keep_duplicates: bool
 ) -> IngestResponse | JSONResponse:
     """A multipart upload: parsed (and so validated) here in every case; stored now, or queued as a job."""
     declared = request.headers.get("content-length")
@@ -235,8 +247,14 @@ async def _add_upload(
         )
     )
     if not wait or is_large(store, len(loaded), len(data)):
-        return _accepted(await run_in_threadpool(partial(queue_ingest, request.app, store, name, loaded=loaded)))
-    outcomes = await run_in_threadpool(store.documents.add_loaded, name, loaded)
+        return _accepted(
+            await run_in_threadpool(
+                partial(queue_ingest, request.app, store, name, loaded=loaded, keep_duplicates=keep_duplicates)
+            )
+        )
+    outcomes = await run_in_threadpool(
+        partial(store.documents.add_loaded, name, loaded, keep_duplicates=keep_duplicates)
+    )
     return IngestResponse(collection=name, documents=outcomes)
 
 
@@ -257,7 +275,7 @@ def list_documents(
 
 
 @router.get(
-    "/{document_id}",
+    "/{document_id:int}",
     response_model=DocumentInfo,
     summary="One document, optionally with its chunks",
     dependencies=[Depends(require(Role.READ, "name"))],
@@ -273,7 +291,7 @@ def get_document(
 
 
 @router.delete(
-    "/{document_id}",
+    "/{document_id:int}",
     status_code=204,
     summary="Delete a document and its vectors",
     dependencies=[Depends(require(Role.WRITE, "name"))],
