@@ -193,12 +193,12 @@ class RagStoreVectorStore(BasePydanticVectorStore):
         if mode is None:
             supported = ", ".join(m.name for m in _SEARCH_MODES)
             raise ValueError(f"query mode {query.mode.name} is not supported by ragstore (supported: {supported})")
-        if query.doc_ids == [] or query.node_ids == []:
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        # An empty list restricts nothing: `VectorStoreIndex.as_retriever()` passes `node_ids=[]` (the ids its
+        # own index struct holds, none when the store keeps the nodes), and most LlamaIndex stores read it so.
         where = combine(
             ragstore_filter(query.filters),
-            {REF_DOC_KEY: {"$in": list(query.doc_ids)}} if query.doc_ids is not None else None,
-            {"source_uri": {"$in": list(query.node_ids)}} if query.node_ids is not None else None,
+            {REF_DOC_KEY: {"$in": list(query.doc_ids)}} if query.doc_ids else None,
+            {"source_uri": {"$in": list(query.node_ids)}} if query.node_ids else None,
         )
         text, vector = query.query_str, query.query_embedding
         if mode == "dense" and vector is None:
