@@ -382,3 +382,21 @@ def test_a_dimension_that_differs_from_the_collection_is_a_conflict(fruit: RagSt
     other = RagStoreVectorStore(fruit.collection_name, store=fruit.client)  # type: ignore[arg-type]
     with pytest.raises(Conflict, match="dimension"):
         other.add([TextNode(id_="wide", text="Too wide.", embedding=[1.0] * (DIM + 1))])
+
+
+def test_ragstore_imports_no_llama_index_and_a_missing_extra_is_named() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import ragstore, ragstore.service, ragstore.integrations\n"
+        "assert not [m for m in sys.modules if m.startswith('llama_index')], 'ragstore imported llama_index'\n"
+        "sys.modules['llama_index'] = None\n"
+        "try:\n"
+        "    import ragstore.integrations.llama_index\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert "MissingExtra" in done.stdout and "pip install 'ragstore[llamaindex]'" in done.stdout
