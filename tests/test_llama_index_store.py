@@ -29,6 +29,7 @@ from llama_index.core.vector_stores.types import (
 
 from ragstore.config import Settings
 from ragstore.integrations.llama_index import RagStoreVectorStore, UnsupportedFilter
+from ragstore.schemas import DocumentInput
 from ragstore.service import RagStore
 
 DIM = 8
@@ -155,6 +156,12 @@ def test_add_by_id_replaces_the_node(fruit: RagStoreVectorStore) -> None:
     assert len(fruit.get_nodes()) == len(FRUIT)
 
 
+def test_add_by_id_with_new_metadata_only_replaces_it(fruit: RagStoreVectorStore) -> None:
+    fruit.add([node("kale", FRUIT[4].text, 4, doc="doc-c", kind="vegetable", price=6)])
+    assert fruit.get_nodes(["kale"])[0].metadata == {"kind": "vegetable", "price": 6}
+    assert fruit.query(dense(4, filters=eq("price", 6))).ids == ["kale"]
+
+
 def test_same_text_twice_stays_two_nodes(store: RagStoreVectorStore) -> None:
     store.add([node("one", "The same words.", 0), node("two", "The same words.", 0, doc="doc-z")])
     assert ids(store.get_nodes()) == ["one", "two"]
@@ -226,6 +233,18 @@ def test_nodes_without_a_source_document(store: RagStoreVectorStore) -> None:
     store.add([TextNode(id_="orphan", text="No parent.", embedding=vector(0))])
     (got,) = store.get_nodes()
     assert got.ref_doc_id is None and got.get_content() == "No parent."
+
+
+def test_documents_ragstore_stored_itself_read_as_text_nodes(store: RagStoreVectorStore) -> None:
+    store.add(FRUIT[:1])
+    chunks = [{"text": "First part.", "vector": vector(6)}, {"text": "Second part.", "vector": vector(7)}]
+    store.client.documents.add(
+        store.collection_name, [DocumentInput(source_uri="file.txt", chunks=chunks, metadata={"n": 1})]
+    )
+    got = {n.node_id: n for n in store.get_nodes(filters=eq("n", 1))}
+    assert sorted(got) == ["file.txt", "file.txt#1"]
+    assert got["file.txt#1"].get_content() == "Second part." and got["file.txt#1"].ref_doc_id == "file.txt"
+    assert store.query(dense(7, k=1)).ids == ["file.txt#1"]
 
 
 # -- filters: every operator ragstore can express ------------------------------------------------------------

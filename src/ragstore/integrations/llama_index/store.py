@@ -174,14 +174,12 @@ class RagStoreVectorStore(BasePydanticVectorStore):
         except NotFound:  # no collection yet: nothing was added
             return []
         chunks = [(d, c) for d in documents for c in d.chunks or []]
-        vectors = (
-            {
-                v.chunk_id: v.vector
-                for v in self._backend.documents.vectors(self.collection_name, [c.id for _, c in chunks])
-            }
-            if chunks
-            else {}
-        )
+        vectors: dict[int, Sequence[float]] = {}
+        for start in range(0, len(chunks), PAGE):
+            chunk_ids = [c.id for _, c in chunks[start : start + PAGE]]
+            vectors.update(
+                (v.chunk_id, v.vector) for v in self._backend.documents.vectors(self.collection_name, chunk_ids)
+            )
         return [
             stored_node(d.source_uri, c.text, d.metadata, ordinal=c.ordinal, embedding=vectors.get(c.id))
             for d, c in chunks
