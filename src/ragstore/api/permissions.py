@@ -33,6 +33,7 @@ __all__ = [
     "authenticated",
     "authorize",
     "document_access",
+    "holds_anywhere",
     "principal_of",
     "public",
     "readable",
@@ -90,7 +91,8 @@ def readable(principal: Principal, names: Iterable[str], role: Role = Role.READ)
     return {name for name in names if principal.allows(role, name)}
 
 
-def _holds_anywhere(principal: Principal, role: Role) -> bool:
+def holds_anywhere(principal: Principal, role: Role) -> bool:
+    """Whether the principal holds `role` on at least one collection (an `on_any` route's, and MCP's, test)."""
     return any(role_includes(held, role) for held in principal.grants.values())
 
 
@@ -107,7 +109,7 @@ def require(
         collection = request.path_params.get(collection_param) if collection_param else None
         if collection is not None:
             authorize(principal, role, str(collection))
-        elif not (_holds_anywhere(principal, role) if on_any else principal.allows(role)):
+        elif not (holds_anywhere(principal, role) if on_any else principal.allows(role)):
             raise Forbidden(f"this route needs the {role.value} role; the caller does not hold it")
         return principal
 
