@@ -35,6 +35,7 @@ from ragstore.cli import (
     keys,
     lifecycle,
     maintenance,
+    mcp,
     migrate,
     records,
     search,
@@ -74,6 +75,7 @@ app.command("search")(search.search)
 app.command("analytics")(search.analytics)
 app.command("usage")(usage.usage)
 app.command("health")(health.health)
+app.command("mcp")(mcp.mcp)  # issue 21: the MCP server (`ragstore[mcp]`)
 app.add_typer(collections.app, name="collections")
 app.add_typer(documents.app, name="documents")
 app.add_typer(config.app, name="config")
