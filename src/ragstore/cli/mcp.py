@@ -9,16 +9,19 @@ The SDK and the integration are imported inside the command, so `ragstore --help
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from enum import StrEnum
 
 import typer
 
 from ragstore.cli.common import EXIT_BAD_INPUT, fail, opened_store, settings
+from ragstore.errors import Unauthorized
 
 __all__ = ["Transport", "mcp"]
 
 DEFAULT_PORT = 8765
+API_KEY_ENV = "RAGSTORE_API_KEY"
 
 
 class Transport(StrEnum):
@@ -41,6 +44,7 @@ def mcp(
 
     cfg = settings()
     configure_logging(cfg)  # stderr only: over stdio, stdout carries the protocol
+    key = _environment_key() if transport is Transport.STDIO and cfg.auth != "off" else ""
     if transport is Transport.HTTP:
         if cfg.auth == "off" and not is_loopback(host):
             fail(
@@ -58,7 +62,12 @@ def mcp(
         # redirection ends before serving: the SDK takes the real stdout for the protocol.)
         with contextlib.redirect_stdout(sys.stderr):
             store = stack.enter_context(opened_store(start_worker=True))
-            caller = server.environment_caller(store) if transport is Transport.STDIO else None
+            caller = None
+            if transport is Transport.STDIO:
+                try:
+                    caller = server.environment_caller(store, key)
+                except Unauthorized as exc:  # well-formed, but unknown, revoked or expired
+                    fail(f"{API_KEY_ENV}: {exc.message}", EXIT_BAD_INPUT)
             store.warm_up()  # the embedding model, before the first search rather than inside it
         try:
             if caller is not None:
@@ -67,3 +76,20 @@ def mcp(
                 server.serve_http(store, host, port)
         except KeyboardInterrupt:
             pass
+
+
+def _environment_key() -> str:
+    """RAGSTORE_API_KEY, refused at once (before the store opens) when it is missing or cannot be a key.
+
+    Over stdio only an API key will do: a login's access token expires within minutes, and the process
+    serves for as long as its client runs."""
+    from ragstore.security.key_format import parse_key
+
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if not key:
+        fail(f"set {API_KEY_ENV} to an API key (ragstore keys create): the MCP server acts as that key", EXIT_BAD_INPUT)
+    if parse_key(key) is None:
+        from ragstore.security.keys import INVALID_KEY
+
+        fail(f"{API_KEY_ENV}: {INVALID_KEY}", EXIT_BAD_INPUT)
+    return key

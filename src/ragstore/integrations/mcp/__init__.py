@@ -14,7 +14,7 @@ from ragstore.integrations._extras import require
 
 require("mcp", "mcp")
 
-from ragstore.integrations.mcp.access import API_KEY_ENV, environment_caller  # noqa: E402
+from ragstore.integrations.mcp.access import environment_caller  # noqa: E402
 from ragstore.integrations.mcp.server import MCP_PATH, build_server, http_app, serve_http, serve_stdio  # noqa: E402
 
-__all__ = ["API_KEY_ENV", "MCP_PATH", "build_server", "environment_caller", "http_app", "serve_http", "serve_stdio"]
+__all__ = ["MCP_PATH", "build_server", "environment_caller", "http_app", "serve_http", "serve_stdio"]

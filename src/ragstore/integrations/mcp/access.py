@@ -1,6 +1,6 @@
 """Who is calling the MCP server: the same credentials, and the same answer, as the HTTP API.
 
-Over stdio the caller is fixed for the life of the process (the key in RAGSTORE_API_KEY); over streamable
+Over stdio the caller is fixed for the life of the process (the API key in RAGSTORE_API_KEY); over streamable
 HTTP each request carries its own `Authorization: Bearer`. Either way the credential is turned into a
 `Principal` by the store's own services (`store.keys.authenticate` for `rsk_` keys, a login's access token
 by `store.users.access_token_principal`), exactly as api/auth.py does, and it is looked up again at every
@@ -13,7 +13,6 @@ address but loopback).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from ragstore.security.principal import Principal
 from ragstore.service import RagStore
 
 __all__ = [
-    "API_KEY_ENV",
     "Caller",
     "ClientAddressMiddleware",
     "KeyVerifier",
@@ -40,7 +38,6 @@ __all__ = [
     "principal_of",
 ]
 
-API_KEY_ENV = "RAGSTORE_API_KEY"
 STDIO = "stdio"  # the client address of every stdio call: the process that started this one
 _client_address: ContextVar[str] = ContextVar("ragstore_mcp_client", default="")
 
@@ -68,16 +65,13 @@ def principal_of(store: RagStore, credential: str) -> Principal:
     return found
 
 
-def environment_caller(store: RagStore, environ: dict[str, str] | None = None) -> Caller:
-    """The stdio caller: the key in RAGSTORE_API_KEY, checked now (so a bad key stops the start, not the first
-    call) and again at each call. Unauthorized when it is missing or proves nothing."""
+def environment_caller(store: RagStore, credential: str) -> Caller:
+    """The stdio caller: one API key (the CLI reads it from RAGSTORE_API_KEY), checked now, so that a key
+    that proves nothing stops the start rather than the first call, and again at each call."""
     if store.settings.auth == "off":
         return Caller(lambda: LOCAL_OPERATOR, lambda: STDIO)
-    credential = (os.environ if environ is None else environ).get(API_KEY_ENV, "").strip()
-    if not credential:
-        raise Unauthorized(f"set {API_KEY_ENV} to an API key (ragstore keys create): the MCP server acts as that key")
-    principal_of(store, credential)
-    return Caller(lambda: principal_of(store, credential), lambda: STDIO)
+    store.keys.authenticate(credential)
+    return Caller(lambda: store.keys.authenticate(credential), lambda: STDIO)
 
 
 def bearer_caller(store: RagStore) -> Caller:
