@@ -27,6 +27,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from ragstore.api.origin import allowed_hosts
 from ragstore.config import Settings
 from ragstore.embeddings.local import LocalEmbedder
 from ragstore.integrations.mcp import MCP_PATH, http_app
@@ -109,7 +110,7 @@ async def test_stdio_serves_search_documents_and_refuses_a_write_to_a_read_key(s
         assert text.startswith("# Baking Sourdough Bread") and "starter" in text
 
         refused = await client.call_tool("add_text", {"collection": "samples", "text": "not stored"})
-        assert refused.is_error and "write role" in text_of(refused), text_of(refused)
+        assert refused.is_error and "add_text needs the write role" in text_of(refused), text_of(refused)
 
         too_many = await client.call_tool("search", {"query": "bread", "collection": "samples", "k": 101})
         assert too_many.is_error and "less than or equal to 100" in text_of(too_many)
@@ -151,7 +152,7 @@ def http_server(
 ) -> Iterator[tuple[str, Keys, RagStore]]:
     with RagStore.open(make_settings(auth="required", **LEAN), embedder=local_embedder) as store:
         keys = load_corpus(store)
-        with app_in_thread(http_app(store, "127.0.0.1", 0)) as base:
+        with app_in_thread(http_app(store, "127.0.0.1", 0, hosts=allowed_hosts(store.settings))) as base:
             yield base + MCP_PATH, keys, store
 
 

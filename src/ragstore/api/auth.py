@@ -30,9 +30,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragstore.api.permissions import LOCAL_OPERATOR
 from ragstore.api.user_auth import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
 from ragstore.errors import Forbidden, RagstoreError, Unauthorized
+from ragstore.security.authorization import LOCAL_OPERATOR, MAX_CREDENTIAL
 from ragstore.security.context import begin_call, end_call
 from ragstore.security.key_format import looks_like_key
 from ragstore.security.principal import Principal, PrincipalKind
@@ -42,7 +42,6 @@ __all__ = ["SESSION_COOKIE", "AuthenticationMiddleware", "PrincipalLookup"]
 PrincipalLookup = Callable[[str], Principal | None]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 NOBODY = Principal(PrincipalKind.ANONYMOUS, "", {})  # for the audit log of a request without credentials
-MAX_CREDENTIAL = 4096
 WANTED = frozenset((b"x-request-id", b"x-api-key", b"authorization", b"cookie", CSRF_HEADER.encode()))
 # Request ids: unique, not secret. A random prefix per process and a counter cost far less than a uuid4
 # (a system call for random bytes) on every request.

@@ -1,7 +1,9 @@
 """Which principal may call a route: the one `require(...)` dependency every route declares.
 
 A route names the role it needs and the path parameter that holds its collection, if any. The rule itself
-is `Principal.allows` (security/principal.py), the same for every face. The outcomes, in this order:
+is `Principal.allows` (security/principal.py), and the checks over it (`authorize`, `readable`,
+`holds_anywhere`, re-exported here) are security/authorization.py's, the same for every face (MCP too).
+The outcomes, in this order:
 - no principal (no key or session, or one that proves nothing): 401 with `WWW-Authenticate: Bearer`;
 - a collection route whose collection the principal holds no grant on: 404, exactly as for a collection
   that does not exist, so a key bound to collection A cannot learn whether B exists;
@@ -15,14 +17,15 @@ With RAGSTORE_AUTH=off (loopback only) every caller is the local operator.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from ragstore.errors import Forbidden, NotFound, Unauthorized
-from ragstore.security.principal import Principal, PrincipalKind, Role, role_includes
+from ragstore.errors import Forbidden, Unauthorized
+from ragstore.security.authorization import LOCAL_OPERATOR, authorize, holds_anywhere, readable
+from ragstore.security.principal import Principal, Role
 
 __all__ = [
     "LOCAL_OPERATOR",
@@ -40,7 +43,6 @@ __all__ = [
     "require",
 ]
 
-LOCAL_OPERATOR = Principal(PrincipalKind.ANONYMOUS, "local", {"*": Role.ADMIN})
 PUBLIC = "public"
 NEEDS_CREDENTIALS = "this route needs an API key (Authorization: Bearer rsk_... or X-API-Key) or a login"
 
@@ -76,24 +78,6 @@ def principal_of(request: Request) -> Principal | None:
     if principal is None and request.app.state.store.settings.auth == "off":
         return LOCAL_OPERATOR
     return principal
-
-
-def authorize(principal: Principal, role: Role, collection: str) -> None:
-    """404 when the principal may not know `collection` exists, 403 when it may but lacks `role` there."""
-    if not principal.sees_collection(collection):
-        raise NotFound(f"no collection named {collection!r}")
-    if not principal.allows(role, collection):
-        raise Forbidden(f"this route needs the {role.value} role on collection {collection!r}; the caller lacks it")
-
-
-def readable(principal: Principal, names: Iterable[str], role: Role = Role.READ) -> set[str]:
-    """Those of `names` the principal holds `role` on (a listing shows no more)."""
-    return {name for name in names if principal.allows(role, name)}
-
-
-def holds_anywhere(principal: Principal, role: Role) -> bool:
-    """Whether the principal holds `role` on at least one collection (an `on_any` route's, and MCP's, test)."""
-    return any(role_includes(held, role) for held in principal.grants.values())
 
 
 def require(

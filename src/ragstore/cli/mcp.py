@@ -38,6 +38,7 @@ def mcp(
 ) -> None:
     """Serve MCP tools (search, list_collections, get_document, add_text) and documents as resources, with
     an API key's permissions: RAGSTORE_API_KEY over stdio, each request's Bearer key over HTTP."""
+    from ragstore.api.origin import allowed_hosts
     from ragstore.cli.lifecycle import check_port, is_loopback
     from ragstore.cli.worker import configure_logging
     from ragstore.integrations._extras import MissingExtra
@@ -73,7 +74,8 @@ def mcp(
             if caller is not None:
                 server.serve_stdio(store, caller)
             else:
-                server.serve_http(store, host, port)
+                hosts = allowed_hosts(store.settings.model_copy(update={"api_host": host}))
+                server.serve_http(store, host, port, hosts=hosts)
         except KeyboardInterrupt:
             pass
 

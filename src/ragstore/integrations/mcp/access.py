@@ -3,7 +3,7 @@
 Over stdio the caller is fixed for the life of the process (the API key in RAGSTORE_API_KEY); over streamable
 HTTP each request carries its own `Authorization: Bearer`. Either way the credential is turned into a
 `Principal` by the store's own services (`store.keys.authenticate` for `rsk_` keys, a login's access token
-by `store.users.access_token_principal`), exactly as api/auth.py does, and it is looked up again at every
+by `store.users.access_token_principal`), as api/auth.py does, and it is looked up again at every
 call: the key service answers from its cache for a few seconds, so a key revoked or re-scoped while a
 session is open stops working within `keys.CACHE_TTL_S`, as it would over HTTP.
 
@@ -22,9 +22,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ragstore.api.auth import MAX_CREDENTIAL
-from ragstore.api.permissions import LOCAL_OPERATOR, NEEDS_CREDENTIALS
 from ragstore.errors import Unauthorized
+from ragstore.security.authorization import LOCAL_OPERATOR, MAX_CREDENTIAL
 from ragstore.security.key_format import looks_like_key
 from ragstore.security.principal import Principal
 from ragstore.service import RagStore
@@ -38,6 +37,7 @@ __all__ = [
     "principal_of",
 ]
 
+NEEDS_CREDENTIALS = "send an API key as Authorization: Bearer rsk_..."
 STDIO = "stdio"  # the client address of every stdio call: the process that started this one
 _client_address: ContextVar[str] = ContextVar("ragstore_mcp_client", default="")
 

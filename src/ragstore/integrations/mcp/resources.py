@@ -16,9 +16,9 @@ from urllib.parse import quote
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import Resource as MCPResource
 
-from ragstore.api.permissions import authorize, readable
 from ragstore.errors import InvalidInput, NotFound, RagstoreError
 from ragstore.integrations.mcp.calls import CallRunner
+from ragstore.security.authorization import authorize, readable
 from ragstore.security.principal import Principal, Role
 
 __all__ = ["DOCUMENT_TEMPLATE", "MAX_LISTED", "MAX_RESOURCE_CHARS", "Documents", "document_uri", "join_chunks"]
@@ -85,7 +85,7 @@ class Documents:
         """The document's text (its chunks joined again), for a key with the read role on the collection."""
 
         def work(principal: Principal) -> str:
-            authorize(principal, Role.READ, collection)
+            authorize(principal, Role.READ, collection, what="reading a document")
             if not document_id.isascii() or not document_id.isdigit() or not 1 <= int(document_id) <= MAX_DOCUMENT_ID:
                 raise InvalidInput(f"a document id is a positive whole number, not {document_id[:40]!r}")
             info = self.store.documents.get(collection, int(document_id), with_chunks=True)

@@ -4,12 +4,14 @@ Built with the official SDK's `MCPServer`: the tools (tools.py) and the document
 are registered on it, and `list_resources` is extended with the caller's documents, which the SDK's
 static resources cannot express. Over HTTP the SDK's bearer middleware asks `KeyVerifier` about each
 request's `Authorization: Bearer` (401 before any MCP message is read when it proves nothing), and its
-DNS-rebinding guard answers only the host names the API answers to (RAGSTORE_ALLOWED_HOSTS).
+DNS-rebinding guard answers only the host names it is given (the CLI gives those the API answers to,
+RAGSTORE_ALLOWED_HOSTS).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import anyio.to_thread
@@ -21,7 +23,6 @@ from mcp_types import ToolAnnotations
 from starlette.applications import Starlette
 
 from ragstore import __version__
-from ragstore.api.origin import allowed_hosts
 from ragstore.integrations.mcp.access import Caller, ClientAddressMiddleware, KeyVerifier, bearer_caller
 from ragstore.integrations.mcp.calls import CallRunner
 from ragstore.integrations.mcp.resources import DOCUMENT_TEMPLATE, Documents
@@ -85,12 +86,11 @@ def serve_stdio(store: RagStore, caller: Caller) -> None:
     build_server(store, caller).run("stdio")
 
 
-def _transport_security(store: RagStore, host: str) -> TransportSecuritySettings:
-    """The SDK's Host and Origin checks, over the names the API answers to (api/origin.py)."""
-    names = allowed_hosts(store.settings.model_copy(update={"api_host": host}))
-    if names is None:  # RAGSTORE_ALLOWED_HOSTS=*
+def _transport_security(hosts: Collection[str] | None) -> TransportSecuritySettings:
+    """The SDK's Host and Origin checks over `hosts`, the names the API answers to (None: any)."""
+    if hosts is None:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    shown = [f"[{n}]" if ":" in n else n for n in sorted(names)]
+    shown = [f"[{n}]" if ":" in n else n for n in sorted(hosts)]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*shown, *(f"{n}:*" for n in shown)],
@@ -98,8 +98,9 @@ def _transport_security(store: RagStore, host: str) -> TransportSecuritySettings
     )
 
 
-def http_app(store: RagStore, host: str, port: int) -> Starlette:
-    """The streamable HTTP app at /mcp: every request needs a bearer credential unless RAGSTORE_AUTH=off."""
+def http_app(store: RagStore, host: str, port: int, *, hosts: Collection[str] | None) -> Starlette:
+    """The streamable HTTP app at /mcp: every request needs a bearer credential unless RAGSTORE_AUTH=off, and
+    a Host header of `hosts` (the CLI passes api/origin.allowed_hosts; None: any host)."""
     options: dict[str, Any] = {}
     if store.settings.auth != "off":
         # The SDK requires an issuer for its bearer middleware; ragstore issues its own keys (`ragstore keys
@@ -108,18 +109,18 @@ def http_app(store: RagStore, host: str, port: int) -> Starlette:
         options["token_verifier"] = KeyVerifier(store)
     server = build_server(store, bearer_caller(store), **options)
     app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, host=host, transport_security=_transport_security(store, host)
+        streamable_http_path=MCP_PATH, host=host, transport_security=_transport_security(hosts)
     )
     app.add_middleware(ClientAddressMiddleware)
     return app
 
 
-def serve_http(store: RagStore, host: str, port: int) -> None:
+def serve_http(store: RagStore, host: str, port: int, *, hosts: Collection[str] | None) -> None:
     """Serve MCP over streamable HTTP at http://host:port/mcp until interrupted."""
     import uvicorn
 
     uvicorn.run(
-        http_app(store, host, port),
+        http_app(store, host, port, hosts=hosts),
         host=host,
         port=port,
         log_level=store.settings.log_level.lower(),

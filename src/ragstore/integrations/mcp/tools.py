@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from ragstore.api.permissions import authorize, holds_anywhere, readable
 from ragstore.errors import Forbidden, PayloadTooLarge, RagstoreError
 from ragstore.integrations.mcp.calls import CallRunner, validated
 from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, SearchRequest
 from ragstore.schemas.core import INT64_MAX, SearchMode
+from ragstore.security.authorization import authorize, holds_anywhere, readable
 from ragstore.security.principal import Principal, Role
 
 __all__ = ["MAX_CHUNKS", "MAX_K", "CollectionList", "Hit", "SearchResult", "Tools"]
@@ -88,7 +88,7 @@ class Tools:
         """Search a collection's chunks by meaning, by words, or both; each hit names its document."""
 
         def work(principal: Principal) -> SearchResult:
-            authorize(principal, Role.READ, collection)
+            authorize(principal, Role.READ, collection, what="search")
             request = validated(SearchRequest, {"query": query, "mode": mode, "k": k, "filter": filter})
             found = self.store.search.run(collection, request)
             hits = [
@@ -138,7 +138,7 @@ class Tools:
         """One document's title, source, metadata and state, optionally with its chunks' text."""
 
         def work(principal: Principal) -> DocumentInfo:
-            authorize(principal, Role.READ, collection)
+            authorize(principal, Role.READ, collection, what="get_document")
             info = self.store.documents.get(collection, document_id, with_chunks=chunks)
             if info.chunks is not None and len(info.chunks) > MAX_CHUNKS:
                 info = info.model_copy(update={"chunks": info.chunks[:MAX_CHUNKS]})
@@ -164,7 +164,7 @@ class Tools:
         searchable when this returns."""
 
         def work(principal: Principal) -> IngestOutcome:
-            authorize(principal, Role.WRITE, collection)
+            authorize(principal, Role.WRITE, collection, what="add_text")
             limit = self.store.settings.max_document_bytes
             size = len(text.encode("utf-8", "surrogatepass"))
             if size > limit:  # the API refuses a body over this limit before reading it (413)
