@@ -238,3 +238,23 @@ def test_importing_ragstore_and_its_cli_does_not_import_the_sdk() -> None:
     script = "import sys, ragstore, ragstore.cli; print(any(m == 'mcp' or m.startswith('mcp.') for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_without_the_extra_the_import_and_the_command_name_it() -> None:
+    """Without the SDK: the import fails naming `ragstore[mcp]`, and the command says so in one line (exit 2)."""
+    script = (
+        "import sys\n"
+        "sys.modules['mcp'] = None  # as if the extra were not installed\n"
+        "try:\n"
+        "    import ragstore.integrations.mcp\n"
+        "except ImportError as exc:\n"
+        "    print(exc, file=sys.stderr)\n"
+        "from ragstore.cli import main\n"
+        "sys.argv = ['ragstore', 'mcp']\n"
+        "main()\n"
+    )
+    env = {"RAGSTORE_API_KEY": new_key()[0], "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    wanted = "pip install 'ragstore[mcp]'"
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and wanted in lines[0] and lines[-1].startswith("error:") and wanted in lines[-1]
