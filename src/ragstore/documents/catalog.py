@@ -178,6 +178,21 @@ class Catalog:
             if existing is not None:
                 state = "is being deleted" if existing.status == CollectionStatus.DELETING else "already exists"
                 raise Conflict(f"collection {name!r} {state}", details={"collection": name})
+            # Stored vectors are keyed by (model, text): a model name is one vector space, shared by every
+            # collection that names it. Another dimension under the same name would overwrite theirs.
+            other = s.execute(
+                select(Collection.name, Collection.dimension).where(
+                    Collection.embedding_model == embedding_model,
+                    Collection.dimension != dimension,
+                    Collection.status == CollectionStatus.ACTIVE,
+                )
+            ).first()
+            if other is not None:
+                raise Conflict(
+                    f"embedding model {embedding_model!r} is used by collection {other.name!r} with dimension "
+                    f"{other.dimension}, not {dimension}: give this collection's vectors another model name",
+                    details={"collection": name, "setting": "embedding_model"},
+                )
             row = Collection(
                 name=name,
                 description=description,

@@ -51,7 +51,9 @@ class RagStoreVectorStore(BasePydanticVectorStore):
     The collection is created on the first `add`, with the nodes' embedding dimension, under the model name
     `embedding_model_name`. ragstore keys every stored vector by (model name, text), across collections, so
     the name must identify the embedding model (and how LlamaIndex feeds it text, which by default includes
-    the node's metadata): use a name of its own per embedding model, never the name of ragstore's own model.
+    the node's metadata). The default, `llamaindex:<collection_name>`, gives each collection a vector space of
+    its own, which is always safe; name the model yourself (never as ragstore's own model) to share stored
+    vectors between collections embedded by it. A name already used with another dimension is refused.
 
     Queries: `VectorStoreQueryMode.DEFAULT` is ragstore's dense search by the query embedding,
     `TEXT_SEARCH` its lexical search by the query text, `HYBRID` both fused with `hybrid_fusion` ("rrf" by
@@ -61,7 +63,7 @@ class RagStoreVectorStore(BasePydanticVectorStore):
     stores_text: bool = True
     flat_metadata: bool = False
     collection_name: str
-    embedding_model_name: str = "llamaindex"
+    embedding_model_name: str = ""
     metric: str = "cosine"
     hybrid_fusion: str = "rrf"
 
@@ -76,7 +78,7 @@ class RagStoreVectorStore(BasePydanticVectorStore):
         store: RagStore | None = None,
         data_dir: str | Path | None = None,
         client: Backend | None = None,
-        embedding_model_name: str = "llamaindex",
+        embedding_model_name: str | None = None,
         metric: str = "cosine",
         hybrid_fusion: str = "rrf",
     ) -> None:
@@ -85,7 +87,7 @@ class RagStoreVectorStore(BasePydanticVectorStore):
         super().__init__(
             stores_text=True,
             collection_name=collection_name,
-            embedding_model_name=embedding_model_name,
+            embedding_model_name=embedding_model_name or f"llamaindex:{collection_name}",
             metric=metric,
             hybrid_fusion=hybrid_fusion,
         )
