@@ -1,0 +1,135 @@
+"""What the LangChain adapter needs of a store, and how it gets one.
+
+The adapter runs over a local `RagStore` or a remote server through `ragstore.client.RagStoreClient`; both
+hand out the same sub-facades with the same signatures. Typing the backend as these Protocols (only the
+calls the adapter makes) lets either fit without the adapter importing the client, and keeps the contract
+the adapter relies on written down in one place. Nothing here imports LangChain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ragstore.schemas import CollectionInfo, DocumentInfo, DocumentInput, IngestOutcome, SearchResponse
+
+if TYPE_CHECKING:
+    from ragstore.service import RagStore
+
+__all__ = [
+    "ChunkVectorLike",
+    "CollectionsBackend",
+    "DocumentsBackend",
+    "RagStoreBackend",
+    "SearchBackend",
+    "open_backend",
+]
+
+
+class ChunkVectorLike(Protocol):
+    """One stored chunk vector (`store.documents.vectors`): MMR re-ranks the hits with them."""
+
+    @property
+    def chunk_id(self) -> int: ...
+
+    @property
+    def vector(self) -> Sequence[float]: ...
+
+
+class CollectionsBackend(Protocol):
+    def create(
+        self,
+        name: str,
+        *,
+        embedding_model: str | None = ...,
+        dimension: int | None = ...,
+        metric: str = ...,
+        exist_ok: bool = ...,
+    ) -> CollectionInfo: ...
+
+    def get(self, name: str) -> CollectionInfo: ...
+
+
+class DocumentsBackend(Protocol):
+    def add(
+        self, collection: str, documents: Sequence[DocumentInput], *, keep_duplicates: bool = ...
+    ) -> list[IngestOutcome]: ...
+
+    def find(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = ...,
+        filter: dict[str, Any] | None = ...,
+        limit: int = ...,
+        offset: int = ...,
+        with_chunks: bool = ...,
+    ) -> list[DocumentInfo]: ...
+
+    def delete_many(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = ...,
+        filter: dict[str, Any] | None = ...,
+        everything: bool = ...,
+    ) -> object: ...
+
+    def vectors(self, collection: str, chunk_ids: Sequence[int]) -> Sequence[ChunkVectorLike]: ...
+
+
+class SearchBackend(Protocol):
+    def __call__(
+        self,
+        collection: str,
+        query: str | None = ...,
+        *,
+        vector: Sequence[float] | None = ...,
+        k: int = ...,
+        filter: dict[str, Any] | None = ...,
+        mode: str | None = ...,
+        min_score: float | None = ...,
+        rrf_k: int | None = ...,
+        dense_weight: float | None = ...,
+        lexical_weight: float | None = ...,
+        min_coverage: float | None = ...,
+        fusion: str | None = ...,
+    ) -> SearchResponse: ...
+
+
+class RagStoreBackend(Protocol):
+    """A `RagStore` or a `RagStoreClient`: read-only members, so each facade may be of its own class."""
+
+    @property
+    def collections(self) -> CollectionsBackend: ...
+
+    @property
+    def documents(self) -> DocumentsBackend: ...
+
+    @property
+    def search(self) -> SearchBackend: ...
+
+
+def open_backend(
+    store: RagStoreBackend | None, data_dir: str | Path | None, client: RagStoreBackend | None
+) -> tuple[RagStoreBackend, RagStore | None]:
+    """The backend to use, and what the adapter must close (a store it opened on `data_dir`; else None).
+
+    Exactly one source: a store or client the caller passed stays the caller's to close.
+    """
+    sources = (("store", store), ("data_dir", data_dir), ("client", client))
+    given = [name for name, value in sources if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of store, data_dir or client (got {', '.join(given) or 'none'})")
+    if store is not None:
+        return store, None
+    if client is not None:
+        return client, None
+    from ragstore.config import load_settings
+    from ragstore.service import RagStore
+
+    assert data_dir is not None
+    # The environment and .env still apply (the embedding backend, the database), as for the CLI.
+    opened = RagStore.open(load_settings(data_dir=Path(data_dir)))
+    return opened, opened
