@@ -175,6 +175,8 @@ def test_upsert_duplicates_and_delete(shared: RagStore, name: str) -> None:
     vectorstore = RagStoreVectorStore(name, DeterministicFakeEmbedding(size=8), store=shared)
     ids = vectorstore.add_texts(["same", "same", "other"], [{"v": 1}, {"v": 2}, {"v": 3}])
     assert len(set(ids)) == 3  # uuid4 strings
+    with pytest.raises(ValueError, match="no document without text: blank"):
+        vectorstore.add_texts(["fine", " \n"], ids=["fine", "blank"])
     assert [d.metadata["v"] for d in vectorstore.get_by_ids(ids)] == [1, 2, 3]  # equal texts: both stored
     assert sorted(d.metadata["v"] for d in vectorstore.similarity_search("same", k=2)) == [1, 2]
     # The same id again replaces: new text, or the same text with new metadata.

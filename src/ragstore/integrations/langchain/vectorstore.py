@@ -99,6 +99,9 @@ class RagStoreVectorStore(VectorStore):
             raise TypeError(f"unexpected arguments: {', '.join(sorted(kwargs))}")
         if not documents:
             return []
+        blank = [source for source, d in zip(ids, documents, strict=True) if not d.page_content.strip()]
+        if blank:  # refused before anything is embedded
+            raise ValueError(f"ragstore stores no document without text: {', '.join(blank)}")
         vectors = self._embedding.embed_documents([d.page_content for d in documents])
         last = {source: i for i, source in enumerate(ids)}  # one id twice in a batch: the last one wins
         inputs = [document_input(documents[i], source, vectors[i]) for source, i in last.items()]
