@@ -22,8 +22,9 @@ from ragstore.integrations.langchain import RagStoreVectorStore
 from ragstore.service import RagStore
 
 Q = [1.0, 0.0, 0.0]
-# Against the query Q: A and A2 are nearly the same vector (cosine ~1), B is further (0.6), C orthogonal (0).
-A, A2, B, C = [1.0, 0.05, 0.0], [1.0, 0.06, 0.0], [0.6, 0.0, 0.8], [0.0, 0.0, 1.0]
+# Against the query Q: A and A2 are nearly the same vector (cosine 0.98), B is further (0.8) but less like A
+# (0.67) than A2 is (~1), C is orthogonal to all of them.
+A, A2, B, C = [1.0, 0.2, 0.0], [1.0, 0.21, 0.0], [0.8, -0.6, 0.0], [0.0, 0.0, 1.0]
 TABLE = {
     "query": Q,
     "refund": Q,
@@ -80,9 +81,9 @@ def test_the_collection_records_the_embedding_and_its_dimension(shared: RagStore
 def test_similarity_with_scores_and_relevance(table_store: RagStoreVectorStore) -> None:
     found = table_store.similarity_search_with_score("query", k=4)
     assert ids_of([d for d, _ in found]) == ["alpha", "alpha again", "beta", "gamma"]
-    assert [round(s, 3) for _, s in found] == [0.999, 0.998, 0.6, 0.0]
+    assert [round(s, 3) for _, s in found] == [0.981, 0.979, 0.8, 0.0]
     relevant = table_store.similarity_search_with_relevance_scores("query", k=4, score_threshold=0.5)
-    assert [(d.id, round(s, 3)) for d, s in relevant] == [("alpha", 0.999), ("alpha again", 0.998), ("beta", 0.6)]
+    assert [(d.id, round(s, 3)) for d, s in relevant] == [("alpha", 0.981), ("alpha again", 0.979), ("beta", 0.8)]
     by_vector = table_store.similarity_search_by_vector(B, k=1)
     assert ids_of(by_vector) == ["beta"]
 
@@ -100,9 +101,9 @@ def test_filters_in_ragstores_syntax(table_store: RagStoreVectorStore) -> None:
 
 def test_mmr_prefers_a_different_answer_to_a_near_copy(table_store: RagStoreVectorStore) -> None:
     assert ids_of(table_store.similarity_search("query", k=2)) == ["alpha", "alpha again"]
-    chosen = table_store.max_marginal_relevance_search("query", k=2, fetch_k=4, lambda_mult=0.25)
+    chosen = table_store.max_marginal_relevance_search("query", k=2, fetch_k=4, lambda_mult=0.5)
     assert ids_of(chosen) == ["alpha", "beta"]
-    assert ids_of(table_store.max_marginal_relevance_search_by_vector(Q, k=2, fetch_k=4, lambda_mult=0.25)) == [
+    assert ids_of(table_store.max_marginal_relevance_search_by_vector(Q, k=2, fetch_k=4, lambda_mult=0.5)) == [
         "alpha",
         "beta",
     ]
@@ -112,7 +113,7 @@ def test_mmr_prefers_a_different_answer_to_a_near_copy(table_store: RagStoreVect
 def test_retriever_search_types(table_store: RagStoreVectorStore) -> None:
     similarity = table_store.as_retriever(search_kwargs={"k": 2})
     assert ids_of(similarity.invoke("query")) == ["alpha", "alpha again"]
-    mmr = table_store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.25})
+    mmr = table_store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.5})
     assert ids_of(mmr.invoke("query")) == ["alpha", "beta"]
     threshold = table_store.as_retriever(
         search_type="similarity_score_threshold", search_kwargs={"k": 4, "score_threshold": 0.9}
@@ -137,7 +138,7 @@ def test_hybrid_mode_finds_the_words_the_vectors_miss(table_store: RagStoreVecto
 
 async def test_async_search_types(table_store: RagStoreVectorStore) -> None:
     assert ids_of(await table_store.asimilarity_search("query", k=1)) == ["alpha"]
-    chosen = await table_store.amax_marginal_relevance_search("query", k=2, fetch_k=4, lambda_mult=0.25)
+    chosen = await table_store.amax_marginal_relevance_search("query", k=2, fetch_k=4, lambda_mult=0.5)
     assert ids_of(chosen) == ["alpha", "beta"]
     retriever = table_store.as_retriever(search_kwargs={"k": 1, "mode": "hybrid", "fusion": "rrf"})
     assert len(await retriever.ainvoke("refund")) == 1
