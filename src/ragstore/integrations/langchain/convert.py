@@ -47,7 +47,8 @@ def document_input(document: Document, source: str, vector: Sequence[float]) -> 
     return DocumentInput(
         source_uri=source,
         metadata=copy.deepcopy(dict(document.metadata)),
-        chunks=[ChunkInput(text=document.page_content, vector=list(vector))],
+        # Plain floats (an embedding may hand out numpy scalars): what the HTTP client can send as JSON too.
+        chunks=[ChunkInput(text=document.page_content, vector=[float(x) for x in vector])],
     )
 
 
