@@ -116,7 +116,7 @@ def test_retriever_search_types(table_store: RagStoreVectorStore) -> None:
     mmr = table_store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 4, "lambda_mult": 0.5})
     assert ids_of(mmr.invoke("query")) == ["alpha", "beta"]
     threshold = table_store.as_retriever(
-        search_type="similarity_score_threshold", search_kwargs={"k": 4, "score_threshold": 0.9}
+        search_type="similarity_score_threshold", search_kwargs={"k": 4, "score_threshold": 0.9, "mode": None}
     )
     assert ids_of(threshold.invoke("query")) == ["alpha", "alpha again"]
 

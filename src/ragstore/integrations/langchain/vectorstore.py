@@ -170,7 +170,7 @@ class RagStoreVectorStore(VectorStore):
     def _similarity_search_with_relevance_scores(
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        if kwargs.get("mode", "dense") != "dense":
+        if (kwargs.get("mode") or "dense") != "dense":
             raise ValueError(
                 f"relevance scores need mode 'dense' (a cosine); mode {kwargs['mode']!r} scores on no fixed scale: "
                 "use search_type 'similarity' with min_score instead"
