@@ -143,3 +143,12 @@ def test_http_routes(client: TestClient) -> None:
     kept = client.post("/v1/collections/kb/documents?keep_duplicates=true", json=_doc("c2", "gamma text"))
     assert kept.status_code == 201 and kept.json()["documents"][0]["status"] == "added"
     assert client.post("/v1/collections/kb/documents", json=body).json()["documents"][0]["status"] == "added"
+
+
+def test_a_model_name_is_one_vector_space(kb: RagStore) -> None:
+    """Stored vectors are keyed by (model, text): another dimension under a name in use is refused."""
+    from ragstore.errors import Conflict
+
+    with pytest.raises(Conflict, match="used by collection 'kb' with dimension 4"):
+        kb.collections.create("three", embedding_model="byo", dimension=3)
+    assert kb.collections.create("four", embedding_model="byo", dimension=4).dimension == 4

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from ragstore import RagStore
 from ragstore.api.app import create_app
 from ragstore.cli import app as cli_app
+from ragstore.db.filter_spec import MAX_CLAUSES, MAX_DEPTH, MAX_VALUES
 from ragstore.errors import InvalidInput
-from ragstore.search.filter_spec import MAX_CLAUSES, MAX_DEPTH, MAX_VALUES
 
 MODES = ("dense", "lexical", "hybrid")
 # Every text holds "notice", so the lexical side proposes every chunk and the result set is the filter's.
@@ -287,8 +287,8 @@ def test_the_cli_refuses_a_bad_filter_in_one_line(
 def test_equality_under_and_or_keeps_the_jsonb_gin_index(kb: tuple[RagStore, dict[str, dict[str, Any]]]) -> None:
     from sqlalchemy import select
 
+    from ragstore.db.filters import compile_filter
     from ragstore.db.models import Document
-    from ragstore.search.filters import compile_filter
 
     store, _ = kb
     for spec in ({"$or": [{"lang": "ko"}, {"n": {"$in": [2, 5]}}]}, {"$and": [{"lang": "en"}, {"flag": False}]}):

@@ -108,8 +108,8 @@ def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(st
 def test_metadata_equality_filters_use_the_jsonb_gin_index(store: RagStore) -> None:
     from sqlalchemy import select
 
+    from ragstore.db.filters import compile_filter
     from ragstore.db.models import Document
-    from ragstore.search.filters import compile_filter
 
     store.collections.create("kb")
     store.documents.add(

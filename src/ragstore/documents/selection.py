@@ -15,12 +15,12 @@ from sqlalchemy import Select, select
 
 from ragstore.db.batches import in_batches
 from ragstore.db.chunk_vectors import vectors_for_chunks
+from ragstore.db.filter_spec import parse_filter
+from ragstore.db.filters import compile_filter
 from ragstore.db.models import Document, DocumentChunk, DocumentStatus
 from ragstore.db.visibility import chunk_visible
 from ragstore.errors import InvalidInput
 from ragstore.schemas import ChunkVector
-from ragstore.search.filter_spec import parse_filter
-from ragstore.search.filters import compile_filter
 from ragstore.valid_text import INT64_MAX, checked_json, checked_text
 
 if TYPE_CHECKING:

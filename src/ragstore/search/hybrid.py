@@ -21,11 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragstore.db.engine import Database
+from ragstore.db.filters import compile_filter
 from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
 from ragstore.schemas import SearchHit
 from ragstore.search.bridge_fusion import BridgeScorer, LexicalEvidence
 from ragstore.search.dense import DenseSearcher
-from ragstore.search.filters import compile_filter
 from ragstore.search.options import Mode, SearchOptions
 from ragstore.search.rows import ChunkRow, read_rows, shown_score
 

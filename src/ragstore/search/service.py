@@ -20,13 +20,13 @@ from ragstore.analytics.recorder import QueryRecorder
 from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings
+from ragstore.db.filter_spec import parse_filter
 from ragstore.documents.catalog import Catalog
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import SearchRequest, SearchResponse
-from ragstore.search.filter_spec import parse_filter
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.options import (
     MAX_DEPTH,

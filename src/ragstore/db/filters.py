@@ -1,6 +1,6 @@
 """Metadata filters, compiled to SQL so that they select chunk ids inside the database.
 
-A filter (grammar and checks: search/filter_spec.py; semantics: README.md, "Filters") names document
+A filter (grammar and checks: db/filter_spec.py; semantics: README.md, "Filters") names document
 fields (`document_id`, `source_uri`, `title`, `mime_type`, and the dates `created_at`, `updated_at`,
 compared with ISO 8601 values such as "2024-05-01" or "2024-05-01T09:00:00+09:00") or metadata keys; a
 date kept in metadata as an ISO 8601 string compares correctly as a string when all values share one format.
@@ -27,8 +27,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, false, func, not_, or_, t
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import True_
 
-from ragstore.db.models import Document
-from ragstore.search.filter_spec import (
+from ragstore.db.filter_spec import (
     DATE_FIELDS,
     AllOf,
     AnyOf,
@@ -39,6 +38,7 @@ from ragstore.search.filter_spec import (
     as_datetime,
     parse_filter,
 )
+from ragstore.db.models import Document
 
 __all__ = ["compile_filter", "compile_tree"]
 

@@ -1,6 +1,6 @@
 """A search filter read from its JSON into a small typed tree, checked and bounded before any SQL is built.
 
-Separate from the SQL (search/filters.py) so that every rule about what a filter may say, and every error
+Separate from the SQL (db/filters.py) so that every rule about what a filter may say, and every error
 naming the bad part (`filter.$or[1].lang: unknown operator $foo`), lives in one place; the compiler then
 only has well-formed trees to translate, on either dialect.
 
