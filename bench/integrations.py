@@ -114,7 +114,7 @@ def sample_corpus(settings: Settings) -> Data:
         chunks = [c for d in docs for c in d.chunks or []]
         vectors = {v.chunk_id: v.vector for v in store.documents.vectors("samples", [c.id for c in chunks])}
         questions = [json.loads(line)["question"] for line in (ROOT / "samples" / "questions.jsonl").open()]
-        queries = np.asarray([store.components.embedder.embed_query(q) for q in questions], dtype=np.float32)
+        queries = np.asarray(store.components.embedder.embed(questions, kind="query"), dtype=np.float32)
     texts = [f"{i}:{c.text}" for i, c in enumerate(chunks)]  # unique, so no store folds two chunks into one
     matrix = np.asarray([vectors[c.id] for c in chunks], dtype=np.float32)
     truth = np.argsort(-(queries @ matrix.T), axis=1)[:, :K]
@@ -260,7 +260,11 @@ def run(data: Data, database_url: str | None, skip_http: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ragstore-integrations-"))
     try:
         with postgres_schema(database_url) as url:
-            settings = Settings(data_dir=tmp / "store", database_url=url, index_persist_interval_s=3600)
+            # No companion model: it embeds every added text a second time for the bridge fusion, the same
+            # cost through every face, which would only drown the differences this run is about.
+            settings = Settings(
+                data_dir=tmp / "store", database_url=url, index_persist_interval_s=3600, companion_model="none"
+            )
             rows = local_faces(data, settings, tmp / "chroma")
             if not skip_http:
                 rows.insert(3, http_face(data, settings, url))
@@ -281,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_samples:
         tmp = Path(tempfile.mkdtemp(prefix="ragstore-samples-"))
         try:
-            samples = sample_corpus(Settings(data_dir=tmp))
+            samples = sample_corpus(Settings(data_dir=tmp, companion_model="none"))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         run(samples, args.database_url, args.skip_http)

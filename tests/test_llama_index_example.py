@@ -10,41 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQueryMode
 
 from ragstore.embeddings.local import LocalEmbedder
-from ragstore.integrations.llama_index import RagStoreVectorStore
+from ragstore.integrations.llama_index import RagStoreEmbedding, RagStoreVectorStore
 
 CORPUS = Path(__file__).resolve().parent.parent / "samples" / "corpus" / "en"
-
-
-class LocalEmbedding(BaseEmbedding):
-    """ragstore's local model as a LlamaIndex embedding (queries and passages encoded as the model was trained)."""
-
-    _inner: LocalEmbedder = PrivateAttr()
-
-    def __init__(self, inner: LocalEmbedder, **kwargs: Any) -> None:
-        super().__init__(model_name=inner.model, **kwargs)
-        self._inner = inner
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return [float(x) for x in self._inner.embed([query], kind="query")[0]]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return [[float(x) for x in row] for row in self._inner.embed(texts, kind="document")]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +42,7 @@ def index(tmp_path_factory: pytest.TempPathFactory, local_embedder: LocalEmbedde
         yield VectorStoreIndex.from_documents(
             documents,
             storage_context=StorageContext.from_defaults(vector_store=vector_store),
-            embed_model=LocalEmbedding(local_embedder, embed_batch_size=32),
+            embed_model=RagStoreEmbedding(embedder=local_embedder, embed_batch_size=32),
             transformations=[SentenceSplitter(chunk_size=256, chunk_overlap=20)],
         )
 

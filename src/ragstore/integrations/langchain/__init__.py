@@ -1,8 +1,8 @@
 """LangChain (`pip install 'ragstore[langchain]'`): `RagStoreVectorStore`, a LangChain `VectorStore`.
 
-    from ragstore.integrations.langchain import RagStoreVectorStore
+    from ragstore.integrations.langchain import RagStoreEmbeddings, RagStoreVectorStore
 
-    vectorstore = RagStoreVectorStore("kb", embeddings, data_dir="data")
+    vectorstore = RagStoreVectorStore("kb", RagStoreEmbeddings(), data_dir="data")  # or any LangChain embedding
     retriever = vectorstore.as_retriever(search_kwargs={"k": 5, "mode": "hybrid"})
 
 Imported only by this path, never by `import ragstore`; without the extra, the ImportError names it.
@@ -14,6 +14,7 @@ from ragstore.integrations._extras import require
 
 require("langchain_core", "langchain")
 
+from ragstore.integrations.langchain.embeddings import RagStoreEmbeddings  # noqa: E402
 from ragstore.integrations.langchain.vectorstore import RagStoreVectorStore  # noqa: E402
 
-__all__ = ["RagStoreVectorStore"]
+__all__ = ["RagStoreEmbeddings", "RagStoreVectorStore"]
