@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -57,14 +58,39 @@ app = typer.Typer(
 
 
 @app.callback()
-def _as_the_local_operator(ctx: typer.Context) -> None:
+def _as_the_local_operator(
+    ctx: typer.Context,
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        envvar="RAGSTORE_URL",
+        help="Run the command against the ragstore server at this URL instead of the local store (the commands "
+        "the HTTP API serves; the others exit 2).",
+    ),
+    api_key_file: Path | None = typer.Option(
+        None,
+        "--api-key-file",
+        help="A file holding the API key for --url (default: the RAGSTORE_API_KEY variable).",
+        dir_okay=False,
+    ),
+) -> None:
     """Every command acts as the operating-system user running it (`cli:<user>` in the audit log): the CLI
     runs beside the data files, so it needs no key (issue 16). The call ends with the command, so a program
-    that invokes the CLI in-process (a test, a notebook) does not stay the operator afterwards."""
+    that invokes the CLI in-process (a test, a notebook) does not stay the operator afterwards.
+
+    With --url it acts as the server's key instead (cli/remote.py)."""
+    from ragstore.cli import remote
     from ragstore.security.context import begin_call, end_call, operator_principal
 
+    mode = remote.remote_mode(url, api_key_file, os.environ.get("RAGSTORE_API_KEY"))
     token = begin_call(operator_principal())
-    ctx.call_on_close(lambda: end_call(token))
+    remote_token = remote.activate(mode)
+
+    def end() -> None:
+        remote.deactivate(remote_token)
+        end_call(token)
+
+    ctx.call_on_close(end)
 
 
 app.command("init")(lifecycle.init)

@@ -15,6 +15,7 @@ from ragstore.cli.common import (
     out,
     print_json,
     settings,
+    store_or_client,
 )
 
 __all__ = ["app"]
@@ -33,7 +34,7 @@ def backup_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Back up the store at one point in time into RAGSTORE_BACKUP_REPOSITORY."""
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         made = store.backups.create(kind, note=note, trigger="cli")
     assert made is not None
     if as_json:
@@ -50,7 +51,7 @@ def backup_list(as_json: bool = JsonOpt) -> None:
     """Every complete backup in the repository, oldest first, with its size and when it was last verified."""
     from rich.table import Table
 
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         backups = store.backups.list()
     if as_json:
         print_json(backups)
@@ -72,6 +73,26 @@ def backup_list(as_json: bool = JsonOpt) -> None:
     out.print(table)
 
 
+@app.command("status")
+def backup_status(as_json: bool = JsonOpt) -> None:
+    """What is running now, the newest backup, the schedule and the retention policy."""
+    with store_or_client(recover=False) as store, domain_errors():
+        status = store.backups.status()
+    if as_json:
+        print_json(status)
+        return
+    running = ", ".join(f"{r.action} {r.kind or ''} (run {r.id})".replace("  ", " ") for r in status.running)
+    latest = status.latest
+    out.print(f"repository: {status.repository}", highlight=False)
+    out.print(f"running: {running or 'nothing'}", highlight=False)
+    if latest is None:
+        out.print("newest backup: none", highlight=False)
+    else:
+        out.print(f"newest backup: {latest.id} ({latest.kind}, {latest.created_at})", highlight=False)
+    out.print(f"schedule: {status.schedule.model_dump()}", highlight=False)
+    out.print(f"retention: {status.retention.model_dump()}", highlight=False)
+
+
 @app.command("show")
 def backup_show(
     backup_id: str = typer.Argument(..., help="A backup id from `backup list`."),
@@ -89,7 +110,7 @@ def backup_verify(
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-read every block, check every checksum, decrypt, restore into a temporary folder and check it."""
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         results = store.backups.verify(backup_id, every=every)
     if as_json:
         print_json(results)

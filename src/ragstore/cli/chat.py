@@ -18,11 +18,11 @@ from ragstore.cli.common import (
     confirm_destructive,
     domain_errors,
     fail,
-    opened_store,
     out,
     plain,
     print_json,
     print_listing,
+    store_or_client,
 )
 
 __all__ = ["app"]
@@ -65,7 +65,7 @@ def new(
     spec = _model(
         ConversationCreate, {"title": title, "user": user, "collections": collection, "end_user_id": end_user}
     )
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         made = store.chat.create(spec)
     if as_json:
         print_json(made)
@@ -102,7 +102,7 @@ def add(
         MessageCreate,
         {"role": role, "content": text, "parent_id": parent, "references": cited, "agent_used": agent},
     )
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         added = store.chat.add(conversation_id, spec)
     if as_json:
         print_json(added)
@@ -118,7 +118,7 @@ def show(
     as_json: bool = JsonOpt,
 ) -> None:
     """The conversation and the messages of its active branch, oldest first."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         detail = store.chat.show(conversation_id, all_branches=all_branches, limit=limit)
     if as_json:
         print_json(detail)
@@ -140,7 +140,7 @@ def list_conversations(
     as_json: bool = JsonOpt,
 ) -> None:
     """Conversations, newest activity first."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         page = store.chat.list(user=user, end_user_id=end_user, collection=collection, limit=limit, cursor=cursor)
     if as_json:
         print_json(page)
@@ -168,7 +168,7 @@ def context(
     as_json: bool = JsonOpt,
 ) -> None:
     """The context of the next turn: summary and newest messages within the budget, citations resolved now."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         assembled = store.chat.context(conversation_id, budget)
     if as_json:
         print_json(assembled)
@@ -195,7 +195,7 @@ def feedback(
     from ragstore.schemas.chat import FeedbackInput
 
     spec = _model(FeedbackInput, {"rating": rating, "scale": scale, "comment": comment, "source": source})
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         rated = store.chat.feedback(message_id, spec)
     if as_json:
         print_json(rated)
@@ -216,7 +216,7 @@ def update(
     from ragstore.schemas.chat import ConversationUpdate
 
     spec = _model(ConversationUpdate, {"version": version, "title": title, "summary": summary, "is_active": active})
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         changed = store.chat.update(conversation_id, spec)
     if as_json:
         print_json(changed)
@@ -231,7 +231,7 @@ def branch(
     as_json: bool = JsonOpt,
 ) -> None:
     """Switch the conversation to the branch ending at MESSAGE_ID."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         changed = store.chat.branch(conversation_id, message_id)
     if as_json:
         print_json(changed)
@@ -247,7 +247,7 @@ def delete(
 ) -> None:
     """Delete a conversation (soft: hidden from every read at once; `chat purge` removes it for good)."""
     confirm_destructive(f"Delete conversation {conversation_id}?", yes)
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         store.chat.delete(conversation_id)
     if as_json:
         print_json({"deleted": conversation_id})

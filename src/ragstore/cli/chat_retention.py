@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ragstore.cli import chat as chat_cli
-from ragstore.cli.common import JsonOpt, domain_errors, fail, opened_store, out, print_json
+from ragstore.cli.common import JsonOpt, domain_errors, fail, out, print_json, store_or_client
 from ragstore.cli.keys import parse_duration
 
 __all__ = ["chat_purge"]
@@ -26,7 +26,7 @@ def chat_purge(
             age = parse_duration(older_than)
         except ValueError as exc:
             fail(str(exc).replace("--expires-in", "--older-than"), 2)
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         report = store.chat.purge(age, dry_run=dry_run)
     if as_json:
         print_json(report)

@@ -14,11 +14,11 @@ from ragstore.cli.common import (
     JsonOpt,
     domain_errors,
     fail,
-    opened_store,
     out,
     print_json,
     printable,
     progress_bar,
+    store_or_client,
 )
 from ragstore.valid_text import ascii_digits
 
@@ -58,7 +58,7 @@ def chat_search(
     if role is not None and role not in ROLES:
         fail(f"--role {role!r} is not one of {', '.join(ROLES)}", 2)
     start, end = _when(since, "--since"), _when(until, "--until")
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         result = store.chat.search(
             query,
             k=k,
@@ -85,7 +85,7 @@ def chat_relex(as_json: bool = JsonOpt) -> None:
 
     A store does this by itself when it opens with another analyzer than the one that built the terms."""
     with (
-        opened_store(recover=False) as store,
+        store_or_client(recover=False) as store,
         domain_errors(),
         progress_bar("analysing", disable=as_json) as bar,
     ):

@@ -15,9 +15,9 @@ from ragstore.cli.common import (
     JsonOpt,
     OptionalCollectionOpt,
     domain_errors,
-    opened_store,
     out,
     print_json,
+    store_or_client,
 )
 
 if TYPE_CHECKING:  # the schemas load numpy, which `ragstore --help` must not wait for
@@ -56,7 +56,7 @@ def check_run(
     collection: str | None = OptionalCollectionOpt, repair: bool = RepairOpt, as_json: bool = JsonOpt
 ) -> None:
     """Run a check (and the safe repairs with --repair) and store its report; exit 1 while problems remain."""
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         report = store.consistency.check(collection, repair=repair, trigger="cli")
         assert report is not None
     if as_json:
@@ -75,7 +75,7 @@ def check_list(
     """Past runs, newest first: when, what started them, how many problems they found."""
     from rich.table import Table
 
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         runs = store.consistency.history(limit)
     if as_json:
         print_json(runs)
@@ -93,7 +93,7 @@ def check_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """One stored report, as `check run` printed it."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         report = store.consistency.report(report_id)
     if as_json:
         print_json(report)

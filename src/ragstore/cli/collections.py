@@ -1,4 +1,4 @@
-"""`ragstore collections`: list, create and delete collections (the collection is this group's argument)."""
+"""`ragstore collections`: list, show, create and delete collections (the collection is this group's argument)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from ragstore.cli.common import (
     YesOpt,
     confirm_destructive,
     domain_errors,
-    opened_store,
     out,
+    plain,
     print_json,
     print_listing,
+    store_or_client,
 )
 
 __all__ = ["app"]
@@ -23,7 +24,7 @@ app = typer.Typer(help="List, create and delete collections.", no_args_is_help=T
 @app.command("list")
 def collections_list(as_json: bool = JsonOpt) -> None:
     """Collections with their document and chunk counts."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         rows = store.collections.list()
     print_listing(
         rows,
@@ -40,6 +41,20 @@ def collections_list(as_json: bool = JsonOpt) -> None:
     )
 
 
+@app.command("show")
+def collections_show(name: str = typer.Argument(..., help="The collection."), as_json: bool = JsonOpt) -> None:
+    """One collection: its settings and counts."""
+    with store_or_client(recover=False) as store, domain_errors():
+        info = store.collections.get(name)
+    if as_json:
+        print_json(info)
+        return
+    for key in ("name", "description", "embedding_model", "dimension", "metric"):
+        out.print(f"[bold]{key}[/]: {plain(getattr(info, key))}", highlight=False)
+    for key in ("document_count", "chunk_count", "indexed_chunk_count", "created_at", "updated_at"):
+        out.print(f"[bold]{key}[/]: {getattr(info, key)}", highlight=False)
+
+
 @app.command("create")
 def collections_create(
     name: str = typer.Argument(..., help="The new collection's name."),
@@ -54,7 +69,7 @@ def collections_create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a collection (exit 2 if it exists, unless --exist-ok and its settings are the same)."""
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         info = store.collections.create(
             name, description=description, embedding_model=embedding_model, dimension=dimension, exist_ok=exist_ok
         )
@@ -71,10 +86,10 @@ def collections_delete(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a collection with all its documents and vectors (asks first; exit 3 if not confirmed)."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         store.collections.get(name)  # a name that does not exist is exit 2 at once, not a question first
     confirm_destructive(f"Delete collection {name!r} and all its documents?", yes)
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         store.collections.delete(name)
     if as_json:
         print_json({"deleted": name})

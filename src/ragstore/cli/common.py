@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from ragstore.cli.remote import store_or_client
 from ragstore.errors import RagstoreError
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ __all__ = [
     "progress_bar",
     "settings",
     "stdin_is_terminal",
+    "store_or_client",
 ]
 
 T = TypeVar("T")
@@ -110,7 +112,11 @@ def check_data_dir(cfg: Settings) -> None:
 
 
 def settings() -> Settings:
+    """The local configuration; in remote mode (`--url`) a command that needs it exits 2 (cli/remote.py)."""
+    from ragstore.cli.remote import refuse_local
     from ragstore.config import load_settings
+
+    refuse_local()
 
     with domain_errors():
         return load_settings()

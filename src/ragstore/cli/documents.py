@@ -10,11 +10,11 @@ from ragstore.cli.common import (
     CollectionOpt,
     JsonOpt,
     domain_errors,
-    opened_store,
     out,
     plain,
     print_json,
     print_listing,
+    store_or_client,
 )
 
 __all__ = ["app"]
@@ -30,7 +30,7 @@ def documents_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """Documents of a collection."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         docs = store.documents.list(collection, limit=limit, offset=offset)
     print_listing(
         docs,
@@ -55,7 +55,7 @@ def documents_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """One document (and its chunks)."""
-    with opened_store(recover=False) as store, domain_errors():
+    with store_or_client(recover=False) as store, domain_errors():
         doc = store.documents.get(collection, document_id, with_chunks=chunks)
     if as_json:
         print_json(doc)
@@ -74,7 +74,7 @@ def documents_delete(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a document, its chunks and vectors."""
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         store.documents.delete(collection, document_id)
     if as_json:
         print_json({"deleted": document_id, "collection": collection})

@@ -18,6 +18,7 @@ from ragstore.cli.common import (
     out,
     plain,
     print_json,
+    store_or_client,
 )
 
 __all__ = ["analytics", "search"]
@@ -106,7 +107,7 @@ def search(
 
         problems = "; ".join(f"{named(e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(problems, EXIT_BAD_INPUT)
-    with opened_store() as store, domain_errors():
+    with store_or_client() as store, domain_errors():
         result = store.search.run(collection, request)
     if as_json:
         print_json(result)
