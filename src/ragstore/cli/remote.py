@@ -99,13 +99,23 @@ def refuse_local() -> None:
     remote = current_remote()
     if remote is None:
         return
-    import click
-
     from ragstore.cli.common import fail
 
-    ctx = click.get_current_context(silent=True)
+    ctx = _current_context()
     command = ctx.command_path if ctx is not None else "this command"
     fail(f"`{command}` needs a local store: it cannot run against --url {remote.url}", EXIT_BAD_INPUT)
+
+
+def _current_context() -> Any:
+    """The running command's context, for its name. Typer carries its own copy of Click (and so its own
+    context stack) since 0.20; the plain Click one is the fallback for an older Typer."""
+    import importlib
+
+    try:
+        current = importlib.import_module("typer.main").get_current_context
+    except AttributeError:  # pragma: no cover - an older Typer runs on Click itself
+        current = importlib.import_module("click").get_current_context
+    return current(silent=True)
 
 
 @contextmanager
