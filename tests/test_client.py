@@ -77,8 +77,20 @@ def scenario(face: Any) -> list[Any]:
     step(d.add, "kb", [{**DOCS[1], "source_uri": "kimchi-copy"}])  # duplicate of kimchi
     step(d.add_text, "kb", "Taxis in Seoul start at 4,800 won.", title="taxi", metadata={"lang": "en"})
     chunks = [{"text": f"vector chunk {i}", "vector": v} for i, v in enumerate(VECTORS)]
-    step(d.add, "byo", [{"text": "", "chunks": chunks, "source_uri": "byo-1"}])
+    byo = step(d.add, "byo", [{"text": "", "chunks": chunks, "source_uri": "byo-1"}])
     step(d.add, "kb", [{"text": "", "title": "nothing"}])  # invalid: no text
+    kept = step(d.add, "kb", [{**DOCS[1], "source_uri": "kimchi-kept"}], keep_duplicates=True)
+    assert kept[0].status == "added"  # not `duplicate`: the flag reached the server
+    step(d.find, "kb", sources=["fares", "hours", "nowhere"])
+    step(d.find, "kb", filter={"lang": "ko"}, with_chunks=True)
+    step(d.find, "kb", limit=2, offset=1)
+    step(d.find, "missing")
+    byo_chunks = [c.id for c in face.documents.get("byo", byo[0].document_id, with_chunks=True).chunks]
+    step(d.vectors, "byo", [byo_chunks[2], byo_chunks[0], 999_999])
+    step(d.vectors, "kb", [1, 2])
+    assert step(d.delete_many, "kb", sources=["kimchi-kept"]).deleted == 1
+    step(d.delete_many, "kb", filter={"lang": "xx"})
+    step(d.delete_many, "kb")  # invalid: names nothing
     step(c.list)
     step(c.get, "kb")
     step(c.get, "missing")
@@ -221,6 +233,8 @@ def test_the_async_client_gives_what_the_sync_client_gives(client: RagStoreClien
             await aclient.chat.add(conv.id, role="user", content="hello subway")
             results.append(await aclient.chat.show(conv.id))
             results.append([c async for c in aclient.chat.iter(page_size=1)])
+            results.append(await aclient.documents.find("kb", sources=["kimchi", "fares"], with_chunks=True))
+            results.append(await aclient.documents.vectors("kb", [2, 1]))
             with pytest.raises(NotFound):
                 await aclient.documents.get("kb", 999)
             return results
@@ -235,6 +249,8 @@ def test_the_async_client_gives_what_the_sync_client_gives(client: RagStoreClien
         list(client.search.pages("kb", "subway", k=2, mode="dense")),
         client.chat.show(conv_id),
         list(client.chat.iter(page_size=1)),
+        client.documents.find("kb", sources=["kimchi", "fares"], with_chunks=True),
+        client.documents.vectors("kb", [2, 1]),
     ]
     # The sync client asks each search a second time: the server answers it from its result cache.
     assert _uncached(normal(found)) == _uncached(normal(expected))

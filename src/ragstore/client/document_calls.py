@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from ragstore.client.calls import Call, Pause, Plan, nothing, parsed, parsed_list, segment
 from ragstore.errors import InvalidInput, OperationFailed, Unavailable
-from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome, JobInfo
+from ragstore.schemas import ChunkVector, DocumentDeletion, DocumentInfo, DocumentInput, IngestOutcome, JobInfo
 
-__all__ = ["BATCH", "add", "delete", "get", "ingest_bytes", "listing"]
+__all__ = ["BATCH", "add", "delete", "delete_many", "find", "get", "ingest_bytes", "listing", "vectors"]
 
 BATCH = 200  # documents per request: well under the server's default job threshold of 1,000
 JOB_POLL_FIRST_S = 0.2
@@ -148,3 +148,40 @@ def get(collection: str, document_id: int, with_chunks: bool) -> Call[DocumentIn
 
 def delete(collection: str, document_id: int) -> Call[None]:
     return Call("DELETE", f"{_path(collection)}/{segment(document_id)}", nothing, idempotent=True)
+
+
+def _selection(sources: Sequence[str] | None, filter: dict[str, Any] | None) -> dict[str, Any]:
+    """Only what the caller named: the server then refuses an empty selection exactly as the facade does."""
+    body: dict[str, Any] = {}
+    if sources is not None:
+        body["sources"] = list(sources)
+    if filter is not None:
+        body["filter"] = filter
+    return body
+
+
+def find(
+    collection: str,
+    sources: Sequence[str] | None,
+    filter: dict[str, Any] | None,
+    limit: int,
+    offset: int,
+    with_chunks: bool,
+) -> Call[list[DocumentInfo]]:
+    body = _selection(sources, filter) | {"limit": limit, "offset": offset, "with_chunks": with_chunks}
+    return Call("POST", f"{_path(collection)}/find", parsed_list(DocumentInfo), json=body, idempotent=True)
+
+
+def delete_many(
+    collection: str, sources: Sequence[str] | None, filter: dict[str, Any] | None, everything: bool
+) -> Call[DocumentDeletion]:
+    # Repeating it deletes nothing more (what matched is gone), so a lost answer may be asked again; the
+    # repeat's answer then counts only what it deleted itself.
+    body = _selection(sources, filter) | ({"everything": True} if everything else {})
+    return Call("POST", f"{_path(collection)}/delete", parsed(DocumentDeletion), json=body, idempotent=True)
+
+
+def vectors(collection: str, chunk_ids: Sequence[int]) -> Call[list[ChunkVector]]:
+    path = f"/v1/collections/{segment(collection)}/chunks/vectors"
+    body = {"chunk_ids": list(chunk_ids)}
+    return Call("POST", path, parsed_list(ChunkVector), json=body, idempotent=True)

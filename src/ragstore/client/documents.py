@@ -16,7 +16,7 @@ from ragstore.client import document_calls as calls
 from ragstore.client.errors import LocalOnly
 from ragstore.client.http import AsyncHttp, SyncHttp
 from ragstore.errors import InvalidInput
-from ragstore.schemas import DocumentInfo, DocumentInput, IngestOutcome, IngestReport
+from ragstore.schemas import ChunkVector, DocumentDeletion, DocumentInfo, DocumentInput, IngestOutcome, IngestReport
 
 __all__ = ["AsyncDocuments", "Documents"]
 
@@ -90,6 +90,32 @@ class Documents:
     def delete(self, collection: str, document_id: int) -> None:
         self._http.run(calls.delete(collection, document_id))
 
+    def find(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        with_chunks: bool = False,
+    ) -> builtins.list[DocumentInfo]:
+        """Documents by source and/or filter, in id order (as `store.documents.find`)."""
+        return self._http.run(calls.find(collection, sources, filter, limit, offset, with_chunks))
+
+    def delete_many(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        everything: bool = False,
+    ) -> DocumentDeletion:
+        return self._http.run(calls.delete_many(collection, sources, filter, everything))
+
+    def vectors(self, collection: str, chunk_ids: Sequence[int]) -> builtins.list[ChunkVector]:
+        return self._http.run(calls.vectors(collection, chunk_ids))
+
 
 class AsyncDocuments:
     def __init__(self, http: AsyncHttp) -> None:
@@ -144,3 +170,28 @@ class AsyncDocuments:
 
     async def delete(self, collection: str, document_id: int) -> None:
         await self._http.run(calls.delete(collection, document_id))
+
+    async def find(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        with_chunks: bool = False,
+    ) -> builtins.list[DocumentInfo]:
+        return await self._http.run(calls.find(collection, sources, filter, limit, offset, with_chunks))
+
+    async def delete_many(
+        self,
+        collection: str,
+        *,
+        sources: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        everything: bool = False,
+    ) -> DocumentDeletion:
+        return await self._http.run(calls.delete_many(collection, sources, filter, everything))
+
+    async def vectors(self, collection: str, chunk_ids: Sequence[int]) -> builtins.list[ChunkVector]:
+        return await self._http.run(calls.vectors(collection, chunk_ids))
