@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"keys", "valid_text", "roles"},  # the text form of secret keys (config validates it); what makes a string storable
     {"config"},
     {"schemas", "declarations"},  # declarations: the application record types, light to import
+    {"client"},  # the HTTP client: the facade's interface over the API, knowing only the contract and the base
     {"db", "text", "embeddings", "cache"},
     {"migrations", "lexical", "vectors"},  # derived from the system of record: they may read SQL
     {"security"},  # principals, keys, sessions, limits, usage, audit: every feature may record an action

@@ -79,15 +79,15 @@ def _as_the_local_operator(
     that invokes the CLI in-process (a test, a notebook) does not stay the operator afterwards.
 
     With --url it acts as the server's key instead (cli/remote.py)."""
-    from ragstore.cli import remote
+    from ragstore.cli.common import start_remote_mode
+    from ragstore.cli.remote import deactivate
     from ragstore.security.context import begin_call, end_call, operator_principal
 
-    mode = remote.remote_mode(url, api_key_file, os.environ.get("RAGSTORE_API_KEY"))
+    remote_token = start_remote_mode(url, api_key_file, os.environ.get("RAGSTORE_API_KEY"))
     token = begin_call(operator_principal())
-    remote_token = remote.activate(mode)
 
     def end() -> None:
-        remote.deactivate(remote_token)
+        deactivate(remote_token)
         end_call(token)
 
     ctx.call_on_close(end)

@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from ragstore.cli.remote import store_or_client
 from ragstore.errors import RagstoreError
 
 if TYPE_CHECKING:
+    from contextvars import Token
+    from pathlib import Path
+
     from rich.progress import Progress
 
+    from ragstore.cli.remote import Remote
+    from ragstore.client import RagStoreClient
     from ragstore.config import Settings
     from ragstore.migrations import Migrator
     from ragstore.service import RagStore
@@ -50,6 +54,7 @@ __all__ = [
     "printable",
     "progress_bar",
     "settings",
+    "start_remote_mode",
     "stdin_is_terminal",
     "store_or_client",
 ]
@@ -113,10 +118,12 @@ def check_data_dir(cfg: Settings) -> None:
 
 def settings() -> Settings:
     """The local configuration; in remote mode (`--url`) a command that needs it exits 2 (cli/remote.py)."""
-    from ragstore.cli.remote import refuse_local
+    from ragstore.cli.remote import local_only_message
     from ragstore.config import load_settings
 
-    refuse_local()
+    refused = local_only_message()
+    if refused is not None:
+        fail(refused, EXIT_BAD_INPUT)
 
     with domain_errors():
         return load_settings()
@@ -138,6 +145,34 @@ def opened_store(**kwargs: Any) -> Iterator[RagStore]:
             yield store
         finally:
             store.close()
+
+
+def start_remote_mode(url: str | None, key_file: Path | None, env_key: str | None) -> Token[Remote | None]:
+    """Local or remote mode for the command about to run, from the global options (cli/remote.py); exit 2
+    with one line when they cannot be used."""
+    from ragstore.cli.remote import BadRemote, activate, remote_mode
+
+    try:
+        return activate(remote_mode(url, key_file, env_key))
+    except BadRemote as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+
+
+@contextmanager
+def store_or_client(**kwargs: Any) -> Iterator[RagStore | RagStoreClient]:
+    """The facade (`opened_store(**kwargs)`) in local mode, a client of the server in remote mode
+    (`--url`); closed after the command, domain errors mapped to one line and their exit code either way."""
+    from ragstore.cli.remote import current_remote
+
+    remote = current_remote()
+    if remote is None:
+        with opened_store(**kwargs) as store:
+            yield store
+        return
+    from ragstore.client import RagStoreClient
+
+    with domain_errors(), RagStoreClient(remote.url, remote.api_key) as client:
+        yield client
 
 
 @contextmanager
