@@ -62,8 +62,8 @@ class Backups:
     def restore_copy(self, backup_id: str, to: str) -> RestoreReport:
         return self._http.run(calls.restore(backup_id, to))
 
-    def dr_report(self, *, public: bool = True) -> ReadinessReport:
-        """The server's report is always the public one (no server paths or free space)."""
+    def dr_report(self, *, public: bool = False) -> ReadinessReport:
+        """The server's report is always the public one (no server paths or free space), whatever `public` says."""
         return self._http.run(calls.dr())
 
     def show(self, backup_id: str) -> BackupDetail:
@@ -104,7 +104,7 @@ class AsyncBackups:
     async def restore_copy(self, backup_id: str, to: str) -> RestoreReport:
         return await self._http.run(calls.restore(backup_id, to))
 
-    async def dr_report(self, *, public: bool = True) -> ReadinessReport:
+    async def dr_report(self, *, public: bool = False) -> ReadinessReport:
         return await self._http.run(calls.dr())
 
     async def show(self, backup_id: str) -> BackupDetail:

@@ -1,6 +1,7 @@
 """`client.consistency`: the consistency checker over HTTP (admin keys), as `store.consistency`.
 
-A check runs on the server and stores its report there, recorded with the trigger "api".
+A check runs on the server and stores its report there, recorded with the trigger "api" whatever `trigger`
+says (the server names who asked).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Consistency:
         self._http = http
 
     def check(
-        self, collection: str | None = None, *, repair: bool = False, trigger: str = "api", slot: str | None = None
+        self, collection: str | None = None, *, repair: bool = False, trigger: str = "manual", slot: str | None = None
     ) -> ConsistencyReport:
         return self._http.run(_check(collection, repair))
 
@@ -52,7 +53,7 @@ class AsyncConsistency:
         self._http = http
 
     async def check(
-        self, collection: str | None = None, *, repair: bool = False, trigger: str = "api", slot: str | None = None
+        self, collection: str | None = None, *, repair: bool = False, trigger: str = "manual", slot: str | None = None
     ) -> ConsistencyReport:
         return await self._http.run(_check(collection, repair))
 

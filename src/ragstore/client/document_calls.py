@@ -120,12 +120,9 @@ def ingest_bytes(
     filename: str,
     content_type: str | None,
     metadata: dict[str, Any] | None,
-    encoding: str | None,
 ) -> Plan[list[IngestOutcome]]:
     """One file uploaded as multipart (the server parses it: a .jsonl file may hold several documents)."""
     form = {"metadata": json.dumps(metadata)} if metadata else {}
-    if encoding is not None:
-        form["encoding"] = encoding
     file = (filename, data, content_type or "application/octet-stream")
     answer: list[IngestOutcome] | int = yield Call(
         "POST", _path(collection), _answer, params={"wait": True}, files={"file": file}, data=form

@@ -59,10 +59,9 @@ class Documents:
         *,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
-        encoding: str | None = None,
     ) -> builtins.list[IngestOutcome]:
         """Upload one file (the server parses it as `ragstore ingest` would)."""
-        return self._http.run(calls.ingest_bytes(collection, data, filename, content_type, metadata, encoding))
+        return self._http.run(calls.ingest_bytes(collection, data, filename, content_type, metadata))
 
     def ingest_paths(self, collection: str, paths: Iterable[Any], **options: Any) -> IngestReport:
         raise _local_only("ingest_paths")
@@ -142,9 +141,8 @@ class AsyncDocuments:
         *,
         content_type: str | None = None,
         metadata: dict[str, Any] | None = None,
-        encoding: str | None = None,
     ) -> builtins.list[IngestOutcome]:
-        return await self._http.run(calls.ingest_bytes(collection, data, filename, content_type, metadata, encoding))
+        return await self._http.run(calls.ingest_bytes(collection, data, filename, content_type, metadata))
 
     async def ingest_paths(self, collection: str, paths: Iterable[Any], **options: Any) -> IngestReport:
         raise _local_only("ingest_paths")
