@@ -259,7 +259,10 @@ def served_client(settings: Settings, database_url: str | None) -> Iterator[Any]
     """`ragstore serve` on the same store in another process (it opens the data the run wrote), and a client."""
     from ragstore.client import RagStoreClient
 
-    env = store_env(settings.data_dir, database_url, None, keyed=True) | {"RAGSTORE_COMPANION_MODEL": "none", "SEARCH_CACHE_TTL": "0"}
+    env = store_env(settings.data_dir, database_url, None, keyed=True) | {
+        "RAGSTORE_COMPANION_MODEL": "none",
+        "SEARCH_CACHE_TTL": "0",
+    }
     key = create_key(env, "read")["Authorization"].removeprefix("Bearer ")
     with serving(env, free_port()) as base, RagStoreClient(base, api_key=key) as client:
         yield client

@@ -62,10 +62,10 @@ def test_local_adapter_examples(name: str, tmp_path: Path) -> None:
 
 @contextmanager
 def served(data: Path, embedder: LocalEmbedder) -> Iterator[tuple[str, str]]:
-    """A keyed server over a fresh store: (its URL, a write key)."""
+    """A keyed server over a fresh store: (its URL, an admin key: the example creates collections)."""
     settings = Settings(data_dir=data, auth="required", companion_model="none")
     with RagStore.open(settings, embedder=embedder) as store:
-        key = store.keys.create("examples", "write").key
+        key = store.keys.create("examples", "admin").key
         with app_in_thread(create_app(store=store)) as url:
             yield url, key
 
