@@ -258,3 +258,18 @@ def test_without_the_extra_the_import_and_the_command_name_it() -> None:
     wanted = "pip install 'ragstore[mcp]'"
     lines = done.stderr.splitlines()
     assert done.returncode == 2 and wanted in lines[0] and lines[-1].startswith("error:") and wanted in lines[-1]
+
+
+async def test_http_calls_are_held_to_the_api_rate_limits(
+    make_settings: Callable[..., Settings], local_embedder: LocalEmbedder
+) -> None:
+    """An MCP session is no way around a key's rate limit: its calls are charged to the key's bucket."""
+    settings = make_settings(auth="required", rate_limit_default="3/minute", rate_limit_roles="", **LEAN)
+    with RagStore.open(settings, embedder=local_embedder) as store:
+        store.collections.create("samples")
+        key = store.keys.create("limited", "read").key
+        with app_in_thread(http_app(store, "127.0.0.1", 0, hosts=allowed_hosts(store.settings))) as base:
+            async with connected(base + MCP_PATH, key) as client:
+                answers = [await client.call_tool("list_collections", {}) for _ in range(4)]
+    assert [a.is_error for a in answers] == [False, False, False, True]
+    assert "over the rate limit of 3/minute" in text_of(answers[3]) and "rate_limited" in text_of(answers[3])

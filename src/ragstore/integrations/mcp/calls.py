@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio.from_thread
 from pydantic import BaseModel, ValidationError
 
 from ragstore.embeddings.accounting import tallying
-from ragstore.errors import InvalidInput, RagstoreError
+from ragstore.errors import InvalidInput, RagstoreError, TooManyRequests
 from ragstore.integrations.mcp.access import Caller
 from ragstore.security.context import begin_call, end_call
 from ragstore.security.principal import Principal
+from ragstore.security.ratelimit import Admission
 from ragstore.service import RagStore
 
 __all__ = ["CallRunner", "validated"]
@@ -72,6 +74,7 @@ class CallRunner:
         calls = tokens = 0
         try:
             principal = self.caller.principal()
+            admission = self._admit(principal, route)
             token = begin_call(principal, f"{_PREFIX}-{next(_COUNTER):x}", self.caller.address())
             try:
                 with tallying() as tally:
@@ -81,6 +84,8 @@ class CallRunner:
                         calls, tokens = tally.calls, tally.tokens
             finally:
                 end_call(token)
+                if admission is not None:
+                    self.store.components.rate_limiter.release(admission)
         except RagstoreError as exc:
             status = exc.http_status
             raise failed(f"{exc.message} ({exc.code})", exc) from None
@@ -90,6 +95,30 @@ class CallRunner:
             raise failed(f"unexpected {type(exc).__name__}; the server's log has the details", None) from None
         finally:
             self._record(route, collection, principal, status, started, calls, tokens)
+
+    def _admit(self, principal: Principal, route: str) -> Admission | None:
+        """The API's rate limit and cap on calls in flight, charged to the same bucket as the caller's HTTP
+        requests (its key's, its user's or its role's limit): an MCP session is no way around them. The SDK
+        runs a tool in a worker thread of its event loop, where the limiter's coroutines are run; a call made
+        outside one (a test calling a tool directly) is not limited, as the CLI is not."""
+        limiter = self.store.components.rate_limiter
+        address = self.caller.address()
+
+        async def admit() -> Admission | None:
+            bucket = await limiter.bucket_for(principal, address, f"/mcp/{route}")
+            return None if bucket is None else await limiter.admit(bucket, 1)
+
+        try:
+            admission = anyio.from_thread.run(admit)
+        except RuntimeError:  # not in a worker thread of an event loop
+            return None
+        if admission is not None and not admission.allowed:
+            raise TooManyRequests(
+                f"{admission.reason}; retry in {admission.retry_after_s:.0f} s",
+                retry_after_s=admission.retry_after_s,
+                details={"retry_after_s": admission.retry_after_s},
+            )
+        return admission
 
     def _record(
         self,
