@@ -24,7 +24,7 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ragstore.errors import NotFound
-from ragstore.integrations.langchain.backend import RagStoreBackend, open_backend
+from ragstore.integrations.backend import RagStoreBackend, open_backend
 from ragstore.integrations.langchain.convert import (
     assign_ids,
     document_input,

@@ -25,7 +25,8 @@ from llama_index.core.vector_stores.types import (
 )
 
 from ragstore.errors import NotFound, OperationFailed
-from ragstore.integrations.llama_index.backend import Backend, open_store
+from ragstore.integrations.backend import RagStoreBackend as Backend
+from ragstore.integrations.backend import open_store
 from ragstore.integrations.llama_index.filters import combine, ragstore_filter
 from ragstore.integrations.llama_index.nodes import REF_DOC_KEY, last_per_id, node_document, stored_node
 from ragstore.schemas import DocumentInfo

@@ -1,9 +1,10 @@
-"""What the LangChain adapter needs of a store, and how it gets one.
+"""What the framework adapters need of a store, and how they get one.
 
-The adapter runs over a local `RagStore` or a remote server through `ragstore.client.RagStoreClient`; both
-hand out the same sub-facades with the same signatures. Typing the backend as these Protocols (only the
-calls the adapter makes) lets either fit without the adapter importing the client, and keeps the contract
-the adapter relies on written down in one place. Nothing here imports LangChain.
+The LangChain and LlamaIndex stores run over a local `RagStore` or a remote server through
+`ragstore.client.RagStoreClient`; both hand out the same sub-facades with the same signatures. Typing the
+backend as these Protocols (only the calls the adapters make) lets either fit without an adapter importing
+the client, and keeps the contract the adapters rely on written down in one place. Nothing here imports a
+framework.
 """
 
 from __future__ import annotations
@@ -20,11 +21,20 @@ if TYPE_CHECKING:
 __all__ = [
     "ChunkVectorLike",
     "CollectionsBackend",
+    "Deletion",
     "DocumentsBackend",
     "RagStoreBackend",
     "SearchBackend",
     "open_backend",
+    "open_store",
 ]
+
+
+class Deletion(Protocol):
+    """A bulk delete's answer (`store.documents.delete_many`)."""
+
+    @property
+    def deleted(self) -> int: ...
 
 
 class ChunkVectorLike(Protocol):
@@ -65,7 +75,7 @@ class DocumentsBackend(Protocol):
         limit: int = ...,
         offset: int = ...,
         with_chunks: bool = ...,
-    ) -> list[DocumentInfo]: ...
+    ) -> Sequence[DocumentInfo]: ...
 
     def delete_many(
         self,
@@ -74,7 +84,7 @@ class DocumentsBackend(Protocol):
         sources: Sequence[str] | None = ...,
         filter: dict[str, Any] | None = ...,
         everything: bool = ...,
-    ) -> object: ...
+    ) -> Deletion: ...
 
     def vectors(self, collection: str, chunk_ids: Sequence[int]) -> Sequence[ChunkVectorLike]: ...
 
@@ -126,10 +136,15 @@ def open_backend(
         return store, None
     if client is not None:
         return client, None
+    assert data_dir is not None
+    opened = open_store(data_dir)
+    return opened, opened
+
+
+def open_store(data_dir: str | Path) -> RagStore:
+    """A RagStore over `data_dir`, configured as the CLI would be (the environment and .env still apply: the
+    embedding backend, the database) apart from the directory; the caller owns it and closes it."""
     from ragstore.config import load_settings
     from ragstore.service import RagStore
 
-    assert data_dir is not None
-    # The environment and .env still apply (the embedding backend, the database), as for the CLI.
-    opened = RagStore.open(load_settings(data_dir=Path(data_dir)))
-    return opened, opened
+    return RagStore.open(load_settings(data_dir=Path(data_dir)))
