@@ -25,7 +25,9 @@ def _body(fields: dict[str, Any]) -> dict[str, Any]:
     """The request body: the fields given (None left out: the server's default), a vector as a list."""
     body = {k: v for k, v in fields.items() if v is not None}
     vector = body.get("vector")
-    if vector is not None and not isinstance(vector, list):
+    # Any sequence of numbers, numpy's included (an array, or a list of numpy floats as some embeddings
+    # return), is sent as a list of JSON numbers.
+    if vector is not None and not (isinstance(vector, list) and all(type(x) is float for x in vector)):
         try:
             body["vector"] = np.asarray(vector, dtype=float).reshape(-1).tolist()
         except (TypeError, ValueError):

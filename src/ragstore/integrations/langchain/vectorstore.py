@@ -238,7 +238,7 @@ class RagStoreVectorStore(VectorStore):
             response = self._backend.search(
                 self.collection_name,
                 text,
-                vector=[float(x) for x in vector],
+                vector=vector,  # as the embedding gave it: the facade and the client take any sequence
                 k=min(k, MAX_SEARCH_DEPTH),
                 filter=filter_spec,
                 mode=mode,
