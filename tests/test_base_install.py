@@ -1,6 +1,7 @@
 """`pip install ragstore` without extras is what `make run` installs: the embedded defaults must work with no
-optional package importable (psycopg, redis, pymilvus, chromadb, kiwipiepy), so an import of one at module
-level on a path every store takes fails here rather than in a new user's first command."""
+optional package importable (psycopg, redis, pymilvus, chromadb, kiwipiepy, langchain, llama-index, mcp), so
+an import of one at module level on a path every store takes fails here rather than in a new user's first
+command."""
 
 from __future__ import annotations
 
@@ -13,7 +14,20 @@ from pathlib import Path
 import ragstore
 
 SRC = str(Path(ragstore.__file__).resolve().parent.parent)
-EXTRAS = ("psycopg", "psycopg_binary", "redis", "pymilvus", "milvus_lite", "chromadb", "kiwipiepy")
+EXTRAS = (
+    "psycopg",
+    "psycopg_binary",
+    "redis",
+    "pymilvus",
+    "milvus_lite",
+    "chromadb",
+    "kiwipiepy",
+    # issue 21's extras: the integrations are imported only by their own paths
+    "langchain_core",
+    "llama_index",
+    "llama_index.core",
+    "mcp",
+)
 # A None entry in sys.modules makes `import name` raise ImportError, as if the package were not installed.
 BOOT = f"import sys; sys.modules.update(dict.fromkeys({EXTRAS!r})); from ragstore.cli import main; main()"
 
