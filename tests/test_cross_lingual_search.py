@@ -183,6 +183,24 @@ def test_a_store_without_companion_vectors_computes_them_on_first_use(
         assert hashes <= computed  # every candidate's companion vector, stored for the next search
 
 
+def test_vectors_a_caller_brings_cost_no_companion_at_ingest(store: RagStore) -> None:
+    """A collection of the caller's vectors (a LangChain or LlamaIndex store) is embedded by no ragstore
+    model at ingest, the companion included; a bridge search computes its candidates' companion vectors."""
+    store.collections.create("byo", embedding_model="their-model", dimension=3)
+    texts = {"tents": "Campground reservations open on the first of the month.", "fares": "A bus ride costs 1,500 won."}
+    vectors = {"tents": [1.0, 0.0, 0.0], "fares": [0.0, 1.0, 0.0]}
+    store.documents.add(
+        "byo",
+        [{"source_uri": k, "text": t, "chunks": [{"text": t, "vector": vectors[k]}]} for k, t in texts.items()],
+    )
+    with store.db.read() as s:
+        assert not s.scalar(select(func.count()).where(Embedding.model == COMPANION))
+    hits = store.search("byo", "campground reservations", vector=[0.9, 0.1, 0.0], k=2, mode="hybrid", explain=True)
+    assert hits.mode == "hybrid" and hits.hits[0].source_uri == "tents"
+    with store.db.read() as s:
+        assert s.scalar(select(func.count()).where(Embedding.model == COMPANION))  # computed on first use
+
+
 def test_the_bridge_follows_filters_pages_and_weights(kb: RagStore) -> None:
     english = kb.search("kb", KO_ABOUT_EN, k=5, filter={"title": "Temple stay at Woljeongsa"}).hits
     assert [h.source_uri for h in english] == ["temple-stay"]

@@ -225,7 +225,11 @@ class Ingestor:
                 with INGEST_STAGE_DURATION.labels("embed").time():
                     new_vectors = self._vectors_to_store(model, dimension, plans, collection, on_chunks)
                     pairs = {h: t for p in plans for h, t in zip(p.chunk_hashes, p.doc.chunk_texts, strict=True)}
-                    extra = self.companion.rows_for_ingest(pairs, terms) if self.companion is not None else None
+                    # The companion's vectors at ingest only where ragstore embeds the collection itself: for
+                    # vectors a caller brings (a LangChain or LlamaIndex store) the bridge fusion computes
+                    # them for its candidates on first use, and an add costs no second model.
+                    companion = self.companion if model == self.embedder.model else None
+                    extra = companion.rows_for_ingest(pairs, terms) if companion is not None else None
                 # The last point before the transaction: a shutdown now stores nothing at all.
                 check_stopping(self.stopping, collection)
                 try:
