@@ -152,3 +152,11 @@ def test_a_model_name_is_one_vector_space(kb: RagStore) -> None:
     with pytest.raises(Conflict, match="used by collection 'kb' with dimension 4"):
         kb.collections.create("three", embedding_model="byo", dimension=3)
     assert kb.collections.create("four", embedding_model="byo", dimension=4).dimension == 4
+
+
+def test_find_pages_at_any_offset(kb: RagStore) -> None:
+    """The deepest offset a request may name pages past the end, without overflowing SQL's 64-bit integers."""
+    assert kb.documents.find("kb", offset=2**63 - 1, limit=10_000) == []
+    many = [f"s{i}" for i in range(1_500)] + ["b", "a"]  # two slices of sources
+    assert [d.source_uri for d in kb.documents.find("kb", sources=many, offset=1)] == ["b"]
+    assert kb.documents.find("kb", sources=many, offset=2**63 - 1) == []

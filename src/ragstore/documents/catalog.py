@@ -348,10 +348,12 @@ class Catalog:
             raise InvalidInput("limit must be 1-10000 and offset from 0 to 2^63-1")
         with self.db.read() as s:
             coll = self.get_row(s, collection)
-            docs: list[Document] = []
-            for query in selection.queries(coll.id, postgres=not self.db.is_sqlite):
-                docs += s.scalars(query.order_by(Document.id).limit(offset + limit))
-            docs = sorted({d.id: d for d in docs}.values(), key=lambda d: d.id)[offset : offset + limit]
+            queries = list(selection.queries(coll.id, postgres=not self.db.is_sqlite))
+            if len(queries) == 1:
+                docs = list(s.scalars(queries[0].order_by(Document.id).offset(offset).limit(limit)))
+            else:  # sources in slices: at most MAX_SOURCES documents in all, ordered and paged here
+                found = {d.id: d for query in queries for d in s.scalars(query)}
+                docs = [found[i] for i in sorted(found)][offset : offset + limit]
             states = self.index_states(s, [d.id for d in docs])
             chunks: dict[int, list[ChunkInfo]] = {}
             if with_chunks:
