@@ -332,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=500, help="synthetic queries (default 500)")
     parser.add_argument("--database-url", help="PostgreSQL instead of SQLite (a schema of its own, dropped after)")
     parser.add_argument("--skip-samples", action="store_true", help="only the synthetic set")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the sample corpus")
     parser.add_argument("--skip-http", action="store_true", help="no server and HTTP client")
     parser.add_argument(
         "--slow-queries", type=int, default=50, help="queries for InMemoryVectorStore, which scans every vector"
@@ -345,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         run(samples, args.database_url, args.skip_http, args.slow_queries)
-    run(synthetic(args.n, args.queries), args.database_url, args.skip_http, args.slow_queries)
+    if not args.skip_synthetic:
+        run(synthetic(args.n, args.queries), args.database_url, args.skip_http, args.slow_queries)
     return 0
 
 
