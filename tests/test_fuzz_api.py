@@ -42,7 +42,7 @@ STATELESS_EXAMPLES = 100  # per operation in the fuzzing phase (examples and cov
 UNPRIVILEGED_EXAMPLES = 15  # per operation, with a read key and with none
 STATEFUL_SCENARIOS = 150
 # Per scenario, one run after another until STATEFUL_MIN_CALLS calls were made (see the test).
-STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5, 11, 12, 4, 13, 14, 15, 16, 3, 17, 18)
+STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5, 11, 12, 4, 13, 14, 15, 16, 3, 17, 18, 19, 20, 21, 22, 23, 24)
 # The chains every run must include: documents added to and searched in a collection made before.
 REQUIRED_CHAINS = (
     "stateful POST /v1/collections",
