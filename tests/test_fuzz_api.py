@@ -41,8 +41,12 @@ SEED = 15  # the issue's number: any fixed value makes a run reproducible
 STATELESS_EXAMPLES = 100  # per operation in the fuzzing phase (examples and coverage cases come on top)
 UNPRIVILEGED_EXAMPLES = 15  # per operation, with a read key and with none
 STATEFUL_SCENARIOS = 150
-# Per scenario, one run after another until STATEFUL_MIN_CALLS calls were made (see the test).
+# Per scenario, one run after another until STATEFUL_MIN_CALLS calls were made and every required chain was
+# seen (see the test). With ~95 routes a search in a collection made before is one draw among many: after the
+# stateless phase a run of this list reached it in the 21st run, so the list goes well past that (a run that
+# is not needed is not made).
 STATEFUL_STEP_COUNTS = (10, 9, 8, 7, 6, 5, 11, 12, 4, 13, 14, 15, 16, 3, 17, 18, 19, 20, 21, 22, 23, 24)
+STATEFUL_STEP_COUNTS += (25, 26, 27, 28, 29, 30, 31, 32, 33, 34)
 # The chains every run must include: documents added to and searched in a collection made before.
 REQUIRED_CHAINS = (
     "stateful POST /v1/collections",
@@ -163,7 +167,7 @@ def test_every_operation_keeps_its_contract(case: schemathesis.Case, served: Liv
     http_valid(case).call_and_validate(base_url=served.url, checks=CHECKS, timeout=60, headers=served.auth_headers)
 
 
-@pytest.mark.timeout(900)  # ~1,500 chained calls: well under a minute alone, slower on a shared CI machine
+@pytest.mark.timeout(1800)  # 1,000-10,000 chained calls: a few minutes alone, slower on a shared CI machine
 def test_chained_operations_keep_their_contract(api_schema: Any, served: LiveServer) -> None:
     base = api_schema.as_state_machine()
 
