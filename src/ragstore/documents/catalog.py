@@ -310,20 +310,6 @@ class Catalog:
             chunks=chunks,
         )
 
-    def list_documents(
-        self, collection: str, *, limit: int = 100, offset: int = 0, source_uri: str | None = None
-    ) -> list[DocumentInfo]:
-        if not 1 <= limit <= 10_000 or not 0 <= offset <= INT64_MAX:
-            raise InvalidInput("limit must be 1-10000 and offset from 0 to 2^63-1")
-        with self.db.read() as s:
-            coll = self.get_row(s, collection)
-            query = select(Document).where(Document.collection_id == coll.id, Document.status == DocumentStatus.ACTIVE)
-            if source_uri is not None:
-                query = query.where(Document.source_uri == source_uri)
-            docs = list(s.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
-            states = self.index_states(s, [d.id for d in docs])
-            return [self._info(d, collection, states[d.id]) for d in docs]
-
     def get_document(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
         with self.db.read() as s:
             coll = self.get_row(s, collection)

@@ -309,7 +309,7 @@ class DocumentService:
         ).run()
 
     def list(self, collection: str, *, limit: int = 100, offset: int = 0) -> builtins.list[DocumentInfo]:
-        return self.catalog.list_documents(collection, limit=limit, offset=offset)
+        return self.catalog.find_documents(collection, Selection(), limit=limit, offset=offset)
 
     def get(self, collection: str, document_id: int, *, with_chunks: bool = False) -> DocumentInfo:
         return self.catalog.get_document(collection, document_id, with_chunks=with_chunks)
