@@ -23,6 +23,7 @@ from ragstore.db.filter_spec import MAX_CLAUSES, MAX_DEPTH, MAX_VALUES
 from ragstore.errors import InvalidInput
 
 MODES = ("dense", "lexical", "hybrid")
+LONG = "x" * 70
 # Every text holds "notice", so the lexical side proposes every chunk and the result set is the filter's.
 METADATA: list[dict[str, Any]] = [
     {"lang": "ko", "n": 1, "score": 0.5, "tags": ["a", "b"], "flag": True, "published": "2024-01-15"},
@@ -37,8 +38,12 @@ METADATA: list[dict[str, Any]] = [
     {"lang": "한국어", "n": 0, "flag": True},
     {"lang": "en", "n": 2, "tags": "a"},
     {"lang": ["ko"], "n": [1]},
+    # The facet table keeps 64 characters of a string and a double of a number: these share a facet value
+    # with each other, and only the exact condition after it tells them apart.
+    {"lang": LONG + "a", "big": 2**60 + 1},
+    {"lang": LONG + "b", "big": 2**60},
 ]
-WORDS = ["refund", "delivery", "leave", "insurance", "returns", "exchange", "payment", "account", "subway",
+WORDS = ["library", "garden", "refund", "delivery", "leave", "insurance", "returns", "exchange", "payment", "account", "subway",
          "kimchi", "photo", "weather"]  # fmt: skip
 MISSING = object()
 FIELDS = ("document_id", "source_uri", "title", "mime_type")
@@ -172,6 +177,14 @@ def filters(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         {"source_uri": {"$ne": first["source_uri"]}, "n": {"$lt": 3}},
         {"mime_type": {"$exists": True}, "flag": {"$exists": False}},
         {"title": {"$exists": False}},
+        {"lang": LONG + "a"},
+        {"lang": {"$gt": LONG + "a"}},
+        {"lang": {"$lt": LONG + "b", "$gt": "y"}},
+        {"lang": {"$lte": LONG + "a", "$gte": LONG}},
+        {"big": 2**60},
+        {"big": {"$gt": 2**60}},
+        {"big": {"$in": [2**60 + 1, 3]}},
+        {"big": {"$lt": 2**60 + 1}},
     ]
 
 
@@ -300,6 +313,38 @@ def test_equality_under_and_or_keeps_the_jsonb_gin_index(kb: tuple[RagStore, dic
             params = {k: json.dumps(v) for k, v in compiled.params.items()}
             plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
         assert "ix_documents_metadata_gin" in plan, (spec, plan)
+
+
+def test_a_filter_looks_up_the_facet_indexes_instead_of_reading_every_document(
+    kb: tuple[RagStore, dict[str, dict[str, Any]]],
+) -> None:
+    """Issue #22: the documents a filter keeps come from the facet indexes; the JSON is read only for those."""
+    from psycopg.types.json import Jsonb
+    from sqlalchemy import select
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from ragstore.db.filters import compile_filter
+    from ragstore.db.models import Document
+
+    store, _ = kb
+    collection_id = store.search.catalog.resolve("kb").id
+    postgres = not store.db.is_sqlite
+    for spec in ({"lang": "ko"}, {"n": {"$gte": 2, "$lt": 10}}, {"$or": [{"lang": "en"}, {"flag": True}]}):
+        condition = compile_filter(spec, postgres=postgres, collection_id=collection_id)
+        assert condition is not None
+        statement = select(Document.id).where(Document.collection_id == collection_id, condition)
+        with store.db.engine.begin() as conn:
+            if postgres:
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a dozen rows: show the options
+            explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
+            compiled = statement.compile(store.db.engine, compile_kwargs={"render_postcompile": True})
+            params: Any = (
+                {k: Jsonb(v) if isinstance(getattr(compiled.binds.get(k), "type", None), JSONB) else v for k, v in compiled.params.items()}
+                if postgres
+                else tuple(compiled.params[k] for k in compiled.positiontup or ())
+            )
+            plan = "\n".join(str(row) for row in conn.exec_driver_sql(f"{explain} {compiled}", params))
+        assert "ix_document_facets_" in plan, (spec, plan)
 
 
 def test_the_http_fast_path_answers_each_filter_with_its_own_hits(

@@ -202,3 +202,23 @@ def test_0011_downgrade_refuses_while_one_content_is_stored_under_two_sources(
         assert Migrator(engine).current() == Migrator(engine).head()
     finally:
         engine.dispose()
+
+
+def test_0015_fills_the_facets_of_documents_stored_before_it(make_settings: Callable[..., Settings]) -> None:
+    """Documents stored before the facet table existed are found by a filter after the upgrade."""
+    settings = make_settings()
+    with RagStore.open(settings) as store:
+        store.collections.create("kb")
+        store.documents.add_text("kb", "an old text", source_uri="old", metadata={"lang": "ko", "n": 2, "x": [1]})
+    engine = Database(settings).engine
+    try:
+        migrator = Migrator(engine)
+        migrator.downgrade("0014")
+        migrator.upgrade()
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT key, kind FROM document_facets ORDER BY key")).all()
+        assert [tuple(r) for r in rows] == [("lang", "s"), ("n", "n"), ("x", "x")]
+    finally:
+        engine.dispose()
+    with RagStore.open(settings) as store:
+        assert [d.source_uri for d in store.documents.find("kb", filter={"lang": "ko", "n": {"$gte": 2}})] == ["old"]

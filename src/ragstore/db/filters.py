@@ -20,6 +20,7 @@ select the same rows, so positive tests stay plain (and PostgreSQL's `metadata @
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, false, func, not_, or_, t
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import True_
 
+from ragstore.db.facets import facet_superset
 from ragstore.db.filter_spec import (
     DATE_FIELDS,
     AllOf,
@@ -171,13 +173,42 @@ def _sql(node: FilterNode, *, negated: bool, postgres: bool) -> ColumnElement[bo
     return not_(func.coalesce(test, false())) if nullable else not_(test)
 
 
-def compile_tree(tree: FilterNode, *, postgres: bool = False) -> ColumnElement[bool] | None:
-    """The SQL condition over `documents` for a parsed filter; None when it keeps every document."""
+def compile_tree(
+    tree: FilterNode, *, postgres: bool = False, collection_id: int | None = None
+) -> ColumnElement[bool] | None:
+    """The SQL condition over `documents` for a parsed filter; None when it keeps every document.
+
+    Given the collection, the condition starts with the facet lookup (db/facets.py), so the JSON condition
+    runs only on the documents the facet indexes propose."""
     condition = _sql(tree, negated=False, postgres=postgres)
-    return None if isinstance(condition, True_) else condition
+    if isinstance(condition, True_):
+        return None
+    superset = facet_superset(tree, collection_id) if collection_id is not None else None
+    return condition if superset is None else and_(superset, condition)
 
 
-def compile_filter(spec: dict[str, Any] | None, *, postgres: bool = False) -> ColumnElement[bool] | None:
-    """The SQL condition over `documents` for a filter as given (InvalidInput names its first bad part)."""
+def compile_filter(
+    spec: dict[str, Any] | None, *, postgres: bool = False, collection_id: int | None = None
+) -> ColumnElement[bool] | None:
+    """The SQL condition over `documents` for a filter as given (InvalidInput names its first bad part).
+
+    Building the expression costs more than the query it serves when a filter keeps few rows (about
+    1 ms for a two-key filter), and services ask the same few filters again and again: the conditions of
+    the last 512 distinct filters are kept (SQLAlchemy expressions are immutable, so sharing one is safe)."""
     tree = parse_filter(spec)
-    return None if tree is None else compile_tree(tree, postgres=postgres)
+    if tree is None:
+        return None
+    # repr, not the tree itself, is the key: 1, 1.0 and True are equal as Python values, not as filters.
+    key = repr(tree)
+    found = _COMPILED.get((key, postgres, collection_id))
+    if found is None:
+        found = compile_tree(tree, postgres=postgres, collection_id=collection_id)
+        with _COMPILED_LOCK:
+            _COMPILED[(key, postgres, collection_id)] = found
+            while len(_COMPILED) > 512:
+                _COMPILED.pop(next(iter(_COMPILED)))
+    return found
+
+
+_COMPILED: dict[tuple[str, bool, int | None], ColumnElement[bool] | None] = {}
+_COMPILED_LOCK = threading.Lock()

@@ -41,6 +41,7 @@ __all__ = [
     "ConsistencyReport",
     "Document",
     "DocumentChunk",
+    "DocumentFacet",
     "DocumentStatus",
     "Embedding",
     "EmbeddingUsage",
@@ -202,12 +203,40 @@ class Document(TimestampMixin, Base):
     )
 
 
+class DocumentFacet(Base):
+    """One scalar metadata value of a document, indexed: what a filter asks SQL without reading JSON.
+
+    An accelerator only (db/facets.py): a filter's facet lookup selects a superset of the documents that
+    pass, and the exact JSON condition decides. `kind` is s(tring), n(umber), b(oolean) or x (a list, an
+    object or null: present, for `$exists`); strings keep their first 64 characters, numbers a double."""
+
+    __tablename__ = "document_facets"
+    __table_args__ = (
+        Index("ix_document_facets_number", "collection_id", "key", "kind", "num", "document_id"),
+        Index("ix_document_facets_text", "collection_id", "key", "kind", "text", "document_id"),
+        Index("ix_document_facets_document", "document_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(1))
+    num: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    text: Mapped[str | None] = mapped_column(
+        String(64, collation="C").with_variant(String(64), "sqlite"), nullable=True
+    )
+
+
 class DocumentChunk(TimestampMixin, Base):
     __tablename__ = "document_chunks"
     __table_args__ = (
         UniqueConstraint("document_id", "ordinal", name="uq_document_chunks_document_ordinal"),
         Index("ix_document_chunks_collection_status", "collection_id", "status"),
         Index("ix_document_chunks_content_hash", "content_hash"),
+        # A filter lists the visible chunks of the documents it keeps from this index alone (migration 0015):
+        # reading each chunk row for its status cost as much as the rest of the listing.
+        Index("ix_document_chunks_document_status", "document_id", "status", "id"),
         # Chunk ids are vector keys: never reuse one, or replaying an old outbox delete could hit a new chunk.
         {"sqlite_autoincrement": True},
     )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.batches import in_batches
 from ragstore.db.engine import Database
+from ragstore.db.facets import insert_facets
 from ragstore.db.ids import allocate_ids
 from ragstore.db.models import ChunkStatus, Document, DocumentChunk, DocumentStatus, Embedding, OpKind, utcnow
 from ragstore.db.versions import bump_write_version
@@ -452,6 +453,7 @@ class Ingestor:
         ]
         for start in range(0, len(doc_rows), 2000):
             s.execute(insert(DOCUMENTS), doc_rows[start : start + 2000])
+        insert_facets(s, ((i, coll_id, plan.doc.loaded.metadata) for i, plan in zip(doc_ids, plans, strict=True)))
         chunks = [
             (doc_id, ordinal, text, h)
             for doc_id, plan in zip(doc_ids, plans, strict=True)

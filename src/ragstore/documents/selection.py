@@ -72,7 +72,7 @@ class Selection:
     def queries(self, collection_id: int, *, postgres: bool) -> Iterator[Select[Document]]:
         """The SELECTs of the active documents selected, one per slice of sources."""
         base = select(Document).where(Document.collection_id == collection_id, Document.status == DocumentStatus.ACTIVE)
-        condition = compile_filter(self.filter, postgres=postgres) if self.filter else None
+        condition = compile_filter(self.filter, postgres=postgres, collection_id=collection_id) if self.filter else None
         if condition is not None:
             base = base.where(condition)
         if self.sources is None:

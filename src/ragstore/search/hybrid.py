@@ -107,7 +107,7 @@ class SearchEngine:
         """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion."""
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
-        condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
+        condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
         want = depth + 1 if mode != "hybrid" else max(depth + 1, self.candidates)
         entries: dict[int, _Entry] = {}
         dense_ids: list[int] = []
@@ -116,8 +116,14 @@ class SearchEngine:
         dropped = 0
         if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
             assert vector is not None
-            allowed = self.dense.allowed_ids(collection_id, condition) if condition is not None else None
-            found, dropped = self.dense.search(collection_id, vector, want, allowed)
+            if condition is None:
+                found, dropped = self.dense.search(collection_id, vector, want)
+            else:
+                passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
+                assert passes is not None
+                found, dropped = self.dense.search_filtered(
+                    collection_id, vector, want, passes=passes, indexed=condition
+                )
             for rank, (row, score) in enumerate(found, start=1):
                 entries[row.id] = _Entry(row.id, score, row, dense_rank=rank, dense_score=round(score, 6))
                 dense_ids.append(row.id)

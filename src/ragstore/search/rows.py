@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import ClauseElement
 
 from ragstore.db.engine import Database
 from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
 from ragstore.schemas import SearchHit
 
-__all__ = ["ChunkRow", "read_rows", "shown_score"]
+__all__ = ["ChunkRow", "read_rows", "shown_score", "sqlite_text"]
 
 
 def shown_score(score: float) -> float:
@@ -51,16 +54,43 @@ class ChunkRow(NamedTuple):
         )
 
 
-def read_rows(db: Database, ids: list[int]) -> dict[int, ChunkRow]:
+def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = None) -> dict[int, ChunkRow]:
+    """The rows of these chunk ids; with `where` (a filter's condition over `documents`), only those of the
+    documents that pass it, in the same query (a filtered search checks its candidates this way)."""
     if not ids:
         return {}
     if db.is_sqlite:
-        rows = db.raw_sqlite_rows(_ROWS_SQLITE, (json.dumps(ids),))
+        if where is None:
+            rows = db.raw_sqlite_rows(_ROWS_SQLITE, (json.dumps(ids),))
+        else:
+            condition, params = sqlite_text(where)
+            rows = db.raw_sqlite_rows(f"{_ROWS_SQLITE_NAMED} AND ({condition})", (json.dumps(ids), *params))
         return {
             int(r[0]): ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8])
             for r in rows
         }
-    return {int(r.id): ChunkRow(*r) for r in db.fetch(_ROWS, {"ids": ids})}
+    statement = _ROWS if where is None else _ROWS.where(where)
+    return {int(r.id): ChunkRow(*r) for r in db.fetch(statement, {"ids": ids})}
+
+
+def sqlite_text(where: ClauseElement) -> tuple[str, tuple[Any, ...]]:
+    """A condition or statement as SQLite text with `?` parameters, compiled once per object (the filters'
+    conditions are cached, db/filters.py), so the statement text repeats and SQLite reuses its plan."""
+    found = _SQLITE_CONDITIONS.get(id(where))
+    if found is not None and found[0] is where:
+        return found[1], found[2]
+    compiled: Any = where.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    with _SQLITE_CONDITIONS_LOCK:
+        _SQLITE_CONDITIONS[id(where)] = (where, str(compiled), params)
+        while len(_SQLITE_CONDITIONS) > 512:
+            _SQLITE_CONDITIONS.pop(next(iter(_SQLITE_CONDITIONS)))
+    return str(compiled), params
+
+
+_SQLITE = sqlite.dialect(paramstyle="qmark")
+_SQLITE_CONDITIONS: dict[int, tuple[ClauseElement, str, tuple[Any, ...]]] = {}
+_SQLITE_CONDITIONS_LOCK = threading.Lock()
 
 
 # The same query as _ROWS for SQLite's DBAPI: one JSON parameter keeps the SQL text constant, so SQLite's
@@ -69,6 +99,14 @@ _ROWS_SQLITE = (
     "SELECT c.id, c.text, c.ordinal, c.status, d.id, d.source_uri, d.title, d.metadata, d.status "
     "FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
     "WHERE c.id IN (SELECT value FROM json_each(?))"
+)
+
+# The same with the tables unaliased, for a filter's condition (compiled against `documents`) to follow.
+_ROWS_SQLITE_NAMED = (
+    "SELECT document_chunks.id, document_chunks.text, document_chunks.ordinal, document_chunks.status, "
+    "documents.id, documents.source_uri, documents.title, documents.metadata, documents.status "
+    "FROM document_chunks JOIN documents ON documents.id = document_chunks.document_id "
+    "WHERE document_chunks.id IN (SELECT value FROM json_each(?))"
 )
 
 _ROWS = (

@@ -39,6 +39,7 @@ from ragstore.vectors.base import (
     VectorRecord,
     Vectors,
 )
+from ragstore.vectors.flat import FlatVectors
 
 if TYPE_CHECKING:
     from usearch.index import Index
@@ -77,6 +78,7 @@ class _Sub:
     applied_seq: int
     dirty: bool = False
     writes: int = 0  # upserts and deletes since it was loaded: a compaction built meanwhile is discarded
+    flat: FlatVectors | None = None  # built on the first selective filter (vectors/flat.py)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
             if present.any():
                 sub.index.remove(keys[present])
             sub.index.add(keys, vectors, threads=INSERT_THREADS)
+            if sub.flat is not None:
+                sub.flat.upsert(keys.astype(np.int64), vectors)
             sub.dirty = True
             sub.writes += 1
 
@@ -188,6 +192,8 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
             if sub is None:
                 return
             sub.index.remove(np.asarray(ids, dtype=np.uint64))
+            if sub.flat is not None:
+                sub.flat.delete(np.asarray(ids, dtype=np.int64))
             sub.dirty = True
             sub.writes += 1
 
@@ -223,18 +229,12 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
 
     @staticmethod
     def _exact_among(sub: _Sub, query: Vectors, k: int, allowed_ids: Sequence[int]) -> list[VectorHit]:
-        keys = np.asarray(list(allowed_ids), dtype=np.uint64)
-        if not len(keys):
+        if not len(allowed_ids):
             return []
-        keys = keys[np.asarray(sub.index.contains(keys), dtype=bool).reshape(-1)]
-        if not len(keys):
-            return []
-        matrix = np.asarray(sub.index.get(keys), dtype=np.float32).reshape(len(keys), -1)
-        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
-        norms[norms == 0] = 1.0
-        scores = (matrix @ query) / norms
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [VectorHit(int(keys[i]), float(scores[i])) for i in top]
+        if sub.flat is None:
+            sub.flat = _flat_copy(sub)
+        keys, similarity = sub.flat.search(query, k, allowed_ids)
+        return [VectorHit(int(key), float(score)) for key, score in zip(keys, similarity, strict=True)]
 
     def count(self, collection_id: int) -> int:
         sub = self._subs.get(collection_id)
@@ -419,6 +419,19 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _flat_copy(sub: _Sub) -> FlatVectors:
+    """The collection's vectors copied out of the graph once, 50,000 at a time (about 1 s per 100,000)."""
+    flat = FlatVectors(sub.spec.dimension)
+    keys = np.asarray(sub.index.keys, dtype=np.uint64)
+    for start in range(0, len(keys), 50_000):
+        part = keys[start : start + 50_000]
+        flat.upsert(part.astype(np.int64), np.asarray(sub.index.get(part)).reshape(len(part), -1))
+    log.info(
+        "collection %d: flat copy of %d vectors for filtered search (%d MB)", sub.spec.id, len(flat), flat.nbytes >> 20
+    )
+    return flat
 
 
 def _removed_share(index: Index) -> float:
