@@ -83,7 +83,7 @@ def bench_raw_usearch(
     index = Index(
         ndim=DIM,
         metric="cos",
-        dtype=defaults.hnsw_dtype,
+        dtype=defaults.index_dtype,
         connectivity=defaults.hnsw_connectivity,
         expansion_add=defaults.hnsw_expansion_add,
         expansion_search=ef,

@@ -142,7 +142,7 @@ def chroma_collection(vectors: np.ndarray, meta: dict[str, np.ndarray], folder: 
 
 
 def chroma_where(spec: dict[str, Any]) -> dict[str, Any]:
-    parts = [{key: value} if not isinstance(value, dict) else {key: value} for key, value in spec.items()]
+    parts = [{key: value} for key, value in spec.items()]
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 

@@ -66,7 +66,7 @@ def bench_usearch(data: np.ndarray, threads: int) -> tuple[float, int, int]:
     index = Index(
         ndim=data.shape[1],
         metric="cos",
-        dtype=s.hnsw_dtype,
+        dtype=s.index_dtype,
         connectivity=s.hnsw_connectivity,
         expansion_add=s.hnsw_expansion_add,
         expansion_search=s.hnsw_expansion_search,

@@ -220,7 +220,7 @@ def test_changing_the_index_precision_rebuilds_from_sql(store: RagStore, embedde
     settings = store.settings
     store.close()
     embedded = embedder.texts_embedded
-    with RagStore.open(settings.model_copy(update={"hnsw_dtype": "f32"}), embedder=embedder) as again:
+    with RagStore.open(settings.model_copy(update={"index_dtype": "f32"}), embedder=embedder) as again:
         assert again.recovery.rebuilt_collections
         assert again.search("kb", "김치", k=1).hits[0].title == "kimchi"
     assert embedder.texts_embedded == embedded + 1  # the query only: nothing was re-embedded

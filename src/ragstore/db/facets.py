@@ -166,6 +166,15 @@ def _test_superset(test: Test, collection_id: int) -> _Ids | None:
     )
 
 
+def _simple(ids: _Ids) -> Select[Any]:
+    """A compound select as a plain one over its subquery: SQLite takes no parenthesised compound inside
+    another (`a INTERSECT (b UNION c)`)."""
+    if isinstance(ids, CompoundSelect):
+        inner = ids.subquery()
+        return select(inner.c.document_id)
+    return ids
+
+
 def _superset(tree: FilterNode, collection_id: int) -> _Ids | None:
     if isinstance(tree, Not):
         return None
@@ -176,14 +185,14 @@ def _superset(tree: FilterNode, collection_id: int) -> _Ids | None:
         if len(parts) > 1:
             # Intersected among the facet rows: reading each document of the larger sets to test the other
             # would cost a row read per document (two 10 % keys at 100,000 chunks: 4,000 reads).
-            return intersect(*parts)
+            return intersect(*map(_simple, parts))
         return parts[0] if parts else None
     if isinstance(tree, AnyOf):
         alternatives = [_superset(item, collection_id) for item in tree.items]
         if not alternatives or any(p is None for p in alternatives):
             return None
         found = [p for p in alternatives if p is not None]
-        return union(*found) if len(found) > 1 else found[0]
+        return union(*map(_simple, found)) if len(found) > 1 else found[0]
     return _test_superset(tree, collection_id)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select
 
 from ragstore.db.engine import Database
 from ragstore.db.visibility import visible_chunk_ids
+from ragstore.search.rerank import CANDIDATES, exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
 from ragstore.vectors.base import ReplicaIndex, VectorIndex
 
@@ -81,12 +82,20 @@ class DenseSearcher:
         return [int(r[0]) for r in self.db.fetch(kept[1])]
 
     def search(
-        self, collection_id: int, vector: NDArray[np.float32], n: int, allowed: list[int] | None = None
+        self,
+        collection_id: int,
+        vector: NDArray[np.float32],
+        n: int,
+        allowed: list[int] | None = None,
+        *,
+        model: str | None = None,
     ) -> tuple[list[tuple[ChunkRow, float]], int]:
         """Up to `n` visible chunks nearest to `vector`, best first, with their similarity; and the number of
-        vector hits dropped on the way."""
+        vector hits dropped on the way. `model` (the collection's) lets an 8-bit index's candidates be
+        re-ranked exactly (search/rerank.py)."""
         if allowed is not None and not allowed:
             return [], 0
+        shown, n = n, self._asked(n, model)
         fetch = n
         dropped = orphans = 0
         found: list[tuple[ChunkRow, float]] = []
@@ -106,7 +115,18 @@ class DenseSearcher:
                 break
             fetch *= 4
         self._count(dropped, orphans, collection_id)
-        return found[:n], dropped
+        return self._ranked(found[:n], shown, model, vector), dropped
+
+    def _asked(self, n: int, model: str | None) -> int:
+        return max(CANDIDATES * n, n + 20) if model and self.index.approximate_scores else n
+
+    def _ranked(
+        self, found: list[tuple[ChunkRow, float]], n: int, model: str | None, vector: NDArray[np.float32]
+    ) -> list[tuple[ChunkRow, float]]:
+        """The best `n`, re-ranked exactly first when the index's scores are approximate."""
+        if model and self.index.approximate_scores:
+            found = exact_order(self.db, model, vector, found, [row.id for row, _ in found])
+        return found[:n]
 
     def _count(self, dropped: int, orphans: int, collection_id: int) -> None:
         with self._lock:
@@ -126,6 +146,7 @@ class DenseSearcher:
         *,
         passes: ColumnElement[bool],
         indexed: ColumnElement[bool],
+        model: str | None = None,
     ) -> tuple[list[tuple[ChunkRow, float]], int]:
         """`search` among the chunks whose document passes a filter, by the cheaper of two strategies.
 
@@ -137,10 +158,12 @@ class DenseSearcher:
         """
         if not isinstance(self.index, ReplicaIndex):
             # Milvus and Chroma filter inside their own search, and a probe there costs round trips.
-            return self.search(collection_id, vector, n, self.allowed_ids(collection_id, indexed))
+            return self.search(collection_id, vector, n, self.allowed_ids(collection_id, indexed), model=model)
+        shown, n = n, self._asked(n, model)
         total = max(self.index.count(collection_id), 1)
         key = (collection_id, id(passes))
-        share = self._shares.get(key, (None, None))[1] if self._shares.get(key, (None,))[0] is passes else None
+        remembered = self._shares.get(key)
+        share = remembered[1] if remembered is not None and remembered[0] is passes else None
         if share is None or share * total > self.list_allowed_max:
             fetch = max(PROBE, 4 * n) if share is None else _deep_enough(n, share)
             for _ in range(3):
@@ -152,18 +175,17 @@ class DenseSearcher:
                 if len(vector_hits) >= PROBE:
                     share = max(len(kept), 0.5) / len(vector_hits)
                     self._remember(key, passes, share)
-                if len(kept) >= n or len(vector_hits) < min(fetch, total):
+                if len(kept) >= n or len(vector_hits) < fetch:  # enough, or the whole collection was read
                     self._count(0, 0, collection_id)
                     self.counters.filtered_by_probe += 1
-                    return kept[:n], 0
-                assert share is not None
-                if share * total <= self.list_allowed_max:
+                    return self._ranked(kept[:n], shown, model, vector), 0
+                if share is None or share * total <= self.list_allowed_max:
                     break
                 fetch = max(_deep_enough(n, share), 2 * fetch)
         allowed = self.allowed_ids(collection_id, indexed)
         self._remember(key, passes, len(allowed) / total)
         self.counters.filtered_by_listing += 1
-        return self.search(collection_id, vector, n, allowed)
+        return self.search(collection_id, vector, shown, allowed, model=model)
 
     def _remember(self, key: tuple[int, int], passes: ColumnElement[bool], share: float) -> None:
         """A filter's share of the collection, as last measured: the next search with it picks its strategy

@@ -117,12 +117,12 @@ class SearchEngine:
         if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
             assert vector is not None
             if condition is None:
-                found, dropped = self.dense.search(collection_id, vector, want)
+                found, dropped = self.dense.search(collection_id, vector, want, model=model)
             else:
                 passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
                 assert passes is not None
                 found, dropped = self.dense.search_filtered(
-                    collection_id, vector, want, passes=passes, indexed=condition
+                    collection_id, vector, want, passes=passes, indexed=condition, model=model
                 )
             for rank, (row, score) in enumerate(found, start=1):
                 entries[row.id] = _Entry(row.id, score, row, dense_rank=rank, dense_score=round(score, 6))

@@ -90,6 +90,9 @@ class VectorIndex(abc.ABC):
     name: ClassVar[str]
     shared: ClassVar[bool] = True
     wants_records: ClassVar[bool] = False
+    # True when the index's scores are too coarse to rank by (8-bit vectors): search re-ranks its candidates
+    # with the float32 vectors SQL holds.
+    approximate_scores: bool = False
 
     # -- store operations: every backend implements these ----------------------------------------------------
     @abc.abstractmethod

@@ -28,9 +28,12 @@ class FlatVectors:
 
     Not thread-safe: the embedded index calls it under its own lock."""
 
-    def __init__(self, dimension: int) -> None:
+    def __init__(self, dimension: int, dtype: str = "f16") -> None:
         self.dimension = dimension
-        self._matrix = np.empty((0, dimension), dtype=np.float16)
+        # i8 for an 8-bit index (RAGSTORE_INDEX_DTYPE=i8): the copy then costs what the index saves no more
+        # than a quarter of f32, and its scores are approximate like the index's (search re-ranks them).
+        self._dtype = np.int8 if dtype == "i8" else np.float16
+        self._matrix = np.empty((0, dimension), dtype=self._dtype)
         self._keys = np.empty(0, dtype=np.int64)  # row -> key, _NONE for a hole
         self._rows = 0
         self._holes = 0
@@ -62,7 +65,7 @@ class FlatVectors:
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        self._matrix[rows] = vectors / norms
+        self._matrix[rows] = self._stored(vectors / norms)
 
     def delete(self, keys: NDArray[np.int64]) -> None:
         keys = np.asarray(keys, dtype=np.int64)
@@ -91,14 +94,22 @@ class FlatVectors:
         # rows of 384, six times the scan), on this thread: a pool for 1,000 rows costs more than it saves.
         from usearch.index import search as exact_search
 
-        found = exact_search(
-            self._matrix[rows], query.astype(np.float16), min(k, len(rows)), "cos", exact=True, threads=1
-        )
+        unit = self._stored((query / (float(np.linalg.norm(query)) or 1.0)).reshape(1, -1))[0]
+        found = exact_search(self._matrix[rows], unit, min(k, len(rows)), "cos", exact=True, threads=1)
         picked = np.asarray(found.keys, dtype=np.int64).reshape(-1)
         similarity = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(-1)
         return self._keys[rows[picked]], similarity
 
     # -- storage ---------------------------------------------------------------------------------------------
+    def _stored(self, unit: NDArray[np.float32]) -> NDArray[np.generic]:
+        """Unit vectors in the copy's precision (8-bit: components scaled by 127, as usearch's own i8)."""
+        stored: NDArray[np.generic]
+        if self._dtype is np.int8:
+            stored = np.clip(np.rint(unit * 127.0), -127, 127).astype(np.int8)
+        else:
+            stored = unit.astype(np.float16)
+        return stored
+
     def _cover(self, low: int, high: int) -> None:
         """Grow the key table to take keys low..high (ids grow, so mostly at the top; by half again)."""
         if not len(self._row_of):
@@ -117,7 +128,7 @@ class FlatVectors:
         if rows <= len(self._keys):
             return
         capacity = max(rows, len(self._keys) + len(self._keys) // 2, 1024)
-        matrix = np.empty((capacity, self.dimension), dtype=np.float16)
+        matrix = np.empty((capacity, self.dimension), dtype=self._dtype)
         matrix[: self._rows] = self._matrix[: self._rows]
         keys = np.full(capacity, _NONE, dtype=np.int64)
         keys[: self._rows] = self._keys[: self._rows]

@@ -86,7 +86,7 @@ def _embedded(settings: Settings) -> VectorIndex:
         connectivity=settings.hnsw_connectivity,
         expansion_add=settings.hnsw_expansion_add,
         expansion_search=settings.hnsw_expansion_search,
-        dtype=settings.hnsw_dtype,
+        dtype=settings.index_dtype,
     )
 
 
