@@ -6,7 +6,8 @@
 Each precision gets its own store (SQLite, vectors given, no model), loaded through the facade; then a new
 process opens it, searches (dense, k 10, the result cache off) and reports its peak resident memory. The
 same process opening an empty store gives the baseline, so *index memory* is what the collection adds to a
-process (resident memory after the searches, the empty store's subtracted), and *per 1M vectors* scales it (memory grows linearly with the vectors). Chroma (PersistentClient,
+process (resident memory after the searches, the empty store's subtracted), and *per 1M vectors* scales
+it (memory grows linearly with the vectors). Chroma (PersistentClient,
 cosine HNSW) is measured the same way on the same vectors. recall@10 is against numpy's exact top 10; i8
 re-ranks its candidates with the float32 vectors SQL holds (search/rerank.py).
 

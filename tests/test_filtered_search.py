@@ -8,11 +8,16 @@ checked to follow writes made after it was built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from ragstore import RagStore
+from ragstore.config import Settings
 from ragstore.vectors.flat import FlatVectors
+
+from conftest import CountingEmbedder
 
 DIM = 16
 K = 10
@@ -117,3 +122,29 @@ def test_flat_vectors_rows_holes_and_packing() -> None:
     best = np.argsort(-scores)[:5]
     assert list(got_keys) == [int(live[::3][i]) for i in best]
     assert np.allclose(got_scores, scores[best], atol=2e-3)  # half precision
+
+
+def test_an_8_bit_index_re_ranks_its_candidates_with_the_float32_vectors(
+    make_settings: Callable[..., Settings], embedder: CountingEmbedder
+) -> None:
+    """RAGSTORE_INDEX_DTYPE=i8: the scores shown are the exact float32 cosines, the order theirs."""
+    vectors = _vectors(2500, seed=4)  # above the exact-search size: the graph proposes
+    with RagStore.open(make_settings(index_dtype="i8"), embedder=embedder) as store:
+        store.collections.create("q", embedding_model="given", dimension=DIM)
+        store.documents.add(
+            "q",
+            [
+                {"source_uri": f"d{i}", "metadata": {"rare": i % 100}, "chunks": [{"text": f"c {i}", "vector": v}]}
+                for i, v in enumerate(vectors.tolist())
+            ],
+        )
+        found = 0
+        for q in _vectors(10, seed=12):
+            for spec, allowed in ((None, np.ones(2500, bool)), ({"rare": 3}, np.arange(2500) % 100 == 3)):
+                hits = store.search("q", vector=q.tolist(), k=K, mode="dense", filter=spec).hits
+                exact = _exact(vectors, allowed, q)
+                found += len({h.source_uri for h in hits} & set(exact))
+                for h in hits:
+                    assert h.score == pytest.approx(float(vectors[int(h.source_uri[1:])] @ q), abs=1e-5)
+                assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert found / (K * 20) >= 0.97

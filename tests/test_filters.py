@@ -43,8 +43,8 @@ METADATA: list[dict[str, Any]] = [
     {"lang": LONG + "a", "big": 2**60 + 1},
     {"lang": LONG + "b", "big": 2**60},
 ]
-WORDS = ["library", "garden", "refund", "delivery", "leave", "insurance", "returns", "exchange", "payment", "account", "subway",
-         "kimchi", "photo", "weather"]  # fmt: skip
+WORDS = ["library", "garden", "refund", "delivery", "leave", "insurance", "returns", "exchange", "payment",
+         "account", "subway", "kimchi", "photo", "weather"]  # fmt: skip
 MISSING = object()
 FIELDS = ("document_id", "source_uri", "title", "mime_type")
 
@@ -338,8 +338,9 @@ def test_a_filter_looks_up_the_facet_indexes_instead_of_reading_every_document(
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a dozen rows: show the options
             explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
             compiled = statement.compile(store.db.engine, compile_kwargs={"render_postcompile": True})
+            jsonb = {k for k, b in compiled.binds.items() if isinstance(b.type, JSONB)}
             params: Any = (
-                {k: Jsonb(v) if isinstance(getattr(compiled.binds.get(k), "type", None), JSONB) else v for k, v in compiled.params.items()}
+                {k: Jsonb(v) if k in jsonb else v for k, v in compiled.params.items()}
                 if postgres
                 else tuple(compiled.params[k] for k in compiled.positiontup or ())
             )
