@@ -103,8 +103,10 @@ class SearchEngine:
         filter_spec: dict[str, Any] | None,
         model: str = "",
         companion_vector: NDArray[np.float32] | None = None,
+        version: int | None = None,
     ) -> Ranked:
-        """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion."""
+        """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion;
+        `version` (the collection's write version) lets a filter's allowed chunks be kept between searches."""
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
         condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
@@ -122,7 +124,7 @@ class SearchEngine:
                 passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
                 assert passes is not None
                 found, dropped = self.dense.search_filtered(
-                    collection_id, vector, want, passes=passes, indexed=condition, model=model
+                    collection_id, vector, want, passes=passes, indexed=condition, model=model, version=version
                 )
             for rank, (row, score) in enumerate(found, start=1):
                 entries[row.id] = _Entry(row.id, score, row, dense_rank=rank, dense_score=round(score, 6))

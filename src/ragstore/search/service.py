@@ -189,6 +189,7 @@ class SearchService:
                 filter_spec=filter_spec,
                 model=model,
                 companion_vector=companion_vector,
+                version=version,
             )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
