@@ -21,7 +21,7 @@ from ragstore.cache.layers import CacheLayers, request_digest, vector_digest
 from ragstore.cache.versions import CollectionVersions
 from ragstore.config import Settings
 from ragstore.db.filter_spec import parse_filter
-from ragstore.documents.catalog import Catalog
+from ragstore.documents.catalog import Catalog, CollectionRef
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.batching import QueryBatcher
 from ragstore.errors import InvalidInput, RagstoreError, Unavailable
@@ -37,6 +37,7 @@ from ragstore.search.options import (
     make_options,
     request_fingerprint,
 )
+from ragstore.search.prepared import PreparedSearch
 from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
 from ragstore.search.term_bridge import TermBridge
@@ -114,6 +115,15 @@ class SearchService:
 
     def run(self, collection: str, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
+        options = self._checked(request)
+        ref = self.catalog.resolve(collection)
+        prepared = self._prepare(ref, collection, request, options)
+        version = self._level(ref.id)
+        key, cached = self._lookup(ref.id, version, prepared)
+        return self._finish(ref, prepared, key, cached, started)
+
+    def _checked(self, request: SearchRequest) -> SearchOptions:
+        """The checks that need no collection (a bad query or filter is refused before the name is looked up)."""
         query, vector, filter_spec = request.query, request.vector, request.filter
         options = make_options(self.settings, request)
         if query is None and vector is None:
@@ -125,21 +135,26 @@ class SearchService:
             parse_filter(filter_spec)  # a bad filter is refused before the query is embedded
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise InvalidInput("query is empty")
-        ref = self.catalog.resolve(collection)
-        coll_id, model, dimension = ref.id, ref.embedding_model, ref.dimension
+        return options
+
+    def _prepare(
+        self, ref: CollectionRef, collection: str, request: SearchRequest, options: SearchOptions
+    ) -> PreparedSearch:
+        """The rest of the checks, against the collection, and what keys the search: nothing runs yet."""
+        query, vector, filter_spec = request.query, request.vector, request.filter
         qvec: np.ndarray | None = None
         if vector is not None:
-            qvec = _checked_vector(vector, dimension, collection)
-        can_embed = query is not None and model == self.embedder.model
+            qvec = _checked_vector(vector, ref.dimension, collection)
+        can_embed = query is not None and ref.embedding_model == self.embedder.model
         run_mode = _run_mode(options.mode, has_vector=qvec is not None or can_embed, has_text=query is not None)
         if run_mode == "dense" and qvec is None and query is not None and not can_embed:
             raise InvalidInput(
-                f"collection {collection!r} holds vectors of model {model!r}, which this server cannot embed "
-                f"(it embeds with {self.embedder.model!r}): search it by vector, or with mode lexical"
+                f"collection {collection!r} holds vectors of model {ref.embedding_model!r}, which this server "
+                f"cannot embed (it embeds with {self.embedder.model!r}): search it by vector, or with mode lexical"
             )
         asked = [query, vector_digest(qvec) if qvec is not None else None]
         fingerprint = request_fingerprint(
-            [coll_id, asked, filter_spec, options.key_parts()[:2], options.key_parts()[3:]]
+            [ref.id, asked, filter_spec, options.key_parts()[:2], options.key_parts()[3:]]
         )
         if request.cursor is not None:
             if options.offset:
@@ -147,27 +162,63 @@ class SearchService:
             options = dataclasses.replace(options, offset=decode_cursor(request.cursor, fingerprint))
             if options.offset + options.k > MAX_DEPTH:
                 raise InvalidInput(f"the cursor is past the deepest page (offset + k at most {MAX_DEPTH})")
-        version = self.versions.current(coll_id)
-        if self.replica_versions.get(coll_id) != version:
+        return PreparedSearch(
+            collection=collection,
+            query=query,
+            filter_spec=filter_spec,
+            options=options,
+            vector=qvec,
+            mode=run_mode,
+            asked=asked,
+            fingerprint=fingerprint,
+            cut=self._cut(query),
+        )
+
+    def _level(self, collection_id: int) -> int:
+        """The collection's write version, with this process's index replica brought level with it first."""
+        version = self.versions.current(collection_id)
+        if self.replica_versions.get(collection_id) != version:
             # Another process changed the collection: bring this process's index replica level first.
             self.applier.advance()
-            self.lexical_indexer.forget(coll_id)
+            self.lexical_indexer.forget(collection_id)
             if self.term_bridge is not None:
-                self.term_bridge.forget(coll_id)
-            self.replica_versions[coll_id] = version
-        cut = self._cut(query)
-        results = self.cache.search
-        key = self._result_key(coll_id, version, asked, options, filter_spec)
-        cached = results.get(key)
+                self.term_bridge.forget(collection_id)
+            self.replica_versions[collection_id] = version
+        return version
+
+    def _lookup(self, collection_id: int, version: int, prepared: PreparedSearch) -> tuple[str, bytes | None]:
+        """The search's result-cache key and what the cache holds under it (None: a miss)."""
+        key = self._result_key(collection_id, version, prepared.asked, prepared.options, prepared.filter_spec)
+        return key, self.cache.search.get(key)
+
+    def _finish(
+        self,
+        ref: CollectionRef,
+        prepared: PreparedSearch,
+        key: str,
+        cached: bytes | None,
+        started: float,
+        *,
+        shared_ms: float = 0.0,
+    ) -> SearchResponse:
+        """Run a prepared search (unless the cache held it), count it, log it and answer it.
+
+        `shared_ms`: this search's share of work done for several at once (a batch's embedding call), added
+        to its `took_ms`. A batch fills `prepared.vector` (and `prepared.companion`) beforehand; a single
+        search embeds its query here.
+        """
+        coll_id, collection, options = ref.id, prepared.collection, prepared.options
+        query, filter_spec, cut, run_mode = prepared.query, prepared.filter_spec, prepared.cut, prepared.mode
         if cached is not None:
             found = decode_result(cached)
             hits, dropped, run_mode, next_cursor = found.hits, found.dropped, found.mode, found.next_cursor  # type: ignore[assignment]
         else:
+            qvec = prepared.vector
             if run_mode != "lexical" and qvec is None:
                 assert cut is not None
                 qvec = self._query_vector(cut.text)
-            terms = None
-            if cut is not None and run_mode != "dense":
+            terms = prepared.terms
+            if cut is not None and run_mode != "dense" and terms is None:
                 try:
                     terms = self.lexical_indexer.query(coll_id, cut.text)
                 except Unavailable:
@@ -177,8 +228,10 @@ class SearchService:
                     run_mode = "dense"
             companion_vector = None
             if run_mode == "hybrid" and options.fusion == "bridge" and self.term_bridge is not None and cut:
-                state = self.lexical_indexer.state(coll_id)
-                bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
+                bridged = prepared.bridged
+                if bridged is None:
+                    state = self.lexical_indexer.state(coll_id)
+                    bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
                 companion_vector, terms = bridged.vector, bridged.terms or terms
             ranked = self.engine.run(
                 coll_id,
@@ -187,18 +240,18 @@ class SearchService:
                 vector=qvec,
                 terms=terms,
                 filter_spec=filter_spec,
-                model=model,
+                model=ref.embedding_model,
                 companion_vector=companion_vector,
                 version=version,
             )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
-                encode_cursor(options.offset + options.k, fingerprint)
+                encode_cursor(options.offset + options.k, prepared.fingerprint)
                 if ranked.has_more and options.offset + 2 * options.k <= MAX_DEPTH
                 else None
             )
-            results.set(key, encode_result(hits, dropped, run_mode, next_cursor))
-        took = round((time.perf_counter() - started) * 1000, 3)
+            self.cache.search.set(key, encode_result(hits, dropped, run_mode, next_cursor))
+        took = round((time.perf_counter() - started) * 1000 + shared_ms, 3)
         self._count(run_mode, took, len(hits))
         self.recorder.record(
             coll_id,
