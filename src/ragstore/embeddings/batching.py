@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,20 @@ class QueryBatcher:
             raise slot.error
         assert slot.vector is not None
         return slot.vector
+
+    def embed_many(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Several queries' embeddings in one model call, made on the caller's thread (a search batch).
+
+        Not through the queue: the texts are a batch already, which the queue would cut at `max_batch` and
+        put behind the single searches waiting there. The embedder's usage is charged to the caller's request
+        by the embedder itself (the context is the request's), and the call counts here like the queue's.
+        """
+        if not texts:
+            return np.empty((0, self.embedder.dimension), dtype=np.float32)
+        vectors = np.asarray(self.embedder.embed(list(texts), kind="query"), dtype=np.float32)
+        self.calls += 1
+        self.queries += len(texts)
+        return vectors
 
     def _run(self) -> None:
         while True:

@@ -75,6 +75,7 @@ from ragstore.schemas.consistency import (
 )
 from ragstore.schemas.core import (
     INGEST_STATUSES,
+    MAX_SEARCH_BATCH,
     MAX_SEARCH_DEPTH,
     ChunkInfo,
     ChunkInput,
@@ -90,6 +91,8 @@ from ragstore.schemas.core import (
     IngestStatus,
     IsoTime,
     Model,
+    SearchBatchRequest,
+    SearchBatchResponse,
     SearchHit,
     SearchMode,
     SearchRequest,
@@ -155,6 +158,7 @@ __all__ = [
     "MAX_COLLECTIONS_PER_CONVERSATION",
     "MAX_MESSAGE_CHARS",
     "MAX_REFERENCES",
+    "MAX_SEARCH_BATCH",
     "MAX_SEARCH_DEPTH",
     "AdminLogin",
     "AnalyticsSummary",
@@ -267,6 +271,8 @@ __all__ = [
     "RotationReport",
     "RunStateName",
     "RunningAction",
+    "SearchBatchRequest",
+    "SearchBatchResponse",
     "SearchHealth",
     "SearchHit",
     "SearchMode",

@@ -25,6 +25,7 @@ from ragstore.valid_text import checked_json, text_problem
 __all__ = [
     "INGEST_STATUSES",
     "INT64_MAX",
+    "MAX_SEARCH_BATCH",
     "MAX_SEARCH_DEPTH",
     "ChunkInfo",
     "ChunkInput",
@@ -43,6 +44,8 @@ __all__ = [
     "IngestStatus",
     "IsoTime",
     "Model",
+    "SearchBatchRequest",
+    "SearchBatchResponse",
     "SearchHit",
     "SearchMode",
     "SearchRequest",
@@ -366,3 +369,24 @@ class SearchRequest(BaseModel):
         description="Hybrid: bridge (two embeddings and the cross-language expanded lexical score, standardised"
         " and added) or rrf (reciprocal rank fusion); default: the server's RAGSTORE_HYBRID_FUSION",
     )
+
+
+MAX_SEARCH_BATCH = 100  # searches in one batch: what one model call embeds at its best rate (search/batch.py)
+
+
+class SearchBatchRequest(BaseModel):
+    """Several searches of one collection, each exactly a `SearchRequest`, answered in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    searches: list[SearchRequest] = Field(
+        min_length=1,
+        max_length=MAX_SEARCH_BATCH,
+        description=f"1 to {MAX_SEARCH_BATCH} searches, any mode; one that is not valid refuses the batch (422 "
+        "naming its index) and none runs",
+    )
+
+
+class SearchBatchResponse(Model):
+    # One response per search, in the order of the request's `searches`.
+    results: list[SearchResponse]

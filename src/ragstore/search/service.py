@@ -27,6 +27,7 @@ from ragstore.embeddings.batching import QueryBatcher
 from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import SearchRequest, SearchResponse
+from ragstore.search.batch import run_batch
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.options import (
     MAX_DEPTH,
@@ -121,6 +122,17 @@ class SearchService:
         version = self._level(ref.id)
         key, cached = self._lookup(ref.id, version, prepared)
         return self._finish(ref, prepared, key, cached, started)
+
+    def batch(self, collection: str, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
+        """Several searches of one collection, answered in order, at a fraction of their cost one by one.
+
+        Every search is checked before any runs: one that is not valid refuses the whole batch with an
+        InvalidInput naming its index (`searches.3: ...`), and nothing runs. The collection is resolved and
+        this process's replica levelled once, every query text that needs an embedding is embedded in one
+        model call, and each search keeps its own result-cache entry, cursor and query-log row
+        (search/batch.py).
+        """
+        return run_batch(self, collection, requests)
 
     def _checked(self, request: SearchRequest) -> SearchOptions:
         """The checks that need no collection (a bad query or filter is refused before the name is looked up)."""
