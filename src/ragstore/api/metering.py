@@ -11,6 +11,12 @@ flight, a 429 with `Retry-After` and the `RateLimit-*` headers, answered here; e
 `RateLimit-*` headers added to its answer, and the embedding work it causes tallied (embeddings/accounting.py).
 Last, whatever the outcome, one usage row is queued for the buffered writer (security/usage.py): the route
 TEMPLATE, never the raw path (a path holds collection names and ids, unbounded and possibly private).
+
+A search batch (`POST /v1/collections/{name}/search/batch`) counts as the searches it holds: its body is read
+here first (the request guard has gathered it already), the batch is admitted at the cost of its size, so a
+budget that cannot cover every search refuses the whole batch, and a batch that was answered (200) is logged
+as one row per search, the request's bytes, latency and embedding work shared out among them so that the rows
+add up to the request. A batch refused (401, 403, 422, 429...) ran no search: it is one row, as any request.
 """
 
 from __future__ import annotations
@@ -24,10 +30,21 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstore.api.permissions import LOCAL_OPERATOR
+from ragstore.api.replay import replaying
 from ragstore.embeddings.accounting import tallying
 from ragstore.errors import TooManyRequests
 from ragstore.security.principal import Principal
-from ragstore.security.ratelimit import LOGIN_PATH, UNKNOWN, Admission, Bucket, body_cost, is_ingest, route_cost
+from ragstore.security.ratelimit import (
+    LOGIN_PATH,
+    UNKNOWN,
+    Admission,
+    Bucket,
+    batch_cost,
+    body_cost,
+    is_ingest,
+    is_search_batch,
+    route_cost,
+)
 from ragstore.telemetry import HTTP_DURATION, RATE_LIMITED, status_class
 from ragstore.valid_text import ascii_digits
 
@@ -68,6 +85,10 @@ class MeteringMiddleware:
         # few steps, without a lock or a coroutine (security/window_counter.py). Anything else, or a request the
         # lane does not admit, takes the limiter's full path, which awaits only a database read or Redis.
         cost = 1 if method != "POST" else route_cost(method, path, length)
+        searches = 1
+        if method == "POST" and is_search_batch(method, path):
+            receive, searches = await _batch_body(receive)
+            cost = max(cost, searches)
         lane = limiter.lane_of(principal) if path != LOGIN_PATH else None
         extra = lane.enter(cost) if lane is not None else None  # the RateLimit-* headers of the answer
         bucket: Bucket | None = None
@@ -128,9 +149,45 @@ class MeteringMiddleware:
                 if charged is not None:
                     await limiter.charge(charged, body_cost(received) - 1)  # a chunked upload: by what it sent
             row = _row(scope, store, principal, address, status, started, received, sent, calls, tokens)
-            store.usage.record(row)
+            if searches > 1 and status == 200:
+                for share in _shared_out(row, searches):
+                    store.usage.record(share)
+            else:
+                store.usage.record(row)
             method_label = row["method"] if row["method"] in _METHODS else "other"
             HTTP_DURATION.labels(row["route"], method_label, status_class(status)).observe(row["latency_ms"] / 1000)
+
+
+async def _batch_body(receive: Receive) -> tuple[Receive, int]:
+    """A search batch's whole body, read ahead (and handed on as if unread), and the searches it holds.
+
+    A JSON body comes in one message, gathered and bounded by the request guard; another (a POST marked with
+    X-Requested-With) is read to its end here, the guard's counting receive refusing it past the route's limit.
+    """
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: the app sees it too
+            return replaying(message, receive), 1
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(parts)
+    whole: Message = {"type": "http.request", "body": body, "more_body": False}
+    return replaying(whole, receive), batch_cost(body)
+
+
+def _shared_out(row: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """`count` rows in place of `row`, one per search of a batch: the additive measures split so that the
+    rows add up to the request's (the first rows take the remainders), everything else the same."""
+    rows = [dict(row) for _ in range(count)]
+    for name in ("request_bytes", "response_bytes", "embedding_calls", "embedding_tokens"):
+        each, rest = divmod(int(row[name]), count)
+        for i, share in enumerate(rows):
+            share[name] = each + (1 if i < rest else 0)
+    for share in rows:
+        share["latency_ms"] = round(row["latency_ms"] / count, 3)
+    return rows
 
 
 def _row(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import RATE_LIMIT, Settings, parse_role_limits
+from ragstore.schemas import MAX_SEARCH_BATCH
 from ragstore.security.principal import Principal, Role
 from ragstore.security.window_counter import ADMITTED, BUSY, Lane, SlidingWindowCounter
 
@@ -47,8 +49,10 @@ __all__ = [
     "Admission",
     "Bucket",
     "RateLimiter",
+    "batch_cost",
     "body_cost",
     "is_ingest",
+    "is_search_batch",
     "route_cost",
     "strongest_role",
 ]
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/v1/auth/login"
 _INGEST = re.compile(r"/v1/collections/[^/]+/documents")
+_SEARCH_BATCH = re.compile(r"/v1/collections/[^/]+/search/batch")
 COST_UNIT_BYTES = 64 * 1024  # an ingest costs one more per 64 KiB of body
 MAX_COST = 64  # and at most this much (never more than the limit itself: such a request could never pass)
 _ROLE_ORDER = (Role.ADMIN, Role.WRITE, Role.READ, Role.METRICS)
@@ -80,6 +85,23 @@ def route_cost(method: str, path: str, content_length: int | None) -> int:
 
 def body_cost(size: int) -> int:
     return min(MAX_COST, 1 + size // COST_UNIT_BYTES)
+
+
+def is_search_batch(method: str, path: str) -> bool:
+    return method == "POST" and path.endswith("/search/batch") and _SEARCH_BATCH.fullmatch(path) is not None
+
+
+def batch_cost(body: bytes) -> int:
+    """What a search batch takes from its budget: one per search it holds, as that many searches would
+    (at most MAX_SEARCH_BATCH, the most a batch may hold). A body that holds no list of searches costs 1: the
+    route refuses it. Read from the body before the batch is admitted, so that a batch the budget cannot
+    cover is refused whole (429) and none of its searches runs."""
+    try:
+        data = json.loads(body)
+    except ValueError:  # not JSON (UnicodeDecodeError included)
+        return 1
+    searches = data.get("searches") if isinstance(data, dict) else None
+    return max(1, min(len(searches), MAX_SEARCH_BATCH)) if isinstance(searches, list) else 1
 
 
 def strongest_role(principal: Principal) -> Role | None:

@@ -7,7 +7,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragstore.api.deps import get_store
 from ragstore.api.errors import DOWN, INVALID, JSON_BODY, error_responses
 from ragstore.api.permissions import require
-from ragstore.schemas import AnalyticsSummary, SearchMode, SearchRequest, SearchResponse
+from ragstore.schemas import (
+    MAX_SEARCH_BATCH,
+    AnalyticsSummary,
+    SearchBatchRequest,
+    SearchBatchResponse,
+    SearchMode,
+    SearchRequest,
+    SearchResponse,
+)
 from ragstore.schemas.core import INT64_MAX, StorableStr
 from ragstore.security.principal import Role
 from ragstore.service import RagStore
@@ -41,6 +49,26 @@ class FeedbackResponse(BaseModel):
 async def search(name: str, body: SearchRequest, store: RagStore = Depends(get_store)) -> SearchResponse:
     # Cached results never get here (api/fast_search.py); the full search runs on a worker thread.
     return await run_in_threadpool(store.search.run, name, body)
+
+
+@router.post(
+    "/search/batch",
+    response_model=SearchBatchResponse,
+    summary=f"Up to {MAX_SEARCH_BATCH} searches in one request, answered in order",
+    description="Each search is a search body of its own (any mode, filter, text and/or vector); the answer holds "
+    "one search response per search, in order, each as `POST /search` gives it. Every search is checked first: "
+    "one that is not valid refuses the batch with 422 naming its index (`searches.3...`) and none runs. Each "
+    "search counts as one for the rate limit (the batch is admitted at the cost of its size) and in the usage "
+    "log (one row per search).",
+    dependencies=[Depends(require(Role.READ, "name"))],
+    responses=error_responses(*JSON_BODY, UNKNOWN, DOWN),
+)
+async def search_batch(
+    name: str, body: SearchBatchRequest, store: RagStore = Depends(get_store)
+) -> SearchBatchResponse:
+    # One worker thread for the whole batch: the searches share its embedding calls (search/batch.py).
+    results = await run_in_threadpool(store.search.batch, name, body.searches)
+    return SearchBatchResponse.model_construct(results=results)
 
 
 @router.post(
