@@ -1,5 +1,5 @@
-"""`client.search`: callable like `store.search`, `run` for a `SearchRequest`, and `pages` that follows
-`next_cursor`.
+"""`client.search`: callable like `store.search`, `run` for a `SearchRequest`, `batch` for several in one
+request, and `pages` that follows `next_cursor`.
 
 The arguments are sent as they are given and checked by the server, whose 422 becomes the same
 InvalidInput the facade raises; the client does not validate them a second time with other words.
@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import httpx
 import numpy as np
 
 from ragstore.client.calls import Call, parsed, segment
 from ragstore.client.http import AsyncHttp, SyncHttp
-from ragstore.schemas import SearchRequest, SearchResponse
+from ragstore.schemas import SearchBatchResponse, SearchRequest, SearchResponse
 
 __all__ = ["AsyncSearch", "Search"]
 
@@ -44,6 +45,18 @@ def _fields(request: SearchRequest) -> dict[str, Any]:
 def _call(collection: str, body: dict[str, Any]) -> Call[SearchResponse]:
     path = f"/v1/collections/{segment(collection)}/search"
     return Call("POST", path, parsed(SearchResponse), json=body, idempotent=True)
+
+
+def _batch_call(collection: str, requests: Sequence[SearchRequest]) -> Call[list[SearchResponse]]:
+    """`POST .../search/batch`: the server checks every search first and answers 422 naming the index of one
+    it refuses (nothing runs), which the client raises as the facade's InvalidInput."""
+    path = f"/v1/collections/{segment(collection)}/search/batch"
+    body = {"searches": [_body(_fields(request)) for request in requests]}
+
+    def parse(response: httpx.Response) -> list[SearchResponse]:
+        return parsed(SearchBatchResponse)(response).results
+
+    return Call("POST", path, parse, json=body, idempotent=True)
 
 
 def _arguments(query: str | None, vector: Sequence[float] | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +95,10 @@ class Search:
 
     def run(self, collection: str, request: SearchRequest) -> SearchResponse:
         return self._http.run(_call(collection, _body(_fields(request))))
+
+    def batch(self, collection: str, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
+        """Up to 100 searches in one request, their responses in order (as `store.search.batch`)."""
+        return self._http.run(_batch_call(collection, requests))
 
     def pages(
         self, collection: str, query: str | None = None, *, vector: Sequence[float] | None = None, **options: Any
@@ -124,6 +141,9 @@ class AsyncSearch:
 
     async def run(self, collection: str, request: SearchRequest) -> SearchResponse:
         return await self._http.run(_call(collection, _body(_fields(request))))
+
+    async def batch(self, collection: str, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
+        return await self._http.run(_batch_call(collection, requests))
 
     async def pages(
         self, collection: str, query: str | None = None, *, vector: Sequence[float] | None = None, **options: Any
