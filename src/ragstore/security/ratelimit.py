@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pydantic_core import from_json
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.config import RATE_LIMIT, Settings, parse_role_limits
@@ -95,10 +96,11 @@ def batch_cost(body: bytes) -> int:
     """What a search batch takes from its budget: one per search it holds, as that many searches would
     (at most MAX_SEARCH_BATCH, the most a batch may hold). A body that holds no list of searches costs 1: the
     route refuses it. Read from the body before the batch is admitted, so that a batch the budget cannot
-    cover is refused whole (429) and none of its searches runs."""
+    cover is refused whole (429) and none of its searches runs. pydantic-core's parser, not `json`: a batch of
+    100 vectors is ~800 KB of numbers, which `json.loads` takes ~19 ms to read and it ~2."""
     try:
-        data = json.loads(body)
-    except ValueError:  # not JSON (UnicodeDecodeError included)
+        data = from_json(body)
+    except ValueError:  # not JSON, or not UTF-8
         return 1
     searches = data.get("searches") if isinstance(data, dict) else None
     return max(1, min(len(searches), MAX_SEARCH_BATCH)) if isinstance(searches, list) else 1
