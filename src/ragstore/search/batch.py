@@ -4,8 +4,9 @@ the searches one by one, for a fraction of their cost.
 What a search costs besides its own ranking is mostly shared work, which a batch does once: the collection is
 resolved and this process's replica levelled once; every query text that needs an embedding (a miss of the
 result cache and of the query-embedding cache) is embedded in ONE model call, as is every text the bridge
-fusion gives the companion model (the local model encodes a batch of 100 queries for about the price of 20
-single ones); over HTTP the request is authenticated, authorised, rate-limited and parsed once.
+fusion gives the companion model; the dense sides of the searches without a filter are found in one
+vector-index call and one SQL read; over HTTP the request is authenticated, authorised, rate-limited and
+parsed once.
 
 Every search is checked before any runs: one that is not valid refuses the whole batch with an InvalidInput
 naming its index (`searches.3: query is empty`, `details.index`), and nothing runs, so a caller never gets a
@@ -53,14 +54,20 @@ def run_batch(service: SearchService, collection: str, requests: Sequence[Search
     looked_up = [service._lookup(ref.id, version, p) for p in prepared]
     misses = [p for p, (_, cached) in zip(prepared, looked_up, strict=True) if cached is None]
     checked_ms = (time.perf_counter() - started) * 1000 / len(prepared)
-    shared = _embed_queries(service, misses) + _analyse(service, ref.id, misses)
+    shared = (
+        _embed_queries(service, misses)
+        + _analyse(service, ref.id, misses)
+        + _dense(service, ref.id, ref.embedding_model, misses)
+    )
     share = shared / len(prepared)
     responses = []
     finished: set[str] = set()
     for p, (key, cached) in zip(prepared, looked_up, strict=True):
         if cached is None and key in finished:  # the same search twice: the second is answered from the cache
             cached = service.cache.search.get(key)
-        responses.append(service._finish(ref, p, key, cached, time.perf_counter(), shared_ms=share + checked_ms))
+        responses.append(
+            service._finish(ref, p, key, cached, time.perf_counter(), shared_ms=share + checked_ms, version=version)
+        )
         finished.add(key)
     return responses
 
@@ -128,4 +135,23 @@ def _analyse(service: SearchService, collection_id: int, misses: list[PreparedSe
         )
         for p, answer in zip(bridged, answers, strict=True):
             p.bridged = answer
+    return (time.perf_counter() - started) * 1000
+
+
+def _dense(service: SearchService, collection_id: int, model: str, misses: list[PreparedSearch]) -> float:
+    """The dense side of every unfiltered miss, with the others asking for as many chunks: one vector-index call
+    and one SQL read for them all (a filter selects its own allowed chunks: such a search finds its own). Returns
+    the milliseconds it took."""
+    started = time.perf_counter()
+    engine = service.engine
+    groups: dict[int, list[PreparedSearch]] = {}
+    for p in misses:
+        dense_side = p.mode == "dense" or (p.mode == "hybrid" and p.options.dense_weight > 0)
+        if dense_side and p.vector is not None and not p.filter_spec:
+            groups.setdefault(engine.proposals(p.mode, p.options), []).append(p)
+    for n, group in groups.items():
+        vectors = [p.vector for p in group if p.vector is not None]
+        found = engine.dense.search_many(collection_id, vectors, n, model=model)
+        for p, answer in zip(group, found, strict=True):
+            p.dense = answer
     return (time.perf_counter() - started) * 1000

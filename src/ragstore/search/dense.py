@@ -20,7 +20,7 @@ from ragstore.db.engine import Database
 from ragstore.db.visibility import visible_chunk_ids
 from ragstore.search.rerank import CANDIDATES, exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
-from ragstore.vectors.base import ReplicaIndex, VectorIndex
+from ragstore.vectors.base import ReplicaIndex, VectorHit, VectorIndex
 
 __all__ = ["DenseSearcher", "SearchCounters"]
 
@@ -107,21 +107,33 @@ class DenseSearcher:
         found: list[tuple[ChunkRow, float]] = []
         for _ in range(MAX_ROUNDS):
             vector_hits = self.index.search(collection_id, vector, fetch, allowed)
-            rows = read_rows(self.db, [h.id for h in vector_hits])
-            found = []
-            dropped = orphans = 0
-            for vh in vector_hits:
-                row = rows.get(vh.id)
-                if row is None or not row.visible:
-                    dropped += 1
-                    orphans += int(row is None)
-                    continue
-                found.append((row, float(vh.score)))
+            found, dropped, orphans = _visible(vector_hits, read_rows(self.db, [h.id for h in vector_hits]))
             if len(found) >= n or len(vector_hits) < fetch:
                 break
             fetch *= 4
         self._count(dropped, orphans, collection_id)
         return self._ranked(found[:n], shown, model, vector), dropped
+
+    def search_many(
+        self, collection_id: int, vectors: list[NDArray[np.float32]], n: int, *, model: str | None = None
+    ) -> list[tuple[list[tuple[ChunkRow, float]], int]]:
+        """`search` with no filter for each of several vectors: one index call (`VectorIndex.search_many`) and one
+        SQL read for all their hits. A vector left with fewer than `n` visible hits by drops is searched again
+        alone, as `search` would go on to ask for more."""
+        if not vectors:
+            return []
+        shown, n = n, self._asked(n, model)
+        proposed = self.index.search_many(collection_id, np.stack(vectors), n)
+        rows = read_rows(self.db, sorted({h.id for hits in proposed for h in hits}))
+        out = []
+        for vector, vector_hits in zip(vectors, proposed, strict=True):
+            found, dropped, orphans = _visible(vector_hits, rows)
+            if len(found) < n and len(vector_hits) >= n:
+                out.append(self.search(collection_id, vector, shown, model=model))
+                continue
+            self._count(dropped, orphans, collection_id)
+            out.append((self._ranked(found[:n], shown, model, vector), dropped))
+        return out
 
     def _asked(self, n: int, model: str | None) -> int:
         return max(CANDIDATES * n, n + 20) if model and self.index.approximate_scores else n
@@ -259,3 +271,18 @@ class DenseSearcher:
             self._shares[key] = (passes, share)
             while len(self._shares) > 1024:
                 self._shares.pop(next(iter(self._shares)))
+
+
+def _visible(vector_hits: list[VectorHit], rows: dict[int, ChunkRow]) -> tuple[list[tuple[ChunkRow, float]], int, int]:
+    """The hits whose chunk SQL holds visible, with their similarity; and how many were dropped, how many of
+    those for having no row at all (orphans)."""
+    found = []
+    dropped = orphans = 0
+    for vh in vector_hits:
+        row = rows.get(vh.id)
+        if row is None or not row.visible:
+            dropped += 1
+            orphans += int(row is None)
+            continue
+        found.append((row, float(vh.score)))
+    return found, dropped, orphans

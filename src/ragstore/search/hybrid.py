@@ -104,13 +104,16 @@ class SearchEngine:
         model: str = "",
         companion_vector: NDArray[np.float32] | None = None,
         version: int | None = None,
+        dense_found: tuple[list[tuple[ChunkRow, float]], int] | None = None,
     ) -> Ranked:
         """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion;
-        `version` (the collection's write version) lets a filter's allowed chunks be kept between searches."""
+        `version` (the collection's write version) lets a filter's allowed chunks be kept between searches.
+        `dense_found`: the dense side's answer found already (`DenseSearcher.search_many` for a batch, asked
+        for `self.proposals(mode, options)` chunks without a filter)."""
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
         condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
-        want = depth + 1 if mode != "hybrid" else max(depth + 1, self.candidates)
+        want = self.proposals(mode, options)
         entries: dict[int, _Entry] = {}
         dense_ids: list[int] = []
         lexical_ids: list[int] = []
@@ -118,7 +121,9 @@ class SearchEngine:
         dropped = 0
         if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
             assert vector is not None
-            if condition is None:
+            if dense_found is not None and condition is None:
+                found, dropped = dense_found
+            elif condition is None:
                 found, dropped = self.dense.search(collection_id, vector, want, model=model)
             else:
                 passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
@@ -171,6 +176,12 @@ class SearchEngine:
                 continue
             hits.append(e.row.hit(e.score, e.explain(mode == "hybrid") if options.explain else None))
         return Ranked(hits=hits, dropped=dropped, has_more=len(order) > depth)
+
+    def proposals(self, mode: Mode, options: SearchOptions) -> int:
+        """How many chunks each side proposes: one more than the page's depth (to know whether there is a next
+        page), and for a fusion at least `candidates`."""
+        depth = options.offset + options.k
+        return depth + 1 if mode != "hybrid" else max(depth + 1, self.candidates)
 
     def _bridge(
         self,

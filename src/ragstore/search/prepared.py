@@ -2,8 +2,8 @@
 
 `SearchService.run` prepares one search and finishes it at once. A batch (search/batch.py) prepares every
 search first, so that one that is not valid refuses the batch before anything runs, then does the work
-several searches need at once (one embedding call for all their query texts, one companion call) and
-fills it in here before each search finishes.
+several searches need at once (one embedding call for all their query texts, one companion call, one
+vector-index call and one SQL read for their dense sides) and fills it in here before each search finishes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from ragstore.lexical.base import QueryTerm
 from ragstore.search.options import Mode, SearchOptions
 from ragstore.search.query_cut import QueryCut
+from ragstore.search.rows import ChunkRow
 from ragstore.search.term_bridge import BridgedQuery
 
 __all__ = ["PreparedSearch"]
@@ -34,3 +35,5 @@ class PreparedSearch:
     cut: QueryCut | None  # what of the query text is read (None: no text)
     terms: list[QueryTerm] | None = None  # a batch's analysed terms; None: analysed when the search runs
     bridged: BridgedQuery | None = None  # a batch's bridge expansion; None: computed when the search runs
+    # A batch's dense side, found with the others' (DenseSearcher.search_many); None: searched when it runs.
+    dense: tuple[list[tuple[ChunkRow, float]], int] | None = None

@@ -121,7 +121,7 @@ class SearchService:
         prepared = self._prepare(ref, collection, request, options)
         version = self._level(ref.id)
         key, cached = self._lookup(ref.id, version, prepared)
-        return self._finish(ref, prepared, key, cached, started)
+        return self._finish(ref, prepared, key, cached, started, version=version)
 
     def batch(self, collection: str, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
         """Several searches of one collection, answered in order, at a fraction of their cost one by one.
@@ -212,6 +212,7 @@ class SearchService:
         started: float,
         *,
         shared_ms: float = 0.0,
+        version: int | None = None,
     ) -> SearchResponse:
         """Run a prepared search (unless the cache held it), count it, log it and answer it.
 
@@ -255,6 +256,8 @@ class SearchService:
                 model=ref.embedding_model,
                 companion_vector=companion_vector,
                 version=version,
+                # A batch's dense side, found for the mode it prepared (a lexical side down changes the mode).
+                dense_found=prepared.dense if run_mode == prepared.mode else None,
             )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (

@@ -129,6 +129,14 @@ class VectorIndex(abc.ABC):
         A missing or empty collection, `k <= 0` or an empty `allowed_ids` gives []. Read-only.
         """
 
+    def search_many(self, collection_id: int, vectors: Vectors, k: int) -> list[list[VectorHit]]:
+        """`search` (no filter) for each row of `vectors`, in order. Read-only.
+
+        This default asks one vector at a time; a backend that searches a matrix in one call overrides it (the
+        embedded index: a search batch's dense side in one usearch call, search/batch.py)."""
+        queries = np.asarray(vectors, dtype=np.float32)
+        return [self.search(collection_id, row, k) for row in queries.reshape(len(queries), -1)]
+
     @abc.abstractmethod
     def count(self, collection_id: int) -> int:
         """Number of vectors in the collection; 0 if it does not exist. Read-only."""

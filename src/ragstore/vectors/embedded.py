@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ragstore.vectors.base import (
 from ragstore.vectors.flat import FlatVectors
 
 if TYPE_CHECKING:
-    from usearch.index import Index
+    from usearch.index import BatchMatches, Index
 
 __all__ = ["COMPACT_RATIO", "Compaction", "EmbeddedVectorIndex"]
 
@@ -227,6 +227,26 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
                 if len(hits) >= k or fetch >= len(sub.index):
                     return hits[:k]
                 fetch *= 4
+
+    def search_many(self, collection_id: int, vectors: Vectors, k: int) -> list[list[VectorHit]]:
+        """One usearch call for the whole matrix: the same hits as `search` for each row, for a fraction of the
+        per-call cost (a search batch's dense side)."""
+        queries = np.asarray(vectors, dtype=np.float32)
+        queries = queries.reshape(len(queries), -1)
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None or len(sub.index) == 0 or k <= 0 or not len(queries):
+                return [[] for _ in range(len(queries))]
+            dimension = sub.spec.dimension
+            if queries.shape[1] != dimension:
+                raise InvalidInput(f"query vector has dimension {queries.shape[1]}, the collection {dimension}")
+            matches = sub.index.search(queries, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
+        batch = cast("BatchMatches", matches)  # a matrix of queries, even of one row, gives BatchMatches
+        keys, distances, counts = batch.keys, batch.distances, batch.counts
+        return [
+            [VectorHit(int(keys[i, j]), 1.0 - float(distances[i, j])) for j in range(int(counts[i]))]
+            for i in range(len(queries))
+        ]
 
     def _exact_among(self, sub: _Sub, query: Vectors, k: int, allowed_ids: Sequence[int]) -> list[VectorHit]:
         if not len(allowed_ids):
