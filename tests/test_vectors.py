@@ -131,6 +131,23 @@ def test_upsert_search_count(make_index: Factory) -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_search_many_answers_each_row_as_search(make_index: Factory) -> None:
+    """A search batch's dense sides (search/batch.py): one call, the same hits as a search per row."""
+    index = make_index()
+    index.ensure_collection(CollectionSpec(1, DIM))
+    data = vectors(50, seed=5)
+    index.upsert(1, np.arange(1, 51, dtype=np.int64), data)
+    for rows in ([3, 9, 20], [7]):  # a matrix of one row too (usearch answers it as a vector)
+        many = index.search_many(1, data[rows], k=4)
+        assert len(many) == len(rows)
+        for row, hits in zip(rows, many, strict=True):
+            alone = index.search(1, data[row], k=4)
+            assert [h.id for h in hits] == [h.id for h in alone]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-5)
+    assert [len(hits) for hits in index.search_many(1, data[:2], k=80)] == [50, 50]
+    assert index.search_many(9, data[:2], k=3) == [[], []]
+
+
 def test_upsert_is_idempotent_and_replaces(make_index: Factory) -> None:
     index = make_index()
     index.ensure_collection(CollectionSpec(1, DIM))

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -241,12 +241,11 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
             if queries.shape[1] != dimension:
                 raise InvalidInput(f"query vector has dimension {queries.shape[1]}, the collection {dimension}")
             matches = sub.index.search(queries, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
-        batch = cast("BatchMatches", matches)  # a matrix of queries, even of one row, gives BatchMatches
-        keys, distances, counts = batch.keys, batch.distances, batch.counts
-        return [
-            [VectorHit(int(keys[i, j]), 1.0 - float(distances[i, j])) for j in range(int(counts[i]))]
-            for i in range(len(queries))
-        ]
+        if not hasattr(matches, "counts"):  # usearch answers a matrix of one row as it would the vector
+            return [_hits(matches.keys, matches.distances)]
+        batch = cast("BatchMatches", matches)
+        counts = batch.counts
+        return [_hits(batch.keys[i, : counts[i]], batch.distances[i, : counts[i]]) for i in range(len(queries))]
 
     def _exact_among(self, sub: _Sub, query: Vectors, k: int, allowed_ids: Sequence[int]) -> list[VectorHit]:
         if not len(allowed_ids):
@@ -465,3 +464,8 @@ def _usearch_index() -> type[Index]:
     from usearch.index import Index
 
     return Index
+
+
+def _hits(keys: Any, distances: Any) -> list[VectorHit]:
+    """usearch's keys and cosine distances of one query as hits scored by similarity."""
+    return [VectorHit(int(key), 1.0 - float(d)) for key, d in zip(keys, distances, strict=True)]
