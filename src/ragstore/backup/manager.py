@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ragstore.backup.blocks import BlockWriter
 from ragstore.backup.errors import BackupFailed, NoSpace
 from ragstore.backup.keys import parse_key
 from ragstore.backup.manifest import BackupKind, Manifest
+from ragstore.backup.pipeline import BlockWriter
 from ragstore.backup.repository import Repository
 from ragstore.backup.retention import Retention, select_kept
 from ragstore.backup.runs import RunLog

@@ -1,0 +1,244 @@
+"""The write side of a backup: each file read, hashed, compressed, encrypted and written by a bounded pipeline.
+
+Two stages, so the two cores never wait on each other and the GIL is wanted by one thread at a time:
+
+* **read and plan** (the calling thread): read a window of about 1 MiB, hash its units (SHA-256 per
+  4 KiB page), decide which units are new and name the block that will hold them. This is the only
+  stage that does Python work per unit; it does nothing else.
+* **encode and put** (a pool of `threads`): compress, checksum or encrypt, and write the block. zstd,
+  hashlib and AES-GCM run without the GIL on whole blocks, so these threads take it only a few times
+  per block.
+
+The calling thread then records each window's map rows in order. At most `IN_FLIGHT` windows are between
+the read and the record, so memory stays bounded whatever the file's size: about IN_FLIGHT x (window +
+its frame), 16-24 MiB, plus the file's map (32 bytes a unit). An error in any stage (a full disk, a file
+that changed size, a damaged previous map) is raised in the calling thread; the pool is then shut down
+with its queued blocks cancelled, and no manifest names anything written so far.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import deque
+from collections.abc import Container, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import accumulate, pairwise
+from pathlib import Path
+from typing import Literal
+
+import fastcdc
+import numpy as np
+
+from ragstore.backup.blocks import WINDOW, Chunking, file_checksum
+from ragstore.backup.errors import BackupFailed
+from ragstore.backup.manifest import FileEntry
+from ragstore.backup.repository import Repository
+from ragstore.backup.unitmap import DIGEST_BYTES, UnitMap
+
+__all__ = ["IN_FLIGHT", "BlockWriter", "WindowPlan", "WriteStats", "plan_window"]
+
+IN_FLIGHT = 12  # windows between read and record: enough to keep `threads` encoders busy, and the memory bound
+
+Place = tuple[str, int, int]  # block, offset in its plaintext, length
+
+
+@dataclass
+class WriteStats:
+    new_blocks: list[str] = field(default_factory=list)
+    stored_bytes: int = 0
+
+
+@dataclass
+class WindowPlan:
+    """What the read-and-plan stage decided for one window; `plain` is what the block will hold."""
+
+    digests: list[bytes]
+    lengths: list[int]
+    block: str | None  # None: every unit is stored already (nothing to write)
+    plain: bytes | None
+    offsets: dict[int, int] | None  # unit index -> offset in the block; None: every unit, in order
+
+
+def _digests(view: memoryview, lengths: list[int]) -> list[bytes]:
+    """Each unit's SHA-256, truncated: one hashlib call per unit, which hashes without the GIL.
+
+    The previous design fed hashlib pieces under 2 KiB so that it kept the GIL, because every worker
+    thread hashed and they fought over it; here one thread hashes and the encoders do not need the GIL
+    while it does, so letting go of it for each page costs little and lets an encoder's few Python steps
+    in between.
+    """
+    sha = hashlib.sha256
+    unit = lengths[0]
+    if all(n == unit for n in lengths[:-1]):
+        return [sha(view[at : at + unit]).digest()[:DIGEST_BYTES] for at in range(0, len(view), unit)]
+    starts = [0, *accumulate(lengths)]
+    return [sha(view[a:b]).digest()[:DIGEST_BYTES] for a, b in pairwise(starts)]
+
+
+def plan_window(repo: Repository, data: bytes, lengths: list[int], previous: Container[bytes] | None) -> WindowPlan:
+    """Hash a window's units and choose the ones to store: not in the previous backup, first in the window."""
+    view = memoryview(data)
+    digests = _digests(view, lengths)
+    first: dict[bytes, int] = {}
+    for i, d in enumerate(digests):
+        first.setdefault(d, i)
+    if previous is None and len(first) == len(digests):  # a full backup's usual window: all new, all distinct
+        name = repo.frames.digest(b"".join(digests)).hex()
+        return WindowPlan(digests, lengths, name, data, None)
+    offsets: dict[int, int] = {}
+    parts: list[memoryview] = []
+    fresh: list[bytes] = []
+    at = offset = 0
+    for i, (d, n) in enumerate(zip(digests, lengths, strict=True)):
+        if first[d] == i and (previous is None or d not in previous):
+            offsets[i] = offset
+            offset += n
+            parts.append(view[at : at + n])
+            fresh.append(d)
+        at += n
+    if not parts:
+        return WindowPlan(digests, lengths, None, None, offsets)
+    # Named from its units' digests (already computed): hashing the plaintext again would cost as much.
+    return WindowPlan(digests, lengths, repo.frames.digest(b"".join(fresh)).hex(), b"".join(parts), offsets)
+
+
+def windows(
+    f: io.BufferedReader, path: Path, size: int, chunking: Chunking, unit: int
+) -> Iterator[tuple[bytes, list[int]]]:
+    """(window bytes, unit lengths) for consecutive windows of about WINDOW bytes."""
+    if chunking == "fixed":
+        per = max(1, WINDOW // unit)
+        while True:
+            data = f.read(per * unit)
+            if not data:
+                return
+            full, rest = divmod(len(data), unit)
+            yield data, [unit] * full + ([rest] if rest else [])
+    if size == 0:
+        return
+    lengths: list[int] = []
+    pending = 0
+    for chunk in fastcdc.fastcdc(str(path), min_size=max(unit // 4, 64), avg_size=unit, max_size=unit * 4, fat=False):
+        lengths.append(int(chunk.length))
+        pending += int(chunk.length)
+        if pending >= WINDOW:
+            yield f.read(pending), lengths
+            lengths, pending = [], 0
+    if lengths:
+        yield f.read(pending), lengths
+
+
+class _MapRows:
+    """A file's map, row by row, in file order (the record stage)."""
+
+    def __init__(self, lookup: dict[bytes, Place] | None) -> None:
+        self.lookup = lookup
+        self.blocks: dict[str, int] = {}
+        self.digests: list[bytes] = []
+        self.block: list[int] = []
+        self.offset: list[int] = []
+        self.length: list[int] = []
+        self.new_units = 0
+
+    def add(self, plan: WindowPlan) -> None:
+        lengths = plan.lengths
+        if plan.offsets is None:  # every unit new and in order: no per-unit work
+            assert plan.block is not None
+            self.digests.extend(plan.digests)
+            self.block.extend([self.blocks.setdefault(plan.block, len(self.blocks))] * len(lengths))
+            self.offset.extend(np.cumsum([0, *lengths[:-1]]).tolist())
+            self.length.extend(lengths)
+            self.new_units += len(lengths)
+            return
+        first_new: dict[bytes, tuple[str, int]] = {}
+        for i, (d, n) in enumerate(zip(plan.digests, lengths, strict=True)):
+            stored = plan.offsets.get(i)
+            place: Place
+            if stored is not None:
+                assert plan.block is not None
+                place = (plan.block, stored, n)
+                first_new[d] = (plan.block, stored)
+                self.new_units += 1
+            elif d in first_new:  # a repeat of a unit stored earlier in this window
+                place = (*first_new[d], n)
+            else:
+                assert self.lookup is not None
+                place = self.lookup[d]
+            self.digests.append(d)
+            self.block.append(self.blocks.setdefault(place[0], len(self.blocks)))
+            self.offset.append(place[1])
+            self.length.append(place[2])
+
+    def unit_map(self) -> UnitMap:
+        return UnitMap(
+            blocks=list(self.blocks),
+            digest=np.frombuffer(b"".join(self.digests), dtype=np.uint8).reshape(-1, DIGEST_BYTES),
+            block=np.array(self.block, dtype=np.int32),
+            offset=np.array(self.offset, dtype=np.uint32),
+            length=np.array(self.length, dtype=np.uint32),
+        )
+
+
+class BlockWriter:
+    """Writes files into a repository; units found in `previous` (the last backup's map) are not written."""
+
+    def __init__(self, repo: Repository, *, unit_size: int, threads: int = 3) -> None:
+        self.repo = repo
+        self.unit_size = unit_size
+        self.stats = WriteStats()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ragstore-backup")
+
+    def close(self) -> None:
+        """Cancel what has not started and wait for what has: nothing is written after this returns."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def write_file(
+        self,
+        path: Path,
+        rel: str,
+        role: Literal["database", "index"],
+        chunking: Chunking,
+        *,
+        map_name: str,
+        previous: UnitMap | None,
+    ) -> FileEntry:
+        size = path.stat().st_size
+        lookup = previous.lookup() if previous is not None else None
+        rows = _MapRows(lookup)
+        pending: deque[tuple[WindowPlan, Future[int] | None]] = deque()
+
+        def record() -> None:
+            plan, put = pending.popleft()
+            if put is not None:
+                self.stats.stored_bytes += put.result()
+                assert plan.block is not None
+                self.stats.new_blocks.append(plan.block)
+            rows.add(plan)
+
+        with open(path, "rb") as f:
+            for data, lengths in windows(f, path, size, chunking, self.unit_size):
+                plan = plan_window(self.repo, data, lengths, lookup)
+                put = None
+                if plan.block is not None:
+                    put = self._pool.submit(self.repo.put_block, plan.block, plan.plain or b"")
+                pending.append((plan, put))
+                while len(pending) >= IN_FLIGHT:
+                    record()
+            while pending:
+                record()
+            if f.tell() != size:
+                raise BackupFailed(f"{path} changed size while it was read (expected {size} bytes)")
+        unit_map = rows.unit_map()
+        self.stats.stored_bytes += self.repo.put_object(map_name, unit_map.to_bytes())
+        return FileEntry(
+            path=rel,
+            role=role,
+            size=size,
+            sha256=file_checksum(rows.digests),
+            blocks=list(rows.blocks),
+            map=map_name,
+            units=len(rows.digests),
+            new_units=rows.new_units,
+        )
