@@ -116,10 +116,19 @@ def libpq_command(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:
 
 
 def sqlite_snapshot(live: Path, staging: Path) -> Path:
+    """Copy the live database into `staging` through the online backup API, in one step.
+
+    The copy is read back at once and removed before the backup's blocks are made durable, so it is written
+    without a journal and without fsync: with SQLite's defaults the copy's commit waited for all of it to
+    reach the disk, only for the file to be deleted seconds later (it never needs to be written at all). A
+    crash mid-copy leaves an unusable staging file either way; no backup ever reads one it did not just make.
+    """
     copy = staging / "ragstore.db"
     src = sqlite3.connect(str(live), timeout=60)
     dst = sqlite3.connect(str(copy))
     try:
+        dst.execute("PRAGMA journal_mode=OFF")
+        dst.execute("PRAGMA synchronous=OFF")
         src.backup(dst)  # one step (pages=-1): a single read transaction, so one point in time
     except sqlite3.OperationalError as exc:
         if "full" in str(exc).lower():
