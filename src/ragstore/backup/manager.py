@@ -22,7 +22,7 @@ from typing import Any
 from ragstore.backup.errors import BackupFailed, NoSpace
 from ragstore.backup.keys import parse_key
 from ragstore.backup.manifest import BackupKind, Manifest
-from ragstore.backup.pipeline import BlockWriter
+from ragstore.backup.pipeline import SnapshotWriter
 from ragstore.backup.repository import Repository
 from ragstore.backup.retention import Retention, select_kept
 from ragstore.backup.runs import RunLog
@@ -244,34 +244,25 @@ class BackupManager:
             self._persist_index()
         checkpoint = self.checkpoints.write()  # before the snapshot, which then holds every row it covers
         try:
-            snap = take_snapshot(
-                self.db.engine,
-                sqlite_path=sqlite_path,
-                index=index,
-                collection_ids=self._collection_ids(),
-                staging=staging,
+            # Stored while the database is copied: see SnapshotWriter.
+            writer = SnapshotWriter(
+                repo,
+                backup_id=backup_id,
+                parent=parent,
+                unit_size=self.settings.backup_block_kb * 1024,
+                threads=self.settings.backup_threads,
             )
-            writer = BlockWriter(
-                repo, unit_size=self.settings.backup_block_kb * 1024, threads=self.settings.backup_threads
-            )
-            store_started = time.perf_counter()
-            previous = {f.path: f for f in parent.files} if parent is not None else {}
             try:
-                files = []
-                for n, staged in enumerate(snap.files):
-                    before = previous.get(staged.rel)
-                    files.append(
-                        writer.write_file(
-                            staged.path,
-                            staged.rel,
-                            staged.role,
-                            staged.chunking,
-                            map_name=f"maps/{backup_id}/{n}",
-                            previous=repo.load_map(before.map, where=f"backup {parent.id}")
-                            if before and parent
-                            else None,
-                        )
-                    )
+                snap = take_snapshot(
+                    self.db.engine,
+                    sqlite_path=sqlite_path,
+                    index=index,
+                    collection_ids=self._collection_ids(),
+                    staging=staging,
+                    index_staged=writer.start,
+                )
+                store_started = time.perf_counter()
+                files = writer.store(snap.files)
             finally:
                 writer.close()
             collections = snap.collections

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
+import threading
 from collections import deque
 from collections.abc import Container, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from pathlib import Path
@@ -33,11 +35,12 @@ import numpy as np
 
 from ragstore.backup.blocks import WINDOW, Chunking, file_checksum
 from ragstore.backup.errors import BackupFailed
-from ragstore.backup.manifest import FileEntry
+from ragstore.backup.manifest import FileEntry, Manifest
 from ragstore.backup.repository import Repository
+from ragstore.backup.snapshot import StagedFile
 from ragstore.backup.unitmap import DIGEST_BYTES, UnitMap
 
-__all__ = ["IN_FLIGHT", "BlockWriter", "WindowPlan", "WriteStats", "plan_window"]
+__all__ = ["IN_FLIGHT", "BlockWriter", "SnapshotWriter", "WindowPlan", "WriteStats", "plan_window"]
 
 IN_FLIGHT = 12  # windows between read and record: enough to keep `threads` encoders busy, and the memory bound
 
@@ -189,9 +192,13 @@ class BlockWriter:
         self.unit_size = unit_size
         self.stats = WriteStats()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ragstore-backup")
+        self._stats_lock = threading.Lock()  # two files may be written at once (`SnapshotWriter`)
+        self._stopped = threading.Event()
 
     def close(self) -> None:
-        """Cancel what has not started and wait for what has: nothing is written after this returns."""
+        """Stop every file being written (it raises at its next window), cancel blocks not started and wait
+        for those that have: nothing is written after this returns."""
+        self._stopped.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def write_file(
@@ -212,26 +219,36 @@ class BlockWriter:
         def record() -> None:
             plan, put = pending.popleft()
             if put is not None:
-                self.stats.stored_bytes += put.result()
+                written = put.result()
                 assert plan.block is not None
-                self.stats.new_blocks.append(plan.block)
+                with self._stats_lock:
+                    self.stats.stored_bytes += written
+                    self.stats.new_blocks.append(plan.block)
             rows.add(plan)
 
-        with open(path, "rb") as f:
-            for data, lengths in windows(f, path, size, chunking, self.unit_size):
-                plan = plan_window(self.repo, data, lengths, lookup)
-                put = None
-                if plan.block is not None:
-                    put = self._pool.submit(self.repo.put_block, plan.block, plan.plain or b"")
-                pending.append((plan, put))
-                while len(pending) >= IN_FLIGHT:
+        try:
+            with open(path, "rb") as f:
+                for data, lengths in windows(f, path, size, chunking, self.unit_size):
+                    if self._stopped.is_set():
+                        raise CancelledError
+                    plan = plan_window(self.repo, data, lengths, lookup)
+                    put = None
+                    if plan.block is not None:
+                        put = self._pool.submit(self.repo.put_block, plan.block, plan.plain or b"")
+                    pending.append((plan, put))
+                    while len(pending) >= IN_FLIGHT:
+                        record()
+                while pending:
                     record()
-            while pending:
-                record()
-            if f.tell() != size:
-                raise BackupFailed(f"{path} changed size while it was read (expected {size} bytes)")
-        unit_map = rows.unit_map()
-        self.stats.stored_bytes += self.repo.put_object(map_name, unit_map.to_bytes())
+                if f.tell() != size:
+                    raise BackupFailed(f"{path} changed size while it was read (expected {size} bytes)")
+        except (CancelledError, RuntimeError):  # the pool cancelled or shut down under this file
+            if self._stopped.is_set():
+                raise BackupFailed(f"writing {rel} was stopped: another part of the backup failed") from None
+            raise
+        written = self.repo.put_object(map_name, rows.unit_map().to_bytes())
+        with self._stats_lock:
+            self.stats.stored_bytes += written
         return FileEntry(
             path=rel,
             role=role,
@@ -241,4 +258,63 @@ class BlockWriter:
             map=map_name,
             units=len(rows.digests),
             new_units=rows.new_units,
+        )
+
+
+class SnapshotWriter:
+    """Stores a snapshot's files, each against the same file of the previous backup (`parent`).
+
+    The index files are staged before the database, and copying the database (SQLite's backup API, or
+    pg_dump) keeps one core busy for seconds: `start` stores the index files in a thread meanwhile, so the
+    other core is not idle. `store` then writes the rest and returns every file's entry in snapshot order.
+    """
+
+    def __init__(
+        self, repo: Repository, *, backup_id: str, parent: Manifest | None, unit_size: int, threads: int
+    ) -> None:
+        self.repo = repo
+        self.backup_id = backup_id
+        self.parent = parent
+        self.writer = BlockWriter(repo, unit_size=unit_size, threads=threads)
+        self._before = {f.path: f for f in parent.files} if parent is not None else {}
+        self._maps = itertools.count()
+        self._early: dict[str, Future[FileEntry]] = {}
+        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragstore-backup-early")
+
+    @property
+    def stats(self) -> WriteStats:
+        return self.writer.stats
+
+    def start(self, staged: list[StagedFile]) -> None:
+        """Begin storing these files in the background (their errors surface in `store`)."""
+        for one in staged:
+            self._early[one.rel] = self._side.submit(self._write, one, next(self._maps))
+
+    def store(self, staged: list[StagedFile]) -> list[FileEntry]:
+        """Every file's entry, in the order given: those `start`ed are awaited, the others written now."""
+        entries: dict[str, FileEntry] = {}
+        for one in staged:
+            if one.rel not in self._early:
+                entries[one.rel] = self._write(one, next(self._maps))
+        for rel, early in self._early.items():
+            entries[rel] = early.result()
+        return [entries[one.rel] for one in staged]
+
+    def close(self) -> None:
+        """Stop whatever is still being written and wait for it (after a failure, nothing goes on writing)."""
+        self.writer.close()
+        self._side.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, staged: StagedFile, n: int) -> FileEntry:
+        before = self._before.get(staged.rel)
+        previous = None
+        if before is not None and self.parent is not None:
+            previous = self.repo.load_map(before.map, where=f"backup {self.parent.id}")
+        return self.writer.write_file(
+            staged.path,
+            staged.rel,
+            staged.role,
+            staged.chunking,
+            map_name=f"maps/{self.backup_id}/{n}",
+            previous=previous,
         )

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -185,9 +185,18 @@ def pg_dump(url: str, snapshot_id: str, target: Path) -> None:
 
 
 def take_snapshot(
-    engine: Engine, *, sqlite_path: Path | None, index: IndexExport | None, collection_ids: list[int], staging: Path
+    engine: Engine,
+    *,
+    sqlite_path: Path | None,
+    index: IndexExport | None,
+    collection_ids: list[int],
+    staging: Path,
+    index_staged: Callable[[list[StagedFile]], None] | None = None,
 ) -> Snapshot:
-    """Copy the index files (when `index` is given) and then the database into `staging`."""
+    """Copy the index files (when `index` is given) and then the database into `staging`.
+
+    `index_staged` is handed the index files as soon as they are copied, before the database is, so they
+    can be stored while the database copy runs."""
     staging.mkdir(parents=True, exist_ok=True)
     snap = Snapshot()
     vectors: dict[int, int] | None = None
@@ -197,6 +206,8 @@ def take_snapshot(
         for name in sorted(os.listdir(staging / "index")):
             snap.files.append(StagedFile(staging / "index" / name, f"index/{name}", "index", "fixed"))
         snap.timings["index_copy_s"] = round(time.perf_counter() - started, 3)
+        if index_staged is not None:
+            index_staged(list(snap.files))
     started = time.perf_counter()
     if sqlite_path is not None:
         copy = sqlite_snapshot(sqlite_path, staging)
