@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +36,7 @@ __all__ = [
     "KeepsFiles",
     "ReplicaCollection",
     "ReplicaIndex",
+    "SearchMode",
     "VectorHit",
     "VectorIndex",
     "VectorRecord",
@@ -43,6 +44,10 @@ __all__ = [
 
 Vectors = NDArray[np.float32]
 Ids = NDArray[np.int64]
+# How a plain search of a collection runs: "graph" walks an approximate graph whose breadth (HNSW ef) can be
+# set per collection; "exact" compares every vector (nothing to tune); "fixed" is a backend that exposes no
+# breadth (Chroma). vectors/tuning.py measures the "graph" ones.
+SearchMode = Literal["graph", "exact", "fixed"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,22 @@ class VectorIndex(abc.ABC):
         """Record that operation `seq` is applied (durable at the next persist). A shared store ignores it."""
         return None
 
+    # -- search breadth: defaults of a backend that exposes none (issue 22: vectors/tuning.py) ---------------
+    def search_mode(self, collection_id: int) -> SearchMode:
+        """How a plain search of the collection runs now (see SearchMode). Read-only."""
+        return "fixed"
+
+    def set_expansion_search(self, collection_id: int, ef: int | None) -> int | None:
+        """Search the collection with breadth `ef` from now on (None: the configured default), and return the
+        breadth set before (None: it had the default). Kept for a collection not open yet, and through a drop
+        and rebuild, until set again. A backend whose mode is never "graph" ignores it."""
+        return None
+
+    def search_at(self, collection_id: int, vector: Vectors, k: int, ef: int) -> list[VectorHit]:
+        """A plain search at breadth `ef` for this call alone (tuning measures a ladder of breadths with it);
+        every other search keeps the collection's breadth meanwhile. Read-only. The default is `search`."""
+        return self.search(collection_id, vector, k)
+
 
 class ReplicaCollection(Protocol):
     """What a replica keeps per open collection, at the least: its watermark."""
@@ -231,6 +252,17 @@ class ReplicaIndex(VectorIndex, Generic[C]):
 
     def _changed(self, sub: C) -> None:
         """A collection's state moved (its watermark): a durable replica notes it must save."""
+
+    def search_at(self, collection_id: int, vector: Vectors, k: int, ef: int) -> list[VectorHit]:
+        """The breadth set, the search run and the breadth restored under the replica's lock, which a replica's
+        `search` takes too: no other search of this process runs at the measured breadth. (A backend whose
+        search runs outside the lock overrides this.)"""
+        with self._lock:
+            previous = self.set_expansion_search(collection_id, ef)
+            try:
+                return self.search(collection_id, vector, k)
+            finally:
+                self.set_expansion_search(collection_id, previous)
 
 
 class KeepsFiles(abc.ABC):

@@ -35,6 +35,7 @@ from ragstore.vectors.base import (
     IndexFilesDamaged,
     KeepsFiles,
     ReplicaIndex,
+    SearchMode,
     VectorHit,
     VectorRecord,
     Vectors,
@@ -108,6 +109,8 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self.expansion_search = expansion_search
+        # Breadths tuned per collection (vectors/tuning.py), kept through a drop and rebuild until set again.
+        self._expansion: dict[int, int] = {}
         # Half precision: measured 1.6x faster inserts and the same recall as f32 (docs/benchmarks.md).
         self.dtype = dtype
         self.approximate_scores = dtype == "i8"
@@ -146,6 +149,8 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
                 log.warning("index file %s cannot be used (%s); it will be rebuilt from the database", data_path, exc)
                 index = self._new_index(spec.dimension)
                 seq = 0
+        # usearch's setter is declared after another property's, which mypy reads as no setter: hence the ignores
+        index.expansion_search = self._expansion.get(spec.id, self.expansion_search)  # type: ignore[misc]
         return _Sub(spec, index, seq, dirty=seq == 0)
 
     # -- contract ------------------------------------------------------------------------------------------
@@ -296,6 +301,20 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def search_mode(self, collection_id: int) -> SearchMode:
+        sub = self._subs.get(collection_id)
+        return "graph" if sub is not None and len(sub.index) > EXACT_SEARCH_LIMIT else "exact"
+
+    def set_expansion_search(self, collection_id: int, ef: int | None) -> int | None:
+        with self._lock:
+            previous = self._expansion.pop(collection_id, None)
+            if ef is not None:
+                self._expansion[collection_id] = ef
+            sub = self._subs.get(collection_id)
+            if sub is not None:
+                sub.index.expansion_search = self.expansion_search if ef is None else ef  # type: ignore[misc]
+            return previous
+
     def _changed(self, sub: _Sub) -> None:
         sub.dirty = True  # the sidecar's applied_seq must be saved with the vectors it covers
 
@@ -366,6 +385,7 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
             with self._lock:
                 swapped = sub.writes == writes and self._subs.get(cid) is sub
                 if swapped:
+                    rebuilt.expansion_search = sub.index.expansion_search  # type: ignore[misc]  # a tuned one stays
                     sub.index, sub.dirty = rebuilt, True
             found.append(Compaction(cid, nodes, live, compacted=swapped))
         if not dry_run:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ragstore.errors import InvalidInput
-from ragstore.vectors.base import CollectionSpec, Ids, ReplicaIndex, VectorHit, VectorRecord, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, ReplicaIndex, SearchMode, VectorHit, VectorRecord, Vectors
 
 __all__ = ["MemoryVectorIndex"]
 
@@ -120,3 +120,6 @@ class MemoryVectorIndex(ReplicaIndex[_Sub]):
 
     def is_durable(self) -> bool:
         return False
+
+    def search_mode(self, collection_id: int) -> SearchMode:
+        return "exact"  # brute force, always

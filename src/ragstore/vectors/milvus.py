@@ -33,7 +33,7 @@ import numpy as np
 
 from ragstore.errors import InvalidInput, Unavailable
 from ragstore.secrets_mask import mask
-from ragstore.vectors.base import CollectionSpec, Ids, VectorHit, VectorIndex, VectorRecord, Vectors
+from ragstore.vectors.base import CollectionSpec, Ids, SearchMode, VectorHit, VectorIndex, VectorRecord, Vectors
 from ragstore.vectors.remote import RemoteStore, collection_ids
 
 # pymilvus reads MILVUS_URI (and the older MILVUS_DEFAULT_CONNECTION) when it is imported, to set up a
@@ -107,6 +107,7 @@ class MilvusVectorIndex(RemoteStore, VectorIndex):
         self._lock = threading.RLock()
         self._dimensions: dict[int, int] = {}
         self._index_type: dict[int, str] = {}
+        self._ef: dict[int, int] = {}  # HNSW `ef` tuned per collection (vectors/tuning.py); else ef_search
         self._dirty: set[int] = set()
         self._credentials = (user, password)
         self._client: MilvusClient | None = None
@@ -278,6 +279,26 @@ class MilvusVectorIndex(RemoteStore, VectorIndex):
     def search(
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[VectorHit]:
+        return self._search(collection_id, vector, k, allowed_ids, self._ef.get(collection_id, self.ef_search))
+
+    def search_at(self, collection_id: int, vector: Vectors, k: int, ef: int) -> list[VectorHit]:
+        """`ef` is a parameter of each search call: nothing is set, so no other search sees it."""
+        return self._search(collection_id, vector, k, None, ef)
+
+    def search_mode(self, collection_id: int) -> SearchMode:
+        """HNSW past MILVUS_HNSW_THRESHOLD (after the flush that switches it), FLAT (exact) before."""
+        return "graph" if self.index_type(collection_id) == "HNSW" else "exact"
+
+    def set_expansion_search(self, collection_id: int, ef: int | None) -> int | None:
+        with self._lock:
+            previous = self._ef.pop(collection_id, None)
+            if ef is not None:
+                self._ef[collection_id] = ef
+            return previous
+
+    def _search(
+        self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None, ef: int
+    ) -> list[VectorHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         dim = self._opened(collection_id)
         if dim is None or k <= 0:
@@ -287,7 +308,7 @@ class MilvusVectorIndex(RemoteStore, VectorIndex):
         if allowed_ids is not None and not len(allowed_ids):
             return []
         name = self._name(collection_id)
-        params = {"metric_type": "COSINE", "params": {"ef": max(self.ef_search, min(k, MAX_LIMIT))}}
+        params = {"metric_type": "COSINE", "params": {"ef": max(ef, min(k, MAX_LIMIT))}}
 
         def run(limit: int, expr: str) -> list[VectorHit]:
             found = self._call(
