@@ -96,8 +96,7 @@ class Settings(BaseSettings):
     # statements slower than this are counted by fingerprint in slow_statements (`ragstore db slow`); 0: off
     slow_query_ms: float = Field(250.0, ge=0, le=3_600_000, validation_alias=_env("RAGSTORE_SLOW_QUERY_MS"))
 
-    # vector index
-    # a name in the registry of vector backends (vectors/registry.py), checked in _check_combinations
+    # vector index: a backend's name in the registry (vectors/registry.py), checked in _check_combinations
     vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
     # Milvus: a path is Milvus Lite (default <data dir>/milvus.db), http://host:19530 a server. Not MILVUS_URI
     # (still read, for old configurations): pymilvus reads that itself on import and refuses a path.
@@ -115,8 +114,7 @@ class Settings(BaseSettings):
     hnsw_connectivity: int = Field(16, ge=4, le=128, validation_alias=_env("RAGSTORE_HNSW_M"))
     hnsw_expansion_add: int = Field(64, ge=8, le=2048, validation_alias=_env("RAGSTORE_HNSW_EF_CONSTRUCTION"))
     hnsw_expansion_search: int = Field(64, ge=8, le=4096, validation_alias=_env("RAGSTORE_HNSW_EF_SEARCH"))
-    # The embedded index's precision: f16 (the default) loses no recall against f32; i8 holds a quarter of f32's
-    # bytes and re-ranks its candidates with the float32 vectors SQL keeps (search/dense.py).
+    target_recall: float = Field(0.98, ge=0.5, le=1.0, validation_alias=_env("RAGSTORE_TARGET_RECALL"))
     index_dtype: Literal["f32", "f16", "i8"] = Field(
         "f16", validation_alias=_env("RAGSTORE_INDEX_DTYPE", "RAGSTORE_HNSW_DTYPE")
     )
@@ -173,8 +171,7 @@ class Settings(BaseSettings):
     hybrid_lexical_weight: float = Field(1.0, ge=0, le=100, validation_alias=_env("RAGSTORE_HYBRID_LEXICAL_WEIGHT"))
     hybrid_min_coverage: float = Field(0.3, ge=0, le=1, validation_alias=_env("RAGSTORE_HYBRID_MIN_COVERAGE"))
     hybrid_candidates: int = Field(100, ge=1, le=1000, validation_alias=_env("RAGSTORE_HYBRID_CANDIDATES"))
-    # How hybrid search fuses its two sides (search/bridge_fusion.py): bridge adds the companion embedding and
-    # the cross-language expansion of the lexical query; rrf is reciprocal rank fusion of the two rankings.
+    # hybrid fusion (search/bridge_fusion.py): bridge adds the companion embedding and cross-language terms; rrf: ranks
     hybrid_fusion: Literal["bridge", "rrf"] = Field("bridge", validation_alias=_env("RAGSTORE_HYBRID_FUSION"))
     # The second, cross-lingual embedding of every chunk and vocabulary term (documents/companion.py), which
     # the bridge fusion scores with; none: not computed at ingest, and the bridge fusion scores without it.
@@ -236,8 +233,7 @@ class Settings(BaseSettings):
     api_workers: int = Field(1, ge=1, le=64, validation_alias=_env("RAGSTORE_API_WORKERS"))
     api_access_log: bool = Field(False, validation_alias=_env("RAGSTORE_API_ACCESS_LOG"))
 
-    # large ingests: an HTTP request with more documents (or a larger body) than this becomes a job, answered
-    # 202 with its id; `GET /v1/jobs/{id}` shows its progress (issue 15: 33,000 documents ran 292 s unseen)
+    # large ingests: a request with more documents (or a larger body) than this becomes a job, answered 202
     ingest_job_documents: int = Field(1000, ge=1, le=10_000_000, validation_alias=_env("RAGSTORE_INGEST_JOB_DOCUMENTS"))
     ingest_job_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=2 * 1024**3, validation_alias=_env("RAGSTORE_INGEST_JOB_BYTES")

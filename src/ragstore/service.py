@@ -112,6 +112,7 @@ class RagStore:
                 store.recovery = store.components.applier.recover(progress=progress)
                 store.recovery.relexed_collections = store.index.bring_lexical_current()
                 store.recovery.relexed_messages = store.chat.bring_terms_current()
+                store.index.apply_tuning()  # each collection's tuned search breadth (indexing/tuning.py)
         except BaseException:
             db.dispose()
             raise

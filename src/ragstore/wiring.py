@@ -48,6 +48,7 @@ from ragstore.embeddings.batching import QueryBatcher
 from ragstore.embeddings.local import LocalEmbedder
 from ragstore.errors import ConfigError
 from ragstore.indexing.service import IndexService
+from ragstore.indexing.tuning import IndexTuner
 from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.factory import create_lexical_index
 from ragstore.lexical.indexer import LexicalIndexer
@@ -265,7 +266,21 @@ def build(
         ),
         search=_wired(SearchService, c),
         analytics=_wired(AnalyticsService, c, collection_id=lambda name: catalog.resolve(name).id),
-        index=_wired(IndexService, c, reembed_chunks=c.ingestor.reembed, drift=vector_drift(db)),
+        index=_wired(
+            IndexService,
+            c,
+            reembed_chunks=c.ingestor.reembed,
+            drift=vector_drift(db),
+            tuner=IndexTuner(
+                db,
+                vectors,
+                backend=settings.vector_backend,
+                target=settings.target_recall,
+                default_ef=settings.hnsw_expansion_search,
+                clock=clock,
+                should_stop=stopping.is_set,
+            ),
+        ),
         consistency=_wired(
             ConsistencyService,
             c,

@@ -3,6 +3,7 @@
 from ragstore.db import (
     chat_models,  # noqa: F401  (registers the chat tables on Base.metadata)
     health_models,  # noqa: F401  (registers system_health)
+    index_models,  # noqa: F401  (registers index_tuning)
     record_models,  # noqa: F401  (registers the application records' tables, derived from record_types)
     security_models,  # noqa: F401  (registers the security tables on Base.metadata)
 )

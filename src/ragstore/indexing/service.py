@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from ragstore.config import Settings
 from ragstore.documents.catalog import Catalog, CollectionRef
 from ragstore.errors import InvalidInput
+from ragstore.indexing.tuning import IndexTuner
 from ragstore.lexical.base import LexicalIndex
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import (
     CollectionIndexState,
+    CollectionTuning,
     IndexStatus,
     LexicalState,
     LexicalStatus,
@@ -24,6 +26,7 @@ from ragstore.schemas import (
     ReembedReport,
     RelexReport,
     SyncReport,
+    TuningReport,
 )
 from ragstore.security.audit import AuditTrail
 from ragstore.sync.applier import OutboxApplier
@@ -52,6 +55,7 @@ class IndexService:
     reembed_chunks: Callable[[str], dict[str, int]]
     drift: FindDrift  # the consistency checker's view of a target index, handed in (a feature of its own)
     audit_trail: AuditTrail  # rebuilds and migrations are recorded, success or failure
+    tuner: IndexTuner  # each collection's search breadth (indexing/tuning.py)
 
     @property
     def backend(self) -> str:
@@ -85,6 +89,39 @@ class IndexService:
 
     def outbox_counts(self) -> OutboxCounts:
         return OutboxCounts.model_validate(self.applier.counts())
+
+    def tune(self, collection: str | None = None) -> TuningReport:
+        """Measure the search breadth each collection (or the named one) needs for RAGSTORE_TARGET_RECALL now,
+        keep it in SQL and search at it; collections searched exactly are reported as such. Audited."""
+        targets = self._targets(collection)
+        with self.audit_trail.recorded("index.tune", target=collection or "*") as details:
+            self.applier.persist()  # Milvus: flushed, so its index type is current and no row is in a growing segment
+            report = self._report(self.tuner.tune(targets))
+            details["ef_search"] = {c.collection: c.ef_search for c in report.collections if c.state == "tuned"}
+        return report
+
+    def tune_due(self) -> TuningReport:
+        """Follow the breadths other processes stored, then measure the collections that are due
+        (indexing/tuning.py says when): the server's check and `maintenance optimize` run this. Audited when
+        something was measured."""
+        targets = self.catalog.active_refs()
+        self.tuner.apply_stored(targets)
+        report = self._report(self.tuner.tune(targets, only_due=True))
+        tuned = {c.collection: c.ef_search for c in report.collections if c.state == "tuned"}
+        if tuned:
+            self.audit_trail.record_quietly("index.tune", target="*", details={"ef_search": tuned, "due": True})
+        return report
+
+    def tuning(self, collection: str | None = None) -> TuningReport:
+        """What each collection searches at and the measurement behind it; nothing is measured."""
+        return self._report(self.tuner.state(self._targets(collection)))
+
+    def apply_tuning(self) -> int:
+        """Set every collection's stored breadth on this process's index (at open); how many had one."""
+        return self.tuner.apply_stored(self.catalog.active_refs())
+
+    def _report(self, collections: list[CollectionTuning]) -> TuningReport:
+        return TuningReport(backend=self.vectors.name, target_recall=self.tuner.target, collections=collections)
 
     def rebuild(self, collection: str | None = None, *, progress: Progress | None = None) -> RebuildReport:
         """Rebuild vector indexes from the chunks and embeddings in SQL; no embedding call is made."""

@@ -16,6 +16,7 @@ from ragstore.schemas.jobs import JobProgress
 __all__ = [
     "CacheHealth",
     "CollectionIndexState",
+    "CollectionTuning",
     "DatabaseHealth",
     "EmbedderHealth",
     "EventsHealth",
@@ -36,6 +37,9 @@ __all__ = [
     "SearchHealth",
     "SyncReport",
     "SyncWorkerHealth",
+    "TuningPoint",
+    "TuningReport",
+    "TuningState",
     "UsageHealth",
     "VectorIndexHealth",
 ]
@@ -221,6 +225,44 @@ class RelexReport(Model):
     """What `store.index.relex` did: chunks analysed again per collection, with the configured analyzer."""
 
     chunks_analysed: dict[str, int]
+
+
+# `tuned`: measured by this call; `current`: measured before, kept; `untuned`: never measured (it searches at
+# RAGSTORE_HNSW_EF_SEARCH); `exact`: searched by brute force, nothing to tune; `not_tunable`: the backend
+# exposes no search breadth (Chroma).
+TuningState = Literal["tuned", "current", "untuned", "exact", "not_tunable"]
+
+
+class TuningPoint(Model):
+    ef: int
+    recall: float = Field(description="recall@10 of the sampled queries at this breadth")
+    p50_us: float = Field(description="median latency of one search at this breadth, in microseconds")
+
+
+class CollectionTuning(Model):
+    """One collection's search breadth (HNSW ef_search) and the measurement it was chosen from."""
+
+    collection: str
+    state: TuningState
+    vectors: int = Field(description="vectors in the index now (`tuned`: when measured)")
+    ef_search: int | None = Field(description="the breadth its searches use; None when exact or not tunable")
+    target_recall: float
+    recall: float | None = Field(None, description="recall@10 at ef_search on the sample, when measured")
+    met: bool | None = Field(None, description="False: no breadth of the ladder reached the target")
+    vectors_measured: int | None = None
+    sample: int = 0
+    curve: list[TuningPoint] = Field(default_factory=list, description="by breadth, up to the chosen one")
+    tuned_at: UtcTime | None = None
+    seconds: float | None = Field(None, description="how long the measurement took")
+    due: str | None = Field(None, description="why it is due for measuring again; None when it is not")
+
+
+class TuningReport(Model):
+    """What `store.index.tune` measured (or, for `store.index.tuning`, what is stored)."""
+
+    backend: str
+    target_recall: float
+    collections: list[CollectionTuning]
 
 
 class JobInfo(Model):
