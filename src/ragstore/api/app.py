@@ -95,6 +95,7 @@ def create_app(
             },
             verify_backups=configured.backup_verify_scheduled,
             session_cleanup=True,
+            index_tuning=True,
             usage_schedule=USAGE_SCHEDULE,
             chat_purge_schedule=CHAT_PURGE_SCHEDULE,
             audit_checkpoint_schedule=configured.audit_checkpoint_schedule,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -15,17 +15,19 @@ from ragstore.cli.common import (
     domain_errors,
     opened_store,
     out,
+    plain,
     print_json,
     progress_bar,
 )
 
 if TYPE_CHECKING:
+    from ragstore.schemas import CollectionTuning, TuningReport
     from ragstore.service import RagStore
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="The vector and lexical indexes: status, rebuild from the database, re-analyse.", no_args_is_help=True
+    help="The vector and lexical indexes: status, rebuild from the database, re-analyse, tune.", no_args_is_help=True
 )
 
 
@@ -124,3 +126,61 @@ def index_reembed(collection: str = CollectionOpt, as_json: bool = JsonOpt) -> N
         print_json({"collection": collection, **result.model_dump()})
     else:
         out.print(f"{collection}: {result.embedded} texts embedded, {result.queued} chunks re-indexed")
+
+
+@app.command("tune")
+def index_tune(
+    collection: str | None = OptionalCollectionOpt,
+    stored: bool = typer.Option(False, "--stored", help="Show what is stored and what is due; measure nothing."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Measure each collection's search breadth (HNSW ef_search) for RAGSTORE_TARGET_RECALL now, keep and use it."""
+    with opened_store() as store, domain_errors():
+        report = store.index.tuning(collection) if stored else store.index.tune(collection)
+    if as_json:
+        print_json(report)
+        return
+    _print_tuning(report)
+
+
+def _print_tuning(report: TuningReport) -> None:
+    out.print(
+        f"{report.backend}: each collection searches at the breadth that reaches recall@10 {report.target_recall:g}"
+    )
+    for c in report.collections:
+        out.print(_tuning_line(c), highlight=False)
+        if c.curve:
+            out.print(_curve_table(c))
+
+
+def _tuning_line(c: CollectionTuning) -> str:
+    name = plain(c.collection)
+    if c.state == "exact":
+        return f"[bold]{name}[/]: {c.vectors:,} vectors, searched exactly: nothing to tune"
+    if c.state == "not_tunable":
+        return f"[bold]{name}[/]: {c.vectors:,} vectors; this backend exposes no search breadth: not tunable"
+    if c.state == "untuned":
+        return f"[bold]{name}[/]: {c.vectors:,} vectors at the default ef_search {c.ef_search}, not measured yet"
+    reached = "meets the target" if c.met else "[yellow]the best of the ladder, short of the target[/]"
+    when = f"measured now in {c.seconds:.1f} s" if c.state == "tuned" else f"measured {c.tuned_at:%Y-%m-%d %H:%M} UTC"
+    line = (
+        f"[bold]{name}[/]: ef_search [bold]{c.ef_search}[/], recall@10 {c.recall:.4f} on {c.sample} queries "
+        f"({reached}); {c.vectors_measured:,} vectors, {when}"
+    )
+    return line + (f"; due again: {plain(c.due)}" if c.due else "")
+
+
+def _curve_table(c: CollectionTuning) -> Any:
+    from rich.table import Table
+
+    table = Table("ef", "recall@10", "p50 µs", "", box=None, padding=(0, 2))
+    for point in c.curve:
+        chosen = point.ef == c.ef_search
+        table.add_row(
+            str(point.ef),
+            f"{point.recall:.4f}",
+            f"{point.p50_us:,.0f}",
+            "<- chosen" if chosen else "",
+            style="bold" if chosen else None,
+        )
+    return table

@@ -7,7 +7,8 @@ CONCURRENTLY` of the tables whose dead rows passed REINDEX_DEAD_RATIO (their ind
 `cleanup` removes what has outlived its use: expired sessions, usage, query-log and health rows past their
 retentions, finished outbox operations every replica is past, dead jobs older than DEAD_JOB_DAYS, and the
 embeddings of a collection model that no chunk holds any more (an ingest that meant to reuse one removed
-meanwhile embeds it again: documents/write_guards.py). `optimize` also compacts the embedded vector index.
+meanwhile embeds it again: documents/write_guards.py). `optimize` also compacts the embedded vector index and
+measures the search breadth of the collections that are due for it (indexing/tuning.py).
 
 Each run is a row of the run ledger (`maintenance_runs`: trigger, state, what each step did) and an audit
 record; `--dry-run` counts what would be done and changes nothing. The server runs cleanup daily and optimize
@@ -35,6 +36,7 @@ from ragstore.ops.history import prune_history
 from ragstore.schemas import MaintenanceRunInfo
 from ragstore.sync.jobs import JobState
 from ragstore.vectors.embedded import COMPACT_RATIO, EmbeddedVectorIndex
+from ragstore.vectors.unopened import UnopenedIndex
 
 if TYPE_CHECKING:
     from ragstore.service import RagStore
@@ -125,7 +127,24 @@ def _run_info(run: MaintenanceRun) -> MaintenanceRunInfo:
 def _optimize(store: RagStore, dry_run: bool) -> list[MaintenanceStep]:
     steps = _optimize_sqlite(store, dry_run) if store.db.is_sqlite else _optimize_postgres(store, dry_run)
     steps.append(_compact_index(store, dry_run))
+    steps.append(_tune_index(store, dry_run))
     return steps
+
+
+def _tune_index(store: RagStore, dry_run: bool) -> MaintenanceStep:
+    """The search breadth measured again where it is due (indexing/tuning.py). Only a process that holds the
+    vector index can measure it: a command beside the server opens none, and says who does."""
+    if isinstance(store.components.vectors, UnopenedIndex):
+        note = (
+            "the server measures its index (a check every 10 minutes, its weekly optimize); `ragstore index tune` now"
+        )
+        return MaintenanceStep("search_tuning", None, note)
+    if dry_run:
+        due = [c.collection for c in store.index.tuning().collections if c.due]
+        return MaintenanceStep("search_tuning", len(due), f"would measure {', '.join(due) or 'no collection'}")
+    tuned = [c for c in store.index.tune_due().collections if c.state == "tuned"]
+    note = ", ".join(f"{c.collection}: ef_search {c.ef_search}" for c in tuned) or "no collection was due"
+    return MaintenanceStep("search_tuning", len(tuned), note)
 
 
 def _compact_index(store: RagStore, dry_run: bool) -> MaintenanceStep:

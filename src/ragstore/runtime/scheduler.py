@@ -14,6 +14,10 @@ past RAGSTORE_CHAT_RETENTION_DAYS, are removed for good (chat/retention.py).
 Sessions past their expiry (revoked ones included) are deleted every `SESSION_CLEANUP_MINUTES` minutes; the
 delete is idempotent, so several processes running it at once is harmless.
 
+Every TUNING_CHECK_MINUTES (with up to a minute of jitter, so the processes of one server spread out) each
+process follows the search breadths stored by the others and measures the collections that are due
+(indexing/tuning.py): a measurement is written whole, so two processes measuring at once only repeat work.
+
 The audit log gets a signed checkpoint on `RAGSTORE_AUDIT_CHECKPOINT_SCHEDULE`, written even when nothing
 happened (one per run between all processes: a process that finds the run's checkpoint written skips), and the
 scheduled consistency check verifies the audit chain too: a broken chain is logged at error level and left as
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
         BackupSummary,
         HealthSnapshot,
         PurgeReport,
+        TuningReport,
         UsageMaintenance,
     )
     from ragstore.service import RagStore
@@ -54,14 +59,17 @@ __all__ = [
     "CHAT_PURGE_SCHEDULE",
     "CHECK_JOB",
     "HEALTH_SNAPSHOT_JOB",
+    "INDEX_TUNING_JOB",
     "MAINTENANCE_JOBS",
     "SESSION_CLEANUP_JOB",
+    "TUNING_CHECK_MINUTES",
     "USAGE_JOB",
     "USAGE_SCHEDULE",
     "MaintenanceScheduler",
     "run_cache_sample",
     "run_chat_purge",
     "run_health_snapshot",
+    "run_index_tuning",
     "run_scheduled_audit_verify",
     "run_scheduled_backup",
     "run_scheduled_check",
@@ -86,6 +94,8 @@ HEALTH_SNAPSHOT_JOB = "health-snapshot"
 MAINTENANCE_JOBS: dict[Action, str] = {"cleanup": "maintenance-cleanup", "optimize": "maintenance-optimize"}
 CHAT_PURGE_SCHEDULE = "43 3 * * *"  # daily, off the hour and apart from the usage job
 CACHE_SAMPLE_JOB = "cache-sample"  # issue 18: cache_metadata rows (records/stats.py CACHE_SAMPLE_MINUTES)
+INDEX_TUNING_JOB = "index-tuning"  # issue 22: search breadths followed and measured where due
+TUNING_CHECK_MINUTES = 10
 
 
 def run_scheduled_check(store: RagStore, *, repair: bool, due: datetime | None = None) -> int | None:
@@ -213,6 +223,15 @@ def run_health_snapshot(store: RagStore) -> HealthSnapshot | None:
         return None
 
 
+def run_index_tuning(store: RagStore) -> TuningReport | None:
+    """Follow the breadths other processes stored, measure the collections that are due; None if it failed."""
+    try:
+        return store.index.tune_due()
+    except Exception:
+        log.exception("the scheduled search tuning failed")
+        return None
+
+
 def run_scheduled_maintenance(store: RagStore, action: Action) -> MaintenanceResult | None:
     """A scheduled optimize or cleanup (runtime/maintenance.py), by the one process that takes the slot."""
     slot = f"{action}:{store.clock.now():%Y-%m-%dT%H:%M}"
@@ -239,6 +258,7 @@ class MaintenanceScheduler:
         cache_sample_minutes: int = 0,  # the server passes CACHE_SAMPLE_MINUTES; 0: no sampling
         health_snapshot_schedule: str = "",
         maintenance_schedules: dict[Action, str] | None = None,  # cleanup and optimize, crontab lines
+        index_tuning: bool = False,  # the server's scheduler; a test's lists only what it asked for
     ) -> None:
         self.store = store
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -268,6 +288,14 @@ class MaintenanceScheduler:
                 args=[store],
                 id=SESSION_CLEANUP_JOB,
                 misfire_grace_time=3600,
+            )
+        if index_tuning:
+            self.scheduler.add_job(
+                run_index_tuning,
+                IntervalTrigger(minutes=TUNING_CHECK_MINUTES, jitter=60),
+                args=[store],
+                id=INDEX_TUNING_JOB,
+                misfire_grace_time=600,
             )
         if cache_sample_minutes > 0:
             self.scheduler.add_job(
