@@ -7,19 +7,24 @@ without touching the code that makes, verifies or restores backups.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import os
 import shutil
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from ragstore.backup.errors import BackupDamaged, NoSpace
 from ragstore.errors import ConfigError, Conflict
 
-__all__ = ["LocalStorage", "Storage", "open_storage"]
+__all__ = ["LocalStorage", "Storage", "open_storage", "start_writeback"]
+
+SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writing the range's dirty pages, do not wait
 
 
 class Storage(Protocol):
@@ -76,6 +81,8 @@ class LocalStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(data)
+                f.flush()
+                start_writeback(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -137,6 +144,33 @@ class LocalStorage:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], call)
+
+
+def start_writeback(fd: int) -> None:
+    """Have the kernel start writing a file's dirty pages to disk now, without waiting for it.
+
+    A backup writes hundreds of MB of blocks and then makes them durable with one `sync`. Left alone, the
+    kernel writes them back only then (or after 30 s), so the disk idles while blocks are compressed and the
+    CPUs idle while the sync waits for the disk. Started as each block is written, the writes overlap the
+    work and the final sync has little left to do. Durability still comes from that sync (this flushes no
+    metadata and no disk cache). Linux only (`sync_file_range(SYNC_FILE_RANGE_WRITE)`); elsewhere, nothing.
+    """
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, 0, 0, SYNC_FILE_RANGE_WRITE)  # an error only means the pages wait for the sync
 
 
 def open_storage(location: str) -> LocalStorage:
