@@ -2,6 +2,7 @@
 
 from ragstore.db import (
     chat_models,  # noqa: F401  (registers the chat tables on Base.metadata)
+    facet_models,  # noqa: F401  (registers document_facets)
     health_models,  # noqa: F401  (registers system_health)
     index_models,  # noqa: F401  (registers index_tuning)
     record_models,  # noqa: F401  (registers the application records' tables, derived from record_types)

@@ -28,6 +28,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, and_, false, insert, intersect, or_, select, union
 from sqlalchemy.orm import Session
 
+from ragstore.db.facet_models import DocumentFacet
 from ragstore.db.filter_spec import (
     DATE_FIELDS,
     INT_FIELDS,
@@ -40,7 +41,7 @@ from ragstore.db.filter_spec import (
     Scalar,
     Test,
 )
-from ragstore.db.models import Document, DocumentFacet
+from ragstore.db.models import Document
 
 __all__ = ["PREFIX", "facet_rows", "facet_superset", "insert_facets"]
 
