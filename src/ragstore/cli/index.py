@@ -161,7 +161,7 @@ def _tuning_line(c: CollectionTuning) -> str:
         return f"[bold]{name}[/]: {c.vectors:,} vectors; this backend exposes no search breadth: not tunable"
     if c.state == "untuned":
         return f"[bold]{name}[/]: {c.vectors:,} vectors at the default ef_search {c.ef_search}, not measured yet"
-    reached = "meets the target" if c.met else "[yellow]the best of the ladder, short of the target[/]"
+    reached = "meets the target" if c.met else "[yellow]short of the target: the graph itself tops out below it[/]"
     when = f"measured now in {c.seconds:.1f} s" if c.state == "tuned" else f"measured {c.tuned_at:%Y-%m-%d %H:%M} UTC"
     line = (
         f"[bold]{name}[/]: ef_search [bold]{c.ef_search}[/], recall@10 {c.recall:.4f} on {c.sample} queries "
@@ -173,12 +173,13 @@ def _tuning_line(c: CollectionTuning) -> str:
 def _curve_table(c: CollectionTuning) -> Any:
     from rich.table import Table
 
-    table = Table("ef", "recall@10", "p50 µs", "", box=None, padding=(0, 2))
+    table = Table("ef", "recall@10", "± s.e.", "p50 µs", "", box=None, padding=(0, 2))
     for point in c.curve:
         chosen = point.ef == c.ef_search
         table.add_row(
             str(point.ef),
             f"{point.recall:.4f}",
+            f"{point.stderr:.4f}",
             f"{point.p50_us:,.0f}",
             "<- chosen" if chosen else "",
             style="bold" if chosen else None,

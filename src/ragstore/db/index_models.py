@@ -30,6 +30,6 @@ class IndexTuning(Base):
     met: Mapped[bool] = mapped_column(Boolean)  # False: no breadth of the ladder reached the target
     vector_count: Mapped[int] = mapped_column(BigInteger)  # the collection's size when measured
     sample_size: Mapped[int] = mapped_column(Integer)
-    curve: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)  # [{ef, recall, p50_us}], by ef
+    curve: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)  # [{ef, recall, stderr, p50_us}], by ef
     duration_ms: Mapped[float] = mapped_column(Float)
     tuned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from ragstore.clock import SYSTEM_CLOCK, Clock, as_utc
 from ragstore.db.engine import Database
 from ragstore.db.index_models import IndexTuning
 from ragstore.documents.catalog import CollectionRef
-from ragstore.schemas import CollectionTuning, TuningPoint
+from ragstore.schemas import CollectionTuning, TuningPoint, TuningState
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.tuning import SAMPLE, Measurement, measure
 
@@ -140,8 +140,7 @@ class IndexTuner:
                 if measured.ef is None:  # the collection became exact meanwhile
                     out.append(self._untunable(ref, measured.mode, measured.vectors))
                     continue
-                tuned_at = self.clock.now()
-                self._keep(ref.id, measured, tuned_at)
+                kept = self._keep(ref.id, measured)
                 self.vectors.set_expansion_search(ref.id, measured.ef)
                 log.info(
                     "collection %s: ef_search %d for recall@10 %.3f (target %.3f, %d vectors, %.1f s)%s",
@@ -151,9 +150,9 @@ class IndexTuner:
                     self.target,
                     measured.vectors,
                     measured.seconds,
-                    "" if measured.met else ": the target is out of the ladder's reach",
+                    "" if measured.met else ": short of the target, where the graph itself tops out",
                 )
-                out.append(_measured(ref, measured, tuned_at))
+                out.append(_from_row(ref, kept, measured.vectors, None, state="tuned"))
             return out
 
     def _untunable(self, ref: CollectionRef, mode: str, vectors: int) -> CollectionTuning:
@@ -165,20 +164,22 @@ class IndexTuner:
             target_recall=self.target,
         )
 
-    def _keep(self, collection_id: int, measured: Measurement, tuned_at: datetime) -> None:
-        values: dict[str, Any] = {
-            "collection_id": collection_id,
-            "backend": self.backend,
-            "ef_search": measured.ef,
-            "target_recall": measured.target,
-            "recall": measured.recall,
-            "met": measured.met,
-            "vector_count": measured.vectors,
-            "sample_size": measured.sample,
-            "curve": [{"ef": p.ef, "recall": p.recall, "p50_us": p.p50_us} for p in measured.curve],
-            "duration_ms": round(measured.seconds * 1000, 1),
-            "tuned_at": tuned_at,
-        }
+    def _keep(self, collection_id: int, measured: Measurement) -> IndexTuning:
+        """Write the measurement as the collection's row (replacing its last one); the row, as written."""
+        row = IndexTuning(
+            collection_id=collection_id,
+            backend=self.backend,
+            ef_search=measured.ef,
+            target_recall=measured.target,
+            recall=measured.recall,
+            met=measured.met,
+            vector_count=measured.vectors,
+            sample_size=measured.sample,
+            curve=[asdict(p) for p in measured.curve],
+            duration_ms=round(measured.seconds * 1000, 1),
+            tuned_at=self.clock.now(),
+        )
+        values = {attr.key: getattr(row, attr.key) for attr in inspect(IndexTuning).column_attrs}
 
         def unit(s: Session) -> None:
             insert: Any = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
@@ -192,6 +193,7 @@ class IndexTuner:
             )
 
         self.db.write(unit)
+        return row
 
     def _forget(self, collection_id: int) -> None:
         self.db.write(
@@ -204,14 +206,12 @@ class IndexTuner:
         self.vectors.set_expansion_search(collection_id, None)
 
 
-def _points(curve: Sequence[dict[str, Any]]) -> list[TuningPoint]:
-    return [TuningPoint.model_validate(p) for p in curve]
-
-
-def _from_row(ref: CollectionRef, row: IndexTuning, vectors: int, due: str | None) -> CollectionTuning:
+def _from_row(
+    ref: CollectionRef, row: IndexTuning, vectors: int, due: str | None, *, state: TuningState = "current"
+) -> CollectionTuning:
     return CollectionTuning(
         collection=ref.name,
-        state="current",
+        state=state,
         vectors=vectors,
         ef_search=row.ef_search,
         target_recall=row.target_recall,
@@ -219,25 +219,8 @@ def _from_row(ref: CollectionRef, row: IndexTuning, vectors: int, due: str | Non
         met=row.met,
         vectors_measured=row.vector_count,
         sample=row.sample_size,
-        curve=_points(row.curve),
+        curve=[TuningPoint.model_validate(p) for p in row.curve],
         tuned_at=as_utc(row.tuned_at),
         seconds=round(row.duration_ms / 1000, 3),
         due=due,
-    )
-
-
-def _measured(ref: CollectionRef, m: Measurement, tuned_at: datetime) -> CollectionTuning:
-    return CollectionTuning(
-        collection=ref.name,
-        state="tuned",
-        vectors=m.vectors,
-        ef_search=m.ef,
-        target_recall=m.target,
-        recall=m.recall,
-        met=m.met,
-        vectors_measured=m.vectors,
-        sample=m.sample,
-        curve=[TuningPoint(ef=p.ef, recall=p.recall, p50_us=p.p50_us) for p in m.curve],
-        tuned_at=tuned_at,
-        seconds=round(m.seconds, 3),
     )

@@ -236,6 +236,7 @@ TuningState = Literal["tuned", "current", "untuned", "exact", "not_tunable"]
 class TuningPoint(Model):
     ef: int
     recall: float = Field(description="recall@10 of the sampled queries at this breadth")
+    stderr: float = Field(0.0, description="the standard error of that recall")
     p50_us: float = Field(description="median latency of one search at this breadth, in microseconds")
 
 
