@@ -38,7 +38,8 @@ from ragstore.api.permissions import access_of, api_routes
 pytestmark = pytest.mark.slow
 
 SEED = 15  # the number: any fixed value makes a run reproducible
-STATELESS_EXAMPLES = 100  # per operation in the fuzzing phase (examples and coverage cases come on top)
+STATELESS_EXAMPLES = 60  # per operation in the fuzzing phase (examples and coverage cases come on top); 100 took
+# the CI run past 70 of its 90 minutes
 UNPRIVILEGED_EXAMPLES = 15  # per operation, with a read key and with none
 STATEFUL_SCENARIOS = 150
 # Per scenario, one run after another until STATEFUL_MIN_CALLS calls were made and every required chain was
