@@ -25,3 +25,15 @@ def scratch_database(server_url: str, prefix: str = "ragstore_bench") -> Iterato
     finally:
         with psycopg.connect(_conninfo(server_url), autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def kept_database(server_url: str, name: str) -> Iterator[tuple[str, bool]]:
+    """A named database that outlives the run (created if absent): the URL, and whether it existed already.
+
+    A benchmark that loads a large corpus reuses it on the next run (`--keep-database`); drop it by hand."""
+    with psycopg.connect(_conninfo(server_url), autocommit=True, connect_timeout=5) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        if not found:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield make_url(server_url).set(database=name).render_as_string(hide_password=False), found

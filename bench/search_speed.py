@@ -21,8 +21,8 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,12 @@ def raw_lexical(store: RagStore) -> Callable[[str], Any]:
     return pg_query
 
 
+@contextmanager
+def _fresh(scope: Any) -> Iterator[tuple[str, bool]]:
+    with scope as url:
+        yield url, False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -203,8 +209,15 @@ def main() -> None:
         "--keep",
         type=Path,
         default=None,
-        help="SQLite only: the data directory to load into, or to reuse if it holds the corpus already",
+        help="the data directory to load into, or to reuse if it holds the corpus already (with PostgreSQL, "
+        "give --keep-database too)",
     )
+    parser.add_argument(
+        "--keep-database",
+        default=None,
+        help="PostgreSQL: the database to load into and keep (reused with --keep's directory); dropped by hand",
+    )
+    parser.add_argument("--load-only", action="store_true", help="load (or find) the corpus and stop")
     args = parser.parse_args()
 
     texts, vectors, words_of = corpus(args.chunks)
@@ -218,14 +231,18 @@ def main() -> None:
         import sys
 
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from pgdb import scratch_database
+        from pgdb import kept_database, scratch_database
 
-        scope: Any = scratch_database(args.database_url, "ragstore_speed")
+        if args.keep_database:
+            scope: Any = kept_database(args.database_url, args.keep_database)
+        else:
+            scope = _fresh(scratch_database(args.database_url, "ragstore_speed"))
     else:
-        scope = nullcontext(None)
-    with tempfile.TemporaryDirectory() as tmp, scope as url:
-        data_dir = args.keep if args.keep is not None and url is None else Path(tmp) / "data"
-        reuse = data_dir.exists()
+        scope = nullcontext((None, True))
+    with tempfile.TemporaryDirectory() as tmp, scope as (url, existed):
+        kept = args.keep is not None and (url is None or args.keep_database)
+        data_dir = args.keep if kept else Path(tmp) / "data"
+        reuse = data_dir.exists() and existed
         settings = Settings(data_dir=data_dir, database_url=url, lexical_analyzer=args.analyzer, query_log=False)
         embedder: Embedder = NoEmbedder()  # type: ignore[assignment]
         with RagStore.open(settings, embedder=embedder, start_worker=True) as store:
@@ -238,6 +255,8 @@ def main() -> None:
                     f"loaded in {seconds:.0f} s ({args.chunks / seconds:,.0f} chunks/s, analyzer "
                     f"{store.index.lexical_status()[0].analyzer}, with the vector index built alongside)"
                 )
+            if args.load_only:
+                return
             started = time.perf_counter()
             store.search("speed", "첫 질문", vector=asked[0][1], mode="hybrid")
             console.print(

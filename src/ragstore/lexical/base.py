@@ -70,11 +70,13 @@ class LexicalIndex(ABC):
         condition: ColumnElement[bool] | None = None,
         *,
         with_coverage: bool = False,
+        version: int | None = None,
     ) -> list[LexicalHit]:
         """The best `limit` chunks of the collection for any of `terms`, best first.
 
         Only chunks a search may show (indexed, of an active document) that satisfy the metadata
-        `condition` are ranked: the filter runs inside the full-text query, never after it.
+        `condition` are ranked: the filter runs inside the full-text query, never after it. `version`: the
+        collection's write version, when the caller knows it (an index held in memory follows it).
         """
         if not terms or limit <= 0:
             return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ragstore.config import Settings
 from ragstore.db.engine import Database
 from ragstore.lexical.base import LexicalIndex
+from ragstore.lexical.memory import MemoryLexicalIndex
 from ragstore.lexical.postgres_fts import PostgresFtsIndex
 from ragstore.lexical.sqlite_fts import SqliteFtsIndex
 
@@ -12,6 +13,9 @@ __all__ = ["create_lexical_index"]
 
 
 def create_lexical_index(settings: Settings, db: Database) -> LexicalIndex:
-    if db.is_sqlite:
-        return SqliteFtsIndex(db)
-    return PostgresFtsIndex(db, rerank=settings.lexical_pg_rerank)
+    """The in-memory BM25 index over the dialect's SQL index (its fallback past RAGSTORE_LEXICAL_MEMORY_MB),
+    or the SQL index alone when the setting is 0."""
+    sql: LexicalIndex = SqliteFtsIndex(db) if db.is_sqlite else PostgresFtsIndex(db, rerank=settings.lexical_pg_rerank)
+    if settings.lexical_memory_mb <= 0:
+        return sql
+    return MemoryLexicalIndex(db, sql, max_bytes=settings.lexical_memory_mb * 1024 * 1024)

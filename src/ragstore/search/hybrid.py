@@ -136,7 +136,9 @@ class SearchEngine:
                 dense_ids.append(row.id)
         if terms and (mode == "lexical" or (mode == "hybrid" and options.lexical_weight > 0)):
             fusing = mode == "hybrid"
-            found_lexical = self.lexical.search(collection_id, terms, want, condition, with_coverage=fusing)
+            found_lexical = self.lexical.search(
+                collection_id, terms, want, condition, with_coverage=fusing, version=version
+            )
             if fusing and not bridged:
                 # Weak matches (a common word or two of the query) would outvote the dense side: left out.
                 found_lexical = [h for h in found_lexical if (h.coverage or 0.0) >= options.min_coverage]

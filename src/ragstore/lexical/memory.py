@@ -1,0 +1,451 @@
+"""The lexical index searched in memory: exact BM25 over every match, the same on SQLite and PostgreSQL.
+
+Each process keeps, per collection it searches, an inverted index read from `chunk_lexemes` (lexical/
+postings.py) on first use, as the embedded vector index keeps its flat copy. It follows the collection's
+write version: when the version moves, the chunks written since are read by id and appended, and a count
+over the collection's rows detects deleted (or late-committed) chunks, which are reconciled by id; a re-index
+(a new analyzer state) or dead rows past a quarter of the index rebuild it. SQL stays the judge of what may
+be shown: the best candidates are checked against `chunk_visible()` (and the metadata filter) in one query by
+id, deeper when the check drops some. A filter that drops most candidates lists its allowed chunks once per
+write version instead (as dense search does), and ranking then runs among them.
+
+Memory is bounded by `max_bytes` (RAGSTORE_LEXICAL_MEMORY_MB) over all collections: a collection whose
+index would not fit is searched by the SQL backend (`fallback`, today's FTS5 / tsvector path), and the least
+recently searched indexes make room for a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import ColumnElement, bindparam, select, text
+
+from ragstore.db.engine import Database
+from ragstore.db.models import Collection, Document, DocumentChunk
+from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
+from ragstore.lexical.postings import K1, Postings, TermPostings, estimate_bytes
+
+__all__ = ["MemoryLexicalIndex"]
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 20_000  # rows read (and analysed into a segment) at a time: bounds the build's peak memory
+REBUILD_DEAD_SHARE = 0.25
+PROBE_ROUNDS = 3
+KEEP_ALLOWED_IDS = 2_000_000  # ids of filters' allowed lists kept over all collections (8 bytes each)
+
+_SIGNATURE = text(
+    "SELECT count(*), coalesce(sum(term_count), 0), coalesce(sum(chunk_id), 0), coalesce(max(chunk_id), 0) "
+    "FROM chunk_lexemes WHERE collection_id = :c"
+)
+_STATE = text("SELECT analyzer, analyzer_version, updated_at FROM lexical_indexes WHERE collection_id = :c")
+_ROWS_AFTER = text(
+    "SELECT chunk_id, terms, term_count FROM chunk_lexemes WHERE collection_id = :c AND chunk_id > :after "
+    "ORDER BY chunk_id LIMIT :n"
+)
+_IDS = text("SELECT chunk_id FROM chunk_lexemes WHERE collection_id = :c")
+_ROWS_OF_SQLITE = (
+    "SELECT chunk_id, terms, term_count FROM chunk_lexemes WHERE chunk_id IN (SELECT value FROM json_each(?))"
+)
+_ROWS_OF = text("SELECT chunk_id, terms, term_count FROM chunk_lexemes WHERE chunk_id = ANY(:ids)")
+_VISIBLE_SQLITE = (
+    "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
+    f"WHERE c.id IN (SELECT value FROM json_each(?)) AND c.collection_id = ? AND {VISIBLE_SQL}"
+)
+_VISIBLE = text(
+    "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
+    f"WHERE c.id = ANY(:ids) AND c.collection_id = :c AND {VISIBLE_SQL}"
+)
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """What the collection's rows add up to: a moved version with an unchanged signature changed no terms."""
+
+    count: int
+    length: int
+    id_sum: int
+    max_id: int
+    state: tuple[Any, ...] | None  # the analyzer row: a re-index rewrites every term
+
+
+@dataclass(frozen=True)
+class _Held:
+    version: int
+    signature: _Signature
+    postings: Postings | None  # None: too large for the budget, searched by the fallback
+    build_s: float = 0.0
+
+
+class MemoryLexicalIndex(LexicalIndex):
+    """`LexicalIndex` answered from memory, with the dialect's SQL index as the fallback past the budget."""
+
+    name = "memory-bm25"
+
+    def __init__(self, db: Database, fallback: LexicalIndex, *, max_bytes: int) -> None:
+        self.db = db
+        self.fallback = fallback
+        self.max_bytes = max_bytes
+        self._held: OrderedDict[int, _Held] = OrderedDict()
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self._allowed: OrderedDict[tuple[int, int], tuple[ColumnElement[bool], int, NDArray[np.int64]]] = OrderedDict()
+        self._shares: dict[tuple[int, int], tuple[ColumnElement[bool], float]] = {}
+        self._statements: dict[int, tuple[ColumnElement[bool], Any]] = {}
+        self.builds = 0  # full builds done (tests and the benchmark read it)
+        self.last_build_s = 0.0
+
+    # -- the LexicalIndex contract -------------------------------------------------------------------------------
+    def search(
+        self,
+        collection_id: int,
+        terms: Sequence[QueryTerm],
+        limit: int,
+        condition: ColumnElement[bool] | None = None,
+        *,
+        with_coverage: bool = False,
+        version: int | None = None,
+    ) -> list[LexicalHit]:
+        if not terms or limit <= 0:
+            return []
+        if version is None:
+            version = self._version(collection_id)
+        postings = self.postings(collection_id, version)
+        if postings is None:
+            return self.fallback.search(collection_id, terms, limit, condition, with_coverage=with_coverage)
+        scores, found = _score(postings, terms)
+        if condition is None:
+            rows = self._visible_best(collection_id, postings, scores, limit, None)
+        else:
+            rows = self._filtered_best(collection_id, postings, scores, limit, condition, version)
+        hits = [LexicalHit(int(postings.chunk_ids[r]), round(float(scores[r]), 6)) for r in rows]
+        if not with_coverage or not hits:
+            return hits
+        mass = sum(idf * t.weight for t, (_, idf) in zip(terms, found, strict=True))
+        matched = np.zeros(len(rows))
+        picked = np.asarray(rows, dtype=np.int64)
+        for term, (posting, idf) in zip(terms, found, strict=True):
+            if posting.df:
+                at = np.minimum(np.searchsorted(posting.rows, picked), posting.df - 1)
+                matched += (posting.rows[at] == picked) * (idf * term.weight)
+        return [
+            LexicalHit(h.chunk_id, h.score, round(float(m) / mass, 4) if mass > 0 else 0.0)
+            for h, m in zip(hits, matched, strict=True)
+        ]
+
+    def document_frequencies(self, collection_id: int, terms: Sequence[QueryTerm]) -> tuple[int, dict[QueryTerm, int]]:
+        """From the index this process holds (at whatever version it was last searched), else the fallback's."""
+        held = self._held.get(collection_id)
+        if held is None or held.postings is None:
+            return self.fallback.document_frequencies(collection_id, terms)
+        postings = held.postings
+        return postings.live_count, {t: postings.term(t.text, t.prefix).df for t in terms}
+
+    def _rank(
+        self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
+    ) -> tuple[list[LexicalHit], Mapping[int, str] | None]:
+        return [h for h in self.search(collection_id, terms, limit, condition)], None
+
+    def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
+        total, found = self.document_frequencies(collection_id, terms)
+        return {t: float(np.log(1 + (total - df + 0.5) / (df + 0.5))) for t, df in found.items()}
+
+    # -- the index, kept level with the collection ---------------------------------------------------------------
+    def postings(self, collection_id: int, version: int) -> Postings | None:
+        """The collection's index at `version` (built or brought level first); None past the memory budget."""
+        held = self._held.get(collection_id)
+        if held is not None and held.version == version:
+            self._touch(collection_id)
+            return held.postings
+        if self.max_bytes <= 0:
+            return None
+        with self._lock(collection_id):
+            held = self._held.get(collection_id)
+            if held is None or held.version != version:
+                held = self._refreshed(collection_id, version, held)
+                with self._guard:
+                    self._held[collection_id] = held
+                    self._held.move_to_end(collection_id)
+                    self._evict(collection_id)
+            return held.postings
+
+    def held_bytes(self) -> int:
+        return sum(h.postings.nbytes for h in list(self._held.values()) if h.postings is not None)
+
+    def forget(self, collection_id: int | None = None) -> None:
+        with self._guard:
+            if collection_id is None:
+                self._held.clear()
+            else:
+                self._held.pop(collection_id, None)
+
+    def _refreshed(self, collection_id: int, version: int, held: _Held | None) -> _Held:
+        signature = self._signature(collection_id)
+        if held is not None and held.postings is not None and held.signature.state == signature.state:
+            postings = self._level(collection_id, held.postings, held.signature, signature)
+            if postings is not None:
+                if postings.nbytes <= self.max_bytes:
+                    return _Held(version, signature, postings, held.build_s)
+                log.info("lexical index of collection %d grew past RAGSTORE_LEXICAL_MEMORY_MB", collection_id)
+                return _Held(version, signature, None)
+        if estimate_bytes(signature.length, signature.count, 0) > self.max_bytes:
+            return _Held(version, signature, None)  # the SQL index serves it; checked again at the next write
+        started = time.perf_counter()
+        postings = self._build(collection_id)
+        elapsed = time.perf_counter() - started
+        self.builds += 1
+        self.last_build_s = elapsed
+        log.info(
+            "lexical index of collection %d built in memory: %d chunks, %d terms, %d postings, %.1f MB, %.2f s",
+            collection_id,
+            postings.live_count,
+            len(postings.vocabulary),
+            postings.postings,
+            postings.nbytes / 1e6,
+            elapsed,
+        )
+        if postings.nbytes > self.max_bytes:
+            return _Held(version, signature, None)
+        return _Held(version, signature, postings, elapsed)
+
+    def _level(self, collection_id: int, postings: Postings, before: _Signature, now: _Signature) -> Postings | None:
+        """The index brought level with the rows (None: rebuild it)."""
+        if now == before:
+            return postings
+        added = self._rows_after(collection_id, postings.watermark)
+        for ids, texts, lengths in added:
+            postings = postings.with_rows(ids, texts, lengths)
+        if (postings.live_count, postings.live_length) != (now.count, now.length) or _id_sum(postings) != now.id_sum:
+            postings = self._reconciled(collection_id, postings)
+        if postings.dead > max(1000, REBUILD_DEAD_SHARE * postings.live_count):
+            return None
+        return postings
+
+    def _reconciled(self, collection_id: int, postings: Postings) -> Postings:
+        """Rows deleted (flagged dead) and rows committed late below the watermark (added), found by id."""
+        present = np.unique(np.fromiter((int(r[0]) for r in self.db.fetch(_IDS, {"c": collection_id})), np.int64))
+        held = postings.chunk_ids[postings.live]
+        gone = np.setdiff1d(held, present, assume_unique=True)
+        late = np.setdiff1d(present, postings.chunk_ids, assume_unique=False)
+        if len(gone):
+            postings = postings.without_rows(postings.rows_of(gone))
+        for start in range(0, len(late), READ_BATCH):
+            part = [int(i) for i in late[start : start + READ_BATCH]]
+            if self.db.is_sqlite:
+                import json
+
+                rows = self.db.raw_sqlite_rows(_ROWS_OF_SQLITE, (json.dumps(part),))
+            else:
+                rows = [tuple(r) for r in self.db.fetch(_ROWS_OF, {"ids": part})]
+            ids, texts, lengths = _columns(sorted(rows))
+            postings = postings.with_rows(ids, texts, lengths)
+        return postings
+
+    def _build(self, collection_id: int) -> Postings:
+        postings: Postings | None = None
+        for ids, texts, lengths in self._rows_after(collection_id, -1):
+            postings = (
+                Postings.build(ids, texts, lengths) if postings is None else postings.with_rows(ids, texts, lengths)
+            )
+        if postings is None:
+            return Postings.build(np.empty(0, np.int64), [], np.empty(0, np.int64))
+        return postings.compacted()
+
+    def _rows_after(
+        self, collection_id: int, after: int
+    ) -> list[tuple[NDArray[np.int64], list[str], NDArray[np.int64]]]:
+        out: list[tuple[NDArray[np.int64], list[str], NDArray[np.int64]]] = []
+        while True:
+            rows = [tuple(r) for r in self.db.fetch(_ROWS_AFTER, {"c": collection_id, "after": after, "n": READ_BATCH})]
+            if not rows:
+                return out
+            out.append(_columns(rows))
+            after = int(rows[-1][0])
+            if len(rows) < READ_BATCH:
+                return out
+
+    def _signature(self, collection_id: int) -> _Signature:
+        count, length, id_sum, max_id = self.db.fetch(_SIGNATURE, {"c": collection_id})[0]
+        state = self.db.fetch(_STATE, {"c": collection_id})
+        return _Signature(int(count), int(length), int(id_sum), int(max_id), tuple(state[0]) if state else None)
+
+    def _version(self, collection_id: int) -> int:
+        found = self.db.fetch(select(Collection.write_version).where(Collection.id == collection_id))
+        return int(found[0][0]) if found else 0
+
+    def _lock(self, collection_id: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(collection_id, threading.Lock())
+
+    def _touch(self, collection_id: int) -> None:
+        with self._guard:
+            if collection_id in self._held:
+                self._held.move_to_end(collection_id)
+
+    def _evict(self, keep: int) -> None:
+        """Under the guard: drop the least recently searched indexes until all fit the budget."""
+        total = sum(h.postings.nbytes for h in self._held.values() if h.postings is not None)
+        for collection_id in list(self._held):
+            if total <= self.max_bytes:
+                return
+            held = self._held[collection_id]
+            if collection_id != keep and held.postings is not None:
+                total -= held.postings.nbytes
+                del self._held[collection_id]
+
+    # -- ranking with SQL as the judge of visibility ---------------------------------------------------------------
+    def _visible_best(
+        self,
+        collection_id: int,
+        postings: Postings,
+        scores: NDArray[np.float64],
+        limit: int,
+        condition: ColumnElement[bool] | None,
+        fetch: int | None = None,
+    ) -> list[int]:
+        """The best `limit` rows whose chunk SQL holds visible (and passing `condition`), checked by id in
+        rounds, each four times deeper than the last."""
+        fetch = fetch or limit + limit // 2 + 8
+        kept: list[int] = []
+        checked = 0
+        for _ in range(PROBE_ROUNDS):
+            ranked = _best(scores, postings.chunk_ids, fetch)
+            fresh = ranked[checked:]
+            if len(fresh):
+                passing = self._passing(collection_id, [int(i) for i in postings.chunk_ids[fresh]], condition)
+                kept += [int(r) for r in fresh if int(postings.chunk_ids[r]) in passing]
+            checked = len(ranked)
+            if len(kept) >= limit or len(ranked) < fetch:
+                return kept[:limit]
+            fetch *= 4
+        return self._among(collection_id, postings, scores, limit, condition)
+
+    def _filtered_best(
+        self,
+        collection_id: int,
+        postings: Postings,
+        scores: NDArray[np.float64],
+        limit: int,
+        condition: ColumnElement[bool],
+        version: int,
+    ) -> list[int]:
+        """A common filter: the best candidates checked against it; a rare one: its allowed chunks, listed
+        once per write version, ranked alone."""
+        key = (collection_id, id(condition))
+        kept = self._allowed.get(key)
+        if kept is not None and kept[0] is condition and kept[1] == version:
+            return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(kept[2]))]
+        share_found = self._shares.get(key)
+        share = share_found[1] if share_found is not None and share_found[0] is condition else 0.5
+        if share >= 0.05:
+            fetch = int(min(4 * (limit + 8) / max(share, 0.05), 4096))
+            rows = self._visible_best(collection_id, postings, scores, limit, condition, fetch=fetch)
+            return rows
+        return self._among(collection_id, postings, scores, limit, condition, version=version)
+
+    def _among(
+        self,
+        collection_id: int,
+        postings: Postings,
+        scores: NDArray[np.float64],
+        limit: int,
+        condition: ColumnElement[bool] | None,
+        *,
+        version: int | None = None,
+    ) -> list[int]:
+        """The best rows among the collection's visible chunks that pass `condition`, listed in SQL."""
+        statement = visible_chunk_ids(collection_id, condition)
+        allowed = np.unique(np.fromiter((int(r[0]) for r in self.db.fetch(statement)), dtype=np.int64))
+        if condition is not None:
+            key = (collection_id, id(condition))
+            with self._guard:
+                self._shares[key] = (condition, len(allowed) / max(postings.live_count, 1))
+                while len(self._shares) > 1024:
+                    self._shares.pop(next(iter(self._shares)))
+                if version is not None:
+                    self._allowed[key] = (condition, version, allowed)
+                    while sum(len(v[2]) for v in self._allowed.values()) > KEEP_ALLOWED_IDS and len(self._allowed) > 1:
+                        self._allowed.popitem(last=False)
+        return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(allowed))]
+
+    def _passing(self, collection_id: int, chunk_ids: list[int], condition: ColumnElement[bool] | None) -> set[int]:
+        if condition is None:
+            if self.db.is_sqlite:
+                import json
+
+                rows = self.db.raw_sqlite_rows(_VISIBLE_SQLITE, (json.dumps(chunk_ids), collection_id))
+            else:
+                rows = self.db.fetch(_VISIBLE, {"ids": chunk_ids, "c": collection_id})
+            return {int(r[0]) for r in rows}
+        statement = self._statement(condition)
+        return {int(r[0]) for r in self.db.fetch(statement, {"ids": chunk_ids, "c": collection_id})}
+
+    def _statement(self, condition: ColumnElement[bool]) -> Any:
+        """The check of candidates against a filter (kept per condition object: SQLAlchemy caches its SQL)."""
+        found = self._statements.get(id(condition))
+        if found is not None and found[0] is condition:
+            return found[1]
+        statement = (
+            select(DocumentChunk.id)
+            .join(Document, Document.id == DocumentChunk.document_id)
+            .where(
+                DocumentChunk.id.in_(bindparam("ids", expanding=True)),
+                DocumentChunk.collection_id == bindparam("c"),
+                chunk_visible(),
+                condition,
+            )
+        )
+        with self._guard:
+            self._statements[id(condition)] = (condition, statement)
+            while len(self._statements) > 512:
+                self._statements.pop(next(iter(self._statements)))
+        return statement
+
+
+def _score(
+    postings: Postings, terms: Sequence[QueryTerm]
+) -> tuple[NDArray[np.float64], list[tuple[TermPostings, float]]]:
+    """BM25 of every row for the query (0 where no term matches), and each term's postings and IDF."""
+    scores = np.zeros(postings.rows)
+    norms = postings.norms()
+    found = []
+    for term in terms:
+        posting = postings.term(term.text, term.prefix)
+        idf = postings.idf(posting.df)
+        found.append((posting, idf))
+        if posting.df:
+            tf = posting.tfs
+            scores[posting.rows] += idf * tf * (K1 + 1) / (tf + norms[posting.rows])
+    return scores, found
+
+
+def _best(
+    scores: NDArray[np.float64], chunk_ids: NDArray[np.int64], count: int, among: NDArray[np.int64] | None = None
+) -> NDArray[np.int64]:
+    """The `count` best matching rows (of `among`, if given), by score, ties by chunk id."""
+    candidates = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
+    if len(candidates) > count:
+        part = np.argpartition(-scores[candidates], count - 1)[:count]
+        floor = scores[candidates[part]].min()
+        candidates = candidates[scores[candidates] >= floor]  # every tie at the edge, then ordered by id
+    order = np.lexsort((chunk_ids[candidates], -scores[candidates]))
+    return candidates[order][:count]
+
+
+def _id_sum(postings: Postings) -> int:
+    return int(postings.chunk_ids[postings.live].sum())
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> tuple[NDArray[np.int64], list[str], NDArray[np.int64]]:
+    ids = np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+    lengths = np.fromiter((int(r[2]) for r in rows), dtype=np.int64, count=len(rows))
+    return ids, [r[1] for r in rows], lengths
