@@ -34,6 +34,7 @@ from sqlalchemy import text
 from ragstore import RagStore
 from ragstore.config import Settings
 from ragstore.embeddings.base import Embedder
+from ragstore.lexical.memory import MemoryLexicalIndex
 
 console = Console()
 DIM = 384
@@ -199,6 +200,52 @@ def _fresh(scope: Any) -> Iterator[tuple[str, bool]]:
         yield url, False
 
 
+def plain_pg(store: RagStore) -> Callable[[str], Any] | None:
+    """PostgreSQL's GIN index alone: the first ten matches, unranked. Any plan that ranks by `ts_rank` over
+    the GIN matches costs at least this plus reading each match's tsvector."""
+    if store.db.is_sqlite:
+        return None
+    from ragstore.lexical.postgres_fts import tsquery_text
+
+    statement = text("SELECT chunk_id FROM chunk_lexemes WHERE tsv @@ to_tsquery('simple', :q) LIMIT 10")
+
+    def pg_query(q: str) -> Any:
+        terms = store.components.lexical_indexer.query(store.components.catalog.resolve("speed").id, q)
+        return store.db.fetch(statement, {"q": tsquery_text(terms)})
+
+    return pg_query
+
+
+def bm25s_peer(store: RagStore) -> tuple[Callable[[str], Any], float] | None:
+    """bm25s (BM25 over scipy sparse matrices) indexed on the same analysed terms as ragstore's rows, k1 1.2,
+    b 0.75, Lucene's IDF: what a specialised library takes for the same ranking (no visibility check, no
+    filter). Returns the query function and the indexing time."""
+    try:
+        import bm25s
+    except ImportError:
+        console.print("bm25s is not installed (pip install -e '.[bench]'): its row is left out")
+        return None
+    cid = store.components.catalog.resolve("speed").id
+    rows = store.db.fetch(
+        text("SELECT chunk_id, terms FROM chunk_lexemes WHERE collection_id = :c ORDER BY chunk_id"), {"c": cid}
+    )
+    ids = np.array([int(r[0]) for r in rows])
+    started = time.perf_counter()
+    retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    retriever.index([r[1].split() for r in rows], show_progress=False)
+    seconds = time.perf_counter() - started
+    known = retriever.vocab_dict
+
+    def query(q: str) -> Any:
+        terms = [t.text for t in store.components.lexical_indexer.query(cid, q) if t.text in known]
+        if not terms:
+            return []
+        found, _ = retriever.retrieve([terms], k=10, show_progress=False, n_threads=1)
+        return ids[found[0]]
+
+    return query, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -257,15 +304,57 @@ def main() -> None:
                 )
             if args.load_only:
                 return
+            memory = store.components.lexical
+            engine = store.components.engine
+            sql_index = getattr(memory, "fallback", memory)
+            if isinstance(memory, MemoryLexicalIndex):
+                memory.forget()
+                started = time.perf_counter()
+                store.search("speed", "첫 질문", mode="lexical")
+                console.print(
+                    f"first lexical search (builds this process's in-memory BM25 index): "
+                    f"{time.perf_counter() - started:.2f} s (build {memory.last_build_s:.2f} s), "
+                    f"{memory.held_bytes() / 1e6:.1f} MB"
+                )
             started = time.perf_counter()
             store.search("speed", "첫 질문", vector=asked[0][1], mode="hybrid")
             console.print(
                 f"first bridged search (builds this process's vocabulary index): {time.perf_counter() - started:.1f} s"
             )
             raw = raw_lexical(store)
+
+            def on_sql(run: Callable[[str, list[float]], Any]) -> Callable[[str, list[float]], Any]:
+                """The same search through the SQL index alone (as before the in-memory index)."""
+
+                def swapped(q: str, v: list[float]) -> Any:
+                    engine.lexical = sql_index
+                    try:
+                        return run(q, v)
+                    finally:
+                        engine.lexical = memory
+
+                return swapped
+
+            lexical_run = lambda q, v: store.search("speed", q, mode="lexical")  # noqa: E731
+            filtered_run = lambda q, v: store.search(  # noqa: E731
+                "speed", q, mode="lexical", filter={"shard": 3, "year": {"$gte": 2018}}
+            )
+            hybrid_run = lambda q, v: store.search("speed", q, vector=v, mode="hybrid")  # noqa: E731
             runs: list[tuple[str, Callable[[str, list[float]], Any]]] = [
                 ("raw full-text query (floor)", lambda q, v: raw(q)),
-                ("lexical", lambda q, v: store.search("speed", q, mode="lexical")),
+            ]
+            plain = plain_pg(store)
+            if plain is not None:
+                runs.append(("PostgreSQL @@ alone, unranked (GIN floor)", lambda q, v: plain(q)))
+            peer = bm25s_peer(store)
+            if peer is not None:
+                console.print(f"bm25s indexed the same terms in {peer[1]:.1f} s")
+                runs.append(("peer: bm25s, same terms (no visibility check)", lambda q, v: peer[0](q)))
+            runs += [
+                ("lexical, SQL index (before)", on_sql(lexical_run)),
+                ("lexical + filter, SQL index (before)", on_sql(filtered_run)),
+                ("hybrid, SQL index (before)", on_sql(hybrid_run)),
+                ("lexical", lexical_run),
                 (
                     "lexical + filter (shard, year range)",
                     lambda q, v: store.search("speed", q, mode="lexical", filter={"shard": 3, "year": {"$gte": 2018}}),

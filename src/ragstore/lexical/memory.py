@@ -16,6 +16,7 @@ recently searched indexes make room for a new one.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,11 +27,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, bindparam, select, text
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from ragstore.db.compiled import sqlite_text
 from ragstore.db.engine import Database
 from ragstore.db.models import Collection, Document, DocumentChunk
-from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids
+from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids, visible_sql
 from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
 from ragstore.lexical.postings import K1, Postings, TermPostings, estimate_bytes
 
@@ -41,6 +44,10 @@ log = logging.getLogger(__name__)
 READ_BATCH = 20_000  # rows read (and analysed into a segment) at a time: bounds the build's peak memory
 REBUILD_DEAD_SHARE = 0.25
 PROBE_ROUNDS = 3
+# A filter whose share of the collection is not known yet is probed as if it passed this share; one whose
+# probe would check more than PROBE_MAX candidates has its allowed chunks listed instead (kept per version).
+PROBE_SHARE = 0.3
+PROBE_MAX = 1_000
 KEEP_ALLOWED_IDS = 2_000_000  # ids of filters' allowed lists kept over all collections (8 bytes each)
 
 _SIGNATURE = text(
@@ -60,6 +67,12 @@ _ROWS_OF = text("SELECT chunk_id, terms, term_count FROM chunk_lexemes WHERE chu
 _VISIBLE_SQLITE = (
     "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
     f"WHERE c.id IN (SELECT value FROM json_each(?)) AND c.collection_id = ? AND {VISIBLE_SQL}"
+)
+# The same over the tables by name, for a filter's condition (compiled against `documents`) to follow.
+_PASSING_SQLITE = (
+    "SELECT document_chunks.id FROM document_chunks JOIN documents ON documents.id = document_chunks.document_id "
+    "WHERE document_chunks.id IN (SELECT value FROM json_each(?)) AND document_chunks.collection_id = ? AND "
+    + visible_sql("document_chunks", "documents")
 )
 _VISIBLE = text(
     "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
@@ -124,7 +137,7 @@ class MemoryLexicalIndex(LexicalIndex):
             return self.fallback.search(collection_id, terms, limit, condition, with_coverage=with_coverage)
         scores, found = _score(postings, terms)
         if condition is None:
-            rows = self._visible_best(collection_id, postings, scores, limit, None)
+            rows = self._visible_best(collection_id, postings, scores, limit)
         else:
             rows = self._filtered_best(collection_id, postings, scores, limit, condition, version)
         hits = [LexicalHit(int(postings.chunk_ids[r]), round(float(scores[r]), 6)) for r in rows]
@@ -241,8 +254,6 @@ class MemoryLexicalIndex(LexicalIndex):
         for start in range(0, len(late), READ_BATCH):
             part = [int(i) for i in late[start : start + READ_BATCH]]
             if self.db.is_sqlite:
-                import json
-
                 rows = self.db.raw_sqlite_rows(_ROWS_OF_SQLITE, (json.dumps(part),))
             else:
                 rows = [tuple(r) for r in self.db.fetch(_ROWS_OF, {"ids": part})]
@@ -304,30 +315,37 @@ class MemoryLexicalIndex(LexicalIndex):
 
     # -- ranking with SQL as the judge of visibility ---------------------------------------------------------------
     def _visible_best(
+        self, collection_id: int, postings: Postings, scores: NDArray[np.float64], limit: int
+    ) -> list[int]:
+        """The best `limit` rows whose chunk SQL holds visible: the candidates checked by id, in rounds each
+        four times deeper than the last (a hidden chunk is rare: the first round nearly always suffices)."""
+        fetch = limit + limit // 2 + 8
+        for _ in range(PROBE_ROUNDS):
+            rows, _, _ = self._probe(collection_id, postings, scores, limit, None, fetch)
+            if rows is not None:
+                return rows
+            fetch *= 4
+        return self._among(collection_id, postings, scores, limit, None)
+
+    def _probe(
         self,
         collection_id: int,
         postings: Postings,
         scores: NDArray[np.float64],
         limit: int,
         condition: ColumnElement[bool] | None,
-        fetch: int | None = None,
-    ) -> list[int]:
-        """The best `limit` rows whose chunk SQL holds visible (and passing `condition`), checked by id in
-        rounds, each four times deeper than the last."""
-        fetch = fetch or limit + limit // 2 + 8
-        kept: list[int] = []
-        checked = 0
-        for _ in range(PROBE_ROUNDS):
-            ranked = _best(scores, postings.chunk_ids, fetch)
-            fresh = ranked[checked:]
-            if len(fresh):
-                passing = self._passing(collection_id, [int(i) for i in postings.chunk_ids[fresh]], condition)
-                kept += [int(r) for r in fresh if int(postings.chunk_ids[r]) in passing]
-            checked = len(ranked)
-            if len(kept) >= limit or len(ranked) < fetch:
-                return kept[:limit]
-            fetch *= 4
-        return self._among(collection_id, postings, scores, limit, condition)
+        fetch: int,
+    ) -> tuple[list[int] | None, int, int]:
+        """The best `fetch` candidates checked in one query: the best `limit` that pass (None: too few passed
+        and more candidates exist), how many were checked and how many passed."""
+        ranked = _best(scores, postings.chunk_ids, fetch)
+        if not len(ranked):
+            return [], 0, 0
+        passing = self._passing(collection_id, [int(i) for i in postings.chunk_ids[ranked]], condition)
+        kept = [int(r) for r in ranked if int(postings.chunk_ids[r]) in passing]
+        if len(kept) >= limit or len(ranked) < fetch:
+            return kept[:limit], len(ranked), len(kept)
+        return None, len(ranked), len(kept)
 
     def _filtered_best(
         self,
@@ -338,18 +356,22 @@ class MemoryLexicalIndex(LexicalIndex):
         condition: ColumnElement[bool],
         version: int,
     ) -> list[int]:
-        """A common filter: the best candidates checked against it; a rare one: its allowed chunks, listed
-        once per write version, ranked alone."""
+        """The best rows that pass a filter. Its allowed chunks listed at this version: ranked among them.
+        A filter that passes a large share: the best candidates checked against it (one query); else its
+        allowed chunks are listed (one query, as many ids as it passes) and kept until the next write."""
         key = (collection_id, id(condition))
         kept = self._allowed.get(key)
         if kept is not None and kept[0] is condition and kept[1] == version:
             return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(kept[2]))]
         share_found = self._shares.get(key)
-        share = share_found[1] if share_found is not None and share_found[0] is condition else 0.5
-        if share >= 0.05:
-            fetch = int(min(4 * (limit + 8) / max(share, 0.05), 4096))
-            rows = self._visible_best(collection_id, postings, scores, limit, condition, fetch=fetch)
-            return rows
+        share = share_found[1] if share_found is not None and share_found[0] is condition else PROBE_SHARE
+        fetch = int(2 * (limit + 8) / max(share, 1e-6))
+        if fetch <= PROBE_MAX:
+            rows, checked, passed = self._probe(collection_id, postings, scores, limit, condition, fetch)
+            if checked >= 64:
+                self._remember(key, condition, max(passed, 0.5) / checked)
+            if rows is not None:
+                return rows
         return self._among(collection_id, postings, scores, limit, condition, version=version)
 
     def _among(
@@ -367,30 +389,42 @@ class MemoryLexicalIndex(LexicalIndex):
         allowed = np.unique(np.fromiter((int(r[0]) for r in self.db.fetch(statement)), dtype=np.int64))
         if condition is not None:
             key = (collection_id, id(condition))
+            self._remember(key, condition, len(allowed) / max(postings.live_count, 1))
             with self._guard:
-                self._shares[key] = (condition, len(allowed) / max(postings.live_count, 1))
-                while len(self._shares) > 1024:
-                    self._shares.pop(next(iter(self._shares)))
                 if version is not None:
                     self._allowed[key] = (condition, version, allowed)
                     while sum(len(v[2]) for v in self._allowed.values()) > KEEP_ALLOWED_IDS and len(self._allowed) > 1:
                         self._allowed.popitem(last=False)
         return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(allowed))]
 
-    def _passing(self, collection_id: int, chunk_ids: list[int], condition: ColumnElement[bool] | None) -> set[int]:
-        if condition is None:
-            if self.db.is_sqlite:
-                import json
+    def _remember(self, key: tuple[int, int], condition: ColumnElement[bool], share: float) -> None:
+        """A filter's share of the collection as last measured (the condition object kept with it: its id
+        alone could be reused)."""
+        with self._guard:
+            self._shares[key] = (condition, share)
+            while len(self._shares) > 1024:
+                self._shares.pop(next(iter(self._shares)))
 
+    def _passing(self, collection_id: int, chunk_ids: list[int], condition: ColumnElement[bool] | None) -> set[int]:
+        """Which of these chunks SQL holds visible (and passing `condition`): one query by id. On SQLite the
+        raw driver with one JSON parameter, on PostgreSQL one array parameter: constant statement texts, so
+        both reuse their plans."""
+        if self.db.is_sqlite:
+            if condition is None:
                 rows = self.db.raw_sqlite_rows(_VISIBLE_SQLITE, (json.dumps(chunk_ids), collection_id))
             else:
-                rows = self.db.fetch(_VISIBLE, {"ids": chunk_ids, "c": collection_id})
-            return {int(r[0]) for r in rows}
-        statement = self._statement(condition)
-        return {int(r[0]) for r in self.db.fetch(statement, {"ids": chunk_ids, "c": collection_id})}
+                where, params = sqlite_text(condition)
+                rows = self.db.raw_sqlite_rows(
+                    f"{_PASSING_SQLITE} AND ({where})", (json.dumps(chunk_ids), collection_id, *params)
+                )
+        elif condition is None:
+            rows = self.db.fetch(_VISIBLE, {"ids": chunk_ids, "c": collection_id})
+        else:
+            rows = self.db.fetch(self._statement(condition), {"ids": chunk_ids, "c": collection_id})
+        return {int(r[0]) for r in rows}
 
     def _statement(self, condition: ColumnElement[bool]) -> Any:
-        """The check of candidates against a filter (kept per condition object: SQLAlchemy caches its SQL)."""
+        """PostgreSQL's check of candidates against a filter, kept per condition object."""
         found = self._statements.get(id(condition))
         if found is not None and found[0] is condition:
             return found[1]
@@ -398,7 +432,7 @@ class MemoryLexicalIndex(LexicalIndex):
             select(DocumentChunk.id)
             .join(Document, Document.id == DocumentChunk.document_id)
             .where(
-                DocumentChunk.id.in_(bindparam("ids", expanding=True)),
+                DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
                 DocumentChunk.collection_id == bindparam("c"),
                 chunk_visible(),
                 condition,

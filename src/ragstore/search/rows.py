@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, bindparam, select
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.sql.elements import ClauseElement
 
+from ragstore.db.compiled import sqlite_text
 from ragstore.db.engine import Database
 from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
@@ -71,26 +69,6 @@ def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = 
         }
     statement = _ROWS if where is None else _ROWS.where(where)
     return {int(r.id): ChunkRow(*r) for r in db.fetch(statement, {"ids": ids})}
-
-
-def sqlite_text(where: ClauseElement) -> tuple[str, tuple[Any, ...]]:
-    """A condition or statement as SQLite text with `?` parameters, compiled once per object (the filters'
-    conditions are cached, db/filters.py), so the statement text repeats and SQLite reuses its plan."""
-    found = _SQLITE_CONDITIONS.get(id(where))
-    if found is not None and found[0] is where:
-        return found[1], found[2]
-    compiled: Any = where.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
-    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    with _SQLITE_CONDITIONS_LOCK:
-        _SQLITE_CONDITIONS[id(where)] = (where, str(compiled), params)
-        while len(_SQLITE_CONDITIONS) > 512:
-            _SQLITE_CONDITIONS.pop(next(iter(_SQLITE_CONDITIONS)))
-    return str(compiled), params
-
-
-_SQLITE = sqlite.dialect(paramstyle="qmark")
-_SQLITE_CONDITIONS: dict[int, tuple[ClauseElement, str, tuple[Any, ...]]] = {}
-_SQLITE_CONDITIONS_LOCK = threading.Lock()
 
 
 # The same query as _ROWS for SQLite's DBAPI: one JSON parameter keeps the SQL text constant, so SQLite's
