@@ -4,7 +4,8 @@
     python bench/search_quality.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Loads every passage as a document and asks every question in each mode: dense (the default local model),
-lexical (each analyzer; on PostgreSQL with and without the BM25 re-rank) and hybrid (the bridge fusion, the
+lexical (each analyzer: the in-memory BM25 index, and the SQL index alone with RAGSTORE_LEXICAL_MEMORY_MB=0,
+on PostgreSQL with and without its BM25 re-rank) and hybrid (the bridge fusion, the
 default, and RRF). Beside them, the
 peers' lexical approaches on the same passages: SQLite FTS5 with the trigram tokenizer (what Chroma uses
 for document search) and FTS5 `unicode61` on raw whitespace words. Prints hit@1, hit@5, hit@10 and MRR@10
@@ -190,15 +191,24 @@ def main() -> None:
         if i == 0:
             modes.append(("dense", {}, {"mode": "dense"}))
         if pg:
+            ts_rank = {"lexical_pg_rerank": "none", "lexical_memory_mb": 0}
+            rerank = {"lexical_pg_rerank": "bm25", "lexical_memory_mb": 0}
             modes += [
-                (f"lexical {analyzer} ts_rank", {"lexical_pg_rerank": "none"}, {"mode": "lexical"}),
-                (f"lexical {analyzer} bm25 re-rank", {"lexical_pg_rerank": "bm25"}, {"mode": "lexical"}),
-                (f"hybrid {analyzer} rrf ts_rank", {"lexical_pg_rerank": "none"}, {"mode": "hybrid", "fusion": "rrf"}),
-                (f"hybrid {analyzer} rrf bm25", {"lexical_pg_rerank": "bm25"}, {"mode": "hybrid", "fusion": "rrf"}),
-                (f"hybrid {analyzer} bridge bm25", {"lexical_pg_rerank": "bm25"}, {"mode": "hybrid"}),
+                (f"lexical {analyzer} ts_rank", ts_rank, {"mode": "lexical"}),
+                (f"lexical {analyzer} bm25 re-rank", rerank, {"mode": "lexical"}),
+                (f"lexical {analyzer} in-memory BM25 (default)", {}, {"mode": "lexical"}),
+                (f"hybrid {analyzer} rrf ts_rank", ts_rank, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} rrf bm25", rerank, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} rrf in-memory BM25", {}, {"mode": "hybrid", "fusion": "rrf"}),
+                (f"hybrid {analyzer} bridge bm25 re-rank", rerank, {"mode": "hybrid"}),
+                (f"hybrid {analyzer} bridge in-memory BM25 (default)", {}, {"mode": "hybrid"}),
             ]
         else:
+            fts5 = {"lexical_memory_mb": 0}  # the SQL index alone, as before the in-memory BM25 index
             modes += [
+                (f"lexical {analyzer} FTS5 bm25()", fts5, {"mode": "lexical"}),
+                (f"hybrid {analyzer} bridge, FTS5", fts5, {"mode": "hybrid"}),
+                (f"hybrid {analyzer} rrf, FTS5", fts5, {"mode": "hybrid", "fusion": "rrf"}),
                 (f"lexical {analyzer}", {}, {"mode": "lexical"}),
                 (f"hybrid {analyzer} bridge (default)", {}, {"mode": "hybrid"}),
                 (f"hybrid {analyzer} rrf", {}, {"mode": "hybrid", "fusion": "rrf"}),
