@@ -34,7 +34,8 @@ def corpus(n: int, seed: int = 3) -> list[dict[str, Any]]:
         for _ in range(2):
             words = [WORDS[i] for i in rng.choice(len(WORDS), size=int(rng.integers(3, 12)), p=p / p.sum())]
             chunks.append({"text": " ".join(words), "vector": rng.normal(size=DIM).tolist()})
-        docs.append({"title": "", "source_uri": f"doc:{d}", "metadata": {"shard": d % 3}, "chunks": chunks})
+        metadata = {"shard": d % 3, "rare": d % 40 == 7}
+        docs.append({"title": "", "source_uri": f"doc:{d}", "metadata": metadata, "chunks": chunks})
     return docs
 
 
@@ -52,7 +53,9 @@ def memory(store: RagStore) -> MemoryLexicalIndex:
     return index
 
 
-def brute_force(store: RagStore, terms: list[QueryTerm], shard: int | None = None) -> list[tuple[int, float]]:
+def brute_force(
+    store: RagStore, terms: list[QueryTerm], shard: int | None = None, rare: bool = False
+) -> list[tuple[int, float]]:
     """BM25 (k1 1.2, b 0.75) over the collection's rows, computed the slow way; visible chunks ranked."""
     cid = store.components.catalog.resolve("kb").id
     rows = store.db.fetch(text("SELECT chunk_id, terms FROM chunk_lexemes WHERE collection_id = :c"), {"c": cid})
@@ -82,7 +85,11 @@ def brute_force(store: RagStore, terms: list[QueryTerm], shard: int | None = Non
                 norm = 1.2 * (1 - 0.75 + 0.75 * len(words) / average)
                 scores[chunk_id] = scores.get(chunk_id, 0.0) + idf * f * 2.2 / (f + norm)
     kept = [
-        (i, s) for i, s in scores.items() if i in shown and (shard is None or int(shown[i].split(":")[1]) % 3 == shard)
+        (i, s)
+        for i, s in scores.items()
+        if i in shown
+        and (shard is None or int(shown[i].split(":")[1]) % 3 == shard)
+        and (not rare or int(shown[i].split(":")[1]) % 40 == 7)
     ]
     return sorted(kept, key=lambda x: (-x[1], x[0]))
 
@@ -117,8 +124,10 @@ def test_exact_bm25_follows_writes_deletes_filters_and_prefixes(mstore: RagStore
     # New chunks are appended (no rebuild), with statistics that move with them.
     mstore.documents.add(
         "kb",
-        corpus(30, seed=9)
-        + [{"title": "", "source_uri": "new", "chunks": [{"text": "정거장 우주 정거장", "vector": [1.0, 0, 0, 0]}]}],
+        [
+            *corpus(30, seed=9),
+            {"title": "", "source_uri": "new", "chunks": [{"text": "정거장 우주 정거장", "vector": [1.0, 0, 0, 0]}]},
+        ],
     )
     found = lexical(mstore, "우주 정거장")
     assert len(found) == 1
@@ -138,6 +147,14 @@ def test_exact_bm25_follows_writes_deletes_filters_and_prefixes(mstore: RagStore
         lexical(mstore, "서울 policy", k=8, filter={"shard": 1}),
         brute_force(mstore, terms_of(mstore, "서울 policy"), shard=1)[:8],
     )
+
+    # A rare filter (3 documents of 150): its allowed chunks are listed, then kept until the next write.
+    for _ in range(2):
+        same(
+            lexical(mstore, "환불 배송 연차", k=5, filter={"rare": True}),
+            brute_force(mstore, terms_of(mstore, "환불 배송 연차"), rare=True)[:5],
+        )
+    assert len(index._allowed) == 1
 
     # Coverage (hybrid's test of a weak match) is the share of the query's IDF mass a chunk holds.
     cid = mstore.components.catalog.resolve("kb").id
@@ -164,6 +181,12 @@ def test_a_hidden_chunk_is_never_shown_and_the_sql_index_answers_past_the_budget
     mstore.db.write(
         lambda s: s.execute(text("UPDATE documents SET status = 'active' WHERE id = :d"), {"d": hidden.document_id})
     )
+
+    # A re-index (a new analyzer state) rebuilds the index.
+    builds = index.builds
+    mstore.components.lexical_indexer.reindex(cid, force=True)
+    same(lexical(mstore, query + " 또"), brute_force(mstore, terms_of(mstore, query + " 또"))[:10])
+    assert index.builds == builds + 1
 
     # Past the budget the collection is searched by FTS5 / the tsvector: the same chunks found.
     index.max_bytes = 1
