@@ -66,11 +66,8 @@ def main() -> None:
                         text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column.name}
                     ).scalar()
                     if sequence:
-                        conn.execute(
-                            text(
-                                f"SELECT setval('{sequence}', coalesce((SELECT max({column.name}) FROM {table.name}), 0) + 1, false)"
-                            )
-                        )
+                        highest = f"coalesce((SELECT max({column.name}) FROM {table.name}), 0) + 1"
+                        conn.execute(text(f"SELECT setval('{sequence}', {highest}, false)"))
         with target.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
         shutil.rmtree(args.target / "index", ignore_errors=True)
