@@ -17,6 +17,7 @@ from ragstore.api.app import create_app
 from ragstore.config import Settings
 from ragstore.db.models import DocumentChunk, Embedding
 from ragstore.lexical.base import QueryTerm
+from ragstore.lexical.memory import MemoryLexicalIndex
 from ragstore.text.hashing import content_hash
 
 COMPANION = "use-multilingual-v3"
@@ -160,8 +161,10 @@ def test_a_started_server_builds_the_vocabularies_before_the_first_search(
         bridge.companion.terms = lambda terms: reads.append(1) or original(terms)  # type: ignore[method-assign,func-returns-value]
         assert top(store, KO_ABOUT_EN) == "odaesan-caravan"
         assert reads == []  # the search found the vocabulary built: it read no term vectors
-    with RagStore.open(make_settings(hybrid_fusion="rrf"), embedder=embedder) as store:
-        assert store.prepare_search() is None  # nothing to build when hybrid search does not bridge
+        lexical = store.components.lexical
+        assert isinstance(lexical, MemoryLexicalIndex) and lexical.builds == 1  # built before, not by the search
+    with RagStore.open(make_settings(hybrid_fusion="rrf", lexical_memory_mb=0), embedder=embedder) as store:
+        assert store.prepare_search() is None  # nothing to build without the bridge or the in-memory index
 
 
 def test_a_store_without_companion_vectors_computes_them_on_first_use(

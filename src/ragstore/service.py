@@ -33,6 +33,7 @@ from ragstore.db.models import Collection, CollectionStatus, RunState
 from ragstore.embeddings.base import Embedder
 from ragstore.embeddings.factory import create_embedder
 from ragstore.errors import RagstoreError
+from ragstore.lexical.memory import MemoryLexicalIndex
 from ragstore.migrations import Migrator
 from ragstore.schemas import MAX_SEARCH_DEPTH, RestoreConsistency, RestoredCheck, RestoreReport
 from ragstore.security.audit import Outcome
@@ -146,12 +147,16 @@ class RagStore:
             self.components.term_bridge.companion.embed_terms(["warm up", "준비"])
 
     def prepare_search(self) -> threading.Thread | None:
-        """Build each active collection's term-bridge vocabulary (search/term_bridge.py) on a background
-        thread, so the first bridged search after a start does not wait for it (15-20 s at 20,000 chunks).
-        A search that comes sooner waits for its collection's build, as it would have. None when the bridge
-        fusion is off."""
+        """Build each active collection's in-memory lexical index (lexical/memory.py) and term-bridge
+        vocabulary (search/term_bridge.py) on a background thread, so the first search after a start does
+        not wait for them (the lexical index: about 4 s at 100,000 chunks; the vocabulary: 15-20 s at 20,000).
+        A search that comes sooner waits for its collection's build, as it would have. None when there is
+        nothing to build (no in-memory lexical index, and the bridge fusion off)."""
         bridge = self.components.term_bridge
-        if bridge is None or self.settings.hybrid_fusion != "bridge":
+        bridging = bridge is not None and self.settings.hybrid_fusion == "bridge"
+        lexical = self.components.lexical
+        memory = lexical if isinstance(lexical, MemoryLexicalIndex) else None
+        if memory is None and not bridging:
             return None
 
         def build() -> None:
@@ -161,20 +166,23 @@ class RagStore:
                 if self.components.stopping.is_set():
                     return
                 try:
-                    started = time.perf_counter()
-                    terms = bridge.prepare(collection_id, self.components.lexical_indexer.state(collection_id))
-                    log.info(
-                        "collection %d: term-bridge vocabulary of %d terms ready in %.1f s",
-                        collection_id,
-                        terms,
-                        time.perf_counter() - started,
-                    )
+                    if memory is not None:
+                        memory.postings(collection_id, memory.version(collection_id))
+                    if bridge is not None and bridging:
+                        started = time.perf_counter()
+                        terms = bridge.prepare(collection_id, self.components.lexical_indexer.state(collection_id))
+                        log.info(
+                            "collection %d: term-bridge vocabulary of %d terms ready in %.1f s",
+                            collection_id,
+                            terms,
+                            time.perf_counter() - started,
+                        )
                 except Exception:  # the first search builds it again; closing the store ends a build this way
                     if self.components.stopping.is_set():
                         return
-                    log.exception("collection %d: building the term-bridge vocabulary failed", collection_id)
+                    log.exception("collection %d: preparing search failed", collection_id)
 
-        thread = threading.Thread(target=build, name="ragstore-term-bridge", daemon=True)
+        thread = threading.Thread(target=build, name="ragstore-prepare-search", daemon=True)
         thread.start()
         return thread
 

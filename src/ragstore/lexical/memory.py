@@ -131,7 +131,7 @@ class MemoryLexicalIndex(LexicalIndex):
         if not terms or limit <= 0:
             return []
         if version is None:
-            version = self._version(collection_id)
+            version = self.version(collection_id)
         postings = self.postings(collection_id, version)
         if postings is None:
             return self.fallback.search(collection_id, terms, limit, condition, with_coverage=with_coverage)
@@ -289,7 +289,8 @@ class MemoryLexicalIndex(LexicalIndex):
         state = self.db.fetch(_STATE, {"c": collection_id})
         return _Signature(int(count), int(length), int(id_sum), int(max_id), tuple(state[0]) if state else None)
 
-    def _version(self, collection_id: int) -> int:
+    def version(self, collection_id: int) -> int:
+        """The collection's write version, read now (a caller that knows it passes it to `search`)."""
         found = self.db.fetch(select(Collection.write_version).where(Collection.id == collection_id))
         return int(found[0][0]) if found else 0
 
