@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,8 @@ from ragstore.search.options import (
 from ragstore.search.prepared import PreparedSearch
 from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
+from ragstore.search.rows import ChunkRow
+from ragstore.search.sides import run_aside
 from ragstore.search.term_bridge import TermBridge
 from ragstore.sync.applier import OutboxApplier
 from ragstore.telemetry import SEARCH_DURATION, SEARCH_EMPTY, SEARCH_RESULTS
@@ -240,11 +243,18 @@ class SearchService:
                     log.warning("collection %r: lexical side unavailable, searching dense only", collection)
                     run_mode = "dense"
             companion_vector = None
+            # A batch's dense side, found for the mode it prepared (a lexical side down changes the mode).
+            dense_found = prepared.dense if run_mode == prepared.mode else None
             if run_mode == "hybrid" and options.fusion == "bridge" and self.term_bridge is not None and cut:
                 bridged = prepared.bridged
                 if bridged is None:
+                    aside = None
+                    if dense_found is None and filter_spec is None and qvec is not None and options.dense_weight > 0:
+                        aside = run_aside(partial(self._dense_side, coll_id, qvec, options, ref.embedding_model))
                     state = self.lexical_indexer.state(coll_id)
                     bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
+                    if aside is not None:
+                        dense_found = aside.result()
                 companion_vector, terms = bridged.vector, bridged.terms or terms
             ranked = self.engine.run(
                 coll_id,
@@ -256,8 +266,7 @@ class SearchService:
                 model=ref.embedding_model,
                 companion_vector=companion_vector,
                 version=version,
-                # A batch's dense side, found for the mode it prepared (a lexical side down changes the mode).
-                dense_found=prepared.dense if run_mode == prepared.mode else None,
+                dense_found=dense_found,
             )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
@@ -292,6 +301,12 @@ class SearchService:
             query_truncated=cut is not None and cut.truncated,
             query_chars_used=len(cut.text) if cut is not None else None,
         )
+
+    def _dense_side(
+        self, collection_id: int, vector: np.ndarray, options: SearchOptions, model: str
+    ) -> tuple[list[tuple[ChunkRow, float]], int]:
+        """The dense half of an unfiltered hybrid search, as `SearchEngine.run` would ask for it."""
+        return self.engine.dense.search(collection_id, vector, self.engine.proposals("hybrid", options), model=model)
 
     def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
         """The whole response body of `run`, if this process holds it in its result cache; else None.
