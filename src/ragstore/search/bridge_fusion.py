@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import bindparam, select
+from sqlalchemy import BigInteger, String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ragstore.db.engine import Database
 from ragstore.db.models import DocumentChunk, Embedding
@@ -59,8 +60,9 @@ _VECTORS = (
     select(DocumentChunk.id, Embedding.model, Embedding.vector)
     .join(Embedding, Embedding.content_hash == DocumentChunk.content_hash)
     .where(
-        DocumentChunk.id.in_(bindparam("ids", expanding=True)),
-        Embedding.model.in_(bindparam("models", expanding=True)),
+        # Array parameters: one statement text for any number of candidates (prepared once per connection).
+        DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
+        Embedding.model == any_(bindparam("models", type_=ARRAY(String))),
     )
 )
 _TEXTS = select(DocumentChunk.id, DocumentChunk.content_hash, DocumentChunk.text).where(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ragstore.db.compiled import sqlite_text
 from ragstore.db.engine import Database
@@ -100,5 +101,7 @@ _ROWS = (
         Document.status.label("doc_status"),
     )
     .join(Document, Document.id == DocumentChunk.document_id)
-    .where(DocumentChunk.id.in_(bindparam("ids", expanding=True)))
+    # One array parameter, not an expanding IN: the statement text is the same for any number of ids, so
+    # psycopg prepares it once per connection and PostgreSQL reuses the plan.
+    .where(DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
 )
