@@ -33,13 +33,23 @@ from ragstore.db.engine import Database
 from ragstore.db.models import DocumentChunk, Embedding
 from ragstore.documents.companion import Companion
 
-__all__ = ["BridgeScore", "BridgeScorer", "LexicalEvidence"]
+__all__ = ["BridgeScore", "BridgeScorer", "KnownVectors", "LexicalEvidence"]
 
 
 @dataclass(frozen=True)
 class LexicalEvidence:
     score: float
     coverage: float
+
+
+@dataclass(frozen=True)
+class KnownVectors:
+    """Candidates' vectors read ahead: under the collection's `model`, and the companion's if asked."""
+
+    model: str
+    with_companion: bool
+    own: Mapping[int, NDArray[np.float32]]
+    other: Mapping[int, NDArray[np.float32]]
 
 
 @dataclass(frozen=True)
@@ -94,11 +104,22 @@ class BridgeScorer:
         lexical: Mapping[int, LexicalEvidence],
         dense_weight: float,
         lexical_weight: float,
+        known: KnownVectors | None = None,
     ) -> dict[int, BridgeScore]:
-        """Every candidate's fused score (higher is better) and the cosines it was made of."""
+        """Every candidate's fused score (higher is better) and the cosines it was made of. `known`: some
+        candidates' vectors read already (`vectors`, on the side thread that found the dense half)."""
         if not candidates:
             return {}
-        own, other = self._vectors(candidates, model, companion_vector is not None)
+        with_companion = companion_vector is not None
+        if known is not None and known.model == model and known.with_companion == with_companion:
+            own, other = dict(known.own), dict(known.other)
+            rest = [i for i in candidates if i not in own]
+            if rest:
+                more_own, more_other = self._vectors(rest, model, with_companion)
+                own.update(more_own)
+                other.update(more_other)
+        else:
+            own, other = self._vectors(candidates, model, with_companion)
         dense_cos = _cosines(candidates, own, vector, fallback=dense)
         parts = dense_weight * standardised(np.array([dense_cos[i] for i in candidates]))
         companion_cos: dict[int, float] = {}
@@ -114,6 +135,11 @@ class BridgeScorer:
             )
             for chunk_id, fused in zip(candidates, parts, strict=True)
         }
+
+    def vectors(self, candidates: Sequence[int], model: str, with_companion: bool) -> KnownVectors:
+        """These candidates' vectors, read ahead of `score` (which then reads only the others)."""
+        own, other = self._vectors(candidates, model, with_companion)
+        return KnownVectors(model, with_companion, own, other)
 
     def _vectors(
         self, candidates: Sequence[int], model: str, with_companion: bool

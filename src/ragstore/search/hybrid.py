@@ -24,7 +24,7 @@ from ragstore.db.engine import Database
 from ragstore.db.filters import compile_filter
 from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
 from ragstore.schemas import SearchHit
-from ragstore.search.bridge_fusion import BridgeScorer, LexicalEvidence
+from ragstore.search.bridge_fusion import BridgeScorer, KnownVectors, LexicalEvidence
 from ragstore.search.dense import DenseSearcher
 from ragstore.search.options import Mode, SearchOptions
 from ragstore.search.rows import ChunkRow, read_rows, shown_score
@@ -105,11 +105,13 @@ class SearchEngine:
         companion_vector: NDArray[np.float32] | None = None,
         version: int | None = None,
         dense_found: tuple[list[tuple[ChunkRow, float]], int] | None = None,
+        known: KnownVectors | None = None,
     ) -> Ranked:
         """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion;
         `version` (the collection's write version) lets a filter's allowed chunks be kept between searches.
         `dense_found`: the dense side's answer found already (`DenseSearcher.search_many` for a batch, asked
-        for `self.proposals(mode, options)` chunks without a filter)."""
+        for `self.proposals(mode, options)` chunks without a filter); `known`: its candidates' vectors for the bridge
+        fusion, read with it."""
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
         condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
@@ -148,7 +150,7 @@ class SearchEngine:
                 entry.lexical_coverage = hit.coverage
                 lexical_ids.append(hit.chunk_id)
         if bridged:
-            order = self._bridge(entries, options, model, vector, companion_vector, found_lexical)
+            order = self._bridge(entries, options, model, vector, companion_vector, found_lexical, known)
         elif mode == "hybrid":
             fused = rrf(
                 dense_ids,
@@ -193,6 +195,7 @@ class SearchEngine:
         vector: NDArray[np.float32] | None,
         companion_vector: NDArray[np.float32] | None,
         lexical: list[LexicalHit],
+        known: KnownVectors | None = None,
     ) -> list[int]:
         """Score every candidate with the bridge fusion; the candidate ids, best first."""
         candidates = list(entries)
@@ -207,6 +210,7 @@ class SearchEngine:
             lexical={h.chunk_id: LexicalEvidence(h.score, h.coverage or 0.0) for h in lexical},
             dense_weight=options.dense_weight,
             lexical_weight=options.lexical_weight,
+            known=known,
         )
         for chunk_id, found in scores.items():
             entry = entries[chunk_id]

@@ -29,6 +29,7 @@ from ragstore.errors import InvalidInput, RagstoreError, Unavailable
 from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import SearchRequest, SearchResponse
 from ragstore.search.batch import run_batch
+from ragstore.search.bridge_fusion import KnownVectors
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.options import (
     MAX_DEPTH,
@@ -243,6 +244,7 @@ class SearchService:
                     log.warning("collection %r: lexical side unavailable, searching dense only", collection)
                     run_mode = "dense"
             companion_vector = None
+            known = None
             # A batch's dense side, found for the mode it prepared (a lexical side down changes the mode).
             dense_found = prepared.dense if run_mode == prepared.mode else None
             if run_mode == "hybrid" and options.fusion == "bridge" and self.term_bridge is not None and cut:
@@ -254,7 +256,7 @@ class SearchService:
                     state = self.lexical_indexer.state(coll_id)
                     bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
                     if aside is not None:
-                        dense_found = aside.result()
+                        dense_found, known = aside.result()
                 companion_vector, terms = bridged.vector, bridged.terms or terms
             ranked = self.engine.run(
                 coll_id,
@@ -267,6 +269,7 @@ class SearchService:
                 companion_vector=companion_vector,
                 version=version,
                 dense_found=dense_found,
+                known=known,
             )
             hits, dropped = ranked.hits, ranked.dropped
             next_cursor = (
@@ -304,9 +307,12 @@ class SearchService:
 
     def _dense_side(
         self, collection_id: int, vector: np.ndarray, options: SearchOptions, model: str
-    ) -> tuple[list[tuple[ChunkRow, float]], int]:
-        """The dense half of an unfiltered hybrid search, as `SearchEngine.run` would ask for it."""
-        return self.engine.dense.search(collection_id, vector, self.engine.proposals("hybrid", options), model=model)
+    ) -> tuple[tuple[list[tuple[ChunkRow, float]], int], KnownVectors]:
+        """The dense half of an unfiltered bridged hybrid search, as `SearchEngine.run` would ask for it, and
+        its candidates' vectors, which the bridge fusion reads anyway."""
+        found = self.engine.dense.search(collection_id, vector, self.engine.proposals("hybrid", options), model=model)
+        ids = [row.id for row, _ in found[0]]
+        return found, self.engine.bridge.vectors(ids, model, self.term_bridge is not None)
 
     def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
         """The whole response body of `run`, if this process holds it in its result cache; else None.
