@@ -326,12 +326,18 @@ def main() -> None:
             def on_sql(run: Callable[[str, list[float]], Any]) -> Callable[[str, list[float]], Any]:
                 """The same search through the SQL index alone (as before the in-memory index)."""
 
+                bridge = store.components.term_bridge
+
                 def swapped(q: str, v: list[float]) -> Any:
                     engine.lexical = sql_index
+                    if bridge is not None:  # the expansion's document frequencies from SQL too
+                        bridge.frequencies = sql_index.document_frequencies
                     try:
                         return run(q, v)
                     finally:
                         engine.lexical = memory
+                        if bridge is not None:
+                            bridge.frequencies = memory.document_frequencies
 
                 return swapped
 
