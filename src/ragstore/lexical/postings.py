@@ -19,6 +19,7 @@ makes a new one sharing the arrays it did not touch, so searches in flight need 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -74,7 +75,11 @@ def build_segment(
     tokens = " ".join(texts).split()
     if len(tokens) != int(lengths.sum()):  # term_count disagrees with the text: count from the text itself
         lengths = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
-    ids = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in tokens), dtype=np.int64, count=len(tokens))
+    for term in sorted(set(tokens).difference(vocabulary)):  # the new terms (a loop over distinct ones only)
+        vocabulary[term] = len(vocabulary)
+    # itemgetter looks every token up in one C loop (the fastest of the ways measured; a tuple needs 2+ keys)
+    ids = np.array(operator.itemgetter(*tokens)(vocabulary) if len(tokens) > 1 else [vocabulary[t] for t in tokens])
+    ids = ids.astype(np.int64, copy=False)
     count = max(len(texts), 1)
     local = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
     keys, tfs = np.unique(ids * count + local, return_counts=True)  # sorted by term, then row
