@@ -71,12 +71,15 @@ class LexicalIndex(ABC):
         *,
         with_coverage: bool = False,
         version: int | None = None,
+        passes: ColumnElement[bool] | None = None,
     ) -> list[LexicalHit]:
         """The best `limit` chunks of the collection for any of `terms`, best first.
 
         Only chunks a search may show (indexed, of an active document) that satisfy the metadata
         `condition` are ranked: the filter runs inside the full-text query, never after it. `version`: the
-        collection's write version, when the caller knows it (an index held in memory follows it).
+        collection's write version, when the caller knows it (an index held in memory follows it). `passes`:
+        the same filter as a per-row test over `documents` (db/filters.py without a collection), cheaper than
+        `condition` for checking a few candidates.
         """
         if not terms or limit <= 0:
             return []

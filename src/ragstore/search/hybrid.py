@@ -115,6 +115,8 @@ class SearchEngine:
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
         condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
+        # The same filter as a per-row test (no facet lookups): what checking a few candidates needs.
+        passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite) if condition is not None else None
         want = self.proposals(mode, options)
         entries: dict[int, _Entry] = {}
         dense_ids: list[int] = []
@@ -128,7 +130,6 @@ class SearchEngine:
             elif condition is None:
                 found, dropped = self.dense.search(collection_id, vector, want, model=model)
             else:
-                passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
                 assert passes is not None
                 found, dropped = self.dense.search_filtered(
                     collection_id, vector, want, passes=passes, indexed=condition, model=model, version=version
@@ -139,7 +140,7 @@ class SearchEngine:
         if terms and (mode == "lexical" or (mode == "hybrid" and options.lexical_weight > 0)):
             fusing = mode == "hybrid"
             found_lexical = self.lexical.search(
-                collection_id, terms, want, condition, with_coverage=fusing, version=version
+                collection_id, terms, want, condition, with_coverage=fusing, version=version, passes=passes
             )
             if fusing and not bridged:
                 # Weak matches (a common word or two of the query) would outvote the dense side: left out.
