@@ -460,6 +460,7 @@ class MemoryLexicalIndex(LexicalIndex):
                 self._statements.pop(next(iter(self._statements)))
         return statement
 
+
 def _score(
     postings: Postings, terms: Sequence[QueryTerm]
 ) -> tuple[NDArray[np.float64], list[tuple[TermPostings, float]]]:
