@@ -35,7 +35,7 @@ from ragstore.db.compiled import sqlite_text
 from ragstore.db.engine import Database
 from ragstore.db.models import Collection, Document, DocumentChunk
 from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids, visible_sql
-from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, idf
 from ragstore.lexical.postings import K1, Postings, TermPostings, estimate_bytes
 
 __all__ = ["MemoryLexicalIndex"]
@@ -45,13 +45,11 @@ log = logging.getLogger(__name__)
 READ_BATCH = 20_000  # rows read (and analysed into a segment) at a time: bounds the build's peak memory
 REBUILD_DEAD_SHARE = 0.25
 PROBE_ROUNDS = 3
-# A filter whose share of the collection is not known yet is probed as if it passed this share; one whose
-# probe would check more than PROBE_MAX candidates has its allowed chunks listed instead (kept per version).
-PROBE_SHARE = 0.3
+# A filter not measured yet is probed as if it passed PROBE_SHARE; one measured to pass at most KEEP_SHARE,
+# or whose probe would check more than PROBE_MAX candidates, has its allowed chunks listed and kept per
+# write version (as dense search does), so the searches until the next write check nothing in SQL.
+PROBE_SHARE = KEEP_SHARE = 0.3
 PROBE_MAX = 1_000
-# A filter measured to pass at most this share has its allowed chunks listed and kept per write version (as
-# dense search does), so the searches until the next write check nothing in SQL.
-KEEP_SHARE = 0.3
 KEEP_ALLOWED_IDS = 2_000_000  # ids of filters' allowed lists kept over all collections (8 bytes each)
 
 _SIGNATURE = text(
@@ -148,13 +146,13 @@ class MemoryLexicalIndex(LexicalIndex):
         hits = [LexicalHit(int(postings.chunk_ids[r]), round(float(scores[r]), 6)) for r in rows]
         if not with_coverage or not hits:
             return hits
-        mass = sum(idf * t.weight for t, (_, idf) in zip(terms, found, strict=True))
+        mass = sum(w * t.weight for t, (_, w) in zip(terms, found, strict=True))
         matched = np.zeros(len(rows))
         picked = np.asarray(rows, dtype=np.int64)
-        for term, (posting, idf) in zip(terms, found, strict=True):
+        for term, (posting, weight) in zip(terms, found, strict=True):
             if posting.df:
                 at = np.minimum(np.searchsorted(posting.rows, picked), posting.df - 1)
-                matched += (posting.rows[at] == picked) * (idf * term.weight)
+                matched += (posting.rows[at] == picked) * (weight * term.weight)
         return [
             LexicalHit(h.chunk_id, h.score, round(float(m) / mass, 4) if mass > 0 else 0.0)
             for h, m in zip(hits, matched, strict=True)
@@ -171,11 +169,11 @@ class MemoryLexicalIndex(LexicalIndex):
     def _rank(
         self, collection_id: int, terms: Sequence[QueryTerm], limit: int, condition: ColumnElement[bool] | None
     ) -> tuple[list[LexicalHit], Mapping[int, str] | None]:
-        return [h for h in self.search(collection_id, terms, limit, condition)], None
+        return self.search(collection_id, terms, limit, condition), None
 
     def _weights(self, collection_id: int, terms: Sequence[QueryTerm]) -> dict[QueryTerm, float]:
         total, found = self.document_frequencies(collection_id, terms)
-        return {t: float(np.log(1 + (total - df + 0.5) / (df + 0.5))) for t, df in found.items()}
+        return {t: idf(total, df) for t, df in found.items()}
 
     # -- the index, kept level with the collection ---------------------------------------------------------------
     def postings(self, collection_id: int, version: int) -> Postings | None:
