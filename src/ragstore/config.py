@@ -98,8 +98,7 @@ class Settings(BaseSettings):
 
     # vector index: a backend's name in the registry (vectors/registry.py), checked in _check_combinations
     vector_backend: str = Field("embedded", validation_alias=_env("RAGSTORE_VECTOR_BACKEND"))
-    # Milvus: a path is Milvus Lite (default <data dir>/milvus.db), http://host:19530 a server. Not MILVUS_URI
-    # (still read, for old configurations): pymilvus reads that itself on import and refuses a path.
+    # Milvus: a path is Milvus Lite, http://host:19530 a server (MILVUS_URI: old name; pymilvus refuses paths)
     milvus_uri: str = Field("", validation_alias=_env("RAGSTORE_MILVUS_URI", "MILVUS_URI"))
     milvus_user: str = Field("", validation_alias=_env("MILVUS_USER"))
     milvus_password: SecretStr = Field(SecretStr(""), validation_alias=_env("MILVUS_PASSWORD"))
@@ -173,14 +172,12 @@ class Settings(BaseSettings):
     hybrid_candidates: int = Field(100, ge=1, le=1000, validation_alias=_env("RAGSTORE_HYBRID_CANDIDATES"))
     # hybrid fusion (search/bridge_fusion.py): bridge adds the companion embedding and cross-language terms; rrf: ranks
     hybrid_fusion: Literal["bridge", "rrf"] = Field("bridge", validation_alias=_env("RAGSTORE_HYBRID_FUSION"))
-    # The second, cross-lingual embedding of every chunk and vocabulary term (documents/companion.py), which
-    # the bridge fusion scores with; none: not computed at ingest, and the bridge fusion scores without it.
+    # The cross-lingual embedding of chunks and terms (documents/companion.py) the bridge fusion scores with
     companion_model: Literal["use-multilingual-v3", "none"] = Field(
         "use-multilingual-v3", validation_alias=_env("RAGSTORE_COMPANION_MODEL")
     )
     lexical_pg_rerank: Literal["bm25", "none"] = Field("bm25", validation_alias=_env("RAGSTORE_LEXICAL_PG_RERANK"))
-    # lexical/memory.py: each process's in-memory BM25 index, at most this many MB over all collections (a
-    # collection past it is searched by the SQL index: FTS5 or the tsvector); 0 turns it off
+    # lexical/memory.py: the in-memory BM25 indexes' MB per process (past it: FTS5 / tsvector); 0: off
     lexical_memory_mb: int = Field(512, ge=0, le=1_000_000, validation_alias=_env("RAGSTORE_LEXICAL_MEMORY_MB"))
     query_log: bool = Field(True, validation_alias=_env("RAGSTORE_QUERY_LOG"))
     query_log_retain_days: int = Field(30, ge=1, le=3650, validation_alias=_env("RAGSTORE_QUERY_LOG_RETAIN_DAYS"))
