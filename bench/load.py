@@ -16,7 +16,8 @@ operation; asserts nothing.
 Operations:
 - `repeated`: one of the 60 sample questions, asked again and again: served from the search-result
   cache (L2) once asked, as long as no write changes the collection;
-- `text`: a question made unique (a random word appended): embedded by the server, never cached;
+- `text`: a question made unique (a random word appended): embedded by the server, never cached (the
+  server's default mode, or `--text-mode`);
 - `vector`: a query vector made unique (a small random perturbation): no embedding, never cached, the
   server's own overhead around the index;
 - `ingest`: a new short document (embedded, written through the outbox, indexed before the response).
@@ -86,6 +87,7 @@ async def drive(
     mix: dict[str, int],
     vectors: list[list[float]],
     headers: dict[str, str] | None = None,
+    text_mode: str | None = None,
 ) -> dict[str, tuple[list[float], int]]:
     questions = questions_of_the_corpus()
     ops = [op for op, weight in mix.items() for _ in range(weight)]
@@ -103,10 +105,8 @@ async def drive(
             if op == "repeated":
                 url, body = search, {"query": rng.choice(questions), "k": 5}
             elif op == "text":
-                url, body = (
-                    search,
-                    {"query": f"{rng.choice(questions)} {rng.choice(WORDS)}{rng.randrange(10**6)}", "k": 5},
-                )
+                query = f"{rng.choice(questions)} {rng.choice(WORDS)}{rng.randrange(10**6)}"
+                url, body = search, {"query": query, "k": 5, **({"mode": text_mode} if text_mode else {})}
             elif op == "vector":
                 base_vector = np.asarray(rng.choice(vectors))
                 noise = np.asarray([rng.gauss(0, 0.01) for _ in range(len(base_vector))])
@@ -185,6 +185,9 @@ def main() -> None:
         help="op=weight,... of repeated, text, vector, ingest; repeat the option for several runs "
         "(default: repeated=1, then text=6,vector=3,ingest=1)",
     )
+    parser.add_argument(
+        "--text-mode", help="search mode of the text mix (e.g. dense: the embedding without the lexical side)"
+    )
     parser.add_argument("--encode-seconds", type=float, default=4.0, help="the model's batch encode rate, per text mix")
     parser.add_argument("--compare-auth", action="store_true", help="cached search: a read key against auth off")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds of --compare-auth")
@@ -202,7 +205,9 @@ def main() -> None:
                 warm_up(base)
             encode_rate = query_encode_rate(args.encode_seconds) if "text" in mix else None
             started = time.perf_counter()
-            results = asyncio.run(drive(base, args.clients, args.duration, args.max_requests, mix, vectors))
+            results = asyncio.run(
+                drive(base, args.clients, args.duration, args.max_requests, mix, vectors, text_mode=args.text_mode)
+            )
             wall = time.perf_counter() - started
             report(f"{backend}, {args.workers} server process(es), {args.clients} clients, {spec}", results, wall)
             if encode_rate is not None:
