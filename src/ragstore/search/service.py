@@ -44,7 +44,7 @@ from ragstore.search.prepared import PreparedSearch
 from ragstore.search.query_cut import QueryCut, cut_query
 from ragstore.search.result_cache import decode_result, encode_result, splice_response
 from ragstore.search.rows import ChunkRow
-from ragstore.search.sides import run_aside
+from ragstore.search.sides import run_aside, searching
 from ragstore.search.term_bridge import TermBridge
 from ragstore.sync.applier import OutboxApplier
 from ragstore.telemetry import SEARCH_DURATION, SEARCH_EMPTY, SEARCH_RESULTS
@@ -125,7 +125,8 @@ class SearchService:
         prepared = self._prepare(ref, collection, request, options)
         version = self._level(ref.id)
         key, cached = self._lookup(ref.id, version, prepared)
-        return self._finish(ref, prepared, key, cached, started, version=version)
+        with searching():
+            return self._finish(ref, prepared, key, cached, started, version=version)
 
     def batch(self, collection: str, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
         """Several searches of one collection, answered in order, at a fraction of their cost one by one.
