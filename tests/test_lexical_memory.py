@@ -154,7 +154,7 @@ def test_exact_bm25_follows_writes_deletes_filters_and_prefixes(mstore: RagStore
             lexical(mstore, "환불 배송 연차", k=5, filter={"rare": True}),
             brute_force(mstore, terms_of(mstore, "환불 배송 연차"), rare=True)[:5],
         )
-    assert len(index._allowed) == 1
+    assert len(index._filters._allowed) == 1
 
     # Coverage (hybrid's test of a weak match) is the share of the query's IDF mass a chunk holds.
     cid = mstore.components.catalog.resolve("kb").id

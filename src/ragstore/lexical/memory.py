@@ -33,6 +33,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from ragstore.db.compiled import sqlite_text
 from ragstore.db.engine import Database
+from ragstore.db.filter_memory import FilterMemory
 from ragstore.db.models import Collection, Document, DocumentChunk
 from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids, visible_sql
 from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, idf
@@ -113,8 +114,7 @@ class MemoryLexicalIndex(LexicalIndex):
         self._held: OrderedDict[int, _Held] = OrderedDict()
         self._guard = threading.Lock()
         self._locks: dict[int, threading.Lock] = {}
-        self._allowed: OrderedDict[tuple[int, int], tuple[ColumnElement[bool], int, NDArray[np.int64]]] = OrderedDict()
-        self._shares: dict[tuple[int, int], tuple[ColumnElement[bool], float]] = {}
+        self._filters = FilterMemory(KEEP_ALLOWED_IDS)
         self._statements: dict[int, tuple[ColumnElement[bool], Any]] = {}
         self.builds = 0  # full builds done (tests and the benchmark read it)
         self.last_build_s = 0.0
@@ -366,17 +366,16 @@ class MemoryLexicalIndex(LexicalIndex):
         query, which measures the share); else its allowed chunks are listed (one query, as many ids as it
         passes) and kept until the next write."""
         key = (collection_id, id(condition))
-        kept = self._allowed.get(key)
-        if kept is not None and kept[0] is condition and kept[1] == version:
-            return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(kept[2]))]
-        share_found = self._shares.get(key)
-        share = share_found[1] if share_found is not None and share_found[0] is condition else None
+        kept = self._filters.kept(key, condition, version)
+        if kept is not None:
+            return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(kept))]
+        share = self._filters.share(key, condition)
         fetch = int(2 * (limit + 8) / max(share if share is not None else PROBE_SHARE, 1e-6))
         if (share is None or share > KEEP_SHARE) and fetch <= PROBE_MAX:
             check = passes if passes is not None else condition
             rows, checked, passed = self._probe(collection_id, postings, scores, limit, check, fetch)
             if checked >= 64:
-                self._remember(key, condition, max(passed, 0.5) / checked)
+                self._filters.remember(key, condition, max(passed, 0.5) / checked)
             if rows is not None:
                 return rows
         return self._among(collection_id, postings, scores, limit, condition, version=version)
@@ -396,21 +395,10 @@ class MemoryLexicalIndex(LexicalIndex):
         allowed = np.unique(np.fromiter((int(r[0]) for r in self.db.fetch(statement)), dtype=np.int64))
         if condition is not None:
             key = (collection_id, id(condition))
-            self._remember(key, condition, len(allowed) / max(postings.live_count, 1))
-            with self._guard:
-                if version is not None:
-                    self._allowed[key] = (condition, version, allowed)
-                    while sum(len(v[2]) for v in self._allowed.values()) > KEEP_ALLOWED_IDS and len(self._allowed) > 1:
-                        self._allowed.popitem(last=False)
+            self._filters.remember(key, condition, len(allowed) / max(postings.live_count, 1))
+            if version is not None:
+                self._filters.keep(key, condition, version, allowed)
         return [int(r) for r in _best(scores, postings.chunk_ids, limit, among=postings.rows_of(allowed))]
-
-    def _remember(self, key: tuple[int, int], condition: ColumnElement[bool], share: float) -> None:
-        """A filter's share of the collection as last measured (the condition object kept with it: its id
-        alone could be reused)."""
-        with self._guard:
-            self._shares[key] = (condition, share)
-            while len(self._shares) > 1024:
-                self._shares.pop(next(iter(self._shares)))
 
     def _passing(self, collection_id: int, chunk_ids: list[int], condition: ColumnElement[bool] | None) -> set[int]:
         """Which of these chunks SQL holds visible (and passing `condition`): one query by id. On SQLite the

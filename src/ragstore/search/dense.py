@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, Select
 
 from ragstore.db.engine import Database
+from ragstore.db.filter_memory import FilterMemory
 from ragstore.db.visibility import visible_chunk_ids
 from ragstore.search.rerank import CANDIDATES, exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
@@ -67,8 +68,7 @@ class DenseSearcher:
         self.list_allowed_max = LIST_ALLOWED_MAX
         self.postfilter_max = POSTFILTER_MAX
         self._statements: dict[tuple[int, int], tuple[ColumnElement[bool], Select[int]]] = {}
-        self._allowed: dict[tuple[int, int], tuple[ColumnElement[bool], int, NDArray[np.int64]]] = {}
-        self._shares: dict[tuple[int, int], tuple[ColumnElement[bool], float]] = {}
+        self._filters = FilterMemory(KEEP_ALLOWED_IDS)
         self._lock = threading.Lock()
 
     def allowed_ids(self, collection_id: int, condition: ColumnElement[bool]) -> list[int]:
@@ -183,14 +183,13 @@ class DenseSearcher:
         shown, n = n, self._asked(n, model)
         total = max(self.index.count(collection_id), 1)
         key = (collection_id, id(passes))
-        remembered = self._shares.get(key)
-        share = remembered[1] if remembered is not None and remembered[0] is passes else None
+        share = self._filters.share(key, passes)
         if version is not None and share is not None and share <= KEEP_ALLOWED_SHARE:
-            kept_ids = self._kept_allowed(key, passes, version)
+            kept_ids = self._filters.kept(key, passes, version)
             if kept_ids is None:
                 kept_ids = np.unique(np.asarray(self.allowed_ids(collection_id, indexed), dtype=np.int64))
-                self._keep_allowed(key, passes, version, kept_ids)
-                self._remember(key, passes, len(kept_ids) / total)
+                self._filters.keep(key, passes, version, kept_ids)
+                self._filters.remember(key, passes, len(kept_ids) / total)
             return self._among_kept(collection_id, vector, n, shown, kept_ids, model)
         if share is None or share * total > self.list_allowed_max:
             fetch = max(PROBE, 4 * n) if share is None else _deep_enough(n, share)
@@ -202,7 +201,7 @@ class DenseSearcher:
                 kept = [(rows[h.id], float(h.score)) for h in vector_hits if h.id in rows and rows[h.id].visible]
                 if len(vector_hits) >= PROBE:
                     share = max(len(kept), 0.5) / len(vector_hits)
-                    self._remember(key, passes, share)
+                    self._filters.remember(key, passes, share)
                 if len(kept) >= n or len(vector_hits) < fetch:  # enough, or the whole collection was read
                     self._count(0, 0, collection_id)
                     self.counters.filtered_by_probe += 1
@@ -211,7 +210,7 @@ class DenseSearcher:
                     break
                 fetch = max(_deep_enough(n, share), 2 * fetch)
         allowed = self.allowed_ids(collection_id, indexed)
-        self._remember(key, passes, len(allowed) / total)
+        self._filters.remember(key, passes, len(allowed) / total)
         self.counters.filtered_by_listing += 1
         return self.search(collection_id, vector, shown, allowed, model=model)
 
@@ -246,31 +245,6 @@ class DenseSearcher:
                 fetch *= 2
         self.counters.filtered_by_listing += 1
         return self.search(collection_id, vector, shown, allowed.tolist(), model=model)
-
-    def _kept_allowed(
-        self, key: tuple[int, int], passes: ColumnElement[bool], version: int
-    ) -> NDArray[np.int64] | None:
-        found = self._allowed.get(key)
-        if found is None or found[0] is not passes or found[1] != version:
-            return None
-        return found[2]
-
-    def _keep_allowed(
-        self, key: tuple[int, int], passes: ColumnElement[bool], version: int, ids: NDArray[np.int64]
-    ) -> None:
-        with self._lock:
-            self._allowed.pop(key, None)
-            self._allowed[key] = (passes, version, ids)
-            while sum(len(v[2]) for v in self._allowed.values()) > KEEP_ALLOWED_IDS and len(self._allowed) > 1:
-                self._allowed.pop(next(iter(self._allowed)))
-
-    def _remember(self, key: tuple[int, int], passes: ColumnElement[bool], share: float) -> None:
-        """A filter's share of the collection, as last measured: the next search with it picks its strategy
-        without probing first. (The condition object is kept with it: its id alone could be reused.)"""
-        with self._lock:
-            self._shares[key] = (passes, share)
-            while len(self._shares) > 1024:
-                self._shares.pop(next(iter(self._shares)))
 
 
 def _visible(vector_hits: list[VectorHit], rows: dict[int, ChunkRow]) -> tuple[list[tuple[ChunkRow, float]], int, int]:
