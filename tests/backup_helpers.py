@@ -48,6 +48,24 @@ def answers(store: RagStore) -> list[list[tuple[str, int, float]]]:
     return found
 
 
+def assert_same_up_to_ties(
+    found: list[list[tuple[str, int, float]]], expected: list[list[tuple[str, int, float]]], tolerance: float = 1e-3
+) -> None:
+    """The same answers from two indexes that score at different precisions (Milvus in f32, the embedded index
+    in f16): each position's score within `tolerance`, and where the hits differ, only between hits whose
+    scores are that close (two near-equal hits swapped, or a near-tie at the k-th place)."""
+    assert len(found) == len(expected)
+    for got, want in zip(found, expected, strict=True):
+        assert len(got) == len(want), (got, want)
+        for (source, ordinal, score), (_, _, wanted) in zip(got, want, strict=True):
+            assert abs(score - wanted) <= tolerance, (got, want)
+            if (source, ordinal) not in {(s, o) for s, o, _ in want}:
+                assert abs(score - want[-1][2]) <= tolerance, f"{source}#{ordinal} is no near-tie: {got} != {want}"
+                continue
+            twin = next(x for s, o, x in want if (s, o) == (source, ordinal))
+            assert abs(score - twin) <= tolerance, f"{source}#{ordinal} moved too far: {got} != {want}"
+
+
 def repo_files(repo: Path) -> list[Path]:
     """Every file of a repository that belongs to its backups (not the lock, not temporary parts)."""
     found = sorted(

@@ -21,6 +21,7 @@ from backup_helpers import (
     COLLECTION,
     QUERIES,
     answers,
+    assert_same_up_to_ties,
     backup_settings,
     copied_settings,
     copy_target,
@@ -266,12 +267,9 @@ def test_a_milvus_store_backs_up_its_database_and_restores_by_rebuilding_the_vec
     pytest.importorskip("pymilvus")
     cfg = sqlite_settings(tmp_path, vector_backend="milvus")
 
-    def ids(store: RagStore) -> list[list[tuple[str, int]]]:
-        return [[(source, ordinal) for source, ordinal, _ in hits] for hits in answers(store)]
-
     with RagStore.open(cfg, embedder=embedder) as store:
         load_corpus(store)
-        before = ids(store)
+        before = answers(store)
         made = store.backups.create("full")
         assert made is not None and not made.index_included
         assert store.backups.show(made.id).index_restore == "rebuild from the embeddings table"
@@ -281,11 +279,14 @@ def test_a_milvus_store_backs_up_its_database_and_restores_by_rebuilding_the_vec
         store.documents.add_text(COLLECTION, "밀버스 복원 뒤에는 없어야 할 문서", title="gone after restore")
         store.index.wait()
     with RagStore.open(copied_settings(cfg, copy), embedder=embedder) as restored:
-        assert restored.components.vectors.name == "embedded" and ids(restored) == before
+        assert restored.components.vectors.name == "embedded"
+        # Milvus scores in f32, the embedded index in f16: the same answers up to near-ties.
+        assert_same_up_to_ties(answers(restored), before)
     result = restore_backup(cfg, made.id)  # over the live store: its Milvus collections are rebuilt
     assert result.consistency.problems == 0 and result.rebuilt == {COLLECTION: made.chunks}
     with RagStore.open(cfg, embedder=embedder) as store:
-        assert store.components.vectors.name == "milvus" and ids(store) == before
+        assert store.components.vectors.name == "milvus"
+        assert_same_up_to_ties(answers(store), before)
 
 
 def test_live_restore_on_postgresql_swaps_the_databases(tmp_path: Path, embedder: Any, postgres_admin: Any) -> None:
