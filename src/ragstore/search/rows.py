@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -65,7 +66,7 @@ def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = 
             condition, params = sqlite_text(where)
             rows = db.raw_sqlite_rows(f"{_ROWS_SQLITE_NAMED} AND ({condition})", (json.dumps(ids), *params))
         return {
-            int(r[0]): ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8])
+            int(r[0]): ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]) if r[7] else {}, r[8])
             for r in rows
         }
     statement = _ROWS if where is None else _ROWS.where(where)
