@@ -4,6 +4,7 @@ check, a full backup and a restore, on one store of (by default) 1,000,000 chunk
     python bench/scale.py --data-dir /tmp/scale-1m                      # SQLite; a rerun reuses the store
     python bench/scale.py --chunks 100000 --data-dir /tmp/scale-100k    # the same at 100k
     python bench/scale.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/scale --data-dir DIR
+    python bench/scale.py --analyzer bigram ...                          # the analyzer without ragstore[korean]
 
 The corpus is bench/search_speed.py's (generated Korean text with English words, precomputed clustered
 384-d vectors, documents of 5 chunks with `shard` and `year` metadata), loaded with `wait=False` so SQL writes
@@ -102,6 +103,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--data-dir", type=Path, required=True, help="the store (reused when it holds the corpus)")
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite in the data dir")
+    parser.add_argument(
+        "--analyzer", default="auto", help="auto (kiwi when ragstore[korean] is installed), kiwi or bigram"
+    )
     parser.add_argument("--no-backup", action="store_true", help="skip the backup and the restore")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,12 +116,14 @@ def main() -> None:
         # The bridge fusion's companion model embeds every chunk a second time at ingest (25 chunks/s on these
         # two cores: 11 hours for a million); hybrid search here fuses without it.
         companion_model="none",
+        lexical_analyzer=args.analyzer,
         backup_repository=str(args.data_dir / "backups"),
         restore_root=args.data_dir,
         **overrides,
     )
     console.print(
-        f"[bold]ragstore at scale[/]  {args.chunks:,} chunks, {'PostgreSQL' if args.database_url else 'SQLite'}; "
+        f"[bold]ragstore at scale[/]  {args.chunks:,} chunks, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+        f"analyzer {args.analyzer}; "
         f"{os.cpu_count()} cores, Python {platform.python_version()}"
     )
     started = time.perf_counter()
