@@ -26,7 +26,7 @@ from ragstore.backup.pipeline import SnapshotWriter
 from ragstore.backup.repository import Repository
 from ragstore.backup.retention import Retention, select_kept
 from ragstore.backup.runs import RunLog
-from ragstore.backup.snapshot import IndexExport, estimate_bytes, search_path_schema, take_snapshot
+from ragstore.backup.snapshot import IndexExport, Snapshot, estimate_bytes, search_path_schema, take_snapshot
 from ragstore.backup.storage import open_storage
 from ragstore.backup.verify import verify_into
 from ragstore.config import Settings
@@ -244,7 +244,7 @@ class BackupManager:
             self._persist_index()
         checkpoint = self.checkpoints.write()  # before the snapshot, which then holds every row it covers
         try:
-            # Stored while the database is copied: see SnapshotWriter.
+            # Files are stored while the rest of the snapshot is taken: see SnapshotWriter.
             writer = SnapshotWriter(
                 repo,
                 backup_id=backup_id,
@@ -252,6 +252,7 @@ class BackupManager:
                 unit_size=self.settings.backup_block_kb * 1024,
                 threads=self.settings.backup_threads,
             )
+            snap: Snapshot | None = None
             try:
                 snap = take_snapshot(
                     self.db.engine,
@@ -259,12 +260,14 @@ class BackupManager:
                     index=index,
                     collection_ids=self._collection_ids(),
                     staging=staging,
-                    index_staged=writer.start,
+                    staged=writer.start,
                 )
                 store_started = time.perf_counter()
                 files = writer.store(snap.files)
             finally:
-                writer.close()
+                writer.close()  # nothing reads the live database after this...
+                if snap is not None:
+                    snap.release()  # ...so its writers' checkpoints may go on
             collections = snap.collections
             index_from: str | None = backup_id if own_index else None
             if base_full is not None:

@@ -112,13 +112,14 @@ def plan_window(repo: Repository, data: bytes, lengths: list[int], previous: Con
 
 
 def windows(
-    f: io.BufferedReader, path: Path, size: int, chunking: Chunking, unit: int
+    f: io.BufferedReader, path: Path, size: int, chunking: Chunking, unit: int, *, limit: int | None = None
 ) -> Iterator[tuple[bytes, list[int]]]:
-    """(window bytes, unit lengths) for consecutive windows of about WINDOW bytes."""
+    """(window bytes, unit lengths) for consecutive windows of about WINDOW bytes; with `limit`, only the
+    file's first `limit` bytes (a live database's pages in its held snapshot), else up to its end."""
     if chunking == "fixed":
         per = max(1, WINDOW // unit)
         while True:
-            data = f.read(per * unit)
+            data = f.read(per * unit if limit is None else min(per * unit, limit - f.tell()))
             if not data:
                 return
             full, rest = divmod(len(data), unit)
@@ -223,8 +224,12 @@ class BlockWriter:
         *,
         map_name: str,
         previous: UnitMap | None,
+        size: int | None = None,
     ) -> FileEntry:
-        size = path.stat().st_size
+        """Store a file (or, with `size`, its first `size` bytes: a live database held still) and its map."""
+        limit = size
+        if size is None:
+            size = path.stat().st_size
         lookup = previous.lookup() if previous is not None else None
         rows = _MapRows(lookup)
         pending: deque[tuple[WindowPlan, Future[int] | None]] = deque()
@@ -241,7 +246,7 @@ class BlockWriter:
 
         try:
             with open(path, "rb") as f:
-                for data, lengths in windows(f, path, size, chunking, self.unit_size):
+                for data, lengths in windows(f, path, size, chunking, self.unit_size, limit=limit):
                     if self._stopped.is_set():
                         raise CancelledError
                     plan = plan_window(self.repo, data, lengths, lookup)
@@ -277,9 +282,11 @@ class BlockWriter:
 class SnapshotWriter:
     """Stores a snapshot's files, each against the same file of the previous backup (`parent`).
 
-    The index files are staged before the database, and copying the database (SQLite's backup API, or
-    pg_dump) keeps one core busy for seconds: `start` stores the index files in a thread meanwhile, so the
-    other core is not idle. `store` then writes the rest and returns every file's entry in snapshot order.
+    The index files are staged before the database, and the database takes seconds to be ready (counted
+    inside the read that holds it still, or copied by pg_dump or SQLite's backup API): `start` stores files
+    in side threads as soon as they are ready (two at once: the index files and a live SQLite database, whose
+    bytes are read in place while its counts are taken), so neither core waits. `store` then writes the rest
+    and returns every file's entry in snapshot order.
     """
 
     def __init__(
@@ -292,7 +299,7 @@ class SnapshotWriter:
         self._before = {f.path: f for f in parent.files} if parent is not None else {}
         self._maps = itertools.count()
         self._early: dict[str, Future[FileEntry]] = {}
-        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragstore-backup-early")
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragstore-backup-early")
 
     @property
     def stats(self) -> WriteStats:
@@ -330,4 +337,5 @@ class SnapshotWriter:
             staged.chunking,
             map_name=f"maps/{self.backup_id}/{n}",
             previous=previous,
+            size=staged.size,
         )

@@ -1,11 +1,14 @@
-"""One consistent point in time of the store, copied into a staging folder, with its counts.
+"""One consistent point in time of the store, with its counts: index files copied into a staging folder,
+then the database held still in place (SQLite) or dumped (PostgreSQL).
 
 The index files are copied first and the database second, so the database is never behind the index:
 a restored store replays the outbox operations the index files had not reached (or rebuilds a collection
 whose operations were pruned), exactly as it recovers after a crash, and never holds a vector SQL does
-not know. SQLite is copied page by page through its online backup API in one step, which holds a read
-transaction while writers go on (WAL). PostgreSQL is dumped by `pg_dump` inside a snapshot that this
-process exports and counts from, so the manifest's counts are those of the dump.
+not know. A SQLite database is held still by a read transaction that sees its file alone (`frozen.py`)
+and is stored from the live file while writers go on (WAL); when that cannot be had, it is copied page by
+page through the online backup API in one step, which holds a read transaction the same way. PostgreSQL
+is dumped by `pg_dump` inside a snapshot that this process exports and counts from, so the manifest's
+counts are those of the dump.
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from ragstore.backup.blocks import Chunking
 from ragstore.backup.errors import BackupFailed, NoSpace
+from ragstore.backup.frozen import FrozenDatabase, freeze
 from ragstore.backup.manifest import CollectionCounts
 from ragstore.vectors.base import KeepsFiles
 
@@ -59,6 +63,7 @@ class StagedFile:
     rel: str
     role: Literal["database", "index"]
     chunking: Chunking
+    size: int | None = None  # the bytes to store, when not the whole file (a live database held still)
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,23 @@ class Snapshot:
     revision: str | None = None
     store_identity: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    frozen: FrozenDatabase | None = None  # the read that holds a live database still, until `release`
+
+    def release(self) -> None:
+        """End the read that holds the live database still (after its bytes are stored); idempotent."""
+        if self.frozen is not None:
+            frozen, self.frozen = self.frozen, None
+            frozen.release()
 
 
 def count_collections(conn: Connection, vectors: dict[int, int] | None = None) -> list[CollectionCounts]:
+    return collections_from_rows(conn.execute(text(COUNTS_SQL)), vectors)
+
+
+def collections_from_rows(rows: Iterable[Any], vectors: dict[int, int] | None) -> list[CollectionCounts]:
+    """COUNTS_SQL's rows, from SQLAlchemy or from a plain sqlite3 connection (a held read)."""
     found = []
-    for cid, name, dim, model, docs, chunks, indexed, embedded in conn.execute(text(COUNTS_SQL)):
+    for cid, name, dim, model, docs, chunks, indexed, embedded in rows:
         found.append(
             CollectionCounts(
                 id=int(cid),
@@ -191,12 +208,14 @@ def take_snapshot(
     index: IndexExport | None,
     collection_ids: list[int],
     staging: Path,
-    index_staged: Callable[[list[StagedFile]], None] | None = None,
+    staged: Callable[[list[StagedFile]], None] | None = None,
 ) -> Snapshot:
-    """Copy the index files (when `index` is given) and then the database into `staging`.
+    """Copy the index files (when `index` is given) into `staging`, then hold or copy the database.
 
-    `index_staged` is handed the index files as soon as they are copied, before the database is, so they
-    can be stored while the database copy runs."""
+    `staged` is handed files as soon as they can be read (the index files when copied; a live SQLite
+    database as soon as a read holds it still, before its counts are taken), so they can be stored
+    meanwhile. A SQLite database held still (`frozen`) is read in place: the caller stores it and then
+    calls `Snapshot.release`. Otherwise it is copied through the backup API into `staging`."""
     staging.mkdir(parents=True, exist_ok=True)
     snap = Snapshot()
     vectors: dict[int, int] | None = None
@@ -206,19 +225,28 @@ def take_snapshot(
         for name in sorted(os.listdir(staging / "index")):
             snap.files.append(StagedFile(staging / "index" / name, f"index/{name}", "index", "fixed"))
         snap.timings["index_copy_s"] = round(time.perf_counter() - started, 3)
-        if index_staged is not None:
-            index_staged(list(snap.files))
+        if staged is not None:
+            staged(list(snap.files))
     started = time.perf_counter()
     if sqlite_path is not None:
-        copy = sqlite_snapshot(sqlite_path, staging)
-        engine = create_engine(f"sqlite:///{copy}")
+        snap.frozen = freeze(sqlite_path)
         try:
-            with engine.connect() as conn:
-                snap.collections = count_collections(conn, vectors)
-                snap.store_identity, snap.revision = _identity_and_revision(conn)
-        finally:
-            engine.dispose()
-        snap.files.insert(0, StagedFile(copy, "ragstore.db", "database", "fixed"))
+            if snap.frozen is not None:
+                db = StagedFile(sqlite_path, "ragstore.db", "database", "fixed", size=snap.frozen.size)
+                if staged is not None:
+                    staged([db])
+                held = snap.frozen.connection
+                snap.collections = collections_from_rows(held.execute(COUNTS_SQL), vectors)
+                identity = held.execute(IDENTITY_SQL).fetchone()
+                revision = held.execute(REVISION_SQL).fetchone()
+                snap.store_identity = int(identity[0] or 0) if identity else 0
+                snap.revision = None if revision is None or revision[0] is None else str(revision[0])
+            else:
+                db = _copied_sqlite(sqlite_path, staging, snap, vectors)
+        except BaseException:
+            snap.release()
+            raise
+        snap.files.insert(0, db)
     else:
         dump = staging / "database.pgdump"
         with exported_snapshot(engine) as (conn, snapshot_id):
@@ -228,6 +256,19 @@ def take_snapshot(
         snap.files.insert(0, StagedFile(dump, "database.pgdump", "database", "content"))
     snap.timings["database_copy_s"] = round(time.perf_counter() - started, 3)
     return snap
+
+
+def _copied_sqlite(live: Path, staging: Path, snap: Snapshot, vectors: dict[int, int] | None) -> StagedFile:
+    """The slower path, when the database cannot be held still: a copy in staging, counted there."""
+    copy = sqlite_snapshot(live, staging)
+    engine = create_engine(f"sqlite:///{copy}")
+    try:
+        with engine.connect() as conn:
+            snap.collections = count_collections(conn, vectors)
+            snap.store_identity, snap.revision = _identity_and_revision(conn)
+    finally:
+        engine.dispose()
+    return StagedFile(copy, "ragstore.db", "database", "fixed")
 
 
 def estimate_bytes(sqlite_path: Path | None, index: IndexExport | None) -> int:
