@@ -311,7 +311,10 @@ def main() -> None:
         f"block size {args.block_kb} KiB, {args.compression} level {args.level}, {args.threads} threads, "
         f"encrypted: {args.encrypt}; the full backup took {full.seconds} s{phases}"
     )
-    console.print(f"full backup phases: {full_phases} (index files are stored while the database is copied)")
+    console.print(
+        f"full backup phases: {full_phases} (a live SQLite database is stored in place, beside the index files, "
+        "while its counts are taken)"
+    )
     console.print(
         f"targets: full >= 0.50x cp + sync ({(full.logical_bytes / full_s) / limit:.2f}x); "
         f"incremental <= 5 % ({share:.1%})"
