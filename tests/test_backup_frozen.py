@@ -140,3 +140,19 @@ def test_a_backup_without_a_hold_copies_through_the_backup_api_and_restores(
     assert result.verify.counts == "match" and result.consistency.problems == 0
     with RagStore.open(copied_settings(cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
+
+
+def test_a_writer_holding_the_lock_means_no_hold_not_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live = tmp_path / "live.db"
+    live_database(live, rows=50)
+    monkeypatch.setattr(frozen_module, "WRITE_LOCK_WAIT_S", 0.05)
+    busy = sqlite3.connect(live, isolation_level=None)
+    busy.execute("BEGIN IMMEDIATE")  # a long write transaction
+    try:
+        assert freeze(live) is None  # the backup copies instead: the backup API needs only a read
+    finally:
+        busy.execute("ROLLBACK")
+        busy.close()
+    held = freeze(live)
+    assert held is not None
+    held.release()

@@ -31,6 +31,7 @@ __all__ = ["FrozenDatabase", "freeze"]
 
 CHECKPOINT_TRIES = 5
 CHECKPOINT_PAUSE_S = 0.05
+WRITE_LOCK_WAIT_S = 5.0  # how long to wait for a writer's transaction to end before copying instead
 
 
 @dataclass
@@ -82,13 +83,19 @@ def _begin_read(reader: sqlite3.Connection) -> None:
 
 
 def _begin_after_full_checkpoint(live: Path, reader: sqlite3.Connection, timeout_s: float) -> bool:
-    """Begin the read with the WAL fully checkpointed and no commit in between; False if it never was."""
-    writer = sqlite3.connect(str(live), timeout=timeout_s, isolation_level=None)
+    """Begin the read with the WAL fully checkpointed and no commit in between; False if it never was.
+
+    A long write transaction elsewhere is waited for briefly only: the backup then copies instead, which
+    needs no write lock (the backup API's read waits for no writer)."""
+    writer = sqlite3.connect(str(live), timeout=min(timeout_s, WRITE_LOCK_WAIT_S), isolation_level=None)
     try:
         for attempt in range(CHECKPOINT_TRIES):
             if attempt:
                 time.sleep(CHECKPOINT_PAUSE_S)  # writers may commit meanwhile; an old reader may finish
-            writer.execute("BEGIN IMMEDIATE")  # the write lock: nothing commits until the read has begun
+            try:
+                writer.execute("BEGIN IMMEDIATE")  # the write lock: nothing commits until the read has begun
+            except sqlite3.OperationalError:  # busy past the wait: a writer holds the lock
+                continue
             try:
                 busy, frames, copied = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if busy == 0 and frames == copied:
