@@ -16,8 +16,9 @@ database file's first `page_count` pages are then read like any other file while
 manifest's counts are taken inside the same read, so they describe those bytes. In rollback-journal mode a
 held read blocks every commit, so the file is frozen for the same reason the backup API's copy was.
 
-When the WAL cannot be fully checkpointed (an older reader still needs frames), `freeze` returns None and
-the backup copies through the backup API as before: a slower path, never a weaker one.
+When the WAL cannot be fully checkpointed (an older reader still needs frames) or a writer keeps the lock
+past `WRITE_LOCK_WAIT_S`, `freeze` returns None and the backup copies through the backup API as before: a
+slower path, never a weaker one.
 """
 
 from __future__ import annotations
