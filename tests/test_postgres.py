@@ -129,3 +129,41 @@ def test_metadata_equality_filters_use_the_jsonb_gin_index(store: RagStore) -> N
         params = {k: json.dumps(v) for k, v in compiled.params.items()}
         plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
     assert "ix_documents_metadata_gin" in plan, plan
+
+
+def _kill_pool(store: RagStore) -> int:
+    from sqlalchemy import create_engine
+
+    killer = create_engine(store.db.engine.url.difference_update_query(["options"]))
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'ragstore' AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    killer.dispose()
+    return int(killed)
+
+
+@postgres_only
+def test_a_read_right_after_the_server_killed_its_connection_reconnects(store: RagStore) -> None:
+    """Connections used moments ago are not pinged (db/liveness.py): the closed socket must still be noticed."""
+    store.collections.create("kb")
+    store.documents.add_text("kb", "Refunds reach the original card within five business days.", title="refunds")
+    assert store.search("kb", "refunds", k=1).hits
+    assert _kill_pool(store) >= 1
+    time.sleep(0.2)  # the server's FATAL message and the end of stream reach the idle sockets
+    for _ in range(3):  # every pooled connection, each checked out moments after its last use
+        assert store.db.fetch(text("SELECT 1")) == [(1,)]
+    assert store.search("kb", "five business days", k=1).hits[0].title == "refunds"
+
+
+@postgres_only
+def test_single_reads_run_outside_a_transaction(store: RagStore) -> None:
+    """`fetch` sends no BEGIN / ROLLBACK around its statement (two round trips saved on each search read)."""
+    # In a transaction block, xact_start is the time of the BEGIN sent before; in autocommit, the statement's own.
+    same = text("SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() AND xact_start = query_start")
+    assert store.db.fetch(same) == [(1,)]
+    with store.db.read() as session:  # a session still reads in one transaction
+        assert session.execute(same).all() == [(0,)]

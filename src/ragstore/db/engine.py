@@ -31,6 +31,7 @@ from sqlalchemy.pool import QueuePool
 
 from ragstore.config import Settings
 from ragstore.db.failures import classify, first_line, is_locked, is_transient
+from ragstore.db.liveness import check_before_use
 from ragstore.db.slow import SlowStatementLog
 from ragstore.errors import Unavailable
 from ragstore.telemetry import DB_CONNECTIONS, DB_POOL_OVERFLOW, DB_QUERY_DURATION, statement_kind
@@ -137,10 +138,12 @@ class Database:
         self._raw_conns: list[Any] = []
         self._raw_lock = threading.Lock()
         self._busy_s = settings.sqlite_busy_timeout_ms / 1000
-        # Single statements that only read need no explicit transaction: SQLite runs each in its own
-        # snapshot, which saves the BEGIN / ROLLBACK round trips on the search path.
+        # Single statements that only read need no explicit transaction: each runs in its own snapshot, which
+        # saves the BEGIN and ROLLBACK, two round trips per statement on PostgreSQL's search path.
         self.autocommit_reads: Engine = (
-            self.engine.execution_options(sqlite_begin="NONE") if self.is_sqlite else self.engine
+            self.engine.execution_options(sqlite_begin="NONE")
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
@@ -170,26 +173,28 @@ class Database:
 
     @staticmethod
     def _postgres_engine(settings: Settings) -> Engine:
-        """A pooled engine whose connections are checked before use (pre-ping), so a restarted server costs
-        one reconnect rather than a failed request, and whose statements cannot run forever."""
+        """A pooled engine whose connections are checked before use (db/liveness.py: a ping unless the
+        connection was used moments ago and its socket is quiet), so a restarted server costs one reconnect
+        rather than a failed request, and whose statements cannot run forever."""
         url = make_url(settings.sqlalchemy_url)
         # Keep libpq options given in the URL (a search_path, say) beside the statement timeout.
         given = url.query.get("options", "")
         given = " ".join(given) if isinstance(given, tuple) else given
         options = f"{given} -c statement_timeout={settings.database_statement_timeout_ms}".strip()
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
             pool_timeout=settings.database_pool_timeout_s,
             pool_recycle=settings.database_pool_recycle_s,
-            pool_pre_ping=True,
             connect_args={
                 "connect_timeout": settings.database_connect_timeout_s,
                 "application_name": "ragstore",
                 "options": options,
             },
         )
+        check_before_use(engine)
+        return engine
 
     @contextmanager
     def read(self) -> Iterator[Session]:
