@@ -18,20 +18,16 @@ evaluation set (docs/benchmarks.md, issue #19), this scoring did best across eve
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from ragstore.db.engine import Database
-from ragstore.db.models import DocumentChunk, Embedding
 from ragstore.documents.companion import Companion
+from ragstore.search.candidate_rows import CandidateRows, read_candidates
 
 __all__ = ["BridgeScore", "BridgeScorer", "KnownVectors", "LexicalEvidence"]
 
@@ -44,12 +40,19 @@ class LexicalEvidence:
 
 @dataclass(frozen=True)
 class KnownVectors:
-    """Candidates' vectors read ahead: under the collection's `model`, and the companion's if asked."""
+    """Candidates' rows and vectors read ahead: under the collection's `model`, and the companion's if asked."""
 
     model: str
     with_companion: bool
-    own: Mapping[int, NDArray[np.float32]]
-    other: Mapping[int, NDArray[np.float32]]
+    found: CandidateRows
+
+    @property
+    def own(self) -> Mapping[int, NDArray[np.float32]]:
+        return self.found.own
+
+    @property
+    def other(self) -> Mapping[int, NDArray[np.float32]]:
+        return self.found.other
 
 
 @dataclass(frozen=True)
@@ -57,27 +60,6 @@ class BridgeScore:
     fused: float
     dense: float | None  # the collection model's cosine
     companion: float | None  # the companion model's cosine
-
-
-# The candidates' vectors under the two models: one join that looks each up by the embeddings table's
-# primary key (model, content_hash). SQLite's DBAPI gets one JSON parameter so the statement text is constant.
-_VECTORS_SQLITE = (
-    "SELECT c.id, e.model, e.vector FROM json_each(?) AS j "
-    "JOIN document_chunks AS c ON c.id = j.value "
-    "JOIN embeddings AS e ON e.content_hash = c.content_hash AND e.model IN (?, ?)"
-)
-_VECTORS = (
-    select(DocumentChunk.id, Embedding.model, Embedding.vector)
-    .join(Embedding, Embedding.content_hash == DocumentChunk.content_hash)
-    .where(
-        # Array parameters: one statement text for any number of candidates (prepared once per connection).
-        DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
-        Embedding.model == any_(bindparam("models", type_=ARRAY(String))),
-    )
-)
-_TEXTS = select(DocumentChunk.id, DocumentChunk.content_hash, DocumentChunk.text).where(
-    DocumentChunk.id.in_(bindparam("ids", expanding=True))
-)
 
 
 def standardised(values: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -111,15 +93,8 @@ class BridgeScorer:
         if not candidates:
             return {}
         with_companion = companion_vector is not None
-        if known is not None and known.model == model and known.with_companion == with_companion:
-            own, other = dict(known.own), dict(known.other)
-            rest = [i for i in candidates if i not in own]
-            if rest:
-                more_own, more_other = self._vectors(rest, model, with_companion)
-                own.update(more_own)
-                other.update(more_other)
-        else:
-            own, other = self._vectors(candidates, model, with_companion)
+        known = self.vectors(candidates, model, with_companion, known)
+        own, other = known.own, known.other
         dense_cos = _cosines(candidates, own, vector, fallback=dense)
         parts = dense_weight * standardised(np.array([dense_cos[i] for i in candidates]))
         companion_cos: dict[int, float] = {}
@@ -136,37 +111,35 @@ class BridgeScorer:
             for chunk_id, fused in zip(candidates, parts, strict=True)
         }
 
-    def vectors(self, candidates: Sequence[int], model: str, with_companion: bool) -> KnownVectors:
-        """These candidates' vectors, read ahead of `score` (which then reads only the others)."""
-        own, other = self._vectors(candidates, model, with_companion)
-        return KnownVectors(model, with_companion, own, other)
+    def vectors(
+        self, candidates: Sequence[int], model: str, with_companion: bool, known: KnownVectors | None = None
+    ) -> KnownVectors:
+        """These candidates' rows and vectors: what `known` holds (read ahead, as for the dense side on its
+        thread) kept, the rest read in one statement; `score` given the result reads nothing more."""
+        found = CandidateRows()
+        if known is not None and known.model == model and known.with_companion == with_companion:
+            found.update(known.found)
+        rest = [i for i in candidates if i not in found.rows]
+        if rest:
+            found.update(self.read(rest, model, with_companion))
+        return KnownVectors(model, with_companion, found)
 
-    def _vectors(
-        self, candidates: Sequence[int], model: str, with_companion: bool
-    ) -> tuple[dict[int, NDArray[np.float32]], dict[int, NDArray[np.float32]]]:
-        """The candidates' stored vectors under the collection's model and the companion's; a companion
-        vector not yet computed (a chunk from before the companion) is computed and stored now."""
+    def read(self, candidates: Sequence[int], model: str, with_companion: bool) -> CandidateRows:
+        """The candidates' rows and stored vectors under the collection's model and the companion's (one
+        statement, search/candidate_rows.py); a visible chunk's companion vector not yet computed (a chunk from
+        before the companion) is computed and stored now."""
         companion = self.companion if with_companion else None
-        models = [model, companion.model if companion is not None else model]
-        if self.db.is_sqlite:
-            rows: list[Any] = self.db.raw_sqlite_rows(_VECTORS_SQLITE, (json.dumps(list(candidates)), *models))
-        else:
-            rows = self.db.fetch(_VECTORS, {"ids": list(candidates), "models": models})
-        own: dict[int, NDArray[np.float32]] = {}
-        other: dict[int, NDArray[np.float32]] = {}
-        for chunk_id, row_model, blob in rows:
-            found = np.frombuffer(blob, dtype="<f4")
-            if row_model == model:
-                own[int(chunk_id)] = found
-            if companion is not None and row_model == companion.model:
-                other[int(chunk_id)] = found
-        missing = [i for i in candidates if i not in other]
-        if companion is not None and missing:
-            texts = {int(i): (digest, text) for i, digest, text in self.db.fetch(_TEXTS, {"ids": missing})}
-            computed = companion.ensure(dict(texts.values()))
-            for chunk_id, (digest, _) in texts.items():
-                other[chunk_id] = computed[digest]
-        return own, other
+        found = read_candidates(self.db, list(candidates), model, companion.model if companion is not None else None)
+        if companion is not None:
+            missing = {
+                found.hashes[i]: row.text for i, row in found.rows.items() if i not in found.other and row.visible
+            }
+            if missing:
+                computed = companion.ensure(missing)
+                for chunk_id, digest in found.hashes.items():
+                    if digest in computed and chunk_id not in found.other:
+                        found.other[chunk_id] = computed[digest]
+        return found
 
 
 def _cosines(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from ragstore.search.rerank import CANDIDATES, exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
 from ragstore.vectors.base import ReplicaIndex, VectorHit, VectorIndex
 
-__all__ = ["DenseSearcher", "SearchCounters"]
+__all__ = ["DenseSearcher", "RowReader", "SearchCounters"]
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 4
@@ -41,6 +42,9 @@ LIST_ALLOWED_MAX = 5_000
 # costs ~8 ms once, each SQL check of 200 candidates ~1 ms). Bounded by the ids kept over all filters.
 KEEP_ALLOWED_SHARE = 0.3
 KEEP_ALLOWED_IDS = 4_000_000  # 32 MB
+
+# Reads the rows of some chunk ids (search/rows.py's `read_rows`, or a reader that reads more with them).
+RowReader = Callable[[list[int]], dict[int, ChunkRow]]
 
 
 @dataclass
@@ -95,10 +99,12 @@ class DenseSearcher:
         allowed: list[int] | None = None,
         *,
         model: str | None = None,
+        read: RowReader | None = None,
     ) -> tuple[list[tuple[ChunkRow, float]], int]:
         """Up to `n` visible chunks nearest to `vector`, best first, with their similarity; and the number of
         vector hits dropped on the way. `model` (the collection's) lets an 8-bit index's candidates be
-        re-ranked exactly (search/rerank.py)."""
+        re-ranked exactly (search/rerank.py). `read`: how the hits' rows are read (a bridged hybrid search
+        reads their vectors in the same statement); `read_rows` by default."""
         if allowed is not None and not allowed:
             return [], 0
         shown, n = n, self._asked(n, model)
@@ -107,7 +113,8 @@ class DenseSearcher:
         found: list[tuple[ChunkRow, float]] = []
         for _ in range(MAX_ROUNDS):
             vector_hits = self.index.search(collection_id, vector, fetch, allowed)
-            found, dropped, orphans = _visible(vector_hits, read_rows(self.db, [h.id for h in vector_hits]))
+            ids = [h.id for h in vector_hits]
+            found, dropped, orphans = _visible(vector_hits, read(ids) if read is not None else read_rows(self.db, ids))
             if len(found) >= n or len(vector_hits) < fetch:
                 break
             fetch *= 4

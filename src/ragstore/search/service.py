@@ -30,6 +30,7 @@ from ragstore.lexical.indexer import LexicalIndexer
 from ragstore.schemas import SearchRequest, SearchResponse
 from ragstore.search.batch import run_batch
 from ragstore.search.bridge_fusion import KnownVectors
+from ragstore.search.candidate_rows import CandidateRows
 from ragstore.search.hybrid import SearchEngine
 from ragstore.search.options import (
     MAX_DEPTH,
@@ -310,10 +311,19 @@ class SearchService:
         self, collection_id: int, vector: np.ndarray, options: SearchOptions, model: str
     ) -> tuple[tuple[list[tuple[ChunkRow, float]], int], KnownVectors]:
         """The dense half of an unfiltered bridged hybrid search, as `SearchEngine.run` would ask for it, and
-        its candidates' vectors, which the bridge fusion reads anyway."""
-        found = self.engine.dense.search(collection_id, vector, self.engine.proposals("hybrid", options), model=model)
-        ids = [row.id for row, _ in found[0]]
-        return found, self.engine.bridge.vectors(ids, model, self.term_bridge is not None)
+        its candidates' vectors, which the bridge fusion reads anyway: read with the hits' rows, in the same
+        statement (search/candidate_rows.py)."""
+        bridge, with_companion = self.engine.bridge, self.term_bridge is not None
+        read = CandidateRows()
+
+        def rows_and_vectors(ids: list[int]) -> dict[int, ChunkRow]:
+            found = bridge.read(ids, model, with_companion)
+            read.update(found)
+            return found.rows
+
+        want = self.engine.proposals("hybrid", options)
+        found = self.engine.dense.search(collection_id, vector, want, model=model, read=rows_and_vectors)
+        return found, KnownVectors(model, with_companion, read)
 
     def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
         """The whole response body of `run`, if this process holds it in its result cache; else None.
