@@ -265,6 +265,12 @@ def main() -> None:
         help="PostgreSQL: the database to load into and keep (reused with --keep's directory); dropped by hand",
     )
     parser.add_argument("--load-only", action="store_true", help="load (or find) the corpus and stop")
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="a regular expression: only the table's rows whose label it matches (re.search) are measured, "
+        "e.g. '^(lexical|dense|hybrid)' leaves out the SQL index's rows, the floors and the peer",
+    )
     args = parser.parse_args()
 
     texts, vectors, words_of = corpus(args.chunks)
@@ -352,7 +358,8 @@ def main() -> None:
             plain = plain_pg(store)
             if plain is not None:
                 runs.append(("PostgreSQL @@ alone, unranked (GIN floor)", lambda q, v: plain(q)))
-            peer = bm25s_peer(store)
+            wanted = re.compile(args.rows).search if args.rows else lambda label: True
+            peer = bm25s_peer(store) if wanted("peer: bm25s, same terms (no visibility check)") else None
             if peer is not None:
                 console.print(f"bm25s indexed the same terms in {peer[1]:.1f} s")
                 runs.append(("peer: bm25s, same terms (no visibility check)", lambda q, v: peer[0](q)))
@@ -392,6 +399,7 @@ def main() -> None:
             table = Table(title=f"search latency at {args.chunks:,} chunks ({backend}), ms")
             for col in ("operation", "p50", "p99", "mean", "results/query"):
                 table.add_column(col, justify="left" if col == "operation" else "right")
+            runs = [(label, run) for label, run in runs if wanted(label)]
             for row, (label, run) in enumerate(runs):
                 for q, v in asked[:10]:
                     run(q + " warm", v)
@@ -413,6 +421,8 @@ def main() -> None:
                 ("lexical, cached (same query again)", lambda q, v: store.search("speed", q, mode="lexical")),
                 ("hybrid, cached (same query again)", lambda q, v: store.search("speed", q, vector=v, mode="hybrid")),
             ):
+                if not wanted(label):
+                    continue
                 for q, v in asked:
                     run(q, v)
                 times = []
