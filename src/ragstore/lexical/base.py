@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -57,6 +57,10 @@ class LexicalHit:
     coverage: float | None = None
 
 
+# Which of these chunk ids a search may show (db/visibility.py's rule), told by a caller that reads their rows.
+VisibleCheck = Callable[[list[int]], set[int]]
+
+
 class LexicalIndex(ABC):
     """A full-text backend: it ranks (`_rank`) and knows its IDF weights; the shared `search` adds the rest."""
 
@@ -72,6 +76,7 @@ class LexicalIndex(ABC):
         with_coverage: bool = False,
         version: int | None = None,
         passes: ColumnElement[bool] | None = None,
+        check: VisibleCheck | None = None,
     ) -> list[LexicalHit]:
         """The best `limit` chunks of the collection for any of `terms`, best first.
 
@@ -79,7 +84,9 @@ class LexicalIndex(ABC):
         `condition` are ranked: the filter runs inside the full-text query, never after it. `version`: the
         collection's write version, when the caller knows it (an index held in memory follows it). `passes`:
         the same filter as a per-row test over `documents` (db/filters.py without a collection), cheaper than
-        `condition` for checking a few candidates.
+        `condition` for checking a few candidates. `check`: which of some candidate ids are visible, for an
+        index that checks its candidates by id without a filter (the caller reads their rows in the same
+        statement, to show them without another); an index that checks in its own query ignores it.
         """
         if not terms or limit <= 0:
             return []

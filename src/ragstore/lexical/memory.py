@@ -36,7 +36,7 @@ from ragstore.db.engine import Database
 from ragstore.db.filter_memory import FilterMemory
 from ragstore.db.models import Collection, Document, DocumentChunk
 from ragstore.db.visibility import VISIBLE_SQL, chunk_visible, visible_chunk_ids, visible_sql
-from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, idf
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, VisibleCheck, idf
 from ragstore.lexical.postings import K1, Postings, TermPostings, estimate_bytes
 
 __all__ = ["MemoryLexicalIndex"]
@@ -130,6 +130,7 @@ class MemoryLexicalIndex(LexicalIndex):
         with_coverage: bool = False,
         version: int | None = None,
         passes: ColumnElement[bool] | None = None,
+        check: VisibleCheck | None = None,
     ) -> list[LexicalHit]:
         if not terms or limit <= 0:
             return []
@@ -140,7 +141,7 @@ class MemoryLexicalIndex(LexicalIndex):
             return self.fallback.search(collection_id, terms, limit, condition, with_coverage=with_coverage)
         scores, found = _score(postings, terms)
         if condition is None:
-            rows = self._visible_best(collection_id, postings, scores, limit)
+            rows = self._visible_best(collection_id, postings, scores, limit, check)
         else:
             rows = self._filtered_best(collection_id, postings, scores, limit, condition, version, passes)
         hits = [LexicalHit(int(postings.chunk_ids[r]), round(float(scores[r]), 6)) for r in rows]
@@ -319,13 +320,19 @@ class MemoryLexicalIndex(LexicalIndex):
 
     # -- ranking with SQL as the judge of visibility ---------------------------------------------------------------
     def _visible_best(
-        self, collection_id: int, postings: Postings, scores: NDArray[np.float64], limit: int
+        self,
+        collection_id: int,
+        postings: Postings,
+        scores: NDArray[np.float64],
+        limit: int,
+        check: VisibleCheck | None = None,
     ) -> list[int]:
-        """The best `limit` rows whose chunk SQL holds visible: the candidates checked by id, in rounds each
-        four times deeper than the last (a hidden chunk is rare: the first round nearly always suffices)."""
+        """The best `limit` rows whose chunk SQL holds visible: the candidates checked by id (by `check` when
+        given), in rounds each four times deeper than the last (a hidden chunk is rare: the first round nearly
+        always suffices)."""
         fetch = limit + limit // 2 + 8
         for _ in range(PROBE_ROUNDS):
-            rows, _, _ = self._probe(collection_id, postings, scores, limit, None, fetch)
+            rows, _, _ = self._probe(collection_id, postings, scores, limit, None, fetch, check)
             if rows is not None:
                 return rows
             fetch *= 4
@@ -339,13 +346,16 @@ class MemoryLexicalIndex(LexicalIndex):
         limit: int,
         condition: ColumnElement[bool] | None,
         fetch: int,
+        check: VisibleCheck | None = None,
     ) -> tuple[list[int] | None, int, int]:
         """The best `fetch` candidates checked in one query: the best `limit` that pass (None: too few passed
         and more candidates exist), how many were checked and how many passed."""
         ranked = _best(scores, postings.chunk_ids, fetch)
         if not len(ranked):
             return [], 0, 0
-        passing = self._passing(collection_id, [int(i) for i in postings.chunk_ids[ranked]], condition)
+        ids = [int(i) for i in postings.chunk_ids[ranked]]
+        checked = check if condition is None else None  # the postings hold this collection's chunks only
+        passing = checked(ids) if checked is not None else self._passing(collection_id, ids, condition)
         kept = [int(r) for r in ranked if int(postings.chunk_ids[r]) in passing]
         if len(kept) >= limit or len(ranked) < fetch:
             return kept[:limit], len(ranked), len(kept)

@@ -173,6 +173,7 @@ class DenseSearcher:
         indexed: ColumnElement[bool],
         model: str | None = None,
         version: int | None = None,
+        read: RowReader | None = None,
     ) -> tuple[list[tuple[ChunkRow, float]], int]:
         """`search` among the chunks whose document passes a filter, by the cheaper of two strategies.
 
@@ -182,11 +183,13 @@ class DenseSearcher:
         measures the filter's share: a common filter is answered from those candidates or a deeper
         probe; a rare one lists its chunks through the facet indexes (`indexed`) for an exact scan.
         Given the collection's write `version`, the list of a filter that is not common is kept until the
-        next write, and later probes check their candidates against it in memory.
+        next write, and later probes check their candidates against it in memory. `read`: as for `search`
+        (the probe's check against the filter reads rows alone).
         """
         if not isinstance(self.index, ReplicaIndex):
             # Milvus and Chroma filter inside their own search, and a probe there costs round trips.
-            return self.search(collection_id, vector, n, self.allowed_ids(collection_id, indexed), model=model)
+            allowed = self.allowed_ids(collection_id, indexed)
+            return self.search(collection_id, vector, n, allowed, model=model, read=read)
         shown, n = n, self._asked(n, model)
         total = max(self.index.count(collection_id), 1)
         key = (collection_id, id(passes))
@@ -197,7 +200,7 @@ class DenseSearcher:
                 kept_ids = np.unique(np.asarray(self.allowed_ids(collection_id, indexed), dtype=np.int64))
                 self._filters.keep(key, passes, version, kept_ids)
                 self._filters.remember(key, passes, len(kept_ids) / total)
-            return self._among_kept(collection_id, vector, n, shown, kept_ids, model)
+            return self._among_kept(collection_id, vector, n, shown, kept_ids, model, read)
         if share is None or share * total > self.list_allowed_max:
             fetch = max(PROBE, 4 * n) if share is None else _deep_enough(n, share)
             for _ in range(3):
@@ -219,7 +222,7 @@ class DenseSearcher:
         allowed = self.allowed_ids(collection_id, indexed)
         self._filters.remember(key, passes, len(allowed) / total)
         self.counters.filtered_by_listing += 1
-        return self.search(collection_id, vector, shown, allowed, model=model)
+        return self.search(collection_id, vector, shown, allowed, model=model, read=read)
 
     def _among_kept(
         self,
@@ -229,6 +232,7 @@ class DenseSearcher:
         shown: int,
         allowed: NDArray[np.int64],
         model: str | None,
+        read: RowReader | None = None,
     ) -> tuple[list[tuple[ChunkRow, float]], int]:
         """A filtered search whose allowed ids (sorted) are at hand: few are scored exactly; among many, the
         graph's candidates are checked against them in memory and only the rows shown are read."""
@@ -242,7 +246,8 @@ class DenseSearcher:
                 inside = allowed[at] == ids
                 candidates = [h for h, ok in zip(vector_hits, inside, strict=True) if ok]
                 if len(candidates) >= n or len(vector_hits) < fetch:
-                    rows = read_rows(self.db, [h.id for h in candidates[:n]])
+                    picked = [h.id for h in candidates[:n]]
+                    rows = read(picked) if read is not None else read_rows(self.db, picked)
                     found = [(rows[h.id], float(h.score)) for h in candidates[:n] if h.id in rows]
                     if all(row.visible for row, _ in found) and len(found) == len(candidates[:n]):
                         self._count(0, 0, collection_id)
@@ -251,7 +256,7 @@ class DenseSearcher:
                     break  # a row changed since the list was made: the exact path below drops it
                 fetch *= 2
         self.counters.filtered_by_listing += 1
-        return self.search(collection_id, vector, shown, allowed.tolist(), model=model)
+        return self.search(collection_id, vector, shown, allowed.tolist(), model=model, read=read)
 
 
 def _visible(vector_hits: list[VectorHit], rows: dict[int, ChunkRow]) -> tuple[list[tuple[ChunkRow, float]], int, int]:

@@ -22,10 +22,11 @@ from numpy.typing import NDArray
 
 from ragstore.db.engine import Database
 from ragstore.db.filters import compile_filter
-from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm
+from ragstore.lexical.base import LexicalHit, LexicalIndex, QueryTerm, VisibleCheck
 from ragstore.schemas import SearchHit
 from ragstore.search.bridge_fusion import BridgeScorer, KnownVectors, LexicalEvidence
-from ragstore.search.dense import DenseSearcher
+from ragstore.search.candidate_rows import CandidateRows
+from ragstore.search.dense import DenseSearcher, RowReader
 from ragstore.search.options import Mode, SearchOptions
 from ragstore.search.rows import ChunkRow, read_rows, shown_score
 
@@ -109,8 +110,9 @@ class SearchEngine:
     ) -> Ranked:
         """`model` and `companion_vector` (the query under the companion model) serve the bridge fusion;
         `version` (the collection's write version) lets a filter's allowed chunks be kept between searches.
-        `dense_found`: the dense side's answer found already (`DenseSearcher.search_many` for a batch, asked
-        for `self.proposals(mode, options)` chunks without a filter); `known`: its candidates' vectors for the bridge
+        `dense_found`: the dense side's answer found already, for this search's filter (`dense_side` on a side
+        thread, or `DenseSearcher.search_many` for a batch's unfiltered searches, asked for
+        `self.proposals(mode, options)` chunks); `known`: its candidates' rows and vectors for the bridge
         fusion, read with it."""
         depth = options.offset + options.k
         bridged = mode == "hybrid" and options.fusion == "bridge"
@@ -125,28 +127,34 @@ class SearchEngine:
         dropped = 0
         if mode == "dense" or (mode == "hybrid" and options.dense_weight > 0):
             assert vector is not None
-            if dense_found is not None and condition is None:
+            if dense_found is not None:
                 found, dropped = dense_found
-            elif condition is None:
-                found, dropped = self.dense.search(collection_id, vector, want, model=model)
             else:
-                assert passes is not None
-                found, dropped = self.dense.search_filtered(
-                    collection_id, vector, want, passes=passes, indexed=condition, model=model, version=version
+                found, dropped = self.dense_side(
+                    collection_id, mode, options, vector, filter_spec, model=model, version=version
                 )
             for rank, (row, score) in enumerate(found, start=1):
                 entries[row.id] = _Entry(row.id, score, row, dense_rank=rank, dense_score=round(score, 6))
                 dense_ids.append(row.id)
         if terms and (mode == "lexical" or (mode == "hybrid" and options.lexical_weight > 0)):
             fusing = mode == "hybrid"
+            with_companion = companion_vector is not None
+            check, lexical_read = self._lexical_check(bridged, model, with_companion)
             found_lexical = self.lexical.search(
-                collection_id, terms, want, condition, with_coverage=fusing, version=version, passes=passes
+                collection_id, terms, want, condition, with_coverage=fusing, version=version, passes=passes, check=check
             )
+            if bridged and lexical_read.rows:  # the bridge fusion reads no vector the check read already
+                merged = CandidateRows()
+                if known is not None and known.model == model and known.with_companion == with_companion:
+                    merged.update(known.found)
+                merged.update(lexical_read)
+                known = KnownVectors(model, with_companion, merged)
             if fusing and not bridged:
                 # Weak matches (a common word or two of the query) would outvote the dense side: left out.
                 found_lexical = [h for h in found_lexical if (h.coverage or 0.0) >= options.min_coverage]
             for rank, hit in enumerate(found_lexical, start=1):
                 entry = entries.setdefault(hit.chunk_id, _Entry(hit.chunk_id, hit.score))
+                entry.row = entry.row or lexical_read.rows.get(hit.chunk_id)
                 entry.lexical_rank, entry.lexical_score = rank, hit.score
                 entry.lexical_coverage = hit.coverage
                 lexical_ids.append(hit.chunk_id)
@@ -181,6 +189,44 @@ class SearchEngine:
                 continue
             hits.append(e.row.hit(e.score, e.explain(mode == "hybrid") if options.explain else None))
         return Ranked(hits=hits, dropped=dropped, has_more=len(order) > depth)
+
+    def dense_side(
+        self,
+        collection_id: int,
+        mode: Mode,
+        options: SearchOptions,
+        vector: NDArray[np.float32],
+        filter_spec: dict[str, Any] | None,
+        *,
+        model: str,
+        version: int | None,
+        read: RowReader | None = None,
+    ) -> tuple[list[tuple[ChunkRow, float]], int]:
+        """The dense side's chunks as `run` asks for them, filtered when `filter_spec` is: a caller may find it
+        on a side thread while it prepares the lexical side. `read`: how the hits' rows are read (with their
+        vectors, for the bridge fusion)."""
+        want = self.proposals(mode, options)
+        condition = compile_filter(filter_spec, postgres=not self.db.is_sqlite, collection_id=collection_id)
+        if condition is None:
+            return self.dense.search(collection_id, vector, want, model=model, read=read)
+        passes = compile_filter(filter_spec, postgres=not self.db.is_sqlite)
+        assert passes is not None
+        return self.dense.search_filtered(
+            collection_id, vector, want, passes=passes, indexed=condition, model=model, version=version, read=read
+        )
+
+    def _lexical_check(self, bridged: bool, model: str, with_companion: bool) -> tuple[VisibleCheck, CandidateRows]:
+        """How the lexical side checks its candidates' visibility: by reading their rows (and for the bridge
+        fusion their vectors) in the same statement, so that neither the fusion nor the page reads them again
+        (on PostgreSQL two round trips fewer for a bridged search, one for the others); and what it read."""
+        read = CandidateRows()
+
+        def check(ids: list[int]) -> set[int]:
+            found = self.bridge.read(ids, model, with_companion) if bridged else CandidateRows(read_rows(self.db, ids))
+            read.update(found)
+            return {chunk_id for chunk_id, row in found.rows.items() if row.visible}
+
+        return check, read
 
     def proposals(self, mode: Mode, options: SearchOptions) -> int:
         """How many chunks each side proposes: one more than the page's depth (to know whether there is a next

@@ -253,8 +253,9 @@ class SearchService:
                 bridged = prepared.bridged
                 if bridged is None:
                     aside = None
-                    if dense_found is None and filter_spec is None and qvec is not None and options.dense_weight > 0:
-                        aside = run_aside(partial(self._dense_side, coll_id, qvec, options, ref.embedding_model))
+                    if dense_found is None and qvec is not None and options.dense_weight > 0:
+                        side = partial(self._dense_side, coll_id, qvec, options, ref.embedding_model, filter_spec)
+                        aside = run_aside(partial(side, version))
                     state = self.lexical_indexer.state(coll_id)
                     bridged = self.term_bridge.bridged(coll_id, state, cut.text, terms or [])
                     if aside is not None:
@@ -308,11 +309,17 @@ class SearchService:
         )
 
     def _dense_side(
-        self, collection_id: int, vector: np.ndarray, options: SearchOptions, model: str
+        self,
+        collection_id: int,
+        vector: np.ndarray,
+        options: SearchOptions,
+        model: str,
+        filter_spec: dict[str, Any] | None,
+        version: int | None,
     ) -> tuple[tuple[list[tuple[ChunkRow, float]], int], KnownVectors]:
-        """The dense half of an unfiltered bridged hybrid search, as `SearchEngine.run` would ask for it, and
-        its candidates' vectors, which the bridge fusion reads anyway: read with the hits' rows, in the same
-        statement (search/candidate_rows.py)."""
+        """The dense half of a bridged hybrid search (filtered or not), as `SearchEngine.run` would find it,
+        and its candidates' vectors, which the bridge fusion reads anyway: read with the hits' rows, in the
+        same statement (search/candidate_rows.py)."""
         bridge, with_companion = self.engine.bridge, self.term_bridge is not None
         read = CandidateRows()
 
@@ -321,8 +328,9 @@ class SearchService:
             read.update(found)
             return found.rows
 
-        want = self.engine.proposals("hybrid", options)
-        found = self.engine.dense.search(collection_id, vector, want, model=model, read=rows_and_vectors)
+        found = self.engine.dense_side(
+            collection_id, "hybrid", options, vector, filter_spec, model=model, version=version, read=rows_and_vectors
+        )
         return found, KnownVectors(model, with_companion, read)
 
     def cached_json(self, collection: str, request: SearchRequest) -> bytes | None:
