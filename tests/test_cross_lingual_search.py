@@ -230,3 +230,34 @@ def test_the_api_takes_the_fusion(client: TestClient) -> None:
     assert ask(fusion="rrf").json()["hits"][0]["source_uri"] == "odaesan-booking"
     bad = ask(fusion="sum")
     assert bad.status_code == 422 and "fusion" in bad.json()["error"]["message"]
+
+
+def test_a_bridged_search_reads_each_sides_rows_and_vectors_in_one_statement(kb: RagStore) -> None:
+    """Issue #22: on PostgreSQL every read is a round trip. The dense side reads its hits' rows with their
+    vectors, the lexical side's visibility check reads its candidates' rows and vectors, and the page is shown
+    from what they read (before: seven statements). Counted on PostgreSQL, where every read goes through
+    SQLAlchemy (SQLite's search reads run on the raw driver)."""
+    from sqlalchemy import event
+
+    if kb.db.is_sqlite:
+        pytest.skip("SQLite's search reads bypass SQLAlchemy's events")
+    assert top(kb, KO_ABOUT_EN) == "odaesan-caravan"  # the vocabulary and the indexes are built
+    statements: list[str] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "document_chunks" in statement or "embeddings" in statement:  # not the sync worker's
+            statements.append(statement)
+
+    event.listen(kb.db.engine, "before_cursor_execute", counted)
+    try:
+        # Unfiltered: the query words' stored vectors, the dense side's rows and vectors, the lexical side's
+        # check with its candidates' rows and vectors. A filter passing every chunk is checked in SQL on both
+        # sides, and the fusion then reads the candidates' rows and vectors (before: five statements).
+        for filter_spec, most in ((None, 3), ({"missing": {"$exists": False}}, 4)):
+            statements.clear()
+            hits = kb.search("kb", KO_ABOUT_EN + " 요금", k=3, explain=True, filter=filter_spec).hits
+            assert hits[0].source_uri == "odaesan-caravan"
+            assert all(h.text and h.explain and h.explain["companion_score"] is not None for h in hits)
+            assert len(statements) <= most, statements
+    finally:
+        event.remove(kb.db.engine, "before_cursor_execute", counted)
