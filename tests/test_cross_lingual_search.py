@@ -248,6 +248,13 @@ def test_a_bridged_search_reads_each_sides_rows_and_vectors_in_one_statement(kb:
         if "document_chunks" in statement or "embeddings" in statement:  # not the sync worker's
             statements.append(statement)
 
+    raw = kb.db.raw_postgres_rows
+
+    def raw_counted(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        statements.append(sql)
+        return raw(sql, params)
+
+    kb.db.raw_postgres_rows = raw_counted  # type: ignore[method-assign]
     event.listen(kb.db.engine, "before_cursor_execute", counted)
     try:
         # Unfiltered: the query words' stored vectors, the dense side's rows and vectors, the lexical side's
@@ -261,3 +268,4 @@ def test_a_bridged_search_reads_each_sides_rows_and_vectors_in_one_statement(kb:
             assert len(statements) <= most, statements
     finally:
         event.remove(kb.db.engine, "before_cursor_execute", counted)
+        kb.db.raw_postgres_rows = raw  # type: ignore[method-assign]

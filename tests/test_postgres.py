@@ -167,3 +167,21 @@ def test_single_reads_run_outside_a_transaction(store: RagStore) -> None:
     assert store.db.fetch(same) == [(1,)]
     with store.db.read() as session:  # a session still reads in one transaction
         assert session.execute(same).all() == [(0,)]
+
+
+@postgres_only
+def test_raw_reads_come_in_binary_format_with_python_types(store: RagStore) -> None:
+    """`raw_postgres_rows` (the search's reads of vectors): bytes, not hex; JSON as dicts; errors as the domain's."""
+    row = store.db.raw_postgres_rows(
+        "SELECT %s::bigint, '\\x0102'::bytea, '{\"a\": 1}'::jsonb, 'x'::varchar(4), %s::bigint[]", (7, [1, 2])
+    )
+    assert row == [(7, b"\x01\x02", {"a": 1}, "x", [1, 2])]
+    from ragstore.errors import MigrationError
+
+    for read in (
+        (lambda: store.db.fetch(text("SELECT no_such_column FROM collections"))),
+        (lambda: store.db.raw_postgres_rows("SELECT no_such_column FROM collections", ())),
+    ):
+        with pytest.raises(MigrationError):  # classified as `fetch`'s errors are (db/failures.py)
+            read()
+    assert store.db.raw_postgres_rows("SELECT 1", ()) == [(1,)]  # the connection went back to the pool usable

@@ -7,7 +7,9 @@ page: on PostgreSQL each is a round trip (0.5-1.5 ms at 100,000 chunks, docs/ben
 where SQLite reads in process. One statement per side joins the two `embeddings` rows (looked up by that
 table's primary key, model and content hash) to the chunk and its document, so the rows and the vectors come
 back together. A chunk without a vector under a model gets NULL there (a chunk from before the companion:
-the bridge fusion computes that vector then, from the text and content hash read here).
+the bridge fusion computes that vector then, from the text and content hash read here). On PostgreSQL the
+statement goes through psycopg itself for results in binary format (`Database.raw_postgres_rows`): in
+text format the vectors came as hex, twice the bytes and a decoding pass.
 """
 
 from __future__ import annotations
@@ -18,12 +20,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, Select, and_, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import aliased
 
 from ragstore.db.engine import Database
-from ragstore.db.models import Document, DocumentChunk, Embedding
 from ragstore.search.rows import ChunkRow
 
 __all__ = ["CandidateRows", "read_candidates"]
@@ -64,11 +62,9 @@ def read_candidates(db: Database, ids: list[int], model: str, companion: str | N
             out.rows[chunk_id] = ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], metadata, r[8])
             _keep(out, chunk_id, r[9], r[10], r[11] if companion else None)
         return out
-    statement = _TWO if companion else _ONE
-    params: dict[str, Any] = {"ids": ids, "model": model}
-    if companion:
-        params["companion"] = companion
-    for r in db.fetch(statement, params):
+    # psycopg itself, for results in binary format: the vectors come as bytes, not as hex to decode.
+    rows = db.raw_postgres_rows(*((_PG_TWO, (model, companion, ids)) if companion else (_PG_ONE, (model, ids))))
+    for r in rows:
         chunk_id = int(r[0])
         out.rows[chunk_id] = ChunkRow(*r[:9])
         _keep(out, chunk_id, r[9], r[10], r[11] if companion else None)
@@ -96,36 +92,8 @@ _SQLITE_TWO = _ROW_SQL.format(
 )
 
 
-def _statement(with_companion: bool) -> Select[Any]:
-    own = aliased(Embedding, name="own")
-    other = aliased(Embedding, name="other")
-    columns: list[Any] = [
-        DocumentChunk.id,
-        DocumentChunk.text,
-        DocumentChunk.ordinal,
-        DocumentChunk.status.label("chunk_status"),
-        Document.id.label("document_id"),
-        Document.source_uri,
-        Document.title,
-        Document.metadata_.label("metadata"),
-        Document.status.label("doc_status"),
-        DocumentChunk.content_hash,
-        own.vector.label("own_vector"),
-    ]
-    if with_companion:
-        columns.append(other.vector.label("other_vector"))
-    statement = (
-        select(*columns)
-        .join(Document, Document.id == DocumentChunk.document_id)
-        .outerjoin(own, and_(own.model == bindparam("model"), own.content_hash == DocumentChunk.content_hash))
-    )
-    if with_companion:
-        statement = statement.outerjoin(
-            other, and_(other.model == bindparam("companion"), other.content_hash == DocumentChunk.content_hash)
-        )
-    # One array parameter: the statement text is the same for any number of ids (prepared once per connection).
-    return statement.where(DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-
-
-_ONE = _statement(False)
-_TWO = _statement(True)
+# PostgreSQL's form: one array parameter keeps the text constant for any number of ids (prepared once).
+_PG_ONE, _PG_TWO = (
+    sql.replace("?", "%s").replace("IN (SELECT value FROM json_each(%s))", "= ANY(%s::bigint[])")
+    for sql in (_SQLITE_ONE, _SQLITE_TWO)
+)
