@@ -215,11 +215,17 @@ class SearchEngine:
             collection_id, vector, want, passes=passes, indexed=condition, model=model, version=version, read=read
         )
 
-    def _lexical_check(self, bridged: bool, model: str, with_companion: bool) -> tuple[VisibleCheck, CandidateRows]:
-        """How the lexical side checks its candidates' visibility: by reading their rows (and for the bridge
-        fusion their vectors) in the same statement, so that neither the fusion nor the page reads them again
-        (on PostgreSQL two round trips fewer for a bridged search, one for the others); and what it read."""
+    def _lexical_check(
+        self, bridged: bool, model: str, with_companion: bool
+    ) -> tuple[VisibleCheck | None, CandidateRows]:
+        """How the lexical side checks its candidates' visibility: on PostgreSQL by reading their rows (and for
+        the bridge fusion their vectors) in the same statement, so that neither the fusion nor the page reads
+        them again (two round trips fewer for a bridged search, one for the others); and what it read. SQLite
+        reads in process, where a round trip costs nothing and reading every checked candidate's row costs
+        more than the ids (hybrid p50 16.8 -> 20.6 ms at 100,000 chunks): there the index checks by id."""
         read = CandidateRows()
+        if self.db.is_sqlite:
+            return None, read
 
         def check(ids: list[int]) -> set[int]:
             found = self.bridge.read(ids, model, with_companion) if bridged else CandidateRows(read_rows(self.db, ids))
