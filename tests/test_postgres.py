@@ -83,19 +83,7 @@ def test_connections_killed_by_the_server_are_replaced_without_losing_a_write(st
     """What a server restart does to a pool: every connection dies. Pre-ping replaces them on next use."""
     store.collections.create("kb")
     first = store.documents.add_text("kb", "서울 지하철은 30분 안에 갈아타면 환승 할인이 된다.", title="subway")
-    admin = store.db.engine.url.difference_update_query(["options"])
-    from sqlalchemy import create_engine
-
-    killer = create_engine(admin)
-    with killer.begin() as conn:
-        killed = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'ragstore' AND datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    killer.dispose()
-    assert killed >= 1
+    assert _kill_pool(store) >= 1
     second = store.documents.add_text(
         "kb", "Refunds reach the original card within five business days.", title="refunds"
     )
