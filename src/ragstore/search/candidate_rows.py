@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragstore.db.engine import Database
-from ragstore.search.rows import ChunkRow
+from ragstore.search.rows import ChunkRow, sqlite_chunk_row
 
 __all__ = ["CandidateRows", "read_candidates"]
 
@@ -58,8 +58,7 @@ def read_candidates(db: Database, ids: list[int], model: str, companion: str | N
         rows = db.raw_sqlite_rows(sql, args)
         for r in rows:
             chunk_id = int(r[0])
-            metadata = json.loads(r[7]) if r[7] else {}
-            out.rows[chunk_id] = ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], metadata, r[8])
+            out.rows[chunk_id] = sqlite_chunk_row(r)
             _keep(out, chunk_id, r[9], r[10], r[11] if companion else None)
         return out
     # psycopg itself, for results in binary format: the vectors come as bytes, not as hex to decode.

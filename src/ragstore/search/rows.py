@@ -15,7 +15,7 @@ from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
 from ragstore.schemas import SearchHit
 
-__all__ = ["ChunkRow", "read_rows", "shown_score", "sqlite_text"]
+__all__ = ["ChunkRow", "read_rows", "shown_score", "sqlite_chunk_row", "sqlite_text"]
 
 
 def shown_score(score: float) -> float:
@@ -54,6 +54,11 @@ class ChunkRow(NamedTuple):
         )
 
 
+def sqlite_chunk_row(r: Any) -> ChunkRow:
+    """A ChunkRow from the first nine columns of a SQLite row in `_ROWS_SQLITE`'s order (metadata as JSON text)."""
+    return ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]) if r[7] else {}, r[8])
+
+
 def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = None) -> dict[int, ChunkRow]:
     """The rows of these chunk ids; with `where` (a filter's condition over `documents`), only those of the
     documents that pass it, in the same query (a filtered search checks its candidates this way)."""
@@ -65,10 +70,7 @@ def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = 
         else:
             condition, params = sqlite_text(where)
             rows = db.raw_sqlite_rows(f"{_ROWS_SQLITE_NAMED} AND ({condition})", (json.dumps(ids), *params))
-        return {
-            int(r[0]): ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]) if r[7] else {}, r[8])
-            for r in rows
-        }
+        return {int(r[0]): sqlite_chunk_row(r) for r in rows}
     statement = _ROWS if where is None else _ROWS.where(where)
     return {int(r.id): ChunkRow(*r) for r in db.fetch(statement, {"ids": ids})}
 
