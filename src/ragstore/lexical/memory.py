@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,16 +277,16 @@ class MemoryLexicalIndex(LexicalIndex):
 
     def _rows_after(
         self, collection_id: int, after: int
-    ) -> list[tuple[NDArray[np.int64], list[str], NDArray[np.int64]]]:
-        out: list[tuple[NDArray[np.int64], list[str], NDArray[np.int64]]] = []
+    ) -> Iterator[tuple[NDArray[np.int64], list[str], NDArray[np.int64]]]:
+        """The rows past chunk id `after`, a batch at a time (a caller analyses each before the next is read)."""
         while True:
             rows = [tuple(r) for r in self.db.fetch(_ROWS_AFTER, {"c": collection_id, "after": after, "n": READ_BATCH})]
             if not rows:
-                return out
-            out.append(_columns(rows))
+                return
+            yield _columns(rows)
             after = int(rows[-1][0])
             if len(rows) < READ_BATCH:
-                return out
+                return
 
     def _signature(self, collection_id: int) -> _Signature:
         count, length, id_sum, max_id = self.db.fetch(_SIGNATURE, {"c": collection_id})[0]

@@ -94,16 +94,38 @@ def build_segment(
     return segment, lengths.astype(np.int32)
 
 
+MERGE_BLOCK = 1 << 22  # postings placed at a time by merge_segments (its temporaries: ~100 MB)
+
+
 def merge_segments(segments: Sequence[Segment], terms: int) -> Segment:
-    """One segment holding all of these (their rows are disjoint and each later one's are higher)."""
-    counts = [np.diff(s.offsets) for s in segments]
-    term_ids = np.concatenate([np.repeat(np.arange(len(c), dtype=np.int64), c) for c in counts])
-    rows = np.concatenate([s.rows[: s.offsets[-1]] for s in segments])
-    tfs = np.concatenate([s.tfs[: s.offsets[-1]] for s in segments])
-    order = np.argsort(term_ids, kind="stable")  # stable: each term's rows stay ascending
+    """One segment holding all of these (their rows are disjoint and each later one's are higher).
+
+    Each segment is already ordered by term, rows ascending, so a term's merged run is its runs in segment
+    order: every posting's place is computed and written there, a block of a segment at a time. A global stable
+    sort of the term ids did the same with 8-byte arrays over every posting, and a first version of this with
+    a segment's at once: at a million chunks the build peaked at 8.2-8.8 GB for a 2.9 GB process."""
+    counts = np.zeros(terms, dtype=np.int64)
+    for s in segments:
+        counts[: len(s.offsets) - 1] += np.diff(s.offsets)
     offsets = np.zeros(terms + 1, dtype=np.int64)
-    np.cumsum(np.bincount(term_ids, minlength=terms), out=offsets[1:])
-    return Segment(offsets=offsets, rows=rows[order], tfs=tfs[order])
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+    rows = np.empty(total, dtype=np.uint32)
+    tfs = np.empty(total, dtype=np.uint16)
+    filled = offsets[:-1].copy()  # each term's next free place
+    for s in segments:
+        known = len(s.offsets) - 1
+        used = int(s.offsets[-1])
+        # A posting's place: its term's first free place, plus its index within the term's run here. Taken a
+        # block at a time, so the temporaries stay at MERGE_BLOCK postings whatever the segment's size.
+        shift = filled[:known] - s.offsets[:-1]
+        for start in range(0, used, MERGE_BLOCK):
+            index = np.arange(start, min(start + MERGE_BLOCK, used), dtype=np.int64)
+            places = index + shift[np.searchsorted(s.offsets, index, side="right") - 1]
+            rows[places] = s.rows[start : start + len(index)]
+            tfs[places] = s.tfs[start : start + len(index)]
+        filled[:known] += np.diff(s.offsets)
+    return Segment(offsets=offsets, rows=rows, tfs=tfs)
 
 
 @dataclass(frozen=True)
