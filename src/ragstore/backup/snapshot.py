@@ -115,10 +115,15 @@ def collections_from_rows(rows: Iterable[Any], vectors: dict[int, int] | None) -
     return found
 
 
-def _identity_and_revision(conn: Connection) -> tuple[int, str | None]:
-    identity = conn.execute(text(IDENTITY_SQL)).scalar()
-    revision = conn.execute(text(REVISION_SQL)).scalar()
+def _identity_and_revision(scalar: Callable[[str], Any]) -> tuple[int, str | None]:
+    """The store's identity and schema revision, read by `scalar` (a statement's first value, or None)."""
+    identity = scalar(IDENTITY_SQL)
+    revision = scalar(REVISION_SQL)
     return int(identity or 0), None if revision is None else str(revision)
+
+
+def _scalar_of(conn: Connection) -> Callable[[str], Any]:
+    return lambda sql: conn.execute(text(sql)).scalar()
 
 
 def libpq_command(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:
@@ -237,10 +242,9 @@ def take_snapshot(
                     staged([db])
                 held = snap.frozen.connection
                 snap.collections = collections_from_rows(held.execute(COUNTS_SQL), vectors)
-                identity = held.execute(IDENTITY_SQL).fetchone()
-                revision = held.execute(REVISION_SQL).fetchone()
-                snap.store_identity = int(identity[0] or 0) if identity else 0
-                snap.revision = None if revision is None or revision[0] is None else str(revision[0])
+                snap.store_identity, snap.revision = _identity_and_revision(
+                    lambda sql: (held.execute(sql).fetchone() or (None,))[0]
+                )
             else:
                 db = _copied_sqlite(sqlite_path, staging, snap, vectors)
         except BaseException:
@@ -251,7 +255,7 @@ def take_snapshot(
         dump = staging / "database.pgdump"
         with exported_snapshot(engine) as (conn, snapshot_id):
             snap.collections = count_collections(conn, vectors)
-            snap.store_identity, snap.revision = _identity_and_revision(conn)
+            snap.store_identity, snap.revision = _identity_and_revision(_scalar_of(conn))
             pg_dump(engine.url.render_as_string(hide_password=False), snapshot_id, dump)
         snap.files.insert(0, StagedFile(dump, "database.pgdump", "database", "content"))
     snap.timings["database_copy_s"] = round(time.perf_counter() - started, 3)
@@ -265,7 +269,7 @@ def _copied_sqlite(live: Path, staging: Path, snap: Snapshot, vectors: dict[int,
     try:
         with engine.connect() as conn:
             snap.collections = count_collections(conn, vectors)
-            snap.store_identity, snap.revision = _identity_and_revision(conn)
+            snap.store_identity, snap.revision = _identity_and_revision(_scalar_of(conn))
     finally:
         engine.dispose()
     return StagedFile(copy, "ragstore.db", "database", "fixed")
