@@ -23,28 +23,14 @@ from collections.abc import Callable
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from usearch.index import Index
 
-from ragstore.config import Settings
-
-
-def vectors(n: int, seed: int = 7) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(max(10, n // 100), 384)).astype(np.float32)
-    v = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.normal(size=(n, 384)).astype(np.float32)
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+from core import dataset
+from index_threads import ragstore_index
 
 
 def insert(data: np.ndarray) -> float:
     """Seconds for one-thread inserts, as the embedded index does them (ragstore's parameters)."""
-    defaults = Settings()
-    index = Index(
-        ndim=data.shape[1],
-        metric="cos",
-        dtype=defaults.index_dtype,
-        connectivity=defaults.hnsw_connectivity,
-        expansion_add=defaults.hnsw_expansion_add,
-    )
+    index = ragstore_index(data.shape[1])
     started = time.perf_counter()
     for s in range(0, len(data), 1000):
         index.add(np.arange(s, min(s + 1000, len(data)), dtype=np.uint64), data[s : s + 1000], threads=1)
@@ -84,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=5000)
     args = parser.parse_args()
-    data = vectors(args.n)
+    data, _, _ = dataset(args.n, 1)  # bench/core.py's clustered vectors
     alone = min(insert(data), insert(data))
     rows = [("alone", alone)]
     for switch in (0.005, 0.0005, 0.05):

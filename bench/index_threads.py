@@ -19,12 +19,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from ragstore.config import Settings
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 WIDE_BEAM = 1024
 
@@ -59,18 +63,23 @@ def misses(search: Callable[[np.ndarray, int], np.ndarray], data: np.ndarray, k:
     return int((~(found == keys[:, None]).any(axis=1)).sum())
 
 
-def bench_usearch(data: np.ndarray, threads: int) -> tuple[float, int, int]:
+def ragstore_index(ndim: int) -> Index:
+    """An empty usearch index with the embedded index's own parameters (config.py's defaults)."""
     from usearch.index import Index
 
-    s = Settings()  # the embedded index's own parameters
-    index = Index(
-        ndim=data.shape[1],
+    s = Settings()
+    return Index(
+        ndim=ndim,
         metric="cos",
         dtype=s.index_dtype,
         connectivity=s.hnsw_connectivity,
         expansion_add=s.hnsw_expansion_add,
         expansion_search=s.hnsw_expansion_search,
     )
+
+
+def bench_usearch(data: np.ndarray, threads: int) -> tuple[float, int, int]:
+    index = ragstore_index(data.shape[1])
     keys = np.arange(len(data), dtype=np.uint64)
     started = time.perf_counter()
     for start in range(0, len(data), 1000):  # batches, as ingest and rebuilds send them
