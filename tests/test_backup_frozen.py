@@ -4,7 +4,10 @@ while writers go on committing, and a database that cannot be held still falls b
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -156,3 +159,54 @@ def test_a_writer_holding_the_lock_means_no_hold_not_a_failure(tmp_path: Path, m
     held = freeze(live)
     assert held is not None
     held.release()
+
+
+def locked_ranges(path: Path) -> set[str]:
+    """The POSIX lock ranges this process holds on `path`'s file, from /proc/locks (Linux)."""
+    st = path.stat()
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    found = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "POSIX" in fields and str(os.getpid()) in fields and device in fields:
+            found.add(" ".join(fields[-2:]))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="reads this process's locks from Linux's /proc/locks")
+def test_reading_the_held_file_keeps_this_processs_locks_so_no_other_process_deletes_the_wal(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included.
+    The backup read the held database through `open()`: afterwards a connection of another process, closing,
+    found no lock on the file, took itself for its last user, checkpointed and deleted the WAL under this
+    process's open connections, whose next read was 'disk I/O error' (the hostile restore tests' server)."""
+    live = tmp_path / "live.db"
+    live_database(live, rows=300)
+    server = sqlite3.connect(live, isolation_level=None)  # a server's pooled connection, open throughout
+    server.execute("INSERT INTO t (body) VALUES (x'01')")
+    locks = locked_ranges(live)
+    assert locks  # WAL mode: a connection holds a shared lock on the database file while it is open
+    held = freeze(live)
+    assert held is not None
+    try:
+        for _ in range(2):  # a second backup in the same process reads through the same descriptor
+            with held.open() as f:
+                data = f.read(held.size + 4096)
+            assert len(data) == held.size  # never past the snapshot's pages
+        with held.open() as f:
+            f.seek(held.size - 10)
+            assert f.read(100) == data[-10:] and f.tell() == held.size
+    finally:
+        held.release()
+    assert locked_ranges(live) == locks
+    server.execute("INSERT INTO t (body) VALUES (x'02')")
+    subprocess.run(
+        [sys.executable, "-c", f"import sqlite3; c = sqlite3.connect({str(live)!r}); c.execute('SELECT 1'); c.close()"],
+        check=True,
+        timeout=60,
+    )
+    assert live.with_name("live.db-wal").exists()  # the other process saw this one's lock: not the last user
+    server.execute("INSERT INTO t (body) VALUES (x'03')")
+    assert server.execute("SELECT count(*) FROM t").fetchone()[0] == 303
+    server.close()
+    with sqlite3.connect(live) as fresh:
+        assert fresh.execute("SELECT count(*) FROM t").fetchone()[0] == 303

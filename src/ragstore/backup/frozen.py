@@ -16,6 +16,13 @@ database file's first `page_count` pages are then read like any other file while
 manifest's counts are taken inside the same read, so they describe those bytes. In rollback-journal mode a
 held read blocks every commit, so the file is frozen for the same reason the backup API's copy was.
 
+The file is read through `FrozenDatabase.open()`, never `open()`: closing any descriptor of a file drops every
+POSIX lock the process holds on it (fcntl's rule), SQLite connections' locks included. With the shared lock
+each WAL connection keeps on the database file gone, another process's closing connection took itself for
+the last user, checkpointed and deleted the WAL under this process's connections ('disk I/O error' next).
+SQLite keeps its own descriptors open for that reason; `open()` here reads with `pread` through one
+descriptor per database file that this process never closes.
+
 When the WAL cannot be fully checkpointed (an older reader still needs frames) or a writer keeps the lock
 past `WRITE_LOCK_WAIT_S`, `freeze` returns None and the backup copies through the backup API as before: a
 slower path, never a weaker one.
@@ -23,7 +30,10 @@ slower path, never a weaker one.
 
 from __future__ import annotations
 
+import io
+import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +52,10 @@ class FrozenDatabase:
     path: Path
     size: int
     connection: sqlite3.Connection  # in the read transaction: query it for what the snapshot holds
+
+    def open(self) -> io.BufferedReader:
+        """The snapshot's bytes (the file's first `size`), read without ever closing a descriptor of it."""
+        return io.BufferedReader(_PreadFile(_kept_descriptor(self.path), self.size), buffer_size=1 << 20)
 
     def release(self) -> None:
         """End the read (writers' checkpoints may then write into the file again)."""
@@ -107,3 +121,66 @@ def _begin_after_full_checkpoint(live: Path, reader: sqlite3.Connection, timeout
         return False
     finally:
         writer.close()
+
+
+_kept: dict[tuple[int, int], tuple[Path, int]] = {}  # (device, inode) -> (path, descriptor), never closed
+_kept_lock = threading.Lock()
+
+
+def _kept_descriptor(path: Path) -> int:
+    """This process's descriptor of `path`'s file, opened once and kept open.
+
+    A descriptor kept for a file that has since been replaced at its path (a database restored in place)
+    is closed: no connection uses that file any more, and the kept descriptor would hold its space."""
+    with _kept_lock:
+        current = path.stat()
+        key = (current.st_dev, current.st_ino)
+        if key in _kept:
+            return _kept[key][1]
+        for old_key, (old_path, old_fd) in list(_kept.items()):
+            try:
+                now = old_path.stat()
+                replaced = (now.st_dev, now.st_ino) != old_key
+            except FileNotFoundError:
+                replaced = True
+            if replaced:
+                del _kept[old_key]
+                os.close(old_fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        opened = os.fstat(fd)
+        _kept[(opened.st_dev, opened.st_ino)] = (path, fd)
+        return fd
+
+
+class _PreadFile(io.RawIOBase):
+    """The first `size` bytes of a kept descriptor, with this reader's own position (`pread`), so that
+    two readers never move each other's offset and closing the reader leaves the descriptor open."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), max(0, self._size - self._pos))
+        if want == 0:
+            return 0
+        data = os.pread(self._fd, want, self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)

@@ -39,6 +39,7 @@ import numpy as np
 
 from ragstore.backup.blocks import WINDOW, Chunking, file_checksum
 from ragstore.backup.errors import BackupFailed
+from ragstore.backup.frozen import FrozenDatabase
 from ragstore.backup.manifest import FileEntry, Manifest
 from ragstore.backup.repository import Repository
 from ragstore.backup.snapshot import StagedFile
@@ -112,14 +113,13 @@ def plan_window(repo: Repository, data: bytes, lengths: list[int], previous: Con
 
 
 def windows(
-    f: io.BufferedReader, path: Path, size: int, chunking: Chunking, unit: int, *, limit: int | None = None
+    f: io.BufferedReader, path: Path, size: int, chunking: Chunking, unit: int
 ) -> Iterator[tuple[bytes, list[int]]]:
-    """(window bytes, unit lengths) for consecutive windows of about WINDOW bytes; with `limit`, only the
-    file's first `limit` bytes (a live database's pages in its held snapshot), else up to its end."""
+    """(window bytes, unit lengths) for consecutive windows of about WINDOW bytes, up to `f`'s end."""
     if chunking == "fixed":
         per = max(1, WINDOW // unit)
         while True:
-            data = f.read(per * unit if limit is None else min(per * unit, limit - f.tell()))
+            data = f.read(per * unit)
             if not data:
                 return
             full, rest = divmod(len(data), unit)
@@ -224,12 +224,10 @@ class BlockWriter:
         *,
         map_name: str,
         previous: UnitMap | None,
-        size: int | None = None,
+        held: FrozenDatabase | None = None,
     ) -> FileEntry:
-        """Store a file (or, with `size`, its first `size` bytes: a live database held still) and its map."""
-        limit = size
-        if size is None:
-            size = path.stat().st_size
+        """Store a file (or, `held`, a live database's snapshot, read through it) and its map."""
+        size = path.stat().st_size if held is None else held.size
         lookup = previous.lookup() if previous is not None else None
         rows = _MapRows(lookup)
         pending: deque[tuple[WindowPlan, Future[int] | None]] = deque()
@@ -245,8 +243,8 @@ class BlockWriter:
             rows.add(plan)
 
         try:
-            with open(path, "rb") as f:
-                for data, lengths in windows(f, path, size, chunking, self.unit_size, limit=limit):
+            with open(path, "rb") if held is None else held.open() as f:
+                for data, lengths in windows(f, path, size, chunking, self.unit_size):
                     if self._stopped.is_set():
                         raise CancelledError
                     plan = plan_window(self.repo, data, lengths, lookup)
@@ -337,5 +335,5 @@ class SnapshotWriter:
             staged.chunking,
             map_name=f"maps/{self.backup_id}/{n}",
             previous=previous,
-            size=staged.size,
+            held=staged.held,
         )

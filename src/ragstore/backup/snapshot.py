@@ -63,7 +63,7 @@ class StagedFile:
     rel: str
     role: Literal["database", "index"]
     chunking: Chunking
-    size: int | None = None  # the bytes to store, when not the whole file (a live database held still)
+    held: FrozenDatabase | None = None  # a live database held still: store its snapshot's bytes, read by it
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def take_snapshot(
         snap.frozen = freeze(sqlite_path)
         try:
             if snap.frozen is not None:
-                db = StagedFile(sqlite_path, "ragstore.db", "database", "fixed", size=snap.frozen.size)
+                db = StagedFile(sqlite_path, "ragstore.db", "database", "fixed", held=snap.frozen)
                 if staged is not None:
                     staged([db])
                 held = snap.frozen.connection
