@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from ragstore import RagStore
 from ragstore.config import Settings
@@ -67,6 +68,19 @@ def load(store: RagStore, texts: list[str], vectors: np.ndarray, per_doc: int = 
     with store.db.engine.begin() as conn:  # planner statistics, as after any bulk load
         conn.exec_driver_sql("ANALYZE")
     return loaded
+
+
+def drop_restored(database_url: str, data_dir: Path) -> None:
+    """Drop the PostgreSQL restore's database and its folder (a rerun would otherwise restore beside them)."""
+    url = make_url(database_url)
+    restored = f"{url.database}_restored"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+    shutil.rmtree(data_dir / f"restored-{restored}", ignore_errors=True)
 
 
 def memory_mib() -> tuple[float, float]:
@@ -201,18 +215,24 @@ def main() -> None:
                     f"stored {made.stored_bytes / 2**20:,.0f} MiB",
                 )
             )
-    if made is not None and not args.database_url:
-        target = args.data_dir / "restored"
-        shutil.rmtree(target, ignore_errors=True)
+    if made is not None:
+        # SQLite: a new folder; PostgreSQL: a new database on the same server (its index files in a new folder).
+        target = str(args.data_dir / "restored")
+        if args.database_url:
+            url = make_url(args.database_url)
+            target = url.set(database=f"{url.database}_restored").render_as_string(hide_password=False)
+        shutil.rmtree(args.data_dir / "restored", ignore_errors=True)
         restore_started = time.perf_counter()
-        result = restore_backup(settings, made.id, to=str(target))
+        result = restore_backup(settings, made.id, to=target)
         facts.append(
             (
                 "restore --to (with the index files)",
                 f"{time.perf_counter() - restore_started:.1f} s, {result.consistency.problems} problems",
             )
         )
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(args.data_dir / "restored", ignore_errors=True)
+        if args.database_url:
+            drop_restored(args.database_url, args.data_dir)
 
     table = Table("search (k 10, uncached)", "p50 ms", "p99 ms", "first of its kind ms", title="searches")
     for name, p50, p99, first_ms in rows:
