@@ -166,7 +166,9 @@ def test_exact_bm25_follows_writes_deletes_filters_and_prefixes(mstore: RagStore
     ]
 
 
-def test_a_hidden_chunk_is_never_shown_and_the_sql_index_answers_past_the_budget(mstore: RagStore) -> None:
+def test_a_hidden_chunk_is_never_shown_and_the_sql_index_answers_past_the_budget(
+    mstore: RagStore, caplog: pytest.LogCaptureFixture
+) -> None:
     mstore.documents.add("kb", corpus(60))
     index = memory(mstore)
     query = "환불 연차"
@@ -191,6 +193,10 @@ def test_a_hidden_chunk_is_never_shown_and_the_sql_index_answers_past_the_budget
     # Past the budget the collection is searched by FTS5 / the tsvector: the same chunks found.
     index.max_bytes = 1
     index.forget()
-    fallback = mstore.search("kb", query + " 다시", mode="lexical").hits
-    assert index.postings(cid, 10**6) is None
+    with caplog.at_level("DEBUG", logger="ragstore.lexical.memory"):
+        fallback = mstore.search("kb", query + " 다시", mode="lexical").hits
+        assert index.postings(cid, 10**6) is None
+    # Said once, as a warning naming the setting: a 20x slower search is not left for the user to guess.
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "RAGSTORE_LEXICAL_MEMORY_MB" in r.getMessage()]
+    assert len(warned) == 1, caplog.records
     assert {h.chunk_id for h in fallback} & {i for i, _ in before}

@@ -177,8 +177,8 @@ class Settings(BaseSettings):
         "use-multilingual-v3", validation_alias=_env("RAGSTORE_COMPANION_MODEL")
     )
     lexical_pg_rerank: Literal["bm25", "none"] = Field("bm25", validation_alias=_env("RAGSTORE_LEXICAL_PG_RERANK"))
-    # lexical/memory.py: the in-memory BM25 indexes' MB per process (past it: FTS5 / tsvector); 0: off
-    lexical_memory_mb: int = Field(512, ge=0, le=1_000_000, validation_alias=_env("RAGSTORE_LEXICAL_MEMORY_MB"))
+    # lexical/memory.py: in-memory BM25 MB per process (past it: FTS5 / tsvector); 0: off; unset: lexical/budget.py
+    lexical_memory_mb: int | None = Field(None, ge=0, le=1_000_000, validation_alias=_env("RAGSTORE_LEXICAL_MEMORY_MB"))
     query_log: bool = Field(True, validation_alias=_env("RAGSTORE_QUERY_LOG"))
     query_log_retain_days: int = Field(30, ge=1, le=3650, validation_alias=_env("RAGSTORE_QUERY_LOG_RETAIN_DAYS"))
 

@@ -42,6 +42,7 @@ from ragstore.lexical.postings import K1, Postings, TermPostings, estimate_bytes
 __all__ = ["MemoryLexicalIndex"]
 
 log = logging.getLogger(__name__)
+TOO_BIG = "lexical search of collection %d uses the SQL index (slower): about %.0f MiB, RAGSTORE_LEXICAL_MEMORY_MB %.0f"
 
 READ_BATCH = 20_000  # rows read (and analysed into a segment) at a time: bounds the build's peak memory
 REBUILD_DEAD_SHARE = 0.25
@@ -214,8 +215,10 @@ class MemoryLexicalIndex(LexicalIndex):
                     return _Held(version, signature, postings, held.build_s)
                 log.info("lexical index of collection %d grew past RAGSTORE_LEXICAL_MEMORY_MB", collection_id)
                 return _Held(version, signature, None)
-        if estimate_bytes(signature.length, signature.count, 0) > self.max_bytes:
-            return _Held(version, signature, None)  # the SQL index serves it; checked again at the next write
+        if (need := estimate_bytes(signature.length, signature.count, 0)) > self.max_bytes:  # the SQL index serves it
+            level = logging.WARNING if held is None else logging.DEBUG  # once a process, not at every write
+            log.log(level, TOO_BIG, collection_id, need / 2**20, self.max_bytes / 2**20)
+            return _Held(version, signature, None)
         started = time.perf_counter()
         postings = self._build(collection_id)
         elapsed = time.perf_counter() - started
