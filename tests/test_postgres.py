@@ -6,6 +6,7 @@ failed in CI). The feature suite itself runs on PostgreSQL through the parametri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -173,3 +174,38 @@ def test_raw_reads_come_in_binary_format_with_python_types(store: RagStore) -> N
         with pytest.raises(MigrationError):  # classified as `fetch`'s errors are (db/failures.py)
             read()
     assert store.db.raw_postgres_rows("SELECT 1", ()) == [(1,)]  # the connection went back to the pool usable
+
+
+@postgres_only
+def test_tables_a_load_outgrew_are_analysed_so_hash_lookups_probe_the_key(store: RagStore) -> None:
+    """db/planner_statistics.py: `embeddings` never analysed (autovacuum is off on the test server) had its
+    900-hash lookups planned as a scan of every row of the model (1.4 s each at 1M rows). After the check
+    analyses it, the lookup probes the primary key by hash; the check runs at most once per interval."""
+    from sqlalchemy import select
+
+    from ragstore.clock import ManualClock
+    from ragstore.db.batches import IN_BATCH
+    from ragstore.db.models import Embedding
+    from ragstore.db.planner_statistics import INTERVAL_S
+
+    with store.db.engine.begin() as conn:  # 300,000 embeddings of one model, not analysed
+        conn.exec_driver_sql(
+            "INSERT INTO embeddings (model, content_hash, dimension, vector) SELECT 'm', md5(g::text), 4, "
+            "decode('00000000000000000000000000000000', 'hex') FROM generate_series(1, 300000) g"
+        )
+        conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # the counters visible at once, not in 1 s
+    statistics = store.components.applier.statistics
+    clock = ManualClock()
+    statistics.clock = clock
+    assert "embeddings" in statistics.refresh_if_due()
+    assert statistics.refresh_if_due() == []  # within the interval: not even a check
+    clock.advance(INTERVAL_S + 1)
+    assert statistics.refresh_if_due() == []  # checked: nothing changed since
+    wanted = [hashlib.md5(str(n).encode()).hexdigest() for n in range(1, 3 * IN_BATCH, 3)]
+    statement = select(Embedding.content_hash).where(Embedding.model == "m", Embedding.content_hash.in_(wanted))
+    compiled = statement.compile(store.db.engine, compile_kwargs={"render_postcompile": True})
+    with store.db.engine.connect() as conn:
+        assert len(conn.execute(statement).all()) == len(wanted)
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert conditions and all("content_hash" in line for line in conditions), plan

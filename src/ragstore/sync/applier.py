@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.engine import Database
+from ragstore.db.planner_statistics import PlannerStatistics
 from ragstore.sync.leases import OutboxLeases
 from ragstore.sync.operations import ApplyStats, Operations, OutboxOp, finish_operation
 from ragstore.sync.replica import Progress, RecoveryReport, Replica
@@ -72,6 +73,7 @@ class OutboxApplier:
             clock=clock,
         )
         self.replica = Replica(db, index, self.operations, self.lock, retain_s=retain_s, clock=clock)
+        self.statistics = PlannerStatistics(db, clock)  # a bulk load's lookups need them (db/planner_statistics.py)
         self._clock = clock
         self.applications = 0  # operations this process applied as their claimer (not replays)
         # Told which collections an apply changed, after its commit (for cache invalidation and announcements).
@@ -88,7 +90,7 @@ class OutboxApplier:
     @clock.setter
     def clock(self, clock: Clock) -> None:
         """Swap the clock of every part at once (a test moving time for a store that is already open)."""
-        self._clock = self.leases.clock = self.operations.clock = self.replica.clock = clock
+        self._clock = self.leases.clock = self.operations.clock = self.replica.clock = self.statistics.clock = clock
 
     # -- the parts' settings and counters, where they were before the split ----------------------------------
     @property
@@ -194,6 +196,8 @@ class OutboxApplier:
                 self.replica.note_applied(op)
                 stats.applied += 1
             self.advance()
+        if stats.applied:
+            self.statistics.refresh_if_due()
         if changed and self.on_finished is not None:
             self.on_finished(changed)
         return stats
