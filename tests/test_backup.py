@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from ragstore.backup import BackupDamaged, KeyProblem
 from ragstore.backup.keys import generate_key
@@ -57,6 +58,14 @@ def test_restore_reproduces_identical_search_results(
     with RagStore.open(copied_settings(backup_cfg, result), embedder=embedder) as copy:
         assert answers(copy) == before
         assert store_identity(copy.db) != identity  # cache keys of the old store never match the copy
+        if database_url is not None:  # pg_restore brings no planner statistics: the restore analysed
+            unanalysed = copy.db.fetch(
+                text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('embeddings', 'document_chunks') "
+                    "AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+                )
+            )
+            assert unanalysed == [], unanalysed
         docs = copy.documents.list(COLLECTION, limit=1000)
         assert "later" not in {d.title for d in docs}
         assert len(docs) == manifest.collections[0].documents
