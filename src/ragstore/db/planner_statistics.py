@@ -49,7 +49,6 @@ class PlannerStatistics:
         self.db = db
         self.clock = clock
         self._next_check: float | None = None
-        self.analysed = 0  # tables analysed by this process (tests, metrics)
 
     def refresh_if_due(self) -> list[str]:
         """The tables analysed now (none on SQLite, between checks, or when all are fresh)."""
@@ -77,6 +76,5 @@ class PlannerStatistics:
                 continue
             done.append(name)
         if done:
-            self.analysed += len(done)
             log.info("analysed %s: their rows changed by more than %d %% since their statistics", done, SHARE * 100)
         return done
