@@ -7,8 +7,8 @@ took `model = $1` for selective, scanned the primary key on the model alone and 
 rows against the list: 0.4 s a lookup at 300,000 embeddings, 1.4 s at 1,000,000, so a bulk load's index
 apply slowed as the table grew (480 chunks/s at 600k, 1,500 once analysed, bench/scale.py). Rewriting the
 lookups did not make them independent of statistics (a semi-join over `unnest` still chose a hash join over
-the model's rows when the estimate was small), so the statistics themselves are kept: after an apply, at
-most once per INTERVAL_S, the tables whose rows changed by more than SHARE since their last analysis (by
+the model's rows when the estimate was small), so the statistics themselves are kept: between applied operations,
+at most once per INTERVAL_S, the tables whose rows changed by more than SHARE since their last analysis (by
 anyone, autovacuum included) are analysed. One read of `pg_stat_user_tables`, and an ANALYZE (a sample of
 30,000 rows: about a second at 1M chunks) only where due; a lock held elsewhere (a running autovacuum) is
 waited for LOCK_TIMEOUT at most, and the table is skipped until the next check. SQLite's planner uses the

@@ -195,9 +195,9 @@ class OutboxApplier:
                     log.debug("applied sync operation %d (%s) as %s", op.id, op.kind, owner)
                 self.replica.note_applied(op)
                 stats.applied += 1
+                # Between operations, not after the call: one call may apply a backlog of thousands.
+                self.statistics.refresh_if_due()
             self.advance()
-        if stats.applied:
-            self.statistics.refresh_if_due()
         if changed and self.on_finished is not None:
             self.on_finished(changed)
         return stats
