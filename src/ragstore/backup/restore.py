@@ -341,7 +341,6 @@ def _restore_postgres(
         fresh_url = live_url.set(database=fresh).render_as_string(hide_password=False)
         try:
             restore_pg_dump(staging / "database.pgdump", fresh_url, f"backup {manifest.id}")
-            analyze_database(fresh_url)
             _prepare_postgres(fresh_url, manifest, drop_backend=to is not None and _switches_backend(manifest))
             check_database_counts(fresh_url, manifest)  # before the swap: a wrong copy never goes live
             checks["counts"] = "match"
@@ -382,27 +381,20 @@ def _place_index(restored: Path, index_dir: Path, manifest: Manifest) -> None:
     _index_files(manifest).place_files(restored, index_dir, aside=aside)
 
 
-def analyze_database(url: str) -> None:
-    """Planner statistics for the restored tables: pg_restore restores none, and without them PostgreSQL
-    planned the store's lookups as scans of whole tables (the consistency check after restoring a million
-    chunks read every chunk per batch of 900: over an hour, against seconds once analysed)."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-    finally:
-        engine.dispose()
-
-
 def _database_exists(admin: Any, name: str) -> bool:
     with admin.connect() as c:
         return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar() is not None
 
 
 def _prepare_postgres(url: str, manifest: Manifest, *, drop_backend: bool) -> None:
+    """Prepare the restored database, then give it planner statistics: pg_restore restores none, and without
+    them PostgreSQL planned the store's lookups as scans of whole tables (the consistency check after
+    restoring a million chunks read every chunk per batch of 900: over an hour, against seconds once
+    analysed)."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             _prepare(conn, manifest, drop_backend=drop_backend)
+            conn.exec_driver_sql("ANALYZE")  # in the same transaction: what it analyses is what was prepared
     finally:
         engine.dispose()
