@@ -111,7 +111,7 @@ def chroma_probe(folder: Path, n: int, queries: int, empty: bool) -> dict[str, f
 
     vectors, qs = dataset(n, queries)
     client = chromadb.PersistentClient(path=str(folder))
-    coll = client.get_or_create_collection("v", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    coll = client.get_or_create_collection("vectors", metadata={"hnsw:space": "cosine"}, embedding_function=None)
     if not empty and coll.count() == 0:
         for s in range(0, n, 5000):
             coll.add(ids=[str(i) for i in range(s, min(n, s + 5000))], embeddings=vectors[s : s + 5000])
@@ -171,7 +171,10 @@ def raw(n: int, queries: int) -> Table:
 
 
 def _run(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the child {' '.join(args[-4:])} failed:\n{done.stderr[-3000:]}")
+    out = done.stdout
     return json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
 
 
@@ -213,8 +216,11 @@ def main() -> None:
             base = _run(*common, "--child", "probe", str(tmp / f"empty-{dtype}"), dtype, "1")
             got = _run(*common, "--child", "probe", str(folder), dtype, "0")
             rows.append((f"ragstore {dtype}", got["rss_kb"] - base["rss_kb"], got["recall"], got["p50_ms"]))
+            console.print(f"{dtype}: {rows[-1]}")  # each as it comes: a later failure loses nothing
         if not args.no_chroma:
+            started = time.perf_counter()
             _run(*common, "--child", "chroma", str(tmp / "chroma"), "-", "0")
+            console.print(f"chroma: loaded in {time.perf_counter() - started:.0f} s")
             base = _run(*common, "--child", "chroma", str(tmp / "chroma-empty"), "-", "1")
             got = _run(*common, "--child", "chroma", str(tmp / "chroma"), "-", "0")
             rows.append(("chroma (f32)", got["rss_kb"] - base["rss_kb"], got["recall"], got["p50_ms"]))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ragstore.db.batches import IN_BATCH
@@ -62,9 +62,7 @@ _JOINED = (
     "WHERE c.collection_id = {cid} AND c.status = '{indexed}' AND c.id > {after} ORDER BY c.id LIMIT {limit}"
 )
 _SQLITE_JOINED = _JOINED.format(model="?", cid="?", indexed=ChunkStatus.INDEXED, after="?", limit="?")
-_PG_JOINED = text(
-    _JOINED.format(model=":model", cid=":cid", indexed=ChunkStatus.INDEXED, after=":after", limit=":limit")
-)
+_PG_JOINED = _JOINED.format(model="%s", cid="%s", indexed=ChunkStatus.INDEXED, after="%s", limit="%s")
 
 
 def iter_indexed_vectors(
@@ -73,7 +71,7 @@ def iter_indexed_vectors(
     """The chunks SQL holds as indexed, with their vectors, in chunk-id order, batch by batch.
 
     One range query per batch that joins `embeddings` (the plan walks the chunks by id and looks each
-    content hash up by primary key), through the raw driver on SQLite: at a million chunks this read is
+    content hash up by primary key), through the raw driver on both databases: at a million chunks this read is
     most of a consistency check, and the ORM's IN lists and row objects had tripled it (bench/consistency.py).
     A missing embedding, or one of another dimension, leaves the chunk out of `ids` but in `chunk_ids`.
     """
@@ -82,11 +80,13 @@ def iter_indexed_vectors(
         if db.is_sqlite:
             rows = db.raw_sqlite_rows(_SQLITE_JOINED, (model, collection_id, after, batch_size))
         else:
-            rows = db.fetch(_PG_JOINED, {"model": model, "cid": collection_id, "after": after, "limit": batch_size})
+            # psycopg itself, in binary format: through SQLAlchemy each vector came as hex text to decode,
+            # twice its bytes (a consistency check at 1M chunks on PostgreSQL: see docs/benchmarks.md).
+            rows = db.raw_postgres_rows(_PG_JOINED, (model, collection_id, after, batch_size))
         if not rows:
             return
         usable = [(int(r[0]), r[1]) for r in rows if r[1] is not None and len(r[1]) == width]
         ids = np.fromiter((i for i, _ in usable), dtype=np.int64, count=len(usable))
-        vectors = np.frombuffer(b"".join(bytes(v) for _, v in usable), dtype="<f4").reshape(len(usable), dimension)
+        vectors = np.frombuffer(b"".join(v for _, v in usable), dtype="<f4").reshape(len(usable), dimension)
         after = int(rows[-1][0])
         yield VectorBatch(ids, vectors, [int(r[0]) for r in rows], after)

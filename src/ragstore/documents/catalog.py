@@ -67,9 +67,6 @@ _RESOLVE = select(Collection.id, Collection.name, Collection.embedding_model, Co
 )
 
 
-_VERSION = select(Collection.write_version).where(Collection.id == bindparam("id"))
-
-
 class Catalog:
     def __init__(
         self,
@@ -138,7 +135,7 @@ class Catalog:
         if self.db.is_sqlite:
             rows = self.db.raw_sqlite_rows("SELECT write_version FROM collections WHERE id = ?", (collection_id,))
         else:
-            rows = self.db.fetch(_VERSION, {"id": collection_id})
+            rows = self.db.raw_postgres_rows("SELECT write_version FROM collections WHERE id = %s", (collection_id,))
         return int(rows[0][0]) if rows else -1
 
     def active_refs(self) -> list[CollectionRef]:

@@ -78,9 +78,9 @@ _PASSING_SQLITE = (
     "WHERE document_chunks.id IN (SELECT value FROM json_each(?)) AND document_chunks.collection_id = ? AND "
     + visible_sql("document_chunks", "documents")
 )
-_VISIBLE = text(
+_VISIBLE_PG = (  # through psycopg itself (Database.raw_postgres_rows): SQLAlchemy's ~0.1 ms a statement
     "SELECT c.id FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
-    f"WHERE c.id = ANY(:ids) AND c.collection_id = :c AND {VISIBLE_SQL}"
+    f"WHERE c.id = ANY(%s::bigint[]) AND c.collection_id = %s AND {VISIBLE_SQL}"
 )
 
 
@@ -426,7 +426,7 @@ class MemoryLexicalIndex(LexicalIndex):
                     f"{_PASSING_SQLITE} AND ({where})", (json.dumps(chunk_ids), collection_id, *params)
                 )
         elif condition is None:
-            rows = self.db.fetch(_VISIBLE, {"ids": chunk_ids, "c": collection_id})
+            rows = self.db.raw_postgres_rows(_VISIBLE_PG, (chunk_ids, collection_id))
         else:
             rows = self.db.fetch(self._statement(condition), {"ids": chunk_ids, "c": collection_id})
         return {int(r[0]) for r in rows}

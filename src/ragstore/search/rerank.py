@@ -9,14 +9,13 @@ read of a few dozen rows by primary key.
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import bindparam, select
 
 from ragstore.db.engine import Database
-from ragstore.db.models import DocumentChunk, Embedding
 
 __all__ = ["CANDIDATES", "exact_order"]
 
@@ -26,13 +25,14 @@ T = TypeVar("T")
 CANDIDATES = 3
 
 # A correlated lookup per chunk, not a join: with an id list SQLite's planner turns a join around and walks
-# every embedding of the model (0.3 s a search at 5,000 chunks; db/chunk_vectors.py met the same).
-_VECTORS = select(
-    DocumentChunk.id,
-    select(Embedding.vector)
-    .where(Embedding.model == bindparam("model"), Embedding.content_hash == DocumentChunk.content_hash)
-    .scalar_subquery(),
-).where(DocumentChunk.id.in_(bindparam("ids", expanding=True)))
+# every embedding of the model (0.3 s a search at 5,000 chunks; db/chunk_vectors.py met the same). Through the
+# raw drivers, with one parameter for the ids (a constant statement text, its plan reused): SQLAlchemy's
+# execution cost more than the read, and on PostgreSQL its text format sent each vector as hex.
+_VECTORS_SQL = (
+    "SELECT c.id, (SELECT e.vector FROM embeddings AS e WHERE e.model = ? AND e.content_hash = c.content_hash) "
+    "FROM document_chunks AS c WHERE c.id IN (SELECT value FROM json_each(?))"
+)
+_VECTORS_PG = _VECTORS_SQL.replace("?", "%s").replace("IN (SELECT value FROM json_each(%s))", "= ANY(%s::bigint[])")
 
 
 def exact_order(
@@ -43,7 +43,10 @@ def exact_order(
     if not found:
         return found
     width = 4 * len(query)
-    rows = db.fetch(_VECTORS, {"model": model, "ids": ids})
+    if db.is_sqlite:
+        rows = db.raw_sqlite_rows(_VECTORS_SQL, (model, json.dumps(ids)))
+    else:
+        rows = db.raw_postgres_rows(_VECTORS_PG, (model, ids))
     vectors = {int(i): bytes(v) for i, v in rows if v is not None and len(v) == width}
     unit = query / (float(np.linalg.norm(query)) or 1.0)
     rescored: list[tuple[T, float]] = []
