@@ -2,6 +2,7 @@
 
     python bench/index_dtype.py                 # 100,000 vectors of 384 dimensions, 300 queries
     python bench/index_dtype.py --vectors 200000
+    python bench/index_dtype.py --keep /tmp/dtype-100k     # keep the stores: a rerun only measures
 
 Each precision gets its own store (SQLite, vectors given, no model), loaded through the facade; then a new
 process opens it, searches (dense, k 10, the result cache off) and reports its peak resident memory. The
@@ -59,8 +60,16 @@ def rss_kb() -> int:
 def _settings(folder: Path, dtype: str) -> object:
     from ragstore.config import Settings
 
+    # SQLite's page cache at its floor: it is bounded (RAGSTORE_SQLITE_CACHE_SIZE_MB a connection, 64 by
+    # default) and does not grow with the vectors, but i8's re-rank reads fill it with `embeddings` pages,
+    # which a figure scaled to 1M vectors would multiply as if they were index memory.
     return Settings(
-        data_dir=folder, index_dtype=dtype, lexical_analyzer="bigram", query_log=False, search_cache_ttl_s=0
+        data_dir=folder,
+        index_dtype=dtype,
+        lexical_analyzer="bigram",
+        query_log=False,
+        search_cache_ttl_s=0,
+        sqlite_cache_size_mb=1,
     )
 
 
@@ -183,6 +192,7 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--no-chroma", action="store_true")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the stores here; a rerun skips the loads")
     parser.add_argument("--raw", action="store_true", help="only the index alone, in this process (fast)")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "FOLDER", "DTYPE", "EMPTY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,28 +214,34 @@ def main() -> None:
     if args.raw:
         console.print(raw(args.vectors, args.queries))
         return
-    tmp = Path(tempfile.mkdtemp(prefix="dtype-bench-"))
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="dtype-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, float, float, float]] = []
     common = ["--vectors", str(args.vectors), "--queries", str(args.queries)]
     try:
         for dtype in ("f32", "f16", "i8"):
             folder = tmp / dtype
-            started = time.perf_counter()
-            _run(*common, "--child", "load", str(folder), dtype, "0")
-            console.print(f"{dtype}: loaded in {time.perf_counter() - started:.0f} s")
-            base = _run(*common, "--child", "probe", str(tmp / f"empty-{dtype}"), dtype, "1")
+            if not (folder / "loaded").exists():
+                started = time.perf_counter()
+                _run(*common, "--child", "load", str(folder), dtype, "0")
+                (folder / "loaded").touch()
+                console.print(f"{dtype}: loaded in {time.perf_counter() - started:.0f} s")
+            base = _run(*common, "--child", "probe", tempfile.mkdtemp(prefix=f"empty-{dtype}-", dir=tmp), dtype, "1")
             got = _run(*common, "--child", "probe", str(folder), dtype, "0")
             rows.append((f"ragstore {dtype}", got["rss_kb"] - base["rss_kb"], got["recall"], got["p50_ms"]))
             console.print(f"{dtype}: {rows[-1]}")  # each as it comes: a later failure loses nothing
         if not args.no_chroma:
-            started = time.perf_counter()
-            _run(*common, "--child", "chroma", str(tmp / "chroma"), "-", "0")
-            console.print(f"chroma: loaded in {time.perf_counter() - started:.0f} s")
-            base = _run(*common, "--child", "chroma", str(tmp / "chroma-empty"), "-", "1")
+            if not (tmp / "chroma" / "loaded").exists():
+                started = time.perf_counter()
+                _run(*common, "--child", "chroma", str(tmp / "chroma"), "-", "0")
+                (tmp / "chroma" / "loaded").touch()
+                console.print(f"chroma: loaded in {time.perf_counter() - started:.0f} s")
+            base = _run(*common, "--child", "chroma", tempfile.mkdtemp(prefix="chroma-empty-", dir=tmp), "-", "1")
             got = _run(*common, "--child", "chroma", str(tmp / "chroma"), "-", "0")
             rows.append(("chroma (f32)", got["rss_kb"] - base["rss_kb"], got["recall"], got["p50_ms"]))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     f32 = rows[0][1]
     table = Table(title=f"index precision at {args.vectors:,} vectors")
     for col in ("index", "index memory MiB", "per 1M vectors MiB", "vs ragstore f32", "recall@10", "p50 ms"):

@@ -148,6 +148,21 @@ def test_search_many_answers_each_row_as_search(make_index: Factory) -> None:
     assert index.search_many(9, data[:2], k=3) == [[], []]
 
 
+def test_search_keys_answers_as_search_in_arrays(make_index: Factory) -> None:
+    """The filtered search's candidates as arrays (search/dense.py): the keys and scores `search` gives."""
+    index = make_index()
+    index.ensure_collection(CollectionSpec(1, DIM))
+    data = vectors(50, seed=6)
+    index.upsert(1, np.arange(1, 51, dtype=np.int64), data)
+    for row in (0, 17, 49):
+        keys, scores = index.search_keys(1, data[row], k=8)
+        alone = index.search(1, data[row], k=8)
+        assert keys.dtype == np.int64 and keys.tolist() == [h.id for h in alone]
+        assert scores.tolist() == [h.score for h in alone]  # the same doubles: shown scores must not move
+    assert [len(a) for a in index.search_keys(9, data[0], k=3)] == [0, 0]
+    assert [len(a) for a in index.search_keys(1, data[0], k=0)] == [0, 0]
+
+
 def test_upsert_is_idempotent_and_replaces(make_index: Factory) -> None:
     index = make_index()
     index.ensure_collection(CollectionSpec(1, DIM))

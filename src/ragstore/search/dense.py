@@ -240,16 +240,15 @@ class DenseSearcher:
         if len(allowed) > self.list_allowed_max:
             fetch = _deep_enough(n, max(len(allowed), 1) / total)
             while fetch <= self.postfilter_max:
-                vector_hits = self.index.search(collection_id, vector, min(fetch, total))
-                ids = np.fromiter((h.id for h in vector_hits), dtype=np.int64, count=len(vector_hits))
+                # Arrays, not hit objects: hundreds of candidates are checked, ten are shown.
+                ids, scores = self.index.search_keys(collection_id, vector, min(fetch, total))
                 at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
-                inside = allowed[at] == ids
-                candidates = [h for h, ok in zip(vector_hits, inside, strict=True) if ok]
-                if len(candidates) >= n or len(vector_hits) < fetch:
-                    picked = [h.id for h in candidates[:n]]
+                inside = np.flatnonzero(allowed[at] == ids)
+                if len(inside) >= n or len(ids) < fetch:
+                    picked = ids[inside[:n]].tolist()
                     rows = read(picked) if read is not None else read_rows(self.db, picked)
-                    found = [(rows[h.id], float(h.score)) for h in candidates[:n] if h.id in rows]
-                    if all(row.visible for row, _ in found) and len(found) == len(candidates[:n]):
+                    found = [(rows[i], float(s)) for i, s in zip(picked, scores[inside[:n]], strict=True) if i in rows]
+                    if all(row.visible for row, _ in found) and len(found) == len(picked):
                         self._count(0, 0, collection_id)
                         self.counters.filtered_by_probe += 1
                         return self._ranked(found, shown, model, vector), 0

@@ -134,6 +134,15 @@ class VectorIndex(abc.ABC):
         A missing or empty collection, `k <= 0` or an empty `allowed_ids` gives []. Read-only.
         """
 
+    def search_keys(self, collection_id: int, vector: Vectors, k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """`search` (no filter) as arrays of keys and similarities, best first. Read-only.
+
+        For a caller that checks hundreds of candidates against a filter in numpy (search/dense.py) and
+        shows ten: a hit object per candidate cost more than the check. The default converts `search`."""
+        hits = self.search(collection_id, vector, k)
+        keys = np.fromiter((h.id for h in hits), dtype=np.int64, count=len(hits))
+        return keys, np.fromiter((h.score for h in hits), dtype=np.float64, count=len(hits))
+
     def search_many(self, collection_id: int, vectors: Vectors, k: int) -> list[list[VectorHit]]:
         """`search` (no filter) for each row of `vectors`, in order. Read-only.
 

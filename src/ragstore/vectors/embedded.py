@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ragstore.errors import InvalidInput
 from ragstore.valid_text import ascii_digits
@@ -232,6 +233,18 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
                 if len(hits) >= k or fetch >= len(sub.index):
                     return hits[:k]
                 fetch *= 4
+
+    def search_keys(self, collection_id: int, vector: Vectors, k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            sub = self._subs.get(collection_id)
+            if sub is None or len(sub.index) == 0 or k <= 0:
+                return np.empty(0, np.int64), np.empty(0, np.float64)
+            if query.shape[0] != sub.spec.dimension:
+                raise InvalidInput(f"query vector has dimension {query.shape[0]}, the collection {sub.spec.dimension}")
+            matches = sub.index.search(query, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
+        keys = np.asarray(matches.keys, dtype=np.int64)
+        return keys, 1.0 - np.asarray(matches.distances, dtype=np.float64)  # as `search` scores: in double
 
     def search_many(self, collection_id: int, vectors: Vectors, k: int) -> list[list[VectorHit]]:
         """One usearch call for the whole matrix: the same hits as `search` for each row, for a fraction of the
