@@ -9,8 +9,8 @@ Several processes on one machine may share the directory, each with its own repl
 takes an exclusive `flock` on the directory and never replaces a pair whose sequence is newer than the
 replica's own, so the files on disk always come whole from one replica, at one sequence.
 
-This module is the one place that knows the file layout: backups export, verify and place the files through
-the `KeepsFiles` classmethods at the end of the class.
+The file layout, and the `KeepsFiles` classmethods through which backups export, verify and place the files,
+are `vectors/embedded_files.py`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +32,19 @@ from ragstore.valid_text import ascii_digits
 from ragstore.vectors.base import (
     CollectionSpec,
     Ids,
-    IndexFilesDamaged,
-    KeepsFiles,
     ReplicaIndex,
     SearchMode,
     VectorHit,
     VectorRecord,
     Vectors,
+)
+from ragstore.vectors.embedded_files import (
+    DATA_SUFFIX,
+    LOCK_NAME,
+    META_SUFFIX,
+    EmbeddedFiles,
+    index_files,
+    usearch_index,
 )
 from ragstore.vectors.flat import FlatVectors
 
@@ -64,13 +69,6 @@ EXACT_FILTER_LIMIT = 20_000
 EXACT_SEARCH_LIMIT = 2_000
 # `maintenance optimize` rebuilds a collection's graph when this share of its slots holds removed vectors.
 COMPACT_RATIO = 0.2
-DATA_SUFFIX, META_SUFFIX = ".usearch", ".json"
-LOCK_NAME = ".lock"  # flock'd while a replica saves or a backup exports: files are replaced whole
-
-
-def _files(directory: Path, collection_id: int) -> tuple[Path, Path]:
-    """A collection's index file and its sidecar (format, dimension, dtype, applied_seq, count)."""
-    return directory / f"{collection_id}{DATA_SUFFIX}", directory / f"{collection_id}{META_SUFFIX}"
 
 
 @dataclass
@@ -93,7 +91,7 @@ class Compaction:
     compacted: bool  # False: a dry run, or a write came while it was rebuilt (the next run does it)
 
 
-class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
+class EmbeddedVectorIndex(ReplicaIndex[_Sub], EmbeddedFiles):
     name = "embedded"
 
     def __init__(
@@ -119,10 +117,10 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
 
     # -- files ---------------------------------------------------------------------------------------------
     def _paths(self, collection_id: int) -> tuple[Path, Path]:
-        return _files(self.directory, collection_id)
+        return index_files(self.directory, collection_id)
 
     def _new_index(self, dimension: int) -> Index:
-        return _usearch_index()(
+        return usearch_index()(
             ndim=dimension,
             metric="cos",
             dtype=self.dtype,
@@ -207,20 +205,16 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
     def search(
         self, collection_id: int, vector: Vectors, k: int, allowed_ids: Sequence[int] | None = None
     ) -> list[VectorHit]:
+        if allowed_ids is None:
+            keys, scores = self.search_keys(collection_id, vector, k)
+            return [VectorHit(key, score) for key, score in zip(keys.tolist(), scores.tolist(), strict=True)]
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
-            sub = self._subs.get(collection_id)
-            if sub is None or len(sub.index) == 0 or k <= 0:
+            sub = self._searchable(collection_id, query, k)
+            if sub is None:
                 return []
-            if query.shape[0] != sub.spec.dimension:
-                raise InvalidInput(f"query vector has dimension {query.shape[0]}, the collection {sub.spec.dimension}")
-            if allowed_ids is not None and len(allowed_ids) <= EXACT_FILTER_LIMIT:
+            if len(allowed_ids) <= EXACT_FILTER_LIMIT:
                 return self._exact_among(sub, query, k, allowed_ids)
-            if allowed_ids is None:
-                matches = sub.index.search(query, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
-                return [
-                    VectorHit(int(key), 1.0 - float(d)) for key, d in zip(matches.keys, matches.distances, strict=True)
-                ]
             allowed = set(allowed_ids)
             fetch = k * 4
             while True:
@@ -237,14 +231,22 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
     def search_keys(self, collection_id: int, vector: Vectors, k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         with self._lock:
-            sub = self._subs.get(collection_id)
-            if sub is None or len(sub.index) == 0 or k <= 0:
+            sub = self._searchable(collection_id, query, k)
+            if sub is None:
                 return np.empty(0, np.int64), np.empty(0, np.float64)
-            if query.shape[0] != sub.spec.dimension:
-                raise InvalidInput(f"query vector has dimension {query.shape[0]}, the collection {sub.spec.dimension}")
             matches = sub.index.search(query, k, exact=len(sub.index) <= EXACT_SEARCH_LIMIT)
         keys = np.asarray(matches.keys, dtype=np.int64)
-        return keys, 1.0 - np.asarray(matches.distances, dtype=np.float64)  # as `search` scores: in double
+        return keys, 1.0 - np.asarray(matches.distances, dtype=np.float64)  # in double, as hits' scores always were
+
+    def _searchable(self, collection_id: int, query: NDArray[np.float32], k: int) -> _Sub | None:
+        """The open collection `query` searches (None: there is nothing to find); another dimension is refused.
+        Called under the lock."""
+        sub = self._subs.get(collection_id)
+        if sub is None or len(sub.index) == 0 or k <= 0:
+            return None
+        if query.shape[0] != sub.spec.dimension:
+            raise InvalidInput(f"query vector has dimension {query.shape[0]}, the collection {sub.spec.dimension}")
+        return sub
 
     def search_many(self, collection_id: int, vectors: Vectors, k: int) -> list[list[VectorHit]]:
         """One usearch call for the whole matrix: the same hits as `search` for each row, for a fraction of the
@@ -410,60 +412,6 @@ class EmbeddedVectorIndex(ReplicaIndex[_Sub], KeepsFiles):
         with self._lock:
             self._subs.clear()
 
-    # -- files, for backup and restore (KeepsFiles) ----------------------------------------------------------
-    @classmethod
-    def export_files(cls, directory: Path, collection_ids: Sequence[int], dest: Path) -> dict[int, int]:
-        """Copy each collection's pair under the directory's lock, so no replica replaces a pair mid-copy."""
-        dest.mkdir(parents=True, exist_ok=True)
-        directory.mkdir(parents=True, exist_ok=True)
-        counts: dict[int, int] = {}
-        with open(directory / LOCK_NAME, "a+b") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            for cid in collection_ids:
-                data, meta = _files(directory, cid)
-                if not (data.is_file() and meta.is_file()):
-                    continue  # never saved (empty): the restore builds it from SQL
-                shutil.copyfile(data, dest / data.name)
-                shutil.copyfile(meta, dest / meta.name)
-                counts[cid] = int(json.loads(meta.read_text()).get("count", 0))
-        return counts
-
-    @classmethod
-    def verify_files(cls, folder: Path) -> dict[int, int]:
-        """Vectors in each index file, read from the file itself, and checked against its sidecar's count."""
-        counts: dict[int, int] = {}
-        for meta in sorted(folder.glob(f"*{META_SUFFIX}")):
-            data = meta.with_suffix(DATA_SUFFIX)
-            try:
-                recorded = int(json.loads(meta.read_text())["count"])
-                loaded = len(_usearch_index().restore(str(data), view=True) or [])
-            except Exception as exc:
-                raise IndexFilesDamaged(
-                    f"index file {data.name} cannot be loaded ({type(exc).__name__}: {exc})"
-                ) from None
-            if recorded != loaded:
-                raise IndexFilesDamaged(f"index file {data.name} holds {loaded} vectors, its sidecar says {recorded}")
-            counts[int(meta.stem)] = loaded
-        return counts
-
-    @classmethod
-    def files_size(cls, directory: Path) -> int:
-        """The index files' bytes (the sidecars are a few hundred bytes each)."""
-        if not directory.is_dir():
-            return 0
-        return sum(p.stat().st_size for p in directory.glob(f"*{DATA_SUFFIX}"))
-
-    @classmethod
-    def place_files(cls, restored: Path, directory: Path, *, aside: Path | None) -> None:
-        """Whole-directory moves: the pairs go in as the backup holds them; their sequences say what to replay."""
-        if directory.is_dir() and aside is not None and any(directory.iterdir()):
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(directory, aside)
-        shutil.rmtree(directory, ignore_errors=True)
-        if restored.is_dir():
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(restored), str(directory))
-
 
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -489,14 +437,6 @@ def _flat_copy(sub: _Sub, dtype: str) -> FlatVectors:
 def _removed_share(index: Index) -> float:
     nodes = int(index.stats.nodes)
     return (nodes - len(index)) / nodes if nodes else 0.0
-
-
-def _usearch_index() -> type[Index]:
-    """usearch's Index class, imported on first use: opening a store for a listing (`ragstore collections
-    list`) must not load the vector library."""
-    from usearch.index import Index
-
-    return Index
 
 
 def _hits(keys: Any, distances: Any) -> list[VectorHit]:
