@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from ragstore.consistency.kinds import KINDS, Kind
 from ragstore.db.chunk_vectors import VectorBatch, iter_indexed_vectors
+from ragstore.db.compiled import postgres_form
 from ragstore.db.engine import Database
 from ragstore.db.models import (
     ChunkStatus,
@@ -202,9 +203,9 @@ class ConsistencyChecker:
         """(every chunk id, the indexed ones) of a collection, sorted, in one read (through the raw driver: a
         million rows through SQLAlchemy's result processing cost seconds)."""
         if self.db.is_sqlite:
-            rows = self.db.raw_sqlite_rows(_CHUNK_IDS.replace("%s", "?"), (cid,))
+            rows = self.db.raw_sqlite_rows(_CHUNK_IDS, (cid,))
         else:
-            rows = self.db.raw_postgres_rows(_CHUNK_IDS, (cid,))
+            rows = self.db.raw_postgres_rows(postgres_form(_CHUNK_IDS), (cid,))
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         flags = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
         return ids, ids[flags]
@@ -422,7 +423,7 @@ class ConsistencyChecker:
 
 
 _CHUNK_IDS = (
-    f"SELECT id, status = '{ChunkStatus.INDEXED.value}' FROM document_chunks WHERE collection_id = %s ORDER BY id"
+    f"SELECT id, status = '{ChunkStatus.INDEXED.value}' FROM document_chunks WHERE collection_id = ? ORDER BY id"
 )
 
 

@@ -1,4 +1,5 @@
-"""SQLAlchemy conditions as SQLite text, for the search paths that run on SQLite's raw driver."""
+"""SQLAlchemy conditions as SQLite text, and raw SQLite statements in psycopg's form, for the search paths
+that run on the raw drivers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ClauseElement
 
-__all__ = ["sqlite_text"]
+__all__ = ["postgres_form", "sqlite_text"]
 
 
 def sqlite_text(where: ClauseElement) -> tuple[str, tuple[Any, ...]]:
@@ -24,6 +25,13 @@ def sqlite_text(where: ClauseElement) -> tuple[str, tuple[Any, ...]]:
         while len(_SQLITE_CONDITIONS) > 512:
             _SQLITE_CONDITIONS.pop(next(iter(_SQLITE_CONDITIONS)))
     return str(compiled), params
+
+
+def postgres_form(sql: str) -> str:
+    """A raw SQLite statement of the search paths' shape (`?` parameters; a list of ids as one JSON parameter
+    read by `json_each`) in psycopg's form: `%s` parameters, the list one array parameter. Either way the text
+    is the same for any number of ids, so each database prepares it once and reuses its plan."""
+    return sql.replace("IN (SELECT value FROM json_each(?))", "= ANY(%s::bigint[])").replace("?", "%s")
 
 
 _SQLITE = sqlite.dialect(paramstyle="qmark")

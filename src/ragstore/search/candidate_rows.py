@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ragstore.db.compiled import postgres_form
 from ragstore.db.engine import Database
 from ragstore.search.rows import ChunkRow, sqlite_chunk_row
 
@@ -91,8 +92,4 @@ _SQLITE_TWO = _ROW_SQL.format(
 )
 
 
-# PostgreSQL's form: one array parameter keeps the text constant for any number of ids (prepared once).
-_PG_ONE, _PG_TWO = (
-    sql.replace("?", "%s").replace("IN (SELECT value FROM json_each(%s))", "= ANY(%s::bigint[])")
-    for sql in (_SQLITE_ONE, _SQLITE_TWO)
-)
+_PG_ONE, _PG_TWO = postgres_form(_SQLITE_ONE), postgres_form(_SQLITE_TWO)

@@ -15,6 +15,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ragstore.db.compiled import postgres_form
 from ragstore.db.engine import Database
 
 __all__ = ["CANDIDATES", "exact_order"]
@@ -32,7 +33,7 @@ _VECTORS_SQL = (
     "SELECT c.id, (SELECT e.vector FROM embeddings AS e WHERE e.model = ? AND e.content_hash = c.content_hash) "
     "FROM document_chunks AS c WHERE c.id IN (SELECT value FROM json_each(?))"
 )
-_VECTORS_PG = _VECTORS_SQL.replace("?", "%s").replace("IN (SELECT value FROM json_each(%s))", "= ANY(%s::bigint[])")
+_VECTORS_PG = postgres_form(_VECTORS_SQL)
 
 
 def exact_order(

@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from ragstore.db.compiled import sqlite_text
+from ragstore.db.compiled import postgres_form, sqlite_text
 from ragstore.db.engine import Database
 from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
@@ -94,8 +94,7 @@ _ROWS_SQLITE_NAMED = (
     "WHERE document_chunks.id IN (SELECT value FROM json_each(?))"
 )
 
-# PostgreSQL's form of _ROWS_SQLITE: one array parameter keeps the text constant (prepared once a connection).
-_ROWS_PG = _ROWS_SQLITE.replace("IN (SELECT value FROM json_each(?))", "= ANY(%s::bigint[])")
+_ROWS_PG = postgres_form(_ROWS_SQLITE)
 
 _ROWS = (
     select(
