@@ -32,8 +32,9 @@ from ragstore.db.engine import Database
 from ragstore.db.index_models import IndexTuning
 from ragstore.documents.catalog import CollectionRef
 from ragstore.schemas import CollectionTuning, TuningPoint, TuningState
+from ragstore.search.rerank import candidates
 from ragstore.vectors.base import VectorIndex
-from ragstore.vectors.tuning import SAMPLE, Measurement, measure
+from ragstore.vectors.tuning import SAMPLE, K, Measurement, measure
 
 __all__ = ["RETUNE_AFTER", "RETUNE_GROWTH", "IndexTuner", "due_reason"]
 
@@ -135,6 +136,7 @@ class IndexTuner:
                     self.target,
                     sample=self.sample,
                     seed=ref.id,
+                    depth=candidates(K) if self.vectors.approximate_scores else K,
                     should_stop=self.should_stop,
                 )
                 if measured.ef is None:  # the collection became exact meanwhile

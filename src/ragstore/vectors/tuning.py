@@ -22,6 +22,11 @@ tight clusters or loose ones). `measure` finds it on the collection's own vector
    (its build parameters, not the search breadth, limit it): the smallest breadth within ACCURACY of the
    best recall measured is chosen, and `met` is False.
 
+An index whose scores are approximate (i8) has its search ask for `depth` candidates, which SQL's float32 copies
+re-rank (search/rerank.py): a query's true top K need only be among them, so that is what its recall counts.
+Asking the graph's own top K in order would measure the 8-bit rounding, not the breadth: no breadth repairs
+it, and the tuner would climb to the top of the ladder for nothing.
+
 Bounded: at most MAX_SAMPLE queries, at most len(LADDER) breadths, one batch of vectors in memory; a
 `should_stop` callback is asked between steps (a closing store stops a measurement within one step).
 Nothing here writes: `indexing/tuning.py` keeps the result in SQL and sets the breadth on the index.
@@ -102,15 +107,19 @@ def measure(
     sample: int = SAMPLE,
     ladder: tuple[int, ...] = LADDER,
     seed: int = 0,
+    depth: int = K,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Measurement:
     """The recall curve of a collection over `ladder` and the smallest breadth that meets `target` (module doc).
+    `depth`: the candidates a search of K asks the index for (more than K where they are re-ranked).
 
     Raises Unavailable when `should_stop` answers True or the collection stops being a graph meanwhile (dropped,
     or the index closed); whatever the backend raises otherwise.
     """
     if not 0 < target <= 1:
         raise ValueError(f"target recall must be in (0, 1], got {target}")
+    if depth < K:
+        raise ValueError(f"a search asks for at least {K} candidates, got depth {depth}")
     sample = max(1, min(sample, MAX_SAMPLE))
     mode = index.search_mode(collection_id)
     vectors = index.count(collection_id)
@@ -127,7 +136,7 @@ def measure(
     curve: list[CurvePoint] = []
     for ef in sorted(ladder):
         _check(should_stop)
-        curve.append(_point(index, collection_id, queries, truth, ef))
+        curve.append(_point(index, collection_id, queries, truth, ef, depth))
         if curve[-1].meets(target):
             break
     if index.search_mode(collection_id) != "graph":
@@ -219,12 +228,12 @@ def exact_top_k(
     return best_ids
 
 
-def _point(index: VectorIndex, collection_id: int, queries: Vectors, truth: Ids, ef: int) -> CurvePoint:
+def _point(index: VectorIndex, collection_id: int, queries: Vectors, truth: Ids, ef: int, depth: int) -> CurvePoint:
     recalls = np.ones(len(queries), dtype=np.float64)
     times = np.empty(len(queries), dtype=np.float64)
     for i, q in enumerate(queries):
         started = time.perf_counter()
-        hits = index.search_at(collection_id, q, K, ef)
+        hits = index.search_at(collection_id, q, depth, ef)
         times[i] = time.perf_counter() - started
         true = {int(t) for t in truth[i] if t >= 0}
         if true:
