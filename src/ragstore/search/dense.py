@@ -58,10 +58,11 @@ class SearchCounters:
 
 def _deep_enough(n: int, share: float) -> int:
     """Candidates to ask the graph for, so that `n` of them pass a filter keeping `share` of the chunks:
-    twice the expectation (at share 0.1 and n 10, 216: fewer than 10 pass about once in 150 searches,
+    1.5 times the expectation (at share 0.1 and n 10, 166: fewer than 10 pass in about 1 search of 40,
     which then asks again), since the graph's cost grows faster than its depth (0.4 ms for 100 candidates,
-    1.1 ms for 200, 7 ms for 1,000 at 100,000 vectors)."""
-    return max(4 * n, int(2 * n / share) + 16)
+    1.1 ms for 200, 7 ms for 1,000 at 100,000 vectors). Twice the expectation (216) asked again once in
+    800 searches, and its p50 was 1.25x this one's (docs/benchmarks.md)."""
+    return max(4 * n, int(1.5 * n / share) + 16)
 
 
 class DenseSearcher:
