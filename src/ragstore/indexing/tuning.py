@@ -32,7 +32,7 @@ from ragstore.db.engine import Database
 from ragstore.db.index_models import IndexTuning
 from ragstore.documents.catalog import CollectionRef
 from ragstore.schemas import CollectionTuning, TuningPoint, TuningState
-from ragstore.search.rerank import candidates
+from ragstore.search.rerank import depth
 from ragstore.vectors.base import VectorIndex
 from ragstore.vectors.tuning import SAMPLE, K, Measurement, measure
 
@@ -136,7 +136,7 @@ class IndexTuner:
                     self.target,
                     sample=self.sample,
                     seed=ref.id,
-                    depth=candidates(K) if self.vectors.approximate_scores else K,
+                    depth=depth(K, approximate=self.vectors.approximate_scores),
                     should_stop=self.should_stop,
                 )
                 if measured.ef is None:  # the collection became exact meanwhile

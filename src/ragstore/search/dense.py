@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Select
 from ragstore.db.engine import Database
 from ragstore.db.filter_memory import FilterMemory
 from ragstore.db.visibility import visible_chunk_ids
-from ragstore.search.rerank import candidates, exact_order
+from ragstore.search.rerank import depth, exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
 from ragstore.vectors.base import ReplicaIndex, VectorHit, VectorIndex
 
@@ -144,7 +144,7 @@ class DenseSearcher:
         return out
 
     def _asked(self, n: int, model: str | None) -> int:
-        return candidates(n) if model and self.index.approximate_scores else n
+        return depth(n, approximate=bool(model) and self.index.approximate_scores)
 
     def _ranked(
         self, found: list[tuple[ChunkRow, float]], n: int, model: str | None, vector: NDArray[np.float32]

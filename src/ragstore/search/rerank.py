@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from ragstore.db.compiled import postgres_form
 from ragstore.db.engine import Database
 
-__all__ = ["CANDIDATES", "candidates", "exact_order"]
+__all__ = ["CANDIDATES", "depth", "exact_order"]
 
 T = TypeVar("T")
 
@@ -26,9 +26,10 @@ T = TypeVar("T")
 CANDIDATES = 3
 
 
-def candidates(n: int) -> int:
-    """How many candidates a search showing `n` asks an approximate index for (the tuner measures that depth)."""
-    return max(CANDIDATES * n, n + 20)
+def depth(n: int, *, approximate: bool) -> int:
+    """How many candidates a search showing `n` asks its index for: more when their scores are approximate and
+    re-ranked here. The search and the tuner (which measures recall at this depth) both ask this."""
+    return max(CANDIDATES * n, n + 20) if approximate else n
 
 
 # A correlated lookup per chunk, not a join: with an id list SQLite's planner turns a join around and walks
