@@ -221,6 +221,14 @@ def test_the_cli_measures_shows_and_refuses_an_unknown_collection(
     assert f"kb: ef_search {measured['ef_search']}, recall@10" in table.output and "<- chosen" in table.output
     assert "measured 20" in table.output  # the stored time, nothing measured
 
+    # A target the graph cannot reach: the line says so, and what would reach further.
+    monkeypatch.setenv("RAGSTORE_TARGET_RECALL", "1.0")
+    short = runner.invoke(app, ["index", "tune", "-c", "kb"])
+    assert short.exit_code == 0, short.output
+    line = " ".join(short.output.split())  # as one line, whatever the terminal's width wrapped
+    assert "short of the target: the graph itself tops out below it; a denser graph reaches further" in line
+    assert "(RAGSTORE_HNSW_M, RAGSTORE_HNSW_EF_CONSTRUCTION, then `ragstore index rebuild -c kb`)" in line
+
     unknown = runner.invoke(app, ["index", "tune", "-c", "nope"])
     assert unknown.exit_code == 2 and unknown.output.strip() == "error: collection 'nope' does not exist"
 

@@ -148,12 +148,12 @@ def _print_tuning(report: TuningReport) -> None:
         f"{report.backend}: each collection searches at the breadth that reaches recall@10 {report.target_recall:g}"
     )
     for c in report.collections:
-        out.print(_tuning_line(c), highlight=False)
+        out.print(_tuning_line(c, report.backend), highlight=False)
         if c.curve:
             out.print(_curve_table(c))
 
 
-def _tuning_line(c: CollectionTuning) -> str:
+def _tuning_line(c: CollectionTuning, backend: str) -> str:
     name = plain(c.collection)
     if c.state == "exact":
         return f"[bold]{name}[/]: {c.vectors:,} vectors, searched exactly: nothing to tune"
@@ -162,6 +162,11 @@ def _tuning_line(c: CollectionTuning) -> str:
     if c.state == "untuned":
         return f"[bold]{name}[/]: {c.vectors:,} vectors at the default ef_search {c.ef_search}, not measured yet"
     reached = "meets the target" if c.met else "[yellow]short of the target: the graph itself tops out below it[/]"
+    if not c.met and backend == "embedded":  # its graph is built with the settings: a rebuild applies new ones
+        reached += (
+            "; a denser graph reaches further (RAGSTORE_HNSW_M, RAGSTORE_HNSW_EF_CONSTRUCTION, then "
+            f"`ragstore index rebuild -c {name}`)"
+        )
     when = f"measured now in {c.seconds:.1f} s" if c.state == "tuned" else f"measured {c.tuned_at:%Y-%m-%d %H:%M} UTC"
     line = (
         f"[bold]{name}[/]: ef_search [bold]{c.ef_search}[/], recall@10 {c.recall:.4f} on {c.sample} queries "
