@@ -141,10 +141,13 @@ def test_sigterm_during_a_huge_upload_ends_the_server_within_seconds(tmp_path: P
 
         thread = threading.Thread(target=upload, daemon=True)
         thread.start()
-        time.sleep(4)  # the upload is in the worker thread now (parsing or embedding), or queued as a job
         if as_job:
+            # The 202 comes once the 19 MB are received and the job is queued: seconds, more on a slow machine.
+            thread.join(timeout=120)
             assert answers == [202], answers
+            time.sleep(2)  # the job thread has taken it up (parsing)
         else:
+            time.sleep(4)  # the upload is in the worker thread now (parsing or embedding)
             assert thread.is_alive() and not answers, answers
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
