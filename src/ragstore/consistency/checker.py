@@ -205,7 +205,7 @@ class ConsistencyChecker:
         if self.db.is_sqlite:
             rows = self.db.raw_sqlite_rows(_CHUNK_IDS, (cid,))
         else:
-            rows = self.db.raw_postgres_rows(postgres_form(_CHUNK_IDS), (cid,))
+            rows = self.db.raw_postgres_rows(_CHUNK_IDS_PG, (cid,))
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         flags = np.fromiter((bool(r[1]) for r in rows), dtype=bool, count=len(rows))
         return ids, ids[flags]
@@ -425,6 +425,7 @@ class ConsistencyChecker:
 _CHUNK_IDS = (
     f"SELECT id, status = '{ChunkStatus.INDEXED.value}' FROM document_chunks WHERE collection_id = ? ORDER BY id"
 )
+_CHUNK_IDS_PG = postgres_form(_CHUNK_IDS)
 
 
 def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
