@@ -26,9 +26,8 @@ from ragstore.errors import NotFound
 from ragstore.indexing.tuning import RETUNE_AFTER, due_reason
 from ragstore.runtime.maintenance import run_maintenance
 from ragstore.runtime.scheduler import INDEX_TUNING_JOB, MaintenanceScheduler
-from ragstore.search.rerank import depth
 from ragstore.service import RagStore
-from ragstore.vectors.base import CollectionSpec, VectorIndex
+from ragstore.vectors.base import CollectionSpec, VectorIndex, search_depth
 from ragstore.vectors.embedded import EmbeddedVectorIndex
 from ragstore.vectors.registry import BACKENDS
 from ragstore.vectors.tuning import ACCURACY, LADDER, measure
@@ -277,7 +276,7 @@ def test_chroma_and_the_memory_index_have_nothing_to_tune(tmp_path: Path) -> Non
 def test_an_8_bit_index_is_measured_at_the_depth_its_re_rank_asks_for(
     make_settings: Callable[..., Settings], clock: ManualClock, tmp_path: Path
 ) -> None:
-    """An i8 search asks for `depth(10, approximate=True)` candidates and re-ranks them from SQL's float32
+    """An i8 search asks for `search_depth(10, approximate=True)` candidates and re-ranks them from SQL's float32
     vectors: the true top 10 need only be among those. Counting the graph's own top 10 would measure the
     8-bit rounding, which no breadth repairs."""
     index = EmbeddedVectorIndex(tmp_path / "alone", dtype="i8")
@@ -285,7 +284,7 @@ def test_an_8_bit_index_is_measured_at_the_depth_its_re_rank_asks_for(
     index.upsert(1, np.arange(1, 2501, dtype=np.int64), draw(2500))
     ladder = (20, 24, 32, 48, 64, 96, 128)
     shallow = measure(index, 1, TARGET, sample=SAMPLE, ladder=ladder)
-    deep = measure(index, 1, TARGET, sample=SAMPLE, ladder=ladder, depth=depth(10, approximate=True))
+    deep = measure(index, 1, TARGET, sample=SAMPLE, ladder=ladder, depth=search_depth(10, approximate=True))
     for top, among in zip(shallow.curve, deep.curve, strict=False):
         assert among.recall >= top.recall
     # Counted in the graph's own order the 8-bit rounding caps recall below the target at every breadth.
@@ -299,5 +298,7 @@ def test_an_8_bit_index_is_measured_at_the_depth_its_re_rank_asks_for(
         store.index.tuner.sample = SAMPLE
         kb = fill(store, "kb", draw(2500))
         tuned = store.index.tune().collections[0]
-        again = measure(store.components.vectors, kb, TARGET, sample=SAMPLE, seed=kb, depth=depth(10, approximate=True))
+        again = measure(
+            store.components.vectors, kb, TARGET, sample=SAMPLE, seed=kb, depth=search_depth(10, approximate=True)
+        )
         assert [p.recall for p in tuned.curve] == [p.recall for p in again.curve] and tuned.ef_search == again.ef

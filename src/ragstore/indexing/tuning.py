@@ -32,8 +32,7 @@ from ragstore.db.engine import Database
 from ragstore.db.index_models import IndexTuning
 from ragstore.documents.catalog import CollectionRef
 from ragstore.schemas import CollectionTuning, TuningPoint, TuningState
-from ragstore.search.rerank import depth
-from ragstore.vectors.base import VectorIndex
+from ragstore.vectors.base import VectorIndex, search_depth
 from ragstore.vectors.tuning import SAMPLE, K, Measurement, measure
 
 __all__ = ["RETUNE_AFTER", "RETUNE_GROWTH", "IndexTuner", "due_reason"]
@@ -136,7 +135,7 @@ class IndexTuner:
                     self.target,
                     sample=self.sample,
                     seed=ref.id,
-                    depth=depth(K, approximate=self.vectors.approximate_scores),
+                    depth=search_depth(K, approximate=self.vectors.approximate_scores),
                     should_stop=self.should_stop,
                 )
                 if measured.ef is None:  # the collection became exact meanwhile

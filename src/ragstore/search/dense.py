@@ -20,9 +20,9 @@ from sqlalchemy import ColumnElement, Select
 from ragstore.db.engine import Database
 from ragstore.db.filter_memory import FilterMemory
 from ragstore.db.visibility import visible_chunk_ids
-from ragstore.search.rerank import depth, exact_order
+from ragstore.search.rerank import exact_order
 from ragstore.search.rows import ChunkRow, read_rows, sqlite_text
-from ragstore.vectors.base import ReplicaIndex, VectorHit, VectorIndex
+from ragstore.vectors.base import ReplicaIndex, VectorHit, VectorIndex, search_depth
 
 __all__ = ["DenseSearcher", "RowReader", "SearchCounters"]
 
@@ -144,7 +144,7 @@ class DenseSearcher:
         return out
 
     def _asked(self, n: int, model: str | None) -> int:
-        return depth(n, approximate=bool(model) and self.index.approximate_scores)
+        return search_depth(n, approximate=bool(model) and self.index.approximate_scores)
 
     def _ranked(
         self, found: list[tuple[ChunkRow, float]], n: int, model: str | None, vector: NDArray[np.float32]

@@ -18,19 +18,9 @@ from numpy.typing import NDArray
 from ragstore.db.compiled import postgres_form
 from ragstore.db.engine import Database
 
-__all__ = ["CANDIDATES", "depth", "exact_order"]
+__all__ = ["exact_order"]
 
 T = TypeVar("T")
-
-# Candidates asked for each result shown (and at least 20 more): enough that the true top k is among them.
-CANDIDATES = 3
-
-
-def depth(n: int, *, approximate: bool) -> int:
-    """How many candidates a search showing `n` asks its index for: more when their scores are approximate and
-    re-ranked here. The search and the tuner (which measures recall at this depth) both ask this."""
-    return max(CANDIDATES * n, n + 20) if approximate else n
-
 
 # A correlated lookup per chunk, not a join: with an id list SQLite's planner turns a join around and walks
 # every embedding of the model (0.3 s a search at 5,000 chunks; db/chunk_vectors.py met the same). Through the

@@ -31,6 +31,7 @@ from ragstore.errors import NotFound
 C = TypeVar("C", bound="ReplicaCollection")
 
 __all__ = [
+    "RERANK_CANDIDATES",
     "CollectionSpec",
     "IndexFilesDamaged",
     "KeepsFiles",
@@ -40,6 +41,7 @@ __all__ = [
     "VectorHit",
     "VectorIndex",
     "VectorRecord",
+    "search_depth",
 ]
 
 Vectors = NDArray[np.float32]
@@ -81,6 +83,18 @@ class IndexFilesDamaged(ValueError):
 
     Raised by `KeepsFiles.verify_files`; backup turns it into BackupDamaged with the same message.
     """
+
+
+# Candidates an approximate index is asked for per result shown (and at least 20 more): enough that the true
+# top k is among them, for SQL's float32 vectors to re-rank (search/rerank.py).
+RERANK_CANDIDATES = 3
+
+
+def search_depth(n: int, *, approximate: bool) -> int:
+    """How many candidates a search showing `n` asks its index for: more when the index's scores are approximate
+    and re-ranked. Here, below both, because the dense search and the tuner (which measures recall at this
+    depth, indexing/tuning.py) must ask the same."""
+    return max(RERANK_CANDIDATES * n, n + 20) if approximate else n
 
 
 class VectorIndex(abc.ABC):
