@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Settings:
-    return sqlite_settings(tmp_path)
+    # No companion model: it would embed every bulk chunk of `add_bulk` (90 s a test), and what these tests
+    # fault is the backup, not the cross-lingual embedding.
+    return sqlite_settings(tmp_path, companion_model="none")
 
 
 def titles(cfg: Settings) -> set[str]:
@@ -118,7 +120,8 @@ def small_filesystem(path: Path, size: str) -> Iterator[Path]:
 
 
 def add_bulk(store: RagStore, dimension: int, documents: int = 100) -> None:
-    """40 chunks per document of random text (which does not compress), vectors given: no model call."""
+    """40 chunks per document of random text (which does not compress), vectors given: no model call (with the
+    companion model off, as the tests calling it set it)."""
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((documents * 40, dimension)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -139,7 +142,7 @@ def test_a_full_disk_fails_the_backup_cleanly_and_the_next_one_works(embedder: A
     from ragstore.vectors.registry import backend_spec
 
     with small_filesystem(tmp_path / "tiny", "512k") as tiny, small_filesystem(tmp_path / "small", "4m") as small:
-        cfg = sqlite_settings(tmp_path, backup_repository=str(tiny / "repo"))
+        cfg = sqlite_settings(tmp_path, backup_repository=str(tiny / "repo"), companion_model="none")
         with RagStore.open(cfg, embedder=embedder) as store:
             load_corpus(store)
             add_bulk(store, embedder.dimension)
