@@ -41,6 +41,22 @@ def test_kiwi_analyses_a_batch_like_one_text_at_a_time() -> None:
     assert analyzer.terms_batch([]) == []
 
 
+@needs_kiwi
+def test_kiwi_reads_english_words_off_the_text_and_leaves_english_text_to_no_model() -> None:
+    """kiwipiepy 0.24 split English words it did not know ("access." into "a" + "ccess.", glued by the old
+    Latin+digits rule into "grantccess.") and kept a sentence's last period ("key."), so a question for "key"
+    missed every passage where the word ends a sentence. Other scripts' words are now the text's own runs."""
+    analyzer = KiwiAnalyzer()
+    assert analyzer.terms("Rotate the key. Then grant access.") == ["rotate", "key", "grant", "access"]
+    assert analyzer.terms("Use security.keys in permissions.py") == ["use", "security", "keys", "permissions", "py"]
+    assert analyzer._kiwi is None  # no Korean or Chinese character: the model was never loaded
+    mixed = analyzer.terms("API를 호출하면 E24 오류가 났다. ＡＰＩ привет café 漢字")
+    assert mixed == ["api", "호출", "e24", "오류", "나", "api", "привет", "café", "漢字"]
+    # A digit inside a morpheme kiwi keeps is that morpheme's, not a term of its own as well.
+    assert analyzer.terms("서울 3호선 Rotate the key.") == ["서울", "3호선", "rotate", "key"]
+    assert analyzer.terms_batch(["the key.", "열쇠 key."]) == [["key"], ["열쇠", "key"]]
+
+
 def test_the_analyzer_is_chosen_by_name() -> None:
     assert create_analyzer("bigram").name == "bigram"
     assert create_analyzer("auto").name == ("kiwi" if kiwi_available() else "bigram")

@@ -4,9 +4,11 @@ Korean is written in space-separated *eojeol* that glue particles and endings on
 "환불을", "환불이" are one word to a reader and three to a whitespace tokenizer, and a trigram tokenizer
 cannot match a two-syllable word at all. Two analyzers, chosen by name:
 
-- `kiwi`: kiwipiepy's morphological analysis (the `ragstore[korean]` extra). Content morphemes only
-  (nouns, verb and adjective stems, roots, foreign words, numbers), so particles and endings fall away.
-  The model loads once per process (about 1.3 s) and texts are analysed in batches.
+- `kiwi`: kiwipiepy's morphological analysis (the `ragstore[korean]` extra) of the Korean and Chinese
+  characters: content morphemes only (nouns, verb and adjective stems, roots, hanja), so particles and
+  endings fall away. Words of other scripts (English, numbers) are read off the text itself, as the bigram
+  analyzer reads them, and a text with no Korean or Chinese character is not given to kiwi at all. The model
+  loads once per process (about 1.3 s) and texts are analysed in batches.
 - `bigram`: no dependency. Every run of Hangul becomes its overlapping two-syllable pieces (a one-syllable
   run stays whole), every other run of letters or digits stays whole; "환불은" gives "환불", "불은", which meets the
   query "환불". The default when kiwi is not installed.
@@ -38,6 +40,13 @@ __all__ = [
 
 _TOKENS = re.compile(r"[\uac00-\ud7a3]+|[^\W_\uac00-\ud7a3]+", re.UNICODE)
 _HANGUL = re.compile(r"[\uac00-\ud7a3]+")
+# What kiwi analyses: Hangul (syllables and jamo) and Han characters (hanja).
+_KIWI_SCRIPTS = (
+    "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+)
+_FOR_KIWI = re.compile(f"[{_KIWI_SCRIPTS}]")
+# Every other run of letters and digits, in any script: one term, as the bigram analyzer keeps it.
+_OTHER_WORDS = re.compile(f"[^\\W_{_KIWI_SCRIPTS}]+")
 
 
 @runtime_checkable
@@ -112,8 +121,9 @@ class KiwiAnalyzer:
             import kiwipiepy
         except ImportError as exc:
             raise ConfigError("the kiwi analyzer needs kiwipiepy: pip install 'ragstore[korean]'") from exc
-        # /2: English stop words dropped; /3: with the title; /4: compound pieces, Latin+digits joined
-        self.version = f"kiwipiepy-{kiwipiepy.__version__}/4"
+        # /2: English stop words dropped; /3: with the title; /4: compound pieces, Latin+digits joined;
+        # /5: words of other scripts read off the text, not kiwi's tokens of them
+        self.version = f"kiwipiepy-{kiwipiepy.__version__}/5"
         self._kiwi: Any = None
         self._lock = threading.Lock()  # kiwipiepy is not documented as thread-safe; one call at a time
 
@@ -125,30 +135,49 @@ class KiwiAnalyzer:
         return self._kiwi
 
     @staticmethod
-    def _content(tokens: Any) -> list[str]:
-        """Content morphemes, made robust to two ways kiwi's segmentation varies with context.
+    def _content(tokens: Any) -> list[tuple[int, int, str]]:
+        """Kiwi's content morphemes of Korean or Chinese characters, as (start, end, term) in the text.
 
         Kiwi may keep a compound noun whole in one sentence and split it in another ("국립중앙박물관은" in a
         question, "국립/중앙/박물관" in a passage), so a noun of three or more syllables also yields its
-        two-syllable pieces, which both forms share. And it splits a Latin word from the digits it touches
-        ("E24" into "e" and "24"): touching Latin and number morphemes are joined back into one term.
+        two-syllable pieces, which both forms share. Its tokens of other scripts are left out: kiwipiepy
+        0.24 splits English words it does not know ("access." into "a" and "ccess."), keeps a sentence's
+        final period on its last word ("key."), and drops Cyrillic and full-width letters; `_other_words`
+        reads those words off the text instead.
         """
-        out: list[str] = []
-        previous: Any = None
+        out: list[tuple[int, int, str]] = []
         for t in tokens:
             tag = t.tag.split("-")[0]
-            if tag not in KIWI_CONTENT_TAGS:
-                previous = None
+            if tag not in KIWI_CONTENT_TAGS or not _FOR_KIWI.search(t.form):
                 continue
             form = _normalise(t.form)
-            touching = previous is not None and previous.start + previous.len == t.start
-            if touching and tag in ("SL", "SN") and previous.tag.split("-")[0] in ("SL", "SN") and out:
-                out[-1] += form
-            elif _keep(form):
-                out.append(form)
-                if tag in ("NNG", "NNP") and len(form) >= 3 and _HANGUL.fullmatch(form):
-                    out.extend(form[i : i + 2] for i in range(len(form) - 1))
-            previous = t
+            if not _keep(form):
+                continue
+            end = t.start + t.len
+            out.append((t.start, end, form))
+            if tag in ("NNG", "NNP") and len(form) >= 3 and _HANGUL.fullmatch(form):
+                out.extend((t.start, end, form[i : i + 2]) for i in range(len(form) - 1))
+        return out
+
+    @staticmethod
+    def _other_words(text: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """The runs of letters and digits of other scripts, lower-cased and NFKC-normalised, as (start, end,
+        term); a run inside a morpheme kiwi kept (the "3" of "3호선") is that morpheme's, not a word of its own."""
+        out: list[tuple[int, int, str]] = []
+        spans = iter(sorted((start, end) for start, end, _ in taken))
+        span = next(spans, None)
+        # Most texts are NFKC already: then a run needs lower-casing only (2x faster on English chunks).
+        normal = unicodedata.is_normalized("NFKC", text)
+        for m in _OTHER_WORDS.finditer(text):
+            while span is not None and span[1] <= m.start():
+                span = next(spans, None)
+            if span is not None and span[0] < m.end():
+                continue
+            run = m.group().lower() if normal else _normalise(m.group())
+            # NFKC or lower-casing may split a run ("①②" is "12", "İ" gains a combining dot)
+            for word in (run,) if run.isalnum() else _OTHER_WORDS.findall(run):
+                if _keep(word):
+                    out.append((m.start(), m.end(), word))
         return out
 
     def terms(self, text: str) -> list[str]:
@@ -157,9 +186,20 @@ class KiwiAnalyzer:
     def terms_batch(self, texts: Sequence[str]) -> list[list[str]]:
         if not texts:
             return []
-        with self._lock:
-            results = list(self._model().tokenize(list(texts)))
-        return [self._content(tokens) for tokens in results]
+        korean = [i for i, text in enumerate(texts) if _FOR_KIWI.search(text)]
+        analysed: dict[int, list[tuple[int, int, str]]] = {}
+        if korean:
+            with self._lock:
+                results = self._model().tokenize([texts[i] for i in korean])
+            analysed = {i: self._content(tokens) for i, tokens in zip(korean, results, strict=True)}
+        out = []
+        for i, text in enumerate(texts):
+            kept = analysed.get(i)
+            words = self._other_words(text, kept or [])
+            if kept:
+                words = sorted(kept + words, key=lambda term: term[0])  # stable: a noun's pieces stay after it
+            out.append([term for _, _, term in words])
+        return out
 
 
 ANALYZERS = ("auto", "kiwi", "bigram")
