@@ -166,7 +166,7 @@ class KiwiAnalyzer:
         out: list[tuple[int, int, str]] = []
         spans = iter(sorted((start, end) for start, end, _ in taken))
         span = next(spans, None)
-        # Most texts are NFKC already: then a run needs lower-casing only (2x faster on English chunks).
+        # Most texts are NFKC already: then a run needs lower-casing only (English chunks: 97 -> 69 us a chunk).
         normal = unicodedata.is_normalized("NFKC", text)
         for m in _OTHER_WORDS.finditer(text):
             while span is not None and span[1] <= m.start():
