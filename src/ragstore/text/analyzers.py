@@ -101,8 +101,9 @@ class BigramAnalyzer:
         return [self.terms(text) for text in texts]
 
 
-# Content morphemes: common and proper nouns, verb and adjective stems, roots, foreign words, hanja, numbers.
-KIWI_CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SL", "SH", "SN", "MAG"})
+# Content morphemes: common and proper nouns, numerals, verb and adjective stems, roots, hanja, adverbs. Not
+# foreign words (SL) or numbers (SN): those are other scripts' words, read off the text (`_other_words`).
+KIWI_CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SH", "MAG"})
 
 
 def kiwi_available() -> bool:
