@@ -125,14 +125,25 @@ def _kill_pool(store: RagStore) -> int:
 
     killer = create_engine(store.db.engine.url.difference_update_query(["options"]))
     with killer.begin() as conn:
-        killed = conn.execute(
+        listed = conn.execute(
             text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'ragstore' AND datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'ragstore' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()"
             )
-        ).scalar_one()
+        )
+        pids = [int(pid) for (pid,) in listed]
+        conn.execute(text("SELECT pg_terminate_backend(p) FROM unnest(CAST(:p AS int[])) AS p"), {"p": pids})
+    # pg_terminate_backend only signals: wait (bounded) until those backends have exited, as a restarted
+    # server's have by the time anyone reconnects; otherwise, on a busy machine, a connection can be checked
+    # out before its FATAL message is on the socket.
+    deadline = time.monotonic() + 10
+    while pids and time.monotonic() < deadline:
+        with killer.begin() as conn:
+            alive = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:p)"), {"p": pids})
+            if alive.scalar_one() == 0:
+                break
     killer.dispose()
-    return int(killed)
+    return len(pids)
 
 
 @postgres_only
@@ -142,7 +153,6 @@ def test_a_read_right_after_the_server_killed_its_connection_reconnects(store: R
     store.documents.add_text("kb", "Refunds reach the original card within five business days.", title="refunds")
     assert store.search("kb", "refunds", k=1).hits
     assert _kill_pool(store) >= 1
-    time.sleep(0.2)  # the server's FATAL message and the end of stream reach the idle sockets
     for _ in range(3):  # every pooled connection, each checked out moments after its last use
         assert store.db.fetch(text("SELECT 1")) == [(1,)]
     assert store.search("kb", "five business days", k=1).hits[0].title == "refunds"
