@@ -6,12 +6,10 @@ import json
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement
 
-from ragstore.db.compiled import postgres_form, sqlite_text
+from ragstore.db.compiled import postgres_form, postgres_text, sqlite_text
 from ragstore.db.engine import Database
-from ragstore.db.models import Document, DocumentChunk
 from ragstore.db.visibility import is_visible
 from ragstore.schemas import SearchHit
 
@@ -71,15 +69,19 @@ def read_rows(db: Database, ids: list[int], where: ColumnElement[bool] | None = 
             condition, params = sqlite_text(where)
             rows = db.raw_sqlite_rows(f"{_ROWS_SQLITE_NAMED} AND ({condition})", (json.dumps(ids), *params))
         return {int(r[0]): sqlite_chunk_row(r) for r in rows}
+    # psycopg itself: SQLAlchemy's execution costs ~0.1 ms a statement, more than the query (see
+    # Database.raw_postgres_rows).
     if where is None:
-        # psycopg itself: SQLAlchemy's execution costs ~0.1 ms a statement, more than the query (see
-        # Database.raw_postgres_rows).
-        return {int(r[0]): ChunkRow(*r) for r in db.raw_postgres_rows(_ROWS_PG, (ids,))}
-    return {int(r.id): ChunkRow(*r) for r in db.fetch(_ROWS.where(where), {"ids": ids})}
+        rows = db.raw_postgres_rows(_ROWS_PG, (ids,))
+    else:
+        condition, params = postgres_text(where)
+        rows = db.raw_postgres_rows(f"{_ROWS_PG_NAMED} AND ({condition})", (ids, *params))
+    return {int(r[0]): ChunkRow(*r) for r in rows}
 
 
-# The same query as _ROWS for SQLite's DBAPI: one JSON parameter keeps the SQL text constant, so SQLite's
-# statement cache reuses the compiled statement.
+# A chunk and its document by chunk id, on the raw drivers. One JSON parameter (one array parameter on
+# PostgreSQL, `postgres_form`) keeps the SQL text the same for any number of ids, so each database compiles
+# the statement once and reuses its plan.
 _ROWS_SQLITE = (
     "SELECT c.id, c.text, c.ordinal, c.status, d.id, d.source_uri, d.title, d.metadata, d.status "
     "FROM document_chunks AS c JOIN documents AS d ON d.id = c.document_id "
@@ -95,21 +97,4 @@ _ROWS_SQLITE_NAMED = (
 )
 
 _ROWS_PG = postgres_form(_ROWS_SQLITE)
-
-_ROWS = (
-    select(
-        DocumentChunk.id,
-        DocumentChunk.text,
-        DocumentChunk.ordinal,
-        DocumentChunk.status.label("chunk_status"),
-        Document.id.label("document_id"),
-        Document.source_uri,
-        Document.title,
-        Document.metadata_.label("metadata"),
-        Document.status.label("doc_status"),
-    )
-    .join(Document, Document.id == DocumentChunk.document_id)
-    # One array parameter, not an expanding IN: the statement text is the same for any number of ids, so
-    # psycopg prepares it once per connection and PostgreSQL reuses the plan.
-    .where(DocumentChunk.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-)
+_ROWS_PG_NAMED = postgres_form(_ROWS_SQLITE_NAMED)
