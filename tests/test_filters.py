@@ -228,6 +228,29 @@ def test_every_operator_and_combination_in_every_mode(kb: tuple[RagStore, dict[s
     assert len(seen) > 30  # the filters tell the documents apart, so a wrong one cannot pass by accident
 
 
+def test_the_probes_raw_reads_apply_every_filter_as_sqlalchemy_does(
+    kb: tuple[RagStore, dict[str, dict[str, Any]]],
+) -> None:
+    """The filtered search's probe checks its candidates with the condition compiled for the raw driver
+    (db/compiled.py: `sqlite_text`, `postgres_text` with psycopg's own JSONB values): every filter keeps the
+    documented documents there too."""
+    from sqlalchemy import select
+
+    from ragstore.db.filters import compile_filter
+    from ragstore.db.models import DocumentChunk
+    from ragstore.search.rows import read_rows
+
+    store, docs = kb
+    ids = [int(r[0]) for r in store.db.fetch(select(DocumentChunk.id))]
+    for spec in filters(docs):
+        expected = {title for title, doc in docs.items() if matches(doc, spec)}
+        condition = compile_filter(spec, postgres=not store.db.is_sqlite)
+        assert condition is not None, spec
+        rows = read_rows(store.db, ids, where=condition)
+        assert {row.title for row in rows.values()} == expected, spec
+        assert {row.title for row in read_rows(store.db, ids, where=condition).values()} == expected, spec  # cached
+
+
 def test_equal_filters_spelled_differently_find_the_same(kb: tuple[RagStore, dict[str, dict[str, Any]]]) -> None:
     store, _ = kb
     spellings = [
