@@ -228,7 +228,7 @@ def test_every_operator_and_combination_in_every_mode(kb: tuple[RagStore, dict[s
     assert len(seen) > 30  # the filters tell the documents apart, so a wrong one cannot pass by accident
 
 
-def test_the_probes_raw_reads_apply_every_filter_as_sqlalchemy_does(
+def test_the_probes_raw_reads_keep_what_each_filter_keeps(
     kb: tuple[RagStore, dict[str, dict[str, Any]]],
 ) -> None:
     """The filtered search's probe checks its candidates with the condition compiled for the raw driver
