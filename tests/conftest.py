@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist starts its workers with COLUMNS=80 and LINES=24, and rich's consoles (made when a test
+    module first imports `ragstore.cli`) would keep those 80 columns for good, where a test asks for wider
+    output through CliRunner's env: a worker then sees the terminal a serial run sees (none)."""
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their own Settings; variables of the machine running them must not leak in."""

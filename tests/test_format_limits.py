@@ -130,7 +130,9 @@ def test_xml_nesting_over_the_limit_is_refused() -> None:
     assert doc.text == "deep"  # no recursion in the walk
 
 
-_TEXT_GZ = gzip.compress(" ".join(f"line {i} of the changelog, entry {i * 7919 % 1000}" for i in range(2000)).encode())
+_TEXT_GZ = gzip.compress(
+    " ".join(f"line {i} of the changelog, entry {i * 7919 % 1000}" for i in range(2000)).encode(), mtime=0
+)
 
 # --- .gz -----------------------------------------------------------------------------------------------------
 
@@ -151,8 +153,9 @@ def test_a_gzip_bomb_stops_at_the_document_limit() -> None:
         (b"plain text, not gzip", "is not a gzip file"),
         (_TEXT_GZ[: len(_TEXT_GZ) // 2], "truncated gzip file"),
         (b"\x1f\x8b\x08\x00" + b"\xff" * 40, "corrupt gzip file"),
-        (gzip.compress(b"   \n"), "is empty once unpacked"),
+        (gzip.compress(b"   \n", mtime=0), "is empty once unpacked"),
     ],
+    ids=["not-gzip", "truncated", "corrupt", "empty"],  # stable: every xdist worker must collect the same ids
 )
 def test_broken_gzip_files_are_refused(data: bytes, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
