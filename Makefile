@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 COLLECTION ?= samples
 PYTEST_ARGS ?=
+# Test files run in parallel worker processes (pytest-xdist), a file per worker at a time; 0 runs them in this one.
+# At most 4: each worker loads the model and makes its own PostgreSQL database.
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test install install-test lint typecheck pytest bench clean
 
@@ -32,7 +35,7 @@ typecheck: install-test
 	$(BIN)/mypy
 
 pytest: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
