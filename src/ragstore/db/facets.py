@@ -28,6 +28,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CompoundSelect, Select, Table, and_, false, insert, intersect, or_, select, union
 from sqlalchemy.orm import Session
 
+from ragstore.db.bulk import insert_many
 from ragstore.db.facet_models import DocumentFacet
 from ragstore.db.filter_spec import (
     DATE_FIELDS,
@@ -92,12 +93,11 @@ def facet_rows(documents: Iterable[tuple[int, int, Mapping[str, Any]]]) -> list[
 
 def insert_facets(session: Session, documents: Iterable[tuple[int, int, Mapping[str, Any]]]) -> None:
     """Write the facet rows of new documents, in the caller's transaction (one executemany per 5,000)."""
-    rows = facet_rows(documents)
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(_FACETS), rows[start : start + 5000])
+    insert_many(session, _INSERT_FACETS, facet_rows(documents))
 
 
 _FACETS = cast(Table, DocumentFacet.__table__)
+_INSERT_FACETS = insert(_FACETS)
 _Ids = Select[Any] | CompoundSelect[Any]
 _DOCUMENT_FIELDS = INT_FIELDS | STRING_FIELDS | DATE_FIELDS
 _WIDENED = {"$gt": "$gte", "$lt": "$lte", "$gte": "$gte", "$lte": "$lte"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ragstore.db.batches import in_batches
+from ragstore.db.bulk import insert_many
 from ragstore.db.engine import Database
 from ragstore.db.models import Embedding, utcnow
 from ragstore.embeddings.base import Embedder
@@ -33,6 +34,9 @@ from ragstore.text.hashing import content_hash
 __all__ = ["Companion", "EmbeddingRows", "insert_embeddings", "is_vocabulary_term"]
 
 EMBEDDINGS = cast(Table, Embedding.__table__)
+# A hash already stored keeps its vector: the same text under the same model.
+_INSERT_EMBEDDINGS_SQLITE = sqlite_insert(EMBEDDINGS).on_conflict_do_nothing()
+_INSERT_EMBEDDINGS_PG = pg_insert(EMBEDDINGS).on_conflict_do_nothing()
 Vectors = NDArray[np.float32]
 
 
@@ -60,9 +64,7 @@ def insert_embeddings(s: Session, is_sqlite: bool, rows: EmbeddingRows) -> None:
         {"model": rows.model, "content_hash": h, "dimension": rows.dimension, "vector": v, "created_at": now}
         for h, v in rows.vectors.items()
     ]
-    stmt: Any = (sqlite_insert if is_sqlite else pg_insert)(EMBEDDINGS)
-    for start in range(0, len(values), 2000):
-        s.execute(stmt.on_conflict_do_nothing(), values[start : start + 2000])
+    insert_many(s, _INSERT_EMBEDDINGS_SQLITE if is_sqlite else _INSERT_EMBEDDINGS_PG, values, batch=2000)
 
 
 _STORED = select(Embedding.content_hash, Embedding.vector).where(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ragstore.clock import SYSTEM_CLOCK, Clock
 from ragstore.db.batches import in_batches
+from ragstore.db.bulk import insert_many
 from ragstore.db.engine import Database
 from ragstore.db.facets import insert_facets
 from ragstore.db.ids import allocate_ids
@@ -71,6 +72,8 @@ def _check_strings(loaded: LoadedDocument) -> None:
 DOCUMENTS = cast(Table, Document.__table__)
 CHUNKS = cast(Table, DocumentChunk.__table__)
 EMBEDDINGS = cast(Table, Embedding.__table__)
+_INSERT_DOCUMENTS = insert(DOCUMENTS)
+_INSERT_CHUNKS = insert(CHUNKS)
 
 
 @dataclass
@@ -451,8 +454,7 @@ class Ingestor:
             }
             for doc_id, plan in zip(doc_ids, plans, strict=True)
         ]
-        for start in range(0, len(doc_rows), 2000):
-            s.execute(insert(DOCUMENTS), doc_rows[start : start + 2000])
+        insert_many(s, _INSERT_DOCUMENTS, doc_rows, batch=2000)
         insert_facets(s, ((i, coll_id, plan.doc.loaded.metadata) for i, plan in zip(doc_ids, plans, strict=True)))
         chunks = [
             (doc_id, ordinal, text, h)
@@ -476,8 +478,7 @@ class Ingestor:
             }
             for chunk_id, (doc_id, ordinal, text, h) in zip(new_chunks, chunks, strict=True)
         ]
-        for start in range(0, len(chunk_rows), 5000):
-            s.execute(insert(CHUNKS), chunk_rows[start : start + 5000])
+        insert_many(s, _INSERT_CHUNKS, chunk_rows)
         # The lexical index in the chunks' own transaction: it can never hold terms of a chunk that is not
         # stored, nor miss those of one that is.
         write_lexemes(s, lexeme_rows(coll_id, new_chunks, terms))

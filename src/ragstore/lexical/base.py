@@ -18,6 +18,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import ColumnElement, Table, insert
 from sqlalchemy.orm import Session
 
+from ragstore.db.bulk import insert_many
 from ragstore.db.models import ChunkLexeme
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 LEXEMES = cast(Table, ChunkLexeme.__table__)
+_INSERT_LEXEMES = insert(LEXEMES)
 # A query of thousands of terms (a pasted page) costs a doclist scan per term and ranks no better.
 MAX_QUERY_TERMS = 64
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -210,5 +212,4 @@ def lexeme_rows(
 
 def write_lexemes(s: Session, rows: list[dict[str, Any]], batch: int = 5000) -> None:
     """Within the caller's transaction (the one that writes the chunks)."""
-    for start in range(0, len(rows), batch):
-        s.execute(insert(LEXEMES), rows[start : start + batch])
+    insert_many(s, _INSERT_LEXEMES, rows, batch=batch)
