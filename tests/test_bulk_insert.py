@@ -93,3 +93,14 @@ def test_a_column_with_a_python_default_must_be_given(store: RagStore) -> None:
     with pytest.raises(TypeError, match="created_at"):
         store.db.write(without_timestamps)
     assert _stored(store, "x") == []
+
+
+def test_statements_made_per_call_do_not_grow_the_compiled_cache(store: RagStore) -> None:
+    from ragstore.db import bulk
+
+    store.collections.create("bulk", embedding_model="m", dimension=4)
+    collection_id = store.components.catalog.resolve("bulk").id
+    for n in range(80):  # a new statement object each time: each compiles, the oldest are evicted
+        store.db.write(lambda s, n=n: insert_many(s, insert(DOCUMENTS), _rows(s, collection_id, f"many{n}")))
+    assert len(bulk._prepared) <= 64
+    assert len(_stored(store, "many7")) == len(METADATA) and len(_stored(store, "many79")) == len(METADATA)

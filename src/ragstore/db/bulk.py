@@ -2,10 +2,11 @@
 through the dialect's own bind processing, then one `executemany`.
 
 A bulk load writes four or five rows a chunk (document, chunk, embedding, lexical terms, facets). Through
-`Session.execute(insert(...), rows)` SQLAlchemy compiles and processes every parameter set row by row, and
-that cost more than SQLite's own writes (about a fifth of an ingest with precomputed vectors). Here the
-statement's text and its processors are kept, the values are processed a column at a time, and the driver
-gets the rows directly, in the session's transaction. What is stored is the same: the processors are the
+`Session.execute(insert(...), rows)` SQLAlchemy compiles and processes every parameter set row by row: a
+quarter of the insert's time on SQLite (documents and chunks, 16.3 against 12.2 µs a row here; on
+PostgreSQL, where the server's work dominates, 40.5 against 38.2). Here the statement's text and its
+processors are kept, the values are processed a column at a time, and the driver gets the rows directly,
+in the session's transaction. What is stored is the same: the processors are the
 ones SQLAlchemy would have applied (dates as SQLite text, JSON serialised, enums by value).
 """
 
@@ -76,5 +77,7 @@ def insert_many(session: Session, statement: Insert, rows: Sequence[Mapping[str,
         prepared = _Prepared(statement, columns, dialect)
         with _lock:
             _prepared[key] = prepared
+            while len(_prepared) > 64:  # a handful of constant statements; a caller's new ones evict the oldest
+                _prepared.pop(next(iter(_prepared)))
     for start in range(0, len(rows), batch):
         connection.exec_driver_sql(prepared.sql, prepared.parameters(rows[start : start + batch]))
