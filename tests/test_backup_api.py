@@ -57,6 +57,32 @@ def wait_for_backup(client: TestClient, timeout_s: float = 60) -> dict[str, Any]
     raise AssertionError("the backup did not finish")
 
 
+def test_a_run_is_recorded_as_ended_before_it_stops_showing_as_running(
+    loaded: RagStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status pollers (the admin page, `wait_for_backup`) stop at "nothing running here": by then the run's
+    end must be in the history, for a backup that completes and for one that fails."""
+    manager = loaded.components.backup_manager
+    seen: list[tuple[str, bool]] = []
+    finish = manager.runs.finish
+
+    def recording(run_id: int, *, state: Any, duration_ms: float, **fields: Any) -> None:
+        seen.append((str(state), manager._running_here() is not None))
+        finish(run_id, state=state, duration_ms=duration_ms, **fields)
+
+    monkeypatch.setattr(manager.runs, "finish", recording)
+    manager.create("full", trigger="api")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("the disk is on fire")
+
+    monkeypatch.setattr(manager, "_make", broken)
+    with pytest.raises(OSError, match="on fire"):
+        manager.create("full", trigger="api")
+    assert seen == [("complete", True), ("failed", True)]
+    assert manager._running_here() is None
+
+
 def test_trigger_status_history_verify_and_restore_beside(client: TestClient, loaded: RagStore, tmp_path: Path) -> None:
     assert client.get("/admin/backup/list").json() == []
     started = client.post("/admin/backup/trigger", json={"kind": "full", "note": "from the API"})

@@ -141,12 +141,14 @@ class BackupManager:
                 finish(RunState.FAILED, error=error)
             self.audit.record_failure(AUDIT_ACTIONS[action], target=outcome["backup_id"] or "", error=error)
             raise
+        else:
+            finish(RunState.COMPLETE, size_bytes=outcome["size_bytes"])
+            details = {"kind": kind, "trigger": trigger, "run_id": run_id}
+            self.audit.record_quietly(AUDIT_ACTIONS[action], target=outcome["backup_id"] or "", details=details)
         finally:
+            # Released last: whoever sees nothing running here finds the run's end in the history already.
             with self._active_lock:
                 self._active = None
-        finish(RunState.COMPLETE, size_bytes=outcome["size_bytes"])
-        details = {"kind": kind, "trigger": trigger, "run_id": run_id}
-        self.audit.record_quietly(AUDIT_ACTIONS[action], target=outcome["backup_id"] or "", details=details)
 
     def _sqlite_path(self) -> Path | None:
         if not self.db.is_sqlite:
