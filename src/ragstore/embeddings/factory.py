@@ -15,5 +15,8 @@ def create_embedder(settings: Settings, usage_sink: UsageSink | None = None) -> 
 
         return OpenAIEmbedder.from_settings(settings, usage_sink=usage_sink)
     return LocalEmbedder(
-        settings.embedding_model or DEFAULT_LOCAL_MODEL, batch_size=settings.embedding_batch_size, usage_sink=usage_sink
+        settings.embedding_model or DEFAULT_LOCAL_MODEL,
+        batch_size=settings.embedding_batch_size,
+        usage_sink=usage_sink,
+        engine=settings.embedding_engine,
     )

