@@ -24,9 +24,9 @@ Operations:
 Each `--mix` runs in turn against the same server and prints its own table.
 
 A mix with `text` also prints the model's own batch encode rate for queries, measured in this process while
-the server is idle, just before the mix (LocalEmbedder, batches of 32 unique questions like the mix's, for
-`--encode-seconds`): what one process's model could do at most, and the text searches' rate as a fraction of
-it (issue 22 asks for 0.8x at 50 clients).
+the server is idle, just before the mix (LocalEmbedder with the server's RAGSTORE_EMBEDDING_ENGINE, batches
+of 32 unique questions like the mix's, for `--encode-seconds`): what one process's model could do at most, and
+the text searches' rate as a fraction of it (issue 22 asks for 0.8x at 50 clients).
 
 `--compare-auth` (issue 16) starts two servers over the same kind of store, one with RAGSTORE_AUTH=required
 whose clients send a read key (`Authorization: Bearer rsk_...`; every request authenticated, rate-limited
@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
@@ -156,7 +157,7 @@ def query_encode_rate(seconds: float, batch: int = 32) -> float:
     """Queries/s of the default model encoding batches of `batch` unique questions (at least three batches)."""
     from ragstore.embeddings.local import LocalEmbedder
 
-    embedder = LocalEmbedder()
+    embedder = LocalEmbedder(engine=os.environ.get("RAGSTORE_EMBEDDING_ENGINE", "auto"))  # type: ignore[arg-type]
     questions = questions_of_the_corpus()
     rng = random.Random(11)
 

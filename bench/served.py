@@ -62,6 +62,8 @@ def store_env(data_dir: Path, database_url: str | None, redis_url: str | None, *
     Keyed, auth is required under limits no run reaches, so each request pays the check and the counting
     but is never refused."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTORE_", "DATABASE_URL", "REDIS_URL"))}
+    if "RAGSTORE_EMBEDDING_ENGINE" in os.environ:  # the engine under test (bench/load.py compares them)
+        env["RAGSTORE_EMBEDDING_ENGINE"] = os.environ["RAGSTORE_EMBEDDING_ENGINE"]
     env.update(RAGSTORE_DATA_DIR=str(data_dir), RAGSTORE_LOG_LEVEL="WARNING", RAGSTORE_AUTH="off")
     if keyed:
         env.update(

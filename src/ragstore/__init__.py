@@ -11,6 +11,10 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from ragstore.native_libs import share_cxx_runtime
+
+share_cxx_runtime()  # before usearch or onnxruntime can be loaded: native_libs.py says why
+
 try:
     __version__ = version("ragstore")
 except PackageNotFoundError:  # running from a source tree that is not installed

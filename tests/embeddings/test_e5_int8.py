@@ -7,6 +7,9 @@ makes them fast), so these tests run everywhere; `auto` picks the engine by the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +86,22 @@ def test_the_engine_is_a_validated_setting(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("RAGSTORE_EMBEDDING_ENGINE", "gpu")
     with pytest.raises(ConfigError, match="RAGSTORE_EMBEDDING_ENGINE"):
         load_settings(tmp_path)
+
+
+def test_a_process_that_loaded_usearch_first_can_load_the_engine(tmp_path: Path) -> None:
+    """usearch's static libstdc++ made onnxruntime's import crash (SIGSEGV) in the server: native_libs.py."""
+    script = (
+        "import ragstore, usearch.index\n"
+        "from ragstore.service import RagStore\n"
+        "from ragstore.config import load_settings\n"
+        "store = RagStore.open(load_settings(), start_worker=False)\n"
+        "store.collections.create('c')\n"  # the embedded index: usearch loaded before the model
+        "store.warm_up()\n"
+        "print(store.components.embedder.embed(['전세 보증금'], kind='query').shape)\n"
+        "store.close()\n"
+    )
+    env = {**os.environ, "RAGSTORE_DATA_DIR": str(tmp_path), "RAGSTORE_EMBEDDING_ENGINE": "int8"}
+    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(1, 384)")
