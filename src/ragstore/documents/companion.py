@@ -28,6 +28,7 @@ from ragstore.db.bulk import insert_many
 from ragstore.db.engine import Database
 from ragstore.db.models import Embedding, utcnow
 from ragstore.embeddings.base import Embedder
+from ragstore.embeddings.batching import QueryBatcher
 from ragstore.lexical.base import clean_terms
 from ragstore.text.hashing import content_hash
 
@@ -82,6 +83,12 @@ class Companion:
         self.embedder = embedder
         self.model = embedder.model
         self.dimension = embedder.dimension
+        # Concurrent hybrid searches' texts share one encoder call: one call at a time per process, and
+        # one each had made the companion the bound of text searches once e5's int8 engine was 3x faster.
+        self.queries = QueryBatcher(embedder)
+
+    def close(self) -> None:
+        self.queries.close()
 
     def stored(self, hashes: Iterable[str]) -> dict[str, Vectors]:
         """The vectors the table holds for these hashes (a hash it lacks is left out)."""
@@ -125,7 +132,9 @@ class Companion:
 
     def embed_terms(self, terms: list[str]) -> Vectors:
         """A query's vectors (its text, its words), not stored: they are not the collection's vocabulary."""
-        return np.asarray(self.embedder.embed(terms, kind="query"), dtype=np.float32)
+        if 0 < len(terms) <= self.queries.max_batch:  # one search's: queued with the other searches'
+            return np.stack(self.queries.embed_queued(terms))
+        return np.asarray(self.embedder.embed(terms, kind="query"), dtype=np.float32)  # a search batch's
 
     def _known(self, texts: Mapping[str, str]) -> set[str]:
         known: set[str] = set()

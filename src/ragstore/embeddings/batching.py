@@ -49,20 +49,27 @@ class QueryBatcher:
         self.queries = 0
 
     def embed(self, text: str) -> NDArray[np.float32]:
-        slot = _Slot(text)
+        return self.embed_queued([text])[0]
+
+    def embed_queued(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+        """A few texts of one search (a query and its words), queued together: they ride in one call."""
+        slots = [_Slot(text) for text in texts]
         with self._ready:
             if self._stopped:
                 raise RuntimeError("the query batcher is closed")
-            self._pending.append(slot)
+            self._pending.extend(slots)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="ragstore-query-batcher", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        slot.done.wait()
-        if slot.error is not None:
-            raise slot.error
-        assert slot.vector is not None
-        return slot.vector
+        vectors = []
+        for slot in slots:
+            slot.done.wait()
+            if slot.error is not None:
+                raise slot.error
+            assert slot.vector is not None
+            vectors.append(slot.vector)
+        return vectors
 
     def embed_many(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Several queries' embeddings in one model call, made on the caller's thread (a search batch).
