@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +127,15 @@ def alternatives(with_onnx: bool) -> dict[str, Encode]:
         ),
     }
     if with_onnx:
-        from e5_onnx import OnnxE5
+        from e5_onnx import onnx_e5
 
-        for threads in (1, 2):
-            int8 = OnnxE5(engine, nbits=True, threads=threads)
-            fp32 = OnnxE5(engine, nbits=False, threads=threads)
-            alts[f"onnxruntime MatMulNBits (4-bit, int8 activations), {threads} thread(s)"] = int8.encode
-            alts[f"onnxruntime MatMul float32, {threads} thread(s)"] = fp32.encode
+        for threads in (1, 2):  # threads within a pass, passes of 2,048 tokens
+            nbits = onnx_e5(engine, nbits=True, threads=threads)
+            fp32 = onnx_e5(engine, nbits=False, threads=threads)
+            alts[f"onnxruntime MatMulNBits (4-bit, int8 activations), {threads} thread(s)"] = partial(
+                nbits.encode, budget=2048
+            )
+            alts[f"onnxruntime MatMul float32, {threads} thread(s)"] = partial(fp32.encode, budget=2048)
     return alts
 
 

