@@ -17,7 +17,7 @@ ROOT = Path(ragstore.__file__).parent
 
 # Lowest first. A name is a subpackage or a top-level module of ragstore.
 LAYERS: list[set[str]] = [
-    {"secrets_mask"},  # hides passwords and keys in every message, below the errors that carry them
+    {"secrets_mask", "native_libs"},  # masks secrets in every message; native_libs: the C++ runtime made global
     {"errors", "clock", "telemetry"},  # telemetry: the event metrics every layer counts (prometheus-client)
     {"keys", "valid_text", "roles"},  # the text form of secret keys (config validates it); what makes a string storable
     {"config"},
