@@ -233,7 +233,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared() -> E5Int8:
-    """The process's int8 engine, built on first use (about 2 s: the graph and onnxruntime's session)."""
+    """The process's int8 engine, built on first use (about 1 s: the graph and onnxruntime's session)."""
     with _SHARED_LOCK:
         if not _SHARED:
             _SHARED.append(E5Int8())

