@@ -195,8 +195,7 @@ def bench_text(n: int, rounds: int = 3) -> tuple[float, float, int]:
     """Median texts/s of the model alone and of ragstore's ingest, alternated so that drift in the machine's
     speed (OpenMP threads, CPU frequency) hits both alike."""
     corpus = texts(n)
-    engine = os.environ.get("RAGSTORE_EMBEDDING_ENGINE", "auto")  # the e5 engine to measure (embeddings/local.py)
-    embedder = LocalEmbedder(engine=engine)  # type: ignore[arg-type]
+    embedder = LocalEmbedder(engine=Settings().embedding_engine)  # RAGSTORE_EMBEDDING_ENGINE's, validated
     embedder.embed(["warm up", "준비 운동"], kind="document")
     model_rates, store_rates, chunks = [], [], 0
     for _ in range(rounds):

