@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from ragstore.errors import ConfigError
@@ -62,3 +67,22 @@ def test_the_analyzer_is_chosen_by_name() -> None:
     assert create_analyzer("auto").name == ("kiwi" if kiwi_available() else "bigram")
     with pytest.raises(ConfigError, match="unknown analyzer"):
         create_analyzer("trigram")
+
+
+@needs_kiwi
+def test_a_warmed_store_has_loaded_kiwi_before_its_first_korean_search(tmp_path: Path) -> None:
+    """The warm-up's text once held no Korean, which the analyzer reads without kiwi: the first Korean search of
+    each server then paid kiwi's load and first analysis (about 3 s). A fresh process, so nothing loaded it."""
+    script = (
+        "from ragstore.service import RagStore\n"
+        "from ragstore.config import load_settings\n"
+        "store = RagStore.open(load_settings(), start_worker=False)\n"
+        "store.warm_up()\n"
+        "print(store.components.lexical_indexer.target()._kiwi is not None)\n"
+        "store.close()\n"
+    )
+    env = {**os.environ, "RAGSTORE_DATA_DIR": str(tmp_path), "RAGSTORE_LEXICAL_ANALYZER": "kiwi"}
+    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("True")

@@ -142,7 +142,9 @@ class RagStore:
         warm_up = getattr(self.components.embedder, "warm_up", None)
         if callable(warm_up):
             warm_up()
-        self.components.lexical_indexer.target().terms("warm up")
+        # Korean text: the kiwi analyzer reads other scripts without kiwi, and its model's load and first
+        # analysis (about 3 s) had come back into the first Korean search of every server.
+        self.components.lexical_indexer.target().terms("warm up 준비")
         if self.components.term_bridge is not None:
             self.components.term_bridge.companion.embed_terms(["warm up", "준비"])
 
