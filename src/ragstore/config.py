@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # the server's malloc arenas, shared by its request threads (glibc; runtime/malloc_tuning.py; 0: 8 per core)
     malloc_arena_max: int = Field(2, ge=0, le=1024, validation_alias=_env("RAGSTORE_MALLOC_ARENA_MAX"))
 
-    # relational store (PostgreSQL): the pool each process keeps, and how long a statement may run
+    # relational store: the pool each process keeps (both dialects), and how long a statement may run
     database_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("DATABASE_POOL_SIZE"))
     database_max_overflow: int = Field(20, ge=0, le=1000, validation_alias=_env("DATABASE_MAX_OVERFLOW"))
     database_pool_timeout_s: float = Field(30.0, gt=0, le=3600, validation_alias=_env("DATABASE_POOL_TIMEOUT_S"))

@@ -151,9 +151,14 @@ class Database:
     def _sqlite_engine(settings: Settings) -> Engine:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The pool's sizes as PostgreSQL's: SQLAlchemy's default for a file (5, and 10 overflow connections
+        # closed on return) made a server under 50 clients open a connection, and run its pragmas, per read.
         engine = create_engine(
             settings.sqlalchemy_url,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout_s,
             future=True,
         )
 

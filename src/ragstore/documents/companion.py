@@ -12,6 +12,7 @@ vector index and the lexical index), so no vector backend changes, and a store t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -73,6 +74,12 @@ _STORED = select(Embedding.content_hash, Embedding.vector).where(
     Embedding.content_hash.in_(bindparam("hashes", expanding=True)),
     Embedding.dimension == bindparam("dimension"),
 )
+# SQLite: the thread's own raw connection and one JSON parameter, as the search path's other reads
+# (search/rows.py); through the pool, 50 concurrent searches opened and closed a connection each time.
+_STORED_SQLITE = (
+    "SELECT content_hash, vector FROM embeddings WHERE model = ? AND dimension = ? "
+    "AND content_hash IN (SELECT value FROM json_each(?))"
+)
 
 
 class Companion:
@@ -96,7 +103,11 @@ class Companion:
         # Core rows without a session: a search reads its query words' vectors here, and an ORM session's
         # set-up cost more than the query (about 1 ms of a hybrid search).
         for part in in_batches(list(dict.fromkeys(hashes))):
-            for h, blob in self.db.fetch(_STORED, {"model": self.model, "hashes": part, "dimension": self.dimension}):
+            if self.db.is_sqlite:
+                rows = self.db.raw_sqlite_rows(_STORED_SQLITE, (self.model, self.dimension, json.dumps(part)))
+            else:
+                rows = self.db.fetch(_STORED, {"model": self.model, "hashes": part, "dimension": self.dimension})
+            for h, blob in rows:
                 out[h] = np.frombuffer(blob, dtype="<f4")
         return out
 
