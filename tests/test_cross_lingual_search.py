@@ -5,6 +5,7 @@ Every test runs on SQLite and PostgreSQL with the real packaged models (e5 and U
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -269,3 +270,30 @@ def test_a_bridged_search_reads_each_sides_rows_and_vectors_in_one_statement(kb:
     finally:
         event.remove(kb.db.engine, "before_cursor_execute", counted)
         kb.db.raw_postgres_rows = raw  # type: ignore[method-assign]
+
+
+def test_the_companion_reads_a_words_stored_vector_once(kb: RagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query's words recur: their stored companion vectors are kept in the process, and only a hash not kept
+    is read again (a vector of one text under one model does not change, so no invalidation)."""
+    bridge = kb.components.term_bridge
+    assert bridge is not None
+    companion = bridge.companion
+    words = {content_hash(w): w for w in ("campground", "야영장")}
+    first = companion.stored(words)
+    assert set(first) == set(words)
+    reads: list[list[str]] = []
+    fetch, raw = kb.db.fetch, kb.db.raw_sqlite_rows
+
+    def counted_fetch(statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        reads.append(list((params or {}).get("hashes", [])))
+        return fetch(statement, params)
+
+    def counted_raw(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        reads.append(json.loads(params[-1]))
+        return raw(sql, params)
+
+    monkeypatch.setattr(kb.db, "fetch", counted_fetch)
+    monkeypatch.setattr(kb.db, "raw_sqlite_rows", counted_raw)
+    again = companion.stored([*words, content_hash("fir forest")])
+    assert all((again[h] == first[h]).all() for h in words)
+    assert reads == [[content_hash("fir forest")]]  # only the hash not read before

@@ -13,11 +13,13 @@ vector index and the lexical index), so no vector backend changes, and a store t
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
+from cachetools import LRUCache
 from numpy.typing import NDArray
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -40,6 +42,9 @@ EMBEDDINGS = cast(Table, Embedding.__table__)
 _INSERT_EMBEDDINGS_SQLITE = sqlite_insert(EMBEDDINGS).on_conflict_do_nothing()
 _INSERT_EMBEDDINGS_PG = pg_insert(EMBEDDINGS).on_conflict_do_nothing()
 Vectors = NDArray[np.float32]
+# Stored vectors a process keeps: a query's words recur (the sample load's 60 questions share most of theirs),
+# and each search read them again, a round trip on PostgreSQL. 8,192 of USE's 512-d vectors are 16 MiB.
+STORED_CACHE = 8192
 
 
 def is_vocabulary_term(term: str) -> bool:
@@ -93,6 +98,11 @@ class Companion:
         # Concurrent hybrid searches' texts share one encoder call: one call at a time per process, and
         # one each had made the companion the bound of text searches once e5's int8 engine was 3x faster.
         self.queries = QueryBatcher(embedder)
+        # A (model, content hash) names the vector of one text under one model: inserts keep a stored row, and
+        # a re-embed (documents/ingest.py) writes that model's vector of that text again, so a copy read once
+        # stays right without invalidation.
+        self._recent: LRUCache[str, Vectors] = LRUCache(maxsize=STORED_CACHE)
+        self._recent_lock = threading.Lock()
 
     def close(self) -> None:
         self.queries.close()
@@ -100,15 +110,22 @@ class Companion:
     def stored(self, hashes: Iterable[str]) -> dict[str, Vectors]:
         """The vectors the table holds for these hashes (a hash it lacks is left out)."""
         out: dict[str, Vectors] = {}
+        wanted = list(dict.fromkeys(hashes))
+        with self._recent_lock:
+            for h in wanted:
+                if (known := self._recent.get(h)) is not None:
+                    out[h] = known
         # Core rows without a session: a search reads its query words' vectors here, and an ORM session's
         # set-up cost more than the query (about 1 ms of a hybrid search).
-        for part in in_batches(list(dict.fromkeys(hashes))):
+        for part in in_batches([h for h in wanted if h not in out]):
             if self.db.is_sqlite:
                 rows = self.db.raw_sqlite_rows(_STORED_SQLITE, (self.model, self.dimension, json.dumps(part)))
             else:
                 rows = self.db.fetch(_STORED, {"model": self.model, "hashes": part, "dimension": self.dimension})
-            for h, blob in rows:
-                out[h] = np.frombuffer(blob, dtype="<f4")
+            read = {h: np.frombuffer(blob, dtype="<f4") for h, blob in rows}
+            out.update(read)
+            with self._recent_lock:
+                self._recent.update(read)
         return out
 
     def rows_for(self, texts: Mapping[str, str]) -> EmbeddingRows:
