@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +29,27 @@ def pytest_configure(config: pytest.Config) -> None:
     output through CliRunner's env: a worker then sees the terminal a serial run sees (none)."""
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
+
+
+def in_fresh_store_process(data_dir: Path, lines: Sequence[str], **env: str) -> str:
+    """What a new Python process printed after opening a SQLite store in `data_dir` (`store`) and running
+    `lines`: for what one process loads first, which a test process has loaded long before. Fails on a
+    non-zero exit with the process's stderr."""
+    script = "\n".join(
+        [
+            "import ragstore",
+            "from ragstore.service import RagStore",
+            "from ragstore.config import load_settings",
+            "store = RagStore.open(load_settings(), start_worker=False)",
+            *lines,
+            "store.close()",
+        ]
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environ.update(env, RAGSTORE_DATA_DIR=str(data_dir))
+    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
 
 
 @pytest.fixture(autouse=True)

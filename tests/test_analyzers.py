@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ragstore.errors import ConfigError
 from ragstore.text.analyzers import BigramAnalyzer, KiwiAnalyzer, create_analyzer, kiwi_available
+
+from conftest import in_fresh_store_process
 
 
 def test_bigrams_let_a_two_syllable_query_meet_the_word_with_its_particle() -> None:
@@ -73,16 +72,5 @@ def test_the_analyzer_is_chosen_by_name() -> None:
 def test_a_warmed_store_has_loaded_kiwi_before_its_first_korean_search(tmp_path: Path) -> None:
     """The warm-up's text once held no Korean, which the analyzer reads without kiwi: the first Korean search of
     each server then paid kiwi's load and first analysis (about 3 s). A fresh process, so nothing loaded it."""
-    script = (
-        "from ragstore.service import RagStore\n"
-        "from ragstore.config import load_settings\n"
-        "store = RagStore.open(load_settings(), start_worker=False)\n"
-        "store.warm_up()\n"
-        "print(store.components.lexical_indexer.target()._kiwi is not None)\n"
-        "store.close()\n"
-    )
-    env = {**os.environ, "RAGSTORE_DATA_DIR": str(tmp_path), "RAGSTORE_LEXICAL_ANALYZER": "kiwi"}
-    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("True")
+    lines = ["store.warm_up()", "print(store.components.lexical_indexer.target()._kiwi is not None)"]
+    assert in_fresh_store_process(tmp_path, lines, RAGSTORE_LEXICAL_ANALYZER="kiwi").endswith("True")

@@ -7,9 +7,6 @@ makes them fast), so these tests run everywhere; `auto` picks the engine by the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,8 @@ from ragstore.embeddings import e5_int8
 from ragstore.embeddings.factory import create_embedder
 from ragstore.embeddings.local import LocalEmbedder, resolve_engine
 from ragstore.errors import ConfigError
+
+from conftest import in_fresh_store_process
 
 QUERIES = ["전세 보증금 돌려받는 법", "how do I rotate an API key?", "환승 할인", "x", "API 키 rate limit 429"]
 
@@ -97,18 +96,9 @@ def test_the_engine_is_a_validated_setting(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_a_process_that_loaded_usearch_first_can_load_the_engine(tmp_path: Path) -> None:
     """usearch's static libstdc++ made onnxruntime's import crash (SIGSEGV) in the server: native_libs.py."""
-    script = (
-        "import ragstore, usearch.index\n"
-        "from ragstore.service import RagStore\n"
-        "from ragstore.config import load_settings\n"
-        "store = RagStore.open(load_settings(), start_worker=False)\n"
-        "store.collections.create('c')\n"  # the embedded index: usearch loaded before the model
-        "store.warm_up()\n"
-        "print(store.components.embedder.embed(['전세 보증금'], kind='query').shape)\n"
-        "store.close()\n"
-    )
-    env = {**os.environ, "RAGSTORE_DATA_DIR": str(tmp_path), "RAGSTORE_EMBEDDING_ENGINE": "int8"}
-    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("(1, 384)")
+    lines = [
+        "store.collections.create('c')",  # the embedded index: usearch loaded before the model
+        "store.warm_up()",
+        "print(store.components.embedder.embed(['전세 보증금'], kind='query').shape)",
+    ]
+    assert in_fresh_store_process(tmp_path, lines, RAGSTORE_EMBEDDING_ENGINE="int8").endswith("(1, 384)")
