@@ -31,13 +31,15 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
-def in_fresh_store_process(data_dir: Path, lines: Sequence[str], **env: str) -> str:
+def in_fresh_store_process(data_dir: Path, lines: Sequence[str], *, first: Sequence[str] = (), **env: str) -> str:
     """What a new Python process printed after opening a SQLite store in `data_dir` (`store`) and running
-    `lines`: for what one process loads first, which a test process has loaded long before. Fails on a
-    non-zero exit with the process's stderr."""
+    `lines`: for what one process loads first, which a test process has loaded long before. `first` runs
+    right after `import ragstore`, before anything else is imported. Fails on a non-zero exit with the
+    process's stderr."""
     script = "\n".join(
         [
             "import ragstore",
+            *first,
             "from ragstore.service import RagStore",
             "from ragstore.config import load_settings",
             "store = RagStore.open(load_settings(), start_worker=False)",
