@@ -152,6 +152,42 @@ def test_serve_workers_2_runs_two_processes_that_agree(settings: Settings, tmp_p
                 assert top(fresh, vector)["hits"][0]["document_id"] == doc_id
 
 
+# Loaded at the start of every Python process of the server (sitecustomize): each worker's warm-up first
+# holds the GIL for the given seconds, as kiwi's model load does (libc's sleep through ctypes.PyDLL, which
+# keeps the GIL, unlike time.sleep).
+GIL_HOLDING_WARM_UP = """
+import ctypes, os
+from ragstore.service import RagStore
+_warm_up = RagStore.warm_up
+def _held(self):
+    ctypes.PyDLL(None).sleep(int(os.environ["TEST_WARM_UP_HOLDS_GIL_S"]))
+    _warm_up(self)
+RagStore.warm_up = _held
+"""
+
+
+@on_postgres
+@pytest.mark.timeout(180)
+def test_a_worker_whose_start_up_holds_the_gil_is_not_killed(settings: Settings, tmp_path: Path) -> None:
+    """uvicorn's supervisor kills a worker that does not answer its ping in time (5 s by default). On a busy
+    machine, kiwi's model load held the GIL past that, and `serve --workers 2` killed its workers in their
+    start-up again and again (a connection reset in CI)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(GIL_HOLDING_WARM_UP)
+    log = tmp_path / "serve.log"
+    env = {"PYTHONPATH": str(site), "TEST_WARM_UP_HOLDS_GIL_S": "8"}
+    with server_process(settings, log, "--workers", "2", **env) as client:
+        owners: set[str] = set()
+        for _ in range(200):
+            with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
+                owners.add(fresh.get("/health").json()["components"]["vector_index"]["replica"]["owner"])
+            if len(owners) == 2:
+                break
+        assert len(owners) == 2, owners
+    assert "died" not in log.read_text(), log.read_text()[-3000:]
+
+
 @on_postgres
 @pytest.mark.timeout(120)
 def test_redis_stopped_mid_run_degrades_and_recovers(

@@ -143,6 +143,11 @@ def is_loopback(host: str) -> bool:
 
 
 CHOOSE_PORT = "choose another with --port or RAGSTORE_API_PORT"
+# How long uvicorn's supervisor waits for a worker process to answer its ping before it kills and replaces
+# it (uvicorn's default: 5 s). The ping is answered by a Python thread of the worker, so it waits for the
+# GIL, and kiwi's model load and first analysis hold the GIL for 1.2 and 2.0 s on an idle core; on a busy
+# machine that passed 5 s, and the supervisor killed each worker in its start-up, again and again.
+WORKER_HEALTHCHECK_S = 60
 
 
 def check_port(host: str, port: int) -> None:
@@ -219,7 +224,13 @@ def serve(
     try:
         if processes > 1:
             # Each process builds its own app (and store) from the environment.
-            uvicorn.run("ragstore.api.app:create_app", factory=True, workers=processes, **options)
+            uvicorn.run(
+                "ragstore.api.app:create_app",
+                factory=True,
+                workers=processes,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                **options,
+            )
             return
         uvicorn.run(create_app(cfg), **options)
     finally:
