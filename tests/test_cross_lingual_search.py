@@ -282,18 +282,15 @@ def test_the_companion_reads_a_words_stored_vector_once(kb: RagStore, monkeypatc
     first = companion.stored(words)
     assert set(first) == set(words)
     reads: list[list[str]] = []
-    fetch, raw = kb.db.fetch, kb.db.raw_sqlite_rows
-
-    def counted_fetch(statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
-        reads.append(list((params or {}).get("hashes", [])))
-        return fetch(statement, params)
+    # Both dialects read on the raw driver: SQLite's list of hashes as one JSON parameter, PostgreSQL's as an array.
+    name = "raw_sqlite_rows" if kb.db.is_sqlite else "raw_postgres_rows"
+    raw = getattr(kb.db, name)
 
     def counted_raw(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        reads.append(json.loads(params[-1]))
+        reads.append(json.loads(params[-1]) if kb.db.is_sqlite else list(params[-1]))
         return raw(sql, params)
 
-    monkeypatch.setattr(kb.db, "fetch", counted_fetch)
-    monkeypatch.setattr(kb.db, "raw_sqlite_rows", counted_raw)
+    monkeypatch.setattr(kb.db, name, counted_raw)
     again = companion.stored([*words, content_hash("fir forest")])
     assert all((again[h] == first[h]).all() for h in words)
     assert reads == [[content_hash("fir forest")]]  # only the hash not read before

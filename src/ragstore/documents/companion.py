@@ -21,7 +21,7 @@ from typing import cast
 import numpy as np
 from cachetools import LRUCache
 from numpy.typing import NDArray
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -74,10 +74,10 @@ def insert_embeddings(s: Session, is_sqlite: bool, rows: EmbeddingRows) -> None:
     insert_many(s, _INSERT_EMBEDDINGS_SQLITE if is_sqlite else _INSERT_EMBEDDINGS_PG, values, batch=2000)
 
 
-_STORED = select(Embedding.content_hash, Embedding.vector).where(
-    Embedding.model == bindparam("model"),
-    Embedding.content_hash.in_(bindparam("hashes", expanding=True)),
-    Embedding.dimension == bindparam("dimension"),
+# PostgreSQL: psycopg itself, its results in binary (a bytea in text format comes as hex, twice its bytes and a
+# decoding pass), as the search path's other reads of vectors (Database.raw_postgres_rows).
+_STORED_PG = (
+    "SELECT content_hash, vector FROM embeddings WHERE model = %s AND dimension = %s AND content_hash = ANY(%s)"
 )
 # SQLite: the thread's own raw connection and one JSON parameter, as the search path's other reads
 # (search/rows.py); through the pool, 50 concurrent searches opened and closed a connection each time.
@@ -121,7 +121,7 @@ class Companion:
             if self.db.is_sqlite:
                 rows = self.db.raw_sqlite_rows(_STORED_SQLITE, (self.model, self.dimension, json.dumps(part)))
             else:
-                rows = self.db.fetch(_STORED, {"model": self.model, "hashes": part, "dimension": self.dimension})
+                rows = self.db.raw_postgres_rows(_STORED_PG, (self.model, self.dimension, part))
             read = {h: np.frombuffer(blob, dtype="<f4") for h, blob in rows}
             out.update(read)
             with self._recent_lock:
