@@ -81,6 +81,18 @@ def server_process(settings: Settings, log: Path, *args: str, **env: str) -> Ite
             proc.kill()
 
 
+def replica_owners(client: httpx.Client, processes: int = 2) -> set[str]:
+    """The index replicas' owners that /health names over up to 200 new connections (the kernel hands each to
+    any of the server's processes), until `processes` are seen."""
+    owners: set[str] = set()
+    for _ in range(200):
+        with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
+            owners.add(fresh.get("/health").json()["components"]["vector_index"]["replica"]["owner"])
+        if len(owners) == processes:
+            break
+    return owners
+
+
 def add(client: httpx.Client, text: str, vector: list[float]) -> int:
     response = client.post(
         "/v1/collections/kb/documents", json={"text": text, "chunks": [{"text": text, "vector": vector}]}
@@ -136,12 +148,7 @@ def test_two_server_processes_see_each_others_writes_at_once(
 @pytest.mark.timeout(180)
 def test_serve_workers_2_runs_two_processes_that_agree(settings: Settings, tmp_path: Path) -> None:
     with server_process(settings, tmp_path / "serve.log", "--workers", "2") as client:
-        owners: set[str] = set()
-        for _ in range(200):  # a new connection each time: the kernel hands it to either process
-            with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
-                owners.add(fresh.get("/health").json()["components"]["vector_index"]["replica"]["owner"])
-            if len(owners) == 2:
-                break
+        owners = replica_owners(client)
         assert len(owners) == 2, owners
         made = client.post("/v1/collections", json={"name": "kb", "embedding_model": "synthetic", "dimension": DIM})
         assert made.status_code == 201
@@ -178,12 +185,7 @@ def test_a_worker_whose_start_up_holds_the_gil_is_not_killed(settings: Settings,
     log = tmp_path / "serve.log"
     env = {"PYTHONPATH": str(site), "TEST_WARM_UP_HOLDS_GIL_S": "8"}
     with server_process(settings, log, "--workers", "2", **env) as client:
-        owners: set[str] = set()
-        for _ in range(200):
-            with httpx.Client(base_url=client.base_url, timeout=30) as fresh:
-                owners.add(fresh.get("/health").json()["components"]["vector_index"]["replica"]["owner"])
-            if len(owners) == 2:
-                break
+        owners = replica_owners(client)
         assert len(owners) == 2, owners
     assert "died" not in log.read_text(), log.read_text()[-3000:]
 
