@@ -226,7 +226,8 @@ def test_the_cli_measures_shows_and_refuses_an_unknown_collection(
     assert short.exit_code == 0, short.output
     line = " ".join(short.output.split())  # as one line, whatever the terminal's width wrapped
     assert "short of the target: the graph itself tops out below it; a denser graph reaches further" in line
-    assert "(RAGSTORE_HNSW_M, RAGSTORE_HNSW_EF_CONSTRUCTION, then `ragstore index rebuild -c kb`)" in line
+    assert "(RAGSTORE_HNSW_EF_CONSTRUCTION=128 took 1M vectors from 0.935 to 0.994; RAGSTORE_HNSW_M less so; " in line
+    assert "then `ragstore index rebuild -c kb`)" in line
 
     unknown = runner.invoke(app, ["index", "tune", "-c", "nope"])
     assert unknown.exit_code == 2 and unknown.output.strip() == "error: collection 'nope' does not exist"
