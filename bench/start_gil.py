@@ -5,7 +5,7 @@
 `ragstore serve --workers N` runs uvicorn's supervisor, which pings each worker over a pipe and kills one
 that does not answer in time. A Python thread of the worker answers, so the answer waits while any call
 holds the GIL. This opens a store (the embedded defaults, in DIR or a temporary folder) and runs each step
-of `RagStore.warm_up` in a fresh process, beside a thread that wakes every 5 ms and records the longest
+of `RagStore.warm_up` in this fresh process, beside a thread that wakes every 5 ms and records the longest
 wait between two of its wakes: the longest GIL hold of the step, as the ping thread would see it. Prints a
 table with each step's seconds, its longest hold, and that hold against `cli/lifecycle.WORKER_HEALTHCHECK_S`
 (a busy machine stretches every hold by the number of runnable threads per core). No assertion.
@@ -14,6 +14,7 @@ table with each step's seconds, its longest hold, and that hold against `cli/lif
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import tempfile
 import threading
@@ -68,32 +69,27 @@ def main() -> None:
         took, held = watch.step(run)
         rows.append((name, took, held))
 
-    imported: dict[str, object] = {}
+    # Timed as the first import of ragstore in this process; the names are then taken from the loaded modules.
+    timed("import ragstore.service", lambda: importlib.import_module("ragstore.service"))
+    from ragstore.cli.lifecycle import WORKER_HEALTHCHECK_S
+    from ragstore.config import Settings
+    from ragstore.service import RagStore
 
-    def imports() -> None:
-        from ragstore.cli.lifecycle import WORKER_HEALTHCHECK_S
-        from ragstore.config import Settings
-        from ragstore.service import RagStore
-
-        imported.update(Settings=Settings, RagStore=RagStore, limit=WORKER_HEALTHCHECK_S)
-
-    timed("import ragstore.service", imports)
     with tempfile.TemporaryDirectory(prefix="ragstore-start-gil-") as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        settings = imported["Settings"](data_dir=data_dir)  # type: ignore[operator]
-        opened: dict[str, object] = {}
-        timed("RagStore.open", lambda: opened.update(store=imported["RagStore"].open(settings)))  # type: ignore[attr-defined]
-        store = opened["store"]
-        components = store.components  # type: ignore[attr-defined]
-        timed("embedder warm-up", components.embedder.warm_up)
-        timed("kiwi: load and first analysis", lambda: components.lexical_indexer.target().terms("warm up 준비"))
-        timed("kiwi: second analysis", lambda: components.lexical_indexer.target().terms("서울 지하철 환승 안내"))
-        if components.term_bridge is not None:
-            timed("companion model", lambda: components.term_bridge.companion.embed_terms(["warm up", "준비"]))
-        store.close()  # type: ignore[attr-defined]
+        opened: list[RagStore] = []
+        timed("RagStore.open", lambda: opened.append(RagStore.open(Settings(data_dir=args.data_dir or Path(tmp)))))
+        with opened[0] as store:  # the steps of RagStore.warm_up, one by one
+            components = store.components
+            timed("embedder warm-up", getattr(components.embedder, "warm_up", lambda: None))
+            analyzer = components.lexical_indexer.target()
+            timed("kiwi: load and first analysis", lambda: analyzer.terms("warm up 준비"))
+            timed("kiwi: second analysis", lambda: analyzer.terms("서울 지하철 환승 안내"))
+            bridge = components.term_bridge
+            if bridge is not None:
+                timed("companion model", lambda: bridge.companion.embed_terms(["warm up", "준비"]))
     watch.stop()
 
-    limit = float(imported["limit"])  # type: ignore[arg-type]
+    limit = WORKER_HEALTHCHECK_S
     table = Table(
         title=f"start-up GIL holds ({platform.processor() or platform.machine()}, Python {platform.python_version()})"
     )
